@@ -1,0 +1,85 @@
+"""Small file helpers: bounded reads and atomic writes (temp file, fsync, ``os.replace``)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from provenance.errors import InputError, LocalIOError
+
+
+def read_bytes(path: Path, *, limit: int, what: str = "") -> bytes:
+    """Read a whole file of at most ``limit`` bytes.
+
+    Raises:
+        InputError: missing, a directory, not a regular file, unreadable, or larger than ``limit``.
+        LocalIOError: any other I/O error.
+    """
+    label = what or str(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise InputError(f"{label}: no such file") from None
+    except PermissionError:
+        raise InputError(f"{label}: permission denied") from None
+    except OSError as exc:
+        raise LocalIOError(f"{label}: cannot open: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise InputError(f"{label}: is a directory, expected a file")
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(f"{label}: not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read(limit + 1)
+    except IsADirectoryError:
+        raise InputError(f"{label}: is a directory, expected a file") from None
+    except OSError as exc:
+        raise LocalIOError(f"{label}: cannot read: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise InputError(f"{label}: larger than the {limit}-byte limit for this kind of file")
+    return data
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path, *, mode: int = 0o644) -> Iterator[IO[bytes]]:
+    """Open a temp file beside ``path``; on clean exit fsync it and move it over ``path``.
+
+    On any exception the temp file is removed and ``path`` is left exactly as it was.
+
+    Raises:
+        LocalIOError: the file cannot be created, written or moved into place.
+    """
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except FileNotFoundError:
+        raise InputError(f"{path}: the directory {directory} does not exist") from None
+    except OSError as exc:
+        raise LocalIOError(f"{path}: cannot create a file in {directory}: {exc.strerror}") from None
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp_name, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temp_name)
+        if isinstance(exc, OSError):
+            raise LocalIOError(f"{path}: cannot write: {exc.strerror}") from None
+        raise
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_writer`)."""
+    with atomic_writer(path, mode=mode) as handle:
+        handle.write(data)

@@ -1,0 +1,176 @@
+"""Strict JSON, canonical bytes and base64.
+
+Every JSON document this toolkit reads goes through :func:`loads`, an I-JSON profile of RFC 8259:
+UTF-8 only (no byte-order mark), no duplicate object keys, no NaN or Infinity, no lone surrogates,
+integers within +-(2**53 - 1), and nesting no deeper than :data:`MAX_DEPTH`. Parsers that disagree
+on such inputs are how "verify one thing, use another" attacks work, so they are refused outright.
+
+Bytes that are hashed or signed are produced by :func:`canonical` (RFC 8785, JCS).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from typing import Any
+
+import rfc8785
+
+from provenance.errors import FormatError
+
+MAX_DEPTH = 64
+MAX_SAFE_INT = 2**53 - 1
+_MAX_NUMBER_CHARS = 100
+
+_BASE64_STD = re.compile(rb"\A[A-Za-z0-9+/]*={0,2}\Z")
+_BASE64_URL = re.compile(rb"\A[A-Za-z0-9_-]*={0,2}\Z")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in JSON")
+
+
+def _parse_int(text: str) -> int:
+    if len(text) > _MAX_NUMBER_CHARS:
+        raise ValueError("integer literal too long")
+    value = int(text)
+    if not -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
+        raise ValueError(f"integer {text} is outside +-(2**53 - 1)")
+    return value
+
+
+def _parse_float(text: str) -> float:
+    if len(text) > _MAX_NUMBER_CHARS:
+        raise ValueError("number literal too long")
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text} overflows a double")
+    return value
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _check_tree(value: Any, depth: int) -> None:
+    """Raise ValueError on nesting beyond MAX_DEPTH or a string holding a lone surrogate."""
+    if depth > MAX_DEPTH:
+        raise ValueError(f"nesting deeper than {MAX_DEPTH} levels")
+    if isinstance(value, str):
+        if _has_lone_surrogate(value):
+            raise ValueError("string holds a lone surrogate")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if _has_lone_surrogate(key):
+                raise ValueError("object key holds a lone surrogate")
+            _check_tree(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_tree(item, depth + 1)
+
+
+def loads(data: bytes, *, what: str) -> Any:
+    """Parse ``data`` as strict JSON.
+
+    Args:
+        data: the raw bytes (never a str: the encoding is part of what is checked).
+        what: names the document in error messages, e.g. a file path.
+
+    Returns:
+        The parsed value (dicts, lists, str, int, float, bool, None).
+
+    Raises:
+        FormatError: the bytes are not strict UTF-8 JSON as described in the module docstring.
+    """
+    if data.startswith(b"\xef\xbb\xbf"):
+        raise FormatError(f"{what}: JSON must not start with a byte-order mark")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"{what}: not valid UTF-8 at byte {exc.start}") from None
+    try:
+        value = json.loads(
+            text,
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_reject_constant,
+            parse_int=_parse_int,
+            parse_float=_parse_float,
+        )
+        _check_tree(value, 0)
+    except json.JSONDecodeError as exc:
+        raise FormatError(
+            f"{what}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
+    except RecursionError:
+        raise FormatError(f"{what}: nesting deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:
+        raise FormatError(f"{what}: {exc}") from None
+    return value
+
+
+def loads_object(data: bytes, *, what: str) -> dict[str, Any]:
+    """Like :func:`loads`, but the top level must be an object.
+
+    Raises:
+        FormatError: malformed, or not an object.
+    """
+    value = loads(data, what=what)
+    if not isinstance(value, dict):
+        raise FormatError(f"{what}: expected a JSON object at the top level")
+    return value
+
+
+def canonical(value: Any) -> bytes:
+    """Return the RFC 8785 (JCS) canonical bytes of ``value``.
+
+    Raises:
+        FormatError: the value cannot be canonicalized (NaN, huge integers, lone surrogates).
+    """
+    try:
+        return bytes(rfc8785.dumps(value))
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        raise FormatError(f"cannot canonicalize JSON value: {exc}") from None
+
+
+def pretty(value: Any) -> bytes:
+    """Return deterministic, human-readable JSON bytes (sorted keys, 2-space indent, newline)."""
+    return (json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def b64encode(data: bytes) -> str:
+    """Return standard base64 with padding."""
+    return base64.b64encode(data).decode("ascii")
+
+
+def b64decode(text: str, *, what: str) -> bytes:
+    """Decode standard or URL-safe base64, strictly (no junk characters, correct padding).
+
+    DSSE asks verifiers to accept both alphabets; neither may be mixed with stray characters.
+
+    Raises:
+        FormatError: not valid base64 in either alphabet.
+    """
+    raw = text.encode("ascii", errors="replace")
+    try:
+        if _BASE64_STD.match(raw):
+            return base64.b64decode(raw, validate=True)
+        if _BASE64_URL.match(raw):
+            return base64.urlsafe_b64decode(raw)
+    except (binascii.Error, ValueError):
+        pass
+    raise FormatError(f"{what}: not valid base64")

@@ -1,0 +1,75 @@
+"""One exception hierarchy for the whole toolkit.
+
+The CLI maps each family to an exit code in one place (``provenance.cli``):
+
+- ``VerificationError`` -> 1: a verified "no" (bad or untrusted signature, rollback, expired,
+  digest mismatch, exclusion violation).
+- ``InputError`` -> 2: bad input or usage (malformed, missing or unreadable file, schema error).
+- ``UnavailableError`` -> 3: could not answer (network failure, timeout, I/O error).
+"""
+
+from __future__ import annotations
+
+
+class ProvenanceError(Exception):
+    """Root of every error this package raises on purpose."""
+
+    exit_code = 3
+
+
+class InputError(ProvenanceError):
+    """The input is malformed, missing, unreadable or of the wrong kind."""
+
+    exit_code = 2
+
+
+class FormatError(InputError):
+    """Bytes, JSON, base64 or another encoding is malformed."""
+
+
+class SchemaError(FormatError):
+    """A document does not match its JSON Schema."""
+
+
+class KeyFormatError(InputError):
+    """A key file cannot be loaded (wrong format, unsupported algorithm, bad passphrase)."""
+
+
+class UnsafePathError(InputError):
+    """A path escapes its root, is a special file, or cannot be represented."""
+
+
+class VerificationError(ProvenanceError):
+    """An integrity or authenticity check failed: do not trust this."""
+
+    exit_code = 1
+
+
+class SignatureError(VerificationError):
+    """A signature does not verify, or fewer than the threshold of trusted keys signed."""
+
+
+class DigestMismatchError(VerificationError):
+    """Content does not match the digest it is committed to."""
+
+
+class RollbackError(VerificationError):
+    """A version older than the trusted one was offered."""
+
+
+class ExpiredError(VerificationError):
+    """Signed metadata has expired."""
+
+
+class UnavailableError(ProvenanceError):
+    """The question could not be answered (network, timeout, local I/O)."""
+
+    exit_code = 3
+
+
+class FetchError(UnavailableError):
+    """A download failed: network error, timeout, size limit, HTTP status, refused redirect."""
+
+
+class LocalIOError(UnavailableError):
+    """Reading or writing a local file failed, or a file changed while it was read."""

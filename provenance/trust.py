@@ -1,0 +1,225 @@
+"""The trust store: which public keys are trusted, for which roles, and list policies.
+
+A key trusted for one role is not trusted for another. Each key is stored with its PEM, and its
+keyid is recomputed from the PEM when the store is loaded, so a store cannot claim one keyid for
+another key. Exclusion lists name the keys (and the threshold of them) that may sign each list's
+repository, and whether cards must have applied the list (``required``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from provenance import _json, schema
+from provenance.errors import FormatError, InputError
+from provenance.keys import PublicKey
+
+Role = Literal["dataset-publisher", "list-publisher", "auditor"]
+ROLES: tuple[Role, ...] = ("dataset-publisher", "list-publisher", "auditor")
+MAX_TRUST_STORE_BYTES = 4 * 1024 * 1024
+
+
+def parse_time(text: str, *, what: str) -> dt.datetime:
+    """Parse an RFC 3339 UTC timestamp of the form ``YYYY-MM-DDTHH:MM:SSZ``.
+
+    Raises:
+        FormatError: any other form (offsets, fractions, naive times are refused).
+    """
+    try:
+        value = dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        raise FormatError(f"{what}: {text!r} is not a UTC time like 2026-01-31T12:00:00Z") from None
+    return value.replace(tzinfo=dt.UTC)
+
+
+def format_time(value: dt.datetime) -> str:
+    """Format an aware datetime as ``YYYY-MM-DDTHH:MM:SSZ`` (UTC, seconds)."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime")
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedKey:
+    """A public key with the name and roles it is trusted for."""
+
+    name: str
+    key: PublicKey
+    roles: frozenset[str]
+    not_before: dt.datetime | None = None
+    not_after: dt.datetime | None = None
+
+    @property
+    def keyid(self) -> str:
+        """The key's id, derived from the key."""
+        return self.key.keyid
+
+    def valid_at(self, at: dt.datetime) -> bool:
+        """Whether ``at`` falls inside the key's validity window."""
+        if self.not_before is not None and at < self.not_before:
+            return False
+        return not (self.not_after is not None and at >= self.not_after)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form."""
+        data: dict[str, Any] = {
+            "keyid": self.keyid,
+            "name": self.name,
+            "algorithm": self.key.algorithm,
+            "publicKey": self.key.to_pem(),
+            "roles": sorted(self.roles),
+        }
+        if self.not_before is not None:
+            data["notBefore"] = format_time(self.not_before)
+        if self.not_after is not None:
+            data["notAfter"] = format_time(self.not_after)
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class ListPolicy:
+    """Who may sign exclusion list ``name``, how many of them, and whether cards must apply it."""
+
+    name: str
+    keyids: tuple[str, ...] = ()
+    threshold: int = 1
+    required: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form."""
+        return {"keyids": list(self.keyids), "threshold": self.threshold, "required": self.required}
+
+
+@dataclass(frozen=True, slots=True)
+class TrustStore:
+    """Trusted keys by keyid, and list policies by list name."""
+
+    keys: Mapping[str, TrustedKey] = field(default_factory=dict)
+    lists: Mapping[str, ListPolicy] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: bytes, *, what: str) -> TrustStore:
+        """Parse and check a trust store.
+
+        Raises:
+            FormatError, SchemaError: malformed, a keyid that does not match its key, a key listed
+                twice, or a list policy naming an unknown key or an impossible threshold.
+        """
+        if len(data) > MAX_TRUST_STORE_BYTES:
+            raise FormatError(f"{what}: larger than {MAX_TRUST_STORE_BYTES} bytes")
+        document = _json.loads(data, what=what)
+        schema.validate(document, schema.TRUST_STORE, what=what)
+        keys: dict[str, TrustedKey] = {}
+        for index, item in enumerate(document["keys"]):
+            where = f"{what}: keys/{index}"
+            public = PublicKey.from_pem(item["publicKey"].encode("ascii"), what=where)
+            if public.keyid != item["keyid"]:
+                raise FormatError(
+                    f"{where}: keyid {item['keyid']} does not match its key ({public.keyid})"
+                )
+            if public.keyid in keys:
+                raise FormatError(f"{where}: key {public.keyid} is listed twice")
+            keys[public.keyid] = TrustedKey(
+                name=item["name"],
+                key=public,
+                roles=frozenset(item["roles"]),
+                not_before=parse_time(item["notBefore"], what=where) if "notBefore" in item else None,
+                not_after=parse_time(item["notAfter"], what=where) if "notAfter" in item else None,
+            )
+        lists: dict[str, ListPolicy] = {}
+        for name, item in sorted(document.get("lists", {}).items()):
+            where = f"{what}: lists/{name}"
+            keyids = tuple(dict.fromkeys(item.get("keyids", [])))
+            for keyid in keyids:
+                if keyid not in keys or "list-publisher" not in keys[keyid].roles:
+                    raise FormatError(f"{where}: key {keyid} is not a trusted list-publisher key")
+            policy = ListPolicy(name, keyids, item.get("threshold", 1), item.get("required", False))
+            if keyids and policy.threshold > len(keyids):
+                raise FormatError(
+                    f"{where}: threshold {policy.threshold} exceeds its {len(keyids)} key(s)"
+                )
+            lists[name] = policy
+        return cls(keys, lists)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form (keys sorted by keyid)."""
+        return {
+            "version": 1,
+            "keys": [self.keys[k].to_dict() for k in sorted(self.keys)],
+            "lists": {name: self.lists[name].to_dict() for name in sorted(self.lists)},
+        }
+
+    def to_json(self) -> bytes:
+        """Return deterministic JSON bytes."""
+        return _json.pretty(self.to_dict())
+
+    def keys_for(self, role: Role, *, at: dt.datetime) -> dict[str, PublicKey]:
+        """Return the keys trusted for ``role`` at time ``at``, by keyid (possibly empty)."""
+        return {
+            keyid: trusted.key
+            for keyid, trusted in self.keys.items()
+            if role in trusted.roles and trusted.valid_at(at)
+        }
+
+    def require_keys(self, role: Role, *, at: dt.datetime, what: str) -> dict[str, PublicKey]:
+        """Like :meth:`keys_for`, but an empty result is an error.
+
+        Raises:
+            InputError: no key is trusted for ``role`` at ``at`` (vacuous trust is refused).
+        """
+        keys = self.keys_for(role, at=at)
+        if not keys:
+            raise InputError(f"{what}: no key is trusted for the role {role!r}")
+        return keys
+
+    def name_of(self, keyid: str) -> str:
+        """Return the name recorded for ``keyid``, or the keyid itself."""
+        trusted = self.keys.get(keyid)
+        return trusted.name if trusted else keyid
+
+    def with_key(
+        self,
+        key: PublicKey,
+        *,
+        name: str,
+        role: Role,
+        list_name: str | None = None,
+        threshold: int | None = None,
+    ) -> TrustStore:
+        """Return a copy trusting ``key`` for ``role`` (and for list ``list_name``).
+
+        Raises:
+            InputError: ``list_name`` given for another role than list-publisher, or a threshold
+                below 1 or above the list's number of keys.
+        """
+        if list_name is not None and role != "list-publisher":
+            raise InputError("--list applies only to the role list-publisher")
+        if threshold is not None and list_name is None:
+            raise InputError("--threshold applies only with --list")
+        keys = dict(self.keys)
+        existing = keys.get(key.keyid)
+        if existing is not None:
+            keys[key.keyid] = replace(existing, roles=existing.roles | {role})
+        else:
+            keys[key.keyid] = TrustedKey(name=name, key=key, roles=frozenset({role}))
+        lists = dict(self.lists)
+        if list_name is not None:
+            policy = lists.get(list_name, ListPolicy(list_name))
+            keyids = tuple(dict.fromkeys((*policy.keyids, key.keyid)))
+            new_threshold = threshold if threshold is not None else policy.threshold
+            if new_threshold < 1 or new_threshold > len(keyids):
+                raise InputError(
+                    f"threshold {new_threshold} for list {list_name!r} must be between 1 and"
+                    f" its {len(keyids)} key(s)"
+                )
+            lists[list_name] = replace(policy, keyids=keyids, threshold=new_threshold)
+        return TrustStore(keys, lists)
+
+    def with_required(self, list_name: str) -> TrustStore:
+        """Return a copy in which cards must have applied ``list_name``."""
+        lists = dict(self.lists)
+        lists[list_name] = replace(lists.get(list_name, ListPolicy(list_name)), required=True)
+        return TrustStore(self.keys, lists)
