@@ -1,0 +1,239 @@
+"""Records files: JSON Lines, CSV or Parquet with one training record per row.
+
+Columns: ``id``, ``url``, exactly one of ``text`` / ``path`` / ``sha256``, and optional
+``source``, ``license``, ``rightsHolder`` and ``size``. Other columns are kept (for writing
+filtered copies) but otherwise ignored. Rows are streamed: memory does not grow with the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from provenance import _json
+from provenance.errors import FormatError, InputError, LocalIOError, UnsafePathError
+
+RecordFormat = Literal["jsonl", "csv", "parquet"]
+MAX_RECORD_BYTES = 256 * 1024 * 1024
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_KNOWN = ("id", "url", "text", "path", "sha256", "source", "license", "rightsHolder", "size")
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One row. ``raw`` is the row as read (the JSON line's bytes, or a dict for CSV/Parquet)."""
+
+    number: int
+    id: str
+    url: str | None
+    text: str | None
+    path: str | None
+    sha256: str | None
+    source: str | None
+    license: str | None
+    rights_holder: str | None
+    size: int | None
+    raw: Any
+
+
+def detect_format(path: Path) -> RecordFormat:
+    """Return the records format implied by ``path``'s suffix.
+
+    Raises:
+        InputError: an unknown suffix.
+    """
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        return "jsonl"
+    if suffix == ".csv":
+        return "csv"
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    raise InputError(
+        f"{path}: unknown records format {suffix!r}; use .jsonl, .csv or .parquet (or a directory)"
+    )
+
+
+def _optional_str(row: dict[str, Any], key: str, where: str) -> str | None:
+    value = row.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise FormatError(f"{where}: column {key!r} must be a string")
+    return value
+
+
+def _to_record(row: dict[str, Any], number: int, where: str, raw: Any) -> Record:
+    record_id = row.get("id")
+    if not isinstance(record_id, str) or not record_id:
+        raise FormatError(f"{where}: missing or empty 'id'")
+    text = row.get("text")
+    if text is not None and not isinstance(text, str):
+        raise FormatError(f"{where}: column 'text' must be a string")
+    path = _optional_str(row, "path", where)
+    digest = _optional_str(row, "sha256", where)
+    given = [name for name, value in (("text", text), ("path", path), ("sha256", digest)) if value is not None]
+    if len(given) != 1:
+        raise FormatError(
+            f"{where}: record {record_id!r} needs exactly one of 'text', 'path', 'sha256'"
+            f" (has {', '.join(given) or 'none'})"
+        )
+    if digest is not None and not _HEX64.fullmatch(digest):
+        raise FormatError(f"{where}: 'sha256' must be 64 lowercase hex digits")
+    size = row.get("size")
+    if size == "" or size is None:
+        size = None
+    elif isinstance(size, str) and size.isdigit():
+        size = int(size)
+    elif not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise FormatError(f"{where}: 'size' must be a non-negative integer")
+    return Record(
+        number=number,
+        id=record_id,
+        url=_optional_str(row, "url", where),
+        text=text,
+        path=path,
+        sha256=digest,
+        source=_optional_str(row, "source", where),
+        license=_optional_str(row, "license", where),
+        rights_holder=_optional_str(row, "rightsHolder", where),
+        size=size,
+        raw=raw,
+    )
+
+
+def _open(path: Path) -> io.BufferedReader:
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory") from None
+    except PermissionError:
+        raise InputError(f"{path}: permission denied") from None
+    except OSError as exc:
+        raise LocalIOError(f"{path}: cannot open: {exc.strerror}") from None
+
+
+def iter_records(path: Path, fmt: RecordFormat | None = None) -> Iterator[Record]:
+    """Stream the records of ``path``.
+
+    Raises:
+        InputError: missing or unreadable file, unknown format.
+        FormatError: a malformed row (the line or row number is named).
+    """
+    fmt = fmt or detect_format(path)
+    if fmt == "jsonl":
+        yield from _iter_jsonl(path)
+    elif fmt == "csv":
+        yield from _iter_csv(path)
+    else:
+        yield from _iter_parquet(path)
+
+
+def _iter_jsonl(path: Path) -> Iterator[Record]:
+    with _open(path) as handle:
+        try:
+            for number, line in enumerate(handle, start=1):
+                where = f"{path}:{number}"
+                if len(line) > MAX_RECORD_BYTES:
+                    raise FormatError(f"{where}: record larger than {MAX_RECORD_BYTES} bytes")
+                stripped = line.rstrip(b"\r\n")
+                if not stripped.strip():
+                    continue
+                row = _json.loads(stripped, what=where)
+                if not isinstance(row, dict):
+                    raise FormatError(f"{where}: each line must be a JSON object")
+                yield _to_record(row, number, where, stripped)
+        except OSError as exc:
+            raise LocalIOError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def _iter_csv(path: Path) -> Iterator[Record]:
+    csv.field_size_limit(min(sys.maxsize, MAX_RECORD_BYTES))
+    with _open(path) as binary:
+        text = io.TextIOWrapper(binary, encoding="utf-8", newline="", errors="strict")
+        try:
+            reader = csv.DictReader(text, strict=True)
+            if reader.fieldnames is None or "id" not in reader.fieldnames:
+                raise FormatError(f"{path}: CSV header must name an 'id' column")
+            if len(set(reader.fieldnames)) != len(reader.fieldnames):
+                raise FormatError(f"{path}: CSV header repeats a column name")
+            for row in reader:
+                where = f"{path}:{reader.line_num}"
+                if None in row:
+                    raise FormatError(f"{where}: more fields than the header names")
+                yield _to_record(dict(row), reader.line_num, where, dict(row))
+        except csv.Error as exc:
+            raise FormatError(f"{path}: malformed CSV: {exc}") from None
+        except UnicodeDecodeError:
+            raise FormatError(f"{path}: not valid UTF-8") from None
+
+
+def _iter_parquet(path: Path) -> Iterator[Record]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise InputError(
+            "reading Parquet needs pyarrow: pip install 'provenance[parquet]'"
+        ) from None
+    try:
+        parquet = pq.ParquetFile(path)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for corrupt files
+        raise FormatError(f"{path}: not a readable Parquet file: {exc}") from None
+    number = 0
+    try:
+        for batch in parquet.iter_batches(batch_size=8192):
+            for row in batch.to_pylist():
+                number += 1
+                yield _to_record(row, number, f"{path}: row {number}", row)
+    except (OSError, ValueError) as exc:
+        raise FormatError(f"{path}: cannot read Parquet rows: {exc}") from None
+
+
+def safe_join(base: Path, relative: str, *, what: str) -> str:
+    """Resolve ``relative`` under ``base``, refusing anything that escapes it.
+
+    Raises:
+        UnsafePathError: absolute, ``..``, backslashes, or a symlink out of ``base``.
+    """
+    if (
+        not relative
+        or relative.startswith(("/", "\\"))
+        or "\\" in relative
+        or "\x00" in relative
+        or re.match(r"^[A-Za-z]:", relative)
+        or any(part in ("..",) for part in relative.split("/"))
+    ):
+        raise UnsafePathError(f"{what}: path {relative!r} escapes the records' directory")
+    real_base = os.path.realpath(base)
+    target = os.path.realpath(os.path.join(real_base, relative))
+    if os.path.commonpath([real_base, target]) != real_base:
+        raise UnsafePathError(f"{what}: path {relative!r} leads out of the records' directory")
+    return target
+
+
+def text_digest(text: str) -> tuple[str, int]:
+    """Return the SHA-256 hex and byte size of ``text`` encoded as UTF-8.
+
+    Raises:
+        FormatError: the text holds lone surrogates.
+    """
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FormatError("text holds a lone surrogate") from None
+    return hashlib.sha256(data).hexdigest(), len(data)
+
+
+KNOWN_COLUMNS = _KNOWN
