@@ -1,0 +1,53 @@
+"""The ``provenance`` command line. The only package that imports click.
+
+Each command group lives in its own thin module; every command body calls into the library.
+Errors are mapped to exit codes in exactly one place, :func:`main`:
+0 ok, 1 a verified "no", 2 bad input or usage, 3 could not answer.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from provenance import __version__
+from provenance.errors import ProvenanceError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="provenance")
+def cli() -> None:
+    """Signed dataset cards and exclusion lists for AI training data."""
+
+
+def _register() -> None:
+    from provenance.cli import _card, _demo, _key, _manifest, _trust, _verify
+
+    for module in (_key, _trust, _manifest, _card, _verify, _demo):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI and exit with the code of the outcome (see the module docstring)."""
+    try:
+        result = cli.main(args=argv, prog_name="provenance", standalone_mode=False)
+    except ProvenanceError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("error: aborted", err=True)
+        sys.exit(3)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except BrokenPipeError:
+        sys.exit(3)
+    except KeyboardInterrupt:
+        click.echo("error: interrupted", err=True)
+        sys.exit(3)
+    sys.exit(result if isinstance(result, int) else 0)

@@ -1,0 +1,78 @@
+"""Helpers shared by the command modules: options, clock, reading inputs, writing outputs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from provenance.errors import InputError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+PATH = click.Path(path_type=Path)
+EXISTING = click.Path(path_type=Path, exists=False)
+
+
+def json_option(function: F) -> F:
+    """Add ``--json`` (machine-readable output on stdout)."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")(function)
+
+
+def now_option(function: F) -> F:
+    """Add the hidden ``--now`` option that fixes the clock (for tests and reproducing runs)."""
+    return click.option(
+        "--now",
+        hidden=True,
+        envvar="PROVENANCE_NOW",
+        help="Use this UTC time (YYYY-MM-DDTHH:MM:SSZ) as 'now'.",
+    )(function)
+
+
+def resolve_now(text: str | None) -> dt.datetime:
+    """Return 'now' for a command: the ``--now`` value, or the system clock read once."""
+    if text:
+        from provenance.trust import parse_time
+
+        return parse_time(text, what="--now")
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def passphrase_from_env(variable: str | None) -> bytes | None:
+    """Return the passphrase held in environment variable ``variable``.
+
+    Raises:
+        InputError: the variable is named but not set or empty.
+    """
+    if variable is None:
+        return None
+    value = os.environ.get(variable)
+    if not value:
+        raise InputError(f"--passphrase-env: environment variable {variable} is not set or empty")
+    return value.encode("utf-8")
+
+
+def print_json(document: Any) -> None:
+    """Print ``document`` as JSON (sorted keys) on stdout."""
+    click.echo(json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False))
+
+
+def progress_bar(total: int, description: str) -> Any:
+    """Return a tqdm byte progress bar, shown only when stderr is a terminal."""
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        unit="B",
+        unit_scale=True,
+        desc=description,
+        disable=not sys.stderr.isatty(),
+        leave=False,
+        file=sys.stderr,
+    )

@@ -1,0 +1,92 @@
+"""``provenance manifest build|merge|show``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from provenance import manifest
+from provenance.cli._common import PATH, json_option, print_json, progress_bar
+
+
+@click.group("manifest")
+def manifest_group() -> None:
+    """Build and inspect manifests (one hashed entry per file or record)."""
+
+
+@manifest_group.command("build")
+@click.argument("input_path", metavar="INPUT", type=PATH)
+@click.option("-o", "--output", required=True, type=PATH, help="Manifest file to write.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=lambda: os.cpu_count() or 1,
+    show_default="all cores",
+    help="Hashing processes.",
+)
+@click.option("--shard", metavar="K/N", help="Build only shard K of N (merge shards with 'manifest merge').")
+@json_option
+def build(input_path: Path, output: Path, workers: int, shard: str | None, as_json: bool) -> None:
+    """Hash INPUT (a directory, or a .jsonl/.csv/.parquet records file) into a manifest."""
+    shard_spec = manifest.parse_shard(shard) if shard else None
+    if input_path.is_dir():
+        bar = progress_bar(0, "hashing")
+        with bar:
+
+            def on_total(total: int) -> None:
+                bar.reset(total=total)
+
+            entries = manifest.build_from_directory(
+                input_path,
+                workers=workers,
+                shard=shard_spec,
+                exclude={os.path.realpath(output)},
+                progress=bar.update,
+                on_total=on_total,
+            )
+    else:
+        with progress_bar(0, "records") as bar:
+            entries = manifest.build_from_records(input_path, shard=shard_spec, progress=bar.update)
+    summary = manifest.write_manifest(entries, output)
+    _report(output, summary, as_json)
+
+
+@manifest_group.command("merge")
+@click.argument("inputs", nargs=-1, required=True, type=PATH)
+@click.option("-o", "--output", required=True, type=PATH, help="Merged manifest to write.")
+@json_option
+def merge(inputs: tuple[Path, ...], output: Path, as_json: bool) -> None:
+    """Merge manifests built separately (e.g. with --shard) into one."""
+    summary = manifest.merge_manifests(inputs, output)
+    _report(output, summary, as_json)
+
+
+@manifest_group.command("show")
+@click.argument("path", type=PATH)
+@json_option
+def show(path: Path, as_json: bool) -> None:
+    """Check a manifest and print its digest, entry count, bytes and Merkle root."""
+    summary = manifest.read_manifest(path).summary
+    _report(path, summary, as_json, verb="checked")
+
+
+def _report(path: Path, summary: manifest.ManifestSummary, as_json: bool, verb: str = "wrote") -> None:
+    if as_json:
+        print_json(
+            {
+                "manifest": str(path),
+                "sha256": summary.digest,
+                "entries": summary.entries,
+                "bytes": summary.total_bytes,
+                "merkleRoot": summary.root,
+            }
+        )
+        return
+    click.echo(f"{verb} {path}: {summary.entries} entries, {summary.total_bytes} bytes")
+    click.echo(f"  sha256      {summary.digest}")
+    click.echo(f"  merkle root {summary.root}")
+
+
+COMMANDS = [manifest_group]

@@ -1,0 +1,194 @@
+"""Compose the checks of ``provenance verify`` into a :class:`Report`.
+
+Order matters: the envelope's signatures are checked first, and everything after that reads only
+the verified statement. With a manifest, its digest, entry count, bytes, Merkle root and per-source
+and per-license counts are held against the card; with a data directory, every file is re-hashed
+and compared with the manifest (changed, missing and extra files reported by path).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from provenance import manifest as manifest_module
+from provenance.card import VerifiedCard, tally, verify_card
+from provenance.envelope import Envelope
+from provenance.errors import InputError, SignatureError
+from provenance.manifest import ManifestSummary
+from provenance.trust import TrustStore
+
+MAX_LISTED_PATHS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One named check and its outcome."""
+
+    name: str
+    ok: bool
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form."""
+        return {"name": self.name, "ok": self.ok, "detail": self.detail}
+
+
+@dataclass(slots=True)
+class Report:
+    """Everything ``verify`` found. ``ok`` is False if any check failed or any violation exists."""
+
+    checks: list[Check] = field(default_factory=list)
+    violations: list[dict[str, Any]] = field(default_factory=list)
+    newly_listed: list[dict[str, Any]] = field(default_factory=list)
+    strict: bool = False
+    card: VerifiedCard | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the card verified and nothing failed."""
+        if self.strict and self.newly_listed:
+            return False
+        return all(c.ok for c in self.checks) and not self.violations and self.card is not None
+
+    def add(self, name: str, ok: bool, detail: str) -> None:
+        """Record a check."""
+        self.checks.append(Check(name, ok, detail))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the ``--json`` document."""
+        return {
+            "ok": self.ok,
+            "checks": [c.to_dict() for c in self.checks],
+            "violations": self.violations,
+            "newly_listed": self.newly_listed,
+        }
+
+
+def verify(
+    envelope: Envelope,
+    trust: TrustStore,
+    *,
+    at: dt.datetime,
+    what: str,
+    manifest_path: Path | None = None,
+    data_dir: Path | None = None,
+    workers: int = 1,
+    progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> Report:
+    """Verify a signed card, and optionally its manifest and the data it describes.
+
+    Returns:
+        A :class:`Report`; a failed signature or commitment is a failed check, not an exception.
+
+    Raises:
+        InputError: an empty trust store for the role, ``data_dir`` without ``manifest_path``,
+            or a missing or malformed manifest.
+        FormatError: the verified payload is not a valid card.
+    """
+    if data_dir is not None and manifest_path is None:
+        raise InputError("--data needs --manifest: the files are checked against the manifest")
+    report = Report()
+    try:
+        card = verify_card(envelope, trust, at=at, what=what)
+    except SignatureError as exc:
+        report.add("signature", False, str(exc))
+        return report
+    report.card = card
+    names = ", ".join(f"{trust.name_of(k)} ({k[:16]})" for k in card.publishers)
+    report.add("signature", True, f"signed by dataset publisher {names}")
+    if card.auditors:
+        auditors = ", ".join(f"{trust.name_of(k)} ({k[:16]})" for k in card.auditors)
+        report.add("auditor co-signature", True, f"co-signed by auditor {auditors}")
+    report.add("statement", True, "in-toto Statement v1 and card predicate match their schemas")
+    if manifest_path is not None:
+        _check_manifest(report, card, manifest_path)
+    if data_dir is not None and manifest_path is not None:
+        _check_data(report, manifest_path, data_dir, workers, progress, on_total)
+    return report
+
+
+def _check_manifest(report: Report, card: VerifiedCard, manifest_path: Path) -> None:
+    summaries: list[ManifestSummary] = []
+    counts = tally(
+        manifest_module.iter_manifest(manifest_path, on_summary=summaries.append),
+        card.predicate["sources"],
+    )
+    summary = summaries[0]
+    committed = card.predicate["manifest"]
+    report.add(
+        "manifest digest",
+        summary.digest == card.manifest_digest,
+        f"sha256 {summary.digest}"
+        + ("" if summary.digest == card.manifest_digest else f", card says {card.manifest_digest}"),
+    )
+    for name, actual, expected in (
+        ("manifest entries", summary.entries, committed["entries"]),
+        ("manifest bytes", summary.total_bytes, committed["bytes"]),
+        ("merkle root", summary.root, committed["merkleRoot"]),
+    ):
+        detail = f"{actual}" if actual == expected else f"{actual}, card says {expected}"
+        report.add(name, actual == expected, detail)
+    mismatched = [
+        source["id"]
+        for source in card.predicate["sources"]
+        if counts.by_source.get(source["id"]) != (source["records"], source["bytes"])
+    ]
+    claimed = {e["license"]: (e["records"], e["bytes"]) for e in card.predicate["licenses"]}
+    licenses_ok = claimed == counts.by_license
+    report.add(
+        "sources and licenses",
+        not mismatched and licenses_ok,
+        "per-source and per-license counts match the manifest"
+        if not mismatched and licenses_ok
+        else "counts differ from the manifest for "
+        + ", ".join([*(f"source {s}" for s in mismatched), *([] if licenses_ok else ["licenses"])]),
+    )
+
+
+def _check_data(
+    report: Report,
+    manifest_path: Path,
+    data_dir: Path,
+    workers: int,
+    progress: Callable[[int], None] | None,
+    on_total: Callable[[int], None] | None,
+) -> None:
+    expected = {e.id: e for e in manifest_module.iter_manifest(manifest_path)}
+    files = manifest_module.walk_files(data_dir, exclude={os.path.realpath(manifest_path)})
+    on_disk = {f.id for f in files}
+    present = [f for f in files if f.id in expected]
+    if on_total:
+        on_total(sum(f.size for f in present))
+    digests = manifest_module.hash_files(present, workers=workers, progress=progress)
+    changed: list[str] = []
+    unreadable: list[str] = []
+    for ref, digest in zip(present, digests, strict=True):
+        if digest.error is not None:
+            unreadable.append(f"{ref.id} ({digest.error})")
+        elif digest.sha256 != expected[ref.id].sha256:
+            changed.append(ref.id)
+    missing = sorted(set(expected) - on_disk)
+    extra = sorted(on_disk - set(expected))
+    problems = [
+        ("changed", changed),
+        ("missing", missing),
+        ("extra", extra),
+        ("unreadable", unreadable),
+    ]
+    ok = not any(paths for _, paths in problems)
+    if ok:
+        detail = f"all {len(present)} files match the manifest"
+    else:
+        detail = "; ".join(
+            f"{label}: {', '.join(paths[:MAX_LISTED_PATHS])}"
+            + (f" (and {len(paths) - MAX_LISTED_PATHS} more)" if len(paths) > MAX_LISTED_PATHS else "")
+            for label, paths in problems
+            if paths
+        )
+    report.add("data files", ok, detail)
