@@ -1,0 +1,111 @@
+"""norm-text-v1 (DESIGN.md §2) on tricky inputs."""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+
+import pytest
+
+from provenance import normtext
+from provenance._unicode14 import CN_ENDS, CN_STARTS
+from provenance.normtext import WHITE_SPACE, norm_text_sha256, norm_text_v1
+
+
+def _sha(s: str) -> str:
+    return hashlib.sha256(s.encode("utf-8")).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Straße".encode(), "strasse"),  # full case folding: ß -> ss
+        (b"STRASSE", "strasse"),
+        ("\ufb01le".encode(), "file"),  # ﬁ ligature: NFKC
+        ("\u0130stanbul".encode(), "i\u0307stanbul"),  # İ: full folding keeps the dot (C+F)
+        ("ΟΔΟΣ".encode(), "οδοσ"),  # capital sigma folds to σ
+        ("οδος".encode(), "οδοσ"),  # final sigma ς folds to σ
+        ("Cafe\u0301".encode(), "caf\u00e9"),  # NFD -> NFC composition
+        ("Caf\u00e9".encode(), "caf\u00e9"),
+        (b"line one\r\nline two\r\n", "line one line two"),  # CRLF
+        ("\ufeffHello".encode(), "hello"),  # BOM dropped
+        ("\ufeff\ufeffHello".encode(), "\ufeffhello"),  # only ONE BOM dropped
+        ("a\u00a0b".encode(), "a b"),  # NBSP: NFKC -> space anyway
+        ("a\u0085b".encode(), "a b"),  # NEL is White_Space
+        ("a\u2028\u2029b".encode(), "a b"),
+        ("  \t a \u3000 b \n".encode(), "a b"),  # ideographic space (NFKC) and strip
+        (b"a\x1cb\x1dc\x1ed\x1fe", "a\x1cb\x1dc\x1ed\x1fe"),  # isspace but not White_Space
+        ("a\u200bb".encode(), "a\u200bb"),  # ZWSP is not White_Space
+        ("\u2460".encode(), "1"),  # circled digit one: NFKC
+        ("\u1e9e".encode(), "ss"),  # capital sharp s
+        (b"", ""),
+        (b"   ", ""),
+    ],
+)
+def test_normalized_text(raw: bytes, expected: str) -> None:
+    assert norm_text_v1(raw) == expected
+    assert norm_text_sha256(raw) == _sha(expected)
+
+
+def test_same_digest_for_variants() -> None:
+    a = norm_text_sha256("Die Straße ist fein.\n".encode())
+    b = norm_text_sha256("\ufeffDIE  STRASSE\r\nIST FEIN.".encode())
+    assert a == b
+    assert norm_text_sha256("Cafe\u0301".encode()) == norm_text_sha256("CAFÉ".encode())
+
+
+def test_known_vector() -> None:
+    # Fixed expectations: "hello world" after normalization.
+    assert norm_text_sha256(b"  Hello\r\n  World  ") == (
+        "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
+    )
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\xff\xfe",  # invalid UTF-8
+        b"abc\x80",
+        b"\xc0\xaf",  # overlong
+        b"\xed\xa0\x80",  # encoded surrogate
+        b"\xf4\x90\x80\x80",  # beyond U+10FFFF
+        "a\u0378b".encode(),  # unassigned in Unicode 14.0
+        "\ufdd0".encode(),  # noncharacter (gc=Cn)
+        "\U0001faf7".encode(),  # 🫷 assigned only in Unicode 15.0
+        "\U0010fffe".encode(),
+    ],
+)
+def test_no_digest(raw: bytes) -> None:
+    assert norm_text_v1(raw) is None
+    assert norm_text_sha256(raw) is None
+
+
+def test_private_use_and_assigned_14_are_fine() -> None:
+    assert norm_text_v1("\ue000".encode()) == "\ue000"
+    assert norm_text_v1("\U0001faf6".encode()) == "\U0001faf6"  # 🫶 assigned in 14.0
+
+
+def test_white_space_is_the_unicode_property() -> None:
+    assert len(WHITE_SPACE) == 25
+    isspace = {cp for cp in range(0x110000) if chr(cp).isspace()}
+    # str.isspace differs exactly by the information separators U+001C..U+001F.
+    assert isspace - WHITE_SPACE == {0x1C, 0x1D, 0x1E, 0x1F}
+    assert WHITE_SPACE - isspace == set()
+
+
+@pytest.mark.skipif(unicodedata.unidata_version != "14.0.0", reason="table is Unicode 14.0")
+def test_unassigned_table_matches_unicodedata() -> None:
+    table = set()
+    for a, b in zip(CN_STARTS, CN_ENDS, strict=True):
+        table.update(range(a, b + 1))
+    real = {cp for cp in range(0x110000) if unicodedata.category(chr(cp)) == "Cn"}
+    assert table == real
+
+
+def test_ascii_fast_path_agrees_with_general_path() -> None:
+    text = "The Quick  Brown\tFox\r\n\x0b\x0cJUMPS over 12 lazy dogs. ~!@#$%^&*()_+"
+    general = normtext._WS_RUN.sub(
+        " ",
+        unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold()),
+    ).strip(" ")
+    assert normtext.normalize_str(text) == general
