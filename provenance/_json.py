@@ -68,18 +68,20 @@ def _has_lone_surrogate(text: str) -> bool:
 
 
 def _check_tree(value: Any, depth: int) -> None:
-    """Raise ValueError on nesting beyond MAX_DEPTH or a string holding a lone surrogate."""
-    if depth > MAX_DEPTH:
-        raise ValueError(f"nesting deeper than {MAX_DEPTH} levels")
+    """Raise ValueError on more than MAX_DEPTH nested containers or a lone surrogate."""
     if isinstance(value, str):
         if _has_lone_surrogate(value):
             raise ValueError("string holds a lone surrogate")
     elif isinstance(value, dict):
+        if depth > MAX_DEPTH:
+            raise ValueError(f"nesting deeper than {MAX_DEPTH} levels")
         for key, item in value.items():
             if _has_lone_surrogate(key):
                 raise ValueError("object key holds a lone surrogate")
             _check_tree(item, depth + 1)
     elif isinstance(value, list):
+        if depth > MAX_DEPTH:
+            raise ValueError(f"nesting deeper than {MAX_DEPTH} levels")
         for item in value:
             _check_tree(item, depth + 1)
 
@@ -111,7 +113,7 @@ def loads(data: bytes, *, what: str) -> Any:
             parse_int=_parse_int,
             parse_float=_parse_float,
         )
-        _check_tree(value, 0)
+        _check_tree(value, 1)
     except json.JSONDecodeError as exc:
         raise FormatError(
             f"{what}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"

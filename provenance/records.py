@@ -71,11 +71,16 @@ def _optional_str(row: dict[str, Any], key: str, where: str) -> str | None:
     return value
 
 
-def _to_record(row: dict[str, Any], number: int, where: str, raw: Any) -> Record:
+def _to_record(
+    row: dict[str, Any], number: int, where: str, raw: Any, *, empty_is_missing: bool = False
+) -> Record:
     record_id = row.get("id")
     if not isinstance(record_id, str) or not record_id:
         raise FormatError(f"{where}: missing or empty 'id'")
     text = row.get("text")
+    if empty_is_missing and text == "":
+        # A CSV cell cannot tell an empty text from a missing one: treat it as missing.
+        text = None
     if text is not None and not isinstance(text, str):
         raise FormatError(f"{where}: column 'text' must be a string")
     path = _optional_str(row, "path", where)
@@ -171,7 +176,7 @@ def _iter_csv(path: Path) -> Iterator[Record]:
                 where = f"{path}:{reader.line_num}"
                 if None in row:
                     raise FormatError(f"{where}: more fields than the header names")
-                yield _to_record(dict(row), reader.line_num, where, dict(row))
+                yield _to_record(dict(row), reader.line_num, where, dict(row), empty_is_missing=True)
         except csv.Error as exc:
             raise FormatError(f"{path}: malformed CSV: {exc}") from None
         except UnicodeDecodeError:

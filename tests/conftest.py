@@ -1,0 +1,47 @@
+"""Shared fixtures: paths to vectors and samples, and a runner for the CLI as users run it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+VECTORS = Path(__file__).resolve().parent / "vectors"
+SAMPLES = ROOT / "samples"
+NOW = "2026-11-29T12:00:00Z"
+
+
+def run_cli(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None,
+            input_text: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m provenance ARGS`` in a subprocess and return the completed process."""
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    full_env.pop("PROVENANCE_NOW", None)
+    return subprocess.run(
+        [sys.executable, "-m", "provenance", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=full_env,
+        input=input_text,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """The CLI runner."""
+    return run_cli
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """Assert the process printed exactly one line on stderr, no traceback, and return it."""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in result.stderr, result.stderr
+    assert len(lines) == 1, result.stderr
+    return lines[0]

@@ -1,0 +1,331 @@
+"""Manifests: building from directories and records, and reading them strictly."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from provenance import manifest, merkle
+from provenance.errors import FormatError, InputError, LocalIOError, UnsafePathError
+from provenance.manifest import ManifestEntry
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    files = {
+        "a.txt": b"alpha\n",
+        "sub/b.txt": b"beta\n",
+        "sub/deeper/c.bin": bytes(range(256)) * 100,
+        "empty": b"",
+        "caf\u00e9.txt": b"unicode name\n",
+    }
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    return files
+
+
+def test_build_from_directory(tmp_path: Path) -> None:
+    files = _tree(tmp_path / "d")
+    entries = manifest.build_from_directory(tmp_path / "d", workers=1)
+    assert {e.id: (e.sha256, e.size) for e in entries} == {
+        name: (hashlib.sha256(data).hexdigest(), len(data)) for name, data in files.items()
+    }
+    assert [e.sort_key() for e in entries] == sorted(e.sort_key() for e in entries)
+
+
+def test_written_manifest_reads_back_with_root_and_digest(tmp_path: Path) -> None:
+    _tree(tmp_path / "d")
+    entries = manifest.build_from_directory(tmp_path / "d", workers=1)
+    summary = manifest.write_manifest(entries, tmp_path / "m.jsonl")
+    data = (tmp_path / "m.jsonl").read_bytes()
+    assert summary.digest == hashlib.sha256(data).hexdigest()
+    lines = data.splitlines()
+    assert summary.root == merkle.root([merkle.leaf_hash(line) for line in lines]).hex()
+    loaded = manifest.read_manifest(tmp_path / "m.jsonl")
+    assert loaded.summary == summary
+    assert loaded.entries == entries
+
+
+def test_lines_are_rfc8785_canonical(tmp_path: Path) -> None:
+    from provenance import _json
+
+    entry = ManifestEntry(
+        id="d\u00e9j\u00e0 \"vu\"\t\u2028", sha256="ab" * 32, size=5, license="MIT",
+        rightsHolder="X", url="https://e.example/\u00e9",
+    )
+    line = manifest.entry_bytes(entry)
+    assert line == _json.canonical(json.loads(line))
+    assert manifest.decode_entry(line, what="x") == entry
+
+
+def _write_lines(path: Path, lines: list[bytes]) -> Path:
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    return path
+
+
+GOOD_A = b'{"id":"a","sha256":"' + b"1" * 64 + b'","size":1}'
+GOOD_B = b'{"id":"b","sha256":"' + b"2" * 64 + b'","size":2}'
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ([GOOD_B, GOOD_A], "not ordered"),
+        ([GOOD_A, GOOD_A], "not ordered"),
+        ([GOOD_A, b'{"id":"a","sha256":"' + b"3" * 64 + b'","size":1}'], "appears twice"),
+        ([b'{"sha256":"' + b"1" * 64 + b'","id":"a","size":1}'], "canonical"),
+        ([b'{"id":"a","id":"a","sha256":"' + b"1" * 64 + b'","size":1}'], "canonical"),
+        ([b'{"id":"a","sha256":"' + b"1" * 64 + b'","size":1,"extra":1}'], "invalid manifest entry"),
+        ([b'{"id":"a","sha256":"' + b"A" * 64 + b'","size":1}'], "invalid manifest entry"),
+        ([b'{"id":"a","sha256":"' + b"1" * 64 + b'","size":-1}'], "invalid manifest entry"),
+        ([b'{"id":"","sha256":"' + b"1" * 64 + b'","size":1}'], "invalid manifest entry"),
+        ([b'{"id":"a","sha256":"' + b"1" * 64 + b'","size":NaN}'], "malformed"),
+        ([b'{"id":"\\ud800","sha256":"' + b"1" * 64 + b'","size":1}'], "malformed"),
+    ],
+)
+def test_bad_manifests_are_refused_with_the_line(
+    tmp_path: Path, lines: list[bytes], message: str
+) -> None:
+    path = _write_lines(tmp_path / "m.jsonl", lines)
+    with pytest.raises(FormatError, match=message) as info:
+        manifest.read_manifest(path)
+    assert str(path) in str(info.value)
+
+
+def test_truncated_manifest(tmp_path: Path) -> None:
+    path = tmp_path / "m.jsonl"
+    path.write_bytes(GOOD_A + b"\n" + GOOD_B[:20])
+    with pytest.raises(FormatError, match="no newline"):
+        manifest.read_manifest(path)
+
+
+def test_missing_manifest(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such manifest"):
+        manifest.read_manifest(tmp_path / "nope.jsonl")
+
+
+def test_symlink_out_of_root_is_refused(tmp_path: Path) -> None:
+    _tree(tmp_path / "d")
+    (tmp_path / "secret").write_text("outside")
+    os.symlink(tmp_path / "secret", tmp_path / "d" / "link")
+    with pytest.raises(UnsafePathError, match="symlink points out of the data root"):
+        manifest.build_from_directory(tmp_path / "d", workers=1)
+
+
+def test_directory_symlink_out_of_root_is_refused(tmp_path: Path) -> None:
+    _tree(tmp_path / "d")
+    os.symlink("..", tmp_path / "d" / "up")
+    with pytest.raises(UnsafePathError, match="out of the data root"):
+        manifest.build_from_directory(tmp_path / "d", workers=1)
+
+
+def test_symlink_inside_root_is_not_followed(tmp_path: Path) -> None:
+    _tree(tmp_path / "d")
+    os.symlink("a.txt", tmp_path / "d" / "alias")
+    ids = {e.id for e in manifest.build_from_directory(tmp_path / "d", workers=1)}
+    assert "alias" not in ids and "a.txt" in ids
+
+
+def test_fifo_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    _tree(tmp_path / "d")
+    os.mkfifo(tmp_path / "d" / "pipe")
+    with pytest.raises(UnsafePathError, match=r"pipe: not a regular file"):
+        manifest.build_from_directory(tmp_path / "d", workers=1)
+
+
+def test_fifo_swapped_in_after_the_walk_does_not_hang(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe")
+    result = manifest.hash_file(str(tmp_path / "pipe"))
+    assert result.error is not None and "not a regular file" in result.error
+
+
+def test_unreadable_file_as_root_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Root bypasses file modes, so simulate the open failing the way it does for other users.
+    _tree(tmp_path / "d")
+    real_open = os.open
+
+    def refusing_open(path: str, flags: int, *args: int) -> int:
+        if str(path).endswith("a.txt"):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", refusing_open)
+    with pytest.raises(InputError, match=r"a\.txt: permission denied"):
+        manifest.build_from_directory(tmp_path / "d", workers=1)
+
+
+def test_unlistable_directory_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _tree(tmp_path / "d")
+    real_scandir = os.scandir
+
+    def refusing_scandir(path: str) -> object:
+        if str(path).endswith("sub"):
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing_scandir)
+    with pytest.raises(LocalIOError, match=r"sub: cannot list directory: permission denied"):
+        manifest.build_from_directory(tmp_path / "d", workers=1)
+
+
+def test_non_utf8_file_name_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "ok.txt").write_text("ok")
+    with open(os.path.join(os.fsencode(tmp_path / "d"), b"bad\xffname.txt"), "wb") as handle:
+        handle.write(b"x")
+    with pytest.raises(UnsafePathError, match=r"not valid UTF-8"):
+        manifest.build_from_directory(tmp_path / "d", workers=1)
+
+
+def test_file_changed_while_hashed_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _tree(tmp_path / "d")
+    target = tmp_path / "d" / "sub" / "deeper" / "c.bin"
+    real_readv = os.readv
+    appended = threading.Event()
+
+    def readv_then_append(fd: int, buffers: list[memoryview]) -> int:
+        count = real_readv(fd, buffers)
+        if os.path.samefile(f"/proc/self/fd/{fd}", target) and not appended.is_set():
+            appended.set()
+            with open(target, "ab") as handle:
+                handle.write(b"appended while hashing")
+        return count
+
+    monkeypatch.setattr(os, "readv", readv_then_append)
+    with pytest.raises(LocalIOError, match=r"c\.bin: file changed while it was being hashed"):
+        manifest.build_from_directory(tmp_path / "d", workers=1)
+
+
+def test_output_inside_the_input_is_not_hashed(tmp_path: Path) -> None:
+    _tree(tmp_path / "d")
+    (tmp_path / "d" / "m.jsonl").write_text("old")
+    entries = manifest.build_from_directory(
+        tmp_path / "d", workers=1, exclude={os.path.realpath(tmp_path / "d" / "m.jsonl")}
+    )
+    assert "m.jsonl" not in {e.id for e in entries}
+
+
+def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
+    entries = [ManifestEntry(id="b", sha256="2" * 64), ManifestEntry(id="a", sha256="1" * 64)]
+    with pytest.raises(FormatError, match="not ordered"):
+        manifest.write_manifest(entries, tmp_path / "m.jsonl")
+    assert list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------------------------
+# Records
+
+
+def _records(tmp_path: Path) -> list[dict[str, object]]:
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "page.html").write_bytes(b"<p>hello</p>")
+    return [
+        {"id": "r1", "url": "https://news.example/a", "text": "caf\u00e9", "source": "web"},
+        {"id": "r2", "url": "https://b.example/x", "path": "files/page.html", "license": "MIT"},
+        {"id": "r3", "sha256": "ab" * 32, "size": 7, "rightsHolder": "Someone"},
+    ]
+
+
+def _expected() -> dict[str, tuple[str, int | None]]:
+    return {
+        "r1": (hashlib.sha256("caf\u00e9".encode()).hexdigest(), 5),
+        "r2": (hashlib.sha256(b"<p>hello</p>").hexdigest(), 12),
+        "r3": ("ab" * 32, 7),
+    }
+
+
+def test_records_jsonl(tmp_path: Path) -> None:
+    rows = _records(tmp_path)
+    path = tmp_path / "r.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    entries = manifest.build_from_records(path)
+    assert {e.id: (e.sha256, e.size) for e in entries} == _expected()
+    by_id = {e.id: e for e in entries}
+    assert by_id["r1"].source == "web" and by_id["r2"].license == "MIT"
+    assert by_id["r3"].rightsHolder == "Someone"
+
+
+def test_records_csv(tmp_path: Path) -> None:
+    import csv
+
+    rows = _records(tmp_path)
+    columns = ["id", "url", "text", "path", "sha256", "size", "source", "license", "rightsHolder"]
+    with open(tmp_path / "r.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    entries = manifest.build_from_records(tmp_path / "r.csv")
+    assert {e.id: (e.sha256, e.size) for e in entries} == _expected()
+
+
+def test_records_parquet(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    rows = _records(tmp_path)
+    table = pa.Table.from_pylist(
+        [{k: r.get(k) for k in ("id", "url", "text", "path", "sha256", "size")} for r in rows]
+    )
+    pq.write_table(table, tmp_path / "r.parquet")
+    entries = manifest.build_from_records(tmp_path / "r.parquet")
+    assert {e.id: (e.sha256, e.size) for e in entries} == _expected()
+
+
+@pytest.mark.parametrize(
+    ("row", "error", "message"),
+    [
+        ({"id": "x", "path": "../outside.txt"}, UnsafePathError, "escapes"),
+        ({"id": "x", "path": "/etc/passwd"}, UnsafePathError, "escapes"),
+        ({"id": "x", "path": "a\\..\\b"}, UnsafePathError, "escapes"),
+        ({"id": "x", "text": "a", "sha256": "ab" * 32}, FormatError, "exactly one of"),
+        ({"id": "x"}, FormatError, "exactly one of"),
+        ({"text": "a"}, FormatError, "missing or empty 'id'"),
+        ({"id": "x", "sha256": "AB" * 32}, FormatError, "64 lowercase hex"),
+        ({"id": "x", "text": 5}, FormatError, "must be a string"),
+        ({"id": "x", "sha256": "ab" * 32, "size": -3}, FormatError, "non-negative"),
+        ({"id": "x", "path": "missing.txt"}, InputError, "No such file"),
+    ],
+)
+def test_bad_records(tmp_path: Path, row: dict[str, object], error: type[Exception], message: str) -> None:
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    with pytest.raises(error, match=message) as info:
+        manifest.build_from_records(path)
+    assert str(path) in str(info.value)
+
+
+def test_records_path_symlink_out_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "secret").write_text("x")
+    (tmp_path / "r").mkdir()
+    os.symlink(tmp_path / "secret", tmp_path / "r" / "link")
+    path = tmp_path / "r" / "r.jsonl"
+    path.write_text(json.dumps({"id": "x", "path": "link"}) + "\n")
+    with pytest.raises(UnsafePathError, match="leads out"):
+        manifest.build_from_records(path)
+
+
+def test_records_json_is_strict(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"id": "x", "id": "y", "text": "a"}\n')
+    with pytest.raises(FormatError, match=r"r\.jsonl:1: duplicate key"):
+        manifest.build_from_records(path)
+
+
+def test_duplicate_record_ids_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"id": "x", "text": "a"}\n{"id": "x", "text": "b"}\n')
+    entries = manifest.build_from_records(path)
+    with pytest.raises(FormatError, match="appears twice"):
+        manifest.write_manifest(entries, tmp_path / "m.jsonl")
+    assert not (tmp_path / "m.jsonl").exists()
+
+
+def test_unknown_records_format(tmp_path: Path) -> None:
+    (tmp_path / "r.xml").write_text("<x/>")
+    with pytest.raises(InputError, match="unknown records format"):
+        manifest.build_from_records(tmp_path / "r.xml")
