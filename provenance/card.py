@@ -128,7 +128,7 @@ class SourceAssigner:
         self._ids = [s["id"] for s in sources]
         self._known = set(self._ids)
         self._specs = [
-            pathspec.PathSpec.from_lines("gitwildmatch", s.get("paths", [])) for s in sources
+            pathspec.PathSpec.from_lines("gitignore", s.get("paths", [])) for s in sources
         ]
         self._domains: dict[str, str] = {}
         for source in sources:

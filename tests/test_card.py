@@ -1,0 +1,191 @@
+"""Card specs, source assignment, statements, and verifying signed cards."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import pytest
+
+from provenance import _json, card
+from provenance.envelope import sign_envelope
+from provenance.errors import FormatError, InputError, SchemaError, SignatureError
+from provenance.keys import PrivateKey
+from provenance.manifest import ManifestEntry, ManifestSummary
+from provenance.trust import TrustStore
+from tests.conftest import SAMPLES, VECTORS
+
+AT = dt.datetime(2026, 11, 29, 12, tzinfo=dt.UTC)
+
+SPEC_YAML = b"""
+name: test
+version: "1"
+description: d
+publisher: {name: Lab}
+sources:
+  - id: books
+    name: Books
+    kind: public-domain
+    license: LicenseRef-Public-Domain
+    paths: ["books/*.txt"]
+  - id: deep
+    name: Deep
+    kind: dataset
+    license: mit
+    paths: ["data/**/*.csv"]
+  - id: web
+    name: Web
+    kind: web-crawl
+    license: NOASSERTION
+    domains: [news.example]
+"""
+
+
+def _spec(text: bytes = SPEC_YAML) -> dict[str, Any]:
+    return card.load_spec(text, what="spec.yaml")
+
+
+def _entry(entry_id: str, **fields: Any) -> ManifestEntry:
+    return ManifestEntry(id=entry_id, sha256=fields.pop("sha256", "a" * 64), **fields)
+
+
+def test_sample_spec_loads() -> None:
+    spec = card.load_spec((SAMPLES / "card-spec.yaml").read_bytes(), what="card-spec.yaml")
+    assert [s["id"] for s in spec["sources"]] == ["gutenberg", "us-senate", "photos", "example-news"]
+    assert spec["sources"][3]["collection"] == {"start": "2026-03-01", "end": "2026-05-31"}
+
+
+def test_licenses_are_normalized() -> None:
+    assert _spec()["sources"][1]["license"] == "MIT"
+
+
+@pytest.mark.parametrize(
+    ("replacement", "message"),
+    [
+        (b"license: mit", b"license: MIT OR"),
+        (b"license: mit", b"license: (MIT"),
+        (b"license: mit", b"license: Foo-1.0"),
+    ],
+)
+def test_bad_licenses(replacement: tuple[bytes, bytes], message: bytes) -> None:
+    with pytest.raises(FormatError, match="sources/1: license"):
+        _spec(SPEC_YAML.replace(replacement, message))
+
+
+def test_spec_errors() -> None:
+    with pytest.raises(FormatError, match="duplicate key"):
+        _spec(SPEC_YAML + b"name: again\n")
+    with pytest.raises(FormatError, match="used twice"):
+        _spec(SPEC_YAML.replace(b"id: deep", b"id: books"))
+    with pytest.raises(SchemaError, match="kind"):
+        _spec(SPEC_YAML.replace(b"kind: dataset", b"kind: scraped"))
+    with pytest.raises(SchemaError, match="unexpected|Additional|additional"):
+        _spec(SPEC_YAML.replace(b"    paths: [\"books/*.txt\"]", b"    paths: [\"books/*.txt\"]\n    pathz: [x]"))
+    with pytest.raises(FormatError, match="malformed YAML"):
+        _spec(b"name: [unclosed\n")
+    with pytest.raises(FormatError, match="duplicate key"):
+        _spec(b'{"name": "a", "name": "b"}')
+    with pytest.raises(FormatError, match="not valid UTF-8"):
+        _spec(b"name: \xff\n")
+
+
+def test_assignment_rules() -> None:
+    assigner = card.SourceAssigner(_spec()["sources"])
+    assert assigner.assign(_entry("books/a.txt")) == "books"
+    assert assigner.assign(_entry("data/x/y/z.csv")) == "deep"
+    assert assigner.assign(_entry("data/z.csv")) == "deep"
+    assert assigner.assign(_entry("r1", url="https://www.news.example/a")) == "web"
+    assert assigner.assign(_entry("r2", url="https://news.example./a")) == "web"
+    assert assigner.assign(_entry("books/a.txt", source="web")) == "web"
+    with pytest.raises(InputError, match=r"'books/sub/a.txt' is claimed by no source"):
+        assigner.assign(_entry("books/sub/a.txt"))  # '*' stays inside one segment
+    with pytest.raises(InputError, match="claimed by no source"):
+        assigner.assign(_entry("r3", url="https://notnews.example/a"))
+    with pytest.raises(InputError, match="names source 'other'"):
+        assigner.assign(_entry("books/a.txt", source="other"))
+
+
+def test_tally_uses_entry_license_over_source_license() -> None:
+    entries = [
+        _entry("books/a.txt", size=10),
+        _entry("books/b.txt", size=5, license="CC-BY-4.0"),
+        _entry("data/q.csv", size=1),
+    ]
+    counts = card.tally(entries, _spec()["sources"])
+    assert counts.by_source == {"books": (2, 15), "deep": (1, 1), "web": (0, 0)}
+    assert counts.by_license == {
+        "CC-BY-4.0": (1, 5),
+        "LicenseRef-Public-Domain": (1, 10),
+        "MIT": (1, 1),
+    }
+
+
+def _statement() -> dict[str, Any]:
+    entries = [_entry("books/a.txt", size=3)]
+    summary = ManifestSummary("b" * 64, 1, 3, "c" * 64)
+    return card.build_statement(
+        _spec(), entries, lambda: summary, manifest_name="m.jsonl", created=AT
+    )
+
+
+def test_statement_shape() -> None:
+    statement = _statement()
+    assert statement["_type"] == "https://in-toto.io/Statement/v1"
+    assert statement["subject"] == [{"name": "m.jsonl", "digest": {"sha256": "b" * 64}}]
+    predicate = statement["predicate"]
+    assert predicate["manifest"]["merkleRoot"] == "c" * 64
+    assert predicate["created"] == "2026-11-29T12:00:00Z"
+    assert predicate["sources"][0]["records"] == 1
+
+
+CASES = json.loads((VECTORS / "in-toto" / "attestation_go_cases.json").read_text())["cases"]
+STATEMENT_CASES = [c for c in CASES if c["json"].startswith('{"_type"')]
+
+
+@pytest.mark.parametrize("case", STATEMENT_CASES, ids=lambda c: c["name"])
+def test_in_toto_statement_vectors_are_refused_unless_they_are_our_card(case: dict[str, str]) -> None:
+    # None of the upstream statements carries our predicate type, and the invalid ones are
+    # invalid in other ways too (no subject, wrong _type): all must fail the card schema.
+    with pytest.raises(SchemaError):
+        card.check_statement(json.loads(case["json"]), what="vector")
+
+
+def test_wrong_statement_type_is_refused() -> None:
+    statement = _statement()
+    statement["_type"] = "https://in-toto.io/Statement/v0.1"
+    with pytest.raises(SchemaError, match="_type"):
+        card.check_statement(statement, what="x")
+
+
+def _signed(statement: dict[str, Any], key: PrivateKey) -> Any:
+    return sign_envelope(card.PAYLOAD_TYPE, _json.canonical(statement), [key])
+
+
+def test_verify_card_roles() -> None:
+    publisher, auditor, stranger = PrivateKey.generate(), PrivateKey.generate(), PrivateKey.generate()
+    trust = TrustStore().with_key(publisher.public, name="Lab", role="dataset-publisher")
+    trust = trust.with_key(auditor.public, name="Aud", role="auditor")
+    statement = _statement()
+    verified = card.verify_card(_signed(statement, publisher), trust, at=AT, what="c")
+    assert verified.publishers == (publisher.keyid,)
+    assert verified.predicate == statement["predicate"]
+    # An auditor key alone cannot make a card trusted: roles do not mix.
+    with pytest.raises(SignatureError):
+        card.verify_card(_signed(statement, auditor), trust, at=AT, what="c")
+    with pytest.raises(SignatureError):
+        card.verify_card(_signed(statement, stranger), trust, at=AT, what="c")
+    with pytest.raises(InputError, match="no key is trusted"):
+        card.verify_card(_signed(statement, publisher), TrustStore(), at=AT, what="c")
+
+
+def test_verified_payload_must_be_a_card() -> None:
+    publisher = PrivateKey.generate()
+    trust = TrustStore().with_key(publisher.public, name="Lab", role="dataset-publisher")
+    statement = _statement()
+    statement["predicate"]["manifest"]["merkleRoot"] = "not hex"
+    with pytest.raises(SchemaError, match="merkleRoot"):
+        card.verify_card(_signed(statement, publisher), trust, at=AT, what="c")
+    other = sign_envelope(card.PAYLOAD_TYPE, b'{"a": 1, "a": 2}', [publisher])
+    with pytest.raises(FormatError, match="duplicate key"):
+        card.verify_card(other, trust, at=AT, what="c")
