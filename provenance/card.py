@@ -125,7 +125,7 @@ class SourceAssigner:
 
     def __init__(self, sources: Sequence[Mapping[str, Any]]) -> None:
         """Compile the sources' path globs and domains."""
-        self._ids = [s["id"] for s in sources]
+        self._ids: list[str] = [s["id"] for s in sources]
         self._known = set(self._ids)
         self._specs = [
             pathspec.PathSpec.from_lines("gitignore", s.get("paths", [])) for s in sources
@@ -144,7 +144,8 @@ class SourceAssigner:
         if entry.source is not None:
             if entry.source not in self._known:
                 raise InputError(
-                    f"entry {entry.id!r} names source {entry.source!r}, which the spec does not define"
+                    f"entry {entry.id!r} names source {entry.source!r},"
+                    " which the spec does not define"
                 )
             return entry.source
         for source_id, spec in zip(self._ids, self._specs, strict=True):
@@ -345,7 +346,8 @@ def verify_card(
     statement = _json.loads_object(verified.payload, what=f"{what}: payload")
     if statement.get("predicateType") != PREDICATE_TYPE:
         raise FormatError(
-            f"{what}: predicateType is {statement.get('predicateType')!r}, expected {PREDICATE_TYPE}"
+            f"{what}: predicateType is {statement.get('predicateType')!r},"
+            f" expected {PREDICATE_TYPE}"
         )
     check_statement(statement, what=f"{what}: payload")
     auditors = verified_signers(envelope, trust.keys_for("auditor", at=at))

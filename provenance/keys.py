@@ -132,7 +132,9 @@ class PrivateKey:
                 raise KeyFormatError(
                     f"{what}: the key is encrypted; give its passphrase with --passphrase-env"
                 ) from None
-            raise KeyFormatError(f"{what}: the key is not encrypted but a passphrase was given") from None
+            raise KeyFormatError(
+                f"{what}: the key is not encrypted but a passphrase was given"
+            ) from None
         except (ValueError, UnsupportedAlgorithm):
             if passphrase is not None:
                 raise KeyFormatError(f"{what}: wrong passphrase or not a PEM private key") from None

@@ -45,7 +45,9 @@ def normalize_license(expression: str) -> str:
         ]
     except Exception as exc:  # noqa: BLE001 - the library raises several unrelated types
         detail = str(exc) or type(exc).__name__
-        raise FormatError(f"license {expression!r} is not a valid SPDX expression: {detail}") from None
+        raise FormatError(
+            f"license {expression!r} is not a valid SPDX expression: {detail}"
+        ) from None
     if parsed is None:
         raise FormatError(f"license {expression!r} is not a valid SPDX expression")
     if unknown:

@@ -29,7 +29,13 @@ import msgspec
 
 from provenance import merkle
 from provenance._files import atomic_writer
-from provenance.errors import FormatError, InputError, LocalIOError, UnsafePathError
+from provenance.errors import (
+    FormatError,
+    InputError,
+    LocalIOError,
+    ProvenanceError,
+    UnsafePathError,
+)
 
 MAX_ID_LENGTH = 4096
 MAX_LINE_BYTES = 64 * 1024
@@ -470,7 +476,9 @@ def build_from_directory(
     entries = []
     for ref, digest in zip(files, digests, strict=True):
         if digest.error is not None:
-            error_type = LocalIOError if "changed" in digest.error else UnsafePathError
+            error_type: type[ProvenanceError] = (
+                LocalIOError if "changed" in digest.error else UnsafePathError
+            )
             if digest.error == "permission denied":
                 error_type = InputError
             raise error_type(f"{ref.path}: {digest.error}")

@@ -97,7 +97,7 @@ def inclusion_proof(index: int, leaves: Sequence[bytes]) -> list[bytes]:
 
 
 def root_from_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes]) -> bytes:
-    """Return the root implied by ``proof`` for ``leaf`` at ``index`` of ``size`` (RFC 9162 2.1.3.2).
+    """Return the root that ``proof`` implies for ``leaf`` at ``index`` (RFC 9162 2.1.3.2).
 
     Raises:
         ProofError: the index is outside the tree, a hash has the wrong length, or the proof has

@@ -85,7 +85,11 @@ def _to_record(
         raise FormatError(f"{where}: column 'text' must be a string")
     path = _optional_str(row, "path", where)
     digest = _optional_str(row, "sha256", where)
-    given = [name for name, value in (("text", text), ("path", path), ("sha256", digest)) if value is not None]
+    given = [
+        name
+        for name, value in (("text", text), ("path", path), ("sha256", digest))
+        if value is not None
+    ]
     if len(given) != 1:
         raise FormatError(
             f"{where}: record {record_id!r} needs exactly one of 'text', 'path', 'sha256'"
@@ -176,7 +180,9 @@ def _iter_csv(path: Path) -> Iterator[Record]:
                 where = f"{path}:{reader.line_num}"
                 if None in row:
                     raise FormatError(f"{where}: more fields than the header names")
-                yield _to_record(dict(row), reader.line_num, where, dict(row), empty_is_missing=True)
+                yield _to_record(
+                    dict(row), reader.line_num, where, dict(row), empty_is_missing=True
+                )
         except csv.Error as exc:
             raise FormatError(f"{path}: malformed CSV: {exc}") from None
         except UnicodeDecodeError:

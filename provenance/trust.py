@@ -126,7 +126,9 @@ class TrustStore:
                 name=item["name"],
                 key=public,
                 roles=frozenset(item["roles"]),
-                not_before=parse_time(item["notBefore"], what=where) if "notBefore" in item else None,
+                not_before=parse_time(item["notBefore"], what=where)
+                if "notBefore" in item
+                else None,
                 not_after=parse_time(item["notAfter"], what=where) if "notAfter" in item else None,
             )
         lists: dict[str, ListPolicy] = {}

@@ -187,7 +187,11 @@ def _check_data(
     else:
         detail = "; ".join(
             f"{label}: {', '.join(paths[:MAX_LISTED_PATHS])}"
-            + (f" (and {len(paths) - MAX_LISTED_PATHS} more)" if len(paths) > MAX_LISTED_PATHS else "")
+            + (
+                f" (and {len(paths) - MAX_LISTED_PATHS} more)"
+                if len(paths) > MAX_LISTED_PATHS
+                else ""
+            )
             for label, paths in problems
             if paths
         )

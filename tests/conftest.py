@@ -16,8 +16,12 @@ SAMPLES = ROOT / "samples"
 NOW = "2026-11-29T12:00:00Z"
 
 
-def run_cli(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None,
-            input_text: str | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str | Path,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    input_text: str | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m provenance ARGS`` in a subprocess and return the completed process."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     full_env.pop("PROVENANCE_NOW", None)

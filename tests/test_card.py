@@ -52,7 +52,12 @@ def _entry(entry_id: str, **fields: Any) -> ManifestEntry:
 
 def test_sample_spec_loads() -> None:
     spec = card.load_spec((SAMPLES / "card-spec.yaml").read_bytes(), what="card-spec.yaml")
-    assert [s["id"] for s in spec["sources"]] == ["gutenberg", "us-senate", "photos", "example-news"]
+    assert [s["id"] for s in spec["sources"]] == [
+        "gutenberg",
+        "us-senate",
+        "photos",
+        "example-news",
+    ]
     assert spec["sources"][3]["collection"] == {"start": "2026-03-01", "end": "2026-05-31"}
 
 
@@ -81,7 +86,11 @@ def test_spec_errors() -> None:
     with pytest.raises(SchemaError, match="kind"):
         _spec(SPEC_YAML.replace(b"kind: dataset", b"kind: scraped"))
     with pytest.raises(SchemaError, match="unexpected|Additional|additional"):
-        _spec(SPEC_YAML.replace(b"    paths: [\"books/*.txt\"]", b"    paths: [\"books/*.txt\"]\n    pathz: [x]"))
+        _spec(
+            SPEC_YAML.replace(
+                b'    paths: ["books/*.txt"]', b'    paths: ["books/*.txt"]\n    pathz: [x]'
+            )
+        )
     with pytest.raises(FormatError, match="malformed YAML"):
         _spec(b"name: [unclosed\n")
     with pytest.raises(FormatError, match="duplicate key"):
@@ -144,7 +153,9 @@ STATEMENT_CASES = [c for c in CASES if c["json"].startswith('{"_type"')]
 
 
 @pytest.mark.parametrize("case", STATEMENT_CASES, ids=lambda c: c["name"])
-def test_in_toto_statement_vectors_are_refused_unless_they_are_our_card(case: dict[str, str]) -> None:
+def test_in_toto_statement_vectors_are_refused_unless_they_are_our_card(
+    case: dict[str, str],
+) -> None:
     # None of the upstream statements carries our predicate type, and the invalid ones are
     # invalid in other ways too (no subject, wrong _type): all must fail the card schema.
     with pytest.raises(SchemaError):
@@ -163,7 +174,11 @@ def _signed(statement: dict[str, Any], key: PrivateKey) -> Any:
 
 
 def test_verify_card_roles() -> None:
-    publisher, auditor, stranger = PrivateKey.generate(), PrivateKey.generate(), PrivateKey.generate()
+    publisher, auditor, stranger = (
+        PrivateKey.generate(),
+        PrivateKey.generate(),
+        PrivateKey.generate(),
+    )
     trust = TrustStore().with_key(publisher.public, name="Lab", role="dataset-publisher")
     trust = trust.with_key(auditor.public, name="Aud", role="auditor")
     statement = _statement()

@@ -24,10 +24,38 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("key", "generate", work / "dev.key"),
         ("key", "generate", work / "aud.key", "--algorithm", "ecdsa-p256"),
         ("key", "generate", work / "other.key"),
-        ("trust", "add", work / "trust.json", work / "dev.key.pub", "--name", "Lab", "--role", "dataset-publisher"),
-        ("trust", "add", work / "trust.json", work / "aud.key.pub", "--name", "Aud", "--role", "auditor"),
+        (
+            "trust",
+            "add",
+            work / "trust.json",
+            work / "dev.key.pub",
+            "--name",
+            "Lab",
+            "--role",
+            "dataset-publisher",
+        ),
+        (
+            "trust",
+            "add",
+            work / "trust.json",
+            work / "aud.key.pub",
+            "--name",
+            "Aud",
+            "--role",
+            "auditor",
+        ),
         ("manifest", "build", work / "data", "-o", work / "manifest.jsonl"),
-        ("card", "build", SAMPLES / "card-spec.yaml", "--manifest", work / "manifest.jsonl", "-o", work / "card.json", "--now", NOW),
+        (
+            "card",
+            "build",
+            SAMPLES / "card-spec.yaml",
+            "--manifest",
+            work / "manifest.jsonl",
+            "-o",
+            work / "card.json",
+            "--now",
+            NOW,
+        ),
         ("card", "sign", work / "card.json", "--key", work / "dev.key", "-o", work / "signed.json"),
     ]
     for step in steps:
@@ -36,7 +64,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return work
 
 
-def _verify(world: Path, *extra: str | Path, signed: Path | None = None) -> tuple[int, dict[str, object]]:
+def _verify(
+    world: Path, *extra: str | Path, signed: Path | None = None
+) -> tuple[int, dict[str, object]]:
     result = run_cli(
         "verify", signed or world / "signed.json", "--trust", world / "trust.json", "--json", *extra
     )
@@ -57,16 +87,48 @@ def test_key_generate(tmp_path: Path) -> None:
 
 def test_key_with_passphrase(tmp_path: Path, world: Path) -> None:
     env = {"PASS": "s3cret"}
-    assert run_cli("key", "generate", tmp_path / "k", "--passphrase-env", "PASS", env=env).returncode == 0
-    ok = run_cli("card", "sign", world / "card.json", "--key", tmp_path / "k", "--passphrase-env", "PASS",
-                 "-o", tmp_path / "s.json", env=env)
+    assert (
+        run_cli("key", "generate", tmp_path / "k", "--passphrase-env", "PASS", env=env).returncode
+        == 0
+    )
+    ok = run_cli(
+        "card",
+        "sign",
+        world / "card.json",
+        "--key",
+        tmp_path / "k",
+        "--passphrase-env",
+        "PASS",
+        "-o",
+        tmp_path / "s.json",
+        env=env,
+    )
     assert ok.returncode == 0, ok.stderr
-    wrong = run_cli("card", "sign", world / "card.json", "--key", tmp_path / "k", "--passphrase-env", "PASS",
-                    "-o", tmp_path / "s2.json", env={"PASS": "nope"})
+    wrong = run_cli(
+        "card",
+        "sign",
+        world / "card.json",
+        "--key",
+        tmp_path / "k",
+        "--passphrase-env",
+        "PASS",
+        "-o",
+        tmp_path / "s2.json",
+        env={"PASS": "nope"},
+    )
     assert wrong.returncode == 2 and "wrong passphrase" in one_error_line(wrong)
     assert not (tmp_path / "s2.json").exists()
-    unset = run_cli("card", "sign", world / "card.json", "--key", tmp_path / "k", "--passphrase-env", "NOPE_UNSET",
-                    "-o", tmp_path / "s3.json")
+    unset = run_cli(
+        "card",
+        "sign",
+        world / "card.json",
+        "--key",
+        tmp_path / "k",
+        "--passphrase-env",
+        "NOPE_UNSET",
+        "-o",
+        tmp_path / "s3.json",
+    )
     assert unset.returncode == 2 and "NOPE_UNSET is not set" in one_error_line(unset)
 
 
@@ -76,11 +138,20 @@ def test_verify_ok(world: Path) -> None:
     assert report["ok"] is True
     assert report["violations"] == [] and report["newly_listed"] == []
     names = [c["name"] for c in report["checks"]]  # type: ignore[union-attr]
-    assert names[:2] == ["signature", "statement"] and "merkle root" in names and "data files" in names
+    assert (
+        names[:2] == ["signature", "statement"] and "merkle root" in names and "data files" in names
+    )
 
 
 def test_verify_human_output(world: Path) -> None:
-    result = run_cli("verify", world / "signed.json", "--trust", world / "trust.json", "--manifest", world / "manifest.jsonl")
+    result = run_cli(
+        "verify",
+        world / "signed.json",
+        "--trust",
+        world / "trust.json",
+        "--manifest",
+        world / "manifest.jsonl",
+    )
     assert result.returncode == 0
     assert "ok    signature: signed by dataset publisher Lab" in result.stdout
     assert result.stdout.strip().endswith("verified")
@@ -110,11 +181,15 @@ def test_every_byte_of_the_signed_payload_matters(world: Path, tmp_path: Path) -
 
 
 def test_untrusted_and_wrong_role_keys(world: Path, tmp_path: Path) -> None:
-    other = run_cli("card", "sign", world / "card.json", "--key", world / "other.key", "-o", tmp_path / "o.json")
+    other = run_cli(
+        "card", "sign", world / "card.json", "--key", world / "other.key", "-o", tmp_path / "o.json"
+    )
     assert other.returncode == 0
     assert _verify(world, signed=tmp_path / "o.json")[0] == 1
     # The auditor's key is trusted, but not to publish datasets.
-    aud = run_cli("card", "sign", world / "card.json", "--key", world / "aud.key", "-o", tmp_path / "a.json")
+    aud = run_cli(
+        "card", "sign", world / "card.json", "--key", world / "aud.key", "-o", tmp_path / "a.json"
+    )
     assert aud.returncode == 0
     assert _verify(world, signed=tmp_path / "a.json")[0] == 1
 
@@ -174,15 +249,23 @@ def test_unsigned_card_cannot_be_verified(world: Path) -> None:
 
 
 def test_data_without_manifest(world: Path) -> None:
-    result = run_cli("verify", world / "signed.json", "--trust", world / "trust.json", "--data", world / "data")
+    result = run_cli(
+        "verify", world / "signed.json", "--trust", world / "trust.json", "--data", world / "data"
+    )
     assert result.returncode == 2 and "--data needs --manifest" in one_error_line(result)
 
 
 def test_card_build_errors_leave_no_output(world: Path, tmp_path: Path) -> None:
     spec = tmp_path / "spec.yaml"
-    text = (SAMPLES / "card-spec.yaml").read_text().replace('paths: ["images/*.png"]', 'paths: ["images/*.jpg"]')
+    text = (
+        (SAMPLES / "card-spec.yaml")
+        .read_text()
+        .replace('paths: ["images/*.png"]', 'paths: ["images/*.jpg"]')
+    )
     spec.write_text(text)
-    result = run_cli("card", "build", spec, "--manifest", world / "manifest.jsonl", "-o", tmp_path / "c.json")
+    result = run_cli(
+        "card", "build", spec, "--manifest", world / "manifest.jsonl", "-o", tmp_path / "c.json"
+    )
     assert result.returncode == 2
     assert re.search(r"entry 'images/\w+\.png' is claimed by no source", one_error_line(result))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml"]
@@ -204,32 +287,59 @@ def test_manifest_workers_and_shards_give_the_same_bytes(tmp_path: Path) -> None
     outputs = []
     for workers in ("1", "2"):
         out = tmp_path / f"m{workers}.jsonl"
-        assert run_cli("manifest", "build", SAMPLES / "data", "-o", out, "--workers", workers).returncode == 0
+        assert (
+            run_cli(
+                "manifest", "build", SAMPLES / "data", "-o", out, "--workers", workers
+            ).returncode
+            == 0
+        )
         outputs.append(out.read_bytes())
     assert outputs[0] == outputs[1]
     shards = []
     for index in range(3):
         out = tmp_path / f"s{index}.jsonl"
-        assert run_cli("manifest", "build", SAMPLES / "data", "-o", out, "--shard", f"{index}/3").returncode == 0
+        assert (
+            run_cli(
+                "manifest", "build", SAMPLES / "data", "-o", out, "--shard", f"{index}/3"
+            ).returncode
+            == 0
+        )
         shards.append(out)
     assert run_cli("manifest", "merge", *shards, "-o", tmp_path / "merged.jsonl").returncode == 0
     assert (tmp_path / "merged.jsonl").read_bytes() == outputs[0]
-    bad = run_cli("manifest", "build", SAMPLES / "data", "-o", tmp_path / "x.jsonl", "--shard", "3/3")
+    bad = run_cli(
+        "manifest", "build", SAMPLES / "data", "-o", tmp_path / "x.jsonl", "--shard", "3/3"
+    )
     assert bad.returncode == 2 and "expected K/N" in one_error_line(bad)
 
 
 def test_trust_cli(tmp_path: Path, world: Path) -> None:
     trust = tmp_path / "t.json"
-    result = run_cli("trust", "add", trust, world / "dev.key", "--name", "x", "--role", "dataset-publisher")
+    result = run_cli(
+        "trust", "add", trust, world / "dev.key", "--name", "x", "--role", "dataset-publisher"
+    )
     assert result.returncode == 2 and "is a private key" in one_error_line(result)
     assert not trust.exists()
-    ok = run_cli("trust", "add", trust, world / "aud.key.pub", "--name", "A", "--role", "list-publisher", "--list", "piracy")
+    ok = run_cli(
+        "trust",
+        "add",
+        trust,
+        world / "aud.key.pub",
+        "--name",
+        "A",
+        "--role",
+        "list-publisher",
+        "--list",
+        "piracy",
+    )
     assert ok.returncode == 0
     assert run_cli("trust", "require", trust, "piracy").returncode == 0
     shown = run_cli("trust", "show", trust, "--json")
     document = json.loads(shown.stdout)
     assert document["lists"]["piracy"]["required"] is True
-    bad_role = run_cli("trust", "add", trust, world / "aud.key.pub", "--name", "A", "--role", "root")
+    bad_role = run_cli(
+        "trust", "add", trust, world / "aud.key.pub", "--name", "A", "--role", "root"
+    )
     assert bad_role.returncode == 2
 
 

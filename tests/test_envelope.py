@@ -95,7 +95,9 @@ def test_every_single_byte_change_of_payload_or_signature_fails(key: PrivateKey)
         mutated[index] ^= 0x80
         with pytest.raises(SignatureError):
             verify_envelope(
-                Envelope(envelope.payload_type, envelope.payload, (Signature(key.keyid, bytes(mutated)),)),
+                Envelope(
+                    envelope.payload_type, envelope.payload, (Signature(key.keyid, bytes(mutated)),)
+                ),
                 keys,
                 payload_type="application/x-test",
             )

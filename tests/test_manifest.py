@@ -55,8 +55,12 @@ def test_lines_are_rfc8785_canonical(tmp_path: Path) -> None:
     from provenance import _json
 
     entry = ManifestEntry(
-        id="d\u00e9j\u00e0 \"vu\"\t\u2028", sha256="ab" * 32, size=5, license="MIT",
-        rightsHolder="X", url="https://e.example/\u00e9",
+        id='d\u00e9j\u00e0 "vu"\t\u2028',
+        sha256="ab" * 32,
+        size=5,
+        license="MIT",
+        rightsHolder="X",
+        url="https://e.example/\u00e9",
     )
     line = manifest.entry_bytes(entry)
     assert line == _json.canonical(json.loads(line))
@@ -80,7 +84,10 @@ GOOD_B = b'{"id":"b","sha256":"' + b"2" * 64 + b'","size":2}'
         ([GOOD_A, b'{"id":"a","sha256":"' + b"3" * 64 + b'","size":1}'], "appears twice"),
         ([b'{"sha256":"' + b"1" * 64 + b'","id":"a","size":1}'], "canonical"),
         ([b'{"id":"a","id":"a","sha256":"' + b"1" * 64 + b'","size":1}'], "canonical"),
-        ([b'{"id":"a","sha256":"' + b"1" * 64 + b'","size":1,"extra":1}'], "invalid manifest entry"),
+        (
+            [b'{"id":"a","sha256":"' + b"1" * 64 + b'","size":1,"extra":1}'],
+            "invalid manifest entry",
+        ),
         ([b'{"id":"a","sha256":"' + b"A" * 64 + b'","size":1}'], "invalid manifest entry"),
         ([b'{"id":"a","sha256":"' + b"1" * 64 + b'","size":-1}'], "invalid manifest entry"),
         ([b'{"id":"","sha256":"' + b"1" * 64 + b'","size":1}'], "invalid manifest entry"),
@@ -182,7 +189,9 @@ def test_non_utf8_file_name_is_reported(tmp_path: Path) -> None:
         manifest.build_from_directory(tmp_path / "d", workers=1)
 
 
-def test_file_changed_while_hashed_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_file_changed_while_hashed_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _tree(tmp_path / "d")
     target = tmp_path / "d" / "sub" / "deeper" / "c.bin"
     real_readv = os.readv
@@ -291,7 +300,9 @@ def test_records_parquet(tmp_path: Path) -> None:
         ({"id": "x", "path": "missing.txt"}, InputError, "No such file"),
     ],
 )
-def test_bad_records(tmp_path: Path, row: dict[str, object], error: type[Exception], message: str) -> None:
+def test_bad_records(
+    tmp_path: Path, row: dict[str, object], error: type[Exception], message: str
+) -> None:
     path = tmp_path / "r.jsonl"
     path.write_text(json.dumps(row) + "\n")
     with pytest.raises(error, match=message) as info:

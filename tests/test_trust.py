@@ -70,7 +70,9 @@ def test_validity_window() -> None:
 def test_list_thresholds() -> None:
     store, _, lister = _store()
     with pytest.raises(InputError, match="between 1 and"):
-        store.with_key(lister.public, name="Assoc", role="list-publisher", list_name="x", threshold=2)
+        store.with_key(
+            lister.public, name="Assoc", role="list-publisher", list_name="x", threshold=2
+        )
     with pytest.raises(InputError, match="only with --list"):
         store.with_key(lister.public, name="Assoc", role="list-publisher", threshold=1)
     with pytest.raises(InputError, match="only to the role list-publisher"):

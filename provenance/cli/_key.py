@@ -24,7 +24,9 @@ def key() -> None:
     show_default=True,
     help="Key algorithm.",
 )
-@click.option("--passphrase-env", metavar="VAR", help="Encrypt the key with the passphrase in $VAR.")
+@click.option(
+    "--passphrase-env", metavar="VAR", help="Encrypt the key with the passphrase in $VAR."
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing key.")
 def generate(keyfile: Path, algorithm: str, passphrase_env: str | None, force: bool) -> None:
     """Write a new private key to KEYFILE (mode 0600) and its public key to KEYFILE.pub.

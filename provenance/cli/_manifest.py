@@ -26,7 +26,9 @@ def manifest_group() -> None:
     show_default="all cores",
     help="Hashing processes.",
 )
-@click.option("--shard", metavar="K/N", help="Build only shard K of N (merge shards with 'manifest merge').")
+@click.option(
+    "--shard", metavar="K/N", help="Build only shard K of N (merge shards with 'manifest merge')."
+)
 @json_option
 def build(input_path: Path, output: Path, workers: int, shard: str | None, as_json: bool) -> None:
     """Hash INPUT (a directory, or a .jsonl/.csv/.parquet records file) into a manifest."""
@@ -72,7 +74,9 @@ def show(path: Path, as_json: bool) -> None:
     _report(path, summary, as_json, verb="checked")
 
 
-def _report(path: Path, summary: manifest.ManifestSummary, as_json: bool, verb: str = "wrote") -> None:
+def _report(
+    path: Path, summary: manifest.ManifestSummary, as_json: bool, verb: str = "wrote"
+) -> None:
     if as_json:
         print_json(
             {

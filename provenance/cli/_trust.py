@@ -34,14 +34,21 @@ def trust() -> None:
 @click.option("--list", "list_name", metavar="NAME", help="The exclusion list the key may sign.")
 @click.option("--threshold", type=int, help="Signatures needed for the list (default 1).")
 def add(
-    trust_path: Path, pubkey: Path, name: str, role: str, list_name: str | None, threshold: int | None
+    trust_path: Path,
+    pubkey: Path,
+    name: str,
+    role: str,
+    list_name: str | None,
+    threshold: int | None,
 ) -> None:
     """Trust PUBKEY for ROLE in TRUST (created if missing)."""
     store = _load_or_new(trust_path)
     key = load_public_key(pubkey)
     store = store.with_key(key, name=name, role=role, list_name=list_name, threshold=threshold)  # type: ignore[arg-type]
     atomic_write(trust_path, store.to_json())
-    click.echo(f"trusted {key.keyid} ({name}) as {role}" + (f" for list {list_name}" if list_name else ""))
+    click.echo(
+        f"trusted {key.keyid} ({name}) as {role}" + (f" for list {list_name}" if list_name else "")
+    )
 
 
 @trust.command("require")
@@ -64,7 +71,10 @@ def show(trust_path: Path, as_json: bool) -> None:
         print_json(store.to_dict())
         return
     for keyid, trusted in sorted(store.keys.items()):
-        click.echo(f"{keyid}  {trusted.key.algorithm:10}  {','.join(sorted(trusted.roles)):30}  {trusted.name}")
+        click.echo(
+            f"{keyid}  {trusted.key.algorithm:10}"
+            f"  {','.join(sorted(trusted.roles)):30}  {trusted.name}"
+        )
     for name, policy in sorted(store.lists.items()):
         required = " (required)" if policy.required else ""
         click.echo(f"list {name}: {policy.threshold} of {len(policy.keyids)} key(s){required}")

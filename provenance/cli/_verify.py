@@ -9,7 +9,14 @@ import click
 
 from provenance import card
 from provenance._files import read_bytes
-from provenance.cli._common import PATH, json_option, now_option, print_json, progress_bar, resolve_now
+from provenance.cli._common import (
+    PATH,
+    json_option,
+    now_option,
+    print_json,
+    progress_bar,
+    resolve_now,
+)
 from provenance.cli._trust import load_trust_store
 from provenance.envelope import Envelope
 from provenance.errors import FormatError
@@ -19,11 +26,16 @@ from provenance.verify import Report, verify
 @click.command("verify")
 @click.argument("signed_path", metavar="SIGNED", type=PATH)
 @click.option("--trust", "trust_path", required=True, type=PATH, help="Trust store.")
-@click.option("--manifest", "manifest_path", type=PATH, help="Check this manifest against the card.")
+@click.option(
+    "--manifest", "manifest_path", type=PATH, help="Check this manifest against the card."
+)
 @click.option("--data", "data_dir", type=PATH, help="Re-hash this directory against the manifest.")
 @click.option(
-    "--workers", type=click.IntRange(min=1), default=lambda: os.cpu_count() or 1,
-    show_default="all cores", help="Hashing processes for --data.",
+    "--workers",
+    type=click.IntRange(min=1),
+    default=lambda: os.cpu_count() or 1,
+    show_default="all cores",
+    help="Hashing processes for --data.",
 )
 @json_option
 @now_option
