@@ -87,21 +87,65 @@ def _play(samples: Path, work: Path) -> None:
     stage.run("key", "generate", f"{w}/developer.key")
     stage.run("manifest", "build", f"{w}/data", "-o", f"{w}/manifest.jsonl")
     stage.run(
-        "card", "build", str(samples / "card-spec.yaml"),
-        "--manifest", f"{w}/manifest.jsonl", "-o", f"{w}/card.json",
+        "card",
+        "build",
+        str(samples / "card-spec.yaml"),
+        "--manifest",
+        f"{w}/manifest.jsonl",
+        "-o",
+        f"{w}/card.json",
     )
-    stage.run("card", "sign", f"{w}/card.json", "--key", f"{w}/developer.key", "-o", f"{w}/card.signed.json")
+    stage.run(
+        "card",
+        "sign",
+        f"{w}/card.json",
+        "--key",
+        f"{w}/developer.key",
+        "-o",
+        f"{w}/card.signed.json",
+    )
 
     stage.party("Auditor: trust the developer's key, verify, co-sign")
     stage.run("key", "generate", f"{w}/auditor.key", "--algorithm", "ecdsa-p256")
-    stage.run("trust", "add", f"{w}/trust.json", f"{w}/developer.key.pub",
-              "--name", "Example AI Lab", "--role", "dataset-publisher")
-    stage.run("trust", "add", f"{w}/trust.json", f"{w}/auditor.key.pub",
-              "--name", "Independent Auditor", "--role", "auditor")
-    stage.run("verify", f"{w}/card.signed.json", "--trust", f"{w}/trust.json",
-              "--manifest", f"{w}/manifest.jsonl", "--data", f"{w}/data")
-    stage.run("card", "sign", f"{w}/card.signed.json", "--key", f"{w}/auditor.key",
-              "-o", f"{w}/card.signed.json")
+    stage.run(
+        "trust",
+        "add",
+        f"{w}/trust.json",
+        f"{w}/developer.key.pub",
+        "--name",
+        "Example AI Lab",
+        "--role",
+        "dataset-publisher",
+    )
+    stage.run(
+        "trust",
+        "add",
+        f"{w}/trust.json",
+        f"{w}/auditor.key.pub",
+        "--name",
+        "Independent Auditor",
+        "--role",
+        "auditor",
+    )
+    stage.run(
+        "verify",
+        f"{w}/card.signed.json",
+        "--trust",
+        f"{w}/trust.json",
+        "--manifest",
+        f"{w}/manifest.jsonl",
+        "--data",
+        f"{w}/data",
+    )
+    stage.run(
+        "card",
+        "sign",
+        f"{w}/card.signed.json",
+        "--key",
+        f"{w}/auditor.key",
+        "-o",
+        f"{w}/card.signed.json",
+    )
     stage.run("verify", f"{w}/card.signed.json", "--trust", f"{w}/trust.json")
 
     stage.party("Auditor: a tampered copy of the data is caught")
@@ -112,8 +156,17 @@ def _play(samples: Path, work: Path) -> None:
     (tampered / "images" / "horse.png").unlink()
     (tampered / "news" / "2026-06-unlicensed-scrape.txt").write_text("copied without a licence\n")
     stage.say("changed one word in a news article, deleted an image, added an unlicensed file")
-    stage.run("verify", f"{w}/card.signed.json", "--trust", f"{w}/trust.json",
-              "--manifest", f"{w}/manifest.jsonl", "--data", f"{w}/tampered", expect=1)
+    stage.run(
+        "verify",
+        f"{w}/card.signed.json",
+        "--trust",
+        f"{w}/trust.json",
+        "--manifest",
+        f"{w}/manifest.jsonl",
+        "--data",
+        f"{w}/tampered",
+        expect=1,
+    )
 
     stage.party("Auditor: a card whose payload was edited after signing is refused")
     signed = (work / "card.signed.json").read_bytes()
