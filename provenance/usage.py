@@ -1,0 +1,228 @@
+"""The usage report: records, bytes and shares per rights holder, source or license.
+
+It is the basis on which a rights holder and a developer can discuss licensing and compensation,
+so it is computed only from a manifest that a verified card commits to (same file digest and
+Merkle root), with sources and licenses resolved exactly as the card's own counts are
+(:class:`provenance.card.SourceAssigner`; an entry's own license or rights holder wins over its
+source's).
+
+Rights holder of an entry: its ``rightsHolder``, else its source's ``rightsHolder`` in the card,
+else ``unknown (source <id>)`` so that entries with no stated holder stay apart per source.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from provenance.card import SourceAssigner
+from provenance.errors import DigestMismatchError, FormatError, InputError, LocalIOError
+from provenance.licenses import normalize_license
+from provenance.manifest import ManifestEntry, ManifestSummary, iter_manifest
+from provenance.proofs import CardRef
+
+By = Literal["rights-holder", "source", "license"]
+BY_CHOICES: tuple[By, ...] = ("rights-holder", "source", "license")
+SHARE_DIGITS = 6
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    """One group: its records and bytes, their shares of the whole, and the sources in it."""
+
+    group: str
+    records: int
+    bytes: int
+    record_share: float
+    byte_share: float
+    sources: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form."""
+        return {
+            "group": self.group,
+            "records": self.records,
+            "bytes": self.bytes,
+            "recordShare": self.record_share,
+            "byteShare": self.byte_share,
+            "sources": list(self.sources),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReport:
+    """Usage grouped by ``by``; rows sorted by bytes, then records (both descending), then name."""
+
+    by: By
+    total_records: int
+    total_bytes: int
+    rows: tuple[UsageRow, ...]
+    card: Mapping[str, Any]
+    """Which card the numbers rest on: name, version, statementSha256, manifestSha256."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the ``--json`` document."""
+        return {
+            "by": self.by,
+            "card": dict(self.card),
+            "totals": {"records": self.total_records, "bytes": self.total_bytes},
+            "rows": [row.to_dict() for row in self.rows],
+        }
+
+    def to_csv(self) -> str:
+        """Return the report as CSV (header row first; shares as decimals)."""
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(
+            [self.by.replace("-", "_"), "records", "bytes", "record_share", "byte_share", "sources"]
+        )
+        for row in self.rows:
+            writer.writerow(
+                [
+                    row.group,
+                    row.records,
+                    row.bytes,
+                    f"{row.record_share:.{SHARE_DIGITS}f}",
+                    f"{row.byte_share:.{SHARE_DIGITS}f}",
+                    ";".join(row.sources),
+                ]
+            )
+        return out.getvalue()
+
+
+def _share(part: int, whole: int) -> float:
+    return round(part / whole, SHARE_DIGITS) if whole else 0.0
+
+
+def usage(
+    entries: Iterable[ManifestEntry],
+    sources: Sequence[Mapping[str, Any]],
+    *,
+    by: By,
+    card: Mapping[str, Any] | None = None,
+) -> UsageReport:
+    """Group ``entries`` by rights holder, source or license (``sources`` from the card).
+
+    Returns:
+        The report; with ``by="source"`` every source of the card has a row, even if empty.
+
+    Raises:
+        InputError: an entry is claimed by no source or names an unknown one.
+        FormatError: an entry's license is not a valid SPDX expression.
+    """
+    if by not in BY_CHOICES:
+        raise InputError(f"--by {by!r}: expected one of {', '.join(BY_CHOICES)}")
+    assigner = SourceAssigner(sources)
+    by_id = {s["id"]: s for s in sources}
+    counts: dict[str, list[int]] = {}
+    members: dict[str, set[str]] = {}
+    if by == "source":
+        for source in sources:
+            counts[source["id"]] = [0, 0]
+            members[source["id"]] = {source["id"]}
+    total_records = total_bytes = 0
+    for entry in entries:
+        source_id = assigner.assign(entry)
+        source = by_id[source_id]
+        if by == "source":
+            group = source_id
+        elif by == "license":
+            if entry.license is None:
+                group = source["license"]
+            else:
+                try:
+                    group = normalize_license(entry.license)
+                except FormatError as exc:
+                    raise FormatError(f"entry {entry.id!r}: {exc}") from None
+        else:
+            group = (
+                entry.rightsHolder or source.get("rightsHolder") or f"unknown (source {source_id})"
+            )
+        size = entry.size or 0
+        tally = counts.setdefault(group, [0, 0])
+        tally[0] += 1
+        tally[1] += size
+        members.setdefault(group, set()).add(source_id)
+        total_records += 1
+        total_bytes += size
+    rows = [
+        UsageRow(
+            group,
+            records,
+            size,
+            _share(records, total_records),
+            _share(size, total_bytes),
+            tuple(sorted(members[group])),
+        )
+        for group, (records, size) in counts.items()
+    ]
+    rows.sort(key=lambda r: (-r.bytes, -r.records, r.group))
+    return UsageReport(by, total_records, total_bytes, tuple(rows), dict(card or {}))
+
+
+# ----------------------------------------------------------------------------------------------
+# I/O shell
+
+
+def _file_sha256(path: Path) -> str:
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such manifest file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, expected a manifest file") from None
+    except PermissionError:
+        raise InputError(f"{path}: permission denied") from None
+    except OSError as exc:
+        raise LocalIOError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def usage_report(manifest_path: Path, card: CardRef, *, by: By) -> UsageReport:
+    """Report usage of the manifest at ``manifest_path``, which ``card`` must commit to.
+
+    The file's digest is checked against the card before anything in it is read, and again
+    (with the entry count and Merkle root) after the pass that counts, so a file replaced in
+    between is refused too.
+
+    Raises:
+        DigestMismatchError: the manifest is not the one the card commits to.
+        InputError, FormatError, LocalIOError: the manifest is missing, unreadable or invalid,
+            or an entry is claimed by no source.
+    """
+    commitment = card.commitment
+    digest = _file_sha256(manifest_path)
+    if digest != commitment.manifest_sha256:
+        raise DigestMismatchError(
+            f"{manifest_path}: sha256 {digest} is not the manifest the card commits to"
+            f" ({commitment.manifest_sha256})"
+        )
+    summaries: list[ManifestSummary] = []
+    predicate = card.card.predicate
+    report = usage(
+        iter_manifest(manifest_path, on_summary=summaries.append),
+        predicate["sources"],
+        by=by,
+        card={
+            "name": predicate["name"],
+            "version": predicate["version"],
+            "statementSha256": commitment.statement_sha256,
+            "manifestSha256": commitment.manifest_sha256,
+        },
+    )
+    summary = summaries[0]
+    if (summary.digest, summary.entries, summary.root) != (
+        commitment.manifest_sha256,
+        commitment.tree_size,
+        commitment.merkle_root,
+    ):
+        raise DigestMismatchError(
+            f"{manifest_path}: changed while it was read, or does not match the card's entry"
+            " count and Merkle root"
+        )
+    return report
