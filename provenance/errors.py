@@ -31,6 +31,14 @@ class SchemaError(FormatError):
     """A document does not match its JSON Schema."""
 
 
+class InvalidURLError(FormatError):
+    """A URL or host that WHATWG parsing rejects, or whose host is not a valid domain name.
+
+    When it is a record's or manifest entry's URL, that record "cannot be evaluated" against
+    URL and domain entries: it is reported, never treated as clean.
+    """
+
+
 class KeyFormatError(InputError):
     """A key file cannot be loaded (wrong format, unsupported algorithm, bad passphrase)."""
 
