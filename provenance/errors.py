@@ -81,3 +81,7 @@ class FetchError(UnavailableError):
 
 class LocalIOError(UnavailableError):
     """Reading or writing a local file failed, or a file changed while it was read."""
+
+
+class NotCachedError(UnavailableError):
+    """An exclusion list (or one version of it) is not in the local cache; fetch it first."""
