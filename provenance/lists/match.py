@@ -1,0 +1,768 @@
+"""Matching records against exclusion lists, so that spelling cannot evade a listed entry.
+
+Pure: no I/O, no clock. Everything that is compared is first brought to one canonical form, by
+the same code for list entries and for the URLs being checked:
+
+- **URLs** are parsed as browsers parse them (WHATWG URL Standard, through ``ada-url``): tabs and
+  newlines are removed, ``\\`` is ``/`` in web schemes (so ``http://evil.com\\@good.com/`` is on
+  ``evil.com``), userinfo and port are separated from the host, dot segments are resolved.
+- **Hosts** are WHATWG hosts: percent-decoded, mapped with UTS #46 (non-transitional, as
+  browsers do), lower-cased, IPv4 in any notation (``0x7f.1``, ``2130706433``) turned into
+  dotted decimal, IPv6 compressed in brackets; then trailing dots are dropped. Every ``xn--``
+  label is checked to be valid Punycode of a valid UTS #46 label (``ada-url`` accepts some that
+  are not), with the ``idna`` package's tables, and code points unassigned in Unicode 14.0 are
+  refused, so the answer does not depend on the Python version. A host that fails is refused
+  (:class:`~provenance.errors.InvalidURLError`): a record with such a URL *cannot be evaluated*,
+  which callers report and never count as clean.
+- **Paths** (for ``url`` and ``url-prefix`` entries) are the WHATWG path with percent-encoding
+  normalized as RFC 3986 section 6.2.2 says: hex digits upper-cased, unreserved characters
+  decoded, nothing else decoded (``%2F`` stays distinct from ``/``).
+
+Entry semantics:
+
+- ``domain``: the host and every subdomain, on a label boundary (``not01cinema.com`` is not
+  under ``01cinema.com``). An IP literal matches that address exactly.
+- ``url-prefix``: same host (no subdomains), same port after default-port removal, the
+  scheme given (``http``/``https``) or either of them when the entry has no scheme, and a path
+  that equals the entry's or continues it at a segment boundary (``/piracy`` covers
+  ``/piracy/x`` but not ``/piracy-report``; an entry ending in ``/`` covers everything under it).
+  The query is ignored unless the entry has one; then the URL must have that query, possibly
+  followed by ``&...``. Fragments are always ignored.
+- ``url``: as ``url-prefix`` but the path must be equal, and a query in the entry must be equal.
+- ``sha256``: the SHA-256 of the content. ``text-sha256``: the ``norm-text-v1`` digest.
+
+A fast path handles the common ``http(s)://lowercase-ascii.host/...`` URL without calling the
+WHATWG parser; it is taken only when the parser provably gives the same host (ASCII letters,
+digits and hyphens, no ``xn--`` label, a last label starting with a letter so that it cannot be
+an IPv4 address), and the tests check it against the parser.
+
+Content digests are matched with a sorted numpy array of 64-bit keys (a 64-bit prefix of the
+digest with the row number packed into its low bits), confirmed on all 32 bytes: about 40 bytes
+per listed hash instead of the ~150 of a Python set of strings.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import ada_url
+import idna.core
+import numpy as np
+import numpy.typing as npt
+
+from provenance._unicode14 import CN_ENDS, CN_STARTS
+from provenance.errors import FormatError, InvalidURLError
+
+EntryType = Literal["domain", "url-prefix", "url", "sha256", "text-sha256"]
+ENTRY_TYPES: tuple[str, ...] = ("domain", "url-prefix", "url", "sha256", "text-sha256")
+WEB_SCHEMES = ("http", "https")
+
+# WHATWG "special" schemes: their hosts are domains or IP addresses and go through the host parser.
+_SPECIAL_SCHEMES = frozenset({"http", "https", "ws", "wss", "ftp", "file"})
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+# A host the WHATWG parser leaves exactly as it is (up to trailing dots): lower-case ASCII letters,
+# digits and hyphens in non-empty labels, the last label starting with a letter (so not an IPv4
+# number). Labels starting "xn--" are excluded by a separate check, since they need validation.
+_FAST_HOST = re.compile(r"(?:[a-z0-9-]+\.)*[a-z][a-z0-9-]*\.*")
+_FAST_URL = re.compile(r"(https?)://((?:[a-z0-9-]+\.)*[a-z][a-z0-9-]*)\.?(?=[/?#]|\Z)")
+_HOST_FORBIDDEN_IN_ENTRY = re.compile(r"[\x00-\x20\x7f/\\?#@]")
+
+
+# ----------------------------------------------------------------------------------------------
+# Hosts
+
+
+def normalize_host(text: str) -> str:
+    """Return the canonical form of a host name or IP address, as matching compares it.
+
+    ``text`` is a bare host as written in a list entry or a hosts file: ``Example.COM.``,
+    ``ex%61mple.com``, ``例え.jp``, ``xn--r8jz45g.jp``, ``0x7f.1``, ``[::1]`` or ``::1``. No
+    scheme, userinfo, port or path is allowed.
+
+    Returns:
+        Lower-case ASCII: a domain in A-label form without trailing dots, dotted-decimal IPv4,
+        or bracketed compressed IPv6 (``[2001:db8::1]``).
+
+    Raises:
+        InvalidURLError: not a valid host (empty, a forbidden character, invalid Punycode or
+            UTS #46 label, a malformed IP address, or a port or path).
+    """
+    if _FAST_HOST.fullmatch(text) and "xn--" not in text:
+        return text.rstrip(".")
+    return parse_host(text)[0]
+
+
+def parse_host(text: str) -> tuple[str, bool]:
+    """Like :func:`normalize_host`, and also say whether the host is an IP address.
+
+    Returns:
+        ``(host, is_ip)``.
+
+    Raises:
+        InvalidURLError: as :func:`normalize_host`.
+    """
+    shown = text if len(text) <= 100 else text[:100] + "..."
+    if not text:
+        raise InvalidURLError("empty host")
+    if _HOST_FORBIDDEN_IN_ENTRY.search(text):
+        raise InvalidURLError(
+            f"{shown!r} is not a host: it holds a space, control or URL delimiter"
+        )
+    if ":" in text and not text.startswith("["):
+        # A bare IPv6 address, as hosts files write them; anything else with ':' has a port.
+        if not re.fullmatch(r"[0-9A-Fa-f:.]+", text):
+            raise InvalidURLError(f"{shown!r} is not a host (a port or scheme is not allowed)")
+        text = f"[{text}]"
+    try:
+        url = ada_url.URL(f"http://{text}/")
+    except ValueError:
+        raise InvalidURLError(f"{shown!r} is not a valid host") from None
+    if url.port or url.username or url.password or url.pathname != "/":
+        raise InvalidURLError(f"{shown!r} is not a host (a port or path is not allowed)")
+    return _canonical_host(url.hostname, url.host_type, f"host {shown!r}")
+
+
+def _canonical_host(hostname: str, host_type: Any, what: str) -> tuple[str, bool]:
+    """Finish a WHATWG host: IP literals as they are, domains without trailing dots, validated.
+
+    ``what`` names the host or URL in error messages.
+    """
+    if host_type != ada_url.HostType.DEFAULT:
+        return hostname, True
+    host = hostname.rstrip(".")
+    if not host:
+        raise InvalidURLError(f"{what}: the host is empty")
+    if "xn--" in host:
+        _check_labels(host, what)
+    return host, False
+
+
+def _check_labels(host: str, what: str) -> None:
+    """Check every ``xn--`` label of an ASCII host, and the bidi rule across the domain.
+
+    The checks are UTS #46 section 4.1 (validity criteria, non-transitional, CheckHyphens
+    false, CheckJoiners and CheckBidi true), as the WHATWG URL Standard asks for.
+    """
+    labels = host.split(".")
+    unicode_labels = []
+    for label in labels:
+        if label.startswith("xn--"):
+            decoded = decode_punycode_label(label[4:])
+            if decoded is None or not _valid_unicode_label(decoded):
+                raise InvalidURLError(f"{what}: label {label!r} is not valid IDNA")
+            unicode_labels.append(decoded)
+        else:
+            unicode_labels.append(label)
+    if any(_is_rtl(char) for label in unicode_labels for char in label):
+        for label in unicode_labels:
+            if not label:
+                continue
+            try:
+                idna.core.check_bidi(label, check_ltr=True)
+            except idna.core.IDNAError:
+                raise InvalidURLError(f"{what}: label {label!r} breaks the bidi rule") from None
+
+
+def _is_rtl(char: str) -> bool:
+    return unicodedata.bidirectional(char) in ("R", "AL", "AN")
+
+
+def decode_punycode_label(encoded: str) -> str | None:
+    """Decode the part of an A-label after ``xn--``; ``None`` if it is not canonical Punycode.
+
+    Canonical means that encoding the result gives ``encoded`` back (lower-case): this refuses
+    overflows, trailing garbage and alternative spellings of the same label.
+    """
+    try:
+        decoded = encoded.encode("ascii").decode("punycode")
+        again = decoded.encode("punycode").decode("ascii")
+    except (UnicodeError, ValueError, OverflowError, IndexError):
+        return None
+    return decoded if again == encoded.lower() else None
+
+
+def _unassigned_in_unicode14(char: str) -> bool:
+    point = ord(char)
+    index = bisect.bisect_right(CN_STARTS, point) - 1
+    return index >= 0 and point <= CN_ENDS[index]
+
+
+def _valid_unicode_label(label: str) -> bool:
+    """UTS #46 validity criteria for a label that came from Punycode (non-transitional)."""
+    if not label or label.isascii() or label[:4].lower() == "xn--" or "." in label:
+        return False
+    if any(_unassigned_in_unicode14(char) for char in label):
+        return False
+    if not unicodedata.is_normalized("NFC", label):
+        return False
+    if unicodedata.category(label[0]).startswith("M"):
+        return False
+    try:
+        # Every code point must be "valid" (or a deviation, kept in non-transitional mode): a
+        # mapped, ignored or disallowed one would change the label or raise here.
+        if idna.core.uts46_remap(label, std3_rules=False, transitional=False) != label:
+            return False
+        for position, char in enumerate(label):
+            if char in "\u200c\u200d" and not idna.core.valid_contextj(label, position):
+                return False
+    except (idna.core.IDNAError, ValueError, IndexError):
+        return False
+    return True
+
+
+@functools.cache
+def _public_suffix_list() -> Any:
+    from publicsuffixlist import PublicSuffixList
+
+    # The list shipped inside the package (no network), private section included, so that
+    # github.io counts as a public suffix just like co.uk.
+    return PublicSuffixList(only_icann=False)
+
+
+def is_public_suffix(host: str) -> bool:
+    """Whether ``host`` (as :func:`normalize_host` returns it) is itself a public suffix.
+
+    Uses the Public Suffix List shipped in the ``publicsuffixlist`` package, ICANN and private
+    sections, with the default rule ``*`` (an unlisted top-level label is a public suffix). IP
+    addresses are never public suffixes.
+    """
+    if host.startswith("[") or _looks_ipv4(host):
+        return False
+    return bool(_public_suffix_list().is_public(host))
+
+
+def registrable_domain(host: str) -> str | None:
+    """Return the registrable domain (public suffix plus one label) of ``host``, or ``None``.
+
+    ``None`` for a public suffix itself or an IP address.
+    """
+    if host.startswith("[") or _looks_ipv4(host):
+        return None
+    result = _public_suffix_list().privatesuffix(host)
+    return str(result) if result else None
+
+
+def _looks_ipv4(host: str) -> bool:
+    return bool(re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+", host))
+
+
+# ----------------------------------------------------------------------------------------------
+# URLs
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedURL:
+    """A URL in the form matching compares: scheme, canonical host, port, path and query."""
+
+    scheme: str
+    host: str
+    is_ip: bool
+    port: str
+    """Empty for the scheme's default port."""
+    path: str
+    query: str | None
+    """Without the ``?``; ``None`` when the URL has none (or an empty one)."""
+
+
+def normalize_percent(text: str) -> str:
+    """Upper-case percent-encodings and decode those of unreserved characters (RFC 3986 6.2.2)."""
+    if "%" not in text:
+        return text
+    return _PERCENT.sub(_percent_replacement, text)
+
+
+def _percent_replacement(match: re.Match[str]) -> str:
+    value = int(match[1], 16)
+    return chr(value) if value in _UNRESERVED else f"%{value:02X}"
+
+
+def parse_url(text: str) -> ParsedURL:
+    """Parse an absolute URL as a browser would, into the form matching compares.
+
+    Raises:
+        InvalidURLError: WHATWG parsing fails, the scheme is not a web one (its host would not
+            be a domain), or the host is not valid (see :func:`normalize_host`).
+    """
+    shown = text if len(text) <= 200 else text[:200] + "..."
+    try:
+        url = ada_url.URL(text)
+    except (ValueError, UnicodeError):
+        raise InvalidURLError(f"URL {shown!r} cannot be parsed") from None
+    scheme = url.protocol[:-1]
+    if scheme not in _SPECIAL_SCHEMES:
+        raise InvalidURLError(f"URL {shown!r}: scheme {scheme!r} is not a web scheme")
+    if url.hostname:
+        host, is_ip = _canonical_host(url.hostname, url.host_type, f"URL {shown!r}")
+    else:
+        host, is_ip = "", False
+    search = url.search
+    return ParsedURL(
+        scheme=scheme,
+        host=host,
+        is_ip=is_ip,
+        port=url.port,
+        path=normalize_percent(url.pathname),
+        query=normalize_percent(search[1:]) if len(search) > 1 else None,
+    )
+
+
+def fast_host(url: str) -> str | None:
+    """Return the host of a plain ``http(s)://host/...`` URL, or ``None`` to use the parser.
+
+    The answer, when not ``None``, is exactly what :func:`parse_url` would give as the host.
+    """
+    match = _FAST_URL.match(url)
+    if match is None:
+        return None
+    host = match[2]
+    return None if "xn--" in host else host
+
+
+# ----------------------------------------------------------------------------------------------
+# Entries
+
+
+class EntryLike(Protocol):
+    """What matching needs of a list entry (``provenance.lists.model.ListEntry`` has it)."""
+
+    @property
+    def type(self) -> str: ...  # noqa: D102
+
+    @property
+    def value(self) -> str: ...  # noqa: D102
+
+    @property
+    def category(self) -> str: ...  # noqa: D102
+
+
+class ListLike(Protocol):
+    """What matching needs of a list (``provenance.lists.model.ExclusionList`` has it)."""
+
+    @property
+    def name(self) -> str: ...  # noqa: D102
+
+    @property
+    def version(self) -> int: ...  # noqa: D102
+
+    @property
+    def entries(self) -> Sequence[Any]: ...  # noqa: D102
+
+
+@dataclass(frozen=True, slots=True)
+class UrlRule:
+    """A compiled ``url`` or ``url-prefix`` entry for one host."""
+
+    exact: bool
+    schemes: frozenset[str]
+    port: str
+    path: str
+    query: str | None
+    ref: int
+
+    def matches(self, url: ParsedURL) -> bool:
+        """Whether ``url`` (on this rule's host) is covered by the rule."""
+        if url.scheme not in self.schemes or url.port != self.port:
+            return False
+        path = url.path
+        if self.query is not None:
+            if path != self.path or url.query is None:
+                return False
+            if self.exact:
+                return url.query == self.query
+            return url.query == self.query or url.query.startswith(self.query + "&")
+        if path == self.path:
+            return True
+        if self.exact:
+            return False
+        if self.path.endswith("/"):
+            return path.startswith(self.path)
+        return path.startswith(self.path + "/")
+
+
+def compile_url_entry(value: str, *, exact: bool, ref: int = 0) -> tuple[str, list[UrlRule]]:
+    """Compile a ``url`` or ``url-prefix`` entry value.
+
+    A value without a scheme (``host/path``) covers both ``http`` and ``https``.
+
+    Returns:
+        ``(host, rules)``: the canonical host and one rule per scheme whose default port differs.
+
+    Raises:
+        InvalidURLError: the value is not a valid http(s) URL (or ``host/path``), or has userinfo.
+    """
+    if "://" in value:
+        scheme = value.split("://", 1)[0].lower()
+        if scheme not in WEB_SCHEMES:
+            raise InvalidURLError(f"{value!r}: only http and https URLs can be listed")
+        candidates = [value]
+    else:
+        authority = re.split(r"[/?#\\]", value, maxsplit=1)[0]
+        if not authority or (
+            ":" in authority
+            and not authority.startswith("[")
+            and not re.fullmatch(r"[^:]+:[0-9]+", authority)
+        ):
+            raise InvalidURLError(f"{value!r}: expected http(s)://host/path or host/path")
+        candidates = [f"{scheme}://{value}" for scheme in WEB_SCHEMES]
+    rules: dict[tuple[str, str], UrlRule] = {}
+    host = ""
+    for candidate in candidates:
+        try:
+            url = ada_url.URL(candidate)
+        except ValueError:
+            raise InvalidURLError(f"{value!r} is not a valid URL") from None
+        if url.username or url.password:
+            raise InvalidURLError(f"{value!r}: a listed URL must not hold a user name or password")
+        parsed = parse_url(candidate)
+        if not parsed.host:
+            raise InvalidURLError(f"{value!r}: a listed URL needs a host")
+        host = parsed.host
+        rule = UrlRule(
+            exact=exact,
+            schemes=frozenset({parsed.scheme}),
+            port=parsed.port,
+            path=parsed.path,
+            query=parsed.query,
+            ref=ref,
+        )
+        key = (rule.port, rule.path + "?" + (rule.query or ""))
+        if key in rules:
+            previous = rules[key]
+            rules[key] = UrlRule(
+                exact, previous.schemes | rule.schemes, rule.port, rule.path, rule.query, ref
+            )
+        else:
+            rules[key] = rule
+    return host, list(rules.values())
+
+
+def digest_bytes(value: str) -> bytes:
+    """Return the 32 bytes of a lower-case hex SHA-256.
+
+    Raises:
+        FormatError: not 64 lower-case hex digits.
+    """
+    if not _HEX64.fullmatch(value):
+        raise FormatError(f"{value[:80]!r} is not a SHA-256 (64 lower-case hex digits)")
+    return bytes.fromhex(value)
+
+
+# ----------------------------------------------------------------------------------------------
+# Digests
+
+_Ints = npt.NDArray[np.int64]
+
+
+class DigestIndex:
+    """Exact lookup of 32-byte digests among many, in about 40 bytes per digest.
+
+    The digests are kept as one ``(n, 32)`` uint8 array. A sorted uint64 array holds, per row,
+    the digest's first 8 bytes with the low ``bits`` bits replaced by the row number; a query's
+    candidates are the keys sharing its prefix, confirmed against all 32 bytes.
+    """
+
+    def __init__(self, digests: npt.NDArray[np.uint8], refs: npt.NDArray[np.int64] | None = None):
+        """Index ``digests`` (shape ``(n, 32)``); ``refs[i]`` is what row ``i`` reports."""
+        if digests.ndim != 2 or digests.shape[1] != 32:
+            raise ValueError("digests must have shape (n, 32)")
+        count = digests.shape[0]
+        self._rows = np.ascontiguousarray(digests, dtype=np.uint8)
+        self._refs = refs
+        self._bits = max(1, (count - 1).bit_length()) if count else 1
+        keys = self._prefixes(self._rows)
+        keys >>= np.uint64(self._bits)
+        keys <<= np.uint64(self._bits)
+        keys |= np.arange(count, dtype=np.uint64)
+        keys.sort()
+        self._keys = keys
+        self._low = np.uint64((1 << self._bits) - 1)
+
+    @staticmethod
+    def _prefixes(rows: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint64]:
+        # Native byte order: only equality of prefixes matters, and a byte swap costs time.
+        return np.ascontiguousarray(rows[:, :8]).view(np.uint64).reshape(-1).copy()
+
+    def __len__(self) -> int:
+        """The number of digests indexed."""
+        return int(self._rows.shape[0])
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the index."""
+        refs = 0 if self._refs is None else self._refs.nbytes
+        return int(self._rows.nbytes + self._keys.nbytes + refs)
+
+    def lookup(self, queries: npt.NDArray[np.uint8]) -> tuple[_Ints, _Ints]:
+        """Find every indexed row equal to each query row (shape ``(m, 32)``).
+
+        Returns:
+            ``(query_numbers, refs)``: parallel arrays, one pair per match, ordered by query.
+        """
+        empty = np.zeros(0, dtype=np.int64)
+        if len(self) == 0 or queries.shape[0] == 0:
+            return empty, empty
+        queries = np.ascontiguousarray(queries, dtype=np.uint8)
+        prefixes = self._prefixes(queries)
+        prefixes >>= np.uint64(self._bits)
+        prefixes <<= np.uint64(self._bits)
+        order = np.argsort(prefixes, kind="stable")
+        sorted_prefixes = prefixes[order]
+        low = np.searchsorted(self._keys, sorted_prefixes, side="left")
+        high = np.searchsorted(self._keys, sorted_prefixes | self._low, side="right")
+        counts = high - low
+        hit = np.nonzero(counts)[0]
+        if hit.size == 0:
+            return empty, empty
+        # Expand every candidate range [low, high) into single positions.
+        repeat = counts[hit]
+        query_positions = np.repeat(hit, repeat)
+        starts = np.repeat(low[hit], repeat)
+        offsets = np.arange(query_positions.size) - np.repeat(np.cumsum(repeat) - repeat, repeat)
+        rows = (self._keys[starts + offsets] & self._low).astype(np.int64)
+        query_numbers = order[query_positions].astype(np.int64)
+        equal = np.all(self._rows[rows] == queries[query_numbers], axis=1)
+        query_numbers, rows = query_numbers[equal], rows[equal]
+        sort = np.lexsort((rows, query_numbers))
+        query_numbers, rows = query_numbers[sort], rows[sort]
+        refs = rows if self._refs is None else self._refs[rows].astype(np.int64)
+        return query_numbers, refs
+
+    def count_matches(self, queries: npt.NDArray[np.uint8]) -> int:
+        """The number of query rows equal to at least one indexed row."""
+        query_numbers, _ = self.lookup(queries)
+        return int(np.unique(query_numbers).size)
+
+
+def digests_array(digests: Iterable[bytes], count_hint: int = 0) -> npt.NDArray[np.uint8]:
+    """Pack 32-byte digests into an ``(n, 32)`` uint8 array."""
+    joined = b"".join(digests)
+    if len(joined) % 32:
+        raise ValueError("digests must be 32 bytes each")
+    return np.frombuffer(joined, dtype=np.uint8).reshape(-1, 32)
+
+
+# ----------------------------------------------------------------------------------------------
+# The index over many lists
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One matching entry: ``lists[list_number].entries[entry_number]``."""
+
+    list_number: int
+    entry_number: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecordMatch:
+    """What matched one record. ``unevaluable`` says why URL entries could not be checked."""
+
+    hits: tuple[Hit, ...]
+    unevaluable: str | None = None
+
+
+_NO_REFS: tuple[int, ...] = ()
+
+
+class ListIndex:
+    """All entries of several lists, indexed for matching records.
+
+    ``lists`` are kept as given; a :class:`Hit` points into them. Entries are compiled once:
+    hosts normalized, URLs parsed, digests packed.
+    """
+
+    def __init__(self, lists: Sequence[ListLike]) -> None:
+        """Index every entry of ``lists``.
+
+        Raises:
+            FormatError: an entry has an unknown type or an invalid value (the list and entry
+                are named); a list that cannot be applied as signed is not applied at all.
+        """
+        self.lists = tuple(lists)
+        self._offsets: list[int] = []
+        domains: dict[str, list[int]] = {}
+        ips: dict[str, list[int]] = {}
+        url_rules: dict[str, list[UrlRule]] = {}
+        content: list[bytes] = []
+        content_refs: list[int] = []
+        text: list[bytes] = []
+        text_refs: list[int] = []
+        total = 0
+        for the_list in self.lists:
+            self._offsets.append(total)
+            for number, entry in enumerate(the_list.entries):
+                ref = total + number
+                where = f"list {the_list.name} v{the_list.version}: entry {number + 1}"
+                kind = entry.type
+                try:
+                    if kind == "domain":
+                        host, is_ip = _entry_host(entry.value)
+                        (ips if is_ip else domains).setdefault(host, []).append(ref)
+                    elif kind in ("url-prefix", "url"):
+                        host, rules = compile_url_entry(entry.value, exact=kind == "url", ref=ref)
+                        url_rules.setdefault(host, []).extend(rules)
+                    elif kind == "sha256":
+                        content.append(digest_bytes(entry.value))
+                        content_refs.append(ref)
+                    elif kind == "text-sha256":
+                        text.append(digest_bytes(entry.value))
+                        text_refs.append(ref)
+                    else:
+                        raise FormatError(f"unknown entry type {kind!r}")
+                except FormatError as exc:
+                    raise FormatError(f"{where}: {exc}") from None
+            total += len(the_list.entries)
+        self.entry_count = total
+        self._domains = {host: tuple(refs) for host, refs in domains.items()}
+        self._ips = {host: tuple(refs) for host, refs in ips.items()}
+        self._url_rules = url_rules
+        self._max_labels = max((h.count(".") + 1 for h in self._domains), default=0)
+        self._content = _digest_index(content, content_refs)
+        self._text = _digest_index(text, text_refs)
+
+    @property
+    def has_url_entries(self) -> bool:
+        """Whether any entry needs a record's URL (domain, url-prefix or url)."""
+        return bool(self._domains or self._ips or self._url_rules)
+
+    @property
+    def has_content_entries(self) -> bool:
+        """Whether any ``sha256`` entry is indexed."""
+        return self._content is not None
+
+    @property
+    def has_text_entries(self) -> bool:
+        """Whether any ``text-sha256`` entry is indexed."""
+        return self._text is not None
+
+    def hit(self, ref: int) -> Hit:
+        """Turn an internal entry number into a :class:`Hit`."""
+        # Lists with no entries share their offset with the next list; bisect_right skips them.
+        list_number = bisect.bisect_right(self._offsets, ref) - 1
+        return Hit(list_number, ref - self._offsets[list_number])
+
+    def entry(self, hit: Hit) -> Any:
+        """The list entry a hit points to."""
+        return self.lists[hit.list_number].entries[hit.entry_number]
+
+    def match_url(self, url: str) -> tuple[int, ...]:
+        """Return the internal numbers of the entries ``url`` matches (see :meth:`hit`).
+
+        Raises:
+            InvalidURLError: the URL cannot be evaluated (unparseable, not a web scheme, or an
+                invalid host). Callers must report this, not treat the URL as clean.
+        """
+        host = fast_host(url)
+        if host is not None and host not in self._url_rules:
+            return self._domain_refs(host)
+        parsed = parse_url(url)
+        if parsed.is_ip:
+            refs = self._ips.get(parsed.host, _NO_REFS)
+        elif parsed.host:
+            refs = self._domain_refs(parsed.host)
+        else:
+            refs = _NO_REFS
+        rules = self._url_rules.get(parsed.host)
+        if rules:
+            extra = tuple(rule.ref for rule in rules if rule.matches(parsed))
+            if extra:
+                refs = tuple(sorted(set(refs + extra)))
+        return refs
+
+    def _domain_refs(self, host: str) -> tuple[int, ...]:
+        domains = self._domains
+        if not domains:
+            return _NO_REFS
+        refs = domains.get(host)
+        found: tuple[int, ...] = refs if refs is not None else _NO_REFS
+        # Walk up one label at a time; suffixes longer than the longest listed domain are skipped.
+        dots = host.count(".")
+        skip = dots - self._max_labels
+        position = -1
+        for _ in range(dots):
+            position = host.find(".", position + 1)
+            if skip > 0:
+                skip -= 1
+                continue
+            refs = domains.get(host[position + 1 :])
+            if refs is not None:
+                found = found + refs
+        return found
+
+    def match_digests(
+        self, digests: Sequence[bytes | None], *, text: bool = False
+    ) -> list[tuple[int, ...]]:
+        """Return, per digest, the internal numbers of the ``sha256`` entries it equals.
+
+        With ``text=True``, look among ``text-sha256`` entries instead. ``None`` matches nothing.
+        """
+        index = self._text if text else self._content
+        results: list[tuple[int, ...]] = [_NO_REFS] * len(digests)
+        if index is None:
+            return results
+        present = [number for number, d in enumerate(digests) if d is not None]
+        if not present:
+            return results
+        queries = digests_array(d for d in digests if d is not None)
+        query_numbers, refs = index.lookup(queries)
+        grouped: dict[int, list[int]] = {}
+        for query_number, ref in zip(query_numbers.tolist(), refs.tolist(), strict=True):
+            grouped.setdefault(present[query_number], []).append(ref)
+        for number, found in grouped.items():
+            results[number] = tuple(found)
+        return results
+
+    def match_records(
+        self,
+        urls: Sequence[str | None],
+        contents: Sequence[bytes | None],
+        texts: Sequence[bytes | None],
+    ) -> list[RecordMatch]:
+        """Match a batch of records given by URL, content digest and normalized-text digest.
+
+        ``None`` means the record has no such value. A URL that cannot be evaluated while URL
+        entries are indexed gives a :class:`RecordMatch` with ``unevaluable`` set (digest
+        matches are still reported).
+        """
+        content_refs = self.match_digests(contents)
+        text_refs = self.match_digests(texts, text=True)
+        check_urls = self.has_url_entries
+        results = []
+        for number, url in enumerate(urls):
+            refs = content_refs[number] + text_refs[number]
+            problem = None
+            if url is not None and check_urls:
+                try:
+                    refs = refs + self.match_url(url)
+                except InvalidURLError as exc:
+                    problem = str(exc)
+            if refs:
+                hits = tuple(self.hit(ref) for ref in sorted(set(refs)))
+                results.append(RecordMatch(hits, problem))
+            else:
+                results.append(RecordMatch((), problem) if problem else _NO_MATCH)
+        return results
+
+
+_NO_MATCH = RecordMatch(())
+
+
+def _entry_host(value: str) -> tuple[str, bool]:
+    if _FAST_HOST.fullmatch(value) and "xn--" not in value:
+        return value.rstrip("."), False
+    return parse_host(value)
+
+
+def _digest_index(digests: list[bytes], refs: list[int]) -> DigestIndex | None:
+    if not digests:
+        return None
+    return DigestIndex(digests_array(digests), np.asarray(refs, dtype=np.int64))
