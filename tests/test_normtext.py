@@ -6,6 +6,8 @@ import hashlib
 import unicodedata
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from provenance import normtext
 from provenance._unicode14 import CN_ENDS, CN_STARTS
@@ -109,3 +111,62 @@ def test_ascii_fast_path_agrees_with_general_path() -> None:
         unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold()),
     ).strip(" ")
     assert normtext.normalize_str(text) == general
+
+
+def test_only_four_non_ascii_white_space_survive_nfkc() -> None:
+    survivors = {
+        cp
+        for cp in WHITE_SPACE
+        if cp > 0x7F
+        and ord(unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", chr(cp)).casefold()))
+        != 0x20
+    }
+    assert survivors == {ord(c) for c in normtext._NON_ASCII_WS_AFTER_NFKC}
+
+
+_TRICKY = [
+    "Straße",
+    "\ufb01",
+    "\u0130",
+    "ς",
+    "Σ",
+    "e\u0301",
+    "\r\n",
+    "\ufeff",
+    "\u00a0",
+    "\u0085",
+    "\x1c",
+    "\u2028",
+    "\u3000",
+    "\u1680",
+    " ",
+    "\t",
+    "A",
+    "z",
+    "“",
+    "東",
+    "\u0378",
+    "\U0001faf6",
+    "\x00",
+]
+
+
+@given(st.lists(st.sampled_from(_TRICKY) | st.text(max_size=4), max_size=12).map("".join))
+@settings(max_examples=300, deadline=None)
+def test_fast_path_agrees_with_reference(text: str) -> None:
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        return  # lone surrogates cannot be UTF-8 input
+    assert norm_text_v1(data) == normtext.reference_normalize(text)
+
+
+@given(st.lists(st.binary(max_size=8) | st.sampled_from([t.encode() for t in _TRICKY]), max_size=8))
+@settings(max_examples=200, deadline=None)
+def test_batch_equals_one_by_one(parts: list[bytes]) -> None:
+    inputs = [b"".join(parts[i:]) for i in range(len(parts))]
+    batch = normtext.normalize_batch(inputs)
+    for index, data in enumerate(inputs):
+        single = norm_text_v1(data)
+        assert batch.text(index) == (None if single is None else single.encode("utf-8"))
+        assert batch.sha256(index) == norm_text_sha256(data)
