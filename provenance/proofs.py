@@ -72,6 +72,7 @@ __all__ = [
     "locate",
     "proof_file_names",
     "read_proof",
+    "verify_leaf",
     "verify_proof",
     "write_proofs",
 ]
@@ -277,9 +278,7 @@ def verify_proof(proof: Proof, card: CardCommitment) -> VerifiedProof:
         except FormatError as exc:
             raise ProofError(f"the proof's {exc}") from None
         try:
-            merkle.verify_inclusion(
-                leaf.index, size, merkle.leaf_hash(leaf.entry), leaf.audit_path, root
-            )
+            verify_leaf(leaf.index, size, merkle.leaf_hash(leaf.entry), leaf.audit_path, root)
         except ProofError as exc:
             raise ProofError(
                 f"inclusion proof {number + 1} (leaf {leaf.index} of {size}) is invalid: {exc}"
@@ -287,6 +286,18 @@ def verify_proof(proof: Proof, card: CardCommitment) -> VerifiedProof:
         leaves.append((leaf.index, entry))
     _check_claim(proof.claim, proof.work, size, root, leaves)
     return VerifiedProof(proof.claim, proof.work, card, tuple(leaves))
+
+
+def verify_leaf(
+    index: int, size: int, leaf: bytes, audit_path: Sequence[bytes], root: bytes
+) -> None:
+    """The Merkle step of :func:`verify_proof`: RFC 9162 inclusion of ``leaf`` (a leaf hash).
+
+    Raises:
+        ProofError: the index is outside the tree, a hash is not 32 bytes, the path has the
+            wrong length, or it leads to another root.
+    """
+    merkle.verify_inclusion(index, size, leaf, audit_path, root)
 
 
 def _check_claim(
@@ -303,8 +314,7 @@ def _check_claim(
             )
         return
     if size == 0:
-        if leaves:
-            raise ProofError("an absence proof in an empty manifest must have no leaves")
+        # Any leaf of an empty tree has already failed its inclusion proof.
         if root != merkle.EMPTY_ROOT:
             raise ProofError("the card's tree size is 0 but its root is not the empty root")
         return
