@@ -1,0 +1,695 @@
+"""Matching: WHATWG URL parsing, UTS #46 hosts, the public suffix list, evasion spellings, and
+the index over many lists (domains, IPs, url and url-prefix rules, digests)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from provenance.errors import FormatError, InvalidURLError
+from provenance.lists import match
+from provenance.lists.match import (
+    DigestIndex,
+    Hit,
+    ListIndex,
+    decode_punycode_label,
+    fast_host,
+    is_public_suffix,
+    normalize_host,
+    normalize_percent,
+    parse_host,
+    parse_url,
+    registrable_domain,
+)
+from provenance.lists.model import ExclusionList, ListEntry
+from tests.conftest import VECTORS
+
+URL_VECTORS = VECTORS / "url"
+SPECIAL = {"http:", "https:", "ws:", "wss:", "ftp:", "file:"}
+
+
+@dataclass(frozen=True)
+class Entry:
+    type: str
+    value: str
+    category: str = "piracy"
+
+
+@dataclass(frozen=True)
+class FakeList:
+    name: str
+    version: int
+    entries: Sequence[Entry]
+
+
+def index_of(*entries: tuple[str, str], name: str = "test", version: int = 1) -> ListIndex:
+    return ListIndex([FakeList(name, version, [Entry(t, v) for t, v in entries])])
+
+
+def matched_values(index: ListIndex, url: str) -> set[str]:
+    return {index.entry(index.hit(ref)).value for ref in index.match_url(url)}
+
+
+# ----------------------------------------------------------------------------------------------
+# WHATWG URL test data (web-platform-tests)
+
+
+def _wpt_cases() -> list[dict[str, Any]]:
+    data = json.loads((URL_VECTORS / "wpt" / "urltestdata.json").read_text("utf-8"))
+    return [c for c in data if isinstance(c, dict) and c.get("base") is None]
+
+
+def test_wpt_urltestdata_hosts_and_paths_agree_with_the_standard() -> None:
+    cases = _wpt_cases()
+    assert len(cases) > 500
+    checked = failures = 0
+    for case in cases:
+        text = case["input"]
+        try:
+            parsed = parse_url(text)
+        except InvalidURLError:
+            parsed = None
+        if case.get("failure"):
+            assert parsed is None, f"WHATWG rejects {text!r} but it was accepted: {parsed}"
+            failures += 1
+            continue
+        if case["protocol"] not in SPECIAL:
+            # Non-web schemes have opaque hosts: they cannot be evaluated, never "clean".
+            assert parsed is None, text
+            continue
+        if parsed is None:
+            # The only valid WHATWG hosts refused are made of dots alone (empty once the
+            # trailing dots are dropped).
+            assert case["hostname"].strip(".") == "", text
+            continue
+        assert parsed.host == case["hostname"].rstrip("."), text
+        assert parsed.port == case["port"], text
+        assert parsed.path == normalize_percent(case["pathname"]), text
+        checked += 1
+    assert checked > 150 and failures > 150
+
+
+def test_wpt_fast_path_never_disagrees_with_the_parser() -> None:
+    taken = 0
+    for case in _wpt_cases():
+        host = fast_host(case["input"])
+        if host is None:
+            continue
+        taken += 1
+        assert not case.get("failure"), case["input"]
+        assert parse_url(case["input"]).host == host, case["input"]
+    assert taken > 30
+
+
+# ----------------------------------------------------------------------------------------------
+# UTS #46 conformance (IdnaTestV2.txt), with the flags the WHATWG URL Standard uses
+
+# Status codes the WHATWG URL Standard ignores: CheckHyphens, UseSTD3ASCIIRules and
+# VerifyDnsLength are false for URL hosts.
+_IGNORED = {"V2", "V3", "U1", "A4_1", "A4_2"}
+_FORBIDDEN_DOMAIN = set(map(chr, range(0x20))) | set(" #%/:<>?@[\\]^|\x7f")
+
+
+def _unescape(text: str) -> str:
+    text = re.sub(r"\\u([0-9A-Fa-f]{4})", lambda m: chr(int(m[1], 16)), text)
+    return re.sub(r"\\x\{([0-9A-Fa-f]+)\}", lambda m: chr(int(m[1], 16)), text)
+
+
+def _idna_rows() -> list[tuple[str, str, str, set[str]]]:
+    rows = []
+    path = URL_VECTORS / "unicode" / "IdnaTestV2.txt"
+    for line in path.read_text("utf-8").splitlines():
+        line = line.split("#", 1)[0]
+        if not line.strip():
+            continue
+        cols = [c.strip() for c in line.split(";")]
+        source = _unescape(cols[0])
+        to_unicode = _unescape(cols[1]) if cols[1] else source
+        to_ascii = _unescape(cols[3]) if cols[3] else to_unicode
+        status = cols[4] if cols[4] else cols[2]
+        source = "" if source == '""' else source
+        to_ascii = "" if to_ascii == '""' else to_ascii
+        errors = {s.strip() for s in status.strip("[]").split(",") if s.strip()}
+        rows.append((source, to_unicode, to_ascii, errors - _IGNORED))
+    return rows
+
+
+def _ends_in_number(host: str) -> bool:
+    parts = host.split(".")
+    if parts[-1] == "" and len(parts) > 1:
+        parts.pop()
+    last = parts[-1]
+    return (last.isascii() and last.isdigit()) or bool(re.fullmatch(r"0[xX][0-9a-fA-F]*", last))
+
+
+def test_idna_test_v2_non_transitional() -> None:
+    rows = _idna_rows()
+    assert len(rows) > 6000
+    valid_same = refused_for_reason = invalid_refused = 0
+    for source, to_unicode, expected, errors in rows:
+        try:
+            got: str | None = normalize_host(source)
+        except InvalidURLError:
+            got = None
+        if errors:
+            # Every input UTS #46 calls an error is refused (including bidi and joiner rules
+            # and invalid Punycode, which ada-url alone lets through).
+            assert got is None, (source, expected, errors, got)
+            invalid_refused += 1
+        elif got is not None:
+            assert got == expected.rstrip(".").lower(), (source, expected)
+            valid_same += 1
+        else:
+            # A valid UTS #46 result may still be refused, but only for a stated reason.
+            assert (
+                "%" in source
+                or not expected.strip(".")
+                or set(expected) & _FORBIDDEN_DOMAIN
+                or _ends_in_number(expected)
+                or any(match._unassigned_in_unicode14(ch) for ch in to_unicode)
+            ), (source, expected)
+            refused_for_reason += 1
+    assert valid_same > 700 and invalid_refused > 5000
+    assert refused_for_reason < 100
+
+
+def test_punycode_vectors() -> None:
+    def ascii_lower(text: str) -> str:
+        return "".join(c.lower() if c.isascii() else c for c in text)
+
+    good = json.loads((URL_VECTORS / "rust-url" / "punycode_tests.json").read_text("utf-8"))
+    for case in good:
+        assert decode_punycode_label(case["encoded"].lower()) == ascii_lower(case["decoded"]), case
+    bad = json.loads((URL_VECTORS / "rust-url" / "bad_punycode_tests.json").read_text("utf-8"))
+    assert bad
+    for case in bad:
+        # Inputs whose Punycode encoding overflows (rust-url issue 870) are no hosts either.
+        with pytest.raises(InvalidURLError):
+            normalize_host(case["decoded"])
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "xn--pokxncvks",
+        "xn--",
+        "xn--a",
+        "xn--ls8h-",
+        "xn--abc.com",
+        "www.xn--zz.com",
+        "xn--a-ecp.ru",
+    ],
+)
+def test_invalid_a_labels_are_refused(host: str) -> None:
+    with pytest.raises(InvalidURLError):
+        normalize_host(host)
+    with pytest.raises(InvalidURLError):
+        parse_url(f"https://{host}/x")
+
+
+# ----------------------------------------------------------------------------------------------
+# Public suffix list
+
+
+def _psl_cases() -> list[tuple[str, str | None]]:
+    cases = []
+    pattern = re.compile(r"^checkPublicSuffix\((null|'[^']*'), (null|'[^']*')\);")
+    for line in (VECTORS / "psl" / "test_psl.txt").read_text("utf-8").splitlines():
+        found = pattern.match(line.strip())
+        if found and found[1] != "null":
+            cases.append((found[1][1:-1], None if found[2] == "null" else found[2][1:-1]))
+    return cases
+
+
+def test_psl_registrable_domains_and_public_suffixes() -> None:
+    cases = _psl_cases()
+    assert len(cases) > 60
+    for given_host, expected in cases:
+        if given_host.startswith("."):
+            continue  # not a host name: the WHATWG parser would read an empty first label
+        host = normalize_host(given_host)
+        want = normalize_host(expected) if expected else None
+        assert registrable_domain(host) == want, (given_host, expected)
+        assert is_public_suffix(host) == (expected is None), given_host
+
+
+def test_public_suffix_basics() -> None:
+    for host in ("com", "co.uk", "github.io", "xn--fiqs8s", "kobe.jp", "c.kobe.jp"):
+        assert is_public_suffix(host), host
+    for host in ("example.com", "foo.github.io", "city.kobe.jp", "127.0.0.1", "[::1]"):
+        assert not is_public_suffix(host), host
+    assert registrable_domain("a.b.example.co.uk") == "example.co.uk"
+    assert registrable_domain("10.0.0.1") is None
+
+
+# ----------------------------------------------------------------------------------------------
+# Host normalization
+
+
+@pytest.mark.parametrize(
+    ("given_host", "canonical"),
+    [
+        ("Example.COM.", "example.com"),
+        ("example.com...", "example.com"),
+        ("ex%61mple.com", "example.com"),
+        ("example\u3002com", "example.com"),  # ideographic full stop
+        ("\uff45xample.com", "example.com"),  # full-width e
+        ("EXAMPLE\uff0ecom", "example.com"),  # full-width full stop
+        ("fa\u00df.de", "xn--fa-hia.de"),  # non-transitional: not fass.de
+        ("xn--fa-hia.de", "xn--fa-hia.de"),
+        ("\u4f8b\u3048.jp", "xn--r8jz45g.jp"),
+        ("0x7f.1", "127.0.0.1"),
+        ("2130706433", "127.0.0.1"),
+        ("0177.0.0.1", "127.0.0.1"),
+        ("127.1", "127.0.0.1"),
+        ("::1", "[::1]"),
+        ("[2001:DB8:0:0:0:0:0:1]", "[2001:db8::1]"),
+        ("a_b.example", "a_b.example"),
+    ],
+)
+def test_normalize_host(given_host: str, canonical: str) -> None:
+    assert normalize_host(given_host) == canonical
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        ".",
+        "exa mple.com",
+        "example.com:80",
+        "example.com/x",
+        "user@example.com",
+        "evil.com\\x",
+        "example.com#",
+        "256.0.0.1",
+        "1.2.3.4.5",
+        "[::1",
+        "ex\x00ample.com",
+    ],
+)
+def test_normalize_host_refuses(text: str) -> None:
+    with pytest.raises(InvalidURLError):
+        normalize_host(text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="abcxyz019-.", min_size=1, max_size=24))
+def test_host_fast_path_equals_the_parser(text: str) -> None:
+    try:
+        slow: str | None = parse_host(text)[0]
+    except InvalidURLError:
+        slow = None
+    try:
+        fast: str | None = normalize_host(text)
+    except InvalidURLError:
+        fast = None
+    assert fast == slow
+
+
+_URL_ALPHABET = "abexn019-.:/\\@%?#\t AE[]"
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    st.sampled_from(["http://", "https://", "HTTP://", "http:/", "http:\\\\", "ftp://", ""]),
+    st.text(alphabet=_URL_ALPHABET, min_size=0, max_size=30),
+)
+def test_url_fast_path_equals_the_parser(scheme: str, rest: str) -> None:
+    url = scheme + rest
+    host = fast_host(url)
+    if host is not None:
+        assert parse_url(url).host == host
+
+
+# ----------------------------------------------------------------------------------------------
+# Evasion spellings against domain entries
+
+EVIL = index_of(("domain", "evil.com"))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://evil.com/",
+        "http://EVIL.com/",
+        "HTTPS://EvIl.CoM/x",
+        "http://evil.com./",
+        "http://evil.com../",
+        "http://evil.com\\@good.com/",
+        "http://good.com@evil.com/",
+        "http://user:pw@evil.com:8080/x",
+        "http://%65vil.com/",
+        "http://evil%2ecom/",
+        "http://evil.com%2e/",
+        "http://evil\u3002com/",
+        "http://\uff45vil.com/",
+        "http://www.evil.com/",
+        "http://a.b.c.evil.com/",
+        "http://ev\til.com/",
+        "http://ev\nil.com/",
+        "  http://evil.com/  ",
+        "http:\\\\evil.com\\path",
+        "http:/evil.com/",
+        "http:evil.com/",
+        "https://evil.com:443/",
+        "ws://evil.com/",
+        "ftp://evil.com/file",
+        "http://evil.com?x",
+        "http://evil.com#x",
+    ],
+)
+def test_domain_entry_matches_every_spelling(url: str) -> None:
+    assert matched_values(EVIL, url) == {"evil.com"}, url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://notevil.com/",
+        "http://evil.com.au/",
+        "http://evil.co/",
+        "http://evilcom.net/",
+        "http://evil-com.net/",
+        "http://evil.com-cdn.net/",
+        "http://\u0435vil.com/",  # Cyrillic e: a homograph is a different domain
+        "http://xn--vil-8cd.com/",
+        "http://good.com/?u=http://evil.com/",
+        "http://good.com/evil.com",
+        "http://good.com#@evil.com",
+        "http://evil.com.good.com/",
+        "file:///evil.com",
+    ],
+)
+def test_domain_entry_matches_nothing_else(url: str) -> None:
+    assert matched_values(EVIL, url) == set(), url
+
+
+def test_entry_spelling_is_normalized_too() -> None:
+    index = index_of(("domain", "EVIL.Com."), ("domain", "\u4f8b\u3048.jp"))
+    assert matched_values(index, "http://evil.com/") == {"EVIL.Com."}
+    assert matched_values(index, "http://sub.xn--r8jz45g.jp/") == {"\u4f8b\u3048.jp"}
+    assert matched_values(index, "http://SUB.\u4f8b\u3048.JP./") == {"\u4f8b\u3048.jp"}
+
+
+def test_idna_non_transitional_sharp_s() -> None:
+    index = index_of(("domain", "xn--fa-hia.de"))
+    assert matched_values(index, "http://fa\u00df.de/") == {"xn--fa-hia.de"}
+    assert matched_values(index, "http://FASS.de/") == set()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/",
+        "http://0x7f.1/",
+        "http://2130706433/",
+        "http://0177.0.0.1/",
+        "http://127.1/",
+        "http://127.0.0.1.:8080/",
+        "http://0x7F.0.0.1/",
+        "http://user@127.0.0.1/",
+    ],
+)
+def test_ipv4_entry_matches_alternate_notations(url: str) -> None:
+    index = index_of(("domain", "127.0.0.1"))
+    assert matched_values(index, url) == {"127.0.0.1"}
+
+
+def test_ip_entries_match_addresses_exactly() -> None:
+    index = index_of(("domain", "127.0.0.1"), ("domain", "[2001:db8::1]"))
+    assert matched_values(index, "http://127.0.0.2/") == set()
+    assert matched_values(index, "http://127.0.0.1.evil.com/") == set()
+    assert matched_values(index, "http://[2001:DB8:0:0::1]/x") == {"[2001:db8::1]"}
+    assert matched_values(index, "http://[2001:db8::2]/") == set()
+    # A domain entry never matches an IP address that happens to end like it.
+    assert matched_values(index_of(("domain", "0.1")), "http://10.0.0.1/") == set()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://exa mple.com/",
+        "",
+        "not a url",
+        "//evil.com/",
+        "http://",
+        "http://xn--pokxncvks/",
+        "http://[::1/",
+        "http://256.256.256.256/",
+        "mailto:x@evil.com",
+        "s3://bucket/key",
+        "http://evil.com:99999/",
+        "http://./",
+    ],
+)
+def test_unparseable_urls_cannot_be_evaluated(url: str) -> None:
+    with pytest.raises(InvalidURLError):
+        EVIL.match_url(url)
+    [result] = EVIL.match_records([url], [None], [None])
+    assert result.unevaluable is not None and result.hits == ()
+
+
+def test_domain_walk_equals_brute_force() -> None:
+    listed = ["a.com", "b.a.com", "x.y.z.org", "co.uk.example", "q.net"]
+    index = index_of(*(("domain", d) for d in listed))
+    hosts = [
+        "a.com",
+        "b.a.com",
+        "c.b.a.com",
+        "ba.com",
+        "z.org",
+        "y.z.org",
+        "w.x.y.z.org",
+        "1.2.3.4.5.6.x.y.z.org",
+        "q.net",
+        "nq.net",
+        "co.uk.example",
+        "uk.example",
+    ]
+    for host in hosts:
+        want = {d for d in listed if host == d or host.endswith("." + d)}
+        assert matched_values(index, f"http://{host}/") == want, host
+
+
+# ----------------------------------------------------------------------------------------------
+# url-prefix and url entries
+
+
+PREFIX = index_of(("url-prefix", "example.com/piracy"))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com/piracy",
+        "https://example.com/piracy/",
+        "https://example.com/piracy/x/y",
+        "http://EXAMPLE.com./piracy",
+        "http://example.com/a/../piracy/x",
+        "http://example.com/./piracy",
+        "http://example.com/%2e%2e/piracy",
+        "http://example.com/%70iracy/x",
+        "http://example.com/piracy?x=1",
+        "http://example.com/piracy#frag",
+        "http://u:p@example.com:80/piracy",
+        "https://example.com:443/piracy",
+        "http://example.com\\piracy\\x",
+    ],
+)
+def test_url_prefix_matches(url: str) -> None:
+    assert matched_values(PREFIX, url) == {"example.com/piracy"}, url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com/piracy-report",
+        "http://example.com/piracyx",
+        "http://example.com/",
+        "http://example.com/Piracy",
+        "http://www.example.com/piracy",
+        "ftp://example.com/piracy",
+        "http://example.com:8080/piracy",
+        "http://example.com/piracy%2Fx",
+        "http://example.com/x/piracy",
+        "http://example.com/?/piracy",
+    ],
+)
+def test_url_prefix_does_not_match(url: str) -> None:
+    assert matched_values(PREFIX, url) == set(), url
+
+
+def test_url_prefix_with_scheme_and_trailing_slash() -> None:
+    index = index_of(("url-prefix", "https://example.com/books/"))
+    assert matched_values(index, "https://example.com/books/1") == {"https://example.com/books/"}
+    assert matched_values(index, "https://example.com/books/") == {"https://example.com/books/"}
+    assert matched_values(index, "http://example.com/books/1") == set()
+    assert matched_values(index, "https://example.com/books") == set()
+
+
+def test_url_prefix_with_query() -> None:
+    value = "example.com/watch?v=abc"
+    index = index_of(("url-prefix", value))
+    assert matched_values(index, "http://example.com/watch?v=abc") == {value}
+    assert matched_values(index, "https://example.com/watch?v=abc&t=10") == {value}
+    assert matched_values(index, "https://example.com/watch?v=%61bc") == {value}
+    assert matched_values(index, "https://example.com/watch?v=abcd") == set()
+    assert matched_values(index, "https://example.com/watch?t=1&v=abc") == set()
+    assert matched_values(index, "https://example.com/watch") == set()
+
+
+def test_url_exact() -> None:
+    value = "https://example.com/a/b"
+    index = index_of(("url", value))
+    for url in (
+        "https://example.com/a/b",
+        "https://example.com/a/./b#x",
+        "https://EXAMPLE.com:443/a/b?utm=1",
+        "https://example.com/%61/b",
+    ):
+        assert matched_values(index, url) == {value}, url
+    for url in (
+        "https://example.com/a/b/c",
+        "http://example.com/a/b",
+        "https://example.com/a",
+        "https://example.com/a/b/",
+    ):
+        assert matched_values(index, url) == set(), url
+
+
+def test_url_rules_and_domain_entries_combine() -> None:
+    index = index_of(("domain", "example.com"), ("url-prefix", "www.example.com/x"))
+    assert matched_values(index, "http://www.example.com/x/1") == {
+        "example.com",
+        "www.example.com/x",
+    }
+    assert matched_values(index, "http://www.example.com/y") == {"example.com"}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "mailto:x@example.com",
+        "ftp://example.com/x",
+        "/just/a/path",
+        "example.com:http/x",
+        "http://user@example.com/x",
+        "http:///",
+    ],
+)
+def test_invalid_url_entries_are_refused(value: str) -> None:
+    with pytest.raises(FormatError, match="list test v1: entry 1"):
+        index_of(("url-prefix", value))
+
+
+def test_invalid_domain_entry_names_list_and_entry() -> None:
+    with pytest.raises(FormatError, match=r"list test v1: entry 2: .*xn--pokxncvks"):
+        index_of(("domain", "ok.com"), ("domain", "xn--pokxncvks"))
+
+
+def test_percent_normalization() -> None:
+    assert normalize_percent("/%7e%7E%2f%2F%41%e2%82%ac") == "/~~%2F%2FA%E2%82%AC"
+
+
+# ----------------------------------------------------------------------------------------------
+# Digests
+
+
+def _sha(text: str) -> bytes:
+    return hashlib.sha256(text.encode()).digest()
+
+
+def test_sha256_and_text_sha256_entries() -> None:
+    index = index_of(
+        ("sha256", _sha("pirated").hex()),
+        ("text-sha256", _sha("normalized").hex()),
+        ("domain", "evil.com"),
+    )
+    results = index.match_records(
+        ["http://ok.com/", None, "http://evil.com/", "http://exa mple/"],
+        [_sha("pirated"), _sha("normalized"), None, _sha("pirated")],
+        [None, _sha("normalized"), _sha("x"), None],
+    )
+    assert [r.hits for r in results] == [(Hit(0, 0),), (Hit(0, 1),), (Hit(0, 2),), (Hit(0, 0),)]
+    assert [r.unevaluable is None for r in results] == [True, True, True, False]
+    # A content digest never matches a text-sha256 entry, nor the other way round.
+    assert index.match_digests([_sha("normalized")]) == [()]
+    assert index.match_digests([_sha("pirated")], text=True) == [()]
+
+
+def test_digest_index_agrees_with_a_set() -> None:
+    rng = np.random.default_rng(7)
+    listed = rng.integers(0, 256, size=(5000, 32), dtype=np.uint8)
+    # Rows that share the 8-byte prefix with a listed row but differ later must not match.
+    near = listed[:50].copy()
+    near[:, 31] ^= 1
+    # Duplicates (the same digest in two lists) must both be reported.
+    listed = np.concatenate([listed, listed[:10]])
+    refs = np.arange(listed.shape[0], dtype=np.int64) * 3
+    index = DigestIndex(listed, refs)
+    queries = np.concatenate(
+        [listed[::7], near, rng.integers(0, 256, size=(500, 32), dtype=np.uint8)]
+    )
+    numbers, found = index.lookup(queries)
+    got = sorted(zip(numbers.tolist(), found.tolist(), strict=True))
+    by_digest: dict[bytes, list[int]] = {}
+    for row, digest in enumerate(listed):
+        by_digest.setdefault(digest.tobytes(), []).append(int(refs[row]))
+    want = sorted(
+        (q, ref) for q, digest in enumerate(queries) for ref in by_digest.get(digest.tobytes(), [])
+    )
+    assert got == want
+    assert index.count_matches(queries) == len({q for q, _ in want})
+
+
+def test_digest_index_edge_sizes() -> None:
+    empty = DigestIndex(np.zeros((0, 32), dtype=np.uint8))
+    assert empty.count_matches(np.zeros((3, 32), dtype=np.uint8)) == 0
+    one = DigestIndex(np.full((1, 32), 5, dtype=np.uint8))
+    assert one.count_matches(np.full((2, 32), 5, dtype=np.uint8)) == 2
+
+
+# ----------------------------------------------------------------------------------------------
+# Many lists
+
+
+def test_hits_point_into_the_right_list() -> None:
+    issued = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    first = ExclusionList(
+        name="piracy",
+        version=1,
+        issued=issued,
+        publisher="A",
+        previous=None,
+        entries=(ListEntry(type="domain", value="evil.com", category="piracy"),),
+    )
+    empty = ExclusionList(
+        name="empty", version=1, issued=issued, publisher="B", previous=None, entries=()
+    )
+    second = ExclusionList(
+        name="optout",
+        version=2,
+        issued=issued,
+        publisher="C",
+        previous="0" * 64,
+        entries=(
+            ListEntry(type="sha256", value=_sha("x").hex(), category="opt-out"),
+            ListEntry(type="domain", value="www.evil.com", category="opt-out"),
+        ),
+    )
+    index = ListIndex([first, empty, second])
+    [result] = index.match_records(["https://www.evil.com/a"], [_sha("x")], [None])
+    assert result.hits == (Hit(0, 0), Hit(2, 0), Hit(2, 1))
+    assert [index.entry(h).category for h in result.hits] == ["piracy", "opt-out", "opt-out"]
+    assert index.has_url_entries and index.has_content_entries and not index.has_text_entries
