@@ -22,9 +22,19 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from provenance.cli import _card, _demo, _key, _manifest, _proof, _report, _trust, _verify
+    from provenance.cli import (
+        _card,
+        _demo,
+        _key,
+        _lists,
+        _manifest,
+        _proof,
+        _report,
+        _trust,
+        _verify,
+    )
 
-    for module in (_key, _trust, _manifest, _card, _verify, _proof, _report, _demo):
+    for module in (_key, _trust, _manifest, _card, _verify, _proof, _report, _lists, _demo):
         for command in module.COMMANDS:
             cli.add_command(command)
 

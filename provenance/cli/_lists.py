@@ -1,0 +1,298 @@
+"""``provenance lists publish|refresh|fetch|show``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from provenance.cli._common import PATH, json_option, now_option, passphrase_from_env, print_json
+from provenance.keys import PrivateKey, load_private_key
+from provenance.lists.model import CATEGORIES
+from provenance.trust import format_time
+
+
+def _keys(paths: tuple[Path, ...], passphrase_env: str | None) -> list[PrivateKey]:
+    passphrase = passphrase_from_env(passphrase_env)
+    return [load_private_key(path, passphrase=passphrase) for path in paths]
+
+
+def _cache_dir(value: Path | None) -> Path:
+    from provenance.lists.cache import default_cache_dir
+
+    return value if value is not None else default_cache_dir()
+
+
+_KEY_OPTION = click.option(
+    "--key",
+    "key_paths",
+    type=PATH,
+    multiple=True,
+    required=True,
+    help="Private key signing the repository (repeat for several keys).",
+)
+_PASSPHRASE_OPTION = click.option(
+    "--passphrase-env", metavar="VAR", help="Decrypt the key(s) with the passphrase in $VAR."
+)
+_EXPIRES_OPTION = click.option(
+    "--expires-in",
+    metavar="DAYS",
+    type=int,
+    default=7,
+    show_default=True,
+    help="Days until the timestamp metadata expires.",
+)
+_CACHE_OPTION = click.option(
+    "--cache",
+    "cache",
+    type=PATH,
+    help="Cache directory (default $PROVENANCE_HOME/lists or ~/.cache/provenance/lists).",
+)
+
+
+@click.group()
+def lists() -> None:
+    """Publish, fetch and show signed exclusion lists."""
+
+
+@lists.command("publish")
+@click.argument("entries_path", metavar="ENTRIES", type=PATH)
+@click.option("--name", required=True, help="List name, e.g. 'piracy' ([a-z0-9._-], max 64).")
+@_KEY_OPTION
+@click.option("--repo", "repo_dir", type=PATH, required=True, help="Repository directory.")
+@_EXPIRES_OPTION
+@click.option("--threshold", type=int, help="Signatures needed per role (new repository only).")
+@click.option("--publisher", help="Publisher name recorded in the list (default: as before).")
+@click.option(
+    "--category",
+    type=click.Choice(CATEGORIES),
+    default="other",
+    show_default=True,
+    help="Category of entries that do not name one.",
+)
+@_PASSPHRASE_OPTION
+@now_option
+@json_option
+def publish_command(
+    entries_path: Path,
+    name: str,
+    key_paths: tuple[Path, ...],
+    repo_dir: Path,
+    expires_in: int,
+    threshold: int | None,
+    publisher: str | None,
+    category: str,
+    passphrase_env: str | None,
+    now: str | None,
+    as_json: bool,
+) -> None:
+    """Publish the next version of list NAME from ENTRIES into the repository DIR.
+
+    ENTRIES is JSON Lines of entries, a plain text file of domains (one per line, '#'
+    comments) or a hosts file ('0.0.0.0 domain').
+    """
+    from provenance.cli._common import resolve_now
+    from provenance.lists.entries import prepare_entries, read_entries
+    from provenance.lists.repository import describe, publish
+
+    at = resolve_now(now)
+    keys = _keys(key_paths, passphrase_env)
+    entries = prepare_entries(
+        read_entries(entries_path, category=category),  # type: ignore[arg-type]
+        what=str(entries_path),
+    )
+    result = publish(
+        repo_dir,
+        entries,
+        name=name,
+        keys=keys,
+        at=at,
+        publisher=publisher,
+        threshold=threshold,
+        expires_in=expires_in,
+    )
+    if as_json:
+        print_json(
+            {
+                "name": result.name,
+                "version": result.version,
+                "digest": result.digest,
+                "entries": result.entries,
+                "target": result.target,
+                "timestampExpires": format_time(result.timestamp_expires),
+                "signers": list(result.signers),
+            }
+        )
+    else:
+        click.echo(describe(result))
+
+
+@lists.command("refresh")
+@click.option("--repo", "repo_dir", type=PATH, required=True, help="Repository directory.")
+@_KEY_OPTION
+@_EXPIRES_OPTION
+@_PASSPHRASE_OPTION
+@now_option
+@json_option
+def refresh_command(
+    repo_dir: Path,
+    key_paths: tuple[Path, ...],
+    expires_in: int,
+    passphrase_env: str | None,
+    now: str | None,
+    as_json: bool,
+) -> None:
+    """Re-sign the timestamp (and anything expiring before it) so unchanged lists stay fresh."""
+    from provenance.cli._common import resolve_now
+    from provenance.lists.repository import refresh
+
+    result = refresh(
+        repo_dir,
+        keys=_keys(key_paths, passphrase_env),
+        at=resolve_now(now),
+        expires_in=expires_in,
+    )
+    if as_json:
+        print_json(
+            {
+                "resigned": result.resigned,
+                "timestampExpires": format_time(result.timestamp_expires),
+            }
+        )
+    else:
+        roles = ", ".join(f"{role} v{version}" for role, version in result.resigned.items())
+        click.echo(f"re-signed {roles}; timestamp expires {format_time(result.timestamp_expires)}")
+
+
+@lists.command("fetch")
+@click.argument("url")
+@click.option("--trust", "trust_path", type=PATH, required=True, help="Trust store.")
+@_CACHE_OPTION
+@click.option(
+    "--connect-timeout", type=float, default=10.0, show_default=True, help="Seconds to connect."
+)
+@click.option(
+    "--read-timeout", type=float, default=30.0, show_default=True, help="Seconds between bytes."
+)
+@click.option(
+    "--timeout",
+    "total_timeout",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds in total per download.",
+)
+@click.option(
+    "--max-bytes",
+    type=int,
+    help="Largest download accepted, counted after decoding (default 4 GiB).",
+)
+@click.option("--proxy", metavar="URL", help="HTTP(S) proxy (the environment is not consulted).")
+@now_option
+@json_option
+def fetch_command(
+    url: str,
+    trust_path: Path,
+    cache: Path | None,
+    connect_timeout: float,
+    read_timeout: float,
+    total_timeout: float,
+    max_bytes: int | None,
+    proxy: str | None,
+    now: str | None,
+    as_json: bool,
+) -> None:
+    """Fetch and verify every new version of the trusted lists in the repository at URL."""
+    from provenance.cli._common import resolve_now
+    from provenance.cli._trust import load_trust_store
+    from provenance.lists.cache import MAX_LIST_BYTES
+    from provenance.lists.client import FetchOptions, fetch
+
+    at = resolve_now(now)
+    store = load_trust_store(trust_path)
+    options = FetchOptions(
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        total_timeout=total_timeout,
+        max_bytes=max_bytes if max_bytes is not None else MAX_LIST_BYTES,
+        proxy=proxy,
+    )
+    result = fetch(url, store=store, cache_dir=_cache_dir(cache), at=at, options=options)
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+    if as_json:
+        print_json(
+            {
+                "url": result.url,
+                "lists": [
+                    {
+                        **_list_summary(item),
+                        "new": list(result.new_versions.get(item.list.name, ())),
+                    }
+                    for item in result.lists
+                ],
+                "skipped": list(result.skipped),
+            }
+        )
+        return
+    for item in result.lists:
+        new = result.new_versions.get(item.list.name, ())
+        fetched = (
+            f"fetched v{new[0]}-v{new[-1]}"
+            if len(new) > 1
+            else (f"fetched v{new[0]}" if new else "up to date")
+        )
+        click.echo(
+            f"{item.list.name} v{item.list.version} ({len(item.list.entries)} entries,"
+            f" sha256 {item.digest}): {fetched}; fresh until {format_time(item.expires)}"
+        )
+
+
+def _list_summary(item: Any) -> dict[str, Any]:
+    return {
+        "name": item.list.name,
+        "version": item.list.version,
+        "digest": item.digest,
+        "expires": format_time(item.expires),
+        "entries": len(item.list.entries),
+        "signers": list(item.signers),
+        "url": item.url,
+    }
+
+
+@lists.command("show")
+@click.argument("name", required=False)
+@_CACHE_OPTION
+@now_option
+@json_option
+def show_command(name: str | None, cache: Path | None, now: str | None, as_json: bool) -> None:
+    """Print the newest cached version of each list (or of list NAME)."""
+    from provenance.cli._common import resolve_now
+    from provenance.lists.cache import cached_versions, load_cached_lists
+
+    at = resolve_now(now)
+    cache_dir = _cache_dir(cache)
+    items = load_cached_lists(
+        cache_dir, at=at, names=None if name is None else [name], allow_expired=True
+    )
+    rows = []
+    for item in items:
+        row = _list_summary(item)
+        row["versions"] = cached_versions(cache_dir, item.list.name, at=at)
+        row["expired"] = item.expires <= at
+        rows.append(row)
+    if as_json:
+        print_json({"lists": rows})
+        return
+    if not rows:
+        click.echo(f"no lists cached in {cache_dir}")
+    for row in rows:
+        state = "EXPIRED" if row["expired"] else "fresh"
+        click.echo(
+            f"{row['name']} v{row['version']}  {row['entries']} entries  sha256 {row['digest']}"
+            f"  {state} until {row['expires']}  from {row['url']}"
+        )
+
+
+COMMANDS = [lists]
