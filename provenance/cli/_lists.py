@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from provenance.cli._common import PATH, json_option, now_option, passphrase_from_env, print_json
+from provenance.errors import InputError
 from provenance.keys import PrivateKey, load_private_key
 from provenance.lists.model import CATEGORIES
 from provenance.trust import format_time
@@ -71,6 +72,11 @@ def lists() -> None:
     show_default=True,
     help="Category of entries that do not name one.",
 )
+@click.option(
+    "--skip-invalid",
+    is_flag=True,
+    help="Skip (and report) lines with invalid values or public suffixes instead of failing.",
+)
 @_PASSPHRASE_OPTION
 @now_option
 @json_option
@@ -83,6 +89,7 @@ def publish_command(
     threshold: int | None,
     publisher: str | None,
     category: str,
+    skip_invalid: bool,
     passphrase_env: str | None,
     now: str | None,
     as_json: bool,
@@ -98,10 +105,15 @@ def publish_command(
 
     at = resolve_now(now)
     keys = _keys(key_paths, passphrase_env)
+    skipped: list[InputError] | None = [] if skip_invalid else None
     entries = prepare_entries(
-        read_entries(entries_path, category=category),  # type: ignore[arg-type]
+        read_entries(entries_path, category=category, skipped=skipped),  # type: ignore[arg-type]
         what=str(entries_path),
     )
+    for error in (skipped or [])[:10]:
+        click.echo(f"warning: skipped {error}", err=True)
+    if skipped and len(skipped) > 10:
+        click.echo(f"warning: skipped {len(skipped) - 10} more line(s)", err=True)
     result = publish(
         repo_dir,
         entries,

@@ -17,16 +17,13 @@ suffix (``com``, ``co.uk``, ``github.io``) is refused: it would exclude whole re
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-import idna
-from publicsuffixlist import PublicSuffixList
-
 from provenance import _json
 from provenance.errors import FormatError, InputError, LocalIOError
+from provenance.lists import match
 from provenance.lists.model import (
     CATEGORIES,
     ENTRY_TYPES,
@@ -57,17 +54,6 @@ _HOSTS_NAMES_SKIPPED = frozenset(
 )
 
 
-@functools.cache
-def _psl() -> PublicSuffixList:
-    # The package ships a snapshot of the Public Suffix List; nothing is downloaded.
-    return PublicSuffixList()
-
-
-def is_public_suffix(host: str) -> bool:
-    """Return whether ``host`` (normalized, not an IP literal) is only a public suffix."""
-    return bool(_psl().is_public(host))
-
-
 def _ip_literal(text: str) -> str | None:
     inner = text[1:-1] if text.startswith("[") and text.endswith("]") else text
     try:
@@ -82,11 +68,11 @@ def _ip_literal(text: str) -> str | None:
 def normalize_domain(text: str, *, what: str) -> str:
     """Return the published form of a domain entry value.
 
-    Lower case, IDNA (UTS-46, non-transitional) A-labels, one trailing dot and a leading ``*.``
-    dropped; IPv4 literals as dotted decimal, IPv6 literals compressed and bracketed.
-
-    This is the publisher-side normalization; the matcher normalizes the hosts it looks up
-    independently, so that both sides meet in the same form.
+    The host is normalized exactly as the matcher normalizes the hosts it looks up
+    (:func:`provenance.lists.match.normalize_host`: WHATWG host parsing, UTS-46 A-labels, lower
+    case, trailing dots dropped; IPv4 dotted decimal, IPv6 compressed and bracketed), so that
+    both sides meet in one form. A leading ``*.`` (wildcard notation) is dropped: a domain entry
+    covers every subdomain anyway.
 
     Raises:
         InputError: not a host name or IP literal, or only a public suffix.
@@ -94,26 +80,19 @@ def normalize_domain(text: str, *, what: str) -> str:
     value = text.strip()
     if value.startswith("*."):
         value = value[2:]
-    if value.endswith(".") and not value.endswith(".."):
-        value = value[:-1]
-    ip = _ip_literal(value)
-    if ip is not None:
-        return ip
-    if not value.isascii():
-        try:
-            value = idna.encode(value, uts46=True, std3_rules=False, transitional=False).decode()
-        except idna.IDNAError as exc:
-            raise InputError(f"{what}: {text!r} is not a valid domain ({exc})") from None
-    value = value.lower()
-    problem = value_problem("domain", value)
+    try:
+        host = match.normalize_host(value)
+    except FormatError as exc:
+        raise InputError(f"{what}: {text!r} is not a valid domain ({exc})") from None
+    problem = value_problem("domain", host)
     if problem is not None:
         raise InputError(f"{what}: {text!r} is not a valid domain: it {problem}")
-    if is_public_suffix(value):
+    if match.is_public_suffix(host):
         raise InputError(
-            f"{what}: {value!r} is only a public suffix; listing it would exclude every site under"
+            f"{what}: {host!r} is only a public suffix; listing it would exclude every site under"
             " it (list the registrable domains instead)"
         )
-    return value
+    return host
 
 
 def normalize_entry(entry: ListEntry, *, what: str) -> ListEntry:
@@ -179,7 +158,11 @@ def _text_entries(line: str, *, category: Category, what: str) -> Iterator[ListE
 
 
 def parse_entries(
-    lines: Iterable[bytes], *, category: Category = "other", what: str
+    lines: Iterable[bytes],
+    *,
+    category: Category = "other",
+    what: str,
+    skipped: list[InputError] | None = None,
 ) -> Iterator[ListEntry]:
     """Parse the lines of an ENTRIES file (see the module docstring) into normalized entries.
 
@@ -187,6 +170,8 @@ def parse_entries(
         lines: the file's lines, with or without their line endings.
         category: the category of entries that do not name one.
         what: names the file in error messages (``what:LINE: ...``).
+        skipped: if given, a line that cannot be used (an invalid value, a public suffix) is
+            skipped and its error appended here instead of raised; real blocklists hold a few.
 
     Raises:
         InputError: a line that cannot be parsed, naming the file and line number.
@@ -203,29 +188,37 @@ def parse_entries(
             if not stripped or stripped.startswith(b"#"):
                 continue
             mode = "jsonl" if stripped.startswith(b"{") else "text"
-        if mode == "jsonl":
-            if stripped:
-                yield _json_entry(stripped, category=category, what=where)
-            continue
         try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise InputError(f"{where}: not valid UTF-8") from None
-        text = text.split("#", 1)[0].strip()
-        if text:
-            yield from _text_entries(text, category=category, what=where)
+            if mode == "jsonl":
+                if stripped:
+                    yield _json_entry(stripped, category=category, what=where)
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InputError(f"{where}: not valid UTF-8") from None
+            text = text.split("#", 1)[0].strip()
+            if text:
+                # A list, not a generator: a bad host skips its whole line, never half of it.
+                yield from list(_text_entries(text, category=category, what=where))
+        except InputError as exc:
+            if skipped is None:
+                raise
+            skipped.append(exc)
 
 
-def read_entries(path: Path, *, category: Category = "other") -> list[ListEntry]:
-    """Read and parse the ENTRIES file at ``path``.
+def read_entries(
+    path: Path, *, category: Category = "other", skipped: list[InputError] | None = None
+) -> list[ListEntry]:
+    """Read and parse the ENTRIES file at ``path`` (see :func:`parse_entries`).
 
     Raises:
-        InputError: missing, unreadable, or a line that cannot be parsed.
+        InputError: missing, unreadable, or a line that cannot be parsed (unless ``skipped``).
         LocalIOError: another I/O error.
     """
     try:
         with open(path, "rb") as handle:
-            return list(parse_entries(handle, category=category, what=str(path)))
+            return list(parse_entries(handle, category=category, what=str(path), skipped=skipped))
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except IsADirectoryError:
