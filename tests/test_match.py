@@ -336,38 +336,46 @@ def test_url_fast_path_equals_the_parser(scheme: str, rest: str) -> None:
 # Evasion spellings against domain entries
 
 EVIL = index_of(("domain", "evil.com"))
+_EVASION_URLS: list[str] = []
+
+
+def _urls(urls: list[str]) -> list[str]:
+    _EVASION_URLS.extend(urls)
+    return urls
 
 
 @pytest.mark.parametrize(
     "url",
-    [
-        "http://evil.com/",
-        "http://EVIL.com/",
-        "HTTPS://EvIl.CoM/x",
-        "http://evil.com./",
-        "http://evil.com../",
-        "http://evil.com\\@good.com/",
-        "http://good.com@evil.com/",
-        "http://user:pw@evil.com:8080/x",
-        "http://%65vil.com/",
-        "http://evil%2ecom/",
-        "http://evil.com%2e/",
-        "http://evil\u3002com/",
-        "http://\uff45vil.com/",
-        "http://www.evil.com/",
-        "http://a.b.c.evil.com/",
-        "http://ev\til.com/",
-        "http://ev\nil.com/",
-        "  http://evil.com/  ",
-        "http:\\\\evil.com\\path",
-        "http:/evil.com/",
-        "http:evil.com/",
-        "https://evil.com:443/",
-        "ws://evil.com/",
-        "ftp://evil.com/file",
-        "http://evil.com?x",
-        "http://evil.com#x",
-    ],
+    _urls(
+        [
+            "http://evil.com/",
+            "http://EVIL.com/",
+            "HTTPS://EvIl.CoM/x",
+            "http://evil.com./",
+            "http://evil.com../",
+            "http://evil.com\\@good.com/",
+            "http://good.com@evil.com/",
+            "http://user:pw@evil.com:8080/x",
+            "http://%65vil.com/",
+            "http://evil%2ecom/",
+            "http://evil.com%2e/",
+            "http://evil\u3002com/",
+            "http://\uff45vil.com/",
+            "http://www.evil.com/",
+            "http://a.b.c.evil.com/",
+            "http://ev\til.com/",
+            "http://ev\nil.com/",
+            "  http://evil.com/  ",
+            "http:\\\\evil.com\\path",
+            "http:/evil.com/",
+            "http:evil.com/",
+            "https://evil.com:443/",
+            "ws://evil.com/",
+            "ftp://evil.com/file",
+            "http://evil.com?x",
+            "http://evil.com#x",
+        ]
+    ),
 )
 def test_domain_entry_matches_every_spelling(url: str) -> None:
     assert matched_values(EVIL, url) == {"evil.com"}, url
@@ -375,21 +383,23 @@ def test_domain_entry_matches_every_spelling(url: str) -> None:
 
 @pytest.mark.parametrize(
     "url",
-    [
-        "http://notevil.com/",
-        "http://evil.com.au/",
-        "http://evil.co/",
-        "http://evilcom.net/",
-        "http://evil-com.net/",
-        "http://evil.com-cdn.net/",
-        "http://\u0435vil.com/",  # Cyrillic e: a homograph is a different domain
-        "http://xn--vil-8cd.com/",
-        "http://good.com/?u=http://evil.com/",
-        "http://good.com/evil.com",
-        "http://good.com#@evil.com",
-        "http://evil.com.good.com/",
-        "file:///evil.com",
-    ],
+    _urls(
+        [
+            "http://notevil.com/",
+            "http://evil.com.au/",
+            "http://evil.co/",
+            "http://evilcom.net/",
+            "http://evil-com.net/",
+            "http://evil.com-cdn.net/",
+            "http://\u0435vil.com/",  # Cyrillic e: a homograph is a different domain
+            "http://xn--vil-8cd.com/",
+            "http://good.com/?u=http://evil.com/",
+            "http://good.com/evil.com",
+            "http://good.com#@evil.com",
+            "http://evil.com.good.com/",
+            "file:///evil.com",
+        ]
+    ),
 )
 def test_domain_entry_matches_nothing_else(url: str) -> None:
     assert matched_values(EVIL, url) == set(), url
@@ -410,16 +420,18 @@ def test_idna_non_transitional_sharp_s() -> None:
 
 @pytest.mark.parametrize(
     "url",
-    [
-        "http://127.0.0.1/",
-        "http://0x7f.1/",
-        "http://2130706433/",
-        "http://0177.0.0.1/",
-        "http://127.1/",
-        "http://127.0.0.1.:8080/",
-        "http://0x7F.0.0.1/",
-        "http://user@127.0.0.1/",
-    ],
+    _urls(
+        [
+            "http://127.0.0.1/",
+            "http://0x7f.1/",
+            "http://2130706433/",
+            "http://0177.0.0.1/",
+            "http://127.1/",
+            "http://127.0.0.1.:8080/",
+            "http://0x7F.0.0.1/",
+            "http://user@127.0.0.1/",
+        ]
+    ),
 )
 def test_ipv4_entry_matches_alternate_notations(url: str) -> None:
     index = index_of(("domain", "127.0.0.1"))
@@ -438,20 +450,22 @@ def test_ip_entries_match_addresses_exactly() -> None:
 
 @pytest.mark.parametrize(
     "url",
-    [
-        "http://exa mple.com/",
-        "",
-        "not a url",
-        "//evil.com/",
-        "http://",
-        "http://xn--pokxncvks/",
-        "http://[::1/",
-        "http://256.256.256.256/",
-        "mailto:x@evil.com",
-        "s3://bucket/key",
-        "http://evil.com:99999/",
-        "http://./",
-    ],
+    _urls(
+        [
+            "http://exa mple.com/",
+            "",
+            "not a url",
+            "//evil.com/",
+            "http://",
+            "http://xn--pokxncvks/",
+            "http://[::1/",
+            "http://256.256.256.256/",
+            "mailto:x@evil.com",
+            "s3://bucket/key",
+            "http://evil.com:99999/",
+            "http://./",
+        ]
+    ),
 )
 def test_unparseable_urls_cannot_be_evaluated(url: str) -> None:
     with pytest.raises(InvalidURLError):
@@ -491,21 +505,23 @@ PREFIX = index_of(("url-prefix", "example.com/piracy"))
 
 @pytest.mark.parametrize(
     "url",
-    [
-        "http://example.com/piracy",
-        "https://example.com/piracy/",
-        "https://example.com/piracy/x/y",
-        "http://EXAMPLE.com./piracy",
-        "http://example.com/a/../piracy/x",
-        "http://example.com/./piracy",
-        "http://example.com/%2e%2e/piracy",
-        "http://example.com/%70iracy/x",
-        "http://example.com/piracy?x=1",
-        "http://example.com/piracy#frag",
-        "http://u:p@example.com:80/piracy",
-        "https://example.com:443/piracy",
-        "http://example.com\\piracy\\x",
-    ],
+    _urls(
+        [
+            "http://example.com/piracy",
+            "https://example.com/piracy/",
+            "https://example.com/piracy/x/y",
+            "http://EXAMPLE.com./piracy",
+            "http://example.com/a/../piracy/x",
+            "http://example.com/./piracy",
+            "http://example.com/%2e%2e/piracy",
+            "http://example.com/%70iracy/x",
+            "http://example.com/piracy?x=1",
+            "http://example.com/piracy#frag",
+            "http://u:p@example.com:80/piracy",
+            "https://example.com:443/piracy",
+            "http://example.com\\piracy\\x",
+        ]
+    ),
 )
 def test_url_prefix_matches(url: str) -> None:
     assert matched_values(PREFIX, url) == {"example.com/piracy"}, url
@@ -513,18 +529,20 @@ def test_url_prefix_matches(url: str) -> None:
 
 @pytest.mark.parametrize(
     "url",
-    [
-        "http://example.com/piracy-report",
-        "http://example.com/piracyx",
-        "http://example.com/",
-        "http://example.com/Piracy",
-        "http://www.example.com/piracy",
-        "ftp://example.com/piracy",
-        "http://example.com:8080/piracy",
-        "http://example.com/piracy%2Fx",
-        "http://example.com/x/piracy",
-        "http://example.com/?/piracy",
-    ],
+    _urls(
+        [
+            "http://example.com/piracy-report",
+            "http://example.com/piracyx",
+            "http://example.com/",
+            "http://example.com/Piracy",
+            "http://www.example.com/piracy",
+            "ftp://example.com/piracy",
+            "http://example.com:8080/piracy",
+            "http://example.com/piracy%2Fx",
+            "http://example.com/x/piracy",
+            "http://example.com/?/piracy",
+        ]
+    ),
 )
 def test_url_prefix_does_not_match(url: str) -> None:
     assert matched_values(PREFIX, url) == set(), url
@@ -693,3 +711,61 @@ def test_hits_point_into_the_right_list() -> None:
     assert result.hits == (Hit(0, 0), Hit(2, 0), Hit(2, 1))
     assert [index.entry(h).category for h in result.hits] == ["piracy", "opt-out", "opt-out"]
     assert index.has_url_entries and index.has_content_entries and not index.has_text_entries
+
+
+# ----------------------------------------------------------------------------------------------
+# The batch path answers exactly as the single-URL path
+
+
+def _single(index: ListIndex, urls: list[str]) -> tuple[list[tuple[int, ...]], set[int]]:
+    refs: list[tuple[int, ...]] = []
+    bad: set[int] = set()
+    for number, url in enumerate(urls):
+        try:
+            refs.append(tuple(sorted(index.match_url(url))))
+        except InvalidURLError:
+            refs.append(())
+            bad.add(number)
+    return refs, bad
+
+
+_BATCH_INDEXES = [
+    EVIL,
+    PREFIX,
+    index_of(("domain", "b.a.com"), ("domain", "a.com"), ("domain", "x.y.z.org")),
+    index_of(("domain", "localhost"), ("domain", "127.0.0.1"), ("url", "a.com/x")),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.builds(
+            lambda scheme, host, rest: scheme + host + rest,
+            st.sampled_from(["http://", "https://", "HTTP://", "ftp://", ""]),
+            st.text(alphabet="abcxyz.-0EVIL%1", min_size=0, max_size=16)
+            | st.sampled_from(["evil.com", "www.evil.com", "b.a.com", "q.x.y.z.org", "a.com"]),
+            st.sampled_from(["", "/", "/x", "/piracy/1", ":80/", "?q", "\\@evil.com/"]),
+        ),
+        max_size=20,
+    )
+)
+def test_match_urls_equals_match_url(urls: list[str]) -> None:
+    for index in _BATCH_INDEXES:
+        refs, bad = index.match_urls(urls)
+        assert ([tuple(sorted(r)) for r in refs], set(bad)) == _single(index, urls)
+
+
+def test_match_urls_on_the_evasion_spellings() -> None:
+    urls = [u for u in _EVASION_URLS if isinstance(u, str)]
+    for index in _BATCH_INDEXES:
+        refs, bad = index.match_urls([*urls, None])
+        assert refs[-1] == ()
+        assert ([tuple(sorted(r)) for r in refs[:-1]], set(bad)) == _single(index, urls)
+
+
+def test_invalid_digest_entry_names_list_and_entry() -> None:
+    with pytest.raises(FormatError, match=r"list test v1: entry 3: 'ABC"):
+        index_of(("sha256", "a" * 64), ("domain", "ok.com"), ("sha256", "ABC" + "a" * 61))
+    with pytest.raises(FormatError, match=r"list test v1: entry 1: .*not a SHA-256"):
+        index_of(("text-sha256", "a" * 63))

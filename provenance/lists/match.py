@@ -68,6 +68,7 @@ _SPECIAL_SCHEMES = frozenset({"http", "https", "ws", "wss", "ftp", "file"})
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_HEX_ONLY = re.compile(r"[0-9a-f]*")
 
 # A host the WHATWG parser leaves exactly as it is (up to trailing dots): lower-case ASCII letters,
 # digits and hyphens in non-empty labels, the last label starting with a letter (so not an IPv4
@@ -589,43 +590,65 @@ class ListIndex:
         """
         self.lists = tuple(lists)
         self._offsets: list[int] = []
-        domains: dict[str, list[int]] = {}
-        ips: dict[str, list[int]] = {}
+        domains: dict[str, tuple[int, ...]] = {}
+        ips: dict[str, tuple[int, ...]] = {}
         url_rules: dict[str, list[UrlRule]] = {}
-        content: list[bytes] = []
+        content: list[str] = []
         content_refs: list[int] = []
-        text: list[bytes] = []
+        text: list[str] = []
         text_refs: list[int] = []
+        fast = _FAST_HOST.fullmatch
         total = 0
         for the_list in self.lists:
             self._offsets.append(total)
-            for number, entry in enumerate(the_list.entries):
-                ref = total + number
-                where = f"list {the_list.name} v{the_list.version}: entry {number + 1}"
-                kind = entry.type
-                try:
+            number = 0
+            content_start, text_start = len(content), len(text)
+            try:
+                for number, entry in enumerate(the_list.entries):  # noqa: B007 - named on error
+                    kind = entry.type
+                    ref = total + number
                     if kind == "domain":
-                        host, is_ip = _entry_host(entry.value)
-                        (ips if is_ip else domains).setdefault(host, []).append(ref)
+                        value = entry.value
+                        if fast(value) and "xn--" not in value:
+                            host, target = value.rstrip("."), domains
+                        else:
+                            host, is_ip = parse_host(value)
+                            target = ips if is_ip else domains
+                        refs = target.get(host)
+                        target[host] = (ref,) if refs is None else (*refs, ref)
+                    elif kind == "sha256":
+                        content.append(entry.value)
+                        content_refs.append(ref)
+                    elif kind == "text-sha256":
+                        text.append(entry.value)
+                        text_refs.append(ref)
                     elif kind in ("url-prefix", "url"):
                         host, rules = compile_url_entry(entry.value, exact=kind == "url", ref=ref)
                         url_rules.setdefault(host, []).extend(rules)
-                    elif kind == "sha256":
-                        content.append(digest_bytes(entry.value))
-                        content_refs.append(ref)
-                    elif kind == "text-sha256":
-                        text.append(digest_bytes(entry.value))
-                        text_refs.append(ref)
                     else:
                         raise FormatError(f"unknown entry type {kind!r}")
-                except FormatError as exc:
-                    raise FormatError(f"{where}: {exc}") from None
+                for values, refs_of in ((content, content_refs), (text, text_refs)):
+                    bad = _first_bad_hex(
+                        values, start=content_start if values is content else text_start
+                    )
+                    if bad is not None:
+                        number = refs_of[bad] - total
+                        raise FormatError(
+                            f"{values[bad][:80]!r} is not a SHA-256 (64 lower-case hex digits)"
+                        )
+            except FormatError as exc:
+                raise FormatError(
+                    f"list {the_list.name} v{the_list.version}: entry {number + 1}: {exc}"
+                ) from None
             total += len(the_list.entries)
         self.entry_count = total
-        self._domains = {host: tuple(refs) for host, refs in domains.items()}
-        self._ips = {host: tuple(refs) for host, refs in ips.items()}
+        self._domains = domains
+        self._domain_set = frozenset(domains)
+        self._ips = ips
         self._url_rules = url_rules
-        self._max_labels = max((h.count(".") + 1 for h in self._domains), default=0)
+        label_counts = {host.count(".") + 1 for host in domains}
+        self._min_labels = min(label_counts, default=1)
+        self._max_labels = max(label_counts, default=0)
         self._content = _digest_index(content, content_refs)
         self._text = _digest_index(text, text_refs)
 
@@ -678,25 +701,76 @@ class ListIndex:
                 refs = tuple(sorted(set(refs + extra)))
         return refs
 
-    def _domain_refs(self, host: str) -> tuple[int, ...]:
+    def match_urls(
+        self, urls: Sequence[str | None]
+    ) -> tuple[list[tuple[int, ...]], dict[int, str]]:
+        """Match many URLs; the same answers as :meth:`match_url`, several times faster.
+
+        Returns:
+            ``(refs, unevaluable)``: per URL the internal entry numbers it matches (``None``
+            matches nothing), and for each URL that cannot be evaluated its position and why.
+        """
+        results: list[tuple[int, ...]] = []
+        problems: dict[int, str] = {}
+        append = results.append
+        fast = _FAST_URL.match
+        listed = self._domain_set
         domains = self._domains
-        if not domains:
-            return _NO_REFS
-        refs = domains.get(host)
-        found: tuple[int, ...] = refs if refs is not None else _NO_REFS
-        # Walk up one label at a time; suffixes longer than the longest listed domain are skipped.
-        dots = host.count(".")
-        skip = dots - self._max_labels
-        position = -1
-        for _ in range(dots):
-            position = host.find(".", position + 1)
-            if skip > 0:
-                skip -= 1
+        rules = self._url_rules
+        low, high = self._min_labels, self._max_labels
+        no_refs = _NO_REFS
+        # _domain_refs inlined for plain URLs (anything else takes match_url). Membership is
+        # tested on a set first: ``in`` on a set is about three times cheaper than dict.get,
+        # and almost every lookup misses.
+        for url in urls:
+            if url is None:
+                append(no_refs)
                 continue
-            refs = domains.get(host[position + 1 :])
-            if refs is not None:
-                found = found + refs
-        return found
+            found = fast(url)
+            if found is not None:
+                host = found[2]
+                if "xn--" not in host and host not in rules:
+                    refs = domains[host] if host in listed else no_refs
+                    dots = host.count(".")
+                    last = dots + 1 - low
+                    if last > 0:
+                        first = dots + 1 - high
+                        position = -1
+                        label = 0
+                        while label < last:
+                            position = host.find(".", position + 1)
+                            label += 1
+                            if label >= first:
+                                suffix = host[position + 1 :]
+                                if suffix in listed:
+                                    refs = refs + domains[suffix]
+                    append(refs)
+                    continue
+            try:
+                append(self.match_url(url))
+            except InvalidURLError as exc:
+                problems[len(results)] = str(exc)
+                append(no_refs)
+        return results, problems
+
+    def _domain_refs(self, host: str) -> tuple[int, ...]:
+        listed, domains = self._domain_set, self._domains
+        refs = domains[host] if host in listed else _NO_REFS
+        # Suffixes with fewer labels than the shortest listed domain, or more than the longest,
+        # cannot be listed: only the ones in between are looked up.
+        dots = host.count(".")
+        first = dots + 1 - self._max_labels
+        last = dots + 1 - self._min_labels
+        position = -1
+        label = 0
+        while label < last:
+            position = host.find(".", position + 1)
+            label += 1
+            if label >= first:
+                suffix = host[position + 1 :]
+                if suffix in listed:
+                    refs = refs + domains[suffix]
+        return refs
 
     def match_digests(
         self, digests: Sequence[bytes | None], *, text: bool = False
@@ -735,16 +809,14 @@ class ListIndex:
         """
         content_refs = self.match_digests(contents)
         text_refs = self.match_digests(texts, text=True)
-        check_urls = self.has_url_entries
+        if self.has_url_entries:
+            url_refs, problems = self.match_urls(urls)
+        else:
+            url_refs, problems = [_NO_REFS] * len(urls), {}
         results = []
-        for number, url in enumerate(urls):
-            refs = content_refs[number] + text_refs[number]
-            problem = None
-            if url is not None and check_urls:
-                try:
-                    refs = refs + self.match_url(url)
-                except InvalidURLError as exc:
-                    problem = str(exc)
+        for number, refs in enumerate(url_refs):
+            refs = content_refs[number] + text_refs[number] + refs
+            problem = problems.get(number)
             if refs:
                 hits = tuple(self.hit(ref) for ref in sorted(set(refs)))
                 results.append(RecordMatch(hits, problem))
@@ -756,13 +828,26 @@ class ListIndex:
 _NO_MATCH = RecordMatch(())
 
 
-def _entry_host(value: str) -> tuple[str, bool]:
-    if _FAST_HOST.fullmatch(value) and "xn--" not in value:
-        return value.rstrip("."), False
-    return parse_host(value)
+def _first_bad_hex(values: list[str], *, start: int) -> int | None:
+    """Return the position of the first of ``values[start:]`` that is not a hex SHA-256.
 
-
-def _digest_index(digests: list[bytes], refs: list[int]) -> DigestIndex | None:
-    if not digests:
+    Checked in bulk first: a regex per value costs seconds at ten million entries.
+    """
+    count = len(values) - start
+    if count == 0:
         return None
-    return DigestIndex(digests_array(digests), np.asarray(refs, dtype=np.int64))
+    joined = "".join(values[start:])
+    if len(joined) == 64 * count and _HEX_ONLY.fullmatch(joined):
+        return None
+    for position in range(start, len(values)):
+        if not _HEX64.fullmatch(values[position]):
+            return position
+    return None  # pragma: no cover - the bulk check failed, so one value is bad
+
+
+def _digest_index(values: list[str], refs: list[int]) -> DigestIndex | None:
+    """Index hex digests already checked by :func:`_first_bad_hex`."""
+    if not values:
+        return None
+    rows = np.frombuffer(bytes.fromhex("".join(values)), dtype=np.uint8).reshape(-1, 32)
+    return DigestIndex(rows, np.asarray(refs, dtype=np.int64))
