@@ -25,8 +25,10 @@ def _register() -> None:
     from provenance.cli import (
         _card,
         _demo,
+        _filter,
         _key,
         _lists,
+        _lookup,
         _manifest,
         _proof,
         _report,
@@ -34,7 +36,19 @@ def _register() -> None:
         _verify,
     )
 
-    for module in (_key, _trust, _manifest, _card, _verify, _proof, _report, _lists, _demo):
+    for module in (
+        _key,
+        _trust,
+        _manifest,
+        _card,
+        _verify,
+        _lookup,
+        _proof,
+        _report,
+        _lists,
+        _filter,
+        _demo,
+    ):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -1,0 +1,156 @@
+"""``provenance lookup``: creators look up a portfolio of works in a dataset's manifest."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from provenance import fpindex, lookup, manifest
+from provenance._files import read_bytes
+from provenance.cli._common import PATH, json_option, now_option, print_json, resolve_now
+from provenance.errors import DigestMismatchError, InputError
+
+MAX_WORK_BYTES = 256 * 1024 * 1024
+_BATCH = 256
+
+
+def collect_works(paths: tuple[Path, ...]) -> list[tuple[str, Path]]:
+    """Return ``(label, path)`` per work: files as given, a directory's files in sorted order.
+
+    Raises:
+        InputError: a work is missing, or a directory holds no file.
+        UnsafePathError: a directory holds a symlink out of it or a special file.
+    """
+    works: list[tuple[str, Path]] = []
+    for path in paths:
+        if path.is_dir():
+            files = manifest.walk_files(path)
+            if not files:
+                raise InputError(f"{path}: directory holds no work")
+            works.extend((str(path / ref.id), Path(ref.path)) for ref in files)
+        elif path.exists() or path.is_symlink():
+            works.append((str(path), path))
+        else:
+            raise InputError(f"{path}: no such work file")
+    return works
+
+
+def _check_card_fingerprints(predicate: dict[str, object], sidecar: Path | None) -> None:
+    """The sidecar must be the one the card records, if the card records one."""
+    recorded = predicate.get("manifest")
+    fingerprints = recorded.get("fingerprints") if isinstance(recorded, dict) else None
+    if not isinstance(fingerprints, dict):
+        if sidecar is not None:
+            click.echo(
+                f"warning: the card records no fingerprint index; {sidecar} is not covered by"
+                " its signature",
+                err=True,
+            )
+        return
+    if sidecar is None:
+        click.echo(
+            "warning: the card records a fingerprint index but none is next to the manifest;"
+            " near-duplicate and contained statuses are unavailable",
+            err=True,
+        )
+        return
+    actual = fpindex.file_sha256(sidecar)
+    if actual != fingerprints.get("sha256"):
+        raise DigestMismatchError(
+            f"{sidecar}: sha256 {actual} is not the fingerprint index the card commits to"
+            f" ({fingerprints.get('sha256')})"
+        )
+
+
+@click.command("lookup")
+@click.argument("works", nargs=-1, required=True, type=PATH)
+@click.option("--manifest", "manifest_path", required=True, type=PATH, help="The manifest.")
+@click.option(
+    "--fingerprints",
+    "sidecar",
+    type=PATH,
+    help="The fingerprint index (default: MANIFEST.fp next to the manifest, if present).",
+)
+@click.option("--card", "card_path", type=PATH, help="Signed card to check the manifest against.")
+@click.option("--trust", "trust_path", type=PATH, help="Trust store for --card.")
+@click.option(
+    "--proof-out",
+    type=PATH,
+    help="Write a proof of each exact result (a file for one work, else a directory).",
+)
+@now_option
+@json_option
+def lookup_command(
+    works: tuple[Path, ...],
+    manifest_path: Path,
+    sidecar: Path | None,
+    card_path: Path | None,
+    trust_path: Path | None,
+    proof_out: Path | None,
+    now: str | None,
+    as_json: bool,
+) -> None:
+    """Look up WORK... (files, or directories of works) in a dataset's manifest.
+
+    Each work gets one status: exact (same bytes), normalized (same text after norm-text-v1),
+    near-duplicate (an edited copy), contained (a substantial part inside a larger record) or
+    absent, with the matching entries and a similarity score.
+    """
+    if (card_path is None) != (trust_path is None):
+        raise InputError("--card and --trust go together")
+    if proof_out is not None and card_path is None:
+        raise InputError("--proof-out needs --card and --trust (proofs are against a signed card)")
+    collected = collect_works(works)
+    builder = None
+    with fpindex.FingerprintIndex.open(manifest_path, sidecar) as index:
+        if card_path is not None and trust_path is not None:
+            from provenance import proofs
+
+            card_ref = proofs.load_card(card_path, trust_path, at=resolve_now(now))
+            builder = proofs.ProofBuilder.from_manifest(manifest_path, card_ref)
+            _check_card_fingerprints(card_ref.card.predicate, index.sidecar)
+        if not index.has_text_prints:
+            click.echo(
+                f"warning: no fingerprint index ({fpindex.sidecar_path(manifest_path)}): only"
+                " exact and normalized matches can be found",
+                err=True,
+            )
+        results: list[lookup.WorkResult] = []
+        for start in range(0, len(collected), _BATCH):
+            batch = [
+                (label, read_bytes(path, limit=MAX_WORK_BYTES, what=label))
+                for label, path in collected[start : start + _BATCH]
+            ]
+            results.extend(lookup.lookup_works(batch, index))
+    written = []
+    if proof_out is not None and builder is not None:
+        from provenance import proofs
+
+        single = len(works) == 1 and not works[0].is_dir()
+        written = proofs.write_proofs(
+            builder, [(r.work, r.sha256) for r in results], proof_out, single=single
+        )
+    if as_json:
+        document: dict[str, object] = {"results": [r.to_dict() for r in results]}
+        if written:
+            document["proofs"] = [
+                {"work": r.work, "path": str(path), "claim": proof.claim}
+                for r, (path, proof) in zip(results, written, strict=True)
+            ]
+        print_json(document)
+        return
+    width = max(len(s) for s in lookup.STATUSES)
+    for result in results:
+        click.echo(f"{result.status:<{width}}  {result.work}")
+        for match in result.matches[:10]:
+            click.echo(f"{'':<{width}}    {match.status} {match.id} (score {match.score:.4f})")
+        if len(result.matches) > 10:
+            click.echo(f"{'':<{width}}    ... and {len(result.matches) - 10} more")
+    for path, proof in written:
+        click.echo(f"wrote {proof.claim} proof {path}")
+    sys.stdout.flush()
+
+
+COMMANDS = [lookup_command]

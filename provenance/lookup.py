@@ -1,0 +1,205 @@
+"""Creators' lookups: is a work in a dataset, exactly or as an edited or embedded copy?
+
+Each work gets one status, the strongest that any entry supports:
+
+- ``exact``: an entry has the same bytes (``sha256``);
+- ``normalized``: an entry has the same ``norm-text-v1`` text (``textSha256``): re-encoded,
+  re-wrapped, other line endings or case;
+- ``near-duplicate``: an entry is an edited copy (text: most of the work is in the entry and
+  most of the entry is the work, by winnowed fingerprints; image: pHash within a few bits);
+- ``contained``: a substantial part of the work is inside a larger entry (a chapter in a
+  scraped page): at least ``contained_prints`` shared fingerprints, or a majority of a short
+  work's fingerprints;
+- ``absent``: none of these.
+
+Every matching entry is listed with its own status and a score in [0, 1]: 1 for exact and
+normalized matches, the resemblance ``|W ∩ E| / |W ∪ E|`` of the fingerprint sets for a
+near-duplicate text, the share of the work found ``|W ∩ E| / |W|`` for a contained one, and
+``1 - distance / 64`` for a near-duplicate image.
+
+The thresholds (``Thresholds``) come from measurements (``benchmarks/bench_lookup.py
+--distributions``): distinct stories by one author share at most 1 fingerprint, edited copies
+with 40 % of the sentences dropped or changed keep at least 28 % of the work's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from provenance.fingerprints import ContentPrints, content_prints
+from provenance.fpindex import FingerprintIndex
+
+__all__ = ["STATUSES", "Match", "Status", "Thresholds", "WorkResult", "lookup_works"]
+
+Status = Literal["exact", "normalized", "near-duplicate", "contained", "absent"]
+STATUSES: tuple[Status, ...] = ("exact", "normalized", "near-duplicate", "contained", "absent")
+_RANK = {status: rank for rank, status in enumerate(STATUSES)}
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """When shared fingerprints make a near-duplicate or a containment (see module doc)."""
+
+    near_duplicate_work: float = 0.25
+    """Share of the work's fingerprints the entry must hold."""
+    near_duplicate_entry: float = 0.5
+    """Share of the entry's fingerprints that must be the work's."""
+    contained_prints: int = 10
+    """Shared fingerprints that make a substantial part (about 150-300 words of running text)."""
+    contained_share: float = 0.5
+    """Or this share of a short work's fingerprints..."""
+    min_shared: int = 3
+    """...but never fewer than this many shared fingerprints."""
+    image_distance: int = 10
+    """Largest pHash Hamming distance (of 64 bits) for a near-duplicate image."""
+    max_postings: int = 100_000
+    """Fingerprints held by more entries than this (boilerplate) are not used."""
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One entry that matches a work."""
+
+    id: str
+    score: float
+    status: Status
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form ``{"id", "score", "status"}``."""
+        return {"id": self.id, "score": self.score, "status": self.status}
+
+
+@dataclass(frozen=True, slots=True)
+class WorkResult:
+    """The answer for one work: its digest, status and matching entries (strongest first)."""
+
+    work: str
+    sha256: str
+    status: Status
+    matches: tuple[Match, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form ``{"work", "sha256", "status", "matches": [...]}``."""
+        return {
+            "work": self.work,
+            "sha256": self.sha256,
+            "status": self.status,
+            "matches": [m.to_dict() for m in self.matches],
+        }
+
+
+def _round(score: float) -> float:
+    return math.floor(score * 10_000) / 10_000
+
+
+def _text_matches(
+    prints: ContentPrints, index: FingerprintIndex, thresholds: Thresholds
+) -> list[tuple[int, Status, float]]:
+    work_count = len(prints.text)
+    if not work_count:
+        return []
+    entries, shared, entry_counts = index.text_candidates(
+        prints.text, max_postings=thresholds.max_postings
+    )
+    contained_needed = min(
+        thresholds.contained_prints,
+        max(thresholds.min_shared, math.ceil(thresholds.contained_share * work_count)),
+    )
+    found: list[tuple[int, Status, float]] = []
+    for entry, common, entry_count in zip(
+        entries.tolist(), shared.tolist(), entry_counts.tolist(), strict=True
+    ):
+        if common < thresholds.min_shared:
+            continue
+        share_of_work = common / work_count
+        share_of_entry = common / entry_count if entry_count else 0.0
+        if (
+            share_of_work >= thresholds.near_duplicate_work
+            and share_of_entry >= thresholds.near_duplicate_entry
+        ):
+            found.append((entry, "near-duplicate", common / (work_count + entry_count - common)))
+        elif common >= contained_needed:
+            found.append((entry, "contained", share_of_work))
+    return found
+
+
+def _image_matches(
+    prints: ContentPrints, index: FingerprintIndex, thresholds: Thresholds
+) -> list[tuple[int, Status, float]]:
+    if prints.image is None:
+        return []
+    entries, distances = index.image_candidates(
+        prints.image, max_distance=thresholds.image_distance
+    )
+    return [
+        (entry, "near-duplicate", 1 - distance / 64)
+        for entry, distance in zip(entries.tolist(), distances.tolist(), strict=True)
+    ]
+
+
+def _lookup_one(
+    label: str,
+    content: bytes,
+    prints: ContentPrints,
+    index: FingerprintIndex,
+    thresholds: Thresholds,
+) -> WorkResult:
+    digest = hashlib.sha256(content).hexdigest()
+    best: dict[str, Match] = {}
+
+    def offer(entry_id: str, status: Status, score: float) -> None:
+        match = Match(entry_id, _round(score), status)
+        current = best.get(entry_id)
+        if current is None or (_RANK[status], -match.score) < (
+            _RANK[current.status],
+            -current.score,
+        ):
+            best[entry_id] = match
+
+    for entry in index.exact(digest):
+        offer(entry.id, "exact", 1.0)
+    if prints.text_sha256 is not None:
+        for entry in index.normalized(prints.text_sha256):
+            offer(entry.id, "normalized", 1.0)
+    for number, kind, score in _text_matches(prints, index, thresholds) + _image_matches(
+        prints, index, thresholds
+    ):
+        offer(index.entry(number).id, kind, score)
+    matches = sorted(best.values(), key=lambda m: (_RANK[m.status], -m.score, m.id))
+    status: Status = matches[0].status if matches else "absent"
+    return WorkResult(label, digest, status, tuple(matches))
+
+
+def lookup_works(
+    works: Sequence[tuple[str, bytes]],
+    index: FingerprintIndex,
+    *,
+    thresholds: Thresholds | None = None,
+    images: bool = True,
+) -> list[WorkResult]:
+    """Look up every ``(label, content)`` in ``index``, in the order given.
+
+    Returns:
+        One :class:`WorkResult` per work, in order.
+
+    Raises:
+        FormatError: the index turns out corrupt, or the manifest changed since it was opened.
+        LocalIOError: the manifest cannot be read.
+    """
+    limits = thresholds or Thresholds()
+    prints = content_prints([content for _, content in works], images=images)
+    return [
+        _lookup_one(label, content, work_prints, index, limits)
+        for (label, content), work_prints in zip(works, prints, strict=True)
+    ]
+
+
+def shared_fingerprints(a: ContentPrints, b: ContentPrints) -> int:
+    """Return how many text fingerprints two contents share (for measurements)."""
+    return int(len(np.intersect1d(a.text, b.text, assume_unique=True)))
