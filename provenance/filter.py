@@ -1,0 +1,486 @@
+"""``provenance filter``: apply exclusion lists to training records, streaming.
+
+The input is a records file (JSON Lines, CSV or Parquet, the columns of ``manifest build``) or a
+directory. Records are read in batches, matched against every list applied (see
+:mod:`provenance.lists.match`), and written in input order to KEPT or REMOVED, in the input's
+format; for a directory those outputs are lists of relative paths, one per line. Memory is
+bounded by the lists and one batch, never by the input.
+
+A record is **removed** when any entry of any list matches it: its URL (``domain``,
+``url-prefix``, ``url`` entries), the SHA-256 of its content (``sha256``; the UTF-8 bytes of
+``text``, the file at ``path``, or the given ``sha256``) or the ``norm-text-v1`` digest of its
+text (``text-sha256``). A record whose URL cannot be evaluated (WHATWG parsing fails, a
+non-web scheme, an invalid host) while URL entries are applied is removed too, and counted as
+``unevaluable``: applying a list means that nothing kept could be on it.
+
+The report names every list applied exactly as a card's ``exclusions`` records it (name,
+version, digest, signers, matched per category, removed, applied) plus the record counts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as dt
+import hashlib
+import io
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from provenance import _json, schema
+from provenance._files import atomic_writer
+from provenance.errors import FormatError, InputError, LocalIOError, UnsafePathError
+from provenance.lists.cache import CachedList
+from provenance.lists.match import ListIndex, RecordMatch
+from provenance.normtext import normalize_batch
+from provenance.records import Record, RecordFormat, detect_format, iter_records, safe_join
+from provenance.trust import format_time
+
+BATCH_SIZE = 4096
+MAX_NORMALIZED_FILE_BYTES = 64 * 1024 * 1024
+"""Files larger than this are hashed but not text-normalized (``text-sha256`` does not apply)."""
+MAX_EXAMPLES = 100
+"""How many unevaluable records the report names (all are counted)."""
+_FORMAT_NAMES = {"jsonl": "JSON Lines", "csv": "CSV", "parquet": "Parquet"}
+
+
+# ----------------------------------------------------------------------------------------------
+# The tally (pure)
+
+
+@dataclass(slots=True)
+class _ListTally:
+    matched: dict[str, int]
+    removed: int = 0
+
+
+@dataclass(slots=True)
+class Tally:
+    """Counts per list and per record outcome, updated one record at a time."""
+
+    index: ListIndex
+    lists: list[_ListTally] = field(default_factory=list)
+    input: int = 0
+    kept: int = 0
+    removed: int = 0
+    unevaluable: int = 0
+    examples: list[dict[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for the_list in self.index.lists:
+            categories = sorted({entry.category for entry in the_list.entries})
+            self.lists.append(_ListTally({category: 0 for category in categories}))
+
+    def add(self, record_id: str, result: RecordMatch) -> bool:
+        """Count one record's match; return whether it is kept."""
+        self.input += 1
+        if result.hits:
+            self.removed += 1
+            seen: set[tuple[int, str]] = set()
+            lists_hit: set[int] = set()
+            for hit in result.hits:
+                category = self.index.entry(hit).category
+                if (hit.list_number, category) not in seen:
+                    seen.add((hit.list_number, category))
+                    self.lists[hit.list_number].matched[category] += 1
+                lists_hit.add(hit.list_number)
+            for list_number in lists_hit:
+                self.lists[list_number].removed += 1
+            return False
+        if result.unevaluable is not None:
+            self.unevaluable += 1
+            if len(self.examples) < MAX_EXAMPLES:
+                self.examples.append({"id": record_id, "reason": result.unevaluable})
+            return False
+        self.kept += 1
+        return True
+
+
+def build_report(tally: Tally, cached: Sequence[CachedList], *, at: dt.datetime) -> dict[str, Any]:
+    """Return the filter report document (schema ``filter-report.v1``).
+
+    ``lists`` holds, per list applied, exactly the object a card's ``exclusions`` records.
+    """
+    applied = format_time(at)
+    lists = []
+    for item, counts in zip(cached, tally.lists, strict=True):
+        lists.append(
+            {
+                "name": item.list.name,
+                "version": item.list.version,
+                "digest": item.digest,
+                "signers": sorted(item.signers),
+                "matched": dict(counts.matched),
+                "removed": counts.removed,
+                "applied": applied,
+            }
+        )
+    report = {
+        "lists": lists,
+        "records": {
+            "input": tally.input,
+            "kept": tally.kept,
+            "removed": tally.removed,
+            "unevaluable": tally.unevaluable,
+        },
+        "unevaluableExamples": tally.examples,
+    }
+    schema.validate(report, schema.FILTER_REPORT, what="filter report")
+    return report
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading and matching batches
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    """One record (or file) to match and write."""
+
+    id: str
+    url: str | None
+    content: bytes | None
+    text: bytes | None
+    """The ``norm-text-v1`` digest (32 bytes), when the lists need it and it is defined."""
+    record: Record | None
+
+
+def _batches(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _text_digests(texts: Sequence[bytes | None]) -> list[bytes | None]:
+    present = [t for t in texts if t is not None]
+    normalized = normalize_batch(present) if present else None
+    result: list[bytes | None] = []
+    position = 0
+    for text in texts:
+        if text is None or normalized is None:
+            result.append(None)
+            continue
+        data = normalized.text(position)
+        position += 1
+        result.append(None if data is None else hashlib.sha256(data).digest())
+    return result
+
+
+def _record_items(records: list[Record], base: Path, index: ListIndex, where: str) -> list[_Item]:
+    need_content = index.has_content_entries
+    need_text = index.has_text_entries
+    contents: list[bytes | None] = []
+    raw_texts: list[bytes | None] = []
+    for record in records:
+        content: bytes | None = None
+        text: bytes | None = None
+        if record.text is not None:
+            if need_content or need_text:
+                try:
+                    data = record.text.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise FormatError(
+                        f"{where}: record {record.id!r}: text holds a lone surrogate"
+                    ) from None
+                content = hashlib.sha256(data).digest() if need_content else None
+                text = data if need_text else None
+        elif record.path is not None:
+            if need_content or need_text:
+                target = safe_join(base, record.path, what=f"{where}: record {record.id!r}")
+                content, text = _read_file(Path(target), need_text, f"record {record.id!r}")
+        elif record.sha256 is not None and need_content:
+            content = bytes.fromhex(record.sha256)
+        contents.append(content)
+        raw_texts.append(text)
+    texts = _text_digests(raw_texts) if need_text else [None] * len(records)
+    return [_Item(r.id, r.url, c, t, r) for r, c, t in zip(records, contents, texts, strict=True)]
+
+
+def _read_file(path: Path, need_text: bool, what: str) -> tuple[bytes, bytes | None]:
+    """Return the SHA-256 of a file and, when asked and small enough, its bytes for normalizing."""
+    from provenance.manifest import hash_file
+
+    if need_text:
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise InputError(f"{what}: {path}: {exc.strerror}") from None
+        if size <= MAX_NORMALIZED_FILE_BYTES:
+            from provenance._files import read_bytes
+
+            data = read_bytes(path, limit=MAX_NORMALIZED_FILE_BYTES, what=f"{what}: {path}")
+            return hashlib.sha256(data).digest(), data
+    result = hash_file(str(path))
+    if result.error is not None:
+        error = LocalIOError if "changed" in result.error else InputError
+        raise error(f"{what}: {path}: {result.error}")
+    return bytes.fromhex(result.sha256), None
+
+
+def _match(index: ListIndex, items: list[_Item]) -> list[RecordMatch]:
+    return index.match_records(
+        [i.url for i in items], [i.content for i in items], [i.text for i in items]
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Writers (one per input format)
+
+
+class _Writer:
+    def write(self, record: Record) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Flush what is buffered (the atomic writer then syncs and moves the file)."""
+
+
+class _JsonlWriter(_Writer):
+    def __init__(self, handle: IO[bytes]) -> None:
+        self._handle = handle
+
+    def write(self, record: Record) -> None:
+        self._handle.write(record.raw)
+        self._handle.write(b"\n")
+
+
+class _CsvWriter(_Writer):
+    def __init__(self, handle: IO[bytes], fieldnames: list[str]) -> None:
+        self._text = io.TextIOWrapper(handle, encoding="utf-8", newline="", write_through=False)
+        self._writer = csv.DictWriter(self._text, fieldnames=fieldnames)
+        self._writer.writeheader()
+
+    def write(self, record: Record) -> None:
+        self._writer.writerow(record.raw)
+
+    def close(self) -> None:
+        self._text.flush()
+        self._text.detach()
+
+
+class _ParquetWriter(_Writer):
+    def __init__(self, handle: IO[bytes], source: Path) -> None:
+        import pyarrow.parquet as pq
+
+        self._schema = pq.ParquetFile(source).schema_arrow
+        self._writer = pq.ParquetWriter(handle, self._schema)
+        self._rows: list[dict[str, Any]] = []
+
+    def write(self, record: Record) -> None:
+        self._rows.append(record.raw)
+        if len(self._rows) >= BATCH_SIZE:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+
+        if self._rows:
+            self._writer.write_table(pa.Table.from_pylist(self._rows, schema=self._schema))
+            self._rows = []
+
+    def close(self) -> None:
+        self._flush()
+        self._writer.close()
+
+
+def _csv_header(path: Path) -> list[str]:
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            header = next(csv.reader(handle), None)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise FormatError(f"{path}: cannot read the CSV header: {exc}") from None
+    if not header:
+        raise FormatError(f"{path}: CSV header must name an 'id' column")
+    return header
+
+
+def _writer_for(fmt: RecordFormat, handle: IO[bytes], source: Path) -> _Writer:
+    if fmt == "jsonl":
+        return _JsonlWriter(handle)
+    if fmt == "csv":
+        return _CsvWriter(handle, _csv_header(source))
+    return _ParquetWriter(handle, source)
+
+
+def _check_output_name(output: Path, fmt: RecordFormat, option: str) -> None:
+    try:
+        implied = detect_format(output)
+    except InputError:
+        return
+    if implied != fmt:
+        raise InputError(
+            f"{option} {output}: the input is {_FORMAT_NAMES[fmt]} and the output is written in"
+            f" the input's format; name it with a {'.' + fmt} suffix"
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# The command
+
+
+def apply_lists(
+    input_path: Path,
+    cached: Sequence[CachedList],
+    *,
+    kept_path: Path,
+    removed_path: Path | None,
+    report_path: Path | None,
+    at: dt.datetime,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Filter ``input_path`` against the ``cached`` lists and write the outputs atomically.
+
+    Returns:
+        The filter report (see :func:`build_report`).
+
+    Raises:
+        InputError: the input is missing or of an unknown format, or an output name implies
+            another format than the input's.
+        FormatError: a malformed record, or a list entry that cannot be applied.
+        UnsafePathError: a record's ``path`` escapes the records' directory.
+        LocalIOError: reading or writing failed (no output is left half-written).
+    """
+    if not cached:
+        raise InputError("no exclusion list to apply; run 'provenance lists fetch' first")
+    names = [c.list.name for c in cached]
+    if len(set(names)) != len(names):
+        raise InputError("a list is named twice; apply one version of each list")
+    index = ListIndex([c.list for c in cached])
+    tally = Tally(index)
+    if input_path.is_dir():
+        _filter_directory(input_path, index, tally, kept_path, removed_path, progress)
+    else:
+        _filter_records(input_path, index, tally, kept_path, removed_path, progress)
+    report = build_report(tally, cached, at=at)
+    if report_path is not None:
+        from provenance._files import atomic_write
+
+        atomic_write(report_path, _json.pretty(report))
+    return report
+
+
+def _filter_records(
+    path: Path,
+    index: ListIndex,
+    tally: Tally,
+    kept_path: Path,
+    removed_path: Path | None,
+    progress: Callable[[int], None] | None,
+) -> None:
+    fmt = detect_format(path)
+    _check_output_name(kept_path, fmt, "-o")
+    if removed_path is not None:
+        _check_output_name(removed_path, fmt, "--removed")
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    with contextlib.ExitStack() as stack:
+        kept = _writer_for(fmt, stack.enter_context(atomic_writer(kept_path)), path)
+        removed = (
+            _writer_for(fmt, stack.enter_context(atomic_writer(removed_path)), path)
+            if removed_path is not None
+            else None
+        )
+        for batch in _batches(iter_records(path, fmt), BATCH_SIZE):
+            items = _record_items(batch, path.parent, index, str(path))
+            for item, result in zip(items, _match(index, items), strict=True):
+                assert item.record is not None
+                if tally.add(item.id, result):
+                    kept.write(item.record)
+                elif removed is not None:
+                    removed.write(item.record)
+            if progress:
+                progress(len(batch))
+        kept.close()
+        if removed is not None:
+            removed.close()
+
+
+def _filter_directory(
+    root: Path,
+    index: ListIndex,
+    tally: Tally,
+    kept_path: Path,
+    removed_path: Path | None,
+    progress: Callable[[int], None] | None,
+) -> None:
+    from provenance.manifest import walk_files
+
+    exclude = {str(p.resolve()) for p in (kept_path, removed_path) if p is not None}
+    files = walk_files(root, exclude=exclude)
+    for ref in files:
+        if "\n" in ref.id or "\r" in ref.id:
+            raise UnsafePathError(
+                f"{ref.path}: a file name with a line break cannot be listed one per line"
+            )
+    need = index.has_content_entries or index.has_text_entries
+    with contextlib.ExitStack() as stack:
+        kept = stack.enter_context(atomic_writer(kept_path))
+        removed = stack.enter_context(atomic_writer(removed_path)) if removed_path else None
+        for batch in _batches(iter(files), 256):
+            raw_texts: list[bytes | None] = []
+            contents: list[bytes | None] = []
+            for ref in batch:
+                if need:
+                    content, text = _read_file(Path(ref.path), index.has_text_entries, ref.id)
+                else:
+                    content, text = None, None
+                contents.append(content if index.has_content_entries else None)
+                raw_texts.append(text)
+            texts = _text_digests(raw_texts) if index.has_text_entries else [None] * len(batch)
+            results = index.match_records([None] * len(batch), contents, texts)
+            for ref, result in zip(batch, results, strict=True):
+                line = ref.id.encode("utf-8") + b"\n"
+                if tally.add(ref.id, result):
+                    kept.write(line)
+                elif removed is not None:
+                    removed.write(line)
+            if progress:
+                progress(len(batch))
+
+
+def parse_list_selector(text: str) -> tuple[str, int | None]:
+    """Parse ``NAME`` or ``NAME@VERSION`` (``--list``).
+
+    Raises:
+        InputError: an empty name or a version that is not a positive integer.
+    """
+    name, at_sign, version = text.partition("@")
+    if not name:
+        raise InputError(f"--list {text!r}: expected NAME or NAME@VERSION")
+    if not at_sign:
+        return name, None
+    if not version.isdigit() or int(version) < 1 or len(version) > 15:
+        raise InputError(f"--list {text!r}: VERSION must be a positive integer")
+    return name, int(version)
+
+
+def select_lists(cache_dir: Path, selectors: Sequence[str], *, at: dt.datetime) -> list[CachedList]:
+    """Load the lists to apply: the newest cached version of each, or those ``selectors`` name.
+
+    Raises:
+        InputError: a selector is malformed or names a list twice.
+        NotCachedError, ExpiredError, SignatureError, DigestMismatchError, FormatError: as
+            :func:`provenance.lists.cache.load_cached_lists`.
+    """
+    from provenance.lists.cache import load_cached_lists, load_cached_version
+
+    if not selectors:
+        return load_cached_lists(cache_dir, at=at)
+    parsed = [parse_list_selector(s) for s in selectors]
+    names = [name for name, _ in parsed]
+    if len(set(names)) != len(names):
+        raise InputError("--list names a list twice; apply one version of each list")
+    result = []
+    for name, version in parsed:
+        if version is None:
+            result.extend(load_cached_lists(cache_dir, at=at, names=[name]))
+        else:
+            result.append(load_cached_version(cache_dir, name, version, at=at))
+    return sorted(result, key=lambda c: c.list.name)
