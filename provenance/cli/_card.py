@@ -27,11 +27,19 @@ def read_filter_report(path: Path) -> list[dict[str, Any]]:
 
     Raises:
         FormatError: the report is malformed.
+        SchemaError: it does not match ``schemas/filter-report.v1.json`` (whose ``lists`` items
+            are the card predicate's ``exclusions`` items), or names a list twice.
     """
+    from provenance import schema
+
     report = _json.loads_object(read_bytes(path, limit=MAX_REPORT_BYTES), what=str(path))
     lists = report.get("lists")
     if not isinstance(lists, list) or not all(isinstance(item, dict) for item in lists):
         raise FormatError(f"{path}: a filter report needs a 'lists' array")
+    schema.validate(report, schema.FILTER_REPORT, what=f"{path} (filter report)")
+    names = [item["name"] for item in lists]
+    if len(set(names)) != len(names):
+        raise FormatError(f"{path}: the filter report names a list twice")
     return lists
 
 
