@@ -1,0 +1,84 @@
+"""Test support for filter and verify --lists: an association that publishes lists into a real
+TUF repository, served over HTTP on 127.0.0.1 while a developer fetches them into a cache."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import http.server
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from provenance.keys import PrivateKey
+from provenance.lists.client import fetch
+from provenance.lists.model import ListEntry
+from provenance.lists.repository import publish
+from provenance.trust import TrustStore
+
+T0 = dt.datetime(2026, 7, 1, tzinfo=dt.UTC)
+NOW = "2026-07-01T06:00:00Z"
+"""A time at which lists published and fetched at T0 are fresh."""
+
+
+def sha(data: bytes | str) -> str:
+    return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
+
+
+def entry(kind: str, value: str, category: str = "piracy") -> ListEntry:
+    return ListEntry(type=kind, value=value, category=category)  # type: ignore[arg-type]
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+@contextmanager
+def served(directory: Path) -> Iterator[str]:
+    """Serve ``directory`` on 127.0.0.1 for the duration of the block; yield its URL."""
+    handler = functools.partial(_Quiet, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.daemon = True
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+class Association:
+    """A rights-holder association with one key, a repository, and a developer's cache."""
+
+    def __init__(self, root: Path, names: Sequence[str] = ("piracy", "optout")) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self.key = PrivateKey.generate()
+        self.repo = root / "repo"
+        self.cache = root / "cache"
+        self.trust_path = root / "trust.json"
+        store = TrustStore()
+        for name in names:
+            store = store.with_key(
+                self.key.public, name="Example Association", role="list-publisher", list_name=name
+            )
+        self.store = store
+        self.trust_path.write_bytes(store.to_json())
+
+    def publish(self, name: str, entries: Sequence[ListEntry], at: dt.datetime = T0) -> str:
+        """Publish the next version of ``name``; return its digest."""
+        result = publish(
+            self.repo, entries, name=name, keys=[self.key], at=at, publisher="Example Association"
+        )
+        return result.digest
+
+    def fetch(self, at: dt.datetime = T0) -> None:
+        """Fetch every list into the developer's cache over HTTP."""
+        with served(self.repo) as url:
+            fetch(url, store=self.store, cache_dir=self.cache, at=at)
