@@ -57,6 +57,7 @@ def test_sample_spec_loads() -> None:
         "us-senate",
         "photos",
         "example-news",
+        "fans-forum",
     ]
     assert spec["sources"][3]["collection"] == {"start": "2026-03-01", "end": "2026-05-31"}
 
