@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from provenance import manifest as manifest_module
 from provenance.card import VerifiedCard, tally, verify_card
@@ -21,6 +21,9 @@ from provenance.envelope import Envelope
 from provenance.errors import InputError, SignatureError
 from provenance.manifest import ManifestSummary
 from provenance.trust import TrustStore
+
+if TYPE_CHECKING:
+    from provenance.lists.audit import ListSource
 
 MAX_LISTED_PATHS = 1000
 
@@ -80,20 +83,31 @@ def verify(
     workers: int = 1,
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
+    lists: ListSource | None = None,
+    strict: bool = False,
 ) -> Report:
     """Verify a signed card, and optionally its manifest and the data it describes.
+
+    With ``lists`` (and a manifest), the exclusion lists the card claims to have applied are
+    loaded at exactly the versions it cites and every manifest entry is matched against them
+    (see :mod:`provenance.lists.audit`): entries on those versions are violations, entries only
+    on later versions are newly listed (failures only when ``strict``).
 
     Returns:
         A :class:`Report`; a failed signature or commitment is a failed check, not an exception.
 
     Raises:
-        InputError: an empty trust store for the role, ``data_dir`` without ``manifest_path``,
-            or a missing or malformed manifest.
+        InputError: an empty trust store for the role, ``data_dir`` or ``lists`` without
+            ``manifest_path``, or a missing or malformed manifest.
         FormatError: the verified payload is not a valid card.
     """
     if data_dir is not None and manifest_path is None:
         raise InputError("--data needs --manifest: the files are checked against the manifest")
-    report = Report()
+    if lists is not None and manifest_path is None:
+        raise InputError(
+            "--lists needs --manifest: the manifest entries are checked against the lists"
+        )
+    report = Report(strict=strict)
     try:
         card = verify_card(envelope, trust, at=at, what=what)
     except SignatureError as exc:
@@ -110,7 +124,33 @@ def verify(
         _check_manifest(report, card, manifest_path)
     if data_dir is not None and manifest_path is not None:
         _check_data(report, manifest_path, data_dir, workers, progress, on_total)
+    if lists is not None and manifest_path is not None:
+        _check_lists(report, card, trust, manifest_path, lists, at)
     return report
+
+
+def _check_lists(
+    report: Report,
+    card: VerifiedCard,
+    trust: TrustStore,
+    manifest_path: Path,
+    lists: ListSource,
+    at: dt.datetime,
+) -> None:
+    from provenance.lists.audit import audit_lists
+
+    audit = audit_lists(
+        card.predicate["exclusions"],
+        trust,
+        manifest_module.iter_manifest(manifest_path),
+        lists,
+        at=at,
+        strict=report.strict,
+    )
+    for name, ok, detail in audit.checks:
+        report.add(name, ok, detail)
+    report.violations.extend(audit.violations)
+    report.newly_listed.extend(audit.newly_listed)
 
 
 def _check_manifest(report: Report, card: VerifiedCard, manifest_path: Path) -> None:

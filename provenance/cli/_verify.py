@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -20,7 +25,11 @@ from provenance.cli._common import (
 from provenance.cli._trust import load_trust_store
 from provenance.envelope import Envelope
 from provenance.errors import FormatError
+from provenance.trust import TrustStore
 from provenance.verify import Report, verify
+
+if TYPE_CHECKING:
+    from provenance.lists.audit import ListSource
 
 
 @click.command("verify")
@@ -37,6 +46,16 @@ from provenance.verify import Report, verify
     show_default="all cores",
     help="Hashing processes for --data.",
 )
+@click.option(
+    "--lists",
+    "lists",
+    metavar="CACHE|URL",
+    help="Check the manifest against the exclusion lists the card cites: a list cache, or a"
+    " list repository URL (fetched into a temporary cache with --trust).",
+)
+@click.option(
+    "--strict", is_flag=True, help="With --lists, entries listed after the card was made fail."
+)
 @json_option
 @now_option
 def verify_command(
@@ -45,10 +64,15 @@ def verify_command(
     manifest_path: Path | None,
     data_dir: Path | None,
     workers: int,
+    lists: str | None,
+    strict: bool,
     as_json: bool,
     now: str | None,
 ) -> int:
     """Verify a signed card: signatures, then the manifest and data it commits to.
+
+    With --lists, a manifest entry on a list version the card claims to have applied is a
+    violation; one only on a later version is newly listed (reported; a failure with --strict).
 
     Exits 0 when everything verifies, 1 when a check fails.
     """
@@ -59,7 +83,7 @@ def verify_command(
     )
     if not isinstance(document, Envelope):
         raise FormatError(f"{signed_path}: the card is not signed; run 'provenance card sign'")
-    with progress_bar(0, "verifying") as bar:
+    with _list_source(lists, trust, at) as source, progress_bar(0, "verifying") as bar:
         report = verify(
             document,
             trust,
@@ -70,6 +94,8 @@ def verify_command(
             workers=workers,
             progress=bar.update,
             on_total=lambda total: bar.reset(total=total),
+            lists=source,
+            strict=strict,
         )
     if as_json:
         print_json(report.to_dict())
@@ -83,10 +109,41 @@ def print_report(report: Report) -> None:
     for check in report.checks:
         click.echo(f"{'ok  ' if check.ok else 'FAIL'}  {check.name}: {check.detail}")
     for violation in report.violations:
-        click.echo(f"VIOLATION  {violation}")
+        click.echo(f"VIOLATION  {_describe(violation)}")
     for listed in report.newly_listed:
-        click.echo(f"newly listed  {listed}")
+        click.echo(f"newly listed  {_describe(listed)}")
     click.echo("verified" if report.ok else "NOT verified")
+
+
+def _describe(item: dict[str, Any]) -> str:
+    """One line for a violation or a newly listed entry."""
+    if item.get("entry") is None:
+        return f"list {item.get('list')}: {item.get('reason', '')}"
+    entry = item["entry"]
+    return (
+        f"{item['id']}: on {item['list']} v{item['version']}"
+        f" ({entry['type']} {entry['value']}, {entry['category']})"
+    )
+
+
+@contextlib.contextmanager
+def _list_source(
+    value: str | None, trust: TrustStore, at: dt.datetime
+) -> Iterator[ListSource | None]:
+    """Yield where ``--lists`` loads list versions from (fetching a URL into a temp cache)."""
+    if value is None:
+        yield None
+        return
+    from provenance.lists.audit import CacheSource
+
+    if value.startswith(("http://", "https://")):
+        from provenance.lists.client import fetch
+
+        with tempfile.TemporaryDirectory(prefix="provenance-lists-") as temp:
+            fetch(value, store=trust, cache_dir=Path(temp), at=at)
+            yield CacheSource(Path(temp), at)
+        return
+    yield CacheSource(Path(value), at)
 
 
 COMMANDS = [verify_command]

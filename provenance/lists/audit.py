@@ -1,0 +1,298 @@
+"""Hold a verified card's exclusion claims against its manifest (``verify --lists``).
+
+For each list the card says it applied (``predicate.exclusions``), exactly that version is
+loaded, its signers are held against the trust store and its digest against the one the card
+cites. Then every manifest entry is matched (``url`` against domain and URL entries, ``sha256``
+against ``sha256`` entries, ``textSha256`` against ``text-sha256`` entries):
+
+- an entry on the version the card claims to have applied is a **violation** (the claim is
+  false);
+- an entry only on a later version of that list is **newly listed**: listed after the card was
+  made, something to remove in the next release (a violation only under ``--strict``);
+- a list the trust store marks as required that the card did not apply is a violation.
+
+Monotonic (THREATS section 0, invariant 5): a cited list that cannot be loaded, is not signed by
+keys trusted for it, or whose digest differs, fails its check, and so does a manifest URL that
+cannot be evaluated; nothing that cannot be checked is reported as clean.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from provenance.errors import ProvenanceError
+from provenance.lists.cache import CachedList, trusted_signers
+from provenance.lists.match import ListIndex
+from provenance.manifest import ManifestEntry
+from provenance.trust import TrustStore
+
+BATCH_SIZE = 4096
+MAX_REPORTED = 10_000
+"""Violations and newly listed entries reported individually (all are counted)."""
+
+
+class ListSource(Protocol):
+    """Where list versions come from (the cache, or a repository fetched into one)."""
+
+    def load_version(self, name: str, version: int) -> CachedList:
+        """Return exactly ``version`` of list ``name``, verified.
+
+        Raises:
+            ProvenanceError: it cannot be loaded or does not verify.
+        """
+
+    def load_newest(self, name: str) -> CachedList:
+        """Return the newest available version of list ``name``, verified.
+
+        Raises:
+            ProvenanceError: it cannot be loaded or does not verify.
+        """
+
+
+@dataclass(frozen=True, slots=True)
+class CacheSource:
+    """Lists from a local cache (see :mod:`provenance.lists.cache`), judged fresh at ``at``."""
+
+    cache_dir: Path
+    at: dt.datetime
+
+    def load_version(self, name: str, version: int) -> CachedList:
+        """See :meth:`ListSource.load_version`."""
+        from provenance.lists.cache import load_cached_version
+
+        return load_cached_version(self.cache_dir, name, version, at=self.at)
+
+    def load_newest(self, name: str) -> CachedList:
+        """See :meth:`ListSource.load_newest`."""
+        from provenance.lists.cache import load_cached_lists
+
+        return load_cached_lists(self.cache_dir, at=self.at, names=[name])[0]
+
+
+@dataclass(slots=True)
+class ListAudit:
+    """What the list checks found: named checks, violations and newly listed entries."""
+
+    checks: list[tuple[str, bool, str]] = field(default_factory=list)
+    violations: list[dict[str, Any]] = field(default_factory=list)
+    newly_listed: list[dict[str, Any]] = field(default_factory=list)
+    violation_count: int = 0
+    """Manifest entries on a claimed version, plus required lists not applied."""
+    newly_listed_count: int = 0
+    """Manifest entries only on a later version."""
+    unevaluable: int = 0
+    unevaluable_example: str = ""
+
+    def add(self, name: str, ok: bool, detail: str) -> None:
+        """Record a check."""
+        self.checks.append((name, ok, detail))
+
+
+def _entry_dict(entry: Any) -> dict[str, str]:
+    return {"type": entry.type, "value": entry.value, "category": entry.category}
+
+
+def _signer_names(keyids: Sequence[str], trust: TrustStore) -> str:
+    return ", ".join(f"{trust.name_of(k)} ({k[:16]})" for k in keyids)
+
+
+def _load_claimed(
+    claim: Mapping[str, Any], source: ListSource, trust: TrustStore, at: dt.datetime
+) -> tuple[CachedList | None, str]:
+    """Load and check one cited list version; return it (or None) and the check's detail."""
+    name, version = claim["name"], claim["version"]
+    try:
+        cached = source.load_version(name, version)
+        signers = trusted_signers(cached, trust, at=at)
+    except ProvenanceError as exc:
+        return None, f"cannot be verified: {exc}"
+    if cached.digest != claim["digest"]:
+        return None, (
+            f"the card cites digest {claim['digest']}, but the signed v{version} is {cached.digest}"
+        )
+    return cached, f"signed by {_signer_names(signers, trust)}; digest matches the card"
+
+
+def _newer(
+    name: str, claimed: CachedList, source: ListSource, trust: TrustStore, at: dt.datetime
+) -> tuple[CachedList | None, str | None]:
+    """Return the newest version of ``name`` if it is later than the claimed one."""
+    try:
+        newest = source.load_newest(name)
+        trusted_signers(newest, trust, at=at)
+    except ProvenanceError as exc:
+        return None, f"the current version cannot be verified: {exc}"
+    if newest.list.version < claimed.list.version:
+        return None, (
+            f"the newest version available is v{newest.list.version}, older than the v"
+            f"{claimed.list.version} the card cites (fetch the lists again)"
+        )
+    if newest.list.version == claimed.list.version:
+        return None, None
+    return newest, None
+
+
+def _batches(entries: Iterable[ManifestEntry]) -> Iterator[list[ManifestEntry]]:
+    batch: list[ManifestEntry] = []
+    for entry in entries:
+        batch.append(entry)
+        if len(batch) >= BATCH_SIZE:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def audit_lists(
+    exclusions: Sequence[Mapping[str, Any]],
+    trust: TrustStore,
+    entries: Iterable[ManifestEntry],
+    source: ListSource,
+    *,
+    at: dt.datetime,
+    strict: bool = False,
+) -> ListAudit:
+    """Check a card's exclusion claims and its manifest entries against the lists.
+
+    Args:
+        exclusions: the verified card predicate's ``exclusions``.
+        trust: the trust store (list signers and required lists).
+        entries: the manifest's entries (already checked against the card; streamed once).
+        source: where list versions are loaded from.
+        at: "now", for key validity and freshness.
+        strict: newly listed entries fail the "newly listed" check.
+
+    Returns:
+        A :class:`ListAudit`; failures are failed checks and violations, not exceptions.
+    """
+    audit = ListAudit()
+    names = [claim["name"] for claim in exclusions]
+    claimed: list[CachedList] = []
+    newer: list[CachedList] = []
+    for claim in exclusions:
+        label = f"list {claim['name']} v{claim['version']}"
+        if names.count(claim["name"]) > 1:
+            audit.add(label, False, "the card cites this list more than once")
+            continue
+        cached, detail = _load_claimed(claim, source, trust, at)
+        if cached is None:
+            audit.add(label, False, detail)
+            continue
+        later, problem = _newer(claim["name"], cached, source, trust, at)
+        if problem is not None:
+            audit.add(label, False, f"{detail}; {problem}")
+            continue
+        if later is not None:
+            detail += f"; v{later.list.version} is the current version"
+        audit.add(label, True, detail)
+        claimed.append(cached)
+        if later is not None:
+            newer.append(later)
+
+    required = sorted(n for n, p in trust.lists.items() if p.required and n not in names)
+    for name in required:
+        audit.violation_count += 1
+        audit.violations.append(
+            {
+                "id": None,
+                "list": name,
+                "version": None,
+                "entry": None,
+                "reason": "the trust store requires this list; the card did not apply it",
+            }
+        )
+    audit.add(
+        "required lists",
+        not required,
+        "the card applied every list the trust store requires"
+        if not required
+        else f"not applied: {', '.join(required)}",
+    )
+
+    checked = _match_manifest(audit, entries, claimed, newer)
+    applied = ", ".join(f"{c.list.name} v{c.list.version}" for c in claimed) or "none"
+    entry_violations = audit.violation_count - len(required)
+    audit.add(
+        "exclusions",
+        entry_violations == 0,
+        f"none of {checked} manifest entries is on the lists applied ({applied})"
+        if entry_violations == 0
+        else f"{entry_violations} manifest entries are on lists the card claims to have applied",
+    )
+    if audit.unevaluable:
+        audit.add(
+            "manifest URLs",
+            False,
+            f"{audit.unevaluable} entries cannot be evaluated against the lists, so the card"
+            f" cannot be verified clean (first: {audit.unevaluable_example})",
+        )
+    if newer:
+        audit.add(
+            "newly listed",
+            not (strict and audit.newly_listed_count),
+            f"{audit.newly_listed_count} manifest entries are on later versions"
+            f" ({', '.join(f'{c.list.name} v{c.list.version}' for c in newer)}) only"
+            + (": remove them in the next release" if audit.newly_listed_count else ""),
+        )
+    return audit
+
+
+def _match_manifest(
+    audit: ListAudit,
+    entries: Iterable[ManifestEntry],
+    claimed: Sequence[CachedList],
+    newer: Sequence[CachedList],
+) -> int:
+    """Match every entry; fill the audit's violations and newly listed. Return the count."""
+    claimed_index = ListIndex([c.list for c in claimed])
+    newer_index = ListIndex([c.list for c in newer]) if newer else None
+    checked = 0
+    for batch in _batches(entries):
+        checked += len(batch)
+        urls = [e.url for e in batch]
+        contents: list[bytes | None] = [bytes.fromhex(e.sha256) for e in batch]
+        texts: list[bytes | None] = [
+            bytes.fromhex(e.textSha256) if e.textSha256 else None for e in batch
+        ]
+        results = claimed_index.match_records(urls, contents, texts)
+        later = (
+            newer_index.match_records(urls, contents, texts)
+            if newer_index is not None
+            else [None] * len(batch)
+        )
+        for entry, now, then in zip(batch, results, later, strict=True):
+            on_claimed = set()
+            for hit in now.hits:
+                the_list = claimed[hit.list_number].list
+                on_claimed.add(the_list.name)
+                _record(audit.violations, entry.id, the_list, claimed_index.entry(hit))
+            audit.violation_count += bool(now.hits)
+            reason = now.unevaluable
+            if then is not None and newer_index is not None:
+                fresh = [h for h in then.hits if newer[h.list_number].list.name not in on_claimed]
+                for hit in fresh:
+                    the_list = newer[hit.list_number].list
+                    _record(audit.newly_listed, entry.id, the_list, newer_index.entry(hit))
+                audit.newly_listed_count += bool(fresh)
+                reason = reason or then.unevaluable
+            if reason is not None:
+                if not audit.unevaluable:
+                    audit.unevaluable_example = f"{entry.id}: {reason}"
+                audit.unevaluable += 1
+    return checked
+
+
+def _record(target: list[dict[str, Any]], entry_id: str, the_list: Any, entry: Any) -> None:
+    if len(target) < MAX_REPORTED:
+        target.append(
+            {
+                "id": entry_id,
+                "list": the_list.name,
+                "version": the_list.version,
+                "entry": _entry_dict(entry),
+            }
+        )
