@@ -451,7 +451,13 @@ def _fetch_into(
     bootstrap: bytes | None = None
     if repo_dir.exists():
         # The cache is not trusted (L20): re-verify it, and its anchor against the trust store.
-        old = read_repository(repo_dir, at=at, allow_expired=True)
+        try:
+            old = read_repository(repo_dir, at=at, allow_expired=True)
+        except VerificationError as exc:
+            raise type(exc)(
+                f"{exc} (the cached copy of {base} does not verify: was the cache tampered"
+                " with? Remove the cache directory to start over)"
+            ) from None
         _check_anchor(old.state.anchor_signers, store, base, at)
     else:
         bootstrap = fetcher.download_bytes(f"{base}/metadata/root.json", MAX_ROOT_BYTES)
