@@ -13,22 +13,30 @@ and detects files that change while they are hashed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import heapq
 import os
 import re
+import signal
 import stat
+import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, NamedTuple
 
 import msgspec
 
 from provenance import merkle
 from provenance._files import atomic_writer
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
+
 from provenance.errors import (
     FormatError,
     InputError,
@@ -64,6 +72,7 @@ class ManifestEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omi
         return (self.sha256, self.id)
 
 
+_SORT_KEY = attrgetter("sha256", "id")  # ManifestEntry.sort_key, without a method call
 _encoder = msgspec.json.Encoder(order="sorted")
 _decoder = msgspec.json.Decoder(ManifestEntry)
 
@@ -165,9 +174,7 @@ def iter_manifest(
         except OSError as exc:
             raise LocalIOError(f"{what}: cannot read: {exc.strerror}") from None
         if on_summary is not None:
-            on_summary(
-                ManifestSummary(file_hash.hexdigest(), tree.size, total, tree.root().hex())
-            )
+            on_summary(ManifestSummary(file_hash.hexdigest(), tree.size, total, tree.root().hex()))
     finally:
         handle.close()
 
@@ -236,11 +243,27 @@ def merge_manifests(paths: Iterable[Path], output: Path) -> ManifestSummary:
 _BUFFER_SIZE = 1 << 20
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 _buffer: bytearray | None = None
+# Scheduling. Small files are hashed in tasks of up to _CHUNK_FILES files and _CHUNK_BYTES bytes
+# (each task runs in one process, so the per-file cost stays that of a tight loop); a file of
+# _LARGE_FILE bytes or more is a task of its own, started as early as possible. Inputs of fewer
+# than _PARALLEL_FILES files and _PARALLEL_BYTES bytes are hashed in this process: starting
+# processes would cost more than it saves.
+_CHUNK_FILES = 512
+_CHUNK_BYTES = 32 * _BUFFER_SIZE
+_LARGE_FILE = 32 * _BUFFER_SIZE
+_PARALLEL_FILES = 2000
+_PARALLEL_BYTES = 8 * _BUFFER_SIZE
+_IN_FLIGHT_PER_WORKER = 3
+_NOT_REGULAR = "not a regular file (FIFO, socket or device)"
+_CHANGED = "file changed while it was being hashed"
 
 
-@dataclass(frozen=True, slots=True)
-class FileDigest:
-    """The outcome of hashing one file: a digest, or an error message."""
+class FileDigest(NamedTuple):
+    """The outcome of hashing one file: a digest, or an error message.
+
+    A named tuple rather than a dataclass: tens of thousands of them cross process boundaries,
+    and tuples pickle several times faster.
+    """
 
     sha256: str
     size: int
@@ -253,38 +276,72 @@ def hash_file(path: str) -> FileDigest:
     Returns a :class:`FileDigest` whose ``error`` is set (and digest empty) when the file is not
     a regular file, cannot be read, or changed while it was read.
     """
+    result = _hash_task([path])[0]
+    assert isinstance(result, FileDigest)  # a task of one file is never deferred
+    return result
+
+
+def _hash_task(paths: list[str]) -> list[FileDigest | int]:
+    """Hash ``paths`` in order, in this process (the body of :func:`hash_file`, looped).
+
+    Each file is opened without following symlinks and without blocking, checked to be a
+    regular file on the open descriptor, read through a reused buffer, and checked again
+    (size and mtime) after the read, so a file that changed while it was read is reported.
+
+    In a task of several files, a file of ``_LARGE_FILE`` bytes or more is not hashed: its
+    size is returned in its place, for the caller to hash it as a task of its own. Once
+    ``_CHUNK_BYTES`` bytes have been read the remaining files are left out of the result, for
+    the caller to queue again. So no task grows beyond what one process should do alone, even
+    when the walk did not stat the files.
+    """
     global _buffer
     if _buffer is None:
         _buffer = bytearray(_BUFFER_SIZE)
     view = memoryview(_buffer)
-    try:
-        fd = os.open(path, _OPEN_FLAGS)
-    except OSError as exc:
-        return FileDigest("", 0, _describe_os_error(exc))
-    try:
-        before = os.fstat(fd)
-        if not stat.S_ISREG(before.st_mode):
-            return FileDigest("", 0, "not a regular file (FIFO, socket or device)")
-        digest = hashlib.sha256()
-        read = 0
-        while True:
-            count = os.readv(fd, [view])
-            if count == 0:
-                break
-            digest.update(view[:count])
-            read += count
-        after = os.fstat(fd)
-    except OSError as exc:
-        return FileDigest("", 0, _describe_os_error(exc))
-    finally:
-        os.close(fd)
-    if (
-        read != before.st_size
-        or after.st_size != before.st_size
-        or after.st_mtime_ns != before.st_mtime_ns
-    ):
-        return FileDigest("", 0, "file changed while it was being hashed")
-    return FileDigest(digest.hexdigest(), read)
+    buffers = [view]
+    alone = len(paths) == 1
+    budget = _CHUNK_BYTES
+    results: list[FileDigest | int] = []
+    append, sha256, readv, fstat = results.append, hashlib.sha256, os.readv, os.fstat
+    is_regular = stat.S_ISREG
+    for path in paths:
+        if budget <= 0:
+            break
+        try:
+            fd = os.open(path, _OPEN_FLAGS)
+        except OSError as exc:
+            append(FileDigest("", 0, _describe_os_error(exc)))
+            continue
+        try:
+            before = fstat(fd)
+            size = before.st_size
+            if not is_regular(before.st_mode):
+                append(FileDigest("", 0, _NOT_REGULAR))
+                continue
+            if size >= _LARGE_FILE and not alone:
+                append(size)
+                continue
+            read = readv(fd, buffers)
+            digest = sha256(view[:read])
+            # A first read shorter than the buffer that returned exactly the size fstat gave is
+            # the whole file, so the read that would return EOF is skipped (most files are
+            # small). A file that grows or changes from here on is caught by the fstat below.
+            if read != size or read == _BUFFER_SIZE:
+                while count := readv(fd, buffers):
+                    digest.update(view[:count])
+                    read += count
+            after = fstat(fd)
+        except OSError as exc:
+            append(FileDigest("", 0, _describe_os_error(exc)))
+            continue
+        finally:
+            os.close(fd)
+        budget -= read
+        if read != size or after.st_size != size or after.st_mtime_ns != before.st_mtime_ns:
+            append(FileDigest("", 0, _CHANGED))
+        else:
+            append(FileDigest(digest.hexdigest(), read))
+    return results
 
 
 def _describe_os_error(exc: OSError) -> str:
@@ -295,77 +352,154 @@ def _describe_os_error(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def _hash_chunk(paths: list[str]) -> list[FileDigest]:
-    return [hash_file(p) for p in paths]
+class _FileRef(NamedTuple):
+    """A file found by a walk. ``size`` is -1 when the walk did not stat the file."""
 
-
-@dataclass(frozen=True, slots=True)
-class _FileRef:
     id: str
     path: str
     size: int
 
 
-def _chunks(files: list[_FileRef], workers: int) -> list[list[int]]:
-    """Group file indexes into tasks: many small files per task, one task per large file."""
-    max_files, max_bytes = 512, 32 * _BUFFER_SIZE
-    tasks: list[list[int]] = []
-    current: list[int] = []
-    current_bytes = 0
-    for index, ref in enumerate(files):
-        if ref.size >= max_bytes:
-            tasks.append([index])
-            continue
-        current.append(index)
-        current_bytes += ref.size
-        if len(current) >= max_files or current_bytes >= max_bytes:
-            tasks.append(current)
-            current, current_bytes = [], 0
-    if current:
-        tasks.append(current)
-    # Large tasks first, so that one big file does not start last and run alone.
-    tasks.sort(key=lambda t: -sum(files[i].size for i in t))
-    return tasks
+class _Hasher:
+    """Hashes the files of ``files`` it is given (while a walk may still be listing more).
+
+    Files are grouped into tasks as they arrive; the largest waiting task is submitted first
+    and only a few tasks per process are in flight, so a big file found late still starts
+    early. The process pool is started only once there is enough work to pay for it. Progress
+    (bytes) is reported only after :meth:`start_progress`, once the caller knows the total.
+    """
+
+    def __init__(
+        self, files: list[_FileRef], workers: int, progress: Callable[[int], None] | None
+    ) -> None:
+        self._files = files
+        self._workers = workers
+        self._progress = progress
+        self._progress_ready = False
+        self._progress_held = 0
+        self._waiting: list[tuple[int, int, list[int]]] = []  # heap of (-bytes, seq, indexes)
+        self._sequence = 0
+        self._current: list[int] = []
+        self._current_bytes = 0
+        self._seen_files = 0
+        self._seen_bytes = 0
+        self._pool: ProcessPoolExecutor | None = None
+        self._running: dict[Future[list[FileDigest | int]], list[int]] = {}
+        self.results: dict[int, FileDigest] = {}
+
+    def add(self, index: int) -> None:
+        """Queue ``files[index]`` for hashing."""
+        size = self._files[index].size
+        self._seen_files += 1
+        if size >= _LARGE_FILE:
+            self._seen_bytes += size
+            self._queue([index], size)
+        else:
+            self._current.append(index)
+            if size > 0:
+                self._seen_bytes += size
+                self._current_bytes += size
+            if len(self._current) < _CHUNK_FILES and self._current_bytes < _CHUNK_BYTES:
+                return
+            self._queue(self._current, self._current_bytes)
+            self._current, self._current_bytes = [], 0
+        if (
+            self._pool is None
+            and self._workers > 1
+            and (self._seen_files >= _PARALLEL_FILES or self._seen_bytes >= _PARALLEL_BYTES)
+        ):
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+            self._pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=context)
+        self._pump(block=False)
+
+    def start_progress(self) -> None:
+        """Report the progress held back so far, and from now on as it happens."""
+        self._progress_ready = True
+        self._report(0)
+
+    def finish(self) -> dict[int, FileDigest]:
+        """Hash everything still queued and return the digests by file index."""
+        if self._current:
+            self._queue(self._current, self._current_bytes)
+            self._current, self._current_bytes = [], 0
+        if self._pool is None:
+            while self._waiting:
+                _, _, task = heapq.heappop(self._waiting)
+                self._store(task, _hash_task([self._files[i].path for i in task]))
+        else:
+            while self._waiting or self._running:
+                self._pump(block=True)
+            self._pool.shutdown()
+            self._pool = None
+        return self.results
+
+    def close(self) -> None:
+        """Stop the workers at once (after an error): nothing they compute is needed."""
+        if self._pool is not None:
+            processes = list(getattr(self._pool, "_processes", None) or {})
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            for pid in processes:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGTERM)
+            self._pool = None
+
+    def _queue(self, task: list[int], size: int) -> None:
+        self._sequence += 1
+        heapq.heappush(self._waiting, (-size, self._sequence, task))
+
+    def _pump(self, *, block: bool) -> None:
+        assert self._pool is not None or not self._running
+        if self._running:
+            done, _ = wait(self._running, timeout=None if block else 0, return_when=FIRST_COMPLETED)
+            for future in done:
+                self._store(self._running.pop(future), future.result())
+        while (
+            self._pool
+            and self._waiting
+            and len(self._running) < self._workers * _IN_FLIGHT_PER_WORKER
+        ):
+            _, _, task = heapq.heappop(self._waiting)
+            future = self._pool.submit(_hash_task, [self._files[i].path for i in task])
+            self._running[future] = task
+
+    def _store(self, task: list[int], results: list[FileDigest | int]) -> None:
+        done = 0
+        for index, result in zip(task, results, strict=False):
+            if isinstance(result, FileDigest):
+                self.results[index] = result
+                done += result.size
+            else:  # a large file found in a task of small ones: a task of its own
+                self._queue([index], result)
+        if len(results) < len(task):  # the task's byte budget ran out: queue the rest again
+            self._queue(task[len(results) :], 0)
+        self._report(done)
+
+    def _report(self, size: int) -> None:
+        if self._progress is None:
+            return
+        if not self._progress_ready:
+            self._progress_held += size
+        elif self._progress_held or size:
+            self._progress(self._progress_held + size)
+            self._progress_held = 0
 
 
 def hash_files(
     files: list[_FileRef], *, workers: int, progress: Callable[[int], None] | None = None
 ) -> list[FileDigest]:
     """Hash ``files`` on ``workers`` processes, returning digests in the same order."""
-    results: list[FileDigest | None] = [None] * len(files)
-    tasks = _chunks(files, workers)
-    total_bytes = sum(f.size for f in files)
-    if workers <= 1 or len(tasks) <= 1 or total_bytes < 8 * _BUFFER_SIZE and len(files) < 2000:
-        for task in tasks:
-            for index, digest in zip(task, _hash_chunk([files[i].path for i in task]), strict=True):
-                results[index] = digest
-            if progress:
-                progress(sum(files[i].size for i in task))
-    else:
-        import multiprocessing
-
-        context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            pending: dict[Future[list[FileDigest]], list[int]] = {}
-            queue = iter(tasks)
-            for task in queue:
-                pending[pool.submit(_hash_chunk, [files[i].path for i in task])] = task
-                if len(pending) >= workers * 4:
-                    break
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    task = pending.pop(future)
-                    for index, digest in zip(task, future.result(), strict=True):
-                        results[index] = digest
-                    if progress:
-                        progress(sum(files[i].size for i in task))
-                    following = next(queue, None)
-                    if following is not None:
-                        pending[pool.submit(_hash_chunk, [files[i].path for i in following])] = (
-                            following
-                        )
-    return [r for r in results if r is not None]
+    hasher = _Hasher(files, workers, progress)
+    hasher.start_progress()
+    try:
+        for index in range(len(files)):
+            hasher.add(index)
+        results = hasher.finish()
+    finally:
+        hasher.close()
+    return [results[i] for i in range(len(files))]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -384,6 +518,75 @@ def _relative_id(parts: tuple[str, ...], what: str) -> str:
     return "/".join(parts)
 
 
+def _is_utf8(name: str) -> bool:
+    if name.isascii():
+        return True
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _walk(root: Path, exclude: set[str] | None, stat_files: int) -> Iterator[list[_FileRef]]:
+    """Yield the regular files under ``root``, one directory's worth at a time (unsorted).
+
+    The first ``stat_files`` files are stat'ed for their size; later ones get size -1 and are
+    told apart from special files by the directory entry's type alone (no system call), which
+    is what makes walking cheap. The hashing re-checks every file on its open descriptor.
+
+    Raises: as :func:`walk_files`, when the offending entry is reached.
+    """
+    if not root.is_dir():
+        raise InputError(f"{root}: not a directory")
+    real_root = os.path.realpath(root)
+    excluded = exclude or set()
+    # realpath() costs a few system calls: only a file named like an excluded one needs it.
+    excluded_names = {os.path.basename(p) for p in excluded}
+    stack: list[tuple[str, tuple[str, ...]]] = [(str(root), ())]
+    while stack:
+        directory, prefix = stack.pop()
+        try:
+            with os.scandir(directory) as iterator:
+                entries = list(iterator)
+        except OSError as exc:
+            raise LocalIOError(
+                f"{directory}: cannot list directory: {_describe_os_error(exc)}"
+            ) from None
+        prefix_ok = all(_is_utf8(part) for part in prefix)
+        prefix_id = "".join(f"{part}/" for part in prefix)
+        batch: list[_FileRef] = []
+        for item in entries:
+            name = item.name
+            try:
+                if item.is_symlink():
+                    target = os.path.realpath(item.path)
+                    if os.path.commonpath([real_root, target]) != real_root:
+                        raise UnsafePathError(
+                            f"{item.path}: symlink points out of the data root (to {target})"
+                        )
+                    continue
+                if item.is_dir(follow_symlinks=False):
+                    stack.append((item.path, (*prefix, name)))
+                    continue
+                if stat_files > 0:
+                    stat_files -= 1
+                    info = item.stat(follow_symlinks=False)
+                    regular, size = stat.S_ISREG(info.st_mode), info.st_size
+                else:
+                    regular, size = item.is_file(follow_symlinks=False), -1
+            except OSError as exc:
+                raise LocalIOError(f"{item.path}: {_describe_os_error(exc)}") from None
+            if not regular:
+                raise UnsafePathError(f"{item.path}: {_NOT_REGULAR}")
+            if name in excluded_names and os.path.realpath(item.path) in excluded:
+                continue
+            if not (prefix_ok and _is_utf8(name)):
+                _relative_id((*prefix, name), item.path)  # raises, naming the bad part
+            batch.append(_FileRef(prefix_id + name, item.path, size))
+        yield batch
+
+
 def walk_files(root: Path, *, exclude: set[str] | None = None) -> list[_FileRef]:
     """List every regular file under ``root`` as (id, path, size), sorted by id.
 
@@ -395,44 +598,54 @@ def walk_files(root: Path, *, exclude: set[str] | None = None) -> list[_FileRef]
         UnsafePathError: a symlink out of the root, a special file, or a non-UTF-8 name.
         LocalIOError: a directory cannot be listed.
     """
-    if not root.is_dir():
-        raise InputError(f"{root}: not a directory")
-    real_root = os.path.realpath(root)
-    files: list[_FileRef] = []
-    excluded = exclude or set()
-    stack: list[tuple[str, tuple[str, ...]]] = [(str(root), ())]
-    while stack:
-        directory, prefix = stack.pop()
-        try:
-            with os.scandir(directory) as iterator:
-                entries = list(iterator)
-        except OSError as exc:
-            raise LocalIOError(
-                f"{directory}: cannot list directory: {_describe_os_error(exc)}"
-            ) from None
-        for item in entries:
-            parts = (*prefix, item.name)
-            try:
-                if item.is_symlink():
-                    target = os.path.realpath(item.path)
-                    if os.path.commonpath([real_root, target]) != real_root:
-                        raise UnsafePathError(
-                            f"{item.path}: symlink points out of the data root (to {target})"
-                        )
-                    continue
-                if item.is_dir(follow_symlinks=False):
-                    stack.append((item.path, parts))
-                    continue
-                info = item.stat(follow_symlinks=False)
-            except OSError as exc:
-                raise LocalIOError(f"{item.path}: {_describe_os_error(exc)}") from None
-            if not stat.S_ISREG(info.st_mode):
-                raise UnsafePathError(f"{item.path}: not a regular file (FIFO, socket or device)")
-            if os.path.realpath(item.path) in excluded:
-                continue
-            files.append(_FileRef(_relative_id(parts, item.path), item.path, info.st_size))
+    files = [ref for batch in _walk(root, exclude, sys.maxsize) for ref in batch]
     files.sort(key=lambda f: f.id)
     return files
+
+
+def hash_tree(
+    root: Path,
+    *,
+    workers: int,
+    select: Callable[[str], bool] | None = None,
+    exclude: set[str] | None = None,
+    progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> list[tuple[_FileRef, FileDigest | None]]:
+    """Walk ``root`` as :func:`walk_files` does and hash the files whose id ``select`` accepts.
+
+    Hashing starts while the walk is still listing files. ``on_total`` is called once with the
+    bytes to hash when the walk is complete, before any ``progress`` call; without it, files
+    are not stat'ed during the walk (their sizes come from hashing), which is faster.
+
+    Returns:
+        Every file found, in walk order, with its :class:`FileDigest` (``None`` for files not
+        selected). Hashing problems are reported in the digests, not raised.
+
+    Raises:
+        InputError, UnsafePathError, LocalIOError: as :func:`walk_files`.
+    """
+    files: list[_FileRef] = []
+    chosen: list[bool] = []
+    hasher = _Hasher(files, workers, progress)
+    stat_files = sys.maxsize if on_total else _PARALLEL_FILES
+    try:
+        total = 0
+        for batch in _walk(root, exclude, stat_files):
+            for ref in batch:
+                keep = select is None or select(ref.id)
+                files.append(ref)
+                chosen.append(keep)
+                if keep:
+                    total += ref.size
+                    hasher.add(len(files) - 1)
+        if on_total:
+            on_total(total)
+        hasher.start_progress()
+        results = hasher.finish()
+    finally:
+        hasher.close()
+    return [(ref, results[i] if chosen[i] else None) for i, ref in enumerate(files)]
 
 
 def _in_shard(entry_id: str, shard: tuple[int, int] | None) -> bool:
@@ -467,23 +680,29 @@ def build_from_directory(
 
     Raises:
         InputError, UnsafePathError: see :func:`walk_files`.
-        LocalIOError: a file cannot be read or changed while it was hashed (the path is named).
+        LocalIOError: a file cannot be read or changed while it was hashed (the path is named;
+            with several such files, the first by id).
     """
-    files = [f for f in walk_files(root, exclude=exclude) if _in_shard(f.id, shard)]
-    if on_total:
-        on_total(sum(f.size for f in files))
-    digests = hash_files(files, workers=workers, progress=progress)
+    select = None if shard is None else (lambda entry_id: _in_shard(entry_id, shard))
+    hashed = hash_tree(
+        root, workers=workers, select=select, exclude=exclude, progress=progress, on_total=on_total
+    )
     entries = []
-    for ref, digest in zip(files, digests, strict=True):
+    failed: list[tuple[_FileRef, str]] = []
+    for ref, digest in hashed:
+        if digest is None:
+            continue
         if digest.error is not None:
-            error_type: type[ProvenanceError] = (
-                LocalIOError if "changed" in digest.error else UnsafePathError
-            )
-            if digest.error == "permission denied":
-                error_type = InputError
-            raise error_type(f"{ref.path}: {digest.error}")
+            failed.append((ref, digest.error))
+            continue
         entries.append(ManifestEntry(id=ref.id, sha256=digest.sha256, size=digest.size))
-    entries.sort(key=ManifestEntry.sort_key)
+    if failed:
+        ref, error = min(failed, key=lambda f: f[0].id)
+        error_type: type[ProvenanceError] = LocalIOError if "changed" in error else UnsafePathError
+        if error == "permission denied":
+            error_type = InputError
+        raise error_type(f"{ref.path}: {error}")
+    entries.sort(key=_SORT_KEY)
     return entries
 
 
