@@ -78,7 +78,9 @@ class Association:
         )
         return result.digest
 
-    def fetch(self, at: dt.datetime = T0) -> None:
-        """Fetch every list into the developer's cache over HTTP."""
+    def fetch(self, at: dt.datetime = T0, cache: Path | None = None) -> Path:
+        """Fetch every list into the developer's cache (or ``cache``) over HTTP; return it."""
+        target = cache if cache is not None else self.cache
         with served(self.repo) as url:
-            fetch(url, store=self.store, cache_dir=self.cache, at=at)
+            fetch(url, store=self.store, cache_dir=target, at=at)
+        return target

@@ -1,0 +1,322 @@
+"""``verify --lists``: a signed card's exclusion claims held against its manifest and the lists,
+fetched over HTTP from a real TUF repository on 127.0.0.1. Violations (on the version the card
+claims) versus newly listed (only on a later version), required lists, and every way a cited
+list can fail to verify."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from exclusion_support import NOW, T0, Association, entry, served, sha
+
+from provenance import _json, card
+from provenance import manifest as manifest_module
+from provenance.envelope import Envelope, sign_envelope
+from provenance.errors import InputError
+from provenance.filter import apply_lists, select_lists
+from provenance.keys import PrivateKey
+from provenance.lists.audit import CacheSource
+from provenance.manifest import ManifestEntry
+from provenance.normtext import norm_text_sha256
+from provenance.trust import TrustStore
+from provenance.verify import Report, verify
+from tests.conftest import one_error_line, run_cli
+
+AT = dt.datetime(2026, 7, 1, 6, tzinfo=dt.UTC)
+LATER = T0 + dt.timedelta(days=2)
+PIRATED = "The full text of a pirated novel.\n"
+ESSAY = "An essay whose author opted out of training."
+
+PIRACY_V1 = [entry("domain", "01cinema.com"), entry("sha256", sha(PIRATED))]
+PIRACY_V2 = [*PIRACY_V1, entry("domain", "news.example")]
+OPTOUT_V1 = [
+    entry("domain", "opted-out.example", "opt-out"),
+    entry("text-sha256", norm_text_sha256(ESSAY.lower().encode()) or "", "opt-out"),
+]
+RECORDS: list[dict[str, Any]] = [
+    {"id": "r1", "url": "https://news.example/today", "text": "news", "source": "web"},
+    {"id": "r2", "url": "https://www.01cinema.com/film", "text": "film", "source": "web"},
+    {"id": "r3", "url": "https://blog.example/post", "text": "blog", "source": "web"},
+    {"id": "r4", "url": "https://mirror.example/book", "text": PIRATED, "source": "web"},
+    {"id": "r5", "url": "https://opted-out.example/", "text": "essay", "source": "web"},
+]
+SPEC: dict[str, Any] = {
+    "name": "web-sample",
+    "version": "1",
+    "description": "test",
+    "publisher": {"name": "Lab"},
+    "sources": [{"id": "web", "name": "Web", "kind": "web-crawl", "license": "CC-BY-4.0"}],
+}
+
+
+class World:
+    """The association's lists (v1 cache, v2 cache), a developer key and the auditor's trust."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.assoc = Association(root / "assoc")
+        self.assoc.publish("piracy", PIRACY_V1)
+        self.assoc.publish("optout", OPTOUT_V1)
+        self.cache_v1 = self.assoc.fetch(cache=root / "cache-v1")
+        self.assoc.publish("piracy", PIRACY_V2, at=T0 + dt.timedelta(days=1))
+        self.cache_v2 = self.assoc.fetch(at=LATER, cache=root / "cache-v2")
+        self.developer = PrivateKey.generate()
+        self.trust = self.assoc.store.with_key(
+            self.developer.public, name="Lab", role="dataset-publisher"
+        )
+        self.trust_path = root / "auditor-trust.json"
+        self.trust_path.write_bytes(self.trust.to_json())
+
+    def card(
+        self,
+        name: str,
+        entries: Sequence[ManifestEntry],
+        exclusions: Sequence[dict[str, Any]],
+    ) -> tuple[Path, Path]:
+        """Write a manifest of ``entries`` and a card citing ``exclusions``, signed."""
+        directory = self.root / name
+        directory.mkdir()
+        manifest_path = directory / "manifest.jsonl"
+        manifest_module.write_manifest(sorted(entries, key=ManifestEntry.sort_key), manifest_path)
+        summaries: list[manifest_module.ManifestSummary] = []
+        statement = card.build_statement(
+            SPEC,
+            manifest_module.iter_manifest(manifest_path, on_summary=summaries.append),
+            lambda: summaries[0],
+            manifest_name=manifest_path.name,
+            created=AT,
+            exclusions=exclusions,
+        )
+        envelope = sign_envelope(card.PAYLOAD_TYPE, _json.canonical(statement), [self.developer])
+        signed = directory / "card.signed.json"
+        signed.write_bytes(envelope.to_json())
+        return signed, manifest_path
+
+    def filtered_card(self, name: str) -> tuple[Path, Path, dict[str, Any]]:
+        """The honest developer: filter with piracy v1 + optout v1, card the kept records."""
+        directory = self.root / f"{name}-records"
+        directory.mkdir()
+        source = directory / "records.jsonl"
+        source.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+        cached = select_lists(self.cache_v1, [], at=AT)
+        report = apply_lists(
+            source,
+            cached,
+            kept_path=directory / "kept.jsonl",
+            removed_path=None,
+            report_path=directory / "report.json",
+            at=AT,
+        )
+        entries = manifest_module.build_from_records(directory / "kept.jsonl")
+        signed, manifest_path = self.card(name, entries, report["lists"])
+        return signed, manifest_path, report
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    return World(tmp_path_factory.mktemp("verify-lists"))
+
+
+def run_verify(
+    world: World,
+    signed: Path,
+    manifest_path: Path,
+    cache: Path,
+    *,
+    at: dt.datetime = AT,
+    trust: TrustStore | None = None,
+    strict: bool = False,
+) -> Report:
+    envelope = Envelope.from_dict(json.loads(signed.read_text()), what="card")
+    return verify(
+        envelope,
+        trust or world.trust,
+        at=at,
+        what=str(signed),
+        manifest_path=manifest_path,
+        lists=CacheSource(cache, at),
+        strict=strict,
+    )
+
+
+def failed(report: Report) -> dict[str, str]:
+    return {c.name: c.detail for c in report.checks if not c.ok}
+
+
+def test_honest_card_verifies_clean(world: World) -> None:
+    signed, manifest_path, report = world.filtered_card("honest")
+    assert report["records"]["kept"] == 2
+    result = run_verify(world, signed, manifest_path, world.cache_v1)
+    assert result.ok, failed(result)
+    assert result.violations == [] and result.newly_listed == []
+    names = [c.name for c in result.checks]
+    assert "list piracy v1" in names and "list optout v1" in names and "exclusions" in names
+
+
+def test_entry_listed_later_is_newly_listed_not_a_violation(world: World) -> None:
+    signed, manifest_path, _ = world.filtered_card("later")
+    result = run_verify(world, signed, manifest_path, world.cache_v2, at=LATER)
+    assert result.ok, failed(result)
+    assert result.violations == []
+    assert result.newly_listed == [
+        {
+            "id": "r1",
+            "list": "piracy",
+            "version": 2,
+            "entry": {"type": "domain", "value": "news.example", "category": "piracy"},
+        }
+    ]
+    strict = run_verify(world, signed, manifest_path, world.cache_v2, at=LATER, strict=True)
+    assert not strict.ok
+    assert "newly listed" in failed(strict)
+
+
+def test_entries_on_the_claimed_version_are_violations(world: World) -> None:
+    """A card that claims the lists were applied, over a manifest that was never filtered."""
+    directory = world.root / "dishonest-records"
+    directory.mkdir()
+    source = directory / "records.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    _, _, honest = world.filtered_card("for-claims")
+    entries = list(manifest_module.build_from_records(source))
+    # The essay is a re-wrapped copy: only its normalized-text digest is listed.
+    essay = ManifestEntry(
+        id="r6",
+        sha256=sha("AN ESSAY whose author\nopted out of training. "),
+        textSha256=norm_text_sha256(b"AN ESSAY whose author\nopted out of training. "),
+        source="web",
+        size=10,
+    )
+    signed, manifest_path = world.card("dishonest", [*entries, essay], honest["lists"])
+    result = run_verify(world, signed, manifest_path, world.cache_v2, at=LATER)
+    assert not result.ok
+    assert "exclusions" in failed(result)
+    got = sorted((v["id"], v["list"], v["version"], v["entry"]["type"]) for v in result.violations)
+    assert got == [
+        ("r2", "piracy", 1, "domain"),
+        ("r4", "piracy", 1, "sha256"),
+        ("r5", "optout", 1, "domain"),
+        ("r6", "optout", 1, "text-sha256"),
+    ]
+    # r1 is only on v2: newly listed, reported alongside.
+    assert [(n["id"], n["version"]) for n in result.newly_listed] == [("r1", 2)]
+
+
+def test_required_list_not_applied_is_a_violation(world: World) -> None:
+    signed, manifest_path, report = world.filtered_card("required")
+    only_piracy = [item for item in report["lists"] if item["name"] == "piracy"]
+    signed, manifest_path = world.card(
+        "required-card", manifest_module.read_manifest(manifest_path).entries, only_piracy
+    )
+    trust = world.trust.with_required("optout")
+    result = run_verify(world, signed, manifest_path, world.cache_v1, trust=trust)
+    assert not result.ok
+    assert failed(result)["required lists"] == "not applied: optout"
+    assert result.violations == [
+        {
+            "id": None,
+            "list": "optout",
+            "version": None,
+            "entry": None,
+            "reason": "the trust store requires this list; the card did not apply it",
+        }
+    ]
+    # The same card passes when the store does not require it.
+    assert run_verify(world, signed, manifest_path, world.cache_v1).ok
+
+
+def _claims(world: World, change: Any) -> tuple[Path, Path]:
+    _, manifest_path, report = world.filtered_card(f"claims-{id(change)}")
+    claims = json.loads(json.dumps(report["lists"]))
+    change(claims)
+    return world.card(
+        f"card-{id(change)}", manifest_module.read_manifest(manifest_path).entries, claims
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: c[0].update(digest="0" * 64), "the card cites digest 0000"),
+        (lambda c: c[1].update(version=7), "version 7 is not in the cache"),
+        (lambda c: c[0].update(name="unknown"), "not in the cache"),
+        (lambda c: c.append(dict(c[0])), "more than once"),
+    ],
+)
+def test_a_cited_list_that_cannot_be_verified_fails(
+    world: World, change: Any, message: str
+) -> None:
+    signed, manifest_path = _claims(world, change)
+    result = run_verify(world, signed, manifest_path, world.cache_v1)
+    assert not result.ok
+    assert any(message in detail for detail in failed(result).values()), failed(result)
+
+
+def test_lists_signed_by_untrusted_keys_or_expired_fail(world: World) -> None:
+    signed, manifest_path, _ = world.filtered_card("untrusted")
+    # The auditor trusts the developer but names other keys for the lists.
+    stranger = PrivateKey.generate()
+    trust = TrustStore().with_key(world.developer.public, name="Lab", role="dataset-publisher")
+    for name in ("piracy", "optout"):
+        trust = trust.with_key(stranger.public, name="Other", role="list-publisher", list_name=name)
+    result = run_verify(world, signed, manifest_path, world.cache_v1, trust=trust)
+    assert not result.ok
+    assert "trusted key" in failed(result)["list piracy v1"]
+    # A stale cache (the lists' metadata expired) is not evidence of a clean card.
+    stale = run_verify(world, signed, manifest_path, world.cache_v1, at=T0 + dt.timedelta(days=60))
+    assert not stale.ok
+    assert "expired" in failed(stale)["list piracy v1"].lower()
+
+
+def test_unevaluable_manifest_urls_fail(world: World) -> None:
+    _, manifest_path, report = world.filtered_card("unevaluable")
+    entries = [
+        *manifest_module.read_manifest(manifest_path).entries,
+        ManifestEntry(id="bad", sha256=sha("x"), url="http://exa mple.com/", source="web"),
+    ]
+    signed, manifest_path = world.card("unevaluable-card", entries, report["lists"])
+    result = run_verify(world, signed, manifest_path, world.cache_v1)
+    assert not result.ok
+    assert "bad: URL 'http://exa mple.com/' cannot be parsed" in failed(result)["manifest URLs"]
+
+
+def test_lists_need_a_manifest(world: World) -> None:
+    signed, _, _ = world.filtered_card("no-manifest")
+    envelope = Envelope.from_dict(json.loads(signed.read_text()), what="card")
+    with pytest.raises(InputError, match="--lists needs --manifest"):
+        verify(envelope, world.trust, at=AT, what="card", lists=CacheSource(world.cache_v1, AT))
+
+
+def test_cli_exit_codes_and_json(world: World) -> None:
+    signed, manifest_path, _ = world.filtered_card("cli")
+    args = ["verify", signed, "--trust", world.trust_path, "--manifest", manifest_path]
+    clean = run_cli(*args, "--lists", world.cache_v1, "--now", NOW)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "verified" in clean.stdout.splitlines()[-1]
+
+    later = "2026-07-03T00:00:00Z"
+    newly = run_cli(*args, "--lists", world.cache_v2, "--now", later, "--json")
+    assert newly.returncode == 0, newly.stdout + newly.stderr
+    document = json.loads(newly.stdout)
+    assert document["ok"] is True and document["violations"] == []
+    assert [(n["id"], n["list"], n["version"]) for n in document["newly_listed"]] == [
+        ("r1", "piracy", 2)
+    ]
+    strict = run_cli(*args, "--lists", world.cache_v2, "--now", later, "--strict")
+    assert strict.returncode == 1
+    assert "newly listed  r1: on piracy v2 (domain news.example, piracy)" in strict.stdout
+
+    # The lists straight from the repository URL (fetched into a temporary cache).
+    with served(world.assoc.repo) as url:
+        fetched = run_cli(*args, "--lists", url, "--now", later, "--json")
+    assert fetched.returncode == 0, fetched.stderr
+    assert json.loads(fetched.stdout)["newly_listed"] == document["newly_listed"]
+
+    no_manifest = run_cli("verify", signed, "--trust", world.trust_path, "--lists", world.cache_v1)
+    assert no_manifest.returncode == 2
+    assert "--lists needs --manifest" in one_error_line(no_manifest)
