@@ -238,3 +238,11 @@ def test_show_empty_cache(tmp_path: Path) -> None:
     missing = run_cli("lists", "show", "piracy", "--cache", tmp_path / "none")
     assert missing.returncode == 3
     assert "not in the cache" in one_error_line(missing)
+
+
+def test_demo_plays_the_association_part() -> None:
+    result = run_cli("demo")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "published piracy v1 (8 entries)" in result.stdout
+    assert "piracy v1 (8 entries, sha256 " in result.stdout and ": fetched v1;" in result.stdout
+    assert "is not the one the signed metadata names (tampered)" in result.stderr

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from provenance.cli import _demo_lists  # noqa: F401 - appends the association's demo step
 from provenance.cli._common import PATH, json_option, now_option, passphrase_from_env, print_json
 from provenance.errors import InputError
 from provenance.keys import PrivateKey, load_private_key

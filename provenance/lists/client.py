@@ -560,8 +560,13 @@ def _download_version(
         raise DigestMismatchError(f"{repo.url}: list {name!r} v{version} vanished from targets")
     destination = repo_dir / "lists" / name / f"v{version}.json"
     destination.parent.mkdir(parents=True, exist_ok=True)
-    updater.download_target(info, filepath=str(destination))
     what = f"{repo.url}: list {name!r} v{version}"
+    try:
+        updater.download_target(info, filepath=str(destination))
+    except tuf_errors.LengthOrHashMismatchError as exc:
+        raise DigestMismatchError(
+            f"{what}: the served file is not the one the signed metadata names (tampered): {exc}"
+        ) from None
     data = destination.read_bytes()
     parsed = checked_list(data, info, name=name, version=version, what=what, repo=repo).list
     if version > 1:
