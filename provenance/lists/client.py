@@ -495,6 +495,7 @@ def _fetch_into(
     new_versions: dict[str, tuple[int, ...]] = {}
     skipped: list[str] = []
     accepted: list[str] = []
+    newest: dict[str, CachedList] = {}
     for name in sorted(set(offered) | set(cached_files)):
         versions = offered.get(name, {})
         # Cached versions must still be offered, byte-for-byte (no silent rewrite of history).
@@ -531,7 +532,7 @@ def _fetch_into(
         have = max(cached_files.get(name, {}), default=0)
         added = tuple(v for v in sorted(versions) if v > have)
         for version in added:
-            _download_version(updater, fresh, name, version, versions, repo_dir)
+            newest[name] = _download_version(updater, fresh, name, version, versions, repo_dir)
         new_versions[name] = added
         accepted.append(name)
     if not accepted:
@@ -542,7 +543,11 @@ def _fetch_into(
 
     final = read_repository(repo_dir, at=at)
     _check_unique_names(generation, final, at=at)
-    lists = tuple(final.load(name, max(final.files[name])) for name in accepted)
+    # Lists downloaded now were parsed and checked on the way in; only unchanged ones are loaded.
+    lists = tuple(
+        newest[name] if name in newest else final.load(name, max(final.files[name]))
+        for name in accepted
+    )
     notes = tuple(f"skipped list {n!r}: the trust store has no key policy for it" for n in skipped)
     return FetchResult(base, lists, new_versions, tuple(skipped), notes)
 
@@ -554,7 +559,7 @@ def _download_version(
     version: int,
     versions: dict[int, Any],
     repo_dir: Path,
-) -> None:
+) -> CachedList:
     info = updater.get_targetinfo(target_path(name, version))
     if info is None or info != versions[version]:
         raise DigestMismatchError(f"{repo.url}: list {name!r} v{version} vanished from targets")
@@ -568,7 +573,8 @@ def _download_version(
             f"{what}: the served file is not the one the signed metadata names (tampered): {exc}"
         ) from None
     data = destination.read_bytes()
-    parsed = checked_list(data, info, name=name, version=version, what=what, repo=repo).list
+    cached = checked_list(data, info, name=name, version=version, what=what, repo=repo)
+    parsed = cached.list
     if version > 1:
         expected = versions[version - 1].hashes["sha256"]
         if parsed.previous != expected:
@@ -576,6 +582,7 @@ def _download_version(
                 f"{what}: 'previous' is {parsed.previous}, but v{version - 1} has sha256"
                 f" {expected} (the hash chain is broken); kept the cached lists"
             )
+    return cached
 
 
 def _check_unique_names(generation: Path, fetched: CachedRepository, *, at: dt.datetime) -> None:
