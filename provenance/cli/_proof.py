@@ -11,6 +11,7 @@ import click
 
 from provenance import _json, proofs
 from provenance.cli._common import PATH, json_option, now_option, print_json, resolve_now
+from provenance.cli._demo import EXTRA_STEPS
 from provenance.errors import FormatError, InputError, LocalIOError, VerificationError
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -112,3 +113,46 @@ def verify(
 
 
 COMMANDS = [proof_group]
+
+
+def creator_proofs_step(stage: Any, samples: Path, work: Path) -> None:
+    """Demo: the creator gets proofs of absence and presence, checks them without the manifest,
+    and the usage report by rights holder is produced from the signed card."""
+    import shutil
+
+    portfolio = work / "portfolio"
+    portfolio.mkdir(exist_ok=True)
+    absent = portfolio / "12-the-adventure-of-the-copper-beeches.txt"
+    present = portfolio / "01-a-scandal-in-bohemia.txt"
+    for target, source in (
+        (absent, samples / "works" / absent.name),
+        (present, samples / "data" / "books" / present.name),
+    ):
+        if not target.exists():
+            shutil.copyfile(source, target)
+    w = str(work)
+    signed = ("--card", f"{w}/card.signed.json", "--trust", f"{w}/trust.json")
+    manifest = ("--manifest", f"{w}/manifest.jsonl")
+
+    stage.party("Creator: proofs to show others, checked against the signed card alone")
+    stage.say("story XII was not found: a proof of absence (the two adjacent manifest entries")
+    stage.say("that bracket its sha256, each with its Merkle inclusion proof)")
+    stage.run("lookup", str(absent), *manifest, *signed, "--proof-out", f"{w}/xii.proof.json")
+    stage.say("story I is in the dataset byte for byte: a proof of presence")
+    stage.run("lookup", str(present), *manifest, *signed, "--proof-out", f"{w}/i.proof.json")
+    stage.say("anyone with the signed card and the trust store checks them; no manifest needed")
+    stage.run("proof", "verify", f"{w}/xii.proof.json", *signed)
+    stage.run("proof", "verify", f"{w}/i.proof.json", *signed, "--work", str(present))
+    proof = work / "xii.proof.json"
+    data = bytearray(proof.read_bytes())
+    position = data.index(b'"sha256": "', data.index(b'"work"')) + len(b'"sha256": "')
+    data[position] = ord("0") if data[position] != ord("0") else ord("1")
+    (work / "xii.altered.proof.json").write_bytes(bytes(data))
+    stage.say("one character of the work's digest changed in a copy of the proof: refused")
+    stage.run("proof", "verify", f"{w}/xii.altered.proof.json", *signed, expect=1)
+
+    stage.party("Rights holders and developer: usage report, the basis for compensation")
+    stage.run("report", "usage", *manifest, *signed, "--by", "rights-holder")
+
+
+EXTRA_STEPS.append(creator_proofs_step)
