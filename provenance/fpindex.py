@@ -347,7 +347,9 @@ class FingerprintIndex:
         try:
             header, arrays = _parse(path, mapped, size)
         except BaseException:
-            mapped.close()
+            # Arrays made before the error may still hold the mapping; it goes with them.
+            with contextlib.suppress(BufferError):
+                mapped.close()
             raise
         index = cls(manifest_path, arrays, sidecar=path, keep=[mapped])
         index._check_layout(header)

@@ -268,6 +268,12 @@ class FileDigest(NamedTuple):
     sha256: str
     size: int
     error: str | None = None
+    prints: Any = None
+    """With fingerprinting: the file's :class:`provenance.fingerprints.ContentPrints`."""
+
+
+# Files larger than this are hashed but not fingerprinted (their content is not kept).
+FINGERPRINT_MAX_BYTES = 64 * _BUFFER_SIZE
 
 
 def hash_file(path: str) -> FileDigest:
@@ -281,7 +287,7 @@ def hash_file(path: str) -> FileDigest:
     return result
 
 
-def _hash_task(paths: list[str]) -> list[FileDigest | int]:
+def _hash_task(paths: list[str], fingerprint: bool = False) -> list[FileDigest | int]:
     """Hash ``paths`` in order, in this process (the body of :func:`hash_file`, looped).
 
     Each file is opened without following symlinks and without blocking, checked to be a
@@ -293,6 +299,9 @@ def _hash_task(paths: list[str]) -> list[FileDigest | int]:
     ``_CHUNK_BYTES`` bytes have been read the remaining files are left out of the result, for
     the caller to queue again. So no task grows beyond what one process should do alone, even
     when the walk did not stat the files.
+
+    With ``fingerprint``, the content of each file of at most ``FINGERPRINT_MAX_BYTES`` is kept
+    and the task's files are fingerprinted together at the end (``FileDigest.prints``).
     """
     global _buffer
     if _buffer is None:
@@ -304,6 +313,7 @@ def _hash_task(paths: list[str]) -> list[FileDigest | int]:
     results: list[FileDigest | int] = []
     append, sha256, readv, fstat = results.append, hashlib.sha256, os.readv, os.fstat
     is_regular = stat.S_ISREG
+    contents: dict[int, bytes] = {}
     for path in paths:
         if budget <= 0:
             break
@@ -323,6 +333,8 @@ def _hash_task(paths: list[str]) -> list[FileDigest | int]:
                 continue
             read = readv(fd, buffers)
             digest = sha256(view[:read])
+            keep = fingerprint and size <= FINGERPRINT_MAX_BYTES
+            parts = [bytes(view[:read])] if keep else []
             # A first read shorter than the buffer that returned exactly the size fstat gave is
             # the whole file, so the read that would return EOF is skipped (most files are
             # small). A file that grows or changes from here on is caught by the fstat below.
@@ -330,6 +342,8 @@ def _hash_task(paths: list[str]) -> list[FileDigest | int]:
                 while count := readv(fd, buffers):
                     digest.update(view[:count])
                     read += count
+                    if keep:
+                        parts.append(bytes(view[:count]))
             after = fstat(fd)
         except OSError as exc:
             append(FileDigest("", 0, _describe_os_error(exc)))
@@ -340,7 +354,17 @@ def _hash_task(paths: list[str]) -> list[FileDigest | int]:
         if read != size or after.st_size != size or after.st_mtime_ns != before.st_mtime_ns:
             append(FileDigest("", 0, _CHANGED))
         else:
+            if keep and read <= FINGERPRINT_MAX_BYTES:
+                contents[len(results)] = parts[0] if len(parts) == 1 else b"".join(parts)
             append(FileDigest(digest.hexdigest(), read))
+    if fingerprint:
+        from provenance.fingerprints import NO_PRINTS, content_prints
+
+        order = list(contents)
+        found = dict(zip(order, content_prints([contents[k] for k in order]), strict=True))
+        for k, result in enumerate(results):
+            if isinstance(result, FileDigest) and result.error is None:
+                results[k] = result._replace(prints=found.get(k, NO_PRINTS))
     return results
 
 
@@ -370,9 +394,15 @@ class _Hasher:
     """
 
     def __init__(
-        self, files: list[_FileRef], workers: int, progress: Callable[[int], None] | None
+        self,
+        files: list[_FileRef],
+        workers: int,
+        progress: Callable[[int], None] | None,
+        *,
+        fingerprint: bool = False,
     ) -> None:
         self._files = files
+        self._fingerprint = fingerprint
         self._workers = workers
         self._progress = progress
         self._progress_ready = False
@@ -428,7 +458,8 @@ class _Hasher:
         if self._pool is None:
             while self._waiting:
                 _, _, task = heapq.heappop(self._waiting)
-                self._store(task, _hash_task([self._files[i].path for i in task]))
+                paths = [self._files[i].path for i in task]
+                self._store(task, _hash_task(paths, self._fingerprint))
         else:
             while self._waiting or self._running:
                 self._pump(block=True)
@@ -462,7 +493,8 @@ class _Hasher:
             and len(self._running) < self._workers * _IN_FLIGHT_PER_WORKER
         ):
             _, _, task = heapq.heappop(self._waiting)
-            future = self._pool.submit(_hash_task, [self._files[i].path for i in task])
+            paths = [self._files[i].path for i in task]
+            future = self._pool.submit(_hash_task, paths, self._fingerprint)
             self._running[future] = task
 
     def _store(self, task: list[int], results: list[FileDigest | int]) -> None:
@@ -611,12 +643,14 @@ def hash_tree(
     exclude: set[str] | None = None,
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
+    fingerprint: bool = False,
 ) -> list[tuple[_FileRef, FileDigest | None]]:
     """Walk ``root`` as :func:`walk_files` does and hash the files whose id ``select`` accepts.
 
     Hashing starts while the walk is still listing files. ``on_total`` is called once with the
     bytes to hash when the walk is complete, before any ``progress`` call; without it, files
-    are not stat'ed during the walk (their sizes come from hashing), which is faster.
+    are not stat'ed during the walk (their sizes come from hashing), which is faster. With
+    ``fingerprint``, each digest also carries the file's fingerprints (``FileDigest.prints``).
 
     Returns:
         Every file found, in walk order, with its :class:`FileDigest` (``None`` for files not
@@ -627,7 +661,7 @@ def hash_tree(
     """
     files: list[_FileRef] = []
     chosen: list[bool] = []
-    hasher = _Hasher(files, workers, progress)
+    hasher = _Hasher(files, workers, progress, fingerprint=fingerprint)
     stat_files = sys.maxsize if on_total else _PARALLEL_FILES
     try:
         total = 0
@@ -675,8 +709,13 @@ def build_from_directory(
     exclude: set[str] | None = None,
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
+    prints: dict[str, Any] | None = None,
 ) -> list[ManifestEntry]:
     """Hash every regular file under ``root`` and return the entries in manifest order.
+
+    With ``prints`` (a dict), files are also fingerprinted: text entries get ``textSha256``
+    and ``prints`` gets each entry id's :class:`provenance.fingerprints.ContentPrints` that
+    has near-duplicate fingerprints (for the sidecar, :mod:`provenance.fpindex`).
 
     Raises:
         InputError, UnsafePathError: see :func:`walk_files`.
@@ -685,7 +724,13 @@ def build_from_directory(
     """
     select = None if shard is None else (lambda entry_id: _in_shard(entry_id, shard))
     hashed = hash_tree(
-        root, workers=workers, select=select, exclude=exclude, progress=progress, on_total=on_total
+        root,
+        workers=workers,
+        select=select,
+        exclude=exclude,
+        progress=progress,
+        on_total=on_total,
+        fingerprint=prints is not None,
     )
     entries = []
     failed: list[tuple[_FileRef, str]] = []
@@ -695,7 +740,17 @@ def build_from_directory(
         if digest.error is not None:
             failed.append((ref, digest.error))
             continue
-        entries.append(ManifestEntry(id=ref.id, sha256=digest.sha256, size=digest.size))
+        found = digest.prints
+        if found is None:
+            entries.append(ManifestEntry(id=ref.id, sha256=digest.sha256, size=digest.size))
+            continue
+        entries.append(
+            ManifestEntry(
+                id=ref.id, sha256=digest.sha256, size=digest.size, textSha256=found.text_sha256
+            )
+        )
+        if prints is not None and (len(found.text) or found.image is not None):
+            prints[ref.id] = found
     if failed:
         ref, error = min(failed, key=lambda f: f[0].id)
         error_type: type[ProvenanceError] = LocalIOError if "changed" in error else UnsafePathError
@@ -725,12 +780,14 @@ def build_from_records(
     *,
     shard: tuple[int, int] | None = None,
     progress: Callable[[int], None] | None = None,
+    prints: dict[str, Any] | None = None,
 ) -> list[ManifestEntry]:
     """Hash every record of a records file and return the entries in manifest order.
 
     A record's digest is the SHA-256 of its content: the UTF-8 bytes of ``text``, the file at
     ``path`` (relative to the records file's directory, never outside it), or the given
-    ``sha256``.
+    ``sha256``. With ``prints`` (a dict), contents are fingerprinted as in
+    :func:`build_from_directory` (records given only by ``sha256`` have no content to).
 
     Raises:
         InputError, FormatError, UnsafePathError, LocalIOError: a bad row or file, named.
@@ -739,18 +796,39 @@ def build_from_records(
 
     base = path.parent
     entries: list[ManifestEntry] = []
+    # Records waiting to be fingerprinted together: (fields, text content, ready prints, where).
+    pending: list[tuple[dict[str, Any], bytes | None, Any, str]] = []
+
+    def flush() -> None:
+        from provenance.fingerprints import content_prints
+
+        texts = [(k, item[1]) for k, item in enumerate(pending) if item[1] is not None]
+        found = dict(zip([k for k, _ in texts], content_prints([t for _, t in texts]), strict=True))
+        for k, (fields, _, ready, where) in enumerate(pending):
+            result = found.get(k, ready)
+            if result is not None:
+                fields["textSha256"] = result.text_sha256
+                if prints is not None and (len(result.text) or result.image is not None):
+                    prints[fields["id"]] = result
+            entries.append(entry_from_mapping(fields, what=where))
+        pending.clear()
+
     for record in iter_records(path):
         if not _in_shard(record.id, shard):
             continue
         where = f"{path}: record {record.id!r}"
         size: int | None
+        ready: Any = None
         if record.text is not None:
             try:
                 digest, size = text_digest(record.text)
             except FormatError as exc:
                 raise FormatError(f"{where}: {exc}") from None
         elif record.path is not None:
-            result = hash_file(safe_join(base, record.path, what=where))
+            task = _hash_task([safe_join(base, record.path, what=where)], prints is not None)
+            result = task[0]
+            assert isinstance(result, FileDigest)  # a task of one file is never deferred
+            ready = result.prints
             if result.error is not None:
                 raise (LocalIOError if "changed" in result.error else InputError)(
                     f"{where}: {record.path}: {result.error}"
@@ -759,21 +837,24 @@ def build_from_records(
         else:
             assert record.sha256 is not None
             digest, size = record.sha256, record.size
-        entries.append(
-            entry_from_mapping(
-                {
-                    "id": record.id,
-                    "sha256": digest,
-                    "size": size,
-                    "source": record.source,
-                    "url": record.url,
-                    "license": record.license,
-                    "rightsHolder": record.rights_holder,
-                },
-                what=where,
-            )
-        )
+        fields = {
+            "id": record.id,
+            "sha256": digest,
+            "size": size,
+            "source": record.source,
+            "url": record.url,
+            "license": record.license,
+            "rightsHolder": record.rights_holder,
+        }
+        if prints is None:
+            entries.append(entry_from_mapping(fields, what=where))
+        else:
+            text = record.text.encode("utf-8") if record.text is not None else None
+            pending.append((fields, text, ready, where))
+            if len(pending) >= 512:
+                flush()
         if progress:
             progress(size or 0)
+    flush()
     entries.sort(key=ManifestEntry.sort_key)
     return entries

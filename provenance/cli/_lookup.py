@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from provenance import fpindex, lookup, manifest
 from provenance._files import read_bytes
 from provenance.cli._common import PATH, json_option, now_option, print_json, resolve_now
+from provenance.cli._demo import EXTRA_STEPS
 from provenance.errors import DigestMismatchError, InputError
 
 MAX_WORK_BYTES = 256 * 1024 * 1024
@@ -154,3 +156,34 @@ def lookup_command(
 
 
 COMMANDS = [lookup_command]
+
+
+def creator_lookup_step(stage: Any, samples: Path, work: Path) -> None:
+    """Demo: a creator looks up a portfolio of three stories against the signed card."""
+    import shutil
+
+    portfolio = work / "portfolio"
+    portfolio.mkdir(exist_ok=True)
+    for source in (
+        samples / "data" / "books" / "01-a-scandal-in-bohemia.txt",
+        samples / "works" / "11-the-adventure-of-the-beryl-coronet.txt",
+        samples / "works" / "12-the-adventure-of-the-copper-beeches.txt",
+    ):
+        shutil.copyfile(source, portfolio / source.name)
+    w = str(work)
+    stage.party("Creator: was my work used? (lookup against the signed card)")
+    stage.say("a portfolio of three stories: I (in the dataset as is), XI and XII (never licensed)")
+    stage.say("XI turns up as an edited excerpt quoted inside a crawled forum page")
+    stage.run(
+        "lookup",
+        f"{w}/portfolio",
+        "--manifest",
+        f"{w}/manifest.jsonl",
+        "--card",
+        f"{w}/card.signed.json",
+        "--trust",
+        f"{w}/trust.json",
+    )
+
+
+EXTRA_STEPS.append(creator_lookup_step)

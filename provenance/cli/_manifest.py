@@ -29,10 +29,32 @@ def manifest_group() -> None:
 @click.option(
     "--shard", metavar="K/N", help="Build only shard K of N (merge shards with 'manifest merge')."
 )
+@click.option(
+    "--no-fingerprints",
+    is_flag=True,
+    help="Skip textSha256 and the near-duplicate fingerprint index (OUTPUT.fp) for lookups.",
+)
 @json_option
-def build(input_path: Path, output: Path, workers: int, shard: str | None, as_json: bool) -> None:
-    """Hash INPUT (a directory, or a .jsonl/.csv/.parquet records file) into a manifest."""
+def build(
+    input_path: Path,
+    output: Path,
+    workers: int,
+    shard: str | None,
+    no_fingerprints: bool,
+    as_json: bool,
+) -> None:
+    """Hash INPUT (a directory, or a .jsonl/.csv/.parquet records file) into a manifest.
+
+    By default text entries also get their normalized-text digest (textSha256) and
+    near-duplicate fingerprints of texts and images go to a sidecar index OUTPUT.fp, which
+    'card build' records and 'lookup' uses.
+    """
+    from provenance import fpindex
+    from provenance.fingerprints import ContentPrints
+
     shard_spec = manifest.parse_shard(shard) if shard else None
+    prints: dict[str, ContentPrints] | None = None if no_fingerprints else {}
+    sidecar = fpindex.sidecar_path(output)
     if input_path.is_dir():
         bar = progress_bar(0, "hashing")
         with bar:
@@ -44,14 +66,22 @@ def build(input_path: Path, output: Path, workers: int, shard: str | None, as_js
                 input_path,
                 workers=workers,
                 shard=shard_spec,
-                exclude={os.path.realpath(output)},
+                exclude={os.path.realpath(output), os.path.realpath(sidecar)},
                 progress=bar.update,
                 on_total=on_total,
+                prints=prints,
             )
     else:
         with progress_bar(0, "records") as bar:
-            entries = manifest.build_from_records(input_path, shard=shard_spec, progress=bar.update)
+            entries = manifest.build_from_records(
+                input_path, shard=shard_spec, progress=bar.update, prints=prints
+            )
     summary = manifest.write_manifest(entries, output)
+    if prints is not None:
+        fpindex.write_sidecar(output, prints)
+    elif sidecar.exists():
+        # A sidecar left from an earlier build would describe another manifest.
+        sidecar.unlink()
     _report(output, summary, as_json)
 
 
@@ -60,8 +90,15 @@ def build(input_path: Path, output: Path, workers: int, shard: str | None, as_js
 @click.option("-o", "--output", required=True, type=PATH, help="Merged manifest to write.")
 @json_option
 def merge(inputs: tuple[Path, ...], output: Path, as_json: bool) -> None:
-    """Merge manifests built separately (e.g. with --shard) into one."""
+    """Merge manifests built separately (e.g. with --shard) into one.
+
+    Their fingerprint indexes (INPUT.fp) are merged too, into OUTPUT.fp.
+    """
+    from provenance import fpindex
+
     summary = manifest.merge_manifests(inputs, output)
+    if fpindex.merge_sidecars(list(inputs), output) is None:
+        fpindex.sidecar_path(output).unlink(missing_ok=True)
     _report(output, summary, as_json)
 
 
