@@ -659,3 +659,29 @@ def test_cli_work_option(world: World, tmp_path: Path) -> None:
     result = _verify(proof, world, "--work", other)
     assert result.returncode == 1
     assert "not " + str(other) in one_error_line(result)
+
+
+def test_lookup_writes_proofs_that_proof_verify_accepts(world: World, tmp_path: Path) -> None:
+    portfolio = tmp_path / "portfolio"
+    portfolio.mkdir()
+    (portfolio / "a-present.txt").write_bytes(b"work-3")
+    (portfolio / "b-absent.txt").write_bytes(b"a work the dataset does not hold")
+    signed = ("--card", world.signed, "--trust", world.trust, "--now", NOW)
+    result = run_cli(
+        "lookup", portfolio, "--manifest", world.manifest, *signed,
+        "--proof-out", tmp_path / "proofs", "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    written = json.loads(result.stdout)["proofs"]
+    assert [p["claim"] for p in written] == ["present", "absent"]
+    for item in written:
+        verified = run_cli("proof", "verify", item["path"], *signed, "--json")
+        assert verified.returncode == 0, verified.stderr
+        assert json.loads(verified.stdout)["claim"] == item["claim"]
+    single = tmp_path / "one.proof.json"
+    result = run_cli(
+        "lookup", portfolio / "a-present.txt", "--manifest", world.manifest, *signed,
+        "--proof-out", single,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert _verify(single, world, "--work", portfolio / "a-present.txt").returncode == 0
