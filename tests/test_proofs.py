@@ -685,3 +685,20 @@ def test_lookup_writes_proofs_that_proof_verify_accepts(world: World, tmp_path: 
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert _verify(single, world, "--work", portfolio / "a-present.txt").returncode == 0
+
+
+def test_entries_with_unusual_ids_round_trip_byte_for_byte(
+    tmp_path: Path, key: PrivateKey
+) -> None:
+    ids = ["é/ü.txt", 'quote"back\\slash.txt', "tab\there.txt", "line\u2028sep.txt", "😀.txt"]
+    entries = sorted(
+        (ManifestEntry(id=name, sha256=sha(name), size=1) for name in ids),
+        key=ManifestEntry.sort_key,
+    )
+    odd = make_world(tmp_path, entries, key)
+    builder = odd.builder()
+    for entry in entries:
+        data = builder.prove(entry.sha256).to_json()
+        assert check(data, odd).leaves[0][1].id == entry.id
+    data = builder.prove(between(entries[1].sha256, entries[2].sha256)).to_json()
+    assert check(data, odd).claim == "absent"
