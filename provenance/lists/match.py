@@ -482,7 +482,11 @@ class DigestIndex:
         keys = self._prefixes(self._rows)
         keys >>= np.uint64(self._bits)
         keys <<= np.uint64(self._bits)
-        keys |= np.arange(count, dtype=np.uint64)
+        # Row numbers into the low bits, a chunk at a time (no n-sized temporary).
+        chunk = 1 << 20
+        for start in range(0, count, chunk):
+            stop = min(count, start + chunk)
+            keys[start:stop] |= np.arange(start, stop, dtype=np.uint64)
         keys.sort()
         self._keys = keys
         self._low = np.uint64((1 << self._bits) - 1)
@@ -490,7 +494,8 @@ class DigestIndex:
     @staticmethod
     def _prefixes(rows: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint64]:
         # Native byte order: only equality of prefixes matters, and a byte swap costs time.
-        return np.ascontiguousarray(rows[:, :8]).view(np.uint64).reshape(-1).copy()
+        # One copy of the first 8 bytes of each row (a strided view of the rows as uint64).
+        return rows.view(np.uint64)[:, 0].copy()
 
     def __len__(self) -> int:
         """The number of digests indexed."""
@@ -515,16 +520,20 @@ class DigestIndex:
         prefixes = self._prefixes(queries)
         prefixes >>= np.uint64(self._bits)
         prefixes <<= np.uint64(self._bits)
-        order = np.argsort(prefixes, kind="stable")
+        order = np.argsort(prefixes)
         sorted_prefixes = prefixes[order]
-        low = np.searchsorted(self._keys, sorted_prefixes, side="left")
-        high = np.searchsorted(self._keys, sorted_prefixes | self._low, side="right")
-        counts = high - low
-        hit = np.nonzero(counts)[0]
+        keys = self._keys
+        low = np.searchsorted(keys, sorted_prefixes, side="left")
+        # Almost every query misses: find the ones whose prefix is present with one search,
+        # then the end of their candidate range with a second search over those alone.
+        found = (keys[np.minimum(low, keys.size - 1)] & ~self._low) == sorted_prefixes
+        found &= low < keys.size
+        hit = np.nonzero(found)[0]
         if hit.size == 0:
             return empty, empty
+        high = np.searchsorted(keys, sorted_prefixes[hit] | self._low, side="right")
         # Expand every candidate range [low, high) into single positions.
-        repeat = counts[hit]
+        repeat = high - low[hit]
         query_positions = np.repeat(hit, repeat)
         starts = np.repeat(low[hit], repeat)
         offsets = np.arange(query_positions.size) - np.repeat(np.cumsum(repeat) - repeat, repeat)
