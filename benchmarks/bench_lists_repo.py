@@ -145,7 +145,8 @@ def main() -> None:
         size = next((work / "repo0/targets/lists/piracy").iterdir()).stat().st_size
         print(
             f"publish        {t_publish:7.2f} s  {len(all_entries) / t_publish:12,.0f} entries/s"
-            f"  ({t_publish / t_encode:.2f}x encode+hash, {t_encode:.2f} s); file {size / 2**20:.0f} MiB"
+            f"  ({t_publish / t_encode:.2f}x encode+hash, {t_encode:.2f} s);"
+            f" file {size / 2**20:.0f} MiB"
         )
         print(f"  peak RSS so far {_rss_mib():,.0f} MiB")
 
