@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -660,3 +661,15 @@ def test_fetcher_ignores_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
     fetcher = RequestsFetcher()
     assert fetcher._session.trust_env is False
     fetcher.close()
+
+
+def test_requests_is_imported_only_by_the_client() -> None:
+    package = Path(__file__).resolve().parents[1] / "provenance"
+    importers = sorted(
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if re.search(r"^\s*(import requests|from requests\b)", path.read_text(), re.M)
+    )
+    assert importers == ["lists/client.py"]
+    source = (package / "lists" / "client.py").read_text()
+    assert "verify=False" not in source and "verify=True" in source
