@@ -673,3 +673,15 @@ def test_requests_is_imported_only_by_the_client() -> None:
     assert importers == ["lists/client.py"]
     source = (package / "lists" / "client.py").read_text()
     assert "verify=False" not in source and "verify=True" in source
+
+
+def test_client_walks_a_new_root_version(
+    assoc: Association, server: FaultyServer, cache: Path
+) -> None:
+    do_fetch(server, assoc.trust(), cache)
+    later = T0 + 362 * DAY  # refresh re-signs the root (version 2) before it expires
+    assert repo_module.refresh(assoc.repo, keys=assoc.keys, at=later).resigned["root"] == 2
+    do_fetch(server, assoc.trust(), cache, at=later + HOUR)
+    history = sorted(p.name for p in _cached_file(cache, "repos/*/metadata/root_history").iterdir())
+    assert history == ["1.root.json", "2.root.json"]
+    assert load_cached_lists(cache, at=later + HOUR)[0].list.version == 1
