@@ -687,9 +687,7 @@ def test_lookup_writes_proofs_that_proof_verify_accepts(world: World, tmp_path: 
     assert _verify(single, world, "--work", portfolio / "a-present.txt").returncode == 0
 
 
-def test_entries_with_unusual_ids_round_trip_byte_for_byte(
-    tmp_path: Path, key: PrivateKey
-) -> None:
+def test_entries_with_unusual_ids_round_trip_byte_for_byte(tmp_path: Path, key: PrivateKey) -> None:
     ids = ["é/ü.txt", 'quote"back\\slash.txt', "tab\there.txt", "line\u2028sep.txt", "😀.txt"]
     entries = sorted(
         (ManifestEntry(id=name, sha256=sha(name), size=1) for name in ids),
