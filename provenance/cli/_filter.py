@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from provenance.cli import _demo_filter  # noqa: F401 - appends the filter part of the demo
 from provenance.cli._common import PATH, json_option, now_option, print_json, resolve_now
 
 
