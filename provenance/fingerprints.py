@@ -138,9 +138,11 @@ def _word_hashes(padded: bytes, starts: npt.NDArray[np.intp], ends: npt.NDArray[
     """A 64-bit hash per token from its length and its first and last (up to) 8 bytes."""
     view = np.ndarray(shape=(len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,))
     lengths = ends - starts
-    mask = _LOW_MASKS[np.minimum(lengths, 8)]
-    first = view[starts] & mask
-    last = view[np.maximum(ends - 8, starts)] & mask
+    first = view[starts] & np.take(_LOW_MASKS, np.minimum(lengths, 8))
+    # Only tokens longer than 8 bytes have bytes beyond the first 8.
+    last = np.zeros(len(starts), dtype=np.uint64)
+    long_tokens = np.flatnonzero(lengths > 8)
+    last[long_tokens] = view[ends[long_tokens] - 8]
     with np.errstate(over="ignore"):
         key = first ^ (last * _LAST_MIX) ^ (lengths.astype(np.uint64) * _LEN_MIX)
         return _mix(key)
@@ -159,7 +161,9 @@ def _sliding(values: U64, width: int, op: np.ufunc) -> U64:
     return result
 
 
-def _fingerprints(data: bytes, spans: Sequence[tuple[int, int] | None]) -> list[U64]:
+def _fingerprints(
+    data: bytes, spans: Sequence[tuple[int, int] | None], *, ordered: bool = True
+) -> list[U64]:
     count = len(spans)
     empty = [_EMPTY] * count
     if not data:
@@ -168,13 +172,12 @@ def _fingerprints(data: bytes, spans: Sequence[tuple[int, int] | None]) -> list[
     n_words = len(starts)
     if n_words < MIN_TOKENS:
         return empty
-    span_starts = np.array([s[0] if s else -1 for s in spans], dtype=np.intp)
-    span_ends = np.array([s[1] if s else -1 for s in spans], dtype=np.intp)
-    # The text each token belongs to (spans are increasing and separated by a space).
-    order = np.argsort(span_starts, kind="stable")
-    word_text = order[np.maximum(np.searchsorted(span_starts[order], starts, side="right") - 1, 0)]
-    inside = ends <= span_ends[word_text]
-    word_text = np.where(inside, word_text, -1)
+    # The text each token belongs to: spans are increasing and separated by a space, so the
+    # tokens of text i are those starting in [span start, span end); None spans hold none.
+    present = [(i, span[0]) for i, span in enumerate(spans) if span is not None]
+    text_starts = np.array([start for _, start in present] + [len(data)], dtype=np.intp)
+    first_token = np.searchsorted(starts, text_starts, side="left")
+    word_text = np.repeat(np.array([i for i, _ in present], dtype=np.intp), np.diff(first_token))
     wh = _word_hashes(data + b"\0" * 8, starts, ends)
     pw, pw_inv = _power_tables(n_words + 1)
     with np.errstate(over="ignore"):
@@ -196,21 +199,30 @@ def _fingerprints(data: bytes, spans: Sequence[tuple[int, int] | None]) -> list[
     best = _sliding(padded_min, WINDOW, np.maximum)
     kept = np.flatnonzero((best[:n_grams] == grams) & (best[:n_grams] != 0))
     kept_hash = grams[kept]
-    kept_text = word_text[kept]
-    by_text = np.argsort(kept_text, kind="stable")
-    kept_hash, kept_text = kept_hash[by_text], kept_text[by_text]
+    kept_text = word_text[kept]  # non-decreasing, since kept positions increase
+    if not ordered:
+        bounds = np.searchsorted(kept_text, np.arange(count + 1), side="left")
+        return [kept_hash[bounds[i] : bounds[i + 1]] for i in range(count)]
+    # Sorted by text, then hash; a hash kept twice in one text (a repeated passage) once.
+    order = np.lexsort((kept_hash, kept_text))
+    kept_hash, kept_text = kept_hash[order], kept_text[order]
+    if len(kept_hash) > 1:
+        fresh = np.ones(len(kept_hash), dtype=np.bool_)
+        fresh[1:] = (kept_hash[1:] != kept_hash[:-1]) | (kept_text[1:] != kept_text[:-1])
+        kept_hash, kept_text = kept_hash[fresh], kept_text[fresh]
     bounds = np.searchsorted(kept_text, np.arange(count + 1), side="left")
     return [kept_hash[bounds[i] : bounds[i + 1]] for i in range(count)]
 
 
-def fingerprints_of_batch(batch: NormalizedBatch) -> list[U64]:
+def fingerprints_of_batch(batch: NormalizedBatch, *, ordered: bool = True) -> list[U64]:
     """Fingerprints of every text of a :class:`~provenance.normtext.NormalizedBatch`.
 
-    Returns, per input, its winnowed fingerprints as a uint64 array in text order (a value
-    may repeat; empty for no text or fewer than ``MIN_TOKENS`` tokens). The result for one
-    text does not depend on the other texts in the batch.
+    Returns, per input, its winnowed fingerprints as a sorted uint64 array of unique values
+    (empty for no text or fewer than ``MIN_TOKENS`` tokens). Without ``ordered``, each array
+    is in text order and a value may repeat (cheaper, for callers that sort anyway). The
+    result for one text does not depend on the other texts in the batch.
     """
-    return _fingerprints(batch.data, batch.spans)
+    return _fingerprints(batch.data, batch.spans, ordered=ordered)
 
 
 def text_fingerprints_batch(texts: Sequence[bytes]) -> list[U64]:
@@ -218,7 +230,7 @@ def text_fingerprints_batch(texts: Sequence[bytes]) -> list[U64]:
 
     Returns, per text, a sorted array of its unique fingerprints (empty for no text).
     """
-    return [np.unique(f) for f in fingerprints_of_batch(normalize_batch(texts))]
+    return fingerprints_of_batch(normalize_batch(texts))
 
 
 def text_fingerprints(data: bytes) -> U64:
@@ -288,7 +300,8 @@ class ContentPrints:
     """What a file's or record's content contributes to lookups.
 
     ``text_sha256`` is its norm-text-v1 digest when it is text (strict UTF-8 without NUL);
-    ``text`` its winnowed fingerprints (sorted, unique; empty when it is not text or too short);
+    ``text`` its winnowed fingerprints (sorted and unique unless made with ``ordered=False``;
+    empty when it is not text or too short);
     ``image`` its 64-bit pHash when it is an image and the ``images`` extra is installed.
     """
 
@@ -300,10 +313,14 @@ class ContentPrints:
 NO_PRINTS = ContentPrints(None, _EMPTY, None)
 
 
-def content_prints(contents: Sequence[bytes | None], *, images: bool = True) -> list[ContentPrints]:
+def content_prints(
+    contents: Sequence[bytes | None], *, images: bool = True, ordered: bool = True
+) -> list[ContentPrints]:
     """Fingerprint several contents at once (None stands for a content not to fingerprint).
 
     Returns one :class:`ContentPrints` per content, in order; the same as one at a time.
+    Without ``ordered`` the text fingerprints are as :func:`fingerprints_of_batch` gives them
+    then (the sidecar writer sorts and deduplicates them itself).
     """
     texts: list[bytes] = []
     text_index: list[int] = []
@@ -322,9 +339,9 @@ def content_prints(contents: Sequence[bytes | None], *, images: bool = True) -> 
         text_index.append(index)
     if texts:
         batch = normalize_batch(texts)
-        prints = fingerprints_of_batch(batch)
+        prints = fingerprints_of_batch(batch, ordered=ordered)
         for k, index in enumerate(text_index):
             digest = batch.sha256(k)
             if digest is not None:
-                result[index] = ContentPrints(digest, np.unique(prints[k]))
+                result[index] = ContentPrints(digest, prints[k])
     return result

@@ -36,7 +36,7 @@ import contextlib
 import hashlib
 import mmap
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,7 @@ from provenance import _json
 from provenance._files import atomic_writer
 from provenance.errors import FormatError, InputError, LocalIOError
 from provenance.fingerprints import IMAGE_METHOD, NGRAM, TEXT_METHOD, WINDOW, ContentPrints
-from provenance.manifest import ManifestEntry, decode_entry, iter_manifest
+from provenance.manifest import ManifestEntry, decode_entry, entry_bytes, iter_manifest
 from provenance.normtext import NORM_TEXT_NAME
 
 __all__ = [
@@ -61,6 +61,7 @@ __all__ = [
     "read_entry_prints",
     "sidecar_path",
     "write_sidecar",
+    "write_sidecar_for",
 ]
 
 MAGIC = b"PVFPIDX1"
@@ -149,8 +150,6 @@ def _scan_manifest(manifest_path: Path) -> _ManifestScan:
     sha_prefix: list[int] = []
     text_sha: list[tuple[int, int]] = []
     position = 0
-    from provenance.manifest import entry_bytes
-
     for number, entry in enumerate(iter_manifest(manifest_path, on_summary=summaries.append)):
         ids.append(entry.id)
         position += len(entry_bytes(entry)) + 1
@@ -184,30 +183,76 @@ def write_sidecar(
             in ``prints`` is not in it, or the file cannot be written (nothing is left behind).
     """
     scan = _scan_manifest(manifest_path)
+    target = output or sidecar_path(manifest_path)
+    return target, _write_scan(scan, prints, target, what=str(manifest_path))
+
+
+def write_sidecar_for(
+    entries: Sequence[ManifestEntry],
+    manifest_digest: str,
+    prints: Mapping[str, ContentPrints],
+    output: Path,
+) -> str:
+    """Like :func:`write_sidecar`, from the entries just written (in manifest order).
+
+    ``manifest_digest`` is the SHA-256 of the manifest file those entries were written to.
+
+    Returns:
+        The sidecar's SHA-256.
+
+    Raises:
+        InputError: an id in ``prints`` is not in ``entries``.
+        LocalIOError: the file cannot be written (nothing is left behind).
+    """
+    lengths = np.fromiter((len(entry_bytes(e)) + 1 for e in entries), np.uint64, len(entries))
+    offsets = np.zeros(len(entries) + 1, dtype=np.uint64)
+    np.cumsum(lengths, out=offsets[1:])
+    scan = _ManifestScan(
+        manifest_digest,
+        [e.id for e in entries],
+        offsets,
+        np.fromiter((_prefix(e.sha256) for e in entries), np.uint64, len(entries)),
+        sorted(
+            (_prefix(e.textSha256), number)
+            for number, e in enumerate(entries)
+            if e.textSha256 is not None
+        ),
+    )
+    return _write_scan(scan, prints, output, what=str(output))
+
+
+def _write_scan(
+    scan: _ManifestScan, prints: Mapping[str, ContentPrints], target: Path, *, what: str
+) -> str:
     ordinal = {entry_id: number for number, entry_id in enumerate(scan.ids)}
-    unknown = [entry_id for entry_id in prints if entry_id not in ordinal]
-    if unknown:
-        raise InputError(f"{manifest_path}: fingerprints for an unknown entry {unknown[0]!r}")
     count = len(scan.ids)
-    fp_count = np.zeros(count, dtype=np.uint32)
-    hash_parts: list[U64] = []
-    entry_parts: list[U32] = []
+    numbers: list[int] = []
+    texts: list[U64] = []
     image_entries: list[int] = []
     image_hashes: list[int] = []
     for entry_id, content in prints.items():
-        number = ordinal[entry_id]
-        text = np.unique(np.asarray(content.text, dtype=np.uint64))
-        if len(text):
-            fp_count[number] = len(text)
-            hash_parts.append(text)
-            entry_parts.append(np.full(len(text), number, dtype=np.uint32))
+        number = ordinal.get(entry_id)
+        if number is None:
+            raise InputError(f"{what}: fingerprints for an unknown entry {entry_id!r}")
+        if len(content.text):
+            numbers.append(number)
+            texts.append(content.text)
         if content.image is not None:
             image_entries.append(number)
             image_hashes.append(content.image)
-    fp_hash = np.concatenate(hash_parts) if hash_parts else np.zeros(0, dtype=np.uint64)
-    fp_entry = np.concatenate(entry_parts) if entry_parts else np.zeros(0, dtype=np.uint32)
+    if texts:
+        fp_hash = np.concatenate(texts).astype(np.uint64, copy=False)
+        sizes = np.fromiter((len(t) for t in texts), dtype=np.intp, count=len(texts))
+        fp_entry = np.repeat(np.array(numbers, dtype=np.uint32), sizes)
+    else:
+        fp_hash, fp_entry = np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.uint32)
     order = np.lexsort((fp_entry, fp_hash))
     fp_hash, fp_entry = fp_hash[order], fp_entry[order]
+    if len(fp_hash) > 1:  # a hash given twice for one entry counts once
+        fresh = np.ones(len(fp_hash), dtype=np.bool_)
+        fresh[1:] = (fp_hash[1:] != fp_hash[:-1]) | (fp_entry[1:] != fp_entry[:-1])
+        fp_hash, fp_entry = fp_hash[fresh], fp_entry[fresh]
+    fp_count = np.bincount(fp_entry, minlength=count).astype(np.uint32)
     image_order = np.argsort(np.array(image_entries, dtype=np.uint32), kind="stable")
     arrays: dict[str, npt.NDArray[Any]] = {
         "lineOffsets": scan.offsets,
@@ -220,8 +265,7 @@ def write_sidecar(
         "imageEntry": np.array(image_entries, dtype=np.uint32)[image_order],
         "imageHash": np.array(image_hashes, dtype=np.uint64)[image_order],
     }
-    target = output or sidecar_path(manifest_path)
-    return target, _write(target, scan.digest, count, arrays)
+    return _write(target, scan.digest, count, arrays)
 
 
 def _write(target: Path, manifest_digest: str, count: int, arrays: dict[str, Any]) -> str:

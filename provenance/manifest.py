@@ -361,7 +361,9 @@ def _hash_task(paths: list[str], fingerprint: bool = False) -> list[FileDigest |
         from provenance.fingerprints import NO_PRINTS, content_prints
 
         order = list(contents)
-        found = dict(zip(order, content_prints([contents[k] for k in order]), strict=True))
+        found = dict(
+            zip(order, content_prints([contents[k] for k in order], ordered=False), strict=True)
+        )
         for k, result in enumerate(results):
             if isinstance(result, FileDigest) and result.error is None:
                 results[k] = result._replace(prints=found.get(k, NO_PRINTS))
@@ -803,7 +805,8 @@ def build_from_records(
         from provenance.fingerprints import content_prints
 
         texts = [(k, item[1]) for k, item in enumerate(pending) if item[1] is not None]
-        found = dict(zip([k for k, _ in texts], content_prints([t for _, t in texts]), strict=True))
+        made = content_prints([t for _, t in texts], ordered=False)
+        found = dict(zip([k for k, _ in texts], made, strict=True))
         for k, (fields, _, ready, where) in enumerate(pending):
             result = found.get(k, ready)
             if result is not None:

@@ -78,7 +78,7 @@ def build(
             )
     summary = manifest.write_manifest(entries, output)
     if prints is not None:
-        fpindex.write_sidecar(output, prints)
+        fpindex.write_sidecar_for(entries, summary.digest, prints, sidecar)
     elif sidecar.exists():
         # A sidecar left from an earlier build would describe another manifest.
         sidecar.unlink()
