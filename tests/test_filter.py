@@ -373,3 +373,14 @@ def test_cli_errors_are_one_line(assoc: Association, tmp_path: Path) -> None:
     assert expired.returncode == 1
     one_error_line(expired)
     assert not (tmp_path / "k.jsonl").exists()
+
+
+def test_demo_plays_the_filter_and_newly_listed_part() -> None:
+    result = run_cli("demo")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert "kept 20 of 30 record(s)" in out and "removed 9 matched and 1 unevaluable" in out
+    assert "1 exclusion list(s) applied" in out
+    assert "ok    list piracy v1: signed by Example Rights Association" in out
+    assert "newly listed  ebook-0017: on piracy v2 (domain ebookdirectory.com, piracy)" in out
+    assert "FAIL  newly listed: 2 manifest entries" in out
