@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import heapq
+import itertools
+import operator
 import os
 import re
 import signal
@@ -49,7 +51,9 @@ MAX_ID_LENGTH = 4096
 MAX_LINE_BYTES = 64 * 1024
 _HEX64 = "^[0-9a-f]{64}$"
 
-Sha256Hex = Annotated[str, msgspec.Meta(pattern=_HEX64)]
+# The lengths as well as the pattern: Python's "$" (used by msgspec and jsonschema alike) also
+# matches before a final newline, so the pattern alone would accept 64 hex digits + "\n".
+Sha256Hex = Annotated[str, msgspec.Meta(pattern=_HEX64, min_length=64, max_length=64)]
 EntryId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)]
 Size = Annotated[int, msgspec.Meta(ge=0, le=2**53 - 1)]
 ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)]
@@ -118,13 +122,256 @@ class Manifest:
     summary: ManifestSummary
 
 
-def _iter_lines(handle: BinaryIO, what: str) -> Iterator[tuple[int, bytes]]:
-    for number, raw in enumerate(handle, start=1):
-        if len(raw) > MAX_LINE_BYTES:
+# Manifests are read and written in blocks of whole lines. A block is decoded with one msgspec
+# call and checked with a few calls that loop in C (see _check_block); only a block that fails a
+# check is gone through line by line, which finds and names the bad line exactly as a reader of
+# single lines would. The Merkle tree, which costs two SHA-256 calls per entry, is computed in
+# a second process from the same byte ranges when the manifest is big and a second core exists.
+_READ_BLOCK = 4 << 20
+_WRITE_BLOCK = 1 << 14  # entries
+_MERKLE_PROCESS_BYTES = 8 << 20
+_LINE_WINDOW = MAX_LINE_BYTES // 2
+_ID = attrgetter("id")
+_SHA256 = attrgetter("sha256")
+_SIZE = attrgetter("size")
+
+
+class _ReadState:
+    """What the checks carry from one block to the next."""
+
+    __slots__ = ("previous", "seen_ids", "total")
+
+    def __init__(self) -> None:
+        self.previous: tuple[str, str] | None = None
+        self.seen_ids: set[str] = set()
+        self.total = 0
+
+
+def _lines_are_short(block: bytes) -> bool:
+    """True if no line of ``block`` (newline included) can be longer than MAX_LINE_BYTES.
+
+    A line longer than that would contain a whole aligned window of _LINE_WINDOW bytes without a
+    newline; windows are checked with a C-speed find. False is inconclusive (a line between
+    half and all of the limit also fails it): the caller then checks line by line.
+    """
+    find = block.find
+    return all(
+        find(b"\n", start, start + _LINE_WINDOW) >= 0
+        for start in range(0, len(block) - _LINE_WINDOW + 1, _LINE_WINDOW)
+    )
+
+
+def _in_order(entries: list[ManifestEntry], previous: tuple[str, str] | None) -> bool:
+    """True if the entries' (sha256, id) strictly increase, starting after ``previous``."""
+    if previous is not None and (entries[0].sha256, entries[0].id) <= previous:
+        return False
+    shas = list(map(_SHA256, entries))
+    if all(map(operator.lt, shas, shas[1:])):
+        return True
+    keys = list(map(_SORT_KEY, entries))  # equal digests (same content): compare ids too
+    return all(map(operator.lt, keys, keys[1:]))
+
+
+def _check_block(block: bytes, state: _ReadState) -> list[ManifestEntry] | None:
+    """Decode and check a block of whole lines at C speed; None if any check fails.
+
+    Every check :func:`_check_lines` makes per line holds for all lines when this returns
+    entries: msgspec validates each entry against the schema's constraints; re-encoding the
+    entries gives back exactly the block, so each line is its entry's canonical form (one
+    entry per line, no blank lines, no duplicate keys, no other escapes); keys strictly
+    increase; and no id repeats, within the block or with earlier ones.
+    """
+    if not _lines_are_short(block):
+        return None
+    try:
+        entries = _decoder.decode_lines(block)
+    except msgspec.DecodeError:  # also catches ValidationError
+        return None
+    if not entries or _encoder.encode_lines(entries) != block:
+        return None
+    if not _in_order(entries, state.previous):
+        return None
+    ids = set(map(_ID, entries))
+    if len(ids) != len(entries) or not state.seen_ids.isdisjoint(ids):
+        return None
+    state.seen_ids |= ids
+    last = entries[-1]
+    state.previous = (last.sha256, last.id)
+    state.total += sum(filter(None, map(_SIZE, entries)))
+    return entries
+
+
+def _check_lines(
+    block: bytes, number: int, state: _ReadState, what: str
+) -> Iterator[ManifestEntry]:
+    """Check ``block`` line by line (lines numbered from ``number``), raising at the first bad.
+
+    Raises:
+        FormatError: as :func:`iter_manifest`.
+    """
+    lines = block.split(b"\n")
+    tail = lines.pop()  # b"" when the block ends with a newline
+    seen_ids = state.seen_ids
+    for line in lines:
+        if len(line) >= MAX_LINE_BYTES:
             raise FormatError(f"{what}:{number}: line longer than {MAX_LINE_BYTES} bytes")
-        if not raw.endswith(b"\n"):
-            raise FormatError(f"{what}:{number}: last line has no newline (truncated file?)")
-        yield number, raw[:-1]
+        entry = decode_entry(line, what=f"{what}:{number}")
+        key = (entry.sha256, entry.id)
+        if state.previous is not None and key <= state.previous:
+            raise FormatError(f"{what}:{number}: entries are not ordered by (sha256, id)")
+        if entry.id in seen_ids:
+            raise FormatError(f"{what}:{number}: id {entry.id!r} appears twice")
+        seen_ids.add(entry.id)
+        state.previous = key
+        state.total += entry.size or 0
+        number += 1
+        yield entry
+    if tail:
+        if len(tail) > MAX_LINE_BYTES:
+            raise FormatError(f"{what}:{number}: line longer than {MAX_LINE_BYTES} bytes")
+        raise FormatError(f"{what}:{number}: last line has no newline (truncated file?)")
+
+
+def _read_blocks(handle: BinaryIO) -> Iterator[bytes]:
+    """Yield the file in blocks of whole lines; a last block without a final newline, or a
+    block that is one line longer than MAX_LINE_BYTES without a newline yet, ends it."""
+    rest = b""
+    while True:
+        data = handle.read(_READ_BLOCK)
+        if not data:
+            if rest:
+                yield rest
+            return
+        if rest:
+            data = rest + data
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            rest = data
+            if len(rest) > MAX_LINE_BYTES:
+                yield rest  # the line-by-line check reports the long line
+                return
+            continue
+        rest = data[cut:]
+        yield data[:cut] if rest else data
+
+
+class _LeafTree:
+    """Merkle tree over the lines of the blocks given, computed in this process."""
+
+    def __init__(self) -> None:
+        self._tree = merkle.TreeBuilder()
+
+    def add(self, block: bytes, offset: int) -> None:
+        lines = block.split(b"\n")
+        lines.pop()
+        sha256 = hashlib.sha256
+        self._tree.extend([sha256(b"\x00" + line).digest() for line in lines])
+
+    def result(self, digest: str) -> tuple[int, str]:
+        return self._tree.size, self._tree.root().hex()
+
+    def close(self) -> None:
+        pass
+
+
+class _LeafTreeProcess:
+    """Merkle tree over byte ranges of an open file, computed in a forked process.
+
+    The parent sends (offset, length) of each block it has checked (or written and flushed);
+    the child reads the same ranges from the same open file with pread, hashes the lines, and
+    finally sends back the SHA-256 of all the bytes it read, the leaf count and the root. The
+    parent compares that digest with its own: equal digests mean both saw the same bytes.
+    """
+
+    def __init__(self, fd: int) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("fork")
+        _flush_std_streams()
+        child_receive, self._send = context.Pipe(duplex=False)
+        self._receive, child_send = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=_leaf_tree_child, args=(fd, child_receive, child_send), daemon=True
+        )
+        self._process.start()
+        child_receive.close()
+        child_send.close()
+
+    def add(self, block: bytes, offset: int) -> None:
+        self._send.send((offset, len(block)))
+
+    def result(self, digest: str) -> tuple[int, str]:
+        try:
+            self._send.send(None)
+            outcome: tuple[str, int, str] = self._receive.recv()
+        except (EOFError, OSError):
+            raise LocalIOError("the process computing the Merkle root failed") from None
+        self._process.join()
+        if outcome[0] != digest:
+            raise LocalIOError(
+                "the file changed while it was being read"
+                if outcome[0]
+                else f"cannot read: {outcome[2]}"
+            )
+        return outcome[1], outcome[2]
+
+    def close(self) -> None:
+        if self._process.is_alive():
+            self._process.terminate()
+        self._process.join()
+        self._send.close()
+        self._receive.close()
+
+
+def _leaf_tree_child(fd: int, receive: Any, send: Any) -> None:
+    """The body of the :class:`_LeafTreeProcess` child; an empty digest reports an error."""
+    file_hash = hashlib.sha256()
+    tree = _LeafTree()
+    try:
+        while (task := receive.recv()) is not None:
+            offset, length = task
+            parts = []
+            while length:
+                data = os.pread(fd, length, offset)
+                if not data:
+                    break
+                parts.append(data)
+                offset += len(data)
+                length -= len(data)
+            block = b"".join(parts)
+            file_hash.update(block)
+            tree.add(block, offset)
+    except OSError as exc:
+        send.send(("", 0, exc.strerror or str(exc)))
+        return
+    count, root = tree.result("")
+    send.send((file_hash.hexdigest(), count, root))
+
+
+def _leaf_tree(fd: int, size: int) -> _LeafTree | _LeafTreeProcess:
+    """A leaf tree in another process for a big file when a second core is there to run it."""
+    if size >= _MERKLE_PROCESS_BYTES and _other_cores() and "fork" in _start_methods():
+        return _LeafTreeProcess(fd)
+    return _LeafTree()
+
+
+def _flush_std_streams() -> None:
+    """Flush stdout and stderr before forking, so a child can never write their buffers again."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+
+
+def _other_cores() -> bool:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) > 1
+    return (os.cpu_count() or 1) > 1
+
+
+def _start_methods() -> list[str]:
+    import multiprocessing
+
+    return multiprocessing.get_all_start_methods() if sys.platform == "linux" else []
 
 
 def iter_manifest(
@@ -132,11 +379,13 @@ def iter_manifest(
 ) -> Iterator[ManifestEntry]:
     """Stream the entries of the manifest at ``path``, checking each line and the order.
 
-    ``on_summary`` is called with the summary once the whole file has been read and checked.
+    ``on_summary`` is called with the summary once the whole file has been read and checked
+    (without it, the file digest and Merkle root are not computed).
 
     Raises:
         InputError: the file is missing or unreadable.
         FormatError: a line is invalid, not canonical, or out of order, or an id repeats.
+        LocalIOError: the file cannot be read, or changed while it was read.
     """
     what = str(path)
     try:
@@ -149,33 +398,43 @@ def iter_manifest(
         raise InputError(f"{what}: permission denied") from None
     except OSError as exc:
         raise LocalIOError(f"{what}: cannot open: {exc.strerror}") from None
+    tree: _LeafTree | _LeafTreeProcess | None = None
     try:
-        file_hash = hashlib.sha256()
-        tree = merkle.TreeBuilder()
-        total = 0
-        previous: tuple[str, str] | None = None
-        seen_ids: set[str] = set()
-        leaf_hash = merkle.leaf_hash
+        state = _ReadState()
+        file_hash = hashlib.sha256() if on_summary is not None else None
+        if on_summary is not None:
+            try:
+                tree = _leaf_tree(handle.fileno(), os.fstat(handle.fileno()).st_size)
+            except OSError as exc:
+                raise LocalIOError(f"{what}: cannot read: {exc.strerror}") from None
+        number, offset = 1, 0
         try:
-            for number, line in _iter_lines(handle, what):
-                file_hash.update(line)
-                file_hash.update(b"\n")
-                entry = decode_entry(line, what=f"{what}:{number}")
-                key = (entry.sha256, entry.id)
-                if previous is not None and key <= previous:
-                    raise FormatError(f"{what}:{number}: entries are not ordered by (sha256, id)")
-                if entry.id in seen_ids:
-                    raise FormatError(f"{what}:{number}: id {entry.id!r} appears twice")
-                seen_ids.add(entry.id)
-                previous = key
-                tree.add(leaf_hash(line))
-                total += entry.size or 0
-                yield entry
+            for block in _read_blocks(handle):
+                entries = _check_block(block, state)
+                if entries is None:
+                    entries = []
+                    for entry in _check_lines(block, number, state, what):
+                        yield entry
+                        entries.append(entry)
+                else:
+                    yield from entries
+                number += len(entries)
+                if file_hash is not None and tree is not None:
+                    file_hash.update(block)
+                    tree.add(block, offset)
+                offset += len(block)
         except OSError as exc:
             raise LocalIOError(f"{what}: cannot read: {exc.strerror}") from None
-        if on_summary is not None:
-            on_summary(ManifestSummary(file_hash.hexdigest(), tree.size, total, tree.root().hex()))
+        if on_summary is not None and file_hash is not None and tree is not None:
+            digest = file_hash.hexdigest()
+            try:
+                count, root = tree.result(digest)
+            except LocalIOError as exc:
+                raise LocalIOError(f"{what}: {exc}") from None
+            on_summary(ManifestSummary(digest, count, state.total, root))
     finally:
+        if tree is not None:
+            tree.close()
         handle.close()
 
 
@@ -190,6 +449,35 @@ def read_manifest(path: Path) -> Manifest:
     return Manifest(entries, summaries[0])
 
 
+def _check_write_block(block: list[ManifestEntry], state: _ReadState) -> None:
+    """Check that ``block`` continues the manifest order with new ids.
+
+    Raises:
+        FormatError: naming the first entry out of order or repeated, as a per-entry check would.
+    """
+    ids = set(map(_ID, block))
+    if (
+        _in_order(block, state.previous)
+        and len(ids) == len(block)
+        and state.seen_ids.isdisjoint(ids)
+    ):
+        state.seen_ids |= ids
+        state.previous = block[-1].sort_key()
+        return
+    previous, seen_ids = state.previous, state.seen_ids
+    for entry in block:
+        key = entry.sort_key()
+        if previous is not None and key <= previous:
+            if key == previous or entry.id in seen_ids:
+                raise FormatError(f"id {entry.id!r} appears twice")
+            raise FormatError("entries are not ordered by (sha256, id)")
+        if entry.id in seen_ids:
+            raise FormatError(f"id {entry.id!r} appears twice")
+        seen_ids.add(entry.id)
+        previous = key
+    state.previous = previous
+
+
 def write_manifest(entries: Iterable[ManifestEntry], output: Path) -> ManifestSummary:
     """Write ``entries`` (already in manifest order) atomically to ``output``.
 
@@ -201,28 +489,33 @@ def write_manifest(entries: Iterable[ManifestEntry], output: Path) -> ManifestSu
         LocalIOError: the file cannot be written (nothing is left behind).
     """
     file_hash = hashlib.sha256()
-    tree = merkle.TreeBuilder()
-    total = 0
-    previous: tuple[str, str] | None = None
-    seen_ids: set[str] = set()
-    with atomic_writer(output) as handle:
-        for entry in entries:
-            key = entry.sort_key()
-            if previous is not None and key <= previous:
-                if key == previous or entry.id in seen_ids:
-                    raise FormatError(f"id {entry.id!r} appears twice")
-                raise FormatError("entries are not ordered by (sha256, id)")
-            if entry.id in seen_ids:
-                raise FormatError(f"id {entry.id!r} appears twice")
-            seen_ids.add(entry.id)
-            previous = key
-            line = _encoder.encode(entry)
-            tree.add(merkle.leaf_hash(line))
-            line += b"\n"
-            file_hash.update(line)
-            handle.write(line)
-            total += entry.size or 0
-    return ManifestSummary(file_hash.hexdigest(), tree.size, total, tree.root().hex())
+    state = _ReadState()
+    tree: _LeafTree | _LeafTreeProcess = _LeafTree()
+    offset = 0
+    iterator = iter(entries)
+    try:
+        with atomic_writer(output) as handle:
+            while block := list(itertools.islice(iterator, _WRITE_BLOCK)):
+                _check_write_block(block, state)
+                data = _encoder.encode_lines(block)
+                handle.write(data)
+                file_hash.update(data)
+                state.total += sum(filter(None, map(_SIZE, block)))
+                if offset == 0 and len(block) == _WRITE_BLOCK:
+                    # A big manifest: hash the leaves in another process, from the written file.
+                    tree = _leaf_tree(handle.fileno(), _MERKLE_PROCESS_BYTES)
+                if isinstance(tree, _LeafTreeProcess):
+                    handle.flush()
+                tree.add(data, offset)
+                offset += len(data)
+            digest = file_hash.hexdigest()
+            try:
+                count, root = tree.result(digest)
+            except LocalIOError as exc:
+                raise LocalIOError(f"{output}: {exc}") from None
+    finally:
+        tree.close()
+    return ManifestSummary(digest, count, state.total, root)
 
 
 def merge_manifests(paths: Iterable[Path], output: Path) -> ManifestSummary:
@@ -337,9 +630,11 @@ def _hash_task(paths: list[str], fingerprint: bool = False) -> list[FileDigest |
             parts = [bytes(view[:read])] if keep else []
             # A first read shorter than the buffer that returned exactly the size fstat gave is
             # the whole file, so the read that would return EOF is skipped (most files are
-            # small). A file that grows or changes from here on is caught by the fstat below.
+            # small). A file that grows or changes from here on is caught by the fstat below;
+            # reading stops once more than the size has been read (a file that keeps growing
+            # is reported as changed, not read forever).
             if read != size or read == _BUFFER_SIZE:
-                while count := readv(fd, buffers):
+                while read <= size and (count := readv(fd, buffers)):
                     digest.update(view[:count])
                     read += count
                     if keep:
@@ -444,6 +739,7 @@ class _Hasher:
             from concurrent.futures import ProcessPoolExecutor
 
             context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+            _flush_std_streams()
             self._pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=context)
         self._pump(block=False)
 

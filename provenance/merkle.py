@@ -51,6 +51,43 @@ class TreeBuilder:
         stack.append((height, digest))
         self.size += 1
 
+    def extend(self, leaves: Sequence[bytes]) -> None:
+        """Append leaf hashes in order: the same tree as :meth:`add` on each, faster.
+
+        Whenever the tree's size is a multiple of a power of two, the next that many leaves
+        form a perfect subtree; its root is computed a level at a time (one list
+        comprehension per level instead of a Python loop per leaf) and pushed as one node.
+        """
+        sha256 = hashlib.sha256
+        start, count = 0, len(leaves)
+        while start < count:
+            # The biggest perfect subtree that can be appended: bounded by the size's lowest set
+            # bit (the stack holds only subtrees at least that high) and by the leaves left.
+            span = 1 << (count - start).bit_length() - 1
+            if self.size:
+                span = min(span, self.size & -self.size)
+            if span == 1:
+                self.add(leaves[start])
+                start += 1
+                continue
+            level = list(leaves[start : start + span])
+            while len(level) > 1:
+                level = [
+                    sha256(b"\x01" + a + b).digest()
+                    for a, b in zip(level[::2], level[1::2], strict=True)
+                ]
+            self._push(span.bit_length() - 1, level[0])
+            self.size += span
+            start += span
+
+    def _push(self, height: int, digest: bytes) -> None:
+        stack = self._stack
+        while stack and stack[-1][0] == height:
+            _, left = stack.pop()
+            digest = node_hash(left, digest)
+            height += 1
+        stack.append((height, digest))
+
     def root(self) -> bytes:
         """Return the root of the leaves added so far."""
         if not self._stack:
