@@ -311,6 +311,7 @@ class ContentPrints:
 
 
 NO_PRINTS = ContentPrints(None, _EMPTY, None)
+_BATCH_BYTES = 1 << 20
 
 
 def content_prints(
@@ -337,11 +338,19 @@ def content_prints(
             continue
         texts.append(content)
         text_index.append(index)
-    if texts:
-        batch = normalize_batch(texts)
+    # Batches of about _BATCH_BYTES: big enough to amortize numpy's per-call cost, small
+    # enough for the arrays to stay in the CPU caches (much faster than one huge batch).
+    start = 0
+    while start < len(texts):
+        end, size = start, 0
+        while end < len(texts) and (end == start or size + len(texts[end]) <= _BATCH_BYTES):
+            size += len(texts[end])
+            end += 1
+        batch = normalize_batch(texts[start:end])
         prints = fingerprints_of_batch(batch, ordered=ordered)
-        for k, index in enumerate(text_index):
+        for k, index in enumerate(text_index[start:end]):
             digest = batch.sha256(k)
             if digest is not None:
                 result[index] = ContentPrints(digest, prints[k])
+        start = end
     return result

@@ -104,7 +104,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_tokens_ignore_quotes_case_and_wrapping() -> None:
     a = "“Holmes,” said I, ‘THIS is too much.’ " * 20
-    b = '"holmes," said\r\ni, \'this is too much.\' ' * 20
+    b = "\"holmes,\" said\r\ni, 'this is too much.' " * 20
     assert np.array_equal(text_fingerprints(a.encode()), text_fingerprints(b.encode()))
     assert len(text_fingerprints(a.encode())) > 0
 
@@ -138,7 +138,7 @@ def test_shared_passage_of_the_guaranteed_length_is_always_found() -> None:
 
 def test_batch_does_not_change_fingerprints() -> None:
     texts = [p.read_bytes()[i * 3000 : i * 3000 + 9000] for i, p in enumerate(STORIES)]
-    texts += [b"", b"\xff\xfe not utf-8", "東京 " .encode() * 40]
+    texts += [b"", b"\xff\xfe not utf-8", "東京 ".encode() * 40]
     together = fingerprints.text_fingerprints_batch(texts)
     for text, prints in zip(texts, together, strict=True):
         assert np.array_equal(prints, text_fingerprints(text))
@@ -200,7 +200,9 @@ def test_every_text_status(corpus: Path) -> None:
 
 
 def test_absent_work(corpus: Path) -> None:
-    (result,) = look(corpus, [("news", (SAMPLES / "data" / "news").iterdir().__next__().read_bytes())])
+    (result,) = look(
+        corpus, [("news", (SAMPLES / "data" / "news").iterdir().__next__().read_bytes())]
+    )
     assert result.status == "absent"
     assert result.matches == ()
 
@@ -253,7 +255,10 @@ def _image(seed: int, size: int = 256) -> bytes:
     image = Image.new("RGB", (size, size), tuple(rng.randrange(256) for _ in range(3)))
     draw = ImageDraw.Draw(image)
     for _ in range(12):
-        box = sorted(rng.randrange(size) for _ in range(2)), sorted(rng.randrange(size) for _ in range(2))
+        box = (
+            sorted(rng.randrange(size) for _ in range(2)),
+            sorted(rng.randrange(size) for _ in range(2)),
+        )
         shape = [box[0][0], box[1][0], box[0][1], box[1][1]]
         colour = tuple(rng.randrange(256) for _ in range(3))
         if rng.random() < 0.5:
@@ -302,7 +307,9 @@ def test_distinct_generated_images_are_far_apart() -> None:
     pytest.importorskip("imagehash")
     hashes = [fingerprints.image_fingerprint(_image(seed)) for seed in range(40)]
     distances = [
-        bin(a ^ b).count("1") for i, a in enumerate(hashes) for b in hashes[i + 1 :]
+        bin(a ^ b).count("1")
+        for i, a in enumerate(hashes)
+        for b in hashes[i + 1 :]
         if a is not None and b is not None
     ]
     assert len(distances) == 40 * 39 // 2
@@ -401,9 +408,10 @@ def test_unsorted_fingerprints_are_refused_on_use(corpus: Path, tmp_path: Path) 
     raw = bytearray(fpindex.sidecar_path(corpus).read_bytes())
     with fpindex.FingerprintIndex.open(corpus) as index:
         hashes = index._arrays["fpHash"]
-        start = hashes.__array_interface__["data"][0] - np.frombuffer(
-            index._keep[0], dtype=np.uint8
-        ).__array_interface__["data"][0]
+        start = (
+            hashes.__array_interface__["data"][0]
+            - np.frombuffer(index._keep[0], dtype=np.uint8).__array_interface__["data"][0]
+        )
         del hashes
     raw[start : start + 8] = b"\xff" * 8  # the smallest hash becomes the largest
     fpindex.sidecar_path(copy).write_bytes(bytes(raw))
@@ -470,10 +478,27 @@ def signed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     steps = [
         ("manifest", "build", SAMPLES / "data", "-o", work / "manifest.jsonl", "--workers", "1"),
         ("key", "generate", work / "dev.key"),
-        ("trust", "add", work / "trust.json", work / "dev.key.pub", "--name", "Dev", "--role",
-         "dataset-publisher"),
-        ("card", "build", SAMPLES / "card-spec.yaml", "--manifest", work / "manifest.jsonl",
-         "-o", work / "card.json", "--now", NOW),
+        (
+            "trust",
+            "add",
+            work / "trust.json",
+            work / "dev.key.pub",
+            "--name",
+            "Dev",
+            "--role",
+            "dataset-publisher",
+        ),
+        (
+            "card",
+            "build",
+            SAMPLES / "card-spec.yaml",
+            "--manifest",
+            work / "manifest.jsonl",
+            "-o",
+            work / "card.json",
+            "--now",
+            NOW,
+        ),
         ("card", "sign", work / "card.json", "--key", work / "dev.key", "-o", work / "signed.json"),
     ]
     for step in steps:
@@ -497,9 +522,7 @@ def test_cli_lookup_portfolio_json(cli: Cli, signed: Path, tmp_path: Path) -> No
         (portfolio / path.name).write_bytes(path.read_bytes())
     single = tmp_path / "single.txt"
     single.write_bytes(BOOKS[1].read_bytes().replace(b"\n", b"\r\n"))
-    result = cli(
-        "lookup", single, portfolio, "--manifest", signed / "manifest.jsonl", "--json"
-    )
+    result = cli("lookup", single, portfolio, "--manifest", signed / "manifest.jsonl", "--json")
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     summary = [(Path(r["work"]).name, r["status"]) for r in document["results"]]
@@ -523,18 +546,36 @@ def test_cli_lookup_portfolio_json(cli: Cli, signed: Path, tmp_path: Path) -> No
 def test_cli_lookup_against_signed_card_with_proofs(cli: Cli, signed: Path, tmp_path: Path) -> None:
     out = tmp_path / "proofs"
     result = cli(
-        "lookup", BOOKS[0], WORKS[1],
-        "--manifest", signed / "manifest.jsonl",
-        "--card", signed / "signed.json", "--trust", signed / "trust.json",
-        "--proof-out", out, "--now", NOW, "--json",
+        "lookup",
+        BOOKS[0],
+        WORKS[1],
+        "--manifest",
+        signed / "manifest.jsonl",
+        "--card",
+        signed / "signed.json",
+        "--trust",
+        signed / "trust.json",
+        "--proof-out",
+        out,
+        "--now",
+        NOW,
+        "--json",
     )
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert [p["claim"] for p in document["proofs"]] == ["present", "absent"]
     for proof in document["proofs"]:
         check = cli(
-            "proof", "verify", proof["path"], "--card", signed / "signed.json",
-            "--trust", signed / "trust.json", "--now", NOW, "--json",
+            "proof",
+            "verify",
+            proof["path"],
+            "--card",
+            signed / "signed.json",
+            "--trust",
+            signed / "trust.json",
+            "--now",
+            NOW,
+            "--json",
         )
         assert check.returncode == 0, check.stderr
         assert json.loads(check.stdout)["ok"] is True
@@ -550,8 +591,16 @@ def test_cli_lookup_refuses_a_sidecar_the_card_does_not_commit_to(
     prints.pop(sorted(prints)[0])
     fpindex.write_sidecar(copy, prints)
     result = cli(
-        "lookup", BOOKS[0], "--manifest", copy,
-        "--card", signed / "signed.json", "--trust", signed / "trust.json", "--now", NOW,
+        "lookup",
+        BOOKS[0],
+        "--manifest",
+        copy,
+        "--card",
+        signed / "signed.json",
+        "--trust",
+        signed / "trust.json",
+        "--now",
+        NOW,
     )
     assert result.returncode == 1
     assert "is not the fingerprint index the card commits to" in one_error_line(result)
