@@ -74,7 +74,7 @@ _HEX_ONLY = re.compile(r"[0-9a-f]*")
 # digits and hyphens in non-empty labels, the last label starting with a letter (so not an IPv4
 # number). Labels starting "xn--" are excluded by a separate check, since they need validation.
 _FAST_HOST = re.compile(r"(?:[a-z0-9-]+\.)*[a-z][a-z0-9-]*\.*")
-_FAST_URL = re.compile(r"(https?)://((?:[a-z0-9-]+\.)*[a-z][a-z0-9-]*)\.?(?=[/?#]|\Z)")
+_FAST_URL = re.compile(r"https?://((?:[a-z0-9-]+\.)*[a-z][a-z0-9-]*)\.?(?=[/?#]|\Z)")
 _HOST_FORBIDDEN_IN_ENTRY = re.compile(r"[\x00-\x20\x7f/\\?#@]")
 
 
@@ -324,7 +324,7 @@ def fast_host(url: str) -> str | None:
     match = _FAST_URL.match(url)
     if match is None:
         return None
-    host = match[2]
+    host = match[1]
     return None if "xn--" in host else host
 
 
@@ -726,7 +726,8 @@ class ListIndex:
         listed = self._domain_set
         domains = self._domains
         rules = self._url_rules
-        low, high = self._min_labels, self._max_labels
+        low_less_one = self._min_labels - 1
+        low_minus_high = self._min_labels - self._max_labels
         no_refs = _NO_REFS
         # _domain_refs inlined for plain URLs (anything else takes match_url). Membership is
         # tested on a set first: ``in`` on a set is about three times cheaper than dict.get,
@@ -737,22 +738,25 @@ class ListIndex:
                 continue
             found = fast(url)
             if found is not None:
-                host = found[2]
+                host = found[1]
                 if "xn--" not in host and host not in rules:
                     refs = domains[host] if host in listed else no_refs
-                    dots = host.count(".")
-                    last = dots + 1 - low
+                    # The suffix after the k-th dot has (dots + 1 - k) labels: look up those
+                    # with first <= k <= last (see _domain_refs).
+                    last = host.count(".") - low_less_one
                     if last > 0:
-                        first = dots + 1 - high
-                        position = -1
-                        label = 0
-                        while label < last:
-                            position = host.find(".", position + 1)
-                            label += 1
+                        first = last + low_minus_high
+                        position = host.find(".")
+                        label = 1
+                        while True:
                             if label >= first:
                                 suffix = host[position + 1 :]
                                 if suffix in listed:
                                     refs = refs + domains[suffix]
+                            if label >= last:
+                                break
+                            position = host.find(".", position + 1)
+                            label += 1
                     append(refs)
                     continue
             try:
