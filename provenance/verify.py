@@ -199,19 +199,25 @@ def _check_data(
     progress: Callable[[int], None] | None,
     on_total: Callable[[int], None] | None,
 ) -> None:
-    expected = {e.id: e for e in manifest_module.iter_manifest(manifest_path)}
-    files = manifest_module.walk_files(data_dir, exclude={os.path.realpath(manifest_path)})
-    on_disk = {f.id for f in files}
-    present = [f for f in files if f.id in expected]
-    if on_total:
-        on_total(sum(f.size for f in present))
-    digests = manifest_module.hash_files(present, workers=workers, progress=progress)
+    expected = {e.id: e.sha256 for e in manifest_module.iter_manifest(manifest_path)}
+    # Files are hashed while the walk goes on; only those the manifest lists are hashed.
+    hashed = manifest_module.hash_tree(
+        data_dir,
+        workers=workers,
+        select=expected.__contains__,
+        exclude={os.path.realpath(manifest_path)},
+        progress=progress,
+        on_total=on_total,
+    )
+    hashed.sort(key=lambda item: item[0].id)
+    on_disk = {ref.id for ref, _ in hashed}
+    present = [(ref, digest) for ref, digest in hashed if digest is not None]
     changed: list[str] = []
     unreadable: list[str] = []
-    for ref, digest in zip(present, digests, strict=True):
+    for ref, digest in present:
         if digest.error is not None:
             unreadable.append(f"{ref.id} ({digest.error})")
-        elif digest.sha256 != expected[ref.id].sha256:
+        elif digest.sha256 != expected[ref.id]:
             changed.append(ref.id)
     missing = sorted(set(expected) - on_disk)
     extra = sorted(on_disk - set(expected))
