@@ -315,7 +315,8 @@ def scale(entries_count: int) -> None:
     print(f"== 3. {entries_count:,}-entry manifest with fingerprints, load:", os.getloadavg())
     rng = np.random.default_rng(4)
     started = time.perf_counter()
-    works = _work_texts(1000, seed=1)
+    texts = _work_texts(1200, seed=1)
+    works, hosts = texts[:1000], texts[1000:]  # hosts: unrelated text around the excerpts
     # Planted entries: exact copies (0-99), normalized (100-199), edited copies (200-499),
     # excerpts inside larger pages (500-699); works 700-999 are absent.
     planted: dict[str, bytes] = {}
@@ -331,7 +332,7 @@ def scale(entries_count: int) -> None:
             planted[f"planted/edited-{number}"] = edit(text, number, drop=0.2, change=0.2).encode()
             expected.append("near-duplicate")
         elif number < 700:
-            host = works[(number + 1) % 1000][:6000] + works[(number + 2) % 1000][:6000]
+            host = hosts[number % 200][:6000] + hosts[(number + 1) % 200][:6000]
             part = text[: len(text) // 3]
             planted[f"planted/page-{number}"] = (
                 host[:6000] + " " + part + " " + host[6000:]
@@ -416,9 +417,10 @@ def scale(entries_count: int) -> None:
                 (n, e, g) for n, (g, e) in enumerate(zip(got, expected, strict=True)) if g != e
             ]
             print(
-                f"portfolio of 1,000 text works (all statuses): {portfolio:.2f} s "
-                f"({portfolio:.3f} ms per work x 1000; first call incl. fingerprint index check "
-                f"{warm:.2f} s) (goal <= 10 s); statuses as planted: {correct}/1000"
+                f"portfolio of 1,000 text works (all statuses): {portfolio:.2f} s, "
+                f"{portfolio:.3f} ms per work (goal <= 10 s in all; the first call, which checks"
+                f" the fingerprint sections, took {warm:.2f} s); statuses as planted:"
+                f" {correct}/1000"
             )
             if wrong:
                 print(f"  differing: {wrong[:10]}")
