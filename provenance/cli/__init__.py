@@ -15,7 +15,46 @@ from provenance import __version__
 from provenance.errors import ProvenanceError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _LazyGroup(click.Group):
+    """A group that imports the command modules only when it needs them.
+
+    ``provenance NAME ...`` first imports ``provenance.cli._NAME`` alone and uses it if it
+    defines the command NAME: start-up then costs only what that command imports (building a
+    manifest of a few files should not wait for jsonschema, cryptography and numpy). Anything
+    else (``--help``, a command in a module of another name, an unknown name, and ``demo``,
+    whose steps are added by the other modules when they are imported) registers every module
+    with :func:`_register`, as before.
+    """
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and not _register_one(cmd_name):
+            _register()
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        _register()
+        return super().list_commands(ctx)
+
+
+def _register_one(name: str) -> bool:
+    import importlib
+    import importlib.util
+
+    module_name = f"provenance.cli._{name}"
+    if name == "demo" or not name.isidentifier() or importlib.util.find_spec(module_name) is None:
+        return False
+    commands = getattr(importlib.import_module(module_name), "COMMANDS", [])
+    if not any(command.name == name for command in commands):
+        return False
+    for command in commands:
+        cli.add_command(command)
+    return True
+
+
+@click.group(
+    cls=_LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="provenance")
 def cli() -> None:
     """Signed dataset cards and exclusion lists for AI training data."""
@@ -51,9 +90,6 @@ def _register() -> None:
     ):
         for command in module.COMMANDS:
             cli.add_command(command)
-
-
-_register()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -63,8 +63,32 @@ def print_json(document: Any) -> None:
     click.echo(json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False))
 
 
+class _NoBar:
+    """What :func:`progress_bar` returns when nothing is shown: the same calls, doing nothing."""
+
+    disable = True
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, n: int = 1) -> None:
+        """Do nothing."""
+
+    def reset(self, total: int | None = None) -> None:
+        """Do nothing."""
+
+
 def progress_bar(total: int, description: str) -> Any:
-    """Return a tqdm byte progress bar, shown only when stderr is a terminal."""
+    """Return a tqdm byte progress bar, shown only when stderr is a terminal.
+
+    When it is not shown, a stand-in with ``disable = True`` is returned instead (tqdm is not
+    even imported): callers can then skip the work of computing totals and progress.
+    """
+    if not sys.stderr.isatty():
+        return _NoBar()
     from tqdm import tqdm
 
     return tqdm(

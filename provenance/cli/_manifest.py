@@ -67,8 +67,9 @@ def build(
                 workers=workers,
                 shard=shard_spec,
                 exclude={os.path.realpath(output), os.path.realpath(sidecar)},
-                progress=bar.update,
-                on_total=on_total,
+                # Without a bar shown, the walk need not stat every file for a total.
+                progress=None if bar.disable else bar.update,
+                on_total=None if bar.disable else on_total,
                 prints=prints,
             )
     else:

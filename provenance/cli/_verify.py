@@ -92,8 +92,9 @@ def verify_command(
             manifest_path=manifest_path,
             data_dir=data_dir,
             workers=workers,
-            progress=bar.update,
-            on_total=lambda total: bar.reset(total=total),
+            # Without a bar shown, the walk need not stat every file for a total.
+            progress=None if bar.disable else bar.update,
+            on_total=None if bar.disable else (lambda total: bar.reset(total=total)),
             lists=source,
             strict=strict,
         )
