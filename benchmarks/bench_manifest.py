@@ -125,6 +125,23 @@ def _child_prov_build(directory: str, output: str, workers: str) -> float:
     return time.perf_counter() - start
 
 
+def _child_prov_build_fp(directory: str, output: str, workers: str) -> float:
+    from provenance import fpindex, manifest
+
+    start = time.perf_counter()
+    sidecar = fpindex.sidecar_path(Path(output))
+    prints: dict[str, Any] = {}
+    entries = manifest.build_from_directory(
+        Path(directory),
+        workers=int(workers),
+        exclude={os.path.realpath(output), os.path.realpath(sidecar)},
+        prints=prints,
+    )
+    summary = manifest.write_manifest(entries, Path(output))
+    fpindex.write_sidecar_for(entries, summary.digest, prints, sidecar)
+    return time.perf_counter() - start
+
+
 def _child_prov_verify(
     card: str, trust: str, manifest_path: str, directory: str, workers: str
 ) -> float:
@@ -163,7 +180,7 @@ def _child_ms_hash(directory: str) -> float:
     return time.perf_counter() - start
 
 
-_Hex64 = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
+_Hex64 = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$", min_length=64, max_length=64)]
 _Text = Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
 
 
@@ -282,6 +299,7 @@ CHILDREN: dict[str, Callable[..., float]] = {
     "limit-threads": _child_limit_threads,
     "limit-processes": _child_limit_processes,
     "prov-build": _child_prov_build,
+    "prov-build-fp": _child_prov_build_fp,
     "prov-verify": _child_prov_verify,
     "ms-hash": _child_ms_hash,
     "b4-msgspec-lines": _child_b4_msgspec_lines,
@@ -320,7 +338,7 @@ class Result:
 
     @property
     def rss_mib(self) -> float:
-        return max(s.rss_mib for s in self.samples)
+        return max((s.rss_mib for s in self.samples), default=float("nan"))
 
 
 def _env() -> dict[str, str]:
@@ -330,22 +348,30 @@ def _env() -> dict[str, str]:
     return env
 
 
+_TIME = shutil.which("time", path="/usr/bin:/bin")
+_RSS_MARK = "@@maxrss-kib="
+
+
 def _run(cmd: Sequence[str], *, child: bool) -> Sample:
+    """Run ``cmd``; its peak RSS comes from GNU time when installed (NaN otherwise).
+
+    Not from wait4 here: Linux carries a process's pre-exec high-water mark across exec, so a
+    child forked from this (big) process would report this process's RSS as its own peak.
+    GNU time is small, so the commands it runs start from a small mark.
+    """
+    wrapped = [_TIME, "-f", f"{_RSS_MARK}%M", *cmd] if _TIME else list(cmd)
     start = time.perf_counter()
-    proc = subprocess.Popen(
-        list(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), cwd=REPO
-    )
-    assert proc.stdout is not None and proc.stderr is not None
-    out, err = proc.stdout.read(), proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    done = subprocess.run(wrapped, capture_output=True, env=_env(), cwd=REPO, check=False)
     wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    proc.stdout.close()
-    proc.stderr.close()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}: {err.decode()[-2000:]}")
-    seconds = json.loads(out.splitlines()[-1])["seconds"] if child else wall
-    return Sample(seconds, wall, usage.ru_maxrss / 1024)
+    err = done.stderr.decode(errors="replace")
+    rss = float("nan")
+    if _TIME and _RSS_MARK in err:
+        err, _, mark = err.rpartition(_RSS_MARK)
+        rss = int(mark.split()[0]) / 1024
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, cmd))} exited {done.returncode}: {err[-2000:]}")
+    seconds = json.loads(done.stdout.splitlines()[-1])["seconds"] if child else wall
+    return Sample(seconds, wall, rss)
 
 
 def measure(name: str, cmd: Sequence[str], runs: int, *, child: bool = False) -> Result:
@@ -551,8 +577,12 @@ class Report:
             seconds = "" if r.seconds != r.seconds else f"{r.seconds:9.3f}"
             ratio = "" if r.ratio is None else f"{r.ratio:7.2f}"
             met = "" if r.met is None else ("yes" if r.met else "NO")
-            rss = "" if r.rss_mib is None else f"{r.rss_mib:8.0f}"
+            rss = "" if r.rss_mib is None or r.rss_mib != r.rss_mib else f"{r.rss_mib:8.0f}"
             print(_line(r.bench, r.what, seconds, r.rate, ratio, r.goal, met, rss))
+
+
+def _mib(value: float) -> float | None:
+    return None if value != value else round(value, 1)
 
 
 def _gbps(nbytes: int, seconds: float) -> str:
@@ -604,13 +634,24 @@ def bench_build(
         f"limit ({limit_kind}, {workers})", child_cmd(limit_kind, corpus, workers), runs, child=True
     )
     r["lib"] = measure(
-        "provenance library build_from_directory+write_manifest",
+        "library build_from_directory + write_manifest",
         child_cmd("prov-build", corpus, manifest_path, workers),
         runs,
         child=True,
     )
+    r["lib_fp"] = measure(
+        "library, with fingerprints (+ sidecar)",
+        child_cmd("prov-build-fp", corpus, manifest_path, workers),
+        runs,
+        child=True,
+    )
+    r["cli_nofp"] = measure(
+        "CLI manifest build --no-fingerprints",
+        prov_cmd("manifest", "build", corpus, "-o", manifest_path, "--no-fingerprints"),
+        runs,
+    )
     r["cli"] = measure(
-        "provenance CLI manifest build",
+        "CLI manifest build (default: fingerprints)",
         prov_cmd("manifest", "build", corpus, "-o", manifest_path),
         runs,
     )
@@ -623,24 +664,18 @@ def bench_build(
         )
         cli = model_signing_cli()
         if cli and p256:
+            signature = out / f"{bench}.ms.sig"
             r["ms_cli"] = measure(
                 "model_signing CLI sign key (P-256)",
-                [
-                    cli,
-                    "sign",
-                    "key",
-                    "--private_key",
-                    p256[0],
-                    "--signature",
-                    out / f"{bench}.ms.sig",
-                    corpus,
-                ],
+                [cli, "sign", "key", "--private_key", p256[0], "--signature", signature, corpus],
                 runs,
             )
     for key, label in (
         ("limit", f"limit: hashlib {limit_kind} x{workers} (call)"),
-        ("lib", "provenance library build (call)"),
-        ("cli", "provenance CLI manifest build (process)"),
+        ("lib", "library build, no fingerprints (call)"),
+        ("lib_fp", "library build with fingerprints + sidecar (call)"),
+        ("cli_nofp", "CLI manifest build --no-fingerprints (process)"),
+        ("cli", "CLI manifest build, default (process)"),
         ("ms_api", "model_signing API Config().hash (call)"),
         ("ms_cli", "model_signing CLI sign key (process)"),
     ):
@@ -648,51 +683,31 @@ def bench_build(
             report.add(
                 Row(bench, label, r[key].seconds, rate(r[key].seconds), rss_mib=r[key].rss_mib)
             )
-    report.add(
-        Row(
-            bench,
-            "limit as a process (incl. interpreter start)",
-            r["limit"].wall,
-            rate(r["limit"].wall),
-        )
-    )
-    report.ratio(
-        bench,
-        "library vs limit (call vs call)",
-        r["limit"].seconds / r["lib"].seconds,
-        goal_limit,
-        higher_is_better=True,
-    )
-    report.ratio(
-        bench,
-        "CLI vs limit as a process",
-        r["limit"].wall / r["cli"].seconds,
-        goal_limit,
-        higher_is_better=True,
-    )
-    report.ratio(
-        bench,
-        "CLI vs limit (call only, strict)",
-        r["limit"].seconds / r["cli"].seconds,
-        None,
-        higher_is_better=True,
-    )
+    limit, limit_process = r["limit"].seconds, r["limit"].wall
+    report.add(Row(bench, "limit as a process (incl. interpreter start)", limit_process))
+    ratios: list[tuple[str, float, float | None]] = [
+        ("library vs limit (call vs call)", limit / r["lib"].seconds, goal_limit),
+        ("library+fingerprints vs limit", limit / r["lib_fp"].seconds, None),
+        (
+            "CLI --no-fingerprints vs limit as a process",
+            limit_process / r["cli_nofp"].seconds,
+            goal_limit,
+        ),
+        ("CLI default vs limit as a process", limit_process / r["cli"].seconds, goal_limit),
+        ("CLI --no-fingerprints vs limit (call only, strict)", limit / r["cli_nofp"].seconds, None),
+    ]
     if "ms_api" in r:
-        report.ratio(
-            bench,
-            "library vs model_signing API",
-            r["ms_api"].seconds / r["lib"].seconds,
-            goal_ms,
-            higher_is_better=True,
+        ratios.append(
+            ("library vs model_signing API", r["ms_api"].seconds / r["lib"].seconds, goal_ms)
         )
     if "ms_cli" in r:
-        report.ratio(
-            bench,
-            "CLI vs model_signing CLI",
-            r["ms_cli"].seconds / r["cli"].seconds,
-            goal_ms,
-            higher_is_better=True,
+        ms_cli = r["ms_cli"].seconds
+        ratios.append(("CLI default vs model_signing CLI", ms_cli / r["cli"].seconds, goal_ms))
+        ratios.append(
+            ("CLI --no-fingerprints vs model_signing CLI", ms_cli / r["cli_nofp"].seconds, goal_ms)
         )
+    for label, value, goal in ratios:
+        report.ratio(bench, label, value, goal, higher_is_better=True)
     report.summary[bench] = {
         "bytes": nbytes,
         "files": files,
@@ -703,7 +718,7 @@ def bench_build(
                 "process_seconds": round(v.wall, 4),
                 "GB_per_s": round(nbytes / v.seconds / 1e9, 3),
                 "files_per_s": round(files / v.seconds),
-                "peak_rss_mib": round(v.rss_mib, 1),
+                "peak_rss_mib": _mib(v.rss_mib),
             }
             for k, v in r.items()
         },
@@ -767,7 +782,14 @@ def bench_verify(
     )
     report.ratio(
         "B3",
-        f"{bench}: CLI verify / build",
+        f"{bench}: CLI verify / CLI build --no-fingerprints",
+        cli.seconds / build["cli_nofp"].seconds,
+        1.15,
+        higher_is_better=False,
+    )
+    report.ratio(
+        "B3",
+        f"{bench}: CLI verify / CLI build (default)",
         cli.seconds / build["cli"].seconds,
         1.15,
         higher_is_better=False,
@@ -894,7 +916,7 @@ def bench_manifest_io(report: Report, work: Path, entries: int, runs: int) -> No
         "entries": entries,
         "file_bytes": size,
         **{
-            k: {"seconds": round(v.seconds, 4), "peak_rss_mib": round(v.rss_mib, 1)}
+            k: {"seconds": round(v.seconds, 4), "peak_rss_mib": _mib(v.rss_mib)}
             for k, v in r.items()
         },
         "jsonschema_per_entry_extrapolated_seconds": round(schema.seconds, 3),

@@ -490,7 +490,10 @@ def write_manifest(entries: Iterable[ManifestEntry], output: Path) -> ManifestSu
     """
     file_hash = hashlib.sha256()
     state = _ReadState()
-    tree: _LeafTree | _LeafTreeProcess = _LeafTree()
+    tree: _LeafTree | _LeafTreeProcess | None = None
+    # Blocks written before the tree is chosen: once they reach _MERKLE_PROCESS_BYTES the
+    # manifest is big, and its leaves may be hashed in another process (from the written file).
+    pending: list[tuple[bytes, int]] = []
     offset = 0
     iterator = iter(entries)
     try:
@@ -501,20 +504,28 @@ def write_manifest(entries: Iterable[ManifestEntry], output: Path) -> ManifestSu
                 handle.write(data)
                 file_hash.update(data)
                 state.total += sum(filter(None, map(_SIZE, block)))
-                if offset == 0 and len(block) == _WRITE_BLOCK:
-                    # A big manifest: hash the leaves in another process, from the written file.
-                    tree = _leaf_tree(handle.fileno(), _MERKLE_PROCESS_BYTES)
-                if isinstance(tree, _LeafTreeProcess):
-                    handle.flush()
-                tree.add(data, offset)
+                pending.append((data, offset))
                 offset += len(data)
+                if tree is None and offset >= _MERKLE_PROCESS_BYTES:
+                    tree = _leaf_tree(handle.fileno(), offset)
+                if tree is not None:
+                    if isinstance(tree, _LeafTreeProcess):
+                        handle.flush()
+                    for data, start in pending:
+                        tree.add(data, start)
+                    pending.clear()
+            if tree is None:
+                tree = _LeafTree()
+                for data, start in pending:
+                    tree.add(data, start)
             digest = file_hash.hexdigest()
             try:
                 count, root = tree.result(digest)
             except LocalIOError as exc:
                 raise LocalIOError(f"{output}: {exc}") from None
     finally:
-        tree.close()
+        if tree is not None:
+            tree.close()
     return ManifestSummary(digest, count, state.total, root)
 
 
@@ -730,6 +741,10 @@ class _Hasher:
                 return
             self._queue(self._current, self._current_bytes)
             self._current, self._current_bytes = [], 0
+        self._start_pool()
+        self._pump(block=False)
+
+    def _start_pool(self) -> None:
         if (
             self._pool is None
             and self._workers > 1
@@ -741,6 +756,19 @@ class _Hasher:
             context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
             _flush_std_streams()
             self._pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=context)
+
+    def add_unsized(self, indexes: range) -> None:
+        """Queue files of unknown size (``size`` -1): tasks of ``_CHUNK_FILES`` files."""
+        self._seen_files += len(indexes)
+        current = self._current
+        current.extend(indexes)
+        if len(current) < _CHUNK_FILES:
+            return
+        for start in range(0, len(current) - _CHUNK_FILES + 1, _CHUNK_FILES):
+            self._queue(current[start : start + _CHUNK_FILES], self._current_bytes)
+            self._current_bytes = 0
+        self._current = current[len(current) - len(current) % _CHUNK_FILES :]
+        self._start_pool()
         self._pump(block=False)
 
     def start_progress(self) -> None:
@@ -889,17 +917,20 @@ def _walk(root: Path, exclude: set[str] | None, stat_files: int) -> Iterator[lis
         for item in entries:
             name = item.name
             try:
-                if item.is_symlink():
+                if stat_files <= 0 and item.is_file(follow_symlinks=False):
+                    # A regular file by its directory entry (most entries; no system call).
+                    regular, size = True, -1
+                elif item.is_symlink():
                     target = os.path.realpath(item.path)
                     if os.path.commonpath([real_root, target]) != real_root:
                         raise UnsafePathError(
                             f"{item.path}: symlink points out of the data root (to {target})"
                         )
                     continue
-                if item.is_dir(follow_symlinks=False):
+                elif item.is_dir(follow_symlinks=False):
                     stack.append((item.path, (*prefix, name)))
                     continue
-                if stat_files > 0:
+                elif stat_files > 0:
                     stat_files -= 1
                     info = item.stat(follow_symlinks=False)
                     regular, size = stat.S_ISREG(info.st_mode), info.st_size
@@ -957,27 +988,41 @@ def hash_tree(
     Raises:
         InputError, UnsafePathError, LocalIOError: as :func:`walk_files`.
     """
-    files: list[_FileRef] = []
-    chosen: list[bool] = []
+    found: list[_FileRef] = []  # every file
+    files: list[_FileRef] = []  # the selected ones, which the hasher indexes
     hasher = _Hasher(files, workers, progress, fingerprint=fingerprint)
     stat_files = sys.maxsize if on_total else _PARALLEL_FILES
     try:
         total = 0
         for batch in _walk(root, exclude, stat_files):
-            for ref in batch:
-                keep = select is None or select(ref.id)
-                files.append(ref)
-                chosen.append(keep)
-                if keep:
-                    total += ref.size
-                    hasher.add(len(files) - 1)
+            found.extend(batch)
+            start = len(files)
+            files.extend(batch if select is None else [f for f in batch if select(f.id)])
+            # The walk stats only its first files: known sizes come first, then -1 for all.
+            unsized = start
+            while unsized < len(files) and files[unsized].size >= 0:
+                total += files[unsized].size
+                hasher.add(unsized)
+                unsized += 1
+            if unsized < len(files):
+                hasher.add_unsized(range(unsized, len(files)))
         if on_total:
             on_total(total)
         hasher.start_progress()
         results = hasher.finish()
     finally:
         hasher.close()
-    return [(ref, results[i] if chosen[i] else None) for i, ref in enumerate(files)]
+    if select is None:
+        return [(ref, results[i]) for i, ref in enumerate(files)]
+    hashed: list[tuple[_FileRef, FileDigest | None]] = []
+    index = 0
+    for ref in found:
+        if index < len(files) and files[index] is ref:
+            hashed.append((ref, results[index]))
+            index += 1
+        else:
+            hashed.append((ref, None))
+    return hashed
 
 
 def _in_shard(entry_id: str, shard: tuple[int, int] | None) -> bool:

@@ -502,3 +502,35 @@ def test_entry_decoder_agrees_with_the_schema(document: dict[str, Any]) -> None:
     # The fast path accepts it too, unless the line is long enough to need the exact check.
     fast = manifest._check_block(line + b"\n", manifest._ReadState())
     assert fast == [entry] or (fast is None and len(line) >= manifest._LINE_WINDOW)
+
+
+# ----------------------------------------------------------------------------------------------
+# Start-up of the command line
+
+
+def test_sidecar_path_without_fpindex_is_fpindex_s(tmp_path: Path) -> None:
+    from provenance import fpindex
+    from provenance.cli import _manifest
+
+    for name in ("m.jsonl", "manifest", ".hidden.jsonl"):
+        assert _manifest._sidecar_path(tmp_path / name) == fpindex.sidecar_path(tmp_path / name)
+
+
+def test_manifest_build_imports_only_what_it_needs(tmp_path: Path) -> None:
+    """Small builds are dominated by start-up: no jsonschema, cryptography, numpy or tqdm."""
+    import subprocess
+    import sys
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.txt").write_text("a")
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "provenance", "manifest", "build"]
+        + [str(tmp_path / "data"), "-o", str(tmp_path / "m.jsonl"), "--no-fingerprints"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+    assert "provenance.manifest" in imported
+    for heavy in ("jsonschema", "cryptography", "numpy", "tqdm", "yaml", "requests"):
+        assert heavy not in imported, f"{heavy} is imported by 'manifest build'"

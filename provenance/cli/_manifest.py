@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -49,12 +50,9 @@ def build(
     near-duplicate fingerprints of texts and images go to a sidecar index OUTPUT.fp, which
     'card build' records and 'lookup' uses.
     """
-    from provenance import fpindex
-    from provenance.fingerprints import ContentPrints
-
     shard_spec = manifest.parse_shard(shard) if shard else None
-    prints: dict[str, ContentPrints] | None = None if no_fingerprints else {}
-    sidecar = fpindex.sidecar_path(output)
+    prints: dict[str, Any] | None = None if no_fingerprints else {}
+    sidecar = _sidecar_path(output)
     if input_path.is_dir():
         bar = progress_bar(0, "hashing")
         with bar:
@@ -79,11 +77,18 @@ def build(
             )
     summary = manifest.write_manifest(entries, output)
     if prints is not None:
+        from provenance import fpindex
+
         fpindex.write_sidecar_for(entries, summary.digest, prints, sidecar)
     elif sidecar.exists():
         # A sidecar left from an earlier build would describe another manifest.
         sidecar.unlink()
     _report(output, summary, as_json)
+
+
+def _sidecar_path(output: Path) -> Path:
+    """``fpindex.sidecar_path``, without importing fpindex (and numpy) for --no-fingerprints."""
+    return output.with_name(output.name + ".fp")
 
 
 @manifest_group.command("merge")
