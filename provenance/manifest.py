@@ -771,6 +771,17 @@ class _Hasher:
         self._start_pool()
         self._pump(block=False)
 
+    def submit_all(self) -> None:
+        """Hand every queued task to the pool now (largest first): the caller is about to be
+        busy with other work and would not keep the workers fed."""
+        if self._current:
+            self._queue(self._current, self._current_bytes)
+            self._current, self._current_bytes = [], 0
+        while self._pool is not None and self._waiting:
+            _, _, task = heapq.heappop(self._waiting)
+            paths = [self._files[i].path for i in task]
+            self._running[self._pool.submit(_hash_task, paths, self._fingerprint)] = task
+
     def start_progress(self) -> None:
         """Report the progress held back so far, and from now on as it happens."""
         self._progress_ready = True
@@ -973,13 +984,16 @@ def hash_tree(
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
     fingerprint: bool = False,
+    while_hashing: Callable[[], None] | None = None,
 ) -> list[tuple[_FileRef, FileDigest | None]]:
     """Walk ``root`` as :func:`walk_files` does and hash the files whose id ``select`` accepts.
 
     Hashing starts while the walk is still listing files. ``on_total`` is called once with the
     bytes to hash when the walk is complete, before any ``progress`` call; without it, files
-    are not stat'ed during the walk (their sizes come from hashing), which is faster. With
-    ``fingerprint``, each digest also carries the file's fingerprints (``FileDigest.prints``).
+    are not stat'ed during the walk (their sizes come from hashing), which is faster. Then
+    ``while_hashing`` is called, in this process, while the worker processes hash (its
+    exceptions propagate, and stop the workers). With ``fingerprint``, each digest also
+    carries the file's fingerprints (``FileDigest.prints``).
 
     Returns:
         Every file found, in walk order, with its :class:`FileDigest` (``None`` for files not
@@ -1009,6 +1023,9 @@ def hash_tree(
         if on_total:
             on_total(total)
         hasher.start_progress()
+        if while_hashing is not None:
+            hasher.submit_all()
+            while_hashing()
         results = hasher.finish()
     finally:
         hasher.close()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from provenance import manifest as manifest_module
 from provenance.card import VerifiedCard, tally, verify_card
 from provenance.envelope import Envelope
-from provenance.errors import InputError, SignatureError
+from provenance.errors import InputError, ProvenanceError, SignatureError
 from provenance.manifest import ManifestSummary
 from provenance.trust import TrustStore
 
@@ -120,10 +120,11 @@ def verify(
         auditors = ", ".join(f"{trust.name_of(k)} ({k[:16]})" for k in card.auditors)
         report.add("auditor co-signature", True, f"co-signed by auditor {auditors}")
     report.add("statement", True, "in-toto Statement v1 and card predicate match their schemas")
-    if manifest_path is not None:
-        _check_manifest(report, card, manifest_path)
     if data_dir is not None and manifest_path is not None:
-        _check_data(report, manifest_path, data_dir, workers, progress, on_total)
+        # Checks the manifest too (the same checks, in the same order), while files are hashed.
+        _check_data(report, card, manifest_path, data_dir, workers, progress, on_total)
+    elif manifest_path is not None:
+        _check_manifest(report, card, manifest_path)
     if lists is not None and manifest_path is not None:
         _check_lists(report, card, trust, manifest_path, lists, at)
     return report
@@ -153,13 +154,21 @@ def _check_lists(
     report.newly_listed.extend(audit.newly_listed)
 
 
-def _check_manifest(report: Report, card: VerifiedCard, manifest_path: Path) -> None:
+def _check_manifest(
+    report: Report,
+    card: VerifiedCard,
+    manifest_path: Path,
+    loaded: manifest_module.Manifest | None = None,
+) -> None:
+    """Hold the manifest (read now, or already ``loaded``) against the card's commitments."""
     summaries: list[ManifestSummary] = []
     counts = tally(
-        manifest_module.iter_manifest(manifest_path, on_summary=summaries.append),
+        loaded.entries
+        if loaded is not None
+        else manifest_module.iter_manifest(manifest_path, on_summary=summaries.append),
         card.predicate["sources"],
     )
-    summary = summaries[0]
+    summary = loaded.summary if loaded is not None else summaries[0]
     committed = card.predicate["manifest"]
     report.add(
         "manifest digest",
@@ -193,22 +202,40 @@ def _check_manifest(report: Report, card: VerifiedCard, manifest_path: Path) -> 
 
 def _check_data(
     report: Report,
+    card: VerifiedCard,
     manifest_path: Path,
     data_dir: Path,
     workers: int,
     progress: Callable[[int], None] | None,
     on_total: Callable[[int], None] | None,
 ) -> None:
-    expected = {e.id: e.sha256 for e in manifest_module.iter_manifest(manifest_path)}
-    # Files are hashed while the walk goes on; only those the manifest lists are hashed.
-    hashed = manifest_module.hash_tree(
-        data_dir,
-        workers=workers,
-        select=expected.__contains__,
-        exclude={os.path.realpath(manifest_path)},
-        progress=progress,
-        on_total=on_total,
-    )
+    """Check the manifest (:func:`_check_manifest`), then re-hash ``data_dir`` against it.
+
+    The manifest is read once; its checks against the card run in this process while the
+    worker processes hash the files (only those the manifest lists), so they cost no time.
+    """
+    loaded = manifest_module.read_manifest(manifest_path)
+    expected = {e.id: e.sha256 for e in loaded.entries}
+    checked: list[bool] = []
+
+    def check_manifest() -> None:
+        checked.append(True)
+        _check_manifest(report, card, manifest_path, loaded)
+
+    try:
+        hashed = manifest_module.hash_tree(
+            data_dir,
+            workers=workers,
+            select=expected.__contains__,
+            exclude={os.path.realpath(manifest_path)},
+            progress=progress,
+            on_total=on_total,
+            while_hashing=check_manifest,
+        )
+    except ProvenanceError:
+        if not checked:  # the walk failed: the manifest's own errors still come first
+            check_manifest()
+        raise
     hashed.sort(key=lambda item: item[0].id)
     on_disk = {ref.id for ref, _ in hashed}
     present = [(ref, digest) for ref, digest in hashed if digest is not None]
