@@ -754,6 +754,9 @@ class _Hasher:
             from concurrent.futures import ProcessPoolExecutor
 
             context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+            if self._fingerprint:
+                # Imported once here, not in every worker (forked workers inherit modules).
+                import provenance.fingerprints  # noqa: F401
             _flush_std_streams()
             self._pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=context)
 
