@@ -275,15 +275,17 @@ class _LeafTree:
 
 
 class _LeafTreeProcess:
-    """Merkle tree over byte ranges of an open file, computed in a forked process.
+    """Merkle tree over the lines of an open file, computed in a forked process.
 
-    The parent sends (offset, length) of each block it has checked (or written and flushed);
-    the child reads the same ranges from the same open file with pread, hashes the lines, and
-    finally sends back the SHA-256 of all the bytes it read, the leaf count and the root. The
-    parent compares that digest with its own: equal digests mean both saw the same bytes.
+    The child reads the same open file with pread: when reading a manifest, the whole file at
+    its own pace; when writing one (``follow``), the (offset, length) ranges the parent sends
+    once it has written and flushed them. It hashes the lines and finally sends back the
+    SHA-256 of all the bytes it read, the leaf count and the root. The parent compares that
+    digest with its own: equal digests mean both saw the same bytes.
     """
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, *, follow: bool) -> None:
+        self._follow = follow
         import multiprocessing
 
         context = multiprocessing.get_context("fork")
@@ -291,18 +293,20 @@ class _LeafTreeProcess:
         child_receive, self._send = context.Pipe(duplex=False)
         self._receive, child_send = context.Pipe(duplex=False)
         self._process = context.Process(
-            target=_leaf_tree_child, args=(fd, child_receive, child_send), daemon=True
+            target=_leaf_tree_child, args=(fd, child_receive, child_send, follow), daemon=True
         )
         self._process.start()
         child_receive.close()
         child_send.close()
 
     def add(self, block: bytes, offset: int) -> None:
-        self._send.send((offset, len(block)))
+        if self._follow:
+            self._send.send((offset, len(block)))
 
     def result(self, digest: str) -> tuple[int, str]:
         try:
-            self._send.send(None)
+            if self._follow:
+                self._send.send(None)
             outcome: tuple[str, int, str] = self._receive.recv()
         except (EOFError, OSError):
             raise LocalIOError("the process computing the Merkle root failed") from None
@@ -323,12 +327,22 @@ class _LeafTreeProcess:
         self._receive.close()
 
 
-def _leaf_tree_child(fd: int, receive: Any, send: Any) -> None:
+def _leaf_tree_child(fd: int, receive: Any, send: Any, follow: bool) -> None:
     """The body of the :class:`_LeafTreeProcess` child; an empty digest reports an error."""
     file_hash = hashlib.sha256()
     tree = _LeafTree()
     try:
-        while (task := receive.recv()) is not None:
+        offset, rest = 0, b""
+        while not follow and (data := os.pread(fd, _READ_BLOCK, offset)):
+            offset += len(data)
+            file_hash.update(data)
+            if rest:
+                data = rest + data
+            cut = data.rfind(b"\n") + 1
+            rest = data[cut:]
+            if cut:
+                tree.add(data[:cut] if rest else data, 0)
+        while follow and (task := receive.recv()) is not None:
             offset, length = task
             parts = []
             while length:
@@ -348,10 +362,10 @@ def _leaf_tree_child(fd: int, receive: Any, send: Any) -> None:
     send.send((file_hash.hexdigest(), count, root))
 
 
-def _leaf_tree(fd: int, size: int) -> _LeafTree | _LeafTreeProcess:
+def _leaf_tree(fd: int, size: int, *, follow: bool) -> _LeafTree | _LeafTreeProcess:
     """A leaf tree in another process for a big file when a second core is there to run it."""
     if size >= _MERKLE_PROCESS_BYTES and _other_cores() and "fork" in _start_methods():
-        return _LeafTreeProcess(fd)
+        return _LeafTreeProcess(fd, follow=follow)
     return _LeafTree()
 
 
@@ -387,6 +401,14 @@ def iter_manifest(
         FormatError: a line is invalid, not canonical, or out of order, or an id repeats.
         LocalIOError: the file cannot be read, or changed while it was read.
     """
+    for entries in _iter_blocks(path, on_summary):
+        yield from entries
+
+
+def _iter_blocks(
+    path: Path, on_summary: Callable[[ManifestSummary], None] | None
+) -> Iterator[list[ManifestEntry]]:
+    """:func:`iter_manifest`, a block of entries at a time (one at a time near a bad line)."""
     what = str(path)
     try:
         handle = open(path, "rb")  # noqa: SIM115 - closed in finally across yields
@@ -404,7 +426,7 @@ def iter_manifest(
         file_hash = hashlib.sha256() if on_summary is not None else None
         if on_summary is not None:
             try:
-                tree = _leaf_tree(handle.fileno(), os.fstat(handle.fileno()).st_size)
+                tree = _leaf_tree(handle.fileno(), os.fstat(handle.fileno()).st_size, follow=False)
             except OSError as exc:
                 raise LocalIOError(f"{what}: cannot read: {exc.strerror}") from None
         number, offset = 1, 0
@@ -414,10 +436,10 @@ def iter_manifest(
                 if entries is None:
                     entries = []
                     for entry in _check_lines(block, number, state, what):
-                        yield entry
+                        yield [entry]
                         entries.append(entry)
                 else:
-                    yield from entries
+                    yield entries
                 number += len(entries)
                 if file_hash is not None and tree is not None:
                     file_hash.update(block)
@@ -445,7 +467,9 @@ def read_manifest(path: Path) -> Manifest:
         InputError, FormatError, LocalIOError: as :func:`iter_manifest`.
     """
     summaries: list[ManifestSummary] = []
-    entries = list(iter_manifest(path, on_summary=summaries.append))
+    entries: list[ManifestEntry] = []
+    for block in _iter_blocks(path, summaries.append):
+        entries.extend(block)
     return Manifest(entries, summaries[0])
 
 
@@ -507,7 +531,7 @@ def write_manifest(entries: Iterable[ManifestEntry], output: Path) -> ManifestSu
                 pending.append((data, offset))
                 offset += len(data)
                 if tree is None and offset >= _MERKLE_PROCESS_BYTES:
-                    tree = _leaf_tree(handle.fileno(), offset)
+                    tree = _leaf_tree(handle.fileno(), offset, follow=True)
                 if tree is not None:
                     if isinstance(tree, _LeafTreeProcess):
                         handle.flush()
