@@ -374,14 +374,32 @@ def _run(cmd: Sequence[str], *, child: bool) -> Sample:
     return Sample(seconds, wall, rss)
 
 
-def measure(name: str, cmd: Sequence[str], runs: int, *, child: bool = False) -> Result:
-    """Run ``cmd`` once to warm up, then ``runs`` times; return the samples."""
-    _run(cmd, child=child)
-    samples = [_run(cmd, child=child) for _ in range(runs)]
-    result = Result(name, samples)
-    shown = f"{result.seconds:.3f} s" + (f" (process {result.wall:.3f} s)" if child else "")
-    print(f"  {name:52s} {shown}", flush=True)
-    return result
+@dataclass
+class Job:
+    key: str
+    name: str
+    cmd: list[str]
+    child: bool = False
+
+
+def measure_group(jobs: Sequence[Job], runs: int) -> dict[str, Result]:
+    """Warm each job up once, then run them all in turn ``runs`` times (round-robin).
+
+    Interleaving matters on a shared machine: when the load changes, it changes for every
+    job of the group alike, so the ratios between them stay meaningful.
+    """
+    for job in jobs:
+        _run(job.cmd, child=job.child)
+    samples: dict[str, list[Sample]] = {job.key: [] for job in jobs}
+    for _ in range(runs):
+        for job in jobs:
+            samples[job.key].append(_run(job.cmd, child=job.child))
+    results = {job.key: Result(job.name, samples[job.key]) for job in jobs}
+    for job in jobs:
+        result = results[job.key]
+        shown = f"{result.seconds:.3f} s" + (f" (process {result.wall:.3f} s)" if job.child else "")
+        print(f"  {job.name:56s} {shown}", flush=True)
+    return results
 
 
 def child_cmd(kind: str, *args: object) -> list[str]:
@@ -398,12 +416,10 @@ def model_signing_cli() -> str | None:
 
 
 def have_model_signing() -> bool:
-    try:
-        import model_signing  # noqa: F401
-        from OpenSSL import crypto  # noqa: F401  (model_signing 1.1.1 needs it, undeclared)
-    except ImportError:
-        return False
-    return True
+    """model_signing and pyOpenSSL (which 1.1.1 imports without declaring it) are installed."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) for name in ("model_signing", "OpenSSL"))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -611,6 +627,53 @@ FULL = Sizes(4, 256 * MiB, 20_000, 4096, 20, 1_000_000)
 QUICK = Sizes(4, 32 * MiB, 4_000, 4096, 20, 100_000)
 
 
+def _result_json(results: dict[str, Result], nbytes: int, files: int) -> dict[str, Any]:
+    return {
+        key: {
+            "seconds": round(value.seconds, 4),
+            "process_seconds": round(value.wall, 4),
+            "GB_per_s": round(nbytes / value.seconds / 1e9, 3),
+            "files_per_s": round(files / value.seconds),
+            "peak_rss_mib": _mib(value.rss_mib),
+        }
+        for key, value in results.items()
+    }
+
+
+def build_jobs(bench: str, corpus: Path, out: Path, workers: int, limit_kind: str) -> list[Job]:
+    manifest_path = out / f"{bench}.manifest.jsonl"
+    return [
+        Job(
+            "limit",
+            f"limit ({limit_kind}, {workers})",
+            child_cmd(limit_kind, corpus, workers),
+            True,
+        ),
+        Job(
+            "lib",
+            "library build_from_directory + write_manifest",
+            child_cmd("prov-build", corpus, manifest_path, workers),
+            True,
+        ),
+        Job(
+            "lib_fp",
+            "library, with fingerprints (+ sidecar)",
+            child_cmd("prov-build-fp", corpus, manifest_path, workers),
+            True,
+        ),
+        Job(
+            "cli_nofp",
+            "CLI manifest build --no-fingerprints",
+            prov_cmd("manifest", "build", corpus, "-o", manifest_path, "--no-fingerprints"),
+        ),
+        Job(
+            "cli",
+            "CLI manifest build (default: fingerprints)",
+            prov_cmd("manifest", "build", corpus, "-o", manifest_path),
+        ),
+    ]
+
+
 def bench_build(
     report: Report,
     bench: str,
@@ -628,48 +691,36 @@ def bench_build(
     goal_ms: float,
 ) -> dict[str, Result]:
     rate = (lambda s: _gbps(nbytes, s)) if bench == "B1" else (lambda s: _fps(files, s))
-    manifest_path = out / f"{bench}.manifest.jsonl"
-    r: dict[str, Result] = {}
-    r["limit"] = measure(
-        f"limit ({limit_kind}, {workers})", child_cmd(limit_kind, corpus, workers), runs, child=True
-    )
-    r["lib"] = measure(
-        "library build_from_directory + write_manifest",
-        child_cmd("prov-build", corpus, manifest_path, workers),
-        runs,
-        child=True,
-    )
-    r["lib_fp"] = measure(
-        "library, with fingerprints (+ sidecar)",
-        child_cmd("prov-build-fp", corpus, manifest_path, workers),
-        runs,
-        child=True,
-    )
-    r["cli_nofp"] = measure(
-        "CLI manifest build --no-fingerprints",
-        prov_cmd("manifest", "build", corpus, "-o", manifest_path, "--no-fingerprints"),
-        runs,
-    )
-    r["cli"] = measure(
-        "CLI manifest build (default: fingerprints)",
-        prov_cmd("manifest", "build", corpus, "-o", manifest_path),
-        runs,
-    )
+    jobs = build_jobs(bench, corpus, out, workers, limit_kind)
+    cli = model_signing_cli()
     if ms:
-        r["ms_api"] = measure(
-            "model_signing API hashing.Config().hash()",
-            child_cmd("ms-hash", corpus),
-            runs,
-            child=True,
+        jobs.append(
+            Job(
+                "ms_api",
+                "model_signing API hashing.Config().hash()",
+                child_cmd("ms-hash", corpus),
+                True,
+            )
         )
-        cli = model_signing_cli()
         if cli and p256:
             signature = out / f"{bench}.ms.sig"
-            r["ms_cli"] = measure(
-                "model_signing CLI sign key (P-256)",
-                [cli, "sign", "key", "--private_key", p256[0], "--signature", signature, corpus],
-                runs,
+            jobs.append(
+                Job(
+                    "ms_cli",
+                    "model_signing CLI sign key (P-256)",
+                    [
+                        cli,
+                        "sign",
+                        "key",
+                        "--private_key",
+                        str(p256[0]),
+                        "--signature",
+                        str(signature),
+                        str(corpus),
+                    ],
+                )
             )
+    r = measure_group(jobs, runs)
     for key, label in (
         ("limit", f"limit: hashlib {limit_kind} x{workers} (call)"),
         ("lib", "library build, no fingerprints (call)"),
@@ -712,16 +763,7 @@ def bench_build(
         "bytes": nbytes,
         "files": files,
         "workers": workers,
-        **{
-            k: {
-                "seconds": round(v.seconds, 4),
-                "process_seconds": round(v.wall, 4),
-                "GB_per_s": round(nbytes / v.seconds / 1e9, 3),
-                "files_per_s": round(files / v.seconds),
-                "peak_rss_mib": _mib(v.rss_mib),
-            }
-            for k, v in r.items()
-        },
+        **_result_json(r, nbytes, files),
     }
     return r
 
@@ -732,97 +774,92 @@ def bench_verify(
     work: Path,
     corpus: Path,
     out: Path,
-    build: dict[str, Result],
     runs: int,
     workers: int,
     ms: bool,
     p256: tuple[Path, Path] | None,
+    limit_kind: str,
 ) -> None:
+    """verify --data against the build, both run in the same rounds (interleaved)."""
     manifest_path = out / f"{bench}.manifest.jsonl"
     card, trust = make_card(work, manifest_path, bench)
-    lib = measure(
-        f"provenance library verify --data ({bench} corpus)",
-        child_cmd("prov-verify", card, trust, manifest_path, corpus, workers),
-        runs,
-        child=True,
-    )
-    cli = measure(
-        f"provenance CLI verify --data ({bench} corpus)",
-        prov_cmd(
-            "verify",
-            card,
-            "--trust",
-            trust,
-            "--manifest",
-            manifest_path,
-            "--data",
-            corpus,
-            "--now",
-            NOW,
+    builds = [
+        j
+        for j in build_jobs(bench, corpus, out / "rebuild", workers, limit_kind)
+        if j.key != "limit"
+    ]
+    (out / "rebuild").mkdir(exist_ok=True)
+    jobs = [
+        *builds,
+        Job(
+            "lib_verify",
+            f"library verify --data ({bench} corpus)",
+            child_cmd("prov-verify", card, trust, manifest_path, corpus, workers),
+            True,
         ),
-        runs,
-    )
-    report.add(
-        Row("B3", f"{bench}: provenance library verify (call)", lib.seconds, rss_mib=lib.rss_mib)
-    )
-    report.add(
-        Row(
-            "B3",
-            f"{bench}: provenance CLI verify --data (process)",
-            cli.seconds,
-            rss_mib=cli.rss_mib,
-        )
-    )
-    report.ratio(
-        "B3",
-        f"{bench}: library verify / build",
-        lib.seconds / build["lib"].seconds,
-        1.15,
-        higher_is_better=False,
-    )
-    report.ratio(
-        "B3",
-        f"{bench}: CLI verify / CLI build --no-fingerprints",
-        cli.seconds / build["cli_nofp"].seconds,
-        1.15,
-        higher_is_better=False,
-    )
-    report.ratio(
-        "B3",
-        f"{bench}: CLI verify / CLI build (default)",
-        cli.seconds / build["cli"].seconds,
-        1.15,
-        higher_is_better=False,
-    )
-    entry: dict[str, Any] = {
-        "library_seconds": round(lib.seconds, 4),
-        "cli_seconds": round(cli.seconds, 4),
-    }
+        Job(
+            "cli_verify",
+            f"CLI verify --manifest --data ({bench} corpus)",
+            prov_cmd(
+                "verify",
+                card,
+                "--trust",
+                trust,
+                "--manifest",
+                manifest_path,
+                "--data",
+                corpus,
+                "--now",
+                NOW,
+            ),
+        ),
+    ]
     sig = out / f"{bench}.ms.sig"
     cli_ms = model_signing_cli()
     if ms and cli_ms and p256 and sig.exists():
-        msv = measure(
-            f"model_signing CLI verify key ({bench} corpus)",
-            [cli_ms, "verify", "key", "--public_key", p256[1], "--signature", sig, corpus],
-            runs,
-        )
-        report.add(
-            Row(
-                "B3",
-                f"{bench}: model_signing CLI verify key (process)",
-                msv.seconds,
-                rss_mib=msv.rss_mib,
+        jobs.append(
+            Job(
+                "ms_verify",
+                f"model_signing CLI verify key ({bench} corpus)",
+                [
+                    cli_ms,
+                    "verify",
+                    "key",
+                    "--public_key",
+                    str(p256[1]),
+                    "--signature",
+                    str(sig),
+                    str(corpus),
+                ],
             )
         )
+    r = measure_group(jobs, runs)
+    for key, label in (
+        ("lib_verify", "library verify (call)"),
+        ("cli_verify", "CLI verify --data (process)"),
+        ("ms_verify", "model_signing CLI verify key (process)"),
+    ):
+        if key in r:
+            report.add(Row("B3", f"{bench}: {label}", r[key].seconds, rss_mib=r[key].rss_mib))
+    lib, cli = r["lib_verify"].seconds, r["cli_verify"].seconds
+    for label, value in (
+        ("library verify / library build", lib / r["lib"].seconds),
+        ("CLI verify / CLI build --no-fingerprints", cli / r["cli_nofp"].seconds),
+        ("CLI verify / CLI build (default)", cli / r["cli"].seconds),
+    ):
+        report.ratio("B3", f"{bench}: {label}", value, 1.15, higher_is_better=False)
+    if "ms_verify" in r:
         report.ratio(
             "B3",
             f"{bench}: CLI verify vs model_signing verify",
-            msv.seconds / cli.seconds,
+            r["ms_verify"].seconds / cli,
             None,
             higher_is_better=True,
         )
-        entry["model_signing_cli_seconds"] = round(msv.seconds, 4)
-    report.summary.setdefault("B3", {})[bench] = entry
+    report.summary.setdefault("B3", {})[bench] = {
+        key: {"seconds": round(value.seconds, 4), "peak_rss_mib": _mib(value.rss_mib)}
+        for key, value in r.items()
+    }
 
 
 def bench_manifest_io(report: Report, work: Path, entries: int, runs: int) -> None:
@@ -831,48 +868,6 @@ def bench_manifest_io(report: Report, work: Path, entries: int, runs: int) -> No
     size = source.stat().st_size
     written = work / "b4-written.jsonl"
     base_written = work / "b4-baseline.jsonl"
-    r = {
-        "write": measure(
-            "provenance write_manifest", child_cmd("b4-write", source, written), runs, child=True
-        ),
-        "base_write": measure(
-            "msgspec encode_lines + write + fsync",
-            child_cmd("b4-baseline-write", source, base_written),
-            runs,
-            child=True,
-        ),
-        "lines": measure(
-            "msgspec typed decode, per line",
-            child_cmd("b4-msgspec-lines", source),
-            runs,
-            child=True,
-        ),
-        "whole": measure(
-            "msgspec typed decode, whole file (decode_lines)",
-            child_cmd("b4-msgspec-whole", source),
-            runs,
-            child=True,
-        ),
-        "load": measure(
-            "provenance read_manifest (load + check + root)",
-            child_cmd("b4-load", source),
-            runs,
-            child=True,
-        ),
-        "iter": measure(
-            "provenance iter_manifest (check, no summary)",
-            child_cmd("b4-iter", source),
-            runs,
-            child=True,
-        ),
-    }
-    schema = measure(
-        "jsonschema per entry (10k sample, extrapolated)",
-        child_cmd("b4-jsonschema", source, 10_000),
-        1,
-        child=True,
-    )
-    rate = lambda s: f"{entries / s / 1e6:.2f} M entries/s"  # noqa: E731
     labels = {
         "write": "provenance write_manifest (checks, digest, root, fsync)",
         "base_write": "baseline: msgspec encode_lines + write + fsync",
@@ -881,6 +876,27 @@ def bench_manifest_io(report: Report, work: Path, entries: int, runs: int) -> No
         "load": "provenance read_manifest (load + check + digest + root)",
         "iter": "provenance iter_manifest (load + check, no root)",
     }
+    commands = {
+        "write": child_cmd("b4-write", source, written),
+        "base_write": child_cmd("b4-baseline-write", source, base_written),
+        "lines": child_cmd("b4-msgspec-lines", source),
+        "whole": child_cmd("b4-msgspec-whole", source),
+        "load": child_cmd("b4-load", source),
+        "iter": child_cmd("b4-iter", source),
+    }
+    r = measure_group([Job(k, labels[k], commands[k], True) for k in labels], runs)
+    schema = measure_group(
+        [
+            Job(
+                "schema",
+                "jsonschema per entry (10k sample, extrapolated)",
+                child_cmd("b4-jsonschema", source, 10_000),
+                True,
+            )
+        ],
+        1,
+    )["schema"]
+    rate = lambda s: f"{entries / s / 1e6:.2f} M entries/s"  # noqa: E731
     for key, label in labels.items():
         report.add(Row("B4", label, r[key].seconds, rate(r[key].seconds), rss_mib=r[key].rss_mib))
     report.add(
@@ -891,27 +907,12 @@ def bench_manifest_io(report: Report, work: Path, entries: int, runs: int) -> No
             rate(schema.seconds),
         )
     )
-    report.ratio(
-        "B4",
-        "load+check / msgspec per-line decode",
-        r["load"].seconds / r["lines"].seconds,
-        1.5,
-        higher_is_better=False,
-    )
-    report.ratio(
-        "B4",
-        "load+check / msgspec decode_lines (whole)",
-        r["load"].seconds / r["whole"].seconds,
-        None,
-        higher_is_better=False,
-    )
-    report.ratio(
-        "B4",
-        "write / msgspec encode+write+fsync",
-        r["write"].seconds / r["base_write"].seconds,
-        2.5,
-        higher_is_better=False,
-    )
+    for label, value, goal in (
+        ("load+check / msgspec per-line decode", r["load"].seconds / r["lines"].seconds, 1.5),
+        ("load+check / msgspec decode_lines (whole)", r["load"].seconds / r["whole"].seconds, None),
+        ("write / msgspec encode+write+fsync", r["write"].seconds / r["base_write"].seconds, 2.5),
+    ):
+        report.ratio("B4", label, value, goal, higher_is_better=False)
     report.summary["B4"] = {
         "entries": entries,
         "file_bytes": size,
@@ -1008,21 +1009,25 @@ def bench_signing(report: Report, work: Path, runs: int) -> None:
 
 
 def bench_startup(report: Report, runs: int) -> None:
-    rows = {
-        "python -c pass": [sys.executable, "-c", "pass"],
-        "provenance --help": prov_cmd("--help"),
-        "provenance manifest build --help": prov_cmd("manifest", "build", "--help"),
-        "provenance verify --help": prov_cmd("verify", "--help"),
-    }
+    jobs = [
+        Job("python", "python -c pass", [sys.executable, "-c", "pass"]),
+        Job("help", "provenance --help", prov_cmd("--help")),
+        Job(
+            "build_help",
+            "provenance manifest build --help",
+            prov_cmd("manifest", "build", "--help"),
+        ),
+        Job("verify_help", "provenance verify --help", prov_cmd("verify", "--help")),
+    ]
     cli = model_signing_cli()
     if cli:
-        rows["model_signing --help"] = [cli, "--help"]
-    out = {}
-    for label, cmd in rows.items():
-        r = measure(label, cmd, max(runs, 5))
-        report.add(Row("start", label, r.seconds))
-        out[label] = round(r.seconds, 4)
-    report.summary["startup_seconds"] = out
+        jobs.append(Job("ms_help", "model_signing --help", [cli, "--help"]))
+    results = measure_group(jobs, max(runs, 5))
+    for job in jobs:
+        report.add(Row("start", job.name, results[job.key].seconds))
+    report.summary["startup_seconds"] = {
+        job.name: round(results[job.key].seconds, 4) for job in jobs
+    }
 
 
 def _load() -> str:
@@ -1136,10 +1141,11 @@ def main(argv: list[str] | None = None) -> int:
             )
         if "B3" in only:
             print("B3 verify --data:")
-            for bench, corpus in (("B1", large), ("B2", small)):
-                bench_verify(
-                    report, bench, work, corpus, out, builds[bench], args.runs, workers, ms, p256
-                )
+            for bench, corpus, kind in (
+                ("B1", large, "limit-threads"),
+                ("B2", small, "limit-processes"),
+            ):
+                bench_verify(report, bench, work, corpus, out, args.runs, workers, ms, p256, kind)
         if "B4" in only:
             print(f"B4 manifest I/O, {sizes.manifest_entries} entries:")
             bench_manifest_io(report, work, sizes.manifest_entries, args.runs)
