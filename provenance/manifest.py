@@ -23,6 +23,7 @@ import re
 import signal
 import stat
 import sys
+import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -37,7 +38,7 @@ from provenance import merkle
 from provenance._files import atomic_writer
 
 if TYPE_CHECKING:
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 from provenance.errors import (
     FormatError,
@@ -570,7 +571,7 @@ def merge_manifests(paths: Iterable[Path], output: Path) -> ManifestSummary:
 
 _BUFFER_SIZE = 1 << 20
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-_buffer: bytearray | None = None
+_local = threading.local()  # each thread's read buffer
 # Scheduling. Small files are hashed in tasks of up to _CHUNK_FILES files and _CHUNK_BYTES bytes
 # (each task runs in one process, so the per-file cost stays that of a tight loop); a file of
 # _LARGE_FILE bytes or more is a task of its own, started as early as possible. Inputs of fewer
@@ -615,7 +616,9 @@ def hash_file(path: str) -> FileDigest:
     return result
 
 
-def _hash_task(paths: list[str], fingerprint: bool = False) -> list[FileDigest | int]:
+def _hash_task(
+    paths: list[str], fingerprint: bool = False, stop: threading.Event | None = None
+) -> list[FileDigest | int]:
     """Hash ``paths`` in order, in this process (the body of :func:`hash_file`, looped).
 
     Each file is opened without following symlinks and without blocking, checked to be a
@@ -630,11 +633,12 @@ def _hash_task(paths: list[str], fingerprint: bool = False) -> list[FileDigest |
 
     With ``fingerprint``, the content of each file of at most ``FINGERPRINT_MAX_BYTES`` is kept
     and the task's files are fingerprinted together at the end (``FileDigest.prints``).
+    Setting ``stop`` (from another thread) cuts a long read short; the result is then unusable.
     """
-    global _buffer
-    if _buffer is None:
-        _buffer = bytearray(_BUFFER_SIZE)
-    view = memoryview(_buffer)
+    buffer = getattr(_local, "buffer", None)
+    if buffer is None or len(buffer) != _BUFFER_SIZE:
+        buffer = _local.buffer = bytearray(_BUFFER_SIZE)
+    view = memoryview(buffer)
     buffers = [view]
     alone = len(paths) == 1
     budget = _CHUNK_BYTES
@@ -670,6 +674,8 @@ def _hash_task(paths: list[str], fingerprint: bool = False) -> list[FileDigest |
             # is reported as changed, not read forever).
             if read != size or read == _BUFFER_SIZE:
                 while read <= size and (count := readv(fd, buffers)):
+                    if stop is not None and stop.is_set():
+                        break
                     digest.update(view[:count])
                     read += count
                     if keep:
@@ -719,10 +725,12 @@ class _FileRef(NamedTuple):
 class _Hasher:
     """Hashes the files of ``files`` it is given (while a walk may still be listing more).
 
-    Files are grouped into tasks as they arrive; the largest waiting task is submitted first
-    and only a few tasks per process are in flight, so a big file found late still starts
-    early. The process pool is started only once there is enough work to pay for it. Progress
-    (bytes) is reported only after :meth:`start_progress`, once the caller knows the total.
+    Small files are grouped into tasks as they arrive, for a process pool: the largest waiting
+    task is submitted first and only a few tasks per process are in flight. The pool is started
+    only once there is enough work to pay for it. A large file is a task of its own for a
+    thread pool, at once: hashlib releases the GIL while it hashes, so threads hash big files
+    as fast as processes without starting any. Progress (bytes) is reported only after
+    :meth:`start_progress`, once the caller knows the total.
     """
 
     def __init__(
@@ -746,25 +754,26 @@ class _Hasher:
         self._seen_files = 0
         self._seen_bytes = 0
         self._pool: ProcessPoolExecutor | None = None
+        self._threads: ThreadPoolExecutor | None = None
+        self._stop = threading.Event()
         self._running: dict[Future[list[FileDigest | int]], list[int]] = {}
         self.results: dict[int, FileDigest] = {}
 
     def add(self, index: int) -> None:
         """Queue ``files[index]`` for hashing."""
         size = self._files[index].size
-        self._seen_files += 1
         if size >= _LARGE_FILE:
-            self._seen_bytes += size
             self._queue([index], size)
-        else:
-            self._current.append(index)
-            if size > 0:
-                self._seen_bytes += size
-                self._current_bytes += size
-            if len(self._current) < _CHUNK_FILES and self._current_bytes < _CHUNK_BYTES:
-                return
-            self._queue(self._current, self._current_bytes)
-            self._current, self._current_bytes = [], 0
+            return
+        self._seen_files += 1
+        self._current.append(index)
+        if size > 0:
+            self._seen_bytes += size
+            self._current_bytes += size
+        if len(self._current) < _CHUNK_FILES and self._current_bytes < _CHUNK_BYTES:
+            return
+        self._queue(self._current, self._current_bytes)
+        self._current, self._current_bytes = [], 0
         self._start_pool()
         self._pump(block=False)
 
@@ -819,20 +828,25 @@ class _Hasher:
         if self._current:
             self._queue(self._current, self._current_bytes)
             self._current, self._current_bytes = [], 0
-        if self._pool is None:
-            while self._waiting:
+        while self._waiting or self._running:
+            if self._pool is None and self._waiting:  # little work: hash it in this process
                 _, _, task = heapq.heappop(self._waiting)
                 paths = [self._files[i].path for i in task]
                 self._store(task, _hash_task(paths, self._fingerprint))
-        else:
-            while self._waiting or self._running:
+            else:
                 self._pump(block=True)
-            self._pool.shutdown()
-            self._pool = None
+        for pool in (self._pool, self._threads):
+            if pool is not None:
+                pool.shutdown()
+        self._pool = self._threads = None
         return self.results
 
     def close(self) -> None:
         """Stop the workers at once (after an error): nothing they compute is needed."""
+        self._stop.set()
+        if self._threads is not None:
+            self._threads.shutdown(wait=False, cancel_futures=True)
+            self._threads = None
         if self._pool is not None:
             processes = list(getattr(self._pool, "_processes", None) or {})
             self._pool.shutdown(wait=False, cancel_futures=True)
@@ -842,11 +856,19 @@ class _Hasher:
             self._pool = None
 
     def _queue(self, task: list[int], size: int) -> None:
+        if len(task) == 1 and size >= _LARGE_FILE and self._workers > 1:
+            if self._threads is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._threads = ThreadPoolExecutor(self._workers, "provenance-hash")
+            path = self._files[task[0]].path
+            future = self._threads.submit(_hash_task, [path], self._fingerprint, self._stop)
+            self._running[future] = task
+            return
         self._sequence += 1
         heapq.heappush(self._waiting, (-size, self._sequence, task))
 
     def _pump(self, *, block: bool) -> None:
-        assert self._pool is not None or not self._running
         if self._running:
             done, _ = wait(self._running, timeout=None if block else 0, return_when=FIRST_COMPLETED)
             for future in done:

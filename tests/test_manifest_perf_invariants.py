@@ -36,7 +36,6 @@ SCHEMA = json.loads(
 def small_thresholds(monkeypatch: pytest.MonkeyPatch) -> None:
     """Thresholds small enough for a corpus of a few hundred KiB to take every path."""
     monkeypatch.setattr(manifest, "_BUFFER_SIZE", 4096)
-    monkeypatch.setattr(manifest, "_buffer", None)
     monkeypatch.setattr(manifest, "_LARGE_FILE", 48 * 1024)
     monkeypatch.setattr(manifest, "_CHUNK_FILES", 16)
     monkeypatch.setattr(manifest, "_CHUNK_BYTES", 40 * 1024)
@@ -648,3 +647,14 @@ def test_verify_data_reports_the_manifest_error_before_a_walk_error(tmp_path: Pa
             data_dir=tmp_path / "data",
             workers=2,
         )
+
+
+@pytest.mark.usefixtures("small_thresholds")
+def test_a_stopped_read_never_yields_a_digest(tmp_path: Path) -> None:
+    import threading
+
+    (tmp_path / "big").write_bytes(bytes(5 * 4096))
+    stop = threading.Event()
+    stop.set()
+    [result] = manifest._hash_task([str(tmp_path / "big")], stop=stop)
+    assert isinstance(result, manifest.FileDigest) and result.error and not result.sha256
