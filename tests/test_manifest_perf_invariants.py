@@ -670,3 +670,19 @@ def test_every_shipped_schema_is_valid_against_its_meta_schema() -> None:
     for name in names:
         document = schema.load_schema(name)
         jsonschema.validators.validator_for(document).check_schema(document)
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_sort_entries_is_the_manifest_order(ties: bool) -> None:
+    import random
+
+    entries = [
+        ManifestEntry(
+            id=f"f{i:04d}", sha256=hashlib.sha256(b"%d" % (i // 4 if ties else i)).hexdigest()
+        )
+        for i in range(400)
+    ]
+    random.Random(7).shuffle(entries)
+    expected = sorted(entries, key=ManifestEntry.sort_key)
+    manifest._sort_entries(entries)
+    assert entries == expected
