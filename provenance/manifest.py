@@ -583,6 +583,7 @@ _LARGE_FILE = 32 * _BUFFER_SIZE
 _PARALLEL_FILES = 2000
 _PARALLEL_BYTES = 8 * _BUFFER_SIZE
 _IN_FLIGHT_PER_WORKER = 3
+_STAT_FIRST = 256
 _NOT_REGULAR = "not a regular file (FIFO, socket or device)"
 _CHANGED = "file changed while it was being hashed"
 
@@ -1061,7 +1062,9 @@ def hash_tree(
     found: list[_FileRef] = []  # every file
     files: list[_FileRef] = []  # the selected ones, which the hasher indexes
     hasher = _Hasher(files, workers, progress, fingerprint=fingerprint)
-    stat_files = sys.maxsize if on_total else _PARALLEL_FILES
+    # Without a total to report, only the first files are stat'ed: enough to see whether the
+    # input is a few big files (then hashed at once on threads) or many small ones.
+    stat_files = sys.maxsize if on_total else _STAT_FIRST
     try:
         total = 0
         for batch in _walk(root, exclude, stat_files):

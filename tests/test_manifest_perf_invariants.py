@@ -41,6 +41,7 @@ def small_thresholds(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(manifest, "_CHUNK_BYTES", 40 * 1024)
     monkeypatch.setattr(manifest, "_PARALLEL_FILES", 30)
     monkeypatch.setattr(manifest, "_PARALLEL_BYTES", 64 * 1024)
+    monkeypatch.setattr(manifest, "_STAT_FIRST", 30)  # sizes known for some files, not others
 
 
 @pytest.fixture
