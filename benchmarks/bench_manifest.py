@@ -341,6 +341,17 @@ class Result:
         return max((s.rss_mib for s in self.samples), default=float("nan"))
 
 
+def paired(numerator: Result, denominator: Result, *, wall: bool = False) -> float:
+    """Median over the rounds of numerator / denominator (same round: same machine load).
+
+    ``wall`` takes the numerator's whole-process time instead of its call time.
+    """
+    return statistics.median(
+        (a.wall if wall else a.seconds) / b.seconds
+        for a, b in zip(numerator.samples, denominator.samples, strict=True)
+    )
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
@@ -738,28 +749,26 @@ def bench_build(
             report.add(
                 Row(bench, label, r[key].seconds, rate(r[key].seconds), rss_mib=r[key].rss_mib)
             )
-    limit, limit_process = r["limit"].seconds, r["limit"].wall
-    report.add(Row(bench, "limit as a process (incl. interpreter start)", limit_process))
+    limit = r["limit"]
+    report.add(Row(bench, "limit as a process (incl. interpreter start)", limit.wall))
     ratios: list[tuple[str, float, float | None]] = [
-        ("library vs limit (call vs call)", limit / r["lib"].seconds, goal_limit),
-        ("library+fingerprints vs limit", limit / r["lib_fp"].seconds, None),
+        ("library vs limit (call vs call)", paired(limit, r["lib"]), goal_limit),
+        ("library+fingerprints vs limit", paired(limit, r["lib_fp"]), None),
         (
             "CLI --no-fingerprints vs limit as a process",
-            limit_process / r["cli_nofp"].seconds,
+            paired(limit, r["cli_nofp"], wall=True),
             goal_limit,
         ),
-        ("CLI default vs limit as a process", limit_process / r["cli"].seconds, goal_limit),
-        ("CLI --no-fingerprints vs limit (call only, strict)", limit / r["cli_nofp"].seconds, None),
+        ("CLI default vs limit as a process", paired(limit, r["cli"], wall=True), goal_limit),
+        ("CLI --no-fingerprints vs limit (call only, strict)", paired(limit, r["cli_nofp"]), None),
     ]
     if "ms_api" in r:
-        ratios.append(
-            ("library vs model_signing API", r["ms_api"].seconds / r["lib"].seconds, goal_ms)
-        )
+        ratios.append(("library vs model_signing API", paired(r["ms_api"], r["lib"]), goal_ms))
     if "ms_cli" in r:
-        ms_cli = r["ms_cli"].seconds
-        ratios.append(("CLI default vs model_signing CLI", ms_cli / r["cli"].seconds, goal_ms))
+        ms_cli = r["ms_cli"]
+        ratios.append(("CLI default vs model_signing CLI", paired(ms_cli, r["cli"]), goal_ms))
         ratios.append(
-            ("CLI --no-fingerprints vs model_signing CLI", ms_cli / r["cli_nofp"].seconds, goal_ms)
+            ("CLI --no-fingerprints vs model_signing CLI", paired(ms_cli, r["cli_nofp"]), goal_ms)
         )
     for label, value, goal in ratios:
         report.ratio(bench, label, value, goal, higher_is_better=True)
@@ -845,18 +854,18 @@ def bench_verify(
     ):
         if key in r:
             report.add(Row("B3", f"{bench}: {label}", r[key].seconds, rss_mib=r[key].rss_mib))
-    lib, cli = r["lib_verify"].seconds, r["cli_verify"].seconds
+    lib, cli = r["lib_verify"], r["cli_verify"]
     for label, value in (
-        ("library verify / library build", lib / r["lib"].seconds),
-        ("CLI verify / CLI build --no-fingerprints", cli / r["cli_nofp"].seconds),
-        ("CLI verify / CLI build (default)", cli / r["cli"].seconds),
+        ("library verify / library build", paired(lib, r["lib"])),
+        ("CLI verify / CLI build --no-fingerprints", paired(cli, r["cli_nofp"])),
+        ("CLI verify / CLI build (default)", paired(cli, r["cli"])),
     ):
         report.ratio("B3", f"{bench}: {label}", value, 1.15, higher_is_better=False)
     if "ms_verify" in r:
         report.ratio(
             "B3",
             f"{bench}: CLI verify vs model_signing verify",
-            r["ms_verify"].seconds / cli,
+            paired(r["ms_verify"], cli),
             None,
             higher_is_better=True,
         )
@@ -912,9 +921,9 @@ def bench_manifest_io(report: Report, work: Path, entries: int, runs: int) -> No
         )
     )
     for label, value, goal in (
-        ("load+check / msgspec per-line decode", r["load"].seconds / r["lines"].seconds, 1.5),
-        ("load+check / msgspec decode_lines (whole)", r["load"].seconds / r["whole"].seconds, None),
-        ("write / msgspec encode+write+fsync", r["write"].seconds / r["base_write"].seconds, 2.5),
+        ("load+check / msgspec per-line decode", paired(r["load"], r["lines"]), 1.5),
+        ("load+check / msgspec decode_lines (whole)", paired(r["load"], r["whole"]), None),
+        ("write / msgspec encode+write+fsync", paired(r["write"], r["base_write"]), 2.5),
     ):
         report.ratio("B4", label, value, goal, higher_is_better=False)
     report.summary["B4"] = {
@@ -1062,7 +1071,7 @@ def _versions() -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small corpora (a smoke test)")
-    parser.add_argument("--runs", type=int, default=3, help="timed runs per figure (median)")
+    parser.add_argument("--runs", type=int, default=5, help="timed rounds per figure (median)")
     parser.add_argument("--only", default="start,B1,B2,B3,B4,B8", help="comma-separated subset")
     parser.add_argument(
         "--no-model-signing", action="store_true", help="skip the model_signing peer"
