@@ -352,10 +352,18 @@ def paired(numerator: Result, denominator: Result, *, wall: bool = False) -> flo
     )
 
 
+PYCACHE: Path | None = None  # set by main(): a bytecode cache inside the temporary directory
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
     env.pop("PROVENANCE_NOW", None)
+    if PYCACHE is not None:
+        # As an installed package runs: from cached bytecode (the warm-up run writes it), even
+        # where PYTHONDONTWRITEBYTECODE is set (it would recompile every module at every start).
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
     return env
 
 
@@ -1107,6 +1115,8 @@ def main(argv: list[str] | None = None) -> int:
     if not ms:
         print("  (model_signing not installed or --no-model-signing: peer rows skipped)")
     base = Path(tempfile.mkdtemp(prefix="provenance-bench-", dir=args.workdir))
+    global PYCACHE
+    PYCACHE = base / "pycache"
     try:
         work, out = base, base / "out"
         out.mkdir()
