@@ -3,8 +3,9 @@
 
 Run from the repository (``provenance`` importable, or installed)::
 
-    python benchmarks/bench_manifest.py            # full suite, about 3-4 minutes on 2 cores
-    python benchmarks/bench_manifest.py --quick    # small corpora, a smoke test (~40 s)
+    python benchmarks/bench_manifest.py            # full suite, about 5 minutes on 2 cores
+    python benchmarks/bench_manifest.py --quick    # small corpora, a smoke test (~1 minute)
+    python benchmarks/bench_manifest.py --only B4 --runs 7 --json out.json
 
 Everything runs in ONE invocation on the SAME generated files (deterministic numpy PCG64 bytes
 in a temporary directory that is deleted afterwards), so the ratios compare like with like:
@@ -13,17 +14,21 @@ in a temporary directory that is deleted afterwards), so the ratios compare like
   N = cores, ``readinto`` a reused 1 MiB buffer) and OpenSSF ``model_signing`` (API and CLI).
 - B2 the same on 20,000 x 4 KiB files in 20 folders; the limit there is N pre-started processes
   running an ``os.open``/``readv`` loop over chunks of paths listed beforehand.
-- B3 ``verify --data`` (signature, manifest, re-hash) against the build time, on both corpora.
+- B3 ``verify --data`` (signature, manifest, re-hash) against the build, on both corpora.
 - B4 a 1,000,000-entry manifest: write, then load and check (digest, Merkle root, order,
   canonical form, per-entry schema), against a msgspec typed decode of the same file.
 - B8 signing and verifying a card (DSSE over the statement) against raw ``cryptography``.
 
-Library measurements run in a fresh child process each and time only the call (the child's
-interpreter start and imports are excluded; its peak RSS is read with ``wait4``). CLI
-measurements time the whole process, as a user sees it. Each figure is the median of ``--runs``
-runs after one warm-up run. The machine is shared: ``uptime`` load is printed at start and end.
+Method. Library measurements run in a fresh child process each and time only the call (the
+child's interpreter start and imports are excluded). CLI measurements time the whole process, as
+a user sees it, from cached bytecode as an installed package runs. The jobs of a figure are
+warmed up once, then run in turn (round-robin) ``--runs`` times; a time is the median of its
+runs, and a ratio the median of its per-round ratios, so a change of machine load between
+rounds does not skew it. Peak RSS (largest process) comes from GNU ``time`` when installed. The
+machine is shared: the load average is printed at start and end.
 
-Needs the ``bench`` extra (``pip install -e .[bench]``: model-signing, pyopenssl, numpy).
+Needs the ``bench`` extra for the peer (``pip install -e .[bench]``: model-signing, pyopenssl);
+without it the model_signing rows are skipped.
 """
 
 from __future__ import annotations
