@@ -679,6 +679,115 @@ def test_digest_index_edge_sizes() -> None:
 
 
 # ----------------------------------------------------------------------------------------------
+# Hex digests decoded in bulk (list entries, manifest fields)
+
+_HEX = "0123456789abcdef"
+
+
+@pytest.mark.parametrize("position", [0, 1, 7, 8, 31, 32, 62, 63])
+@pytest.mark.parametrize("newlines", [False, True])
+def test_hex_digests_accept_exactly_lower_case_hex_digits(position: int, newlines: bool) -> None:
+    # Every byte value in every lane of a 64-bit word: the SWAR check must refuse all but 16.
+    base = bytearray((_HEX * 4).encode())
+    for byte in range(256):
+        data = bytearray(base)
+        data[position] = byte
+        text = bytes(data) + (b"\n" if newlines else b"")
+        if chr(byte) in _HEX:
+            decoded = match.hex_digests(text, newlines=newlines)
+            assert decoded.tobytes() == bytes.fromhex(data.decode())
+        else:
+            with pytest.raises(ValueError, match="digest 0 holds a character"):
+                match.hex_digests(text, newlines=newlines)
+
+
+@pytest.mark.parametrize("count", [0, 1, 7, 8191, 8192, 8193, 20000])
+def test_hex_digests_round_trip(count: int) -> None:
+    rows = np.random.default_rng(count).integers(0, 256, size=(count, 32), dtype=np.uint8)
+    text = rows.tobytes().hex()
+    assert np.array_equal(match.hex_digests(text.encode()), rows)
+    lines = "".join(text[i : i + 64] + "\n" for i in range(0, len(text), 64)).encode()
+    assert np.array_equal(match.hex_digests(lines, newlines=True), rows)
+    # Unaligned memory (a view one byte into a buffer) decodes the same.
+    assert np.array_equal(match.hex_digests(memoryview(b"x" + text.encode())[1:]), rows)
+    values = [text[i : i + 64] for i in range(0, len(text), 64)]
+    assert np.array_equal(match.hex_digest_rows(values), rows)
+    out = np.zeros((count, 32), dtype=np.uint8)
+    assert match.hex_digests(text.encode(), out=out) is out
+    assert np.array_equal(out, rows)
+
+
+def test_hex_digests_name_the_first_bad_digest() -> None:
+    good = b"0" * 64
+    with pytest.raises(ValueError, match="not a whole number"):
+        match.hex_digests(good + b"0")
+    with pytest.raises(ValueError, match="digest 2 holds"):
+        match.hex_digests(good * 2 + b"0" * 63 + b"G" + good)
+    with pytest.raises(ValueError, match="digest 1 is not 64 digits and a newline"):
+        match.hex_digests(good + b"\n" + good + b"\r", newlines=True)
+    with pytest.raises(ValueError, match="digest 9000 holds"):  # in the second step
+        match.hex_digests(good * 9000 + b"0" * 63 + b":" + good * 10)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["a" * 63, "a" * 65],  # lengths that add up to 128: each value is checked on its own
+        ["a" * 64, "A" * 64],
+        ["g" * 64],
+        ["a" * 64, "\u00e9" * 64],
+        ["a" * 63 + "\n"],
+        ["a" * 64, ""],
+    ],
+)
+def test_hex_digest_rows_refuse_anything_but_64_lower_case_digits(values: list[str]) -> None:
+    with pytest.raises(FormatError, match="is not a SHA-256"):
+        match.hex_digest_rows(values)
+
+
+def test_hex_digest_rows_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(match, "_HEX_VALUES_PER_CHUNK", 3)
+    rows = np.random.default_rng(1).integers(0, 256, size=(10, 32), dtype=np.uint8)
+    values = [bytes(r).hex() for r in rows]
+    assert np.array_equal(match.hex_digest_rows(values), rows)
+    with pytest.raises(FormatError, match="'x"):
+        match.hex_digest_rows([*values[:7], "x" * 64, *values[8:]])
+
+
+def test_digest_entries_mixed_with_others_and_across_lists() -> None:
+    rng = np.random.default_rng(11)
+    digests = [bytes(r) for r in rng.integers(0, 256, size=(40, 32), dtype=np.uint8)]
+    kinds = ["sha256", "text-sha256", "domain", "url-prefix"]
+    first = [
+        Entry(
+            kinds[n % 4],
+            (digests[n].hex(), digests[n].hex(), f"h{n}.example", f"h{n}.ex/{n}")[n % 4],
+        )
+        for n in range(20)
+    ]
+    second = [Entry("sha256", d.hex()) for d in digests[20:30]]  # only sha256 entries
+    third = [Entry("text-sha256", d.hex()) for d in [*digests[30:40], digests[1]]]
+    lists = [FakeList("a", 1, first), FakeList("e", 1, []), FakeList("b", 1, second)]
+    index = ListIndex([*lists, FakeList("c", 1, third)])
+    entries = [*first, *second, *third]
+
+    def expected(digest: bytes, kind: str) -> tuple[int, ...]:
+        return tuple(n for n, e in enumerate(entries) if e.type == kind and e.value == digest.hex())
+
+    queries = [*digests, bytes(32)]
+    for text, kind in ((False, "sha256"), (True, "text-sha256")):
+        want = [expected(d, kind) for d in queries]
+        assert index.match_digests(queries, text=text) == want
+        assert index.match_digests([d.hex() for d in queries], text=text) == want
+        assert index.match_digests([None, *queries], text=text) == [(), *want]
+    assert [
+        index.entry(index.hit(r)).value for r in index.match_digests([digests[1]], text=True)[0]
+    ] == [digests[1].hex()] * 2
+    with pytest.raises(FormatError, match="is not a SHA-256"):
+        index.match_digests(["00" * 31 + "GG"])
+
+
+# ----------------------------------------------------------------------------------------------
 # Many lists
 
 

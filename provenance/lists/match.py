@@ -38,18 +38,23 @@ an IPv4 address), and the tests check it against the parser.
 
 Content digests are matched with a sorted numpy array of 64-bit keys (a 64-bit prefix of the
 digest with the row number packed into its low bits), confirmed on all 32 bytes: about 40 bytes
-per listed hash instead of the ~150 of a Python set of strings.
+per listed hash instead of the ~150 of a Python set of strings. Hex digests (list entries,
+manifest fields) are checked and decoded in bulk by :func:`hex_digests`, eight digits per 64-bit
+word, instead of one regular-expression match and ``bytes.fromhex`` call per value.
 """
 
 from __future__ import annotations
 
 import bisect
 import functools
+import gc
+import itertools
+import operator
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 import ada_url
 import idna.core
@@ -461,6 +466,8 @@ def digest_bytes(value: str) -> bytes:
 # Digests
 
 _Ints = npt.NDArray[np.int64]
+Digest = bytes | str
+"""A SHA-256 as 32 bytes, or as 64 lower-case hex digits."""
 
 
 class DigestIndex:
@@ -560,6 +567,134 @@ def digests_array(digests: Iterable[bytes], count_hint: int = 0) -> npt.NDArray[
     return np.frombuffer(joined, dtype=np.uint8).reshape(-1, 32)
 
 
+# Hex decoding, eight ASCII digits per little-endian 64-bit word (SWAR: every byte of a word is
+# handled by the same arithmetic, with no carry between bytes). For a byte c:
+#   nibble   = ((c & 0x0F) + 9 * ((c >> 6) & 1)) & 0x0F   ('0'..'9' -> 0..9, 'a'..'f' -> 10..15)
+#   expected = nibble + 0x30 + 0x27 * ((nibble + 6) >> 4)  (the lower-case digit of that nibble)
+# and c is a lower-case hex digit exactly when expected == c (checked for all 256 byte values by
+# the tests). Output byte j is (nibble[2j] << 4) | nibble[2j + 1]: the even bytes of
+# (nibble << 4) | (nibble >> 8), taken as the low bytes of little-endian 16-bit lanes.
+_WORD = np.dtype("<u8")
+_HEX_ROWS_PER_STEP = 8192  # 512 KiB of digits per step: the temporaries stay in cache
+
+
+def _every_byte(value: int) -> np.uint64:
+    return np.uint64(int.from_bytes(bytes([value]) * 8, "little"))
+
+
+_LOW_NIBBLES, _ONES, _ZEROS_CHAR, _SIXES = (_every_byte(b) for b in (0x0F, 0x01, 0x30, 0x06))
+
+
+def _decode_hex_words(
+    words: npt.NDArray[np.uint64], out: npt.NDArray[np.uint8], scratch: npt.NDArray[np.uint64]
+) -> npt.NDArray[np.bool_]:
+    """Decode ``words`` (rows of 8 words, 64 digits) into ``out`` (rows of 32 bytes).
+
+    Returns, per row, whether any of its digits is not ``[0-9a-f]`` (``out`` is then garbage).
+    """
+    nibbles = scratch[0]
+    work = scratch[1]
+    np.bitwise_and(words, _LOW_NIBBLES, out=nibbles)
+    np.right_shift(words, np.uint64(6), out=work)
+    work &= _ONES
+    work *= np.uint64(9)
+    nibbles += work
+    nibbles &= _LOW_NIBBLES
+    np.add(nibbles, _SIXES, out=work)
+    work >>= np.uint64(4)
+    work &= _ONES
+    work *= np.uint64(0x27)
+    work += nibbles
+    work += _ZEROS_CHAR
+    bad: npt.NDArray[np.bool_] = np.not_equal(work, words).any(axis=1)
+    np.left_shift(nibbles, np.uint64(4), out=work)
+    nibbles >>= np.uint64(8)
+    work |= nibbles
+    np.copyto(out, work.view("<u2"), casting="unsafe")  # the low byte of each 16-bit lane
+    return bad
+
+
+def hex_digests(
+    data: bytes | bytearray | memoryview,
+    *,
+    newlines: bool = False,
+    out: npt.NDArray[np.uint8] | None = None,
+) -> npt.NDArray[np.uint8]:
+    """Decode lower-case hex SHA-256 digests written back to back, or one per line.
+
+    ``data`` holds 64 ASCII digits per digest, each followed by ``\\n`` when ``newlines`` is
+    true (the last one too). Every byte is checked: only ``0-9`` and ``a-f`` are digits.
+
+    Returns:
+        An ``(n, 32)`` uint8 array: ``out`` when given (it must have that shape).
+
+    Raises:
+        ValueError: the size is not a multiple of 64 (65), or a digit is not ``[0-9a-f]``, or a
+            line does not end where it should; the message names the first bad digest
+            (counted from 0).
+    """
+    width = 65 if newlines else 64
+    raw = np.frombuffer(data, dtype=np.uint8)
+    if raw.size % width:
+        raise ValueError(f"{raw.size} bytes is not a whole number of {width}-byte hex digests")
+    count = raw.size // width
+    rows = raw.reshape(count, width)
+    if newlines:
+        misplaced = np.flatnonzero(rows[:, 64] != 0x0A)
+        if misplaced.size:
+            raise ValueError(f"digest {int(misplaced[0])} is not 64 digits and a newline")
+    if out is None:
+        out = np.empty((count, 32), dtype=np.uint8)
+    elif out.shape != (count, 32):
+        raise ValueError(f"out has shape {out.shape}, not ({count}, 32)")
+    step = max(1, min(count, _HEX_ROWS_PER_STEP))
+    scratch = np.empty((2, step, 8), dtype=_WORD)
+    digits = np.empty((step, 64), dtype=np.uint8)
+    for start in range(0, count, step):
+        stop = min(count, start + step)
+        size = stop - start
+        if newlines or raw.ctypes.data % 8:
+            np.copyto(digits[:size], rows[start:stop, :64])
+            words = digits[:size].view(_WORD)
+        else:
+            words = rows[start:stop].view(_WORD)
+        bad = _decode_hex_words(words, out[start:stop], scratch[:, :size])
+        if bad.any():
+            raise ValueError(
+                f"digest {start + int(np.argmax(bad))} holds a character other than 0-9a-f"
+            )
+    return out
+
+
+_HEX_VALUES_PER_CHUNK = 1 << 16  # 4 MiB joined: no giant temporary string for millions
+
+
+def hex_digest_rows(values: Sequence[str]) -> npt.NDArray[np.uint8]:
+    """Decode 64-digit lower-case hex strings into an ``(n, 32)`` uint8 array, in bulk.
+
+    Raises:
+        FormatError: a value is not 64 lower-case hex digits (the first bad one is named).
+    """
+    count = len(values)
+    out = np.empty((count, 32), dtype=np.uint8)
+    for start in range(0, count, _HEX_VALUES_PER_CHUNK):
+        stop = min(count, start + _HEX_VALUES_PER_CHUNK)
+        chunk = values if stop - start == count else values[start:stop]
+        joined = "".join(chunk)
+        # The total is 64 per value and none is longer: so each is exactly 64 characters.
+        if len(joined) == 64 * len(chunk) and max(map(len, chunk)) == 64 and joined.isascii():
+            try:
+                hex_digests(joined.encode("ascii"), out=out[start:stop])
+                continue
+            except ValueError:
+                pass
+        for value in chunk:
+            if not _HEX64.fullmatch(value):
+                raise FormatError(f"{value[:80]!r} is not a SHA-256 (64 lower-case hex digits)")
+        raise AssertionError("bulk and per-value hex checks disagree")  # pragma: no cover
+    return out
+
+
 # ----------------------------------------------------------------------------------------------
 # The index over many lists
 
@@ -583,6 +718,96 @@ class RecordMatch:
 _NO_REFS: tuple[int, ...] = ()
 
 
+_DigestParts = tuple[list[npt.NDArray[np.uint8]], list[npt.NDArray[np.int64] | range]]
+"""Decoded digest rows and, for each block of rows, the entry numbers they report."""
+_TYPE_OF = operator.attrgetter("type")
+_VALUE_OF = operator.attrgetter("value")
+
+
+def _index_list(
+    the_list: ListLike,
+    total: int,
+    domains: dict[str, tuple[int, ...]],
+    ips: dict[str, tuple[int, ...]],
+    url_rules: dict[str, list[UrlRule]],
+    digests: dict[str, _DigestParts],
+) -> None:
+    """Add the entries of one list (numbered from ``total``) to the index's tables.
+
+    Digest entries are checked and decoded in bulk, the others one at a time in list order;
+    errors are raised in the order a single pass would meet them (hosts and URLs first, then
+    ``sha256``, then ``text-sha256`` values).
+
+    Raises:
+        FormatError: the list and the first bad entry are named.
+    """
+    entries = the_list.entries
+    count = len(entries)
+    types = list(map(_TYPE_OF, entries))
+    number = 0
+    try:
+        # Where each digest kind is (big hash lists hold nothing else: no masks are built then).
+        masks: dict[str, list[bool] | None] = {}
+        for kind in digests:
+            present = types.count(kind)
+            masks[kind] = (
+                None
+                if present in (0, count)
+                else list(map(operator.eq, types, itertools.repeat(kind)))
+            )
+        others: Iterable[int]
+        if any(types.count(kind) == count for kind in digests):
+            others = ()
+        elif all(mask is None for mask in masks.values()):
+            others = range(count)
+        else:
+            is_digest = np.zeros(count, dtype=bool)
+            for mask in masks.values():
+                if mask is not None:
+                    is_digest |= np.asarray(mask, dtype=bool)
+            others = np.flatnonzero(~is_digest).tolist()
+        fast = _FAST_HOST.fullmatch
+        for number in others:
+            kind = types[number]
+            value = entries[number].value
+            ref = total + number
+            if kind == "domain":
+                if fast(value) and "xn--" not in value:
+                    host, target = value.rstrip("."), domains
+                else:
+                    host, is_ip = parse_host(value)
+                    target = ips if is_ip else domains
+                refs = target.get(host)
+                target[host] = (ref,) if refs is None else (*refs, ref)
+            elif kind in ("url-prefix", "url"):
+                host, rules = compile_url_entry(value, exact=kind == "url", ref=ref)
+                url_rules.setdefault(host, []).extend(rules)
+            else:
+                raise FormatError(f"unknown entry type {kind!r}")
+        for kind, (rows, row_refs) in digests.items():
+            mask = masks[kind]
+            if mask is None:
+                if not count or types[0] != kind:
+                    continue  # none of this kind
+                positions: npt.NDArray[np.int64] | range = range(count)
+                values = list(map(_VALUE_OF, entries))
+            else:
+                positions = np.flatnonzero(np.asarray(mask, dtype=bool)).astype(np.int64)
+                values = list(itertools.compress(map(_VALUE_OF, entries), mask))
+            try:
+                rows.append(hex_digest_rows(values))
+            except FormatError:
+                number = int(positions[_first_bad_hex(values, start=0)])
+                raise
+            row_refs.append(
+                range(total, total + count) if isinstance(positions, range) else positions + total
+            )
+    except FormatError as exc:
+        raise FormatError(
+            f"list {the_list.name} v{the_list.version}: entry {number + 1}: {exc}"
+        ) from None
+
+
 class ListIndex:
     """All entries of several lists, indexed for matching records.
 
@@ -602,54 +827,20 @@ class ListIndex:
         domains: dict[str, tuple[int, ...]] = {}
         ips: dict[str, tuple[int, ...]] = {}
         url_rules: dict[str, list[UrlRule]] = {}
-        content: list[str] = []
-        content_refs: list[int] = []
-        text: list[str] = []
-        text_refs: list[int] = []
-        fast = _FAST_HOST.fullmatch
+        digests: dict[str, _DigestParts] = {"sha256": ([], []), "text-sha256": ([], [])}
         total = 0
-        for the_list in self.lists:
-            self._offsets.append(total)
-            number = 0
-            content_start, text_start = len(content), len(text)
-            try:
-                for number, entry in enumerate(the_list.entries):  # noqa: B007 - named on error
-                    kind = entry.type
-                    ref = total + number
-                    if kind == "domain":
-                        value = entry.value
-                        if fast(value) and "xn--" not in value:
-                            host, target = value.rstrip("."), domains
-                        else:
-                            host, is_ip = parse_host(value)
-                            target = ips if is_ip else domains
-                        refs = target.get(host)
-                        target[host] = (ref,) if refs is None else (*refs, ref)
-                    elif kind == "sha256":
-                        content.append(entry.value)
-                        content_refs.append(ref)
-                    elif kind == "text-sha256":
-                        text.append(entry.value)
-                        text_refs.append(ref)
-                    elif kind in ("url-prefix", "url"):
-                        host, rules = compile_url_entry(entry.value, exact=kind == "url", ref=ref)
-                        url_rules.setdefault(host, []).extend(rules)
-                    else:
-                        raise FormatError(f"unknown entry type {kind!r}")
-                for values, refs_of in ((content, content_refs), (text, text_refs)):
-                    bad = _first_bad_hex(
-                        values, start=content_start if values is content else text_start
-                    )
-                    if bad is not None:
-                        number = refs_of[bad] - total
-                        raise FormatError(
-                            f"{values[bad][:80]!r} is not a SHA-256 (64 lower-case hex digits)"
-                        )
-            except FormatError as exc:
-                raise FormatError(
-                    f"list {the_list.name} v{the_list.version}: entry {number + 1}: {exc}"
-                ) from None
-            total += len(the_list.entries)
+        # Up to millions of small objects that cannot form cycles: the cyclic collector's
+        # repeated passes over them would cost more than building them (as in the list loader).
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            for the_list in self.lists:
+                self._offsets.append(total)
+                _index_list(the_list, total, domains, ips, url_rules, digests)
+                total += len(the_list.entries)
+        finally:
+            if paused:
+                gc.enable()
         self.entry_count = total
         self._domains = domains
         self._domain_set = frozenset(domains)
@@ -658,8 +849,8 @@ class ListIndex:
         label_counts = {host.count(".") + 1 for host in domains}
         self._min_labels = min(label_counts, default=1)
         self._max_labels = max(label_counts, default=0)
-        self._content = _digest_index(content, content_refs)
-        self._text = _digest_index(text, text_refs)
+        self._content = _digest_index(*digests["sha256"])
+        self._text = _digest_index(*digests["text-sha256"])
 
     @property
     def has_url_entries(self) -> bool:
@@ -786,11 +977,15 @@ class ListIndex:
         return refs
 
     def match_digests(
-        self, digests: Sequence[bytes | None], *, text: bool = False
+        self, digests: Sequence[Digest | None], *, text: bool = False
     ) -> list[tuple[int, ...]]:
         """Return, per digest, the internal numbers of the ``sha256`` entries it equals.
 
-        With ``text=True``, look among ``text-sha256`` entries instead. ``None`` matches nothing.
+        A digest is 32 bytes or 64 lower-case hex digits (one kind per call); ``None`` matches
+        nothing. With ``text=True``, look among ``text-sha256`` entries instead.
+
+        Raises:
+            FormatError: a hex digest is not 64 lower-case hex digits.
         """
         index = self._text if text else self._content
         results: list[tuple[int, ...]] = [_NO_REFS] * len(digests)
@@ -799,7 +994,13 @@ class ListIndex:
         present = [number for number, d in enumerate(digests) if d is not None]
         if not present:
             return results
-        queries = digests_array(d for d in digests if d is not None)
+        values = digests if len(present) == len(digests) else [digests[n] for n in present]
+        # One kind per call: joining raises TypeError on a mix.
+        queries = (
+            hex_digest_rows(cast("Sequence[str]", values))
+            if isinstance(values[0], str)
+            else digests_array(cast("Sequence[bytes]", values))
+        )
         query_numbers, refs = index.lookup(queries)
         grouped: dict[int, list[int]] = {}
         for query_number, ref in zip(query_numbers.tolist(), refs.tolist(), strict=True):
@@ -811,12 +1012,13 @@ class ListIndex:
     def match_records(
         self,
         urls: Sequence[str | None],
-        contents: Sequence[bytes | None],
-        texts: Sequence[bytes | None],
+        contents: Sequence[Digest | None],
+        texts: Sequence[Digest | None],
     ) -> list[RecordMatch]:
         """Match a batch of records given by URL, content digest and normalized-text digest.
 
-        ``None`` means the record has no such value. A URL that cannot be evaluated while URL
+        Digests are 32 bytes or 64 lower-case hex digits (one kind per sequence); ``None``
+        means the record has no such value. A URL that cannot be evaluated while URL
         entries are indexed gives a :class:`RecordMatch` with ``unevaluable`` set (digest
         matches are still reported).
         """
@@ -841,26 +1043,26 @@ class ListIndex:
 _NO_MATCH = RecordMatch(())
 
 
-def _first_bad_hex(values: list[str], *, start: int) -> int | None:
+def _first_bad_hex(values: list[str], *, start: int) -> int:
     """Return the position of the first of ``values[start:]`` that is not a hex SHA-256.
 
-    Checked in bulk first: a regex per value costs seconds at ten million entries.
+    Only called once the bulk check (:func:`hex_digest_rows`) has failed.
     """
-    count = len(values) - start
-    if count == 0:
-        return None
-    joined = "".join(values[start:])
-    if len(joined) == 64 * count and _HEX_ONLY.fullmatch(joined):
-        return None
     for position in range(start, len(values)):
         if not _HEX64.fullmatch(values[position]):
             return position
-    return None  # pragma: no cover - the bulk check failed, so one value is bad
+    raise AssertionError("bulk and per-value hex checks disagree")  # pragma: no cover
 
 
-def _digest_index(values: list[str], refs: list[int]) -> DigestIndex | None:
-    """Index hex digests already checked by :func:`_first_bad_hex`."""
-    if not values:
+def _digest_index(
+    rows: list[npt.NDArray[np.uint8]], refs: list[npt.NDArray[np.int64] | range]
+) -> DigestIndex | None:
+    """Index the decoded digests of every list (``refs[i]`` numbers the rows of ``rows[i]``)."""
+    if not rows:
         return None
-    rows = np.frombuffer(bytes.fromhex("".join(values)), dtype=np.uint8).reshape(-1, 32)
-    return DigestIndex(rows, np.asarray(refs, dtype=np.int64))
+    if len(rows) == 1 and refs[0] == range(len(rows[0])):
+        return DigestIndex(rows[0])  # each row reports its own number: no array of numbers
+    numbers = [
+        np.arange(r.start, r.stop, dtype=np.int64) if isinstance(r, range) else r for r in refs
+    ]
+    return DigestIndex(np.concatenate(rows), np.concatenate(numbers))
