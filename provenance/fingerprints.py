@@ -13,9 +13,16 @@ need extra machinery. Texts shorter than ``NGRAM + WINDOW - 1`` tokens have no f
 (they are found by their ``sha256`` and ``textSha256`` only).
 
 Separators: ASCII characters other than ``[0-9a-z]`` (the text is case-folded), U+0080..U+00BF
-(Latin-1 punctuation and symbols), U+2000..U+206F (general punctuation: curly quotes, dashes,
+(Latin-1 punctuation and symbols), U+2000..U+207F (general punctuation: curly quotes, dashes,
 ellipsis) and U+3000..U+303F (CJK punctuation). So changing straight quotes for curly ones,
 re-wrapping, or changing case changes no fingerprint.
+
+Hashes, all modulo 2**64: a token's hash is splitmix64's finalizer of
+``first ^ last * 0xA0761D6478BD642F ^ length * 0xD6E8FEB86659FD93``, where ``first`` is its first
+``min(length, 8)`` UTF-8 bytes and ``last`` its last 8 bytes (0 if it has at most 8) read as
+little-endian integers; an n-gram's hash is ``sum(hash[i + t] * Q**t for t < NGRAM)`` with
+``Q = 0x9E3779B97F4A7C15``; the fingerprints are the minima of the windows (0 never is one).
+``tests/test_fingerprints_equiv.py`` holds this definition written out plainly.
 
 The computation is vectorized with numpy over a batch of texts (the fingerprints of a text do
 not depend on the batch it is computed in), so that fingerprinting keeps up with hashing.
@@ -28,9 +35,11 @@ changes, and cheap to compare (Hamming distance). Needs the optional extra
 
 from __future__ import annotations
 
+import hashlib
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -58,6 +67,8 @@ MIN_TOKENS = NGRAM + WINDOW - 1
 
 U64 = npt.NDArray[np.uint64]
 _EMPTY: U64 = np.zeros(0, dtype=np.uint64)
+# Byte offsets (np.intp) are reinterpreted as uint64 without a copy.
+assert np.dtype(np.intp).itemsize == 8, "needs a 64-bit platform"
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -69,16 +80,6 @@ _LOW_MASKS = np.array(
     [0] + [(1 << (8 * k)) - 1 for k in range(1, 8)] + [2**64 - 1], dtype=np.uint64
 )
 _powers: tuple[U64, U64] = (_EMPTY, _EMPTY)
-
-
-def _mix(x: U64) -> U64:
-    """splitmix64's finalizer: a bijection on uint64 that spreads every input bit."""
-    x = x ^ (x >> np.uint64(30))
-    x *= _M1
-    x ^= x >> np.uint64(27)
-    x *= _M2
-    x ^= x >> np.uint64(31)
-    return x
 
 
 def _power_tables(size: int) -> tuple[U64, U64]:
@@ -109,7 +110,7 @@ def _tokens(data: bytes) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
         inner |= raw >= 0x80
         leads = np.flatnonzero(raw >= 0xC0)
         lead = raw[leads]
-        second = np.append(raw, np.uint8(0))[leads + 1]
+        second = raw[np.minimum(leads + 1, n - 1)]
         # U+0080..U+00BF (C2 xx): Latin-1 punctuation and symbols.
         sep2 = leads[lead == 0xC2]
         # U+2000..U+207F (E2 80 xx, E2 81 xx) and U+3000..U+303F (E3 80 xx): punctuation.
@@ -125,27 +126,66 @@ def _tokens(data: bytes) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
             inner[np.minimum(sep3 + offset, n - 1)] = False
             inner[np.minimum(singles + offset, n - 1)] = False
     edges = np.flatnonzero(word[1:] != word[:-1])
-    starts, ends = edges[0::2], edges[1::2]
-    if singles is not None and len(singles):
-        starts = np.concatenate((starts, singles))
-        ends = np.concatenate((ends, np.minimum(singles + 3, n)))
-        order = np.argsort(starts, kind="stable")
-        starts, ends = starts[order], ends[order]
-    return starts, ends
+    if singles is None or not len(singles):
+        # Contiguous copies: the gathers that use them run faster.
+        return edges[0::2].copy(), edges[1::2].copy()
+    starts = np.concatenate((edges[0::2], singles))
+    ends = np.concatenate((edges[1::2], np.minimum(singles + 3, n)))
+    order = np.argsort(starts, kind="stable")
+    return starts[order], ends[order]
 
 
-def _word_hashes(padded: bytes, starts: npt.NDArray[np.intp], ends: npt.NDArray[np.intp]) -> U64:
+def _load8(words: U64, offsets: npt.NDArray[np.intp]) -> U64:
+    """The 8 bytes at each byte offset of ``words`` (little-endian), from two aligned loads.
+
+    Gathering aligned words and shifting is several times faster than gathering from an
+    unaligned view. ``words`` needs one word of padding after the last offset's word.
+    """
+    index = offsets >> 3
+    low = words.take(index)
+    index += 1
+    high = words.take(index)
+    shift = (offsets & 7).view(np.uint64)  # offsets are int64 (np.intp), and >= 0
+    shift <<= np.uint64(3)
+    low >>= shift
+    # 64 - shift, for shift in 0..56; numpy shifts a uint64 by 64 or more to 0.
+    np.subtract(np.uint64(64), shift, out=shift)
+    high <<= shift
+    low |= high
+    return low
+
+
+def _word_hashes(data: bytes, starts: npt.NDArray[np.intp], ends: npt.NDArray[np.intp]) -> U64:
     """A 64-bit hash per token from its length and its first and last (up to) 8 bytes."""
-    view = np.ndarray(shape=(len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,))
+    # The text as aligned little-endian words, with a zero word after it.
+    words = np.zeros(len(data) // 8 + 2, dtype="<u8")
+    words.view(np.uint8)[: len(data)] = np.frombuffer(data, dtype=np.uint8)
     lengths = ends - starts
-    first = view[starts] & np.take(_LOW_MASKS, np.minimum(lengths, 8))
+    key = _load8(words, starts)
+    key &= _LOW_MASKS.take(lengths, mode="clip")  # lengths beyond 8 take the last mask
     # Only tokens longer than 8 bytes have bytes beyond the first 8.
-    last = np.zeros(len(starts), dtype=np.uint64)
     long_tokens = np.flatnonzero(lengths > 8)
-    last[long_tokens] = view[ends[long_tokens] - 8]
     with np.errstate(over="ignore"):
-        key = first ^ (last * _LAST_MIX) ^ (lengths.astype(np.uint64) * _LEN_MIX)
-        return _mix(key)
+        if len(long_tokens):
+            last = _load8(words, ends[long_tokens] - 8)
+            last *= _LAST_MIX
+            key[long_tokens] ^= last
+        # lengths are int64 (np.intp) and positive: the same bits as uint64.
+        key ^= np.multiply(lengths.view(np.uint64), _LEN_MIX)
+        return _mix_inplace(key)
+
+
+def _mix_inplace(x: U64) -> U64:
+    """splitmix64's finalizer, a bijection on uint64 that spreads every input bit, in place."""
+    shifted = x >> np.uint64(30)
+    x ^= shifted
+    x *= _M1
+    np.right_shift(x, np.uint64(27), out=shifted)
+    x ^= shifted
+    x *= _M2
+    np.right_shift(x, np.uint64(31), out=shifted)
+    x ^= shifted
+    return x
 
 
 def _sliding(values: U64, width: int, op: np.ufunc) -> U64:
@@ -165,53 +205,71 @@ def _fingerprints(
     data: bytes, spans: Sequence[tuple[int, int] | None], *, ordered: bool = True
 ) -> list[U64]:
     count = len(spans)
-    empty = [_EMPTY] * count
+    result = [_EMPTY] * count
     if not data:
-        return empty
+        return result
     starts, ends = _tokens(data)
     n_words = len(starts)
     if n_words < MIN_TOKENS:
-        return empty
-    # The text each token belongs to: spans are increasing and separated by a space, so the
-    # tokens of text i are those starting in [span start, span end); None spans hold none.
-    present = [(i, span[0]) for i, span in enumerate(spans) if span is not None]
-    text_starts = np.array([start for _, start in present] + [len(data)], dtype=np.intp)
-    first_token = np.searchsorted(starts, text_starts, side="left")
-    word_text = np.repeat(np.array([i for i, _ in present], dtype=np.intp), np.diff(first_token))
-    wh = _word_hashes(data + b"\0" * 8, starts, ends)
+        return result
+    # The tokens of a text: spans are increasing and separated by a space, so they are those
+    # starting in [span start, span end). Its windows of WINDOW n-grams (MIN_TOKENS tokens)
+    # are those numbered from its first token to its last token - MIN_TOKENS + 1 included.
+    texts = [i for i, span in enumerate(spans) if span is not None]
+    bounds = np.array([spans[i] for i in texts], dtype=np.intp).reshape(-1, 2)
+    token_bounds = np.searchsorted(starts, bounds.ravel(), side="left").reshape(-1, 2)
+    first_window = token_bounds[:, 0]
+    end_window = token_bounds[:, 1] - (MIN_TOKENS - 1)
+    long_enough = np.flatnonzero(end_window > first_window)
+    if not len(long_enough):
+        return result
+    first_window, end_window = first_window[long_enough], end_window[long_enough]
+    wh = _word_hashes(data, starts, ends)
     pw, pw_inv = _power_tables(n_words + 1)
     with np.errstate(over="ignore"):
         prefix = np.zeros(n_words + 1, dtype=np.uint64)
-        np.cumsum(wh * pw[:n_words], out=prefix[1:])
+        wh *= pw[:n_words]
+        np.cumsum(wh, out=prefix[1:])
         n_grams = n_words - NGRAM + 1
         # sum_t wh[i+t] * Q**t: uniform when the word hashes are, so no further mixing.
-        grams = (prefix[NGRAM:] - prefix[:n_grams]) * pw_inv[:n_grams]
-    # Window j covers n-grams j..j+WINDOW-1, i.e. words j..j+MIN_TOKENS-1: valid when the
-    # first and the last of those words belong to the same text (and it is a real text).
-    n_windows = n_grams - WINDOW + 1
+        grams = np.subtract(prefix[NGRAM:], prefix[:n_grams])
+        grams *= pw_inv[:n_grams]
+    # Winnowing keeps, of every window of one text, the n-grams equal to the window's minimum:
+    # the text's fingerprints are the set of the minima of its windows (0 excepted, which the
+    # first implementation could not tell from padding). Consecutive windows mostly share
+    # their minimum, so it is taken once per run (and at every text's first window).
     window_min = _sliding(grams, WINDOW, np.minimum)
-    first_text = word_text[:n_windows]
-    valid = (first_text == word_text[MIN_TOKENS - 1 :]) & (first_text >= 0)
-    padded_min = np.zeros(n_windows + 2 * (WINDOW - 1), dtype=np.uint64)
-    padded_min[WINDOW - 1 : WINDOW - 1 + n_windows] = np.where(valid, window_min, np.uint64(0))
-    # n-gram i is kept iff it is the minimum of some valid window containing it, i.e. iff
-    # the largest minimum over those windows equals its hash.
-    best = _sliding(padded_min, WINDOW, np.maximum)
-    kept = np.flatnonzero((best[:n_grams] == grams) & (best[:n_grams] != 0))
-    kept_hash = grams[kept]
-    kept_text = word_text[kept]  # non-decreasing, since kept positions increase
+    change = np.empty(len(window_min), dtype=np.bool_)
+    change[0] = True
+    np.not_equal(window_min[1:], window_min[:-1], out=change[1:])
+    change[first_window] = True
+    positions = np.flatnonzero(change)
+    values = window_min[positions]
+    if not values.all():
+        nonzero = values != 0
+        positions, values = positions[nonzero], values[nonzero]
+    lo = np.searchsorted(positions, first_window, side="left")
+    hi = np.searchsorted(positions, end_window, side="left")
+    numbers = [texts[k] for k in long_enough.tolist()]
     if not ordered:
-        bounds = np.searchsorted(kept_text, np.arange(count + 1), side="left")
-        return [kept_hash[bounds[i] : bounds[i + 1]] for i in range(count)]
+        for number, a, b in zip(numbers, lo.tolist(), hi.tolist(), strict=True):
+            result[number] = values[a:b]
+        return result
     # Sorted by text, then hash; a hash kept twice in one text (a repeated passage) once.
-    order = np.lexsort((kept_hash, kept_text))
-    kept_hash, kept_text = kept_hash[order], kept_text[order]
+    sizes = hi - lo
+    text_of = np.repeat(np.arange(len(numbers)), sizes)
+    taken = np.repeat(lo - np.cumsum(sizes) + sizes, sizes) + np.arange(int(sizes.sum()))
+    kept_hash = values[taken]
+    order = np.lexsort((kept_hash, text_of))
+    kept_hash, text_of = kept_hash[order], text_of[order]
     if len(kept_hash) > 1:
         fresh = np.ones(len(kept_hash), dtype=np.bool_)
-        fresh[1:] = (kept_hash[1:] != kept_hash[:-1]) | (kept_text[1:] != kept_text[:-1])
-        kept_hash, kept_text = kept_hash[fresh], kept_text[fresh]
-    bounds = np.searchsorted(kept_text, np.arange(count + 1), side="left")
-    return [kept_hash[bounds[i] : bounds[i + 1]] for i in range(count)]
+        fresh[1:] = (kept_hash[1:] != kept_hash[:-1]) | (text_of[1:] != text_of[:-1])
+        kept_hash, text_of = kept_hash[fresh], text_of[fresh]
+    cuts = np.searchsorted(text_of, np.arange(len(numbers) + 1), side="left").tolist()
+    for k, number in enumerate(numbers):
+        result[number] = kept_hash[cuts[k] : cuts[k + 1]]
+    return result
 
 
 def fingerprints_of_batch(batch: NormalizedBatch, *, ordered: bool = True) -> list[U64]:
@@ -250,6 +308,7 @@ _IMAGE_MAGIC = (
     b"II*\x00",  # TIFF
     b"MM\x00*",
 )
+_IMAGE_FIRST_BYTES = frozenset(m[:1] for m in (*_IMAGE_MAGIC, b"RIFF"))
 MAX_IMAGE_PIXELS = 64_000_000
 
 
@@ -309,9 +368,18 @@ class ContentPrints:
     text: U64
     image: int | None = None
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Tens of thousands cross from the hashing processes: the fingerprints as raw bytes
+        # pickle several times faster than as numpy arrays.
+        return (_unpickle_prints, (self.text_sha256, self.text.tobytes(), self.image))
+
+
+def _unpickle_prints(text_sha256: str | None, text: bytes, image: int | None) -> ContentPrints:
+    return ContentPrints(text_sha256, np.frombuffer(text, dtype=np.uint64), image)
+
 
 NO_PRINTS = ContentPrints(None, _EMPTY, None)
-_BATCH_BYTES = 1 << 20
+_BATCH_BYTES = 1 << 19
 
 
 def content_prints(
@@ -326,11 +394,13 @@ def content_prints(
     texts: list[bytes] = []
     text_index: list[int] = []
     result: list[ContentPrints] = [NO_PRINTS] * len(contents)
-    use_images = images and images_available()
+    use_images: bool | None = None if images else False  # looked up at the first image
     for index, content in enumerate(contents):
         if content is None:
             continue
-        if is_image(content):
+        if content[:1] in _IMAGE_FIRST_BYTES and is_image(content):
+            if use_images is None:
+                use_images = images_available()
             if use_images:
                 result[index] = ContentPrints(None, _EMPTY, image_fingerprint(content))
             continue
@@ -341,6 +411,7 @@ def content_prints(
     # Batches of about _BATCH_BYTES: big enough to amortize numpy's per-call cost, small
     # enough for the arrays to stay in the CPU caches (much faster than one huge batch).
     start = 0
+    sha256 = hashlib.sha256
     while start < len(texts):
         end, size = start, 0
         while end < len(texts) and (end == start or size + len(texts[end]) <= _BATCH_BYTES):
@@ -348,9 +419,9 @@ def content_prints(
             end += 1
         batch = normalize_batch(texts[start:end])
         prints = fingerprints_of_batch(batch, ordered=ordered)
-        for k, index in enumerate(text_index[start:end]):
-            digest = batch.sha256(k)
-            if digest is not None:
-                result[index] = ContentPrints(digest, prints[k])
+        data = memoryview(batch.data)
+        for index, span, found in zip(text_index[start:end], batch.spans, prints, strict=True):
+            if span is not None:
+                result[index] = ContentPrints(sha256(data[span[0] : span[1]]).hexdigest(), found)
         start = end
     return result

@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from provenance._unicode14 import CN_ENDS, CN_STARTS, UNICODE_VERSION
+from provenance._unicode14_stable import STABLE_RANGES
 
 __all__ = [
     "NORM_TEXT_NAME",
@@ -96,11 +97,16 @@ _NON_ASCII_WS_AFTER_NFKC = ("\x85", "\u1680", "\u2028", "\u2029")
 
 
 def _fold(data: bytes) -> bytes | None:
-    """Steps 1-4 plus mapping non-ASCII White_Space to U+0020; None if no digest is defined."""
+    """Steps 1-4 plus mapping non-ASCII White_Space to U+0020; None if no digest is defined.
+
+    ASCII input is returned as it is: it is valid UTF-8 without a BOM or an unassigned code
+    point, NFKC is the identity on it and full case folding is lower-casing there, which
+    :func:`normalize_batch` does for the whole batch at once (its translation table lowers
+    A-Z, a no-op on folded text: no code point's NFKD after NFKC and case folding holds A-Z,
+    the tests check every code point).
+    """
     if data.isascii():
-        # Valid UTF-8, no BOM, nothing unassigned; NFKC is the identity on ASCII and full
-        # case folding is lower-casing there.
-        return data.lower()
+        return data
     try:
         text = data.decode("utf-8", errors="strict")
     except UnicodeDecodeError:
@@ -116,7 +122,12 @@ def _fold(data: bytes) -> bytes | None:
     return text.encode("utf-8")
 
 
-_ASCII_WS_TO_SPACE = bytes.maketrans(b"\t\n\x0b\x0c\r", b"     ")
+# One pass of bytes.translate lowers A-Z, maps the ASCII White_Space U+0009..U+000D to U+0020
+# and deletes the bytes marked 0xFF (which never occurs in UTF-8).
+_TRANSLATE = bytes(
+    c + 32 if 0x41 <= c <= 0x5A else 0x20 if 0x09 <= c <= 0x0D else c for c in range(256)
+)
+_DROP = b"\xff"
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,44 +155,109 @@ class NormalizedBatch:
         return hashlib.sha256(memoryview(self.data)[span[0] : span[1]]).hexdigest()
 
 
+_STABLE_BITMAP: npt.NDArray[np.bool_] | None = None
+
+
+def _stable_bitmap() -> npt.NDArray[np.bool_]:
+    global _STABLE_BITMAP
+    if _STABLE_BITMAP is None:
+        bitmap = np.zeros(0x110000, dtype=np.bool_)
+        for item in STABLE_RANGES.split():
+            first, _, last = item.partition("-")
+            bitmap[int(first, 16) : int(last or first, 16) + 1] = True
+        _STABLE_BITMAP = bitmap
+    return _STABLE_BITMAP
+
+
+_BOM = "\ufeff".encode()
+
+
+def _fold_all(inputs: Sequence[bytes]) -> list[bytes | None]:
+    """:func:`_fold` of every input, with the common cases done in bulk.
+
+    ASCII text is used as it is. Other valid UTF-8 whose non-ASCII code points are all in
+    ``STABLE_RANGES`` (after one leading BOM) is too: steps 2-4 only lower-case its A-Z, which
+    the caller's translation does. Those code points are decoded from the UTF-8 of all such
+    inputs at once; the other inputs go through :func:`_fold`.
+    """
+    folded: list[bytes | None] = []
+    check: list[int] = []
+    for data in inputs:
+        if data.isascii():
+            folded.append(data)
+            continue
+        body = data[3:] if data.startswith(_BOM) else data
+        if body.isascii():
+            folded.append(body)
+            continue
+        try:
+            body.decode("utf-8", errors="strict")
+        except UnicodeDecodeError:
+            folded.append(None)
+            continue
+        check.append(len(folded))
+        folded.append(body)
+    if not check:
+        return folded
+    bodies = [folded[k] or b"" for k in check]
+    raw = np.frombuffer(b"".join([*bodies, b"\0\0\0"]), dtype=np.uint8)
+    leads = np.flatnonzero(raw >= 0xC0)  # valid UTF-8: each starts one non-ASCII code point
+    first = raw[leads].astype(np.uint32)
+    b1 = raw[leads + 1].astype(np.uint32) & 0x3F
+    b2 = raw[leads + 2].astype(np.uint32) & 0x3F
+    b3 = raw[leads + 3].astype(np.uint32) & 0x3F
+    codes = np.where(
+        first < 0xE0,
+        ((first & 0x1F) << 6) | b1,
+        np.where(
+            first < 0xF0,
+            ((first & 0x0F) << 12) | (b1 << 6) | b2,
+            ((first & 0x07) << 18) | (b1 << 12) | (b2 << 6) | b3,
+        ),
+    )
+    unstable = leads[~_stable_bitmap()[codes]]
+    if len(unstable):
+        ends = np.cumsum(np.fromiter((len(b) for b in bodies), dtype=np.intp, count=len(bodies)))
+        for k in np.unique(np.searchsorted(ends, unstable, side="right")).tolist():
+            folded[check[k]] = _fold(inputs[check[k]])
+    return folded
+
+
 def normalize_batch(inputs: Sequence[bytes]) -> NormalizedBatch:
     """Normalize several inputs at once (the same result as one by one, only faster).
 
     Returns a :class:`NormalizedBatch`. Never raises for bytes inputs.
     """
-    folded = [_fold(data) for data in inputs]
+    folded = _fold_all(inputs)
     present = [f for f in folded if f is not None]
     # A leading space and one space after every text make every text start after White_Space:
-    # its leading run is dropped and its trailing run collapses with the separator.
-    # The remaining White_Space is ASCII: U+0009..U+000D become U+0020 first.
-    joined = (b" " + b" ".join(present) + b" ").translate(_ASCII_WS_TO_SPACE)
-    marked = np.frombuffer(joined, dtype=np.uint8).copy()
-    is_ws = marked == 0x20
-    dropped = np.flatnonzero(is_ws[1:] & is_ws[:-1]) + 1
-    # 0xFF never occurs in UTF-8, so it can mark the bytes to drop for bytes.translate.
-    marked[dropped] = 0xFF
-    data = marked.tobytes().translate(None, b"\xff")
-    # Where each input text starts and ends in ``joined``.
-    lengths = np.fromiter((len(f) for f in present), dtype=np.intp, count=len(present))
-    starts = np.empty(len(present), dtype=np.intp)
-    if len(present):
-        starts[0] = 1
-        np.cumsum(lengths[:-1] + 1, out=starts[1:])
-        starts[1:] += 1
-    ends = starts + lengths
-    new_starts = starts - np.searchsorted(dropped, starts, side="left")
-    new_ends = ends - np.searchsorted(dropped, ends, side="left")
-    spans: list[tuple[int, int] | None] = []
-    k = 0
-    for item in folded:
-        if item is None:
-            spans.append(None)
-            continue
-        start, end = int(new_starts[k]), int(new_ends[k])
-        k += 1
-        if end > start and data[end - 1] == 0x20:
-            end -= 1
-        spans.append((start, end))
+    # its leading run is dropped and its trailing run collapses with the separator. All the
+    # White_Space left after _fold is ASCII: U+0009..U+000D and U+0020.
+    joined = b" ".join([b"", *present, b""])
+    raw = np.frombuffer(joined, dtype=np.uint8)
+    is_ws = raw == 0x20
+    is_ws |= (raw - np.uint8(0x09)) < np.uint8(5)  # uint8 arithmetic wraps around
+    # The White_Space bytes that follow White_Space: all but the first of every run.
+    dropped = np.flatnonzero(is_ws[1:] & is_ws[:-1])
+    dropped += 1
+    if len(dropped):
+        marked = bytearray(joined)
+        np.frombuffer(marked, dtype=np.uint8)[dropped] = 0xFF
+        data = bytes(marked).translate(_TRANSLATE, _DROP)
+    else:
+        data = joined.translate(_TRANSLATE)
+    # Where each input text starts and ends in ``joined``, then in ``data``.
+    ends = np.fromiter(map(len, present), dtype=np.intp, count=len(present))
+    ends += 1
+    np.cumsum(ends, out=ends)
+    starts = ends - np.fromiter(map(len, present), dtype=np.intp, count=len(present))
+    starts -= np.searchsorted(dropped, starts, side="left")
+    ends -= np.searchsorted(dropped, ends, side="left")
+    # A text's trailing White_Space left one U+0020 before the separator (which was dropped).
+    if len(ends):
+        ends -= (np.frombuffer(data, dtype=np.uint8)[ends - 1] == 0x20) & (ends > starts)
+    pairs = zip(starts.tolist(), ends.tolist(), strict=True)
+    spans: list[tuple[int, int] | None] = [None if item is None else next(pairs) for item in folded]
     return NormalizedBatch(data, spans)
 
 

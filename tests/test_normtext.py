@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from provenance import normtext
 from provenance._unicode14 import CN_ENDS, CN_STARTS
+from provenance._unicode14_stable import STABLE_RANGES
 from provenance.normtext import WHITE_SPACE, norm_text_sha256, norm_text_v1
 
 
@@ -97,7 +98,7 @@ def test_white_space_is_the_unicode_property() -> None:
 
 @pytest.mark.skipif(unicodedata.unidata_version != "14.0.0", reason="table is Unicode 14.0")
 def test_unassigned_table_matches_unicodedata() -> None:
-    table = set()
+    table: set[int] = set()
     for a, b in zip(CN_STARTS, CN_ENDS, strict=True):
         table.update(range(a, b + 1))
     real = {cp for cp in range(0x110000) if unicodedata.category(chr(cp)) == "Cn"}
@@ -170,3 +171,101 @@ def test_batch_equals_one_by_one(parts: list[bytes]) -> None:
         single = norm_text_v1(data)
         assert batch.text(index) == (None if single is None else single.encode("utf-8"))
         assert batch.sha256(index) == norm_text_sha256(data)
+
+
+# ----------------------------------------------------------------------------------------------
+# The bulk paths of normalize_batch: which inputs skip decoding, and the batch translation
+
+
+def _stable_ranges() -> list[tuple[int, int]]:
+    """The code points steps 2-5 leave as they are (the definition in _unicode14_stable)."""
+    later: set[int] = set()  # the composing (non-first) characters of canonical decompositions
+    for cp in range(0x110000):
+        mapping = unicodedata.decomposition(chr(cp))
+        if mapping and not mapping.startswith("<"):
+            later.update(int(part, 16) for part in mapping.split()[1:])
+    ranges: list[tuple[int, int]] = []
+    for cp in range(0x80, 0x110000):
+        ch = chr(cp)
+        if (
+            0xD800 <= cp <= 0xDFFF
+            or 0x1100 <= cp <= 0x11FF
+            or 0xAC00 <= cp <= 0xD7A3
+            or cp == 0xFEFF
+            or cp in WHITE_SPACE
+            or cp in later
+            or unicodedata.category(ch) == "Cn"
+            or unicodedata.combining(ch) != 0
+            or unicodedata.normalize("NFKC", ch) != ch
+            or ch.casefold() != ch
+        ):
+            continue
+        if ranges and ranges[-1][1] == cp - 1:
+            ranges[-1] = (ranges[-1][0], cp)
+        else:
+            ranges.append((cp, cp))
+    return ranges
+
+
+@pytest.mark.skipif(unicodedata.unidata_version != "14.0.0", reason="table is Unicode 14.0")
+def test_stable_table_matches_unicodedata() -> None:
+    shipped = []
+    for item in STABLE_RANGES.split():
+        first, _, last = item.partition("-")
+        shipped.append((int(first, 16), int(last or first, 16)))
+    assert shipped == _stable_ranges()
+
+
+def test_folding_never_leaves_ascii_capitals() -> None:
+    # normalize_batch lowers A-Z of every text, folded or not: a no-op on folded text only
+    # if no code point's case folding (after NFKC) decomposes to an ASCII capital.
+    folded: set[str] = set()
+    for cp in range(0x110000):
+        if not 0xD800 <= cp <= 0xDFFF:
+            folded.update(unicodedata.normalize("NFKC", chr(cp)).casefold())
+    capitals = set("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    assert not [ch for ch in folded if capitals & set(unicodedata.normalize("NFKD", ch))]
+
+
+def test_translation_lowers_and_maps_exactly_ascii_white_space() -> None:
+    table = normtext._TRANSLATE
+    assert {c for c in range(256) if table[c] == 0x20} == {c for c in WHITE_SPACE if c < 0x80}
+    assert all(table[c] == c + 32 for c in range(0x41, 0x5B))
+    changed = {c for c in range(256) if table[c] != c}
+    assert changed == set(range(0x41, 0x5B)) | {0x09, 0x0A, 0x0B, 0x0C, 0x0D}
+    # bytes.split() splits on the same six bytes (not on U+001C..U+001F as str.split does).
+    assert {c for c in range(256) if len(bytes([97, c, 97]).split()) == 2} == {
+        c for c in WHITE_SPACE if c < 0x80
+    }
+
+
+_STABLE_SAMPLE = ["“", "”", "’", "—", "é", "ü", "ñ", "σ", "东", "京", "か", "😀", "€", "©", "ä"]
+_UNSTABLE_SAMPLE = [
+    "É", "ß", "ς", "Σ", "\u0301", "\u0345", "ﬁ", "\u00a0", "\u0085", "\u2028", "\u3000",
+    "\ufeff", "\u212b", "\u1161", "\u11a8", "한", "…", "\u0378", "\U0001faf7", "ǅ", "İ", "\u3099",
+]  # fmt: skip
+_ASCII_BITS = ["a", "Z", "Word", "x1", " ", "  ", "\t", "\n", "\r\n", "\x0b", "\x0c", "\x1c", "."]
+
+
+@given(
+    st.lists(
+        st.lists(
+            st.sampled_from(_STABLE_SAMPLE + _ASCII_BITS) | st.sampled_from(_UNSTABLE_SAMPLE),
+            max_size=40,
+        ).map("".join),
+        min_size=1,
+        max_size=6,
+    ),
+    st.lists(st.booleans(), min_size=6, max_size=6),
+)
+@settings(max_examples=300, deadline=None)
+def test_bulk_paths_agree_with_reference(texts: list[str], boms: list[bool]) -> None:
+    # Mostly texts of ASCII and stable code points (bulk path), some with one code point that
+    # needs the general path, some with a leading BOM (or two), in one batch.
+    inputs = [("\ufeff" if bom else "") + text for text, bom in zip(texts, boms, strict=False)]
+    batch = normtext.normalize_batch([text.encode("utf-8") for text in inputs])
+    for index, text in enumerate(inputs):
+        expected = normtext.reference_normalize(text)
+        got = batch.text(index)
+        assert (None if got is None else got.decode("utf-8")) == expected
+        assert norm_text_v1(text.encode("utf-8")) == expected
