@@ -722,15 +722,15 @@ def _hash_task(
                 contents[len(results)] = parts[0] if len(parts) == 1 else b"".join(parts)
             append(FileDigest(digest.hexdigest(), read))
     if fingerprint:
-        from provenance.fingerprints import NO_PRINTS, content_prints
+        from provenance.fingerprints import content_prints
 
-        order = list(contents)
-        found = dict(
-            zip(order, content_prints([contents[k] for k in order], ordered=False), strict=True)
-        )
-        for k, result in enumerate(results):
-            if isinstance(result, FileDigest) and result.error is None:
-                results[k] = result._replace(prints=found.get(k, NO_PRINTS))
+        # Files whose content was not kept keep prints=None (no textSha256, no fingerprints).
+        # A new tuple, not _replace: several times cheaper per file.
+        prints = content_prints(list(contents.values()), ordered=False)
+        for k, found in zip(contents, prints, strict=True):
+            kept = results[k]
+            assert isinstance(kept, FileDigest)
+            results[k] = FileDigest(kept.sha256, kept.size, None, found)
     return results
 
 
