@@ -873,6 +873,115 @@ def test_match_urls_on_the_evasion_spellings() -> None:
         assert ([tuple(sorted(r)) for r in refs[:-1]], set(bad)) == _single(index, urls)
 
 
+DEEP = ListIndex(
+    [
+        FakeList(
+            "one",
+            1,
+            [
+                Entry("domain", d)
+                for d in ["a.com", "b.a.com", "c.b.a.com", "x.co.uk", "d.1.2.3.4.example", "q.org"]
+            ]
+            + [Entry("domain", "10.0.0.1"), Entry("url-prefix", "b.a.com/p")],
+        ),
+        FakeList("two", 1, [Entry("domain", d) for d in ["a.com", "www.q.org", "uk"]]),
+    ]
+)
+_LABELS = ["a", "b", "c", "com", "co", "uk", "x", "www", "q", "org", "xn--p1ai", "1", "A", "-"]
+
+
+def _exact(index: ListIndex, urls: Sequence[str | None]) -> tuple[list[tuple[int, ...]], set[int]]:
+    """match_url one URL at a time, keeping the order of the entry numbers."""
+    refs: list[tuple[int, ...]] = []
+    bad: set[int] = set()
+    for number, url in enumerate(urls):
+        try:
+            refs.append(() if url is None else index.match_url(url))
+        except InvalidURLError:
+            refs.append(())
+            bad.add(number)
+    return refs, bad
+
+
+_DEEP_URLS = st.lists(
+    st.none()
+    | st.builds(
+        lambda scheme, labels, dot, rest: scheme + ".".join(labels) + dot + rest,
+        st.sampled_from(["http://", "https://", "HTTP://", ""]),
+        st.lists(st.sampled_from(_LABELS), max_size=8),
+        st.sampled_from(["", ".", ".."]),
+        st.sampled_from(["", "/", "/p/x", "?q", "#f", ":8080/", "\\@a.com/"]),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_DEEP_URLS)
+def test_match_urls_equals_match_url_in_order(urls: list[str | None]) -> None:
+    for index in (DEEP, *_BATCH_INDEXES):
+        refs, bad = index.match_urls(urls)
+        assert (refs, set(bad)) == _exact(index, urls)
+
+
+@settings(max_examples=100, deadline=None)
+@given(_DEEP_URLS)
+def test_match_urls_verifies_every_candidate_exactly(urls: list[str | None]) -> None:
+    # A filter that lets every suffix through (as hash collisions would) changes nothing: each
+    # candidate is looked up exactly. Small steps check that results land at the right place.
+    index = ListIndex(DEEP.lists)
+    index._suffixes._bitmap[:] = 0xFF
+    step = match._URLS_PER_STEP
+    try:
+        match._URLS_PER_STEP = 3
+        refs, bad = index.match_urls(urls)
+    finally:
+        match._URLS_PER_STEP = step
+    assert (refs, set(bad)) == _exact(index, urls)
+
+
+def test_match_urls_long_hosts_and_many_urls() -> None:
+    long_host = "a" * 250 + ".a.com"
+    urls = [f"http://{long_host}/", f"http://{'b' * 300}.com/", "http://x.co.uk/"] * 3000
+    refs, bad = DEEP.match_urls(urls)
+    assert (refs, set(bad)) == _exact(DEEP, urls)
+    assert refs[0] == DEEP.match_url(f"http://{long_host}/") != ()
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    st.sampled_from(["http://", "https://", "HTTP://", "http:/", "http:\\\\", "ftp://", ""]),
+    st.text(alphabet=_URL_ALPHABET, min_size=0, max_size=30),
+)
+def test_batch_host_pattern_equals_the_parser(scheme: str, rest: str) -> None:
+    url = scheme + rest
+    found = match._FAST_URL_HOST.match(url)
+    assert found is not None  # it always matches; group 1 is the host or None
+    if found[1] is not None:
+        assert parse_url(url).host == found[1]
+        assert fast_host(url) == found[1]  # a subset of the single-URL fast path
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(alphabet="ab.-z09", min_size=1, max_size=12), min_size=1, max_size=8))
+def test_suffix_hashes_equal_a_reference(hosts: list[str]) -> None:
+    data = np.frombuffer(("\n".join(hosts) + "\n").encode(), dtype=np.uint8)
+    starts, ends = [], []
+    position = 0
+    for host in hosts:
+        for offset in range(len(host)):
+            starts.append(position + offset)
+            ends.append(position + len(host))
+        position += len(host) + 1
+    got = match._range_hashes(data, np.array(starts), np.array(ends))
+    text = data.tobytes()
+    for start, end, value in zip(starts, ends, got.tolist(), strict=True):
+        want = 0
+        for byte in text[start:end]:
+            want = (want * match._HASH_BASE + byte + 1) % (1 << 64)
+        assert value == want
+
+
 def test_invalid_digest_entry_names_list_and_entry() -> None:
     with pytest.raises(FormatError, match=r"list test v1: entry 3: 'ABC"):
         index_of(("sha256", "a" * 64), ("domain", "ok.com"), ("sha256", "ABC" + "a" * 61))
