@@ -48,7 +48,13 @@ from provenance import _json
 from provenance._files import atomic_writer
 from provenance.errors import FormatError, InputError, LocalIOError
 from provenance.fingerprints import IMAGE_METHOD, NGRAM, TEXT_METHOD, WINDOW, ContentPrints
-from provenance.manifest import ManifestEntry, decode_entry, entry_bytes, iter_manifest
+from provenance.manifest import (
+    ManifestEntry,
+    decode_entry,
+    entry_bytes,
+    entry_lines,
+    iter_manifest,
+)
 from provenance.normtext import NORM_TEXT_NAME
 
 __all__ = [
@@ -208,9 +214,9 @@ def write_sidecar_for(
         LocalIOError: the file cannot be written (nothing is left behind).
     """
     count = len(entries)
-    lengths = np.fromiter(map(len, map(entry_bytes, entries)), np.uint64, count)
+    lines = np.frombuffer(entry_lines(entries), dtype=np.uint8)
     offsets = np.zeros(count + 1, dtype=np.uint64)
-    np.cumsum(lengths + np.uint64(1), out=offsets[1:])
+    offsets[1:] = np.flatnonzero(lines == 0x0A) + 1  # JSON strings escape newlines
     text_numbers = [number for number, e in enumerate(entries) if e.textSha256]
     text_prefix = _prefixes([entries[number].textSha256 or "" for number in text_numbers])
     # Stable: entries of equal prefixes stay in entry order.

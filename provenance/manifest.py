@@ -113,6 +113,11 @@ def entry_bytes(entry: ManifestEntry) -> bytes:
     return _encoder.encode(entry)
 
 
+def entry_lines(entries: Iterable[ManifestEntry]) -> bytes:
+    """Return the manifest lines of ``entries``, each ending with a newline (at C speed)."""
+    return _encoder.encode_lines(entries)
+
+
 def decode_entry(line: bytes, *, what: str) -> ManifestEntry:
     """Decode and check one manifest line (without its newline).
 
