@@ -1051,26 +1051,11 @@ class ListIndex:
         count = len(urls)
         results: list[tuple[int, ...]] = [_NO_REFS] * count
         problems: dict[int, str] = {}
-        texts = cast("Sequence[str]", urls)
-        if None in urls:
-            texts = ["" if url is None else url for url in urls]  # "" takes the slow path
-        # Plain http(s)://host/ URLs: the host, found by a regular expression in C.
-        matches = cast("Iterable[re.Match[str]]", map(_FAST_URL_HOST.match, texts))
-        hosts: list[str | None] = list(map(_GROUP_1, matches))
-        slow = _take_slow(hosts, _is_none) if None in hosts else []
-        rules = self._url_rules
-        if rules and not rules.keys().isdisjoint(hosts):
-            slow += _take_slow(hosts, rules.__contains__)
-        plain = cast("list[str]", hosts)  # "" where the URL is slow
-        if self._domains:
-            for start in range(0, count, _URLS_PER_STEP):
-                chunk = plain[start : start + _URLS_PER_STEP]
-                slow += self._match_plain_hosts(chunk, start, results)
-        else:
-            # No domain entries: a plain host matches nothing, but one that needs the parser
-            # may still be unevaluable.
-            slow += _take_slow(plain, _needs_parser)
-        for number in sorted(slow):
+        slow: list[int] = []
+        for first in range(0, count, _URLS_PER_STEP):
+            chunk = urls[first : first + _URLS_PER_STEP]
+            slow += [first + n for n in self._match_plain_urls(chunk, first, results)]
+        for number in slow:
             url = urls[number]
             if url is None:
                 continue
@@ -1080,16 +1065,44 @@ class ListIndex:
                 problems[number] = str(exc)
         return results, problems
 
+    def _match_plain_urls(
+        self, urls: Sequence[str | None], first: int, results: list[tuple[int, ...]]
+    ) -> list[int]:
+        """Match the plain ``http(s)://host/`` URLs of ``urls`` into ``results[first:]``.
+
+        Returns:
+            The positions (in ``urls``, ascending) of the URLs that need :meth:`match_url`.
+        """
+        texts = cast("Sequence[str]", urls)
+        if None in urls:
+            texts = ["" if url is None else url for url in urls]  # "" takes the slow path
+        # The host of a plain URL, found by a regular expression in C, else None.
+        matches = cast("Iterable[re.Match[str]]", map(_FAST_URL_HOST.match, texts))
+        hosts: list[str | None] = list(map(_GROUP_1, matches))
+        slow = _take_slow(hosts, _is_none) if None in hosts else []
+        rules = self._url_rules
+        if rules and not rules.keys().isdisjoint(hosts):
+            slow += _take_slow(hosts, rules.__contains__)
+        plain = cast("list[str]", hosts)  # "" where the URL is slow
+        if self._domains:
+            slow += self._match_plain_hosts(plain, first, results)
+        else:
+            # No domain entries: a plain host matches nothing, but one that needs the parser
+            # may still be unevaluable.
+            slow += _take_slow(plain, _needs_parser)
+        return sorted(slow)
+
     def _match_plain_hosts(
         self, hosts: list[str], first: int, results: list[tuple[int, ...]]
     ) -> list[int]:
         """Set ``results[first + i]`` to the domain entries plain host ``hosts[i]`` is under.
 
         Hosts that need the parser (``xn--`` labels, or longer than any listed domain can be)
-        are replaced by ``""`` and their positions returned. Every suffix of a host on a label
-        boundary whose label count is within the listed domains' is hashed (vectorized, see
-        :class:`_SuffixFilter`); only those whose hash is in the listed domains' filter are
-        looked up, in order, so the answers are exactly those of :meth:`_domain_refs`.
+        are replaced by ``""`` and their positions (in ``hosts``) returned. Every suffix of a
+        host on a label boundary whose label count is within the listed domains' is hashed
+        (vectorized, see :class:`_SuffixFilter`); only those whose hash is in the listed
+        domains' filter are looked up, in order, so the answers are exactly those of
+        :meth:`_domain_refs`.
         """
         slow: list[int] = []
         text = "\n".join(hosts)
@@ -1103,7 +1116,7 @@ class ListIndex:
             refs = domains.get(host[offset:] if offset else host)
             if refs is not None:
                 results[first + number] += refs
-        return [first + number for number in slow]
+        return slow
 
     def _domain_refs(self, host: str) -> tuple[int, ...]:
         listed, domains = self._domain_set, self._domains
