@@ -785,6 +785,12 @@ def test_digest_entries_mixed_with_others_and_across_lists() -> None:
     ] == [digests[1].hex()] * 2
     with pytest.raises(FormatError, match="is not a SHA-256"):
         index.match_digests(["00" * 31 + "GG"])
+    # One list holding digests among other entries; one holding only digests.
+    for only in (ListIndex([FakeList("a", 1, first)]), ListIndex([FakeList("b", 1, second)])):
+        for n, entry in enumerate(only.lists[0].entries):
+            if entry.type in ("sha256", "text-sha256"):
+                found = only.match_digests([entry.value], text=entry.type == "text-sha256")
+                assert found == [(n,)]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1221,7 +1221,7 @@ def _digest_index(
     """Index the decoded digests of every list (``refs[i]`` numbers the rows of ``rows[i]``)."""
     if not rows:
         return None
-    if len(rows) == 1 and refs[0] == range(len(rows[0])):
+    if len(rows) == 1 and isinstance(refs[0], range) and refs[0] == range(len(rows[0])):
         return DigestIndex(rows[0])  # each row reports its own number: no array of numbers
     numbers = [
         np.arange(r.start, r.stop, dtype=np.int64) if isinstance(r, range) else r for r in refs
