@@ -393,6 +393,8 @@ def content_prints(
     """
     texts: list[bytes] = []
     text_index: list[int] = []
+    other_texts: list[bytes] = []
+    other_index: list[int] = []
     result: list[ContentPrints] = [NO_PRINTS] * len(contents)
     use_images: bool | None = None if images else False  # looked up at the first image
     for index, content in enumerate(contents):
@@ -406,8 +408,16 @@ def content_prints(
             continue
         if b"\x00" in content:
             continue
-        texts.append(content)
-        text_index.append(index)
+        if content.isascii():
+            texts.append(content)
+            text_index.append(index)
+        else:
+            other_texts.append(content)
+            other_index.append(index)
+    # ASCII texts first, in batches of their own: those skip the non-ASCII steps of
+    # normalizing and tokenizing (the batches a text is in do not change its fingerprints).
+    texts += other_texts
+    text_index += other_index
     # Batches of about _BATCH_BYTES: big enough to amortize numpy's per-call cost, small
     # enough for the arrays to stay in the CPU caches (much faster than one huge batch).
     start = 0
