@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import os
 import re
 import sys
@@ -148,22 +149,162 @@ def iter_records(path: Path, fmt: RecordFormat | None = None) -> Iterator[Record
         yield from _iter_parquet(path)
 
 
+# JSON Lines are read in blocks of whole lines. A block whose lines are all flat objects is
+# decoded in bulk by _json.loads_flat_objects, which answers only when _json.loads would give the
+# same dicts; any other block is read line by line exactly as before (which also finds and names
+# a bad line). Either way each record is yielded before the next line is judged.
+_READ_BLOCK = 1 << 20
+_FIELDS = (
+    "number", "id", "url", "text", "path", "sha256", "source", "license", "rights_holder",
+    "size", "raw",
+)  # fmt: skip
+
+
 def _iter_jsonl(path: Path) -> Iterator[Record]:
     with _open(path) as handle:
         try:
-            for number, line in enumerate(handle, start=1):
-                where = f"{path}:{number}"
-                if len(line) > MAX_RECORD_BYTES:
-                    raise FormatError(f"{where}: record larger than {MAX_RECORD_BYTES} bytes")
-                stripped = line.rstrip(b"\r\n")
-                if not stripped.strip():
+            number = 0
+            for block in _line_blocks(handle):
+                lines = block.split(b"\n")
+                ended = not lines[-1]  # the block ends with a newline: no line after it
+                if ended:
+                    lines.pop()
+                rows = None
+                if len(block) <= MAX_RECORD_BYTES:  # then no line is longer
+                    if b"\r" in block:
+                        lines = list(map(bytes.rstrip, lines, itertools.repeat(b"\r\n")))
+                    rows = _json.loads_flat_objects(lines)
+                if rows is None:
+                    yield from _jsonl_lines(lines, number, path, ended)
+                else:
+                    for row, line in zip(rows, lines, strict=True):
+                        number += 1
+                        yield _flat_record(row, number, line) or _to_record(
+                            row, number, f"{path}:{number}", line
+                        )
                     continue
-                row = _json.loads(stripped, what=where)
-                if not isinstance(row, dict):
-                    raise FormatError(f"{where}: each line must be a JSON object")
-                yield _to_record(row, number, where, stripped)
+                number += len(lines)
         except OSError as exc:
             raise LocalIOError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def _jsonl_lines(lines: list[bytes], number: int, path: Path, ended: bool) -> Iterator[Record]:
+    """Read ``lines`` (numbered after ``number``) one at a time; the last one ended with a
+    newline if ``ended``."""
+    last = len(lines) - 1
+    for position, line in enumerate(lines):
+        number += 1
+        where = f"{path}:{number}"
+        if len(line) + (position < last or ended) > MAX_RECORD_BYTES:
+            raise FormatError(f"{where}: record larger than {MAX_RECORD_BYTES} bytes")
+        stripped = line.rstrip(b"\r\n")
+        if not stripped.strip():
+            continue
+        row = _json.loads(stripped, what=where)
+        if not isinstance(row, dict):
+            raise FormatError(f"{where}: each line must be a JSON object")
+        yield _to_record(row, number, where, stripped)
+
+
+def _line_blocks(handle: io.BufferedReader) -> Iterator[bytes]:
+    """Yield the file in blocks of whole lines (the last block may lack its final newline).
+
+    A line growing past MAX_RECORD_BYTES is yielded as it is so far (without a newline) and
+    reading stops: the caller refuses it without the file's memory ever holding more of it.
+    """
+    pieces: list[bytes] = []
+    pending = 0
+    while True:
+        data = handle.read(_READ_BLOCK)
+        if not data:
+            if pieces:
+                yield b"".join(pieces)
+            return
+        cut = data.rfind(b"\n") + 1
+        if not cut:
+            pieces.append(data)
+            pending += len(data)
+            if pending > MAX_RECORD_BYTES:
+                yield b"".join(pieces)
+                return
+            continue
+        if pieces:
+            pieces.append(data[:cut])
+            yield b"".join(pieces)
+        else:
+            yield data if cut == len(data) else data[:cut]
+        pieces = [data[cut:]] if cut < len(data) else []
+        pending = len(data) - cut
+
+
+_NEW_RECORD = object.__new__
+(
+    _SET_NUMBER, _SET_ID, _SET_URL, _SET_TEXT, _SET_PATH, _SET_SHA256, _SET_SOURCE,
+    _SET_LICENSE, _SET_RIGHTS_HOLDER, _SET_SIZE, _SET_RAW,
+) = (getattr(Record, name).__set__ for name in _FIELDS)  # fmt: skip
+
+
+def _flat_record(row: dict[str, Any], number: int, raw: bytes) -> Record | None:
+    """The Record :func:`_to_record` makes of a JSON Lines row in the usual case, or None for
+    anything unusual, which :func:`_to_record` then judges (and names what is wrong).
+
+    The Record's slots are set directly: the frozen dataclass's ``__init__`` would cost more
+    than everything else done per record while reading.
+    """
+    get = row.get
+    record_id, text, url, path = get("id"), get("text"), get("url"), get("path")
+    digest, source, license_, holder = get("sha256"), get("source"), get("license"), None
+    if type(record_id) is not str or not record_id:
+        return None
+    if text is not None and type(text) is not str:
+        return None
+    # The optional strings: absent, null or "" is None; anything but a string is an error.
+    if url is not None:
+        if type(url) is not str:
+            return None
+        url = url or None
+    if path is not None:
+        if type(path) is not str:
+            return None
+        path = path or None
+    if digest is not None:
+        if type(digest) is not str:
+            return None
+        digest = digest or None
+    if source is not None:
+        if type(source) is not str:
+            return None
+        source = source or None
+    if license_ is not None:
+        if type(license_) is not str:
+            return None
+        license_ = license_ or None
+    if "rightsHolder" in row:
+        holder = row["rightsHolder"]
+        if holder is not None:
+            if type(holder) is not str:
+                return None
+            holder = holder or None
+    if (text is not None) + (path is not None) + (digest is not None) != 1:
+        return None
+    if digest is not None and not _HEX64.fullmatch(digest):
+        return None
+    size = get("size")
+    if size is not None and (type(size) is not int or size < 0):
+        return None
+    record = _NEW_RECORD(Record)
+    _SET_NUMBER(record, number)
+    _SET_ID(record, record_id)
+    _SET_URL(record, url)
+    _SET_TEXT(record, text)
+    _SET_PATH(record, path)
+    _SET_SHA256(record, digest)
+    _SET_SOURCE(record, source)
+    _SET_LICENSE(record, license_)
+    _SET_RIGHTS_HOLDER(record, holder)
+    _SET_SIZE(record, size)
+    _SET_RAW(record, raw)
+    return record
 
 
 def _iter_csv(path: Path) -> Iterator[Record]:
