@@ -24,16 +24,18 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import itertools
+import operator
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from provenance import _json, schema
 from provenance._files import atomic_writer
 from provenance.errors import FormatError, InputError, LocalIOError, UnsafePathError
 from provenance.lists.cache import CachedList
-from provenance.lists.match import ListIndex, RecordMatch
+from provenance.lists.match import NO_MATCH, ListIndex, RecordMatch
 from provenance.normtext import normalize_batch
 from provenance.records import Record, RecordFormat, detect_format, iter_records, safe_join
 from provenance.trust import format_time
@@ -97,6 +99,23 @@ class Tally:
         self.kept += 1
         return True
 
+    def add_many(self, ids: Sequence[str], results: Sequence[RecordMatch]) -> list[int]:
+        """Count a batch as :meth:`add` counts each record; return the positions not kept."""
+        # Nearly every record is clean (the one NO_MATCH object): find the others in C.
+        others = itertools.compress(
+            range(len(results)), map(operator.is_not, results, itertools.repeat(NO_MATCH))
+        )
+        examined = 0
+        dropped = []
+        for number in others:
+            examined += 1
+            if not self.add(ids[number], results[number]):
+                dropped.append(number)
+        clean = len(results) - examined
+        self.input += clean
+        self.kept += clean
+        return dropped
+
 
 def build_report(tally: Tally, cached: Sequence[CachedList], *, at: dt.datetime) -> dict[str, Any]:
     """Return the filter report document (schema ``filter-report.v1``).
@@ -135,18 +154,6 @@ def build_report(tally: Tally, cached: Sequence[CachedList], *, at: dt.datetime)
 # Reading and matching batches
 
 
-@dataclass(frozen=True, slots=True)
-class _Item:
-    """One record (or file) to match and write."""
-
-    id: str
-    url: str | None
-    content: bytes | None
-    text: bytes | None
-    """The ``norm-text-v1`` digest (32 bytes), when the lists need it and it is defined."""
-    record: Record | None
-
-
 def _batches(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
     batch = []
     for item in items:
@@ -173,34 +180,54 @@ def _text_digests(texts: Sequence[bytes | None]) -> list[bytes | None]:
     return result
 
 
-def _record_items(records: list[Record], base: Path, index: ListIndex, where: str) -> list[_Item]:
+def _record_digests(
+    records: list[Record], base: Path, index: ListIndex, where: str
+) -> tuple[list[bytes | None], list[bytes | None]]:
+    """Return the content and ``norm-text-v1`` digests the lists need, per record."""
     need_content = index.has_content_entries
     need_text = index.has_text_entries
+    count = len(records)
+    if not (need_content or need_text):
+        return [None] * count, [None] * count
+    texts = list(map(_TEXT, records))
+    if need_content and not need_text and None not in texts:
+        # Only texts, only their SHA-256: a pass in C (a lone surrogate is named below).
+        try:
+            encoded = list(map(str.encode, cast("list[str]", texts)))
+        except UnicodeEncodeError:
+            pass
+        else:
+            return list(map(_DIGEST, map(hashlib.sha256, encoded))), [None] * count
     contents: list[bytes | None] = []
     raw_texts: list[bytes | None] = []
     for record in records:
         content: bytes | None = None
         text: bytes | None = None
         if record.text is not None:
-            if need_content or need_text:
-                try:
-                    data = record.text.encode("utf-8")
-                except UnicodeEncodeError:
-                    raise FormatError(
-                        f"{where}: record {record.id!r}: text holds a lone surrogate"
-                    ) from None
-                content = hashlib.sha256(data).digest() if need_content else None
-                text = data if need_text else None
+            try:
+                data = record.text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise FormatError(
+                    f"{where}: record {record.id!r}: text holds a lone surrogate"
+                ) from None
+            content = hashlib.sha256(data).digest() if need_content else None
+            text = data if need_text else None
         elif record.path is not None:
-            if need_content or need_text:
-                target = safe_join(base, record.path, what=f"{where}: record {record.id!r}")
-                content, text = _read_file(Path(target), need_text, f"record {record.id!r}")
+            target = safe_join(base, record.path, what=f"{where}: record {record.id!r}")
+            content, text = _read_file(Path(target), need_text, f"record {record.id!r}")
         elif record.sha256 is not None and need_content:
             content = bytes.fromhex(record.sha256)
         contents.append(content)
         raw_texts.append(text)
-    texts = _text_digests(raw_texts) if need_text else [None] * len(records)
-    return [_Item(r.id, r.url, c, t, r) for r, c, t in zip(records, contents, texts, strict=True)]
+    if not need_content:
+        contents = [None] * count
+    return contents, _text_digests(raw_texts) if need_text else [None] * count
+
+
+_TEXT = operator.attrgetter("text")
+_URL = operator.attrgetter("url")
+_ID = operator.attrgetter("id")
+_DIGEST = operator.methodcaller("digest")
 
 
 def _read_file(path: Path, need_text: bool, what: str) -> tuple[bytes, bytes | None]:
@@ -224,12 +251,6 @@ def _read_file(path: Path, need_text: bool, what: str) -> tuple[bytes, bytes | N
     return bytes.fromhex(result.sha256), None
 
 
-def _match(index: ListIndex, items: list[_Item]) -> list[RecordMatch]:
-    return index.match_records(
-        [i.url for i in items], [i.content for i in items], [i.text for i in items]
-    )
-
-
 # ----------------------------------------------------------------------------------------------
 # Writers (one per input format)
 
@@ -237,6 +258,10 @@ def _match(index: ListIndex, items: list[_Item]) -> list[RecordMatch]:
 class _Writer:
     def write(self, record: Record) -> None:
         raise NotImplementedError
+
+    def write_many(self, records: list[Record]) -> None:
+        for record in records:
+            self.write(record)
 
     def close(self) -> None:
         """Flush what is buffered (the atomic writer then syncs and moves the file)."""
@@ -249,6 +274,14 @@ class _JsonlWriter(_Writer):
     def write(self, record: Record) -> None:
         self._handle.write(record.raw)
         self._handle.write(b"\n")
+
+    def write_many(self, records: list[Record]) -> None:
+        if records:
+            self._handle.write(b"\n".join(map(_RAW, records)))
+            self._handle.write(b"\n")
+
+
+_RAW = operator.attrgetter("raw")
 
 
 class _CsvWriter(_Writer):
@@ -388,13 +421,17 @@ def _filter_records(
             else None
         )
         for batch in _batches(iter_records(path, fmt), BATCH_SIZE):
-            items = _record_items(batch, path.parent, index, str(path))
-            for item, result in zip(items, _match(index, items), strict=True):
-                assert item.record is not None
-                if tally.add(item.id, result):
-                    kept.write(item.record)
-                elif removed is not None:
-                    removed.write(item.record)
+            contents, texts = _record_digests(batch, path.parent, index, str(path))
+            results = index.match_records(list(map(_URL, batch)), contents, texts)
+            dropped = tally.add_many(list(map(_ID, batch)), results)
+            # Outputs in input order: the kept records are the runs between the dropped ones.
+            previous = 0
+            for number in dropped:
+                kept.write_many(batch[previous:number])
+                previous = number + 1
+            kept.write_many(batch[previous:])
+            if removed is not None:
+                removed.write_many([batch[number] for number in dropped])
             if progress:
                 progress(len(batch))
         kept.close()

@@ -1148,14 +1148,25 @@ class ListIndex:
         Raises:
             FormatError: a hex digest is not 64 lower-case hex digits.
         """
-        index = self._text if text else self._content
         results: list[tuple[int, ...]] = [_NO_REFS] * len(digests)
-        if index is None:
-            return results
-        present = [number for number, d in enumerate(digests) if d is not None]
-        if not present:
-            return results
-        values = digests if len(present) == len(digests) else [digests[n] for n in present]
+        for number, refs in self._digest_hits(digests, text=text).items():
+            results[number] = refs
+        return results
+
+    def _digest_hits(
+        self, digests: Sequence[Digest | None], *, text: bool
+    ) -> dict[int, tuple[int, ...]]:
+        """The entries equal to each digest that equals any, by the digest's position."""
+        index = self._text if text else self._content
+        if index is None or not digests:
+            return {}
+        present: Sequence[int] = range(len(digests))
+        values = digests
+        if None in digests:
+            present = [number for number, d in enumerate(digests) if d is not None]
+            if not present:
+                return {}
+            values = [digests[n] for n in present]
         # One kind per call: joining raises TypeError on a mix.
         queries = (
             hex_digest_rows(cast("Sequence[str]", values))
@@ -1163,12 +1174,11 @@ class ListIndex:
             else digests_array(cast("Sequence[bytes]", values))
         )
         query_numbers, refs = index.lookup(queries)
-        grouped: dict[int, list[int]] = {}
+        grouped: dict[int, tuple[int, ...]] = {}
         for query_number, ref in zip(query_numbers.tolist(), refs.tolist(), strict=True):
-            grouped.setdefault(present[query_number], []).append(ref)
-        for number, found in grouped.items():
-            results[number] = tuple(found)
-        return results
+            number = present[query_number]
+            grouped[number] = (*grouped.get(number, ()), ref)
+        return grouped
 
     def match_records(
         self,
@@ -1181,27 +1191,30 @@ class ListIndex:
         Digests are 32 bytes or 64 lower-case hex digits (one kind per sequence); ``None``
         means the record has no such value. A URL that cannot be evaluated while URL
         entries are indexed gives a :class:`RecordMatch` with ``unevaluable`` set (digest
-        matches are still reported).
+        matches are still reported). A record nothing matches gets :data:`NO_MATCH` itself.
         """
-        content_refs = self.match_digests(contents)
-        text_refs = self.match_digests(texts, text=True)
+        count = len(urls)
+        content = self._digest_hits(contents, text=False)
+        normalized = self._digest_hits(texts, text=True)
+        url_refs: list[tuple[int, ...]] | None = None
+        problems: dict[int, str] = {}
+        url_hits: Iterable[int] = ()
         if self.has_url_entries:
             url_refs, problems = self.match_urls(urls)
-        else:
-            url_refs, problems = [_NO_REFS] * len(urls), {}
-        results = []
-        for number, refs in enumerate(url_refs):
-            refs = content_refs[number] + text_refs[number] + refs
-            problem = problems.get(number)
-            if refs:
-                hits = tuple(self.hit(ref) for ref in sorted(set(refs)))
-                results.append(RecordMatch(hits, problem))
-            else:
-                results.append(RecordMatch((), problem) if problem else _NO_MATCH)
+            url_hits = itertools.compress(range(count), url_refs)  # the non-empty ones
+        results = [_NO_MATCH] * count
+        for number in sorted({*url_hits, *content, *normalized, *problems}):
+            refs = content.get(number, _NO_REFS) + normalized.get(number, _NO_REFS)
+            if url_refs is not None:
+                refs += url_refs[number]
+            hits = tuple(self.hit(ref) for ref in sorted(set(refs)))
+            results[number] = RecordMatch(hits, problems.get(number))
         return results
 
 
 _NO_MATCH = RecordMatch(())
+NO_MATCH = _NO_MATCH
+"""What :meth:`ListIndex.match_records` gives every record nothing matches (one object)."""
 
 
 def _first_bad_hex(values: list[str], *, start: int) -> int:
