@@ -128,52 +128,66 @@ def loads(data: bytes, *, what: str) -> Any:
 
 
 # Many small objects at C speed (JSON Lines records). A line is accepted here only when loads()
-# provably gives the same dict, by these steps:
-# - msgspec decodes it into dict[str, str | int | bool | None] with |int| <= 2**53 - 1: that
-#   refuses all that loads() refuses (malformed JSON, bad UTF-8, lone surrogates, NaN and
-#   Infinity, a byte-order mark) and leaves out floats and nesting (so no long number literal,
-#   no overflow, no depth to check), which loads() handles;
-# - duplicate keys, which msgspec collapses silently, are counted: every key-value pair holds
+# provably gives the same dict:
+# - msgspec decodes it (into dict[str, str | int | bool | None] with |int| <= 2**53 - 1 when
+#   the records are flat, else into any JSON value). msgspec refuses all that loads() refuses
+#   but for what is checked next: malformed JSON, bad UTF-8, lone surrogates, NaN, Infinity,
+#   numbers that overflow a double, a byte-order mark. It parses numbers to the same values
+#   (correctly rounded doubles, exact integers).
+# - Integers beyond +-(2**53 - 1), nesting deeper than MAX_DEPTH, and number literals longer
+#   than _MAX_NUMBER_CHARS (only possible where a run of that many characters of
+#   [-+.0-9eE] appears in the line) are left to loads().
+# - Duplicate keys, which msgspec collapses silently, are counted: every key-value pair holds
 #   exactly one ':' outside strings, so the ':' bytes of the lines equal the keys decoded plus
-#   the ':' characters inside the decoded keys and strings, unless a key was repeated (it then
-#   holds more pairs than keys). No escape but \u003a / \u003A decodes to ':' (lines holding
-#   "\u003" are left to loads()), and ':' is one byte in UTF-8 that no other character's
-#   encoding contains.
-_FLAT_DECODER: Any = None
+#   the ':' characters inside the decoded keys and strings, unless a key was repeated (its
+#   object then holds more pairs than keys). No escape but \u003a / \u003A decodes to ':'
+#   (lines holding "\u003" are left to loads()), and ':' is one byte in UTF-8 that no other
+#   character's encoding contains.
+_DECODERS: list[Any] = []
+_LONG_NUMBER = re.compile(rb"[-+.0-9eE]{%d}" % (_MAX_NUMBER_CHARS + 1))
+_LARGEST_DOUBLES = (1.7976931348623157e308, -1.7976931348623157e308)
 
 
-def _flat_decoder() -> Any:
-    global _FLAT_DECODER
-    if _FLAT_DECODER is None:
+def _decoders() -> list[Any]:
+    if not _DECODERS:
         from typing import Annotated
 
         import msgspec
 
         safe_int = Annotated[int, msgspec.Meta(ge=-MAX_SAFE_INT, le=MAX_SAFE_INT)]
         flat = dict[str, str | safe_int | bool | None]
-        _FLAT_DECODER = msgspec.json.Decoder(flat)
-    return _FLAT_DECODER
+        _DECODERS.extend([msgspec.json.Decoder(flat), msgspec.json.Decoder()])
+    return _DECODERS
 
 
-def loads_flat_objects(lines: Sequence[bytes]) -> list[dict[str, Any]] | None:
-    """Parse many lines that each hold one flat JSON object, exactly as :func:`loads` would.
+class _DeclinedError(Exception):
+    """The bulk path cannot vouch for a value: loads() must judge it."""
 
-    Flat: every value is a string, an integer, ``true``, ``false`` or ``null``. Nothing is
-    accepted that :func:`loads` refuses (see the comment above for why).
+
+def loads_objects(lines: Sequence[bytes]) -> list[dict[str, Any]] | None:
+    """Parse many lines that each hold one JSON object, exactly as :func:`loads` would.
+
+    Nothing is accepted that :func:`loads` refuses (see the comment above for why).
 
     Returns:
         ``[loads(line) for line in lines]`` (same keys in the same order, same values), or
-        ``None`` when that cannot be shown cheaply for every line: one is not a flat object,
-        is malformed, repeats a key, or holds ``\\u003``. Callers then parse the lines one by
-        one with :func:`loads`, which names what is wrong or accepts what was left to it.
+        ``None`` when that cannot be shown cheaply for every line: one is not an object, is
+        malformed, repeats a key, nests too deeply, holds an integer beyond +-(2**53 - 1),
+        a long run of number characters or ``\\u003``. Callers then parse the lines one
+        by one with :func:`loads`, which names what is wrong or accepts what was left to it.
     """
-    decode = _flat_decoder().decode
-    try:
-        objects: list[dict[str, Any]] = list(map(decode, lines))
-    except Exception:  # noqa: BLE001 - any refusal (msgspec's errors, UnicodeDecodeError, ...)
-        return None
     joined = b"\n".join(lines)
     if b"\\u003" in joined:
+        return None
+    flat = _flat_objects(lines, joined)
+    return flat if flat is not None else _any_objects(lines, joined)
+
+
+def _flat_objects(lines: Sequence[bytes], joined: bytes) -> list[dict[str, Any]] | None:
+    """Objects whose values are strings, safe integers, booleans and nulls: no walk needed."""
+    try:
+        objects: list[dict[str, Any]] = list(map(_decoders()[0].decode, lines))
+    except Exception:  # noqa: BLE001 - any refusal (msgspec's errors, UnicodeDecodeError, ...)
         return None
     keys = sum(map(len, objects))
     in_keys = "".join(itertools.chain.from_iterable(objects)).count(":")
@@ -185,6 +199,56 @@ def loads_flat_objects(lines: Sequence[bytes]) -> list[dict[str, Any]] | None:
     if joined.count(b":") != keys + in_keys + in_values:
         return None
     return objects
+
+
+def _any_objects(lines: Sequence[bytes], joined: bytes) -> list[dict[str, Any]] | None:
+    """Any objects: decoded in C, then walked once for what the decoder does not check."""
+    try:
+        objects: list[Any] = list(map(_decoders()[1].decode, lines))
+    except Exception:  # noqa: BLE001 - as above (also RecursionError on absurd nesting)
+        return None
+    totals = [0, 0, 0]  # keys, ':' in keys and strings, floats
+    try:
+        for value in objects:
+            if type(value) is not dict:
+                return None
+            _walk(value, 1, totals)
+    except _DeclinedError:
+        return None
+    if joined.count(b":") != totals[0] + totals[1]:
+        return None
+    if totals[2] and _LONG_NUMBER.search(joined):
+        return None
+    return objects
+
+
+def _walk(value: dict[str, Any] | list[Any], depth: int, totals: list[int]) -> None:
+    """Add the keys, ':' characters and floats of ``value`` (at ``depth``) to ``totals``.
+
+    Raises:
+        _DeclinedError: nesting deeper than MAX_DEPTH, or an integer beyond +-(2**53 - 1).
+    """
+    if depth > MAX_DEPTH:
+        raise _DeclinedError
+    if type(value) is dict:
+        totals[0] += len(value)
+        totals[1] += "".join(value).count(":")
+        items: Any = value.values()
+    else:
+        items = value
+    for item in items:
+        kind = type(item)
+        if kind is str:
+            totals[1] += item.count(":")
+        elif kind is int:
+            if not -MAX_SAFE_INT <= item <= MAX_SAFE_INT:
+                raise _DeclinedError
+        elif kind is float:
+            if item in _LARGEST_DOUBLES:  # as close to overflow as rounding gets: let loads judge
+                raise _DeclinedError
+            totals[2] += 1
+        elif kind is dict or kind is list:
+            _walk(item, depth + 1, totals)
 
 
 def loads_object(data: bytes, *, what: str) -> dict[str, Any]:

@@ -149,10 +149,11 @@ def iter_records(path: Path, fmt: RecordFormat | None = None) -> Iterator[Record
         yield from _iter_parquet(path)
 
 
-# JSON Lines are read in blocks of whole lines. A block whose lines are all flat objects is
-# decoded in bulk by _json.loads_flat_objects, which answers only when _json.loads would give the
-# same dicts; any other block is read line by line exactly as before (which also finds and names
-# a bad line). Either way each record is yielded before the next line is judged.
+# JSON Lines are read in blocks of whole lines. A block whose lines are all objects is decoded
+# in bulk by _json.loads_objects, which answers only when _json.loads would give the same dicts;
+# any other block (a blank line, a line loads_objects leaves to loads) is read line by line as
+# before, which also finds and names a bad line. Each record is yielded before the next line is
+# judged.
 _READ_BLOCK = 1 << 20
 _FIELDS = (
     "number", "id", "url", "text", "path", "sha256", "source", "license", "rights_holder",
@@ -173,7 +174,7 @@ def _iter_jsonl(path: Path) -> Iterator[Record]:
                 if len(block) <= MAX_RECORD_BYTES:  # then no line is longer
                     if b"\r" in block:
                         lines = list(map(bytes.rstrip, lines, itertools.repeat(b"\r\n")))
-                    rows = _json.loads_flat_objects(lines)
+                    rows = _json.loads_objects(lines)
                 if rows is None:
                     yield from _jsonl_lines(lines, number, path, ended)
                 else:
@@ -200,7 +201,8 @@ def _jsonl_lines(lines: list[bytes], number: int, path: Path, ended: bool) -> It
         stripped = line.rstrip(b"\r\n")
         if not stripped.strip():
             continue
-        row = _json.loads(stripped, what=where)
+        bulk = _json.loads_objects([stripped])  # the same answer when it gives one
+        row = bulk[0] if bulk is not None else _json.loads(stripped, what=where)
         if not isinstance(row, dict):
             raise FormatError(f"{where}: each line must be a JSON object")
         yield _to_record(row, number, where, stripped)

@@ -140,6 +140,16 @@ def test_flat_records_take_the_bulk_path(tmp_path: Path, monkeypatch: pytest.Mon
     assert got[5].size == 12 and got[1].license is None and got[1].text == ""
 
 
+def test_nested_records_take_the_bulk_path_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "r.jsonl"
+    path.write_bytes(b"\n".join(json.dumps(r).encode() for r in _LINES[6:8]))
+    monkeypatch.setattr(records, "_jsonl_lines", None)  # called only if the block is declined
+    got, error = _same(path)
+    assert error is None and [r.id for r in got] == ["r7", "r8"]
+
+
 def test_duplicate_url_is_refused_in_a_big_block(tmp_path: Path) -> None:
     good = b"\n".join(json.dumps(_LINES[0] | {"id": f"g{n}"}).encode() for n in range(3000))
     bad = b'{"id": "x", "url": "https://kept.example/", "text": "t", "url": "https://listed.example/"}'
