@@ -14,6 +14,7 @@ import base64
 import binascii
 import itertools
 import json
+import operator
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -160,10 +161,6 @@ def _decoders() -> list[Any]:
     return _DECODERS
 
 
-class _DeclinedError(Exception):
-    """The bulk path cannot vouch for a value: loads() must judge it."""
-
-
 def loads_objects(lines: Sequence[bytes]) -> list[dict[str, Any]] | None:
     """Parse many lines that each hold one JSON object, exactly as :func:`loads` would.
 
@@ -202,53 +199,60 @@ def _flat_objects(lines: Sequence[bytes], joined: bytes) -> list[dict[str, Any]]
 
 
 def _any_objects(lines: Sequence[bytes], joined: bytes) -> list[dict[str, Any]] | None:
-    """Any objects: decoded in C, then walked once for what the decoder does not check."""
+    """Any objects: decoded in C, then checked a nesting level at a time, all lines at once."""
     try:
         objects: list[Any] = list(map(_decoders()[1].decode, lines))
     except Exception:  # noqa: BLE001 - as above (also RecursionError on absurd nesting)
         return None
-    totals = [0, 0, 0]  # keys, ':' in keys and strings, floats
-    try:
-        for value in objects:
-            if type(value) is not dict:
+    if any(type(value) is not dict for value in objects):
+        return None
+    dicts: list[dict[str, Any]] = objects
+    lists: list[list[Any]] = []
+    keys = colons = 0
+    floats = False
+    depth = 1
+    while dicts or lists:
+        if depth > MAX_DEPTH:
+            return None
+        keys += sum(map(len, dicts))
+        colons += "".join(itertools.chain.from_iterable(dicts)).count(":")
+        values = list(
+            itertools.chain(
+                itertools.chain.from_iterable(map(dict.values, dicts)),
+                itertools.chain.from_iterable(lists),
+            )
+        )
+        types = list(map(type, values))
+        kinds = set(types)
+        if str in kinds:
+            colons += "".join(_of_type(values, types, str)).count(":")
+        if int in kinds:  # (bool is a type of its own)
+            ints = _of_type(values, types, int)
+            if max(ints) > MAX_SAFE_INT or min(ints) < -MAX_SAFE_INT:
                 return None
-            _walk(value, 1, totals)
-    except _DeclinedError:
+        if float in kinds:
+            found = _of_type(values, types, float)
+            if _LARGEST_DOUBLES[0] in found or _LARGEST_DOUBLES[1] in found:
+                return None  # as close to overflow as rounding gets: loads() judges
+            floats = True
+        dicts = _of_type(values, types, dict) if dict in kinds else []
+        lists = _of_type(values, types, list) if list in kinds else []
+        depth += 1
+    if joined.count(b":") != keys + colons:
         return None
-    if joined.count(b":") != totals[0] + totals[1]:
-        return None
-    if totals[2] and _LONG_NUMBER.search(joined):
+    # A literal of more than 100 characters has at least 97 digits in at most 3 runs, so a run
+    # of 33 or more: only then is the exact (slower) search needed.
+    if floats and b"0" * 33 in joined.translate(_DIGITS) and _LONG_NUMBER.search(joined):
         return None
     return objects
 
 
-def _walk(value: dict[str, Any] | list[Any], depth: int, totals: list[int]) -> None:
-    """Add the keys, ':' characters and floats of ``value`` (at ``depth``) to ``totals``.
+def _of_type(values: list[Any], types: list[type], kind: type) -> list[Any]:
+    """The values whose type is exactly ``kind`` (selected in C)."""
+    return list(itertools.compress(values, map(operator.is_, types, itertools.repeat(kind))))
 
-    Raises:
-        _DeclinedError: nesting deeper than MAX_DEPTH, or an integer beyond +-(2**53 - 1).
-    """
-    if depth > MAX_DEPTH:
-        raise _DeclinedError
-    if type(value) is dict:
-        totals[0] += len(value)
-        totals[1] += "".join(value).count(":")
-        items: Any = value.values()
-    else:
-        items = value
-    for item in items:
-        kind = type(item)
-        if kind is str:
-            totals[1] += item.count(":")
-        elif kind is int:
-            if not -MAX_SAFE_INT <= item <= MAX_SAFE_INT:
-                raise _DeclinedError
-        elif kind is float:
-            if item in _LARGEST_DOUBLES:  # as close to overflow as rounding gets: let loads judge
-                raise _DeclinedError
-            totals[2] += 1
-        elif kind is dict or kind is list:
-            _walk(item, depth + 1, totals)
+
+_DIGITS = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
 
 
 def loads_object(data: bytes, *, what: str) -> dict[str, Any]:

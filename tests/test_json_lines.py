@@ -87,6 +87,8 @@ _DEEP = b"[" * 63 + b"]" * 63  # with the object around it: 64 levels, the most 
         b'{"a": 1.7976931348623157e308}',  # left to loads: next to overflow
         b'{"a": 1.' + b"0" * 120 + b"}",  # a literal longer than loads() takes
         b'{"a": 1' + b"0" * 150 + b"}",
+        # 101+ characters in three runs of 33 digits at most: the shortest runs it can have.
+        b'{"a": [0.5, -' + b"1" * 33 + b"." + b"0" * 33 + b"e-" + b"0" * 32 + b"1]}",
         b'{"a": [' + _DEEP + b"]}",  # 65 levels
         b'{"a": "\xff"}',
         b'{"a": "\xed\xa0\x80"}',
