@@ -14,6 +14,7 @@ and detects files that change while they are hashed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import heapq
 import itertools
@@ -650,7 +651,10 @@ def hash_file(path: str) -> FileDigest:
 
 
 def _hash_task(
-    paths: list[str], fingerprint: bool = False, stop: threading.Event | None = None
+    paths: list[str],
+    fingerprint: bool = False,
+    stop: threading.Event | None = None,
+    on_read: Callable[[int], None] | None = None,
 ) -> list[FileDigest | int]:
     """Hash ``paths`` in order, in this process (the body of :func:`hash_file`, looped).
 
@@ -667,6 +671,8 @@ def _hash_task(
     With ``fingerprint``, the content of each file of at most ``FINGERPRINT_MAX_BYTES`` is kept
     and the task's files are fingerprinted together at the end (``FileDigest.prints``).
     Setting ``stop`` (from another thread) cuts a long read short; the result is then unusable.
+    ``on_read`` is told the bytes of each read of a large file after the first, so that a
+    progress bar moves while one big file is hashed.
     """
     buffer = getattr(_local, "buffer", None)
     if buffer is None or len(buffer) != _BUFFER_SIZE:
@@ -711,6 +717,8 @@ def _hash_task(
                         break
                     digest.update(view[:count])
                     read += count
+                    if on_read is not None:
+                        on_read(count)
                     if keep:
                         parts.append(bytes(view[:count]))
             after = fstat(fd)
@@ -751,6 +759,11 @@ def _describe_os_error(exc: OSError) -> str:
     if exc.errno == getattr(os, "ELOOP", -1):
         return "is a symlink"
     return exc.strerror or str(exc)
+
+
+def _count_read(counter: list[int], count: int) -> None:
+    """Add ``count`` bytes to a thread task's progress counter (only that thread writes it)."""
+    counter[0] += count
 
 
 class _FileRef(NamedTuple):
@@ -796,6 +809,8 @@ class _Hasher:
         self._threads: ThreadPoolExecutor | None = None
         self._stop = threading.Event()
         self._running: dict[Future[list[Any]], list[int]] = {}
+        # Bytes read so far by each thread task, and how many of them were reported already.
+        self._partial: dict[Future[list[Any]], list[int]] = {}
         self.results: dict[int, FileDigest] = {}
 
     def add(self, index: int) -> None:
@@ -901,17 +916,32 @@ class _Hasher:
 
                 self._threads = ThreadPoolExecutor(self._workers, "provenance-hash")
             path = self._files[task[0]].path
-            future = self._threads.submit(_hash_task, [path], self._fingerprint, self._stop)
+            counter = [0, 0]
+            on_read = None if self._progress is None else functools.partial(_count_read, counter)
+            future = self._threads.submit(
+                _hash_task, [path], self._fingerprint, self._stop, on_read
+            )
             self._running[future] = task
+            self._partial[future] = counter
             return
         self._sequence += 1
         heapq.heappush(self._waiting, (-size, self._sequence, task))
 
     def _pump(self, *, block: bool) -> None:
         if self._running:
-            done, _ = wait(self._running, timeout=None if block else 0, return_when=FIRST_COMPLETED)
+            # While big files hash on threads, wake up now and then to move the progress bar.
+            timeout: float | None = None if block else 0
+            if block and self._partial and self._progress is not None:
+                timeout = 0.2
+            done, _ = wait(self._running, timeout=timeout, return_when=FIRST_COMPLETED)
             for future in done:
-                self._store(self._running.pop(future), future.result())
+                counter = self._partial.pop(future, None)
+                reported = counter[1] if counter is not None else 0
+                self._store(self._running.pop(future), future.result(), reported)
+            for counter in self._partial.values():
+                if counter[0] > counter[1]:
+                    self._report(counter[0] - counter[1])
+                    counter[1] = counter[0]
         while (
             self._pool
             and self._waiting
@@ -922,8 +952,9 @@ class _Hasher:
             future = self._pool.submit(_hash_task_in_pool, paths, self._fingerprint)
             self._running[future] = task
 
-    def _store(self, task: list[int], results: list[Any]) -> None:
-        done = 0
+    def _store(self, task: list[int], results: list[Any], reported: int = 0) -> None:
+        # ``reported``: bytes of this task already shown on the progress bar while it ran.
+        done = -reported
         for index, result in zip(task, results, strict=False):
             if isinstance(result, int):  # a large file in a task of small ones: a task of its own
                 self._queue([index], result)
@@ -933,7 +964,7 @@ class _Hasher:
             done += digest.size
         if len(results) < len(task):  # the task's byte budget ran out: queue the rest again
             self._queue(task[len(results) :], 0)
-        self._report(done)
+        self._report(max(done, 0))
 
     def _report(self, size: int) -> None:
         if self._progress is None:

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -340,3 +341,26 @@ def test_unknown_records_format(tmp_path: Path) -> None:
     (tmp_path / "r.xml").write_text("<x/>")
     with pytest.raises(InputError, match="unknown records format"):
         manifest.build_from_records(tmp_path / "r.xml")
+
+
+def test_progress_moves_while_a_large_file_is_hashed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A large file is hashed on a thread; the bar must move during it, not only at its end.
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "big.bin").write_bytes(b"x" * (64 * 1024))
+    (tmp_path / "d" / "small.txt").write_bytes(b"y" * 100)
+    monkeypatch.setattr(manifest, "_BUFFER_SIZE", 4096)
+    monkeypatch.setattr(manifest, "_LARGE_FILE", 16 * 1024)
+    real_readv = os.readv
+
+    def slow_readv(fd: int, buffers: list[memoryview]) -> int:
+        time.sleep(0.03)  # 16 reads: about half a second, so the 0.2 s updates must fire
+        return real_readv(fd, buffers)
+
+    monkeypatch.setattr(os, "readv", slow_readv)
+    updates: list[int] = []
+    entries = manifest.build_from_directory(tmp_path / "d", workers=2, progress=updates.append)
+    assert {e.id for e in entries} == {"big.bin", "small.txt"}
+    assert sum(updates) == 64 * 1024 + 100
+    assert len([u for u in updates if 0 < u < 64 * 1024]) >= 2, updates
