@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import os
 import stat
 import tempfile
@@ -46,6 +48,43 @@ def read_bytes(path: Path, *, limit: int, what: str = "") -> bytes:
     if len(data) > limit:
         raise InputError(f"{label}: larger than the {limit}-byte limit for this kind of file")
     return data
+
+
+def open_input(path: Path, *, what: str = "", kind: str = "file") -> io.BufferedReader:
+    """Open ``path`` for binary reading, turning the usual failures into one clear error.
+
+    ``what`` names the file in messages (default: the path); ``kind`` says what it should be
+    (e.g. "manifest file").
+
+    Raises:
+        InputError: missing, a directory, or permission denied.
+        LocalIOError: any other error opening it.
+    """
+    label = what or str(path)
+    try:
+        return open(path, "rb")  # noqa: SIM115 - the caller closes it
+    except FileNotFoundError:
+        raise InputError(f"{label}: no such {kind}") from None
+    except IsADirectoryError:
+        raise InputError(f"{label}: is a directory, expected a {kind}") from None
+    except PermissionError:
+        raise InputError(f"{label}: permission denied") from None
+    except OSError as exc:
+        raise LocalIOError(f"{label}: cannot open: {exc.strerror}") from None
+
+
+def file_sha256(path: Path, *, what: str = "", kind: str = "file") -> str:
+    """Return the SHA-256 hex digest of the file at ``path``, read in streamed chunks.
+
+    Raises:
+        InputError: see :func:`open_input`.
+        LocalIOError: the file cannot be opened or read.
+    """
+    with open_input(path, what=what, kind=kind) as handle:
+        try:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+        except OSError as exc:
+            raise LocalIOError(f"{what or path}: cannot read: {exc.strerror}") from None
 
 
 @contextlib.contextmanager

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, NamedTuple
 import msgspec
 
 from provenance import merkle
-from provenance._files import atomic_writer
+from provenance._files import atomic_writer, open_input
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -444,16 +444,7 @@ def _iter_blocks(
 ) -> Iterator[list[ManifestEntry]]:
     """:func:`iter_manifest`, a block of entries at a time (one at a time near a bad line)."""
     what = str(path)
-    try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed in finally across yields
-    except FileNotFoundError:
-        raise InputError(f"{what}: no such manifest file") from None
-    except IsADirectoryError:
-        raise InputError(f"{what}: is a directory, expected a manifest file") from None
-    except PermissionError:
-        raise InputError(f"{what}: permission denied") from None
-    except OSError as exc:
-        raise LocalIOError(f"{what}: cannot open: {exc.strerror}") from None
+    handle = open_input(path, kind="manifest file")  # closed in the finally below
     tree: _LeafTree | _LeafTreeProcess | None = None
     try:
         state = _ReadState()

@@ -13,15 +13,15 @@ else ``unknown (source <id>)`` so that entries with no stated holder stay apart 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from provenance._files import file_sha256
 from provenance.card import SourceAssigner
-from provenance.errors import DigestMismatchError, FormatError, InputError, LocalIOError
+from provenance.errors import DigestMismatchError, FormatError, InputError
 from provenance.licenses import normalize_license
 from provenance.manifest import ManifestEntry, ManifestSummary, iter_manifest
 from provenance.proofs import CardRef
@@ -170,17 +170,7 @@ def usage(
 
 
 def _file_sha256(path: Path) -> str:
-    try:
-        with open(path, "rb") as handle:
-            return hashlib.file_digest(handle, "sha256").hexdigest()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such manifest file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, expected a manifest file") from None
-    except PermissionError:
-        raise InputError(f"{path}: permission denied") from None
-    except OSError as exc:
-        raise LocalIOError(f"{path}: cannot read: {exc.strerror}") from None
+    return file_sha256(path, kind="manifest file")
 
 
 def usage_report(manifest_path: Path, card: CardRef, *, by: By) -> UsageReport:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 from typing import Any
@@ -10,9 +9,10 @@ from typing import Any
 import click
 
 from provenance import _json, proofs
+from provenance._files import file_sha256
 from provenance.cli._common import PATH, json_option, now_option, print_json, resolve_now
 from provenance.cli._demo import EXTRA_STEPS
-from provenance.errors import FormatError, InputError, LocalIOError, VerificationError
+from provenance.errors import FormatError, VerificationError
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -38,17 +38,7 @@ def _unverified_peek(unverified_data: bytes) -> tuple[str | None, str | None]:
 
 
 def _sha256_of(path: Path) -> str:
-    try:
-        with open(path, "rb") as handle:
-            return hashlib.file_digest(handle, "sha256").hexdigest()
-    except FileNotFoundError:
-        raise InputError(f"--work {path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"--work {path}: is a directory, expected a file") from None
-    except PermissionError:
-        raise InputError(f"--work {path}: permission denied") from None
-    except OSError as exc:
-        raise LocalIOError(f"--work {path}: cannot read: {exc.strerror}") from None
+    return file_sha256(path, what=f"--work {path}")
 
 
 @proof_group.command("verify")

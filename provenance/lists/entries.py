@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from provenance import _json
+from provenance._files import open_input
 from provenance.errors import FormatError, InputError, LocalIOError
 from provenance.lists import match
 from provenance.lists.model import (
@@ -216,17 +217,11 @@ def read_entries(
         InputError: missing, unreadable, or a line that cannot be parsed (unless ``skipped``).
         LocalIOError: another I/O error.
     """
-    try:
-        with open(path, "rb") as handle:
+    with open_input(path, kind="ENTRIES file") as handle:
+        try:
             return list(parse_entries(handle, category=category, what=str(path), skipped=skipped))
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, expected an ENTRIES file") from None
-    except PermissionError:
-        raise InputError(f"{path}: permission denied") from None
-    except OSError as exc:
-        raise LocalIOError(f"{path}: cannot read: {exc.strerror}") from None
+        except OSError as exc:
+            raise LocalIOError(f"{path}: cannot read: {exc.strerror}") from None
 
 
 def prepare_entries(entries: Iterable[ListEntry], *, what: str) -> tuple[ListEntry, ...]:
