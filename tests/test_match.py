@@ -717,6 +717,21 @@ def test_hex_digests_round_trip(count: int) -> None:
     assert np.array_equal(out, rows)
 
 
+def test_hex_digests_on_two_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(match, "_HEX_PARALLEL_ROWS", 4)
+    monkeypatch.setattr(match, "_HEX_ROWS_PER_STEP", 3)
+    monkeypatch.setattr(match, "_other_cores", lambda: True)
+    rows = np.random.default_rng(5).integers(0, 256, size=(101, 32), dtype=np.uint8)
+    text = bytearray(rows.tobytes().hex().encode())
+    assert np.array_equal(match.hex_digests(bytes(text)), rows)
+    text[90 * 64] = ord("X")  # in the second half
+    with pytest.raises(ValueError, match="digest 90 holds"):
+        match.hex_digests(bytes(text))
+    text[7 * 64 + 5] = ord("X")  # the first half's is named first
+    with pytest.raises(ValueError, match="digest 7 holds"):
+        match.hex_digests(bytes(text))
+
+
 def test_hex_digests_name_the_first_bad_digest() -> None:
     good = b"0" * 64
     with pytest.raises(ValueError, match="not a whole number"):

@@ -46,10 +46,12 @@ word, instead of one regular-expression match and ``bytes.fromhex`` call per val
 from __future__ import annotations
 
 import bisect
+import concurrent.futures
 import functools
 import gc
 import itertools
 import operator
+import os
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
@@ -651,23 +653,64 @@ def hex_digests(
         out = np.empty((count, 32), dtype=np.uint8)
     elif out.shape != (count, 32):
         raise ValueError(f"out has shape {out.shape}, not ({count}, 32)")
-    step = max(1, min(count, _HEX_ROWS_PER_STEP))
+    # numpy releases the GIL in these loops: a second core decodes the second half.
+    half = count // 2 if count >= _HEX_PARALLEL_ROWS and _other_cores() else count
+    second = _hex_pool().submit(_decode_hex_rows, rows, out, half, count) if half < count else None
+    bad = _decode_hex_rows(rows, out, 0, half)
+    if second is not None:
+        later = second.result()
+        bad = later if bad is None else bad
+    if bad is not None:
+        raise ValueError(f"digest {bad} holds a character other than 0-9a-f")
+    return out
+
+
+_HEX_PARALLEL_ROWS = 1 << 15
+_HEX_POOL: list[concurrent.futures.ThreadPoolExecutor] = []
+
+
+if hasattr(os, "register_at_fork"):  # a forked child has no thread behind the parent's pool
+    os.register_at_fork(after_in_child=_HEX_POOL.clear)
+
+
+def _hex_pool() -> concurrent.futures.ThreadPoolExecutor:
+    if not _HEX_POOL:
+        _HEX_POOL.append(
+            concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="hex")
+        )
+    return _HEX_POOL[0]
+
+
+def _other_cores() -> bool:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) > 1
+    return (os.cpu_count() or 1) > 1
+
+
+def _decode_hex_rows(
+    rows: npt.NDArray[np.uint8], out: npt.NDArray[np.uint8], start: int, stop: int
+) -> int | None:
+    """Decode ``rows[start:stop]`` (64 digits, then perhaps a newline) into ``out``.
+
+    Returns:
+        The number of the first row holding a character other than ``[0-9a-f]``, or None.
+    """
+    step = max(1, min(stop - start, _HEX_ROWS_PER_STEP))
     scratch = np.empty((2, step, 8), dtype=_WORD)
     digits = np.empty((step, 64), dtype=np.uint8)
-    for start in range(0, count, step):
-        stop = min(count, start + step)
-        size = stop - start
-        if newlines or raw.ctypes.data % 8:
-            np.copyto(digits[:size], rows[start:stop, :64])
+    direct = rows.shape[1] == 64 and rows.ctypes.data % 8 == 0
+    for first in range(start, stop, step):
+        last = min(stop, first + step)
+        size = last - first
+        if direct:
+            words = rows[first:last].view(_WORD)
+        else:  # lines with newlines, or unaligned memory: copy the digits into place
+            np.copyto(digits[:size], rows[first:last, :64])
             words = digits[:size].view(_WORD)
-        else:
-            words = rows[start:stop].view(_WORD)
-        bad = _decode_hex_words(words, out[start:stop], scratch[:, :size])
+        bad = _decode_hex_words(words, out[first:last], scratch[:, :size])
         if bad.any():
-            raise ValueError(
-                f"digest {start + int(np.argmax(bad))} holds a character other than 0-9a-f"
-            )
-    return out
+            return first + int(np.argmax(bad))
+    return None
 
 
 _HEX_VALUES_PER_CHUNK = 1 << 16  # 4 MiB joined: no giant temporary string for millions
