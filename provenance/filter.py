@@ -35,7 +35,7 @@ from provenance import _json, schema
 from provenance._files import atomic_writer
 from provenance.errors import FormatError, InputError, LocalIOError, UnsafePathError
 from provenance.lists.cache import CachedList
-from provenance.lists.match import NO_MATCH, ListIndex, RecordMatch
+from provenance.lists.match import NO_MATCH, Digest, ListIndex, RecordMatch
 from provenance.normtext import normalize_batch
 from provenance.records import Record, RecordFormat, detect_format, iter_records, safe_join
 from provenance.trust import format_time
@@ -182,13 +182,20 @@ def _text_digests(texts: Sequence[bytes | None]) -> list[bytes | None]:
 
 def _record_digests(
     records: list[Record], base: Path, index: ListIndex, where: str
-) -> tuple[list[bytes | None], list[bytes | None]]:
+) -> tuple[Sequence[Digest | None], Sequence[Digest | None]]:
     """Return the content and ``norm-text-v1`` digests the lists need, per record."""
     need_content = index.has_content_entries
     need_text = index.has_text_entries
     count = len(records)
-    if not (need_content or need_text):
-        return [None] * count, [None] * count
+    if not need_content:
+        if not need_text:
+            return [None] * count, [None] * count
+    else:
+        given = list(map(_SHA256, records))
+        if None not in given:
+            # Records that give their content's digest (and so have no text): the index
+            # decodes a batch of hex at once.
+            return given, [None] * count
     texts = list(map(_TEXT, records))
     if need_content and not need_text and None not in texts:
         # Only texts, only their SHA-256: a pass in C (a lone surrogate is named below).
@@ -225,6 +232,7 @@ def _record_digests(
 
 
 _TEXT = operator.attrgetter("text")
+_SHA256 = operator.attrgetter("sha256")
 _URL = operator.attrgetter("url")
 _ID = operator.attrgetter("id")
 _DIGEST = operator.methodcaller("digest")

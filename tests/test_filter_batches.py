@@ -160,6 +160,12 @@ def test_record_digests_in_bulk_and_one_by_one(tmp_path: Path) -> None:
     contents, normalized = _record_digests(mixed, tmp_path, both, "f")
     assert contents == [*(_sha(r.text) for r in texts if r.text is not None), _sha("x")]
     assert normalized[0] == bytes.fromhex(norm_text_sha256(b"a") or "")
+    given = [_record(n, sha256=_sha(str(n)).hex()) for n in range(3)]
+    contents, normalized = _record_digests(given, tmp_path, both, "f")
+    assert contents == [r.sha256 for r in given] and normalized == [None] * 3  # hex, in bulk
+    assert both.match_records([None] * 3, contents, normalized) == both.match_records(
+        [None] * 3, [bytes.fromhex(r.sha256 or "") for r in given], normalized
+    )
     with pytest.raises(FormatError, match=r"^f: record 'r1': text holds a lone surrogate"):
         _record_digests([texts[0], _record(1, text="\ud800")], tmp_path, content_only, "f")
 
