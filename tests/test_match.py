@@ -1004,6 +1004,48 @@ def test_suffix_hashes_equal_a_reference(hosts: list[str]) -> None:
         assert value == want
 
 
+_HOST_VALUES = [
+    "a.com", "b.a.com", "x.co.uk", "q.org", "A.com", "a.com.", "xn--p1ai.ru", "10.0.0.1",
+    "0x7f.1", "[::1]", "localhost", "b-c.d9.example",
+]  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["domain", "domain", "domain", "url-prefix", "sha256"]),
+                st.sampled_from(_HOST_VALUES),
+            ),
+            max_size=10,
+        ),
+        max_size=3,
+    )
+)
+def test_index_tables_equal_adding_entries_one_at_a_time(
+    lists: list[list[tuple[str, str]]],
+) -> None:
+    fakes = []
+    domains: dict[str, tuple[int, ...]] = {}
+    ips: dict[str, tuple[int, ...]] = {}
+    number = 0
+    for n, entries in enumerate(lists):
+        values = []
+        for kind, host in entries:
+            value = {"domain": host, "url-prefix": "a.com/p", "sha256": "0" * 64}[kind]
+            values.append(Entry(kind, value))
+            if kind == "domain":
+                canonical, is_ip = parse_host(host)
+                table = ips if is_ip else domains
+                table[canonical] = (*table.get(canonical, ()), number)
+            number += 1
+        fakes.append(FakeList(f"l{n}", 1, values))
+    index = ListIndex(fakes)
+    assert index._domains == domains
+    assert index._ips == ips
+
+
 def test_invalid_digest_entry_names_list_and_entry() -> None:
     with pytest.raises(FormatError, match=r"list test v1: entry 3: 'ABC"):
         index_of(("sha256", "a" * 64), ("domain", "ok.com"), ("sha256", "ABC" + "a" * 61))

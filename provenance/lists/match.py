@@ -846,6 +846,7 @@ class _SuffixFilter:
         self._bits = min(34, max(16, (32 * len(hosts)).bit_length()))
         self._shift = np.uint64(64 - self._bits)
         self._bitmap = np.zeros(1 << (self._bits - 3), dtype=np.uint8)
+        fewest, most = 1, 0  # label counts of the hosts: (1, 0) when there are none
         for start in range(0, len(hosts), 1 << 16):
             data = np.frombuffer(
                 ("\n".join(hosts[start : start + (1 << 16)]) + "\n").encode("utf-8"), np.uint8
@@ -854,6 +855,12 @@ class _SuffixFilter:
             starts = np.concatenate(([0], ends[:-1] + 1))
             slots = self._slots(_range_hashes(data, starts, ends))
             np.bitwise_or.at(self._bitmap, slots >> np.uint64(3), _BIT[slots & np.uint64(7)])
+            dots = np.concatenate(([0], np.cumsum(data == 0x2E)))
+            labels = dots[ends] - dots[starts] + 1
+            fewest = int(labels.min()) if not start else min(fewest, int(labels.min()))
+            most = max(most, int(labels.max()))
+        self.labels = (fewest, most)
+        """The fewest and most labels a listed domain has."""
 
     def _slots(self, hashes: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
         hashes *= _HASH_MIX
@@ -904,6 +911,51 @@ _TYPE_OF = operator.attrgetter("type")
 _VALUE_OF = operator.attrgetter("value")
 
 
+# Lines of hosts as _FAST_HOST takes them, without trailing dots, possessively (so a trailing dot
+# fails the match instead of being backtracked into): what a published list holds.
+_PLAIN_HOST_LINES = re.compile(
+    r"(?:[a-z0-9-]++\.)*+[a-z][a-z0-9-]*+(?:\n(?:[a-z0-9-]++\.)*+[a-z][a-z0-9-]*+)*+"
+)
+
+
+def _add_plain_domains(
+    entries: Sequence[Any],
+    types: list[str],
+    others: Iterable[int],
+    total: int,
+    domains: dict[str, tuple[int, ...]],
+) -> Iterable[int]:
+    """Add a list's ``domain`` entries to ``domains`` in bulk when every value is a plain host.
+
+    Plain: what :data:`_FAST_HOST` takes as already canonical, without trailing dots or
+    ``xn--`` labels, each host once in the list. The table ends up exactly as adding them one
+    at a time would leave it.
+
+    Returns:
+        The positions among ``others`` still to be indexed one at a time (all of them when
+        the bulk path does not apply).
+    """
+    if "domain" not in types:
+        return others
+    is_domain = list(map(operator.eq, types, itertools.repeat("domain")))
+    hosts = list(itertools.compress(map(_VALUE_OF, entries), is_domain))
+    text = "\n".join(hosts)
+    if "xn--" in text or not _PLAIN_HOST_LINES.fullmatch(text):
+        return others
+    refs = zip(itertools.compress(range(total, total + len(types)), is_domain))  # (ref,) each
+    added = dict(zip(hosts, refs, strict=True))
+    if len(added) < len(hosts):
+        return others  # a host listed twice: one at a time, so that its refs stay in order
+    # Hosts already listed by earlier lists keep their (smaller) entry numbers first.
+    smaller, larger = (added, domains) if len(added) < len(domains) else (domains, added)
+    merged = {host: domains[host] + added[host] for host in smaller if host in larger}
+    domains.update(added)
+    domains.update(merged)
+    if isinstance(others, range):
+        return list(itertools.compress(others, map(operator.not_, is_domain)))
+    return [number for number in others if not is_domain[number]]
+
+
 def _index_list(
     the_list: ListLike,
     total: int,
@@ -946,6 +998,7 @@ def _index_list(
                 if mask is not None:
                     is_digest |= np.asarray(mask, dtype=bool)
             others = np.flatnonzero(~is_digest).tolist()
+        others = _add_plain_domains(entries, types, others, total, domains)
         fast = _FAST_HOST.fullmatch
         for number in others:
             kind = types[number]
@@ -1023,13 +1076,10 @@ class ListIndex:
                 gc.enable()
         self.entry_count = total
         self._domains = domains
-        self._domain_set = frozenset(domains)
         self._ips = ips
         self._url_rules = url_rules
-        label_counts = {host.count(".") + 1 for host in domains}
-        self._min_labels = min(label_counts, default=1)
-        self._max_labels = max(label_counts, default=0)
         self._suffixes = _SuffixFilter(domains)
+        self._min_labels, self._max_labels = self._suffixes.labels
         self._content = _digest_index(*digests["sha256"])
         self._text = _digest_index(*digests["text-sha256"])
 
@@ -1162,8 +1212,8 @@ class ListIndex:
         return slow
 
     def _domain_refs(self, host: str) -> tuple[int, ...]:
-        listed, domains = self._domain_set, self._domains
-        refs = domains[host] if host in listed else _NO_REFS
+        domains = self._domains
+        refs = domains.get(host, _NO_REFS)
         # Suffixes with fewer labels than the shortest listed domain, or more than the longest,
         # cannot be listed: only the ones in between are looked up.
         dots = host.count(".")
@@ -1176,7 +1226,7 @@ class ListIndex:
             label += 1
             if label >= first:
                 suffix = host[position + 1 :]
-                if suffix in listed:
+                if suffix in domains:
                     refs = refs + domains[suffix]
         return refs
 
