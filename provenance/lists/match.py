@@ -34,7 +34,11 @@ Entry semantics:
 A fast path handles the common ``http(s)://lowercase-ascii.host/...`` URL without calling the
 WHATWG parser; it is taken only when the parser provably gives the same host (ASCII letters,
 digits and hyphens, no ``xn--`` label, a last label starting with a letter so that it cannot be
-an IPv4 address), and the tests check it against the parser.
+an IPv4 address), and the tests check it against the parser. Many URLs are matched a step at a
+time (:meth:`ListIndex.match_urls`): their hosts are found by one regular expression applied in
+C, every suffix of every host on a label boundary is hashed at once (numpy), and only the
+suffixes whose hash is in a bitmap of the listed domains' hashes are looked up, so that almost
+no Python code runs per URL; the answers are exactly those of the one-URL path.
 
 Content digests are matched with a sorted numpy array of 64-bit keys (a 64-bit prefix of the
 digest with the row number packed into its low bits), confirmed on all 32 bytes: about 40 bytes
