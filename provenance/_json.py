@@ -135,9 +135,10 @@ def loads(data: bytes, *, what: str) -> Any:
 #   but for what is checked next: malformed JSON, bad UTF-8, lone surrogates, NaN, Infinity,
 #   numbers that overflow a double, a byte-order mark. It parses numbers to the same values
 #   (correctly rounded doubles, exact integers).
-# - Integers beyond +-(2**53 - 1), nesting deeper than MAX_DEPTH, and number literals longer
+# - Integers beyond +-(2**53 - 1), nesting deeper than MAX_DEPTH, number literals longer
 #   than _MAX_NUMBER_CHARS (only possible where a run of that many characters of
-#   [-+.0-9eE] appears in the line) are left to loads().
+#   [-+.0-9eE] appears in the line) and the largest finite doubles (the last before overflow)
+#   are left to loads().
 # - Duplicate keys, which msgspec collapses silently, are counted: every key-value pair holds
 #   exactly one ':' outside strings, so the ':' bytes of the lines equal the keys decoded plus
 #   the ':' characters inside the decoded keys and strings, unless a key was repeated (its
