@@ -173,9 +173,16 @@ def _algorithm_of(key: object, *, what: str) -> Algorithm:
     )
 
 
-def _read_key_file(path: Path) -> bytes:
+def _read_key_file(path: Path, *, private: bool = False) -> bytes:
     try:
         with open(path, "rb") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            if private and stat.S_IMODE(mode) & 0o077:
+                # As ssh does: a signing key others can read may already be someone else's.
+                raise KeyFormatError(
+                    f"{path}: private key is readable by other users (mode"
+                    f" {stat.S_IMODE(mode):04o}); run 'chmod 600 {path}'"
+                )
             data = handle.read(MAX_KEY_FILE_BYTES + 1)
     except FileNotFoundError:
         raise KeyFormatError(f"{path}: no such key file") from None
@@ -191,13 +198,16 @@ def _read_key_file(path: Path) -> bytes:
 
 
 def load_private_key(path: Path, *, passphrase: bytes | None = None) -> PrivateKey:
-    """Read a private key file.
+    """Read a private key file, which only its owner may be able to read (mode 0600 or stricter).
 
     Raises:
-        KeyFormatError: missing, unreadable, malformed, or the passphrase is wrong.
+        KeyFormatError: missing, unreadable, readable by group or others, malformed, or the
+            passphrase is wrong.
         LocalIOError: an I/O error other than a missing or forbidden file.
     """
-    return PrivateKey.from_pem(_read_key_file(path), passphrase=passphrase, what=str(path))
+    return PrivateKey.from_pem(
+        _read_key_file(path, private=True), passphrase=passphrase, what=str(path)
+    )
 
 
 def load_public_key(path: Path) -> PublicKey:

@@ -354,3 +354,20 @@ def test_demo_runs() -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "FAIL  data files: changed: news/2026-04-library-reopens.txt" in result.stdout
     assert "every party's check behaved as expected" in result.stdout
+
+
+def test_signing_with_a_world_readable_key_is_refused(world: Path, tmp_path: Path) -> None:
+    shutil.copy(world / "dev.key", tmp_path / "dev.key")
+    (tmp_path / "dev.key").chmod(0o644)
+    result = run_cli(
+        "card",
+        "sign",
+        world / "card.json",
+        "--key",
+        tmp_path / "dev.key",
+        "-o",
+        tmp_path / "s.json",
+    )
+    assert result.returncode == 2
+    assert "readable by other users" in one_error_line(result)
+    assert not (tmp_path / "s.json").exists()

@@ -76,6 +76,7 @@ def test_bad_key_files(tmp_path: Path) -> None:
     with pytest.raises(KeyFormatError, match="no such key file"):
         load_private_key(tmp_path / "missing")
     (tmp_path / "junk").write_text("not a key")
+    (tmp_path / "junk").chmod(0o600)
     with pytest.raises(KeyFormatError, match="not a PEM private key"):
         load_private_key(tmp_path / "junk")
     with pytest.raises(KeyFormatError, match="not a PEM public key"):
@@ -86,5 +87,23 @@ def test_bad_key_files(tmp_path: Path) -> None:
     with pytest.raises(KeyFormatError, match="is a directory"):
         load_private_key(tmp_path)
     (tmp_path / "big").write_bytes(b"x" * 100_000)
+    (tmp_path / "big").chmod(0o600)
     with pytest.raises(KeyFormatError, match="larger than"):
         load_private_key(tmp_path / "big")
+
+
+def test_private_key_readable_by_others_is_refused(tmp_path: Path) -> None:
+    key = PrivateKey.generate()
+    write_key_pair(key, tmp_path / "k")
+    (tmp_path / "k").chmod(0o644)
+    with pytest.raises(
+        KeyFormatError, match=r"readable by other users \(mode 0644\); run 'chmod 600"
+    ):
+        load_private_key(tmp_path / "k")
+    (tmp_path / "k").chmod(0o640)
+    with pytest.raises(KeyFormatError, match="readable by other users"):
+        load_private_key(tmp_path / "k")
+    (tmp_path / "k").chmod(0o400)
+    assert load_private_key(tmp_path / "k").keyid == key.keyid
+    # The public key may be world-readable.
+    assert load_public_key(tmp_path / "k.pub").keyid == key.keyid
