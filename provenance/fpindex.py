@@ -44,7 +44,7 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
-from provenance import _json
+from provenance import _files, _json
 from provenance._files import atomic_writer
 from provenance.errors import FormatError, InputError, LocalIOError
 from provenance.fingerprints import IMAGE_METHOD, NGRAM, TEXT_METHOD, WINDOW, ContentPrints
@@ -111,28 +111,13 @@ def sidecar_path(manifest_path: Path) -> Path:
 
 
 def file_sha256(path: Path) -> str:
-    """Return the SHA-256 (hex) of the file at ``path``.
+    """Return the SHA-256 (hex) of the file at ``path`` (see :func:`provenance._files.file_sha256`).
 
     Raises:
         InputError: missing or unreadable.
         LocalIOError: a read fails.
     """
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            buffer = bytearray(1 << 20)
-            view = memoryview(buffer)
-            while count := handle.readinto(buffer):
-                digest.update(view[:count])
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except PermissionError:
-        raise InputError(f"{path}: permission denied") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory") from None
-    except OSError as exc:
-        raise LocalIOError(f"{path}: cannot read: {exc.strerror}") from None
-    return digest.hexdigest()
+    return _files.file_sha256(path)
 
 
 def _prefix(hex_digest: str) -> int:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from provenance import manifest as manifest_module
+from provenance._files import file_sha256
 from provenance.card import VerifiedCard, tally, verify_card
 from provenance.envelope import Envelope
 from provenance.errors import InputError, ProvenanceError, SignatureError
@@ -188,6 +189,7 @@ def _check_manifest(
         for source in card.predicate["sources"]
         if counts.by_source.get(source["id"]) != (source["records"], source["bytes"])
     ]
+    _check_fingerprint_index(report, committed.get("fingerprints"), manifest_path)
     claimed = {e["license"]: (e["records"], e["bytes"]) for e in card.predicate["licenses"]}
     licenses_ok = claimed == counts.by_license
     report.add(
@@ -197,6 +199,29 @@ def _check_manifest(
         if not mismatched and licenses_ok
         else "counts differ from the manifest for "
         + ", ".join([*(f"source {s}" for s in mismatched), *([] if licenses_ok else ["licenses"])]),
+    )
+
+
+def _check_fingerprint_index(
+    report: Report, committed: dict[str, Any] | None, manifest_path: Path
+) -> None:
+    """Hold the sidecar fingerprint index beside the manifest against the card, if both exist.
+
+    The sidecar is optional (lookups without it give exact and normalized matches only), so its
+    absence is reported, not failed; a sidecar that differs from the one committed fails.
+    """
+    if committed is None:
+        return
+    # The name fpindex.sidecar_path gives, without importing numpy for it.
+    sidecar = manifest_path.with_name(manifest_path.name + ".fp")
+    if not sidecar.exists():
+        report.add("fingerprint index", True, f"not checked: no {sidecar.name} beside the manifest")
+        return
+    digest = file_sha256(sidecar)
+    ok = digest == committed["sha256"]
+    detail = f"{sidecar.name} sha256 {digest}"
+    report.add(
+        "fingerprint index", ok, detail if ok else f"{detail}, card says {committed['sha256']}"
     )
 
 

@@ -371,3 +371,25 @@ def test_signing_with_a_world_readable_key_is_refused(world: Path, tmp_path: Pat
     assert result.returncode == 2
     assert "readable by other users" in one_error_line(result)
     assert not (tmp_path / "s.json").exists()
+
+
+def _check(report: dict[str, object], name: str) -> dict[str, object]:
+    return next(c for c in report["checks"] if c["name"] == name)  # type: ignore[attr-defined, union-attr, index, no-any-return]
+
+
+def test_verify_checks_the_fingerprint_index(world: Path, tmp_path: Path) -> None:
+    assert (world / "manifest.jsonl.fp").exists()
+    code, report = _verify(world, "--manifest", world / "manifest.jsonl")
+    check = _check(report, "fingerprint index")
+    assert code == 0 and check["ok"] and "manifest.jsonl.fp sha256" in str(check["detail"])
+    shutil.copy(world / "manifest.jsonl", tmp_path / "manifest.jsonl")
+    changed = bytearray((world / "manifest.jsonl.fp").read_bytes())
+    changed[-1] ^= 1
+    (tmp_path / "manifest.jsonl.fp").write_bytes(bytes(changed))
+    code, report = _verify(world, "--manifest", tmp_path / "manifest.jsonl")
+    check = _check(report, "fingerprint index")
+    assert code == 1 and not check["ok"] and "card says" in str(check["detail"])
+    (tmp_path / "manifest.jsonl.fp").unlink()
+    code, report = _verify(world, "--manifest", tmp_path / "manifest.jsonl")
+    check = _check(report, "fingerprint index")
+    assert code == 0 and check["ok"] and "not checked" in str(check["detail"])
