@@ -4,15 +4,12 @@ TUF repository, served over HTTP on 127.0.0.1 while a developer fetches them int
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
-import http.server
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 from provenance.keys import PrivateKey
+from provenance.lists._serve import serving as served
 from provenance.lists.client import fetch
 from provenance.lists.model import ListEntry
 from provenance.lists.repository import publish
@@ -29,28 +26,6 @@ def sha(data: bytes | str) -> str:
 
 def entry(kind: str, value: str, category: str = "piracy") -> ListEntry:
     return ListEntry(type=kind, value=value, category=category)  # type: ignore[arg-type]
-
-
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        pass
-
-
-@contextmanager
-def served(directory: Path) -> Iterator[str]:
-    """Serve ``directory`` on 127.0.0.1 for the duration of the block; yield its URL."""
-    handler = functools.partial(_Quiet, directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.daemon = True
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 class Association:
