@@ -396,6 +396,13 @@ def test_forgeries_with_a_valid_checksum_fail(world: World) -> None:
 
         return edit
 
+    def both(*edits: Any) -> Any:
+        def edit(document: dict[str, Any]) -> None:
+            for each in edits:
+                each(document)
+
+        return edit
+
     cases: list[tuple[str, str, Any, str]] = [
         (
             "present, other work",
@@ -406,10 +413,24 @@ def test_forgeries_with_a_valid_checksum_fail(world: World) -> None:
         (
             "present claimed absent",
             present,
-            set_(["claim"], "absent"),
+            both(set_(["claim"], "absent"), set_(["status"], "absent")),
             "do not bracket|single leaf",
         ),
-        ("absent claimed present", gap, set_(["claim"], "present"), "exactly one leaf"),
+        (
+            "absent claimed present",
+            gap,
+            both(set_(["claim"], "present"), set_(["status"], "exact")),
+            "exactly one leaf",
+        ),
+        ("claim against status", present, set_(["claim"], "absent"), "not a valid proof"),
+        ("status against claim", gap, set_(["status"], "exact"), "not a valid proof"),
+        ("digest against status", present, set_(["digest"], "textSha256"), "not a valid proof"),
+        (
+            "exact relabelled normalized without the text digest",
+            present,
+            both(set_(["status"], "normalized"), set_(["digest"], "textSha256")),
+            "not a valid proof",
+        ),
         ("index moved", present, set_(["leaves", 0, "index"], 7), "inclusion proof"),
         ("path flipped", present, set_(["leaves", 0, "auditPath", 0], "00" * 32), "inclusion"),
         ("path truncated", present, set_(["leaves", 0, "auditPath"], []), "inclusion"),
