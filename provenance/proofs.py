@@ -232,6 +232,8 @@ class Proof:
 
     def _body(self) -> dict[str, Any]:
         if self.version == 1:
+            if self.work_status not in ("exact", "absent") or self.work_text_sha256:
+                raise ValueError("proof format v1 holds only exact and absent proofs")
             return {
                 "type": PROOF_TYPE_V1,
                 "hashAlgorithm": "sha256",

@@ -432,6 +432,16 @@ def test_forgeries_with_a_valid_checksum_fail(world: World) -> None:
             both(set_(["claim"], "present"), set_(["status"], "exact")),
             "exactly one leaf",
         ),
+        (
+            "normalized, but the entry has another text digest",
+            present,
+            both(
+                set_(["status"], "normalized"),
+                set_(["digest"], "textSha256"),
+                set_(["work", "textSha256"], "cd" * 32),
+            ),
+            "has textSha256 None, not the work's",
+        ),
         ("claim against status", present, set_(["claim"], "absent"), "not a valid proof"),
         ("status against claim", gap, set_(["status"], "exact"), "not a valid proof"),
         ("digest against status", present, set_(["digest"], "textSha256"), "not a valid proof"),
@@ -999,3 +1009,17 @@ def test_proof_verify_work_fifo_exits_2(world: World, tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "not a regular file" in one_error_line(result)
+
+
+def test_claim_status_and_text_digest_are_checked_beyond_the_schema(world: World) -> None:
+    proof = world.builder().prove(world.entries[4].sha256)
+    commitment = world.ref.commitment
+    with pytest.raises(proofs.ProofError, match="cannot claim 'absent'"):
+        proofs.verify_proof(replace(proof, claim="absent"), commitment)
+    with pytest.raises(proofs.ProofError, match="needs the work's textSha256"):
+        proofs.verify_proof(replace(proof, status="normalized"), commitment)
+    labelled = replace(proof, status="near-duplicate")
+    verified = proofs.verify_proof(labelled, commitment)
+    assert (verified.status, verified.digest) == ("near-duplicate", "sha256")
+    with pytest.raises(proofs.ProofError, match="not the work's"):
+        proofs.verify_proof(replace(proof, work=world.entries[5].sha256), commitment)
