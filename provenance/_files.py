@@ -56,13 +56,16 @@ def open_input(path: Path, *, what: str = "", kind: str = "file") -> io.Buffered
     ``what`` names the file in messages (default: the path); ``kind`` says what it should be
     (e.g. "manifest file").
 
+    The file is opened with ``O_NONBLOCK`` and checked on its descriptor to be a regular file,
+    so a FIFO (or a device) given as input is refused at once instead of waiting for a writer.
+
     Raises:
-        InputError: missing, a directory, or permission denied.
+        InputError: missing, a directory, not a regular file, or permission denied.
         LocalIOError: any other error opening it.
     """
     label = what or str(path)
     try:
-        return open(path, "rb")  # noqa: SIM115 - the caller closes it
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise InputError(f"{label}: no such {kind}") from None
     except IsADirectoryError:
@@ -71,6 +74,20 @@ def open_input(path: Path, *, what: str = "", kind: str = "file") -> io.Buffered
         raise InputError(f"{label}: permission denied") from None
     except OSError as exc:
         raise LocalIOError(f"{label}: cannot open: {exc.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise InputError(f"{label}: is a directory, expected a {kind}")
+        if not stat.S_ISREG(mode):
+            raise InputError(f"{label}: not a regular file, expected a {kind}")
+        # O_NONBLOCK means nothing for a regular file; cleared so the handle reads as usual.
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException as exc:
+        os.close(fd)
+        if isinstance(exc, OSError):
+            raise LocalIOError(f"{label}: cannot open: {exc.strerror}") from None
+        raise
 
 
 def file_sha256(path: Path, *, what: str = "", kind: str = "file") -> str:

@@ -37,6 +37,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
+import threading
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -327,8 +330,32 @@ def images_available() -> bool:
     return True
 
 
+# Pillow warns on stderr about huge ("decompression bomb") and odd images, and numpy under
+# imagehash about degenerate ones. Such an image simply gets no fingerprint (or its pHash); a
+# warning tells the user nothing they can act on and breaks the progress bar. The filter is
+# process-wide and permanent rather than a catch_warnings() around each call, because
+# catch_warnings is not thread-safe and manifest build fingerprints big files on threads; it
+# only silences warnings raised from these modules.
+_QUIET_MODULES = r"(PIL|imagehash|scipy)(\..*)?$|provenance\.fingerprints$"
+_QUIET_FILTER = ("ignore", None, Warning, re.compile(_QUIET_MODULES), 0)
+_quiet_lock = threading.Lock()
+
+
+def _silence_image_warnings() -> None:
+    """Install the filter above unless it is in place (it is re-checked: a caller may have
+    reset the warning filters since, as ``warnings.catch_warnings`` does on exit)."""
+    if _QUIET_FILTER in warnings.filters:
+        return
+    with _quiet_lock:
+        if _QUIET_FILTER not in warnings.filters:
+            warnings.filterwarnings("ignore", category=Warning, module=_QUIET_MODULES)
+
+
 def image_fingerprint(data: bytes) -> int | None:
     """Return the 64-bit pHash of the image in ``data``, or None if it cannot be decoded.
+
+    Library warnings raised while decoding (Pillow's decompression-bomb warning, odd modes)
+    are silenced for the whole process (see ``_silence_image_warnings``).
 
     Raises:
         ImportError: the ``images`` extra is not installed.
@@ -336,6 +363,7 @@ def image_fingerprint(data: bytes) -> int | None:
     import imagehash
     from PIL import Image
 
+    _silence_image_warnings()
     try:
         with Image.open(io.BytesIO(data)) as image:
             if image.width * image.height > MAX_IMAGE_PIXELS:

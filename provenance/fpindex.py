@@ -46,7 +46,7 @@ import numpy.typing as npt
 
 from provenance import _files, _json
 from provenance._files import atomic_writer
-from provenance.errors import FormatError, InputError, LocalIOError
+from provenance.errors import DigestMismatchError, FormatError, InputError, LocalIOError
 from provenance.fingerprints import IMAGE_METHOD, NGRAM, TEXT_METHOD, WINDOW, ContentPrints
 from provenance.manifest import (
     ManifestEntry,
@@ -55,6 +55,7 @@ from provenance.manifest import (
     entry_lines,
     iter_manifest,
 )
+from provenance.merkle import leaf_hash
 from provenance.normtext import NORM_TEXT_NAME
 
 __all__ = [
@@ -62,9 +63,12 @@ __all__ = [
     "MAGIC",
     "SUFFIX",
     "FingerprintIndex",
+    "LineCheck",
+    "ManifestScan",
     "file_sha256",
     "merge_sidecars",
     "read_entry_prints",
+    "scan_manifest",
     "sidecar_path",
     "write_sidecar",
     "write_sidecar_for",
@@ -79,6 +83,10 @@ MAX_ENTRIES = 2**32 - 1
 
 U64 = npt.NDArray[np.uint64]
 U32 = npt.NDArray[np.uint32]
+
+LineCheck = Callable[[int, bytes], None]
+"""Called with (entry number, manifest line without its newline) for every line read after
+opening; raises if the line is not the one checked before (e.g. against a signed card)."""
 
 _SECTIONS: tuple[tuple[str, str], ...] = (
     ("lineOffsets", "<u8"),
@@ -125,41 +133,71 @@ def _prefix(hex_digest: str) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class _ManifestScan:
+class ManifestScan:
+    """What one read of a manifest yields for lookups (and, with ``leaves``, for proofs)."""
+
     digest: str
+    """SHA-256 of the manifest file, of the bytes read."""
     ids: list[str]
     offsets: U64
     sha_prefix: U64
     text_prefix: U64  # textSha256 prefixes, sorted; ties in entry order
     text_entry: U32  # the entry of each
+    digests: bytes = b""
+    """With ``leaves``: every entry's sha256, 32 bytes each, in manifest order."""
+    leaves: bytes = b""
+    """With ``leaves``: every line's RFC 9162 leaf hash, 32 bytes each, in manifest order."""
 
 
-def _scan_manifest(manifest_path: Path) -> _ManifestScan:
-    """Read a manifest (checking it like iter_manifest) and collect what the sidecar needs."""
+_ManifestScan = ManifestScan
+
+
+def scan_manifest(manifest_path: Path, *, leaves: bool = False) -> ManifestScan:
+    """Read a manifest once (checking it like iter_manifest) and collect what lookups need.
+
+    With ``leaves``, also every entry's sha256 and leaf hash: what proofs against a card need,
+    taken from the same bytes as the rest.
+
+    Raises:
+        InputError, FormatError, LocalIOError: see :func:`provenance.manifest.iter_manifest`.
+    """
     summaries: list[Any] = []
     ids: list[str] = []
     offsets = [0]
     sha_prefix: list[int] = []
     text_sha: list[tuple[int, int]] = []
+    digests = bytearray()
+    leaf_hashes = bytearray()
+    from_hex = bytes.fromhex
     position = 0
     for number, entry in enumerate(iter_manifest(manifest_path, on_summary=summaries.append)):
         ids.append(entry.id)
-        position += len(entry_bytes(entry)) + 1
+        # iter_manifest checked that each line is exactly entry_bytes(entry).
+        line = entry_bytes(entry)
+        position += len(line) + 1
         offsets.append(position)
         sha_prefix.append(_prefix(entry.sha256))
         if entry.textSha256 is not None:
             text_sha.append((_prefix(entry.textSha256), number))
+        if leaves:
+            digests += from_hex(entry.sha256)
+            leaf_hashes += leaf_hash(line)
     if len(ids) > MAX_ENTRIES:
         raise InputError(f"{manifest_path}: more than {MAX_ENTRIES} entries")
     text_sha.sort()
-    return _ManifestScan(
+    return ManifestScan(
         summaries[0].digest,
         ids,
         np.array(offsets, dtype=np.uint64),
         np.array(sha_prefix, dtype=np.uint64),
         np.array([p for p, _ in text_sha], dtype=np.uint64),
         np.array([e for _, e in text_sha], dtype=np.uint32),
+        bytes(digests),
+        bytes(leaf_hashes),
     )
+
+
+_scan_manifest = scan_manifest
 
 
 def write_sidecar(
@@ -365,37 +403,67 @@ class FingerprintIndex:
         sidecar: Path | None,
         keep: list[Any],
         check_prints: Callable[[], None] | None = None,
+        line_check: LineCheck | None = None,
     ) -> None:
-        """Use :meth:`open`."""
+        """Use :meth:`open` or :meth:`from_scan`."""
         self.manifest_path = manifest_path
         self.sidecar = sidecar
         self._arrays = arrays
         self._keep = keep
         self._check_prints = check_prints
+        self._line_check = line_check
         self._fd: int | None = None
 
     # -- opening ---------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, manifest_path: Path, sidecar: Path | None = None) -> FingerprintIndex:
+    def open(
+        cls,
+        manifest_path: Path,
+        sidecar: Path | None = None,
+        *,
+        scan: ManifestScan | None = None,
+        expected_sha256: str | None = None,
+        line_check: LineCheck | None = None,
+    ) -> FingerprintIndex:
         """Open ``manifest_path`` with its sidecar (``sidecar`` or :func:`sidecar_path`).
 
         Without a sidecar file, exact and normalized lookups still work: the manifest is read
         and indexed in memory.
 
+        ``scan`` is the manifest as already read (the sidecar must then name its digest and
+        line offsets, and the manifest is not read again); ``expected_sha256`` is the digest
+        the sidecar must have (hashed from the very bytes the index uses); ``line_check`` is
+        called on every manifest line read later (see :data:`LineCheck`).
+
         Raises:
-            InputError: the manifest is missing or unreadable, or the sidecar belongs to another
-                manifest.
+            InputError: the manifest is missing or unreadable, the sidecar is not a regular
+                file or belongs to another manifest.
             FormatError: the manifest or the sidecar is corrupt (named, with what is wrong).
+            DigestMismatchError: the sidecar's SHA-256 is not ``expected_sha256``.
         """
         path = sidecar or sidecar_path(manifest_path)
-        if sidecar is None and not path.exists():
+        if sidecar is None and not os.path.lexists(path):
+            if scan is not None:
+                return cls.from_scan(manifest_path, scan, line_check=line_check)
             return cls._from_manifest(manifest_path)
-        return cls._from_sidecar(manifest_path, path)
+        return cls._from_sidecar(
+            manifest_path, path, scan=scan, expected_sha256=expected_sha256, line_check=line_check
+        )
 
     @classmethod
     def _from_manifest(cls, manifest_path: Path) -> FingerprintIndex:
-        scan = _scan_manifest(manifest_path)
+        return cls.from_scan(manifest_path, scan_manifest(manifest_path))
+
+    @classmethod
+    def from_scan(
+        cls, manifest_path: Path, scan: ManifestScan, *, line_check: LineCheck | None = None
+    ) -> FingerprintIndex:
+        """An index without fingerprints (exact and normalized lookups) from a manifest scan.
+
+        Nothing but the manifest is read, and only its lines, on demand (each passed to
+        ``line_check`` if given).
+        """
         count = len(scan.ids)
         arrays: dict[str, npt.NDArray[Any]] = {
             "lineOffsets": scan.offsets,
@@ -408,28 +476,41 @@ class FingerprintIndex:
             "imageEntry": np.zeros(0, dtype=np.uint32),
             "imageHash": np.zeros(0, dtype=np.uint64),
         }
-        return cls(manifest_path, arrays, sidecar=None, keep=[])
+        return cls(manifest_path, arrays, sidecar=None, keep=[], line_check=line_check)
 
     @classmethod
-    def _from_sidecar(cls, manifest_path: Path, path: Path) -> FingerprintIndex:
-        try:
-            handle = open(path, "rb")  # noqa: SIM115 - kept open by the index (mmap)
-        except FileNotFoundError:
-            raise InputError(f"{path}: no such fingerprint index") from None
-        except PermissionError:
-            raise InputError(f"{path}: permission denied") from None
-        except IsADirectoryError:
-            raise InputError(f"{path}: is a directory, expected a fingerprint index") from None
-        except OSError as exc:
-            raise LocalIOError(f"{path}: cannot open: {exc.strerror}") from None
-        with handle:
+    def _from_sidecar(
+        cls,
+        manifest_path: Path,
+        path: Path,
+        *,
+        scan: ManifestScan | None,
+        expected_sha256: str | None,
+        line_check: LineCheck | None,
+    ) -> FingerprintIndex:
+        # Regular files only, opened without blocking: a FIFO here would otherwise wait forever.
+        with _files.open_input(path, kind="fingerprint index") as handle:
             size = os.fstat(handle.fileno()).st_size
-            if size < 16:
-                raise _corrupt(path, "shorter than its fixed header")
+            mapped: mmap.mmap | None = None
             try:
-                mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+                if size >= 16:
+                    mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+                else:
+                    small = handle.read(16)
             except (OSError, ValueError) as exc:
-                raise LocalIOError(f"{path}: cannot map: {exc}") from None
+                raise LocalIOError(f"{path}: cannot read: {exc}") from None
+        if expected_sha256 is not None:
+            # The digest of the bytes mapped, which are the bytes the lookups will use.
+            actual = hashlib.sha256(mapped if mapped is not None else small).hexdigest()
+            if actual != expected_sha256:
+                if mapped is not None:
+                    mapped.close()
+                raise DigestMismatchError(
+                    f"{path}: sha256 {actual} is not the fingerprint index the card commits to"
+                    f" ({expected_sha256})"
+                )
+        if mapped is None:
+            raise _corrupt(path, "shorter than its fixed header")
         try:
             header, arrays = _parse(path, mapped, size)
         except BaseException:
@@ -437,11 +518,11 @@ class FingerprintIndex:
             with contextlib.suppress(BufferError):
                 mapped.close()
             raise
-        index = cls(manifest_path, arrays, sidecar=path, keep=[mapped])
-        index._check_layout(header)
+        index = cls(manifest_path, arrays, sidecar=path, keep=[mapped], line_check=line_check)
+        index._check_layout(header, scan)
         return index
 
-    def _check_layout(self, header: dict[str, Any]) -> None:
+    def _check_layout(self, header: dict[str, Any], scan: ManifestScan | None = None) -> None:
         path = self.sidecar
         assert path is not None
         a = self._arrays
@@ -469,14 +550,17 @@ class FingerprintIndex:
         if len(a["imageEntry"]) > 1 and not np.all(a["imageEntry"][1:] > a["imageEntry"][:-1]):
             raise _corrupt(path, "section imageEntry is not strictly increasing")
         # The manifest must be the one the sidecar was built for.
-        manifest_digest = file_sha256(self.manifest_path)
+        manifest_digest = scan.digest if scan is not None else file_sha256(self.manifest_path)
         if manifest_digest != header["manifest"]["sha256"]:
             raise InputError(
                 f"{path}: fingerprint index belongs to another manifest (sha256"
                 f" {header['manifest']['sha256']}, {self.manifest_path} has {manifest_digest});"
                 " rebuild it with 'provenance manifest build'"
             )
-        if int(offsets[-1]) != os.stat(self.manifest_path).st_size:
+        if scan is not None:
+            if not np.array_equal(offsets, scan.offsets):
+                raise _corrupt(path, "line offsets do not match the manifest's lines")
+        elif int(offsets[-1]) != os.stat(self.manifest_path).st_size:
             raise _corrupt(path, "line offsets do not match the manifest's size")
 
         def check_prints() -> None:
@@ -534,12 +618,15 @@ class FingerprintIndex:
         start, end = int(offsets[number]), int(offsets[number + 1])
         try:
             if self._fd is None:
-                self._fd = os.open(self.manifest_path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                with _files.open_input(self.manifest_path, kind="manifest file") as handle:
+                    self._fd = os.dup(handle.fileno())
             line = os.pread(self._fd, end - start, start)
         except OSError as exc:
             raise LocalIOError(f"{self.manifest_path}: cannot read: {exc.strerror}") from None
         if not line.endswith(b"\n"):
             raise FormatError(f"{self.manifest_path}: changed since it was indexed")
+        if self._line_check is not None:
+            self._line_check(number, line[:-1])
         return decode_entry(line[:-1], what=f"{self.manifest_path}: entry {number}")
 
     def _range(self, keys: str, values: str | None, prefix: int) -> Iterator[int]:
@@ -552,14 +639,22 @@ class FingerprintIndex:
 
     def exact(self, sha256: str) -> list[ManifestEntry]:
         """Return the entries whose ``sha256`` is ``sha256`` (hex), in manifest order."""
-        found = [self.entry(n) for n in self._range("shaPrefix", None, _prefix(sha256))]
-        return [e for e in found if e.sha256 == sha256]
+        return [entry for _, entry in self.exact_numbered(sha256)]
+
+    def exact_numbered(self, sha256: str) -> list[tuple[int, ManifestEntry]]:
+        """Like :meth:`exact`, with each entry's number (its manifest line, from 0)."""
+        found = [(n, self.entry(n)) for n in self._range("shaPrefix", None, _prefix(sha256))]
+        return [(n, e) for n, e in found if e.sha256 == sha256]
 
     def normalized(self, text_sha256: str) -> list[ManifestEntry]:
         """Return the entries whose ``textSha256`` is ``text_sha256``, in manifest order."""
+        return [entry for _, entry in self.normalized_numbered(text_sha256)]
+
+    def normalized_numbered(self, text_sha256: str) -> list[tuple[int, ManifestEntry]]:
+        """Like :meth:`normalized`, with each entry's number (its manifest line, from 0)."""
         numbers = self._range("textShaPrefix", "textShaEntry", _prefix(text_sha256))
-        found = [self.entry(n) for n in numbers]
-        return [e for e in found if e.textSha256 == text_sha256]
+        found = [(n, self.entry(n)) for n in numbers]
+        return sorted((n, e) for n, e in found if e.textSha256 == text_sha256)
 
     def text_candidates(
         self, prints: U64, *, max_postings: int = 100_000

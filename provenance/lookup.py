@@ -20,22 +20,46 @@ near-duplicate text, the share of the work found ``|W ∩ E| / |W|`` for a conta
 The thresholds (``Thresholds``) come from measurements (``benchmarks/bench_lookup.py
 --distributions``): distinct stories by one author share at most 1 fingerprint, edited copies
 with 40 % of the sentences dropped or changed keep at least 28 % of the work's.
+
+Against a signed card (:func:`open_for_lookup` with a card), the manifest is read once and
+checked against the card, and every line read afterwards is checked against the card's Merkle
+leaves; a fingerprint sidecar is used only if the card commits to its digest. So no answer
+rests on a file that no trusted key signed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from provenance import fpindex
 from provenance.fingerprints import ContentPrints, content_prints
 from provenance.fpindex import FingerprintIndex
 
-__all__ = ["STATUSES", "Match", "Status", "Thresholds", "WorkResult", "lookup_works"]
+if TYPE_CHECKING:
+    from provenance.proofs import CardRef, ProofBuilder, ProofRequest
+
+__all__ = [
+    "MAX_WORK_BYTES",
+    "STATUSES",
+    "Match",
+    "Status",
+    "Thresholds",
+    "WorkResult",
+    "lookup_works",
+    "open_for_lookup",
+    "proof_requests",
+]
+
+MAX_WORK_BYTES = 256 * 1024 * 1024
+"""The largest work looked up (or checked against a proof): works are read whole."""
 
 Status = Literal["exact", "normalized", "near-duplicate", "contained", "absent"]
 STATUSES: tuple[Status, ...] = ("exact", "normalized", "near-duplicate", "contained", "absent")
@@ -69,6 +93,8 @@ class Match:
     id: str
     score: float
     status: Status
+    entry: int = -1
+    """The entry's manifest line (from 0): its leaf in the card's Merkle tree."""
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form ``{"id", "score", "status"}``."""
@@ -83,6 +109,8 @@ class WorkResult:
     sha256: str
     status: Status
     matches: tuple[Match, ...]
+    text_sha256: str | None = None
+    """The work's norm-text-v1 digest, when it is text."""
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form ``{"work", "sha256", "status", "matches": [...]}``."""
@@ -153,8 +181,8 @@ def _lookup_one(
     digest = hashlib.sha256(content).hexdigest()
     best: dict[str, Match] = {}
 
-    def offer(entry_id: str, status: Status, score: float) -> None:
-        match = Match(entry_id, _round(score), status)
+    def offer(number: int, entry_id: str, status: Status, score: float) -> None:
+        match = Match(entry_id, _round(score), status, number)
         current = best.get(entry_id)
         if current is None or (_RANK[status], -match.score) < (
             _RANK[current.status],
@@ -162,18 +190,18 @@ def _lookup_one(
         ):
             best[entry_id] = match
 
-    for entry in index.exact(digest):
-        offer(entry.id, "exact", 1.0)
+    for number, entry in index.exact_numbered(digest):
+        offer(number, entry.id, "exact", 1.0)
     if prints.text_sha256 is not None:
-        for entry in index.normalized(prints.text_sha256):
-            offer(entry.id, "normalized", 1.0)
+        for number, entry in index.normalized_numbered(prints.text_sha256):
+            offer(number, entry.id, "normalized", 1.0)
     for number, kind, score in _text_matches(prints, index, thresholds) + _image_matches(
         prints, index, thresholds
     ):
-        offer(index.entry(number).id, kind, score)
+        offer(number, index.entry(number).id, kind, score)
     matches = sorted(best.values(), key=lambda m: (_RANK[m.status], -m.score, m.id))
     status: Status = matches[0].status if matches else "absent"
-    return WorkResult(label, digest, status, tuple(matches))
+    return WorkResult(label, digest, status, tuple(matches), prints.text_sha256)
 
 
 def lookup_works(
@@ -203,3 +231,94 @@ def lookup_works(
 def shared_fingerprints(a: ContentPrints, b: ContentPrints) -> int:
     """Return how many text fingerprints two contents share (for measurements)."""
     return int(len(np.intersect1d(a.text, b.text, assume_unique=True)))
+
+
+# ----------------------------------------------------------------------------------------------
+# I/O shell: opening a manifest for lookups, alone or against a signed card
+
+
+@contextlib.contextmanager
+def open_for_lookup(
+    manifest_path: Path,
+    *,
+    sidecar: Path | None = None,
+    card: CardRef | None = None,
+    warn: Callable[[str], None],
+) -> Iterator[tuple[FingerprintIndex, ProofBuilder | None]]:
+    """Open a manifest (and its fingerprint sidecar) for :func:`lookup_works`.
+
+    Without ``card``: the sidecar ``sidecar`` (or the one beside the manifest) is used if
+    present. With a verified ``card``: the manifest is read once, checked against the card
+    (digest, size, Merkle root) and every line read later is checked against the card's
+    leaves; the sidecar is used only if the card commits to its digest, else the lookup works
+    from the manifest alone (exact and normalized matches). Each fallback is passed to
+    ``warn`` as one sentence.
+
+    Yields:
+        The index, and with ``card`` a :class:`~provenance.proofs.ProofBuilder` for proofs.
+
+    Raises:
+        InputError, FormatError, LocalIOError: a file is missing, not a regular file,
+            unreadable or corrupt.
+        DigestMismatchError: the manifest is not the card's, or the sidecar is not the one the
+            card commits to.
+    """
+    if card is None:
+        with FingerprintIndex.open(manifest_path, sidecar) as index:
+            if not index.has_text_prints:
+                warn(
+                    f"no fingerprint index ({fpindex.sidecar_path(manifest_path)}): only exact"
+                    " and normalized matches can be found"
+                )
+            yield index, None
+        return
+    from provenance.proofs import ProofBuilder
+
+    scan = fpindex.scan_manifest(manifest_path, leaves=True)
+    builder = ProofBuilder.from_scan(manifest_path, scan, card)
+    recorded = card.card.predicate["manifest"].get("fingerprints")
+    committed = recorded.get("sha256") if isinstance(recorded, dict) else None
+    candidate = sidecar or fpindex.sidecar_path(manifest_path)
+    present = sidecar is not None or candidate.exists() or candidate.is_symlink()
+    use: Path | None = None
+    if committed is None:
+        if present:
+            warn(
+                f"the card commits to no fingerprint index, so {candidate} is not used (no"
+                " trusted key signed it): only exact and normalized matches can be found"
+            )
+    elif not present:
+        warn(
+            f"the card commits to a fingerprint index but {candidate} does not exist:"
+            " near-duplicate and contained statuses are unavailable"
+        )
+    else:
+        use = candidate
+    if use is None:
+        index = FingerprintIndex.from_scan(manifest_path, scan, line_check=builder.check_line)
+    else:
+        index = FingerprintIndex.open(
+            manifest_path,
+            use,
+            scan=scan,
+            expected_sha256=committed,
+            line_check=builder.check_line,
+        )
+    with index:
+        yield index, builder
+
+
+def proof_requests(results: Sequence[WorkResult]) -> list[ProofRequest]:
+    """Return what to prove for each result: the presence of its best matching entry,
+    labelled with its status, or, for an ``absent`` work only, its absence."""
+    from provenance.proofs import ProofRequest, WorkDigests
+
+    requests = []
+    for result in results:
+        work = WorkDigests(result.sha256, result.text_sha256)
+        if result.status == "absent":
+            requests.append(ProofRequest("absent", work))
+            continue
+        best = result.matches[0]
+        requests.append(ProofRequest(result.status, work, best.entry, best.id))
+    return requests

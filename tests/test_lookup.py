@@ -3,25 +3,30 @@ control across distinct works by one author, the fingerprint sidecar, and the CL
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import io
 import json
 import os
 import random
 import re
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 
 from provenance import fingerprints, fpindex, lookup, manifest
-from provenance.errors import FormatError, InputError
+from provenance.errors import DigestMismatchError, FormatError, InputError
 from provenance.fingerprints import MIN_TOKENS, content_prints, text_fingerprints
 from provenance.normtext import norm_text_sha256
-from tests.conftest import NOW, SAMPLES, one_error_line
+from tests.conftest import NOW, ROOT, SAMPLES, one_error_line
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
+AT = dt.datetime(2026, 11, 29, 12, tzinfo=dt.UTC)
 
 BOOKS = sorted((SAMPLES / "data" / "books").glob("*.txt"))
 WORKS = sorted((SAMPLES / "works").glob("*.txt"))
@@ -500,7 +505,15 @@ def signed(tmp_path_factory: pytest.TempPathFactory) -> Path:
             NOW,
         ),
         ("card", "sign", work / "card.json", "--key", work / "dev.key", "-o", work / "signed.json"),
-    ]
+        # An independent auditor co-signs (after verify --manifest), so absence proofs count.
+        ("key", "generate", work / "auditor.key"),
+        ("trust", "add", work / "trust.json", work / "auditor.key.pub", "--name", "Auditor",
+         "--role", "auditor"),
+        ("verify", work / "signed.json", "--trust", work / "trust.json", "--manifest",
+         work / "manifest.jsonl", "--now", NOW),
+        ("card", "sign", work / "signed.json", "--key", work / "auditor.key", "-o",
+         work / "signed.json"),
+    ]  # fmt: skip
     for step in steps:
         result = run_cli(*step)
         assert result.returncode == 0, result.stderr
@@ -650,3 +663,220 @@ def test_cli_manifest_build_without_fingerprints(cli: Cli, tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     assert not fpindex.sidecar_path(out).exists()
     assert b"textSha256" not in out.read_bytes()
+
+
+def _cli(*args: str | Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """The CLI as users run it, with a short timeout (a hang fails the test, not the suite)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("PROVENANCE_NOW", None)
+    return subprocess.run(
+        [sys.executable, "-m", "provenance", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_cli_lookup_never_writes_an_absence_proof_for_a_work_found(
+    signed: Path, tmp_path: Path
+) -> None:
+    portfolio = tmp_path / "portfolio"
+    portfolio.mkdir()
+    two = BOOKS[1].read_text(encoding="utf-8")
+    works = {
+        "a-exact.txt": BOOKS[0].read_bytes(),
+        "b-normalized.txt": ("\ufeff" + two.upper().replace("\n", "\r\n  ")).encode(),
+        "c-edited.txt": edit(BOOKS[3].read_text(encoding="utf-8"), 4).encode(),
+        "d-quoted.txt": WORKS[0].read_bytes(),
+        "e-absent.txt": WORKS[1].read_bytes(),
+    }
+    for name, data in works.items():
+        (portfolio / name).write_bytes(data)
+    card = ("--card", signed / "signed.json", "--trust", signed / "trust.json", "--now", NOW)
+    out = tmp_path / "proofs"
+    result = _cli(
+        "lookup", portfolio, "--manifest", signed / "manifest.jsonl", *card, "--proof-out", out,
+        "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    statuses = [r["status"] for r in document["results"]]
+    assert statuses == ["exact", "normalized", "near-duplicate", "contained", "absent"]
+    written = document["proofs"]
+    assert [(p["claim"], p["status"], p["digest"]) for p in written] == [
+        ("present", "exact", "sha256"),
+        ("present", "normalized", "textSha256"),
+        ("present", "near-duplicate", "sha256"),
+        ("present", "contained", "sha256"),
+        ("absent", "absent", "sha256"),
+    ]
+    expected_entries = [
+        "books/01-a-scandal-in-bohemia.txt",
+        "books/02-the-red-headed-league.txt",
+        "books/04-the-boscombe-valley-mystery.txt",
+        "web/fans-forum-favourite-passages-3.html",
+    ]
+    for result_doc, entry_id in zip(document["results"], expected_entries, strict=False):
+        assert result_doc["matches"][0]["id"] == entry_id
+    reports = []
+    for item, name in zip(written, works, strict=True):
+        checked = _cli("proof", "verify", item["path"], *card, "--work", portfolio / name, "--json")
+        assert checked.returncode == 0, (name, checked.stderr)
+        reports.append(json.loads(checked.stdout))
+    assert [(r["claim"], r["status"], r["digest"]) for r in reports] == [
+        (p["claim"], p["status"], p["digest"]) for p in written
+    ]
+    assert [r["leaves"][0]["id"] for r in reports[:4]] == expected_entries
+    normalized = reports[1]
+    assert normalized["value"] == normalized["workDigests"]["textSha256"]
+    assert normalized["value"] == normalized["leaves"][0]["textSha256"]
+    assert normalized["value"] == norm_text_sha256(works["b-normalized.txt"])
+    assert reports[0]["value"] == reports[0]["leaves"][0]["sha256"]
+    # Human output names the digest the claim is about.
+    human = _cli("proof", "verify", written[1]["path"], *card)
+    assert "PRESENT as normalized text (textSha256" in human.stdout
+    assert "claim about the work's textSha256" in human.stdout
+    human = _cli("proof", "verify", written[3]["path"], *card)
+    assert "the lookup found it a contained match" in human.stdout
+    # --work recomputes the digest the claim is about: another copy of the same text checks
+    # against the normalized proof; a different text does not.
+    other_copy = tmp_path / "two.txt"
+    other_copy.write_bytes(BOOKS[1].read_bytes())
+    assert _cli("proof", "verify", written[1]["path"], *card, "--work", other_copy).returncode == 0
+    wrong = _cli("proof", "verify", written[1]["path"], *card, "--work", BOOKS[0])
+    assert wrong.returncode == 1
+    assert "textSha256" in one_error_line(wrong)
+    wrong = _cli("proof", "verify", written[0]["path"], *card, "--work", BOOKS[2])
+    assert wrong.returncode == 1
+    assert "not " + str(BOOKS[2]) in one_error_line(wrong)
+
+
+def _doctored_sidecar(manifest_path: Path, hide: str) -> None:
+    """Write a sidecar beside ``manifest_path`` that a lookup accepts but that hides the entry
+    whose sha256 is ``hide`` (its digest prefix is changed to its neighbour's)."""
+    entries = manifest.read_manifest(manifest_path).entries
+    position = next(i for i, e in enumerate(entries) if e.sha256 == hide)
+    neighbour = entries[position - 1 if position else position + 1]
+    doctored = list(entries)
+    doctored[position] = msgspec.structs.replace(entries[position], sha256=neighbour.sha256)
+    digest = fpindex.file_sha256(manifest_path)
+    fpindex.write_sidecar_for(doctored, digest, {}, fpindex.sidecar_path(manifest_path))
+
+
+def test_cli_lookup_with_card_ignores_a_sidecar_the_card_does_not_commit_to(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for path in BOOKS[:4]:
+        (data / path.name).write_bytes(path.read_bytes())
+    m = tmp_path / "manifest.jsonl"
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "name: t\nversion: '1'\ndescription: d\npublisher: {name: P}\nsources:\n"
+        "  - {id: all, name: All, kind: dataset, license: CC0-1.0, paths: ['**']}\n"
+    )
+    steps = [
+        ("manifest", "build", data, "-o", m, "--no-fingerprints", "--workers", "1"),
+        ("key", "generate", tmp_path / "k"),
+        ("trust", "add", tmp_path / "t.json", tmp_path / "k.pub", "--name", "P", "--role",
+         "dataset-publisher"),
+        ("card", "build", spec, "--manifest", m, "-o", tmp_path / "c.json", "--now", NOW),
+        ("card", "sign", tmp_path / "c.json", "--key", tmp_path / "k", "-o", tmp_path / "s.json"),
+    ]  # fmt: skip
+    for step in steps:
+        assert _cli(*step).returncode == 0, step
+    assert not fpindex.sidecar_path(m).exists()
+    _doctored_sidecar(m, hashlib.sha256(BOOKS[2].read_bytes()).hexdigest())
+    # Without a card the sidecar is all there is: it answers (wrongly, being doctored).
+    alone = _cli("lookup", BOOKS[2], "--manifest", m, "--json")
+    assert alone.returncode == 0, alone.stderr
+    assert json.loads(alone.stdout)["results"][0]["status"] == "absent"
+    # With the card, which commits to no sidecar, the answer comes from the signed manifest.
+    card = ("--card", tmp_path / "s.json", "--trust", tmp_path / "t.json", "--now", NOW)
+    result = _cli("lookup", BOOKS[2], "--manifest", m, *card, "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["results"][0]["status"] == "exact"
+    assert "commits to no fingerprint index" in result.stderr
+    assert "is not used" in result.stderr
+    # The same with the sidecar named explicitly.
+    explicit = _cli(
+        "lookup", BOOKS[2], "--manifest", m, "--fingerprints", fpindex.sidecar_path(m), *card,
+        "--json",
+    )  # fmt: skip
+    assert json.loads(explicit.stdout)["results"][0]["status"] == "exact"
+
+
+def test_index_lines_read_after_the_card_check_are_checked_against_it(
+    signed: Path, tmp_path: Path
+) -> None:
+    from provenance import proofs
+
+    m = tmp_path / "manifest.jsonl"
+    m.write_bytes((signed / "manifest.jsonl").read_bytes())
+    ref = proofs.load_card(signed / "signed.json", signed / "trust.json", at=AT)
+    warnings: list[str] = []
+    with lookup.open_for_lookup(m, card=ref, warn=warnings.append) as (index, builder):
+        assert builder is not None
+        assert "does not exist" in warnings[0]
+        first = index.entry(0)
+        # The file is changed in place after it was checked: same length, another id.
+        lines = m.read_bytes().split(b"\n")
+        lines[0] = lines[0].replace(first.id.encode(), first.id[::-1].encode())
+        m.write_bytes(b"\n".join(lines))
+        with pytest.raises(DigestMismatchError, match="not the one checked against the card"):
+            index.entry(0)
+
+
+def test_cli_lookup_fifo_inputs_exit_2(signed: Path, tmp_path: Path) -> None:
+    fifo = tmp_path / "manifest.fifo"
+    os.mkfifo(fifo)
+    result = _cli("lookup", BOOKS[0], "--manifest", fifo, timeout=20)
+    assert result.returncode == 2
+    assert "not a regular file" in one_error_line(result)
+    card = ("--card", signed / "signed.json", "--trust", signed / "trust.json", "--now", NOW)
+    result = _cli("lookup", BOOKS[0], "--manifest", fifo, *card, timeout=20)
+    assert result.returncode == 2
+    assert "not a regular file" in one_error_line(result)
+    # A FIFO where the sidecar should be: alone, and with a card that commits to a sidecar.
+    beside = tmp_path / "m"
+    beside.mkdir()
+    m = beside / "manifest.jsonl"
+    m.write_bytes((signed / "manifest.jsonl").read_bytes())
+    os.mkfifo(fpindex.sidecar_path(m))
+    for extra in ((), card):
+        result = _cli("lookup", BOOKS[0], "--manifest", m, *extra, timeout=20)
+        assert result.returncode == 2, (extra, result.stderr)
+        line = one_error_line(result)
+        assert "manifest.jsonl.fp: not a regular file" in line
+
+
+def _bomb_png() -> bytes:
+    """A small PNG with more pixels than Pillow's decompression-bomb warning limit."""
+    from PIL import Image
+
+    pixels = 10_000 * 10_000
+    assert pixels > Image.MAX_IMAGE_PIXELS  # the warning's threshold (the error's is twice)
+    buffer = io.BytesIO()
+    Image.new("1", (10_000, 10_000)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_image_library_warnings_never_reach_stderr(tmp_path: Path) -> None:
+    pytest.importorskip("imagehash")
+    data = tmp_path / "data"
+    data.mkdir()
+    bomb = data / "huge.png"
+    bomb.write_bytes(_bomb_png())
+    (data / "ok.png").write_bytes(_image(7))
+    m = tmp_path / "manifest.jsonl"
+    for workers in ("1", "2"):
+        result = _cli("manifest", "build", data, "-o", m, "--workers", workers)
+        assert result.returncode == 0, result.stderr
+        assert "Warning" not in result.stderr and "warn" not in result.stderr.lower()
+    result = _cli("lookup", bomb, data / "ok.png", "--manifest", m, "--json")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert [r["status"] for r in json.loads(result.stdout)["results"]] == ["exact", "exact"]

@@ -7,6 +7,9 @@ import base64
 import datetime as dt
 import hashlib
 import json
+import os
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,9 +21,9 @@ from provenance import _json, card, merkle, proofs
 from provenance.envelope import sign_envelope
 from provenance.errors import DigestMismatchError, FormatError, InputError, VerificationError
 from provenance.keys import PrivateKey
-from provenance.manifest import ManifestEntry, entry_bytes, write_manifest
+from provenance.manifest import ManifestEntry, ManifestSummary, entry_bytes, write_manifest
 from provenance.trust import TrustStore
-from tests.conftest import NOW, VECTORS, one_error_line, run_cli
+from tests.conftest import NOW, ROOT, VECTORS, one_error_line, run_cli
 
 AT = dt.datetime(2026, 11, 29, 12, tzinfo=dt.UTC)
 SPEC = {
@@ -61,13 +64,18 @@ class World:
         return proofs.ProofBuilder.from_manifest(self.manifest, self.ref)
 
 
+AUDITOR = PrivateKey.generate()
+
+
 def make_world(
     directory: Path,
     entries: list[ManifestEntry],
     key: PrivateKey,
     *,
     version: str = "1",
+    auditor: PrivateKey | None = AUDITOR,
 ) -> World:
+    """Sign a card for ``entries`` with ``key``, co-signed by ``auditor`` (trusted as one)."""
     directory.mkdir(parents=True, exist_ok=True)
     manifest = directory / "manifest.jsonl"
     summary = write_manifest(entries, manifest)
@@ -75,11 +83,13 @@ def make_world(
     statement = card.build_statement(
         spec, entries, lambda: summary, manifest_name=manifest.name, created=AT
     )
-    envelope = sign_envelope(card.PAYLOAD_TYPE, _json.canonical(statement), [key])
+    signers = [key] if auditor is None else [key, auditor]
+    envelope = sign_envelope(card.PAYLOAD_TYPE, _json.canonical(statement), signers)
     signed = directory / "card.signed.json"
     signed.write_bytes(envelope.to_json())
     trust = directory / "trust.json"
     store = TrustStore().with_key(key.public, name="Test Lab", role="dataset-publisher")
+    store = store.with_key(AUDITOR.public, name="Test Auditor", role="auditor")
     trust.write_bytes(store.to_json())
     return World(
         directory, manifest, signed, trust, entries, proofs.load_card(signed, trust, at=AT)
@@ -396,6 +406,13 @@ def test_forgeries_with_a_valid_checksum_fail(world: World) -> None:
 
         return edit
 
+    def both(*edits: Any) -> Any:
+        def edit(document: dict[str, Any]) -> None:
+            for each in edits:
+                each(document)
+
+        return edit
+
     cases: list[tuple[str, str, Any, str]] = [
         (
             "present, other work",
@@ -406,10 +423,34 @@ def test_forgeries_with_a_valid_checksum_fail(world: World) -> None:
         (
             "present claimed absent",
             present,
-            set_(["claim"], "absent"),
+            both(set_(["claim"], "absent"), set_(["status"], "absent")),
             "do not bracket|single leaf",
         ),
-        ("absent claimed present", gap, set_(["claim"], "present"), "exactly one leaf"),
+        (
+            "absent claimed present",
+            gap,
+            both(set_(["claim"], "present"), set_(["status"], "exact")),
+            "exactly one leaf",
+        ),
+        (
+            "normalized, but the entry has another text digest",
+            present,
+            both(
+                set_(["status"], "normalized"),
+                set_(["digest"], "textSha256"),
+                set_(["work", "textSha256"], "cd" * 32),
+            ),
+            "has textSha256 None, not the work's",
+        ),
+        ("claim against status", present, set_(["claim"], "absent"), "not a valid proof"),
+        ("status against claim", gap, set_(["status"], "exact"), "not a valid proof"),
+        ("digest against status", present, set_(["digest"], "textSha256"), "not a valid proof"),
+        (
+            "exact relabelled normalized without the text digest",
+            present,
+            both(set_(["status"], "normalized"), set_(["digest"], "textSha256")),
+            "not a valid proof",
+        ),
         ("index moved", present, set_(["leaves", 0, "index"], 7), "inclusion proof"),
         ("path flipped", present, set_(["leaves", 0, "auditPath", 0], "00" * 32), "inclusion"),
         ("path truncated", present, set_(["leaves", 0, "auditPath"], []), "inclusion"),
@@ -700,3 +741,285 @@ def test_entries_with_unusual_ids_round_trip_byte_for_byte(tmp_path: Path, key: 
         assert check(data, odd).leaves[0][1].id == entry.id
     data = builder.prove(between(entries[1].sha256, entries[2].sha256)).to_json()
     assert check(data, odd).claim == "absent"
+
+
+# ----------------------------------------------------------------------------------------------
+# Absence rests on the manifest's order: who vouches for it
+
+
+def _cli(*args: str | Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """The CLI as users run it, with a short timeout (a hang fails the test, not the suite)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("PROVENANCE_NOW", None)
+    return subprocess.run(
+        [sys.executable, "-m", "provenance", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_forged_absence_from_a_misordered_manifest_is_refused_without_an_auditor(
+    tmp_path: Path, key: PrivateKey
+) -> None:
+    # The card's signer moves a work's entry to the end of its manifest and signs that: the
+    # work's digest now falls "between" two adjacent leaves, and an absence proof verifies as
+    # far as the Merkle tree goes. Only someone who checked the order can rule this out.
+    entries = entries_for(8)
+    moved = entries[3]
+    order = [e for e in entries if e is not moved] + [moved]
+    lines = [entry_bytes(e) for e in order]
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_bytes(b"".join(line + b"\n" for line in lines))
+    leaves = [merkle.leaf_hash(line) for line in lines]
+    summary = ManifestSummary(
+        hashlib.sha256(manifest.read_bytes()).hexdigest(),
+        len(order),
+        sum(e.size or 0 for e in order),
+        merkle.root(leaves).hex(),
+    )
+    spec = card.load_spec(json.dumps(SPEC).encode(), what="spec")
+    statement = card.build_statement(
+        spec, order, lambda: summary, manifest_name=manifest.name, created=AT
+    )
+    payload = _json.canonical(statement)
+    signed = tmp_path / "card.signed.json"
+    signed.write_bytes(sign_envelope(card.PAYLOAD_TYPE, payload, [key]).to_json())
+    trust = tmp_path / "trust.json"
+    store = TrustStore().with_key(key.public, name="Test Lab", role="dataset-publisher")
+    trust.write_bytes(store.with_key(AUDITOR.public, name="Auditor", role="auditor").to_json())
+    index = proofs.MerkleIndex(b"".join(leaves))
+    # In the mis-ordered file, entries[2] and entries[4] are adjacent (leaves 2 and 3) and
+    # bracket the moved work's digest. First the forgery in proof format v1, which earlier
+    # versions wrote and accepted (exit 0).
+    forged_v1 = {
+        "type": "https://provenance.dev/proof/v1",
+        "hashAlgorithm": "sha256",
+        "leafFormat": "rfc8785-jsonl",
+        "card": {
+            "statementSha256": hashlib.sha256(payload).hexdigest(),
+            "manifestSha256": summary.digest,
+            "merkleRoot": summary.root,
+            "treeSize": summary.entries,
+        },
+        "work": {"sha256": moved.sha256},
+        "claim": "absent",
+        "leaves": [
+            {
+                "index": i,
+                "entry": lines[i].decode(),
+                "auditPath": [h.hex() for h in index.audit_path(i)],
+            }
+            for i in (2, 3)
+        ],
+    }
+    old_format = tmp_path / "forged.v1.proof.json"
+    old_format.write_bytes(resign(forged_v1))
+    result = _cli("proof", "verify", old_format, "--card", signed, "--trust", trust, "--now", NOW)
+    assert result.returncode == 1, result.stdout
+    assert "rests on the publisher's word alone" in one_error_line(result)
+    # The same in format v2.
+    commitment = proofs.CardCommitment(
+        hashlib.sha256(payload).hexdigest(), summary.digest, summary.root, summary.entries
+    )
+    forged = proofs.Proof(
+        "absent",
+        moved.sha256,
+        commitment,
+        tuple(proofs.ProofLeaf(i, lines[i], tuple(index.audit_path(i))) for i in (2, 3)),
+        status="absent",
+    )
+    assert proofs.verify_proof(forged, commitment).claim == "absent"  # the Merkle part holds
+    path = tmp_path / "forged.proof.json"
+    path.write_bytes(forged.to_json())
+    verify = ("proof", "verify", path, "--card", signed, "--trust", trust, "--now", NOW)
+    result = _cli(*verify)
+    assert result.returncode == 1, result.stdout + result.stderr
+    line = one_error_line(result)
+    assert "rests on the publisher's word alone" in line
+    assert "--accept-publisher-order" in line
+    assert result.stdout == ""
+    result = _cli(*verify, "--json")
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["ok"] is False
+    # An auditor co-signs only after 'verify --manifest', which refuses this manifest.
+    audit = _cli("verify", signed, "--trust", trust, "--manifest", manifest, "--now", NOW)
+    assert audit.returncode != 0
+    assert "order" in audit.stdout + audit.stderr
+    # Accepted only when asked to, and then said to rest on the publisher's word.
+    result = _cli(*verify, "--accept-publisher-order", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["claim"] == "absent"
+    assert report["order"] == {"publisherOnly": True, "auditors": [], "registries": []}
+    assert "publisher's word alone" in report["detail"]
+
+
+def test_an_independent_auditor_co_signature_is_the_basis_of_absence(world: World) -> None:
+    gap = between(world.entries[5].sha256, world.entries[6].sha256)
+    path = world.directory / "gap.proof.json"
+    path.write_bytes(world.builder().prove(gap).to_json())
+    result = _verify(path, world, "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["order"]["publisherOnly"] is False
+    assert report["order"]["auditors"] == [{"keyid": AUDITOR.public.keyid, "name": "Test Auditor"}]
+    assert "checked by auditor Test Auditor" in report["detail"]
+    # A presence proof needs no one to vouch for the order.
+    present = world.directory / "present.proof.json"
+    present.write_bytes(world.builder().prove(world.entries[5].sha256).to_json())
+    report = json.loads(_verify(present, world, "--json").stdout)
+    assert "order" not in report
+
+
+def test_the_publishers_own_auditor_signature_does_not_count(
+    tmp_path: Path, key: PrivateKey
+) -> None:
+    # Library level: a keyid among both the publisher signers and the auditors is no auditor.
+    own = make_world(tmp_path / "own", entries_for(5), key, auditor=None)
+    doubled = replace(own.ref, card=replace(own.ref.card, auditors=tuple(own.ref.card.publishers)))
+    with pytest.raises(proofs.UnattestedOrderError, match="signed as publisher"):
+        proofs.order_basis(doubled)
+    assert proofs.order_basis(doubled, accept_publisher_order=True).publisher_only
+    # Through the CLI: the publisher's key also trusted as auditor (a store that another check
+    # may refuse outright, exit 2); either way the absence never verifies on its strength.
+    gap = between(own.entries[1].sha256, own.entries[2].sha256)
+    path = tmp_path / "gap.proof.json"
+    path.write_bytes(own.builder().prove(gap).to_json())
+    document = json.loads(own.trust.read_bytes())
+    for item in document["keys"]:
+        if item["keyid"] == key.public.keyid:
+            item["roles"] = ["auditor", "dataset-publisher"]
+    doubled_trust = tmp_path / "doubled-trust.json"
+    doubled_trust.write_text(json.dumps(document))
+    result = _cli(
+        "proof", "verify", path, "--card", own.signed, "--trust", doubled_trust, "--now", NOW
+    )
+    assert result.returncode in (1, 2), result.stdout
+    if result.returncode == 1:
+        assert "signed as publisher, so it does not count" in one_error_line(result)
+
+
+@dataclass(frozen=True)
+class _Receipt:
+    """Stands in for a registry's verified receipt (the registry is not part of this version)."""
+
+    registry: str
+    statement_sha256: str
+
+
+def test_a_registry_receipt_for_the_card_is_a_basis_for_absence(
+    tmp_path: Path, key: PrivateKey
+) -> None:
+    alone = make_world(tmp_path, entries_for(5), key, auditor=None)
+    data = alone.builder().prove(between(alone.entries[0].sha256, alone.entries[1].sha256))
+    proof = data.to_json()
+    with pytest.raises(proofs.UnattestedOrderError):
+        proofs.check_proof(proof, alone.ref, what="p")
+    receipt = _Receipt("Example Registry", alone.ref.commitment.statement_sha256)
+    verified = proofs.check_proof(proof, alone.ref, what="p", receipts=[receipt])
+    assert verified.order is not None
+    assert verified.order.registries == ("Example Registry",)
+    assert "registry Example Registry" in verified.describe()
+    other = _Receipt("Example Registry", "ab" * 32)
+    with pytest.raises(DigestMismatchError, match="for another card"):
+        proofs.check_proof(proof, alone.ref, what="p", receipts=[other])
+
+
+# ----------------------------------------------------------------------------------------------
+# Proofs of format v1 (written before statuses were recorded)
+
+V1 = VECTORS / "proofs-v1"
+
+
+def test_v1_proofs_still_verify(tmp_path: Path) -> None:
+    for name in ("present.proof.json", "absent.proof.json"):
+        data = (V1 / name).read_bytes()
+        assert proofs.Proof.from_json(data, what=name).to_json() == data
+    trusted = ("--trust", V1 / "trust.json", "--now", NOW)
+    present = _cli(
+        "proof", "verify", V1 / "present.proof.json", "--card", V1 / "card.signed.json",
+        *trusted, "--work", V1 / "present-work.txt", "--json",
+    )  # fmt: skip
+    assert present.returncode == 0, present.stderr
+    report = json.loads(present.stdout)
+    assert (report["format"], report["claim"], report["status"], report["digest"]) == (
+        1,
+        "present",
+        "exact",
+        "sha256",
+    )
+    absent = _cli(
+        "proof", "verify", V1 / "absent.proof.json", "--card", V1 / "card.signed.json",
+        *trusted, "--work", V1 / "absent-work.txt",
+    )  # fmt: skip
+    assert absent.returncode == 0, absent.stderr
+    assert "ABSENT" in absent.stdout
+    assert "checked by auditor Vector Auditor" in absent.stdout
+    # The absence rule applies to old proofs too.
+    alone = _cli(
+        "proof", "verify", V1 / "absent.proof.json", "--card",
+        V1 / "card.publisher-only.signed.json", *trusted,
+    )  # fmt: skip
+    assert alone.returncode == 1
+    assert "publisher's word alone" in one_error_line(alone)
+    # A proof of a format this version does not know is refused clearly.
+    unknown = json.loads((V1 / "present.proof.json").read_bytes())
+    unknown["type"] = "https://provenance.dev/proof/v9"
+    path = tmp_path / "v9.proof.json"
+    path.write_bytes(resign(unknown))
+    result = _cli("proof", "verify", path, "--card", V1 / "card.signed.json", *trusted)
+    assert result.returncode == 1
+    assert "proof format 'https://provenance.dev/proof/v9' is not one" in one_error_line(result)
+
+
+def test_v2_proofs_match_their_schema_and_round_trip(world: World) -> None:
+    for work in (
+        world.entries[2].sha256,
+        between(world.entries[2].sha256, world.entries[3].sha256),
+    ):
+        proof = world.builder().prove(work)
+        data = proof.to_json()
+        document = json.loads(data)
+        assert document["type"] == proofs.PROOF_TYPE
+        assert document["digest"] == "sha256"
+        assert proofs.Proof.from_json(data, what="p") == proof
+
+
+# ----------------------------------------------------------------------------------------------
+# Inputs that are not regular files
+
+
+def test_proof_verify_work_fifo_exits_2(world: World, tmp_path: Path) -> None:
+    proof = _proof_file(world, tmp_path, world.entries[1].sha256, "p.json")
+    fifo = tmp_path / "work.fifo"
+    os.mkfifo(fifo)
+    result = _cli(
+        "proof", "verify", proof, "--card", world.signed, "--trust", world.trust, "--now", NOW,
+        "--work", fifo, timeout=20,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "not a regular file" in one_error_line(result)
+    proof_fifo = tmp_path / "proof.fifo"
+    os.mkfifo(proof_fifo)
+    result = _cli(
+        "proof", "verify", proof_fifo, "--card", world.signed, "--trust", world.trust, timeout=20
+    )
+    assert result.returncode == 2
+    assert "not a regular file" in one_error_line(result)
+
+
+def test_claim_status_and_text_digest_are_checked_beyond_the_schema(world: World) -> None:
+    proof = world.builder().prove(world.entries[4].sha256)
+    commitment = world.ref.commitment
+    with pytest.raises(proofs.ProofError, match="cannot claim 'absent'"):
+        proofs.verify_proof(replace(proof, claim="absent"), commitment)
+    with pytest.raises(proofs.ProofError, match="needs the work's textSha256"):
+        proofs.verify_proof(replace(proof, status="normalized"), commitment)
+    labelled = replace(proof, status="near-duplicate")
+    verified = proofs.verify_proof(labelled, commitment)
+    assert (verified.status, verified.digest) == ("near-duplicate", "sha256")
+    with pytest.raises(proofs.ProofError, match="not the work's"):
+        proofs.verify_proof(replace(proof, work=world.entries[5].sha256), commitment)

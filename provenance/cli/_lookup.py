@@ -8,13 +8,12 @@ from typing import Any
 
 import click
 
-from provenance import fpindex, lookup, manifest
+from provenance import lookup, manifest
 from provenance._files import read_bytes
 from provenance.cli._common import PATH, json_option, now_option, print_json, resolve_now
 from provenance.cli._demo import EXTRA_STEPS
-from provenance.errors import DigestMismatchError, InputError
+from provenance.errors import InputError
 
-MAX_WORK_BYTES = 256 * 1024 * 1024
 _BATCH = 256
 
 
@@ -39,31 +38,8 @@ def collect_works(paths: tuple[Path, ...]) -> list[tuple[str, Path]]:
     return works
 
 
-def _check_card_fingerprints(predicate: dict[str, object], sidecar: Path | None) -> None:
-    """The sidecar must be the one the card records, if the card records one."""
-    recorded = predicate.get("manifest")
-    fingerprints = recorded.get("fingerprints") if isinstance(recorded, dict) else None
-    if not isinstance(fingerprints, dict):
-        if sidecar is not None:
-            click.echo(
-                f"warning: the card records no fingerprint index; {sidecar} is not covered by"
-                " its signature",
-                err=True,
-            )
-        return
-    if sidecar is None:
-        click.echo(
-            "warning: the card records a fingerprint index but none is next to the manifest;"
-            " near-duplicate and contained statuses are unavailable",
-            err=True,
-        )
-        return
-    actual = fpindex.file_sha256(sidecar)
-    if actual != fingerprints.get("sha256"):
-        raise DigestMismatchError(
-            f"{sidecar}: sha256 {actual} is not the fingerprint index the card commits to"
-            f" ({fingerprints.get('sha256')})"
-        )
+def _warn(message: str) -> None:
+    click.echo(f"warning: {message}", err=True)
 
 
 @click.command("lookup")
@@ -73,14 +49,16 @@ def _check_card_fingerprints(predicate: dict[str, object], sidecar: Path | None)
     "--fingerprints",
     "sidecar",
     type=PATH,
-    help="The fingerprint index (default: MANIFEST.fp next to the manifest, if present).",
+    help="The fingerprint index (default: MANIFEST.fp next to the manifest, if present). With"
+    " --card it is used only if the card commits to its digest.",
 )
 @click.option("--card", "card_path", type=PATH, help="Signed card to check the manifest against.")
 @click.option("--trust", "trust_path", type=PATH, help="Trust store for --card.")
 @click.option(
     "--proof-out",
     type=PATH,
-    help="Write a proof of each exact result (a file for one work, else a directory).",
+    help="Write a proof for each work (a file for one work, else a directory): of presence of"
+    " the matched entry, labelled with the status, or of absence for an absent work.",
 )
 @now_option
 @json_option
@@ -98,31 +76,28 @@ def lookup_command(
 
     Each work gets one status: exact (same bytes), normalized (same text after norm-text-v1),
     near-duplicate (an edited copy), contained (a substantial part inside a larger record) or
-    absent, with the matching entries and a similarity score.
+    absent, with the matching entries and a similarity score. With --card and --trust the
+    manifest (and the fingerprint index, if the card commits to one) is checked against the
+    signed card first.
     """
     if (card_path is None) != (trust_path is None):
         raise InputError("--card and --trust go together")
     if proof_out is not None and card_path is None:
         raise InputError("--proof-out needs --card and --trust (proofs are against a signed card)")
     collected = collect_works(works)
-    builder = None
-    with fpindex.FingerprintIndex.open(manifest_path, sidecar) as index:
-        if card_path is not None and trust_path is not None:
-            from provenance import proofs
+    card_ref = None
+    if card_path is not None and trust_path is not None:
+        from provenance import proofs
 
-            card_ref = proofs.load_card(card_path, trust_path, at=resolve_now(now))
-            builder = proofs.ProofBuilder.from_manifest(manifest_path, card_ref)
-            _check_card_fingerprints(card_ref.card.predicate, index.sidecar)
-        if not index.has_text_prints:
-            click.echo(
-                f"warning: no fingerprint index ({fpindex.sidecar_path(manifest_path)}): only"
-                " exact and normalized matches can be found",
-                err=True,
-            )
-        results: list[lookup.WorkResult] = []
+        card_ref = proofs.load_card(card_path, trust_path, at=resolve_now(now))
+    results: list[lookup.WorkResult] = []
+    with lookup.open_for_lookup(manifest_path, sidecar=sidecar, card=card_ref, warn=_warn) as (
+        index,
+        builder,
+    ):
         for start in range(0, len(collected), _BATCH):
             batch = [
-                (label, read_bytes(path, limit=MAX_WORK_BYTES, what=label))
+                (label, read_bytes(path, limit=lookup.MAX_WORK_BYTES, what=label))
                 for label, path in collected[start : start + _BATCH]
             ]
             results.extend(lookup.lookup_works(batch, index))
@@ -131,14 +106,27 @@ def lookup_command(
         from provenance import proofs
 
         single = len(works) == 1 and not works[0].is_dir()
-        written = proofs.write_proofs(
-            builder, [(r.work, r.sha256) for r in results], proof_out, single=single
-        )
+        requests = lookup.proof_requests(results)
+        try:
+            written = proofs.write_proofs(
+                builder,
+                [(r.work, q) for r, q in zip(results, requests, strict=True)],
+                proof_out,
+                single=single,
+            )
+        except InputError as exc:
+            raise InputError(f"--proof-out {exc}") from None
     if as_json:
         document: dict[str, object] = {"results": [r.to_dict() for r in results]}
         if written:
             document["proofs"] = [
-                {"work": r.work, "path": str(path), "claim": proof.claim}
+                {
+                    "work": r.work,
+                    "path": str(path),
+                    "claim": proof.claim,
+                    "status": proof.work_status,
+                    "digest": proof.digest,
+                }
                 for r, (path, proof) in zip(results, written, strict=True)
             ]
         print_json(document)
@@ -151,7 +139,8 @@ def lookup_command(
         if len(result.matches) > 10:
             click.echo(f"{'':<{width}}    ... and {len(result.matches) - 10} more")
     for path, proof in written:
-        click.echo(f"wrote {proof.claim} proof {path}")
+        what = "absence" if proof.claim == "absent" else f"presence ({proof.work_status})"
+        click.echo(f"wrote proof of {what} {path}")
     sys.stdout.flush()
 
 
