@@ -103,7 +103,7 @@ class World:
         directory.mkdir()
         source = directory / "records.jsonl"
         source.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
-        cached = select_lists(self.cache_v1, [], at=AT)
+        cached = select_lists(self.cache_v1, [], at=AT, store=self.assoc.store)
         report = apply_lists(
             source,
             cached,

@@ -23,7 +23,8 @@ def filter_step(stage: _Stage, samples: Path, work: Path) -> None:
     stage.say("matching (upper case, trailing dot, 'host\\@other', user:pass@host:port, %2E,")
     stage.say("an ideographic full stop), one has a URL no browser would parse")
     stage.run(
-        "filter", f"{w}/records.jsonl", "--lists", cache, "-o", f"{w}/records.kept.jsonl",
+        "filter", f"{w}/records.jsonl", "--lists", cache, "--trust", trust,
+        "-o", f"{w}/records.kept.jsonl",
         "--removed", f"{w}/records.removed.jsonl", "--report", f"{w}/filter-report.json",
     )  # fmt: skip
     stage.run("manifest", "build", f"{w}/records.kept.jsonl", "-o", f"{w}/records.manifest.jsonl")

@@ -77,6 +77,8 @@ class CachedList:
             metadata verified (the keys vouching for this list), sorted.
         expires: when the repository metadata this was verified with stops being fresh.
         url: the base URL of the repository the list was fetched from.
+        anchor_signers: our SPKI keyids of the keys that signed the repository's first cached
+            root (the anchor a trust store must vouch for, as ``lists fetch`` requires).
     """
 
     list: ExclusionList
@@ -84,6 +86,7 @@ class CachedList:
     signers: tuple[str, ...]
     expires: dt.datetime
     url: str
+    anchor_signers: tuple[str, ...] = ()
 
 
 def default_cache_dir() -> Path:
@@ -206,6 +209,7 @@ def checked_list(
         signers=repo.state.signers["targets"],
         expires=repo.state.expires,
         url=repo.url,
+        anchor_signers=repo.state.anchor_signers,
     )
 
 
@@ -405,9 +409,13 @@ def cached_versions(cache_dir: Path, name: str, *, at: dt.datetime) -> list[int]
 def trusted_signers(cached: CachedList, store: TrustStore, *, at: dt.datetime) -> tuple[str, ...]:
     """Return the signers of ``cached`` that ``store`` trusts for that list at ``at``.
 
+    The check ``lists fetch`` makes before accepting a list (THREATS L20: the cache is not
+    trusted): a threshold of the keys ``store`` pins for the list must have signed both the
+    repository's targets metadata and the root the cache was anchored on.
+
     Raises:
         SignatureError: the store has no key policy for the list, or fewer than its threshold of
-            the list's trusted keys signed the repository's targets metadata.
+            the list's trusted keys signed the repository's targets metadata or its root.
     """
     name = cached.list.name
     policy = store.lists.get(name)
@@ -420,8 +428,15 @@ def trusted_signers(cached: CachedList, store: TrustStore, *, at: dt.datetime) -
     trusted = tuple(k for k in cached.signers if k in policy.keyids and k in valid)
     if len(trusted) < policy.threshold:
         raise SignatureError(
-            f"list {name!r} v{cached.list.version}: signed by {len(trusted)} of the"
-            f" {policy.threshold} trusted key(s) required"
+            f"list {name!r} v{cached.list.version} (cached from {cached.url}): signed by"
+            f" {len(trusted)} of the {policy.threshold} trusted key(s) required"
+        )
+    anchored = {k for k in cached.anchor_signers if k in policy.keyids and k in valid}
+    if len(anchored) < policy.threshold:
+        raise SignatureError(
+            f"list {name!r} v{cached.list.version} (cached from {cached.url}): the repository's"
+            f" root is signed by {len(anchored)} of the {policy.threshold} key(s) the trust"
+            " store pins for this list"
         )
     return trusted
 
