@@ -56,21 +56,33 @@ def open_input(path: Path, *, what: str = "", kind: str = "file") -> io.Buffered
     ``what`` names the file in messages (default: the path); ``kind`` says what it should be
     (e.g. "manifest file").
 
+    The file is opened without blocking and must be a regular file: a FIFO, socket or device
+    is refused instead of hanging the command.
+
     Raises:
-        InputError: missing, a directory, or permission denied.
+        InputError: missing, a directory, not a regular file, or permission denied.
         LocalIOError: any other error opening it.
     """
     label = what or str(path)
     try:
-        return open(path, "rb")  # noqa: SIM115 - the caller closes it
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise InputError(f"{label}: no such {kind}") from None
-    except IsADirectoryError:
-        raise InputError(f"{label}: is a directory, expected a {kind}") from None
     except PermissionError:
         raise InputError(f"{label}: permission denied") from None
     except OSError as exc:
         raise LocalIOError(f"{label}: cannot open: {exc.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise InputError(f"{label}: is a directory, expected a {kind}")
+        if not stat.S_ISREG(mode):
+            raise InputError(f"{label}: not a regular file, expected a {kind}")
+        os.set_blocking(fd, True)
+        return open(fd, "rb")  # noqa: SIM115 - the caller closes it
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def file_sha256(path: Path, *, what: str = "", kind: str = "file") -> str:

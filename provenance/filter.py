@@ -663,21 +663,18 @@ def select_lists(
         ExpiredError, DigestMismatchError, FormatError: as
             :func:`provenance.lists.cache.load_cached_lists`.
     """
-    from provenance.lists.cache import load_cached_lists, load_cached_version, trusted_signers
+    from provenance.lists.cache import load_cached_lists, load_cached_version
 
     if not selectors:
-        result = load_cached_lists(cache_dir, at=at)
-    else:
-        parsed = [parse_list_selector(s) for s in selectors]
-        names = [name for name, _ in parsed]
-        if len(set(names)) != len(names):
-            raise InputError("--list names a list twice; apply one version of each list")
-        result = []
-        for name, version in parsed:
-            if version is None:
-                result.extend(load_cached_lists(cache_dir, at=at, names=[name]))
-            else:
-                result.append(load_cached_version(cache_dir, name, version, at=at))
-    for cached in result:
-        trusted_signers(cached, store, at=at)
+        return load_cached_lists(cache_dir, at=at, store=store)
+    parsed = [parse_list_selector(s) for s in selectors]
+    names = [name for name, _ in parsed]
+    if len(set(names)) != len(names):
+        raise InputError("--list names a list twice; apply one version of each list")
+    result = []
+    for name, version in parsed:
+        if version is None:
+            result.extend(load_cached_lists(cache_dir, at=at, names=[name], store=store))
+        else:
+            result.append(load_cached_version(cache_dir, name, version, at=at, store=store))
     return sorted(result, key=lambda c: c.list.name)

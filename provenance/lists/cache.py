@@ -328,6 +328,7 @@ def load_cached_lists(
     at: dt.datetime,
     names: Iterable[str] | None = None,
     allow_expired: bool = False,
+    store: TrustStore | None = None,
 ) -> list[CachedList]:
     """Return the newest cached version of each list (or of each of ``names``), sorted by name.
 
@@ -339,6 +340,8 @@ def load_cached_lists(
         names: only these lists; each must be cached.
         allow_expired: return lists whose repository metadata has expired at ``at`` (for
             display); by default expired metadata is refused.
+        store: if given, every list returned must be vouched for by it (see
+            :func:`trusted_signers`); one that is not is an error naming it, never skipped.
 
     Returns:
         The lists; empty if the cache is empty and ``names`` is None.
@@ -347,7 +350,8 @@ def load_cached_lists(
         InputError: a name in ``names`` is not a valid list name.
         NotCachedError: a list in ``names`` is not cached.
         ExpiredError: the metadata vouching for a list expired (freeze); fetch again.
-        SignatureError, RollbackError, DigestMismatchError: the cache does not verify.
+        SignatureError, RollbackError, DigestMismatchError: the cache does not verify, or a list
+            is not signed by the keys ``store`` pins for it.
         FormatError: the cache is damaged, or a cached list is malformed.
     """
     wanted = None if names is None else [check_list_name(n) for n in names]
@@ -361,6 +365,9 @@ def load_cached_lists(
                 f"list {name!r} is not in the cache {cache_dir}; run 'provenance lists fetch'"
             )
         result.append(repo.load(name, max(repo.files[name])))
+    if store is not None:
+        for cached in result:
+            trusted_signers(cached, store, at=at)
     return result
 
 
@@ -371,8 +378,11 @@ def load_cached_version(
     *,
     at: dt.datetime,
     allow_expired: bool = False,
+    store: TrustStore | None = None,
 ) -> CachedList:
     """Return exactly version ``version`` of list ``name`` from the cache, re-verified.
+
+    With ``store``, the version must be vouched for by it (see :func:`trusted_signers`).
 
     Raises:
         InputError: ``name`` is not a valid list name.
@@ -391,7 +401,10 @@ def load_cached_version(
             f"list {name!r} version {version} is not in the cache {cache_dir} (cached versions"
             f" {have[0]}-{have[-1]}); run 'provenance lists fetch {repo.url}'"
         )
-    return repo.load(name, version)
+    cached = repo.load(name, version)
+    if store is not None:
+        trusted_signers(cached, store, at=at)
+    return cached
 
 
 def cached_versions(cache_dir: Path, name: str, *, at: dt.datetime) -> list[int]:
