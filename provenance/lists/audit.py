@@ -157,10 +157,10 @@ def _staleness(cached: CachedList, at: dt.datetime, *, strict: bool) -> str:
     age = at - cached.expires
     days = age.days
     ago = f"{days} day(s) ago" if days >= 1 else f"{int(age.total_seconds() // 3600)} hour(s) ago"
+    advice = "a strict check needs fresh metadata: fetch the lists" if strict else "fetch to check"
     return (
         f"checked offline: the cached repository metadata expired {format_time(cached.expires)}"
-        f" ({ago}), so versions published since then are not known"
-        + (" (a strict check needs fresh metadata: fetch the lists)" if strict else " (fetch to check)")
+        f" ({ago}), so versions published since then are not known ({advice})"
     )
 
 
