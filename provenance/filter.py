@@ -527,9 +527,7 @@ def _filter_records(
             results = index.match_records(urls, contents, texts)
             no_url: list[int] = []
             if url_entries:
-                no_url = list(
-                    itertools.compress(range(len(urls)), map(operator.is_, urls, _NONES))
-                )
+                no_url = list(itertools.compress(range(len(urls)), map(operator.is_, urls, _NONES)))
                 tally.with_url += len(urls) - len(no_url)
             dropped = tally.add_many(list(map(_ID, batch)), results, no_url)
             # Outputs in input order: the kept records are the runs between the dropped ones.
