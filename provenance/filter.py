@@ -335,6 +335,15 @@ class _Writer:
     def close(self) -> None:
         """Flush what is buffered (the atomic writer then syncs and moves the file)."""
 
+    def abort(self) -> None:
+        """Release what the writer holds after an error (the atomic writer drops the file)."""
+
+    def on_exit(self, exc_type: type[BaseException] | None, *_: object) -> bool:
+        """An ``ExitStack`` exit callback: :meth:`abort` when the block raised."""
+        if exc_type is not None:
+            self.abort()
+        return False
+
 
 class _JsonlWriter(_Writer):
     def __init__(self, handle: IO[bytes]) -> None:
@@ -390,6 +399,12 @@ class _ParquetWriter(_Writer):
     def close(self) -> None:
         self._flush()
         self._writer.close()
+
+    def abort(self) -> None:
+        # Closed now, while its file is open: left to the garbage collector, pyarrow would
+        # print a traceback about writing to a closed file after the error message.
+        with contextlib.suppress(Exception):
+            self._writer.close()
 
 
 def _csv_header(path: Path) -> list[str]:
@@ -516,11 +531,11 @@ def _filter_records(
     url_entries = index.has_url_entries
     with contextlib.ExitStack() as stack:
         kept = _writer_for(fmt, stack.enter_context(atomic_writer(kept_path)), path)
-        removed = (
-            _writer_for(fmt, stack.enter_context(atomic_writer(removed_path)), path)
-            if removed_path is not None
-            else None
-        )
+        stack.push(kept.on_exit)
+        removed = None
+        if removed_path is not None:
+            removed = _writer_for(fmt, stack.enter_context(atomic_writer(removed_path)), path)
+            stack.push(removed.on_exit)
         for batch in _batches(iter_records(path, fmt, columns=columns), BATCH_SIZE):
             contents, texts = _record_digests(batch, path.parent, index, str(path))
             urls = list(map(_URL, batch))
