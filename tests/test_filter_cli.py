@@ -33,6 +33,17 @@ ROWS: list[dict[str, Any]] = [
     {"key": "d", "link": "https://mirror.example/x", "body": PIRATED},
 ]
 KEPT = ["a", "c"]
+LISTED_RECORD = {"id": "b", "url": "http://www.01cinema.com/", "text": "t"}
+CLEAN_RECORD = {"id": "a", "url": "https://a.example/", "text": "t"}
+SPEC = {
+    "name": "crawl",
+    "version": "1",
+    "description": "test",
+    "publisher": {"name": "Lab"},
+    "sources": [
+        {"id": "web", "name": "Web", "kind": "web-crawl", "license": "MIT", "paths": ["**"]}
+    ],
+}
 
 
 @pytest.fixture(scope="module")
@@ -200,19 +211,7 @@ def test_records_without_a_url_are_counted_and_removed(assoc: Association, tmp_p
     assert document["lists"][0]["missingUrl"] == 3
 
     spec = tmp_path / "spec.json"
-    spec.write_text(
-        json.dumps(
-            {
-                "name": "crawl",
-                "version": "1",
-                "description": "test",
-                "publisher": {"name": "Lab"},
-                "sources": [
-                    {"id": "web", "name": "Web", "kind": "web-crawl", "license": "MIT", "paths": ["**"]}
-                ],
-            }
-        )
-    )
+    spec.write_text(json.dumps(SPEC))
     manifest = tmp_path / "m.jsonl"
     built = run_cli(
         "manifest", "build", tmp_path / "k2.jsonl", "-o", manifest, "--no-fingerprints", *columns
@@ -228,7 +227,7 @@ def test_records_without_a_url_are_counted_and_removed(assoc: Association, tmp_p
 
 
 def test_unknown_list_is_bad_input(assoc: Association, tmp_path: Path) -> None:
-    source = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "url": "https://a.example/", "text": "t"}])
+    source = write_jsonl(tmp_path / "in.jsonl", [CLEAN_RECORD])
     for selector in ("nosuch", "piracy@9"):
         result = run_filter(assoc, source, "-o", tmp_path / "k.jsonl", "--list", selector)
         assert result.returncode == 2, result.stderr
@@ -257,7 +256,7 @@ def test_ipv4_mapped_ipv6_urls_are_removed(assoc: Association, tmp_path: Path) -
 
 
 def test_filter_needs_a_trust_store(assoc: Association, tmp_path: Path) -> None:
-    source = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "url": "https://a.example/", "text": "t"}])
+    source = write_jsonl(tmp_path / "in.jsonl", [CLEAN_RECORD])
     result = run_cli("filter", source, "--lists", assoc.cache, "-o", tmp_path / "k.jsonl")
     assert result.returncode == 2
     assert "--trust" in result.stderr and "Traceback" not in result.stderr
@@ -274,7 +273,7 @@ def test_a_repository_swapped_into_the_cache_is_refused(
     other.fetch()
     cache = tmp_path / "cache"
     shutil.copytree(other.cache, cache, symlinks=True)
-    source = write_jsonl(tmp_path / "in.jsonl", [{"id": "b", "url": "http://www.01cinema.com/", "text": "t"}])
+    source = write_jsonl(tmp_path / "in.jsonl", [LISTED_RECORD])
     kept = tmp_path / "k.jsonl"
     result = run_cli(
         "filter", source, "--lists", cache, "--trust", assoc.trust_path, "-o", kept, "--now", NOW
@@ -313,7 +312,7 @@ def test_the_repository_root_must_be_pinned_too(assoc: Association) -> None:
 
 def test_filter_lists_from_a_repository_url(assoc: Association, tmp_path: Path) -> None:
     """Issue 7.10: 'filter --lists URL --trust TRUST', as 'verify' accepts."""
-    source = write_jsonl(tmp_path / "in.jsonl", [{"id": "b", "url": "http://www.01cinema.com/", "text": "t"}])
+    source = write_jsonl(tmp_path / "in.jsonl", [LISTED_RECORD])
     kept = tmp_path / "k.jsonl"
     with serving(assoc.repo) as url:
         done = run_cli(
