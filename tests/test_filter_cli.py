@@ -263,9 +263,7 @@ def test_filter_needs_a_trust_store(assoc: Association, tmp_path: Path) -> None:
     assert not (tmp_path / "k.jsonl").exists()
 
 
-def test_a_repository_swapped_into_the_cache_is_refused(
-    assoc: Association, tmp_path: Path
-) -> None:
+def test_a_repository_swapped_into_the_cache_is_refused(assoc: Association, tmp_path: Path) -> None:
     """Issue 8.4: the cache is not trusted. Another association's 'piracy' list (signed by its
     own key, without 01cinema.com) replaces the cached repository: filter must not apply it."""
     other = Association(tmp_path / "other", names=["piracy"])
