@@ -374,13 +374,13 @@ def diff_command(
         from provenance.cli._trust import load_trust_store
 
         store = load_trust_store(trust_path)
-    else:
+    result = diff_cached(_cache_dir(cache), name, old_version, new_version, at=at, store=store)
+    if store is None:
         click.echo(
-            "note: the cached versions are checked against the repository's own keys only;"
+            "note: the cached versions were checked against the repository's own keys only;"
             " give --trust to check them against the keys you trust",
             err=True,
         )
-    result = diff_cached(_cache_dir(cache), name, old_version, new_version, at=at, store=store)
     if as_json:
         print_json(result.to_dict())
         return
