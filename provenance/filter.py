@@ -483,6 +483,11 @@ def apply_lists(
     tally = Tally(index, keep_missing_url=keep_missing_url)
     notes: list[str] = []
     if input_path.is_dir():
+        if columns != DEFAULT_COLUMNS:
+            raise InputError(
+                f"{input_path}: is a directory; column names ({columns.describe()}) apply only"
+                " to records files"
+            )
         _filter_directory(input_path, index, tally, kept_path, removed_path, progress)
         if index.has_url_entries:
             notes.append(

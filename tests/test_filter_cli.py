@@ -148,6 +148,10 @@ def test_manifest_build_column_options(tmp_path: Path) -> None:
     assert sorted(by_id) == ["a", "b", "c", "d"]
     assert by_id["b"]["url"] == "http://www.01cinema.com/film"
     assert by_id["d"]["sha256"] == sha(PIRATED)
+    # A directory has no columns: naming one is a mistake, said as such.
+    folder = run_cli("manifest", "build", tmp_path, "-o", tmp_path / "d.jsonl", "--url-column", "x")
+    assert folder.returncode == 2
+    assert "column names (url in 'x') apply only to records files" in one_error_line(folder)
 
 
 def test_duplicate_record_id_names_file_and_line(tmp_path: Path) -> None:

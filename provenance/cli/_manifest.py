@@ -11,6 +11,8 @@ import click
 from provenance import manifest
 from provenance.cli._columns import column_options, columns_from
 from provenance.cli._common import PATH, json_option, print_json, progress_bar
+from provenance.errors import InputError
+from provenance.records import DEFAULT_COLUMNS
 
 
 @click.group("manifest")
@@ -58,6 +60,11 @@ def build(
     prints: dict[str, Any] | None = None if no_fingerprints else {}
     sidecar = _sidecar_path(output)
     if input_path.is_dir():
+        if columns != DEFAULT_COLUMNS:
+            raise InputError(
+                f"{input_path}: is a directory; column names ({columns.describe()}) apply only"
+                " to records files"
+            )
         bar = progress_bar(0, "hashing")
         with bar:
 
