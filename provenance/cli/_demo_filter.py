@@ -43,7 +43,7 @@ def filter_step(stage: _Stage, samples: Path, work: Path) -> None:
         "--manifest", f"{w}/records.manifest.jsonl",
     ]  # fmt: skip
     auditor_cache = f"{w}/auditor-lists-cache"
-    # One server for the rest of the story: a cache remembers the repository's URL.
+    # One server for the rest of the story (a mirror with the same root keys would do too).
     with lists_demo.serving(lists_demo.repo_dir(work)) as url:
         stage.party("Auditor: fetch the list the card cites; the claim 'we applied v1' checks out")
         stage.run("lists", "fetch", url, "--trust", trust, "--cache", auditor_cache)
