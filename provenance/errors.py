@@ -83,5 +83,8 @@ class LocalIOError(UnavailableError):
     """Reading or writing a local file failed, or a file changed while it was read."""
 
 
-class NotCachedError(UnavailableError):
-    """An exclusion list (or one version of it) is not in the local cache; fetch it first."""
+class NotCachedError(InputError):
+    """An exclusion list (or one version of it) asked for is not in the local cache.
+
+    Bad input (exit 2), like a missing file: the name is wrong, or the list must be fetched first.
+    """

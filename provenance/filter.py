@@ -11,7 +11,12 @@ A record is **removed** when any entry of any list matches it: its URL (``domain
 ``text``, the file at ``path``, or the given ``sha256``) or the ``norm-text-v1`` digest of its
 text (``text-sha256``). A record whose URL cannot be evaluated (WHATWG parsing fails, a
 non-web scheme, an invalid host) while URL entries are applied is removed too, and counted as
-``unevaluable``: applying a list means that nothing kept could be on it.
+``unevaluable``: applying a list means that nothing kept could be on it. For the same reason a
+record **without a URL** (an empty, null or missing URL column) while URL entries are applied is
+removed and counted as ``missingUrl``, unless the caller chooses to keep such records; then the
+report (and a card built from it) says, per list, how many kept records its URL entries could not
+check. A records file in which *no* record has a URL while URL entries are applied is refused:
+the URL column is almost certainly named otherwise.
 
 The report names every list applied exactly as a card's ``exclusions`` records it (name,
 version, digest, signers, matched per category, removed, applied) plus the record counts.
@@ -26,7 +31,7 @@ import hashlib
 import io
 import itertools
 import operator
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
@@ -37,14 +42,24 @@ from provenance.errors import FormatError, InputError, LocalIOError, UnsafePathE
 from provenance.lists.cache import CachedList
 from provenance.lists.match import NO_MATCH, Digest, ListIndex, RecordMatch
 from provenance.normtext import normalize_batch
-from provenance.records import Record, RecordFormat, detect_format, iter_records, safe_join
-from provenance.trust import format_time
+from provenance.records import (
+    DEFAULT_COLUMNS,
+    Columns,
+    Record,
+    RecordFormat,
+    detect_format,
+    file_columns,
+    iter_records,
+    safe_join,
+)
+from provenance.trust import TrustStore, format_time
 
 BATCH_SIZE = 4096
 MAX_NORMALIZED_FILE_BYTES = 64 * 1024 * 1024
 """Files larger than this are hashed but not text-normalized (``text-sha256`` does not apply)."""
 MAX_EXAMPLES = 100
-"""How many unevaluable records the report names (all are counted)."""
+"""How many unevaluable records (and records without a URL) the report names (all are counted)."""
+URL_TYPES = frozenset({"domain", "url-prefix", "url"})
 _FORMAT_NAMES = {"jsonl": "JSON Lines", "csv": "CSV", "parquet": "Parquet"}
 
 
@@ -55,25 +70,47 @@ _FORMAT_NAMES = {"jsonl": "JSON Lines", "csv": "CSV", "parquet": "Parquet"}
 @dataclass(slots=True)
 class _ListTally:
     matched: dict[str, int]
+    has_url_entries: bool = False
     removed: int = 0
 
 
 @dataclass(slots=True)
 class Tally:
-    """Counts per list and per record outcome, updated one record at a time."""
+    """Counts per list and per record outcome, updated one record at a time.
+
+    ``keep_missing_url`` says what happens to a record without a URL that nothing matched
+    while URL entries are applied: kept (and counted) or, by default, removed (and counted).
+    """
 
     index: ListIndex
+    keep_missing_url: bool = False
     lists: list[_ListTally] = field(default_factory=list)
     input: int = 0
     kept: int = 0
     removed: int = 0
     unevaluable: int = 0
+    missing_url: int = 0
+    with_url: int = 0
+    """Records that had a URL (counted only while URL entries are applied)."""
     examples: list[dict[str, str]] = field(default_factory=list)
+    missing_url_examples: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for the_list in self.index.lists:
             categories = sorted({entry.category for entry in the_list.entries})
-            self.lists.append(_ListTally({category: 0 for category in categories}))
+            has_url = not URL_TYPES.isdisjoint({entry.type for entry in the_list.entries})
+            self.lists.append(_ListTally({category: 0 for category in categories}, has_url))
+
+    def add_missing_url(self, record_id: str) -> bool:
+        """Count a record without a URL that no entry matched; return whether it is kept."""
+        self.input += 1
+        self.missing_url += 1
+        if len(self.missing_url_examples) < MAX_EXAMPLES:
+            self.missing_url_examples.append(record_id)
+        if self.keep_missing_url:
+            self.kept += 1
+            return True
+        return False
 
     def add(self, record_id: str, result: RecordMatch) -> bool:
         """Count one record's match; return whether it is kept."""
@@ -99,17 +136,30 @@ class Tally:
         self.kept += 1
         return True
 
-    def add_many(self, ids: Sequence[str], results: Sequence[RecordMatch]) -> list[int]:
-        """Count a batch as :meth:`add` counts each record; return the positions not kept."""
+    def add_many(
+        self, ids: Sequence[str], results: Sequence[RecordMatch], no_url: Sequence[int] = ()
+    ) -> list[int]:
+        """Count a batch as :meth:`add` counts each record; return the positions not kept.
+
+        ``no_url`` are the positions of records without a URL (given while URL entries are
+        applied): those nothing else matched are counted by :meth:`add_missing_url`.
+        """
         # Nearly every record is clean (the one NO_MATCH object): find the others in C.
-        others = itertools.compress(
+        others: Iterable[int] = itertools.compress(
             range(len(results)), map(operator.is_not, results, itertools.repeat(NO_MATCH))
         )
+        if no_url:
+            others = sorted({*others, *no_url})
         examined = 0
         dropped = []
         for number in others:
             examined += 1
-            if not self.add(ids[number], results[number]):
+            result = results[number]
+            if result is NO_MATCH:
+                kept = self.add_missing_url(ids[number])
+            else:
+                kept = self.add(ids[number], result)
+            if not kept:
                 dropped.append(number)
         clean = len(results) - examined
         self.input += clean
@@ -117,35 +167,45 @@ class Tally:
         return dropped
 
 
-def build_report(tally: Tally, cached: Sequence[CachedList], *, at: dt.datetime) -> dict[str, Any]:
+def build_report(
+    tally: Tally, cached: Sequence[CachedList], *, at: dt.datetime, notes: Sequence[str] = ()
+) -> dict[str, Any]:
     """Return the filter report document (schema ``filter-report.v1``).
 
     ``lists`` holds, per list applied, exactly the object a card's ``exclusions`` records.
     """
     applied = format_time(at)
+    kept_without_url = tally.missing_url if tally.keep_missing_url else 0
     lists = []
     for item, counts in zip(cached, tally.lists, strict=True):
-        lists.append(
-            {
-                "name": item.list.name,
-                "version": item.list.version,
-                "digest": item.digest,
-                "signers": sorted(item.signers),
-                "matched": dict(counts.matched),
-                "removed": counts.removed,
-                "applied": applied,
-            }
-        )
-    report = {
+        entry: dict[str, Any] = {
+            "name": item.list.name,
+            "version": item.list.version,
+            "digest": item.digest,
+            "signers": sorted(item.signers),
+            "matched": dict(counts.matched),
+            "removed": counts.removed,
+            "applied": applied,
+        }
+        if kept_without_url and counts.has_url_entries:
+            # What the card must say: this list's URL entries never saw these kept records.
+            entry["missingUrl"] = kept_without_url
+        lists.append(entry)
+    report: dict[str, Any] = {
         "lists": lists,
         "records": {
             "input": tally.input,
             "kept": tally.kept,
             "removed": tally.removed,
             "unevaluable": tally.unevaluable,
+            "missingUrl": tally.missing_url,
         },
+        "missingUrlPolicy": "kept" if tally.keep_missing_url else "removed",
         "unevaluableExamples": tally.examples,
+        "missingUrlExamples": tally.missing_url_examples,
     }
+    if notes:
+        report["notes"] = list(notes)
     schema.validate(report, schema.FILTER_REPORT, what="filter report")
     return report
 
@@ -231,6 +291,7 @@ def _record_digests(
     return contents, _text_digests(raw_texts) if need_text else [None] * count
 
 
+_NONES = itertools.repeat(None)
 _TEXT = operator.attrgetter("text")
 _SHA256 = operator.attrgetter("sha256")
 _URL = operator.attrgetter("url")
@@ -273,6 +334,15 @@ class _Writer:
 
     def close(self) -> None:
         """Flush what is buffered (the atomic writer then syncs and moves the file)."""
+
+    def abort(self) -> None:
+        """Release what the writer holds after an error (the atomic writer drops the file)."""
+
+    def on_exit(self, exc_type: type[BaseException] | None, *_: object) -> bool:
+        """An ``ExitStack`` exit callback: :meth:`abort` when the block raised."""
+        if exc_type is not None:
+            self.abort()
+        return False
 
 
 class _JsonlWriter(_Writer):
@@ -330,6 +400,12 @@ class _ParquetWriter(_Writer):
         self._flush()
         self._writer.close()
 
+    def abort(self) -> None:
+        # Closed now, while its file is open: left to the garbage collector, pyarrow would
+        # print a traceback about writing to a closed file after the error message.
+        with contextlib.suppress(Exception):
+            self._writer.close()
+
 
 def _csv_header(path: Path) -> list[str]:
     try:
@@ -375,15 +451,25 @@ def apply_lists(
     report_path: Path | None,
     at: dt.datetime,
     progress: Callable[[int], None] | None = None,
+    columns: Columns = DEFAULT_COLUMNS,
+    keep_missing_url: bool = False,
 ) -> dict[str, Any]:
     """Filter ``input_path`` against the ``cached`` lists and write the outputs atomically.
+
+    Args:
+        columns: which column of a records file holds each field.
+        keep_missing_url: keep records without a URL that nothing matched (they are counted,
+            and each list with URL entries says how many kept records it could not check);
+            by default they are removed.
 
     Returns:
         The filter report (see :func:`build_report`).
 
     Raises:
-        InputError: the input is missing or of an unknown format, or an output name implies
-            another format than the input's.
+        InputError: the input is missing or of an unknown format, an output name implies
+            another format than the input's, or URL entries are applied and no record has a
+            URL (the message names the URL column looked for and the columns the file has),
+            unless ``keep_missing_url``.
         FormatError: a malformed record, or a list entry that cannot be applied.
         UnsafePathError: a record's ``path`` escapes the records' directory.
         LocalIOError: reading or writing failed (no output is left half-written).
@@ -394,12 +480,36 @@ def apply_lists(
     if len(set(names)) != len(names):
         raise InputError("a list is named twice; apply one version of each list")
     index = ListIndex([c.list for c in cached])
-    tally = Tally(index)
+    tally = Tally(index, keep_missing_url=keep_missing_url)
+    notes: list[str] = []
     if input_path.is_dir():
+        if columns != DEFAULT_COLUMNS:
+            raise InputError(
+                f"{input_path}: is a directory; column names ({columns.describe()}) apply only"
+                " to records files"
+            )
         _filter_directory(input_path, index, tally, kept_path, removed_path, progress)
+        if index.has_url_entries:
+            notes.append(
+                "files in a directory have no URL: the lists' domain and URL entries apply only"
+                " to records files; sha256 and text-sha256 entries were applied"
+            )
     else:
-        _filter_records(input_path, index, tally, kept_path, removed_path, progress)
-    report = build_report(tally, cached, at=at)
+        _filter_records(
+            input_path, index, tally, kept_path, removed_path, progress, columns=columns
+        )
+        if index.has_url_entries and tally.input and not tally.with_url:
+            notes.append(
+                f"no record has a URL in column {columns.url!r}: the lists' domain and URL"
+                f" entries were not applied to any of the {tally.input} record(s) kept or"
+                " removed by content"
+            )
+        elif tally.missing_url and keep_missing_url:
+            notes.append(
+                f"{tally.missing_url} record(s) without a URL in column {columns.url!r} were"
+                " kept: the lists' domain and URL entries could not check them"
+            )
+    report = build_report(tally, cached, at=at, notes=notes)
     if report_path is not None:
         from provenance._files import atomic_write
 
@@ -414,6 +524,8 @@ def _filter_records(
     kept_path: Path,
     removed_path: Path | None,
     progress: Callable[[int], None] | None,
+    *,
+    columns: Columns = DEFAULT_COLUMNS,
 ) -> None:
     fmt = detect_format(path)
     _check_output_name(kept_path, fmt, "-o")
@@ -421,17 +533,23 @@ def _filter_records(
         _check_output_name(removed_path, fmt, "--removed")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
+    url_entries = index.has_url_entries
     with contextlib.ExitStack() as stack:
         kept = _writer_for(fmt, stack.enter_context(atomic_writer(kept_path)), path)
-        removed = (
-            _writer_for(fmt, stack.enter_context(atomic_writer(removed_path)), path)
-            if removed_path is not None
-            else None
-        )
-        for batch in _batches(iter_records(path, fmt), BATCH_SIZE):
+        stack.push(kept.on_exit)
+        removed = None
+        if removed_path is not None:
+            removed = _writer_for(fmt, stack.enter_context(atomic_writer(removed_path)), path)
+            stack.push(removed.on_exit)
+        for batch in _batches(iter_records(path, fmt, columns=columns), BATCH_SIZE):
             contents, texts = _record_digests(batch, path.parent, index, str(path))
-            results = index.match_records(list(map(_URL, batch)), contents, texts)
-            dropped = tally.add_many(list(map(_ID, batch)), results)
+            urls = list(map(_URL, batch))
+            results = index.match_records(urls, contents, texts)
+            no_url: list[int] = []
+            if url_entries:
+                no_url = list(itertools.compress(range(len(urls)), map(operator.is_, urls, _NONES)))
+                tally.with_url += len(urls) - len(no_url)
+            dropped = tally.add_many(list(map(_ID, batch)), results, no_url)
             # Outputs in input order: the kept records are the runs between the dropped ones.
             previous = 0
             for number in dropped:
@@ -442,6 +560,16 @@ def _filter_records(
                 removed.write_many([batch[number] for number in dropped])
             if progress:
                 progress(len(batch))
+        if url_entries and tally.input and not tally.with_url and not tally.keep_missing_url:
+            # Before anything is written: with a misnamed URL column every record would pass.
+            present = file_columns(path, fmt)
+            raise InputError(
+                f"{path}: no record has a URL in column {columns.url!r}, but the lists applied"
+                " hold domain or URL entries, which would check nothing; the file's columns"
+                f" are: {', '.join(repr(c) for c in present[:50]) or 'none'}"
+                f"{', ...' if len(present) > 50 else ''}. Name the column that holds the URLs,"
+                " or keep records without a URL knowingly"
+            )
         kept.close()
         if removed is not None:
             removed.close()
@@ -506,18 +634,57 @@ def parse_list_selector(text: str) -> tuple[str, int | None]:
     return name, int(version)
 
 
-def select_lists(cache_dir: Path, selectors: Sequence[str], *, at: dt.datetime) -> list[CachedList]:
+@contextlib.contextmanager
+def list_cache(value: str | None, *, store: TrustStore, at: dt.datetime) -> Iterator[Path]:
+    """Yield the list cache to load lists from: ``value`` as a directory (default: the user's
+    cache), or, for an ``http(s)://`` URL, a temporary cache into which that repository is
+    fetched and verified against ``store`` (removed when the block ends).
+
+    Raises:
+        As :func:`provenance.lists.client.fetch` for a URL.
+    """
+    if value is not None and value.startswith(("http://", "https://")):
+        import tempfile
+
+        from provenance.lists.client import fetch
+
+        with tempfile.TemporaryDirectory(prefix="provenance-lists-") as temp:
+            fetch(value, store=store, cache_dir=Path(temp), at=at)
+            yield Path(temp)
+        return
+    if value is None:
+        from provenance.lists.cache import default_cache_dir
+
+        yield default_cache_dir()
+        return
+    yield Path(value)
+
+
+def select_lists(
+    cache_dir: Path,
+    selectors: Sequence[str],
+    *,
+    at: dt.datetime,
+    store: TrustStore,
+) -> list[CachedList]:
     """Load the lists to apply: the newest cached version of each, or those ``selectors`` name.
+
+    Every list loaded must be vouched for by ``store`` exactly as ``lists fetch`` requires: a
+    threshold of the keys it pins for that list signed both the repository's root and its
+    targets metadata. A list that fails is an error naming it, never skipped: the cache is not
+    trusted, and a repository swapped into it must not decide what is filtered.
 
     Raises:
         InputError: a selector is malformed or names a list twice.
-        NotCachedError, ExpiredError, SignatureError, DigestMismatchError, FormatError: as
+        NotCachedError: a list (or version) asked for is not cached.
+        SignatureError: a list is not signed by the keys ``store`` pins for it.
+        ExpiredError, DigestMismatchError, FormatError: as
             :func:`provenance.lists.cache.load_cached_lists`.
     """
     from provenance.lists.cache import load_cached_lists, load_cached_version
 
     if not selectors:
-        return load_cached_lists(cache_dir, at=at)
+        return load_cached_lists(cache_dir, at=at, store=store)
     parsed = [parse_list_selector(s) for s in selectors]
     names = [name for name, _ in parsed]
     if len(set(names)) != len(names):
@@ -525,7 +692,7 @@ def select_lists(cache_dir: Path, selectors: Sequence[str], *, at: dt.datetime) 
     result = []
     for name, version in parsed:
         if version is None:
-            result.extend(load_cached_lists(cache_dir, at=at, names=[name]))
+            result.extend(load_cached_lists(cache_dir, at=at, names=[name], store=store))
         else:
-            result.append(load_cached_version(cache_dir, name, version, at=at))
+            result.append(load_cached_version(cache_dir, name, version, at=at, store=store))
     return sorted(result, key=lambda c: c.list.name)

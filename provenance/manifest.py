@@ -41,6 +41,8 @@ from provenance._files import atomic_writer, open_input
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
+    from provenance.records import Columns
+
 from provenance.errors import (
     FormatError,
     InputError,
@@ -1266,8 +1268,12 @@ def build_from_records(
     shard: tuple[int, int] | None = None,
     progress: Callable[[int], None] | None = None,
     prints: dict[str, Any] | None = None,
+    columns: Columns | None = None,
 ) -> list[ManifestEntry]:
     """Hash every record of a records file and return the entries in manifest order.
+
+    ``columns`` says which column holds each field (default: the fields' own names). A record
+    id that appears twice is an error naming the file and both lines.
 
     A record's digest is the SHA-256 of its content: the UTF-8 bytes of ``text``, the file at
     ``path`` (relative to the records file's directory, never outside it), or the given
@@ -1277,7 +1283,7 @@ def build_from_records(
     Raises:
         InputError, FormatError, UnsafePathError, LocalIOError: a bad row or file, named.
     """
-    from provenance.records import iter_records, safe_join, text_digest
+    from provenance.records import DEFAULT_COLUMNS, iter_records, safe_join, text_digest
 
     base = path.parent
     entries: list[ManifestEntry] = []
@@ -1299,7 +1305,7 @@ def build_from_records(
             entries.append(entry_from_mapping(fields, what=where))
         pending.clear()
 
-    for record in iter_records(path):
+    for record in iter_records(path, columns=columns or DEFAULT_COLUMNS, unique_ids=True):
         if not _in_shard(record.id, shard):
             continue
         where = f"{path}: record {record.id!r}"

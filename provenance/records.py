@@ -1,7 +1,8 @@
 """Records files: JSON Lines, CSV or Parquet with one training record per row.
 
 Columns: ``id``, ``url``, exactly one of ``text`` / ``path`` / ``sha256``, and optional
-``source``, ``license``, ``rightsHolder`` and ``size``. Other columns are kept (for writing
+``source``, ``license``, ``rightsHolder`` and ``size``. The first five may have other names in a
+file (:class:`Columns`: a ``link`` column holding the URLs). Other columns are kept (for writing
 filtered copies) but otherwise ignored. Rows are streamed: memory does not grow with the file.
 """
 
@@ -26,6 +27,43 @@ RecordFormat = Literal["jsonl", "csv", "parquet"]
 MAX_RECORD_BYTES = 256 * 1024 * 1024
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _KNOWN = ("id", "url", "text", "path", "sha256", "source", "license", "rightsHolder", "size")
+
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """Which column of a records file holds each field (names match exactly, case included)."""
+
+    id: str = "id"
+    url: str = "url"
+    text: str = "text"
+    path: str = "path"
+    sha256: str = "sha256"
+
+    def __post_init__(self) -> None:
+        names = {"id": self.id, "url": self.url, "text": self.text, "path": self.path}
+        names["sha256"] = self.sha256
+        for field_name, column in names.items():
+            if not column:
+                raise InputError(f"the {field_name} column name is empty")
+        seen: dict[str, str] = {}
+        for field_name, column in names.items():
+            if column in seen:
+                raise InputError(
+                    f"the {seen[column]} and {field_name} columns are both {column!r};"
+                    " each field needs its own column"
+                )
+            seen[column] = field_name
+
+    def describe(self) -> str:
+        """Name the columns that differ from the defaults (empty when none do)."""
+        return ", ".join(
+            f"{name} in {getattr(self, name)!r}"
+            for name in ("id", "url", "text", "path", "sha256")
+            if getattr(self, name) != name
+        )
+
+
+DEFAULT_COLUMNS = Columns()
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,31 +111,38 @@ def _optional_str(row: dict[str, Any], key: str, where: str) -> str | None:
 
 
 def _to_record(
-    row: dict[str, Any], number: int, where: str, raw: Any, *, empty_is_missing: bool = False
+    row: dict[str, Any],
+    number: int,
+    where: str,
+    raw: Any,
+    *,
+    empty_is_missing: bool = False,
+    columns: Columns = DEFAULT_COLUMNS,
 ) -> Record:
-    record_id = row.get("id")
+    record_id = row.get(columns.id)
     if not isinstance(record_id, str) or not record_id:
-        raise FormatError(f"{where}: missing or empty 'id'")
-    text = row.get("text")
+        raise FormatError(f"{where}: missing or empty {columns.id!r}")
+    text = row.get(columns.text)
     if empty_is_missing and text == "":
         # A CSV cell cannot tell an empty text from a missing one: treat it as missing.
         text = None
     if text is not None and not isinstance(text, str):
-        raise FormatError(f"{where}: column 'text' must be a string")
-    path = _optional_str(row, "path", where)
-    digest = _optional_str(row, "sha256", where)
+        raise FormatError(f"{where}: column {columns.text!r} must be a string")
+    path = _optional_str(row, columns.path, where)
+    digest = _optional_str(row, columns.sha256, where)
     given = [
         name
-        for name, value in (("text", text), ("path", path), ("sha256", digest))
+        for name, value in ((columns.text, text), (columns.path, path), (columns.sha256, digest))
         if value is not None
     ]
     if len(given) != 1:
+        wanted = ", ".join(repr(c) for c in (columns.text, columns.path, columns.sha256))
         raise FormatError(
-            f"{where}: record {record_id!r} needs exactly one of 'text', 'path', 'sha256'"
+            f"{where}: record {record_id!r} needs exactly one of {wanted}"
             f" (has {', '.join(given) or 'none'})"
         )
     if digest is not None and not _HEX64.fullmatch(digest):
-        raise FormatError(f"{where}: 'sha256' must be 64 lowercase hex digits")
+        raise FormatError(f"{where}: {columns.sha256!r} must be 64 lowercase hex digits")
     size = row.get("size")
     if size == "" or size is None:
         size = None
@@ -108,7 +153,7 @@ def _to_record(
     return Record(
         number=number,
         id=record_id,
-        url=_optional_str(row, "url", where),
+        url=_optional_str(row, columns.url, where),
         text=text,
         path=path,
         sha256=digest,
@@ -133,20 +178,77 @@ def _open(path: Path) -> io.BufferedReader:
         raise LocalIOError(f"{path}: cannot open: {exc.strerror}") from None
 
 
-def iter_records(path: Path, fmt: RecordFormat | None = None) -> Iterator[Record]:
-    """Stream the records of ``path``.
+def iter_records(
+    path: Path,
+    fmt: RecordFormat | None = None,
+    *,
+    columns: Columns = DEFAULT_COLUMNS,
+    unique_ids: bool = False,
+) -> Iterator[Record]:
+    """Stream the records of ``path``, reading each field from its column in ``columns``.
+
+    With ``unique_ids``, a record id seen before is an error naming both lines (this keeps
+    every id in memory).
 
     Raises:
         InputError: missing or unreadable file, unknown format.
-        FormatError: a malformed row (the line or row number is named).
+        FormatError: a malformed row, or a repeated id (the line or row number is named).
     """
     fmt = fmt or detect_format(path)
     if fmt == "jsonl":
-        yield from _iter_jsonl(path)
+        records = _iter_jsonl(path, columns)
     elif fmt == "csv":
-        yield from _iter_csv(path)
+        records = _iter_csv(path, columns)
     else:
-        yield from _iter_parquet(path)
+        records = _iter_parquet(path, columns)
+    if not unique_ids:
+        yield from records
+        return
+    seen: dict[str, int] = {}
+    unit, separator = ("row", ": row ") if fmt == "parquet" else ("line", ":")
+    for record in records:
+        first = seen.setdefault(record.id, record.number)
+        if first != record.number:
+            raise FormatError(
+                f"{path}{separator}{record.number}: record id {record.id!r} appears twice"
+                f" (first on {unit} {first})"
+            )
+        yield record
+
+
+def file_columns(path: Path, fmt: RecordFormat | None = None, *, sample: int = 100) -> list[str]:
+    """Return the column names of a records file, for messages.
+
+    CSV: the header; Parquet: the schema; JSON Lines: the keys of the first ``sample`` objects,
+    in the order first seen. A file that cannot be read gives what could be read.
+    """
+    fmt = fmt or detect_format(path)
+    names: dict[str, None] = {}
+    try:
+        if fmt == "csv":
+            with open(path, encoding="utf-8", newline="") as handle:
+                names.update(dict.fromkeys(next(csv.reader(handle), [])))
+        elif fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            names.update(dict.fromkeys(pq.ParquetFile(path).schema_arrow.names))
+        else:
+            with open(path, "rb") as binary:
+                for line in itertools.islice(binary, sample * 2):
+                    if len(names) > 1000:
+                        break
+                    try:
+                        row = _json.loads(line.strip(), what=str(path))
+                    except FormatError:
+                        continue
+                    if isinstance(row, dict):
+                        names.update(dict.fromkeys(row))
+                        sample -= 1
+                        if not sample:
+                            break
+    except (OSError, ValueError, csv.Error, ImportError):
+        pass
+    return list(names)
 
 
 # JSON Lines are read in blocks of whole lines. A block whose lines are all objects is decoded
@@ -161,7 +263,8 @@ _FIELDS = (
 )  # fmt: skip
 
 
-def _iter_jsonl(path: Path) -> Iterator[Record]:
+def _iter_jsonl(path: Path, columns: Columns) -> Iterator[Record]:
+    flat = columns == DEFAULT_COLUMNS  # the usual names: the fast constructor applies
     with _open(path) as handle:
         try:
             number = 0
@@ -176,20 +279,31 @@ def _iter_jsonl(path: Path) -> Iterator[Record]:
                         lines = list(map(bytes.rstrip, lines, itertools.repeat(b"\r\n")))
                     rows = _json.loads_objects(lines)
                 if rows is None:
-                    yield from _jsonl_lines(lines, number, path, ended)
-                else:
+                    yield from _jsonl_lines(lines, number, path, ended, columns)
+                elif flat:
                     for row, line in zip(rows, lines, strict=True):
                         number += 1
                         yield _flat_record(row, number, line) or _to_record(
                             row, number, f"{path}:{number}", line
                         )
                     continue
+                else:
+                    for row, line in zip(rows, lines, strict=True):
+                        number += 1
+                        yield _to_record(row, number, f"{path}:{number}", line, columns=columns)
+                    continue
                 number += len(lines)
         except OSError as exc:
             raise LocalIOError(f"{path}: cannot read: {exc.strerror}") from None
 
 
-def _jsonl_lines(lines: list[bytes], number: int, path: Path, ended: bool) -> Iterator[Record]:
+def _jsonl_lines(
+    lines: list[bytes],
+    number: int,
+    path: Path,
+    ended: bool,
+    columns: Columns = DEFAULT_COLUMNS,
+) -> Iterator[Record]:
     """Read ``lines`` (numbered after ``number``) one at a time; the last one ended with a
     newline if ``ended``."""
     last = len(lines) - 1
@@ -205,7 +319,7 @@ def _jsonl_lines(lines: list[bytes], number: int, path: Path, ended: bool) -> It
         row = bulk[0] if bulk is not None else _json.loads(stripped, what=where)
         if not isinstance(row, dict):
             raise FormatError(f"{where}: each line must be a JSON object")
-        yield _to_record(row, number, where, stripped)
+        yield _to_record(row, number, where, stripped, columns=columns)
 
 
 def _line_blocks(handle: io.BufferedReader) -> Iterator[bytes]:
@@ -309,14 +423,14 @@ def _flat_record(row: dict[str, Any], number: int, raw: bytes) -> Record | None:
     return record
 
 
-def _iter_csv(path: Path) -> Iterator[Record]:
+def _iter_csv(path: Path, columns: Columns) -> Iterator[Record]:
     csv.field_size_limit(min(sys.maxsize, MAX_RECORD_BYTES))
     with _open(path) as binary:
         text = io.TextIOWrapper(binary, encoding="utf-8", newline="", errors="strict")
         try:
             reader = csv.DictReader(text, strict=True)
-            if reader.fieldnames is None or "id" not in reader.fieldnames:
-                raise FormatError(f"{path}: CSV header must name an 'id' column")
+            if reader.fieldnames is None or columns.id not in reader.fieldnames:
+                raise FormatError(f"{path}: CSV header must name an {columns.id!r} column")
             if len(set(reader.fieldnames)) != len(reader.fieldnames):
                 raise FormatError(f"{path}: CSV header repeats a column name")
             for row in reader:
@@ -324,7 +438,12 @@ def _iter_csv(path: Path) -> Iterator[Record]:
                 if None in row:
                     raise FormatError(f"{where}: more fields than the header names")
                 yield _to_record(
-                    dict(row), reader.line_num, where, dict(row), empty_is_missing=True
+                    dict(row),
+                    reader.line_num,
+                    where,
+                    dict(row),
+                    empty_is_missing=True,
+                    columns=columns,
                 )
         except csv.Error as exc:
             raise FormatError(f"{path}: malformed CSV: {exc}") from None
@@ -332,7 +451,7 @@ def _iter_csv(path: Path) -> Iterator[Record]:
             raise FormatError(f"{path}: not valid UTF-8") from None
 
 
-def _iter_parquet(path: Path) -> Iterator[Record]:
+def _iter_parquet(path: Path, columns: Columns) -> Iterator[Record]:
     try:
         import pyarrow.parquet as pq
     except ImportError:
@@ -350,7 +469,7 @@ def _iter_parquet(path: Path) -> Iterator[Record]:
         for batch in parquet.iter_batches(batch_size=8192):
             for row in batch.to_pylist():
                 number += 1
-                yield _to_record(row, number, f"{path}: row {number}", row)
+                yield _to_record(row, number, f"{path}: row {number}", row, columns=columns)
     except (OSError, ValueError) as exc:
         raise FormatError(f"{path}: cannot read Parquet rows: {exc}") from None
 

@@ -57,8 +57,9 @@ RECORDS: list[dict[str, Any]] = [
     {"id": "r11", "url": "http://user@opted-out.example:8080/", "text": "w", "source": "web"},
     {"id": "r12", "text": "no url, kept 5", "source": "web"},
 ]
-KEPT = ["r01", "r03", "r06", "r10", "r12"]
-REMOVED = ["r02", "r04", "r05", "r07", "r08", "r09", "r11"]
+KEPT = ["r01", "r03", "r06", "r10"]
+# r12 has no URL while domain and URL entries are applied: removed (missingUrl) by default.
+REMOVED = ["r02", "r04", "r05", "r07", "r08", "r09", "r11", "r12"]
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +83,7 @@ def ids_jsonl(path: Path) -> list[str]:
 
 def test_jsonl_kept_removed_and_report(assoc: Association, tmp_path: Path) -> None:
     source = write_jsonl(tmp_path / "in.jsonl", RECORDS)
-    cached = select_lists(assoc.cache, ["piracy@1", "optout"], at=AT)
+    cached = select_lists(assoc.cache, ["piracy@1", "optout"], at=AT, store=assoc.store)
     report = apply_lists(
         source,
         cached,
@@ -98,7 +99,15 @@ def test_jsonl_kept_removed_and_report(assoc: Association, tmp_path: Path) -> No
     assert (tmp_path / "kept.jsonl").read_text("utf-8").splitlines() == [
         lines[int(i[1:]) - 1] for i in KEPT
     ]
-    assert report["records"] == {"input": 12, "kept": 5, "removed": 6, "unevaluable": 1}
+    assert report["records"] == {
+        "input": 12,
+        "kept": 4,
+        "removed": 6,
+        "unevaluable": 1,
+        "missingUrl": 1,
+    }
+    assert report["missingUrlPolicy"] == "removed"
+    assert report["missingUrlExamples"] == ["r12"]
     assert report["unevaluableExamples"][0]["id"] == "r09"
     by_name = {item["name"]: item for item in report["lists"]}
     # r02 is on both lists (counted in each); r04 illegal; r05 url-prefix; r07 sha256.
@@ -119,13 +128,13 @@ def test_jsonl_kept_removed_and_report(assoc: Association, tmp_path: Path) -> No
 
 def test_newest_version_by_default(assoc: Association, tmp_path: Path) -> None:
     source = write_jsonl(tmp_path / "in.jsonl", RECORDS)
-    cached = select_lists(assoc.cache, [], at=AT)
+    cached = select_lists(assoc.cache, [], at=AT, store=assoc.store)
     assert [(c.list.name, c.list.version) for c in cached] == [("optout", 1), ("piracy", 2)]
     report = apply_lists(
         source, cached, kept_path=tmp_path / "k.jsonl", removed_path=None, report_path=None, at=AT
     )
     assert "r01" not in ids_jsonl(tmp_path / "k.jsonl")  # news.example was added in v2
-    assert report["records"]["kept"] == 4
+    assert report["records"]["kept"] == 3
 
 
 def test_csv_and_parquet_keep_format_and_order(assoc: Association, tmp_path: Path) -> None:
@@ -138,7 +147,7 @@ def test_csv_and_parquet_keep_format_and_order(assoc: Association, tmp_path: Pat
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-    cached = select_lists(assoc.cache, ["piracy@1", "optout@1"], at=AT)
+    cached = select_lists(assoc.cache, ["piracy@1", "optout@1"], at=AT, store=assoc.store)
     apply_lists(
         csv_in,
         cached,
@@ -180,7 +189,7 @@ def test_directory_by_content_and_normalized_text(assoc: Association, tmp_path: 
     # A re-wrapped, re-cased copy of the opted-out essay: only the normalized text matches.
     (data / "sub" / "essay.txt").write_text("AN ESSAY whose\r\n author opted out of training.  ")
     (data / "image.bin").write_bytes(bytes(range(256)))
-    cached = select_lists(assoc.cache, ["piracy@1", "optout"], at=AT)
+    cached = select_lists(assoc.cache, ["piracy@1", "optout"], at=AT, store=assoc.store)
     report = apply_lists(
         data,
         cached,
@@ -194,7 +203,15 @@ def test_directory_by_content_and_normalized_text(assoc: Association, tmp_path: 
         "sub/essay.txt",
         "sub/pirated.txt",
     ]
-    assert report["records"] == {"input": 4, "kept": 2, "removed": 2, "unevaluable": 0}
+    assert report["records"] == {
+        "input": 4,
+        "kept": 2,
+        "removed": 2,
+        "unevaluable": 0,
+        "missingUrl": 0,
+    }
+    # Files have no URL: the lists' domain entries cannot apply, and the report says so.
+    assert "files in a directory have no URL" in report["notes"][0]
 
 
 def test_records_with_path_and_sha256_columns(assoc: Association, tmp_path: Path) -> None:
@@ -208,11 +225,24 @@ def test_records_with_path_and_sha256_columns(assoc: Association, tmp_path: Path
         {"id": "s2", "sha256": sha("other")},
     ]
     source = write_jsonl(tmp_path / "in.jsonl", records)
-    cached = select_lists(assoc.cache, ["piracy@1"], at=AT)
-    apply_lists(
-        source, cached, kept_path=tmp_path / "k.jsonl", removed_path=None, report_path=None, at=AT
-    )
+    cached = select_lists(assoc.cache, ["piracy@1"], at=AT, store=assoc.store)
+    # No record has a URL while the list holds domain entries: refused unless chosen knowingly.
+    with pytest.raises(InputError, match="no record has a URL in column 'url'"):
+        apply_lists(
+            source, cached, kept_path=tmp_path / "k.jsonl", removed_path=None, report_path=None,
+            at=AT,
+        )  # fmt: skip
+    assert not (tmp_path / "k.jsonl").exists()
+    report = apply_lists(
+        source, cached, kept_path=tmp_path / "k.jsonl", removed_path=None, report_path=None,
+        at=AT, keep_missing_url=True,
+    )  # fmt: skip
     assert ids_jsonl(tmp_path / "k.jsonl") == ["p2", "s2"]
+    # The matched ones were removed by content; the two kept are counted as unchecked by URL.
+    assert report["records"]["missingUrl"] == 2
+    assert report["missingUrlPolicy"] == "kept"
+    assert report["lists"][0]["missingUrl"] == 2
+    assert "no record has a URL" in report["notes"][0]
     write_jsonl(source, [{"id": "x", "path": "../outside.txt"}])
     with pytest.raises(InputError, match="escapes"):
         apply_lists(
@@ -222,6 +252,7 @@ def test_records_with_path_and_sha256_columns(assoc: Association, tmp_path: Path
             removed_path=None,
             report_path=None,
             at=AT,
+            keep_missing_url=True,
         )
 
 
@@ -230,7 +261,7 @@ def test_outputs_are_atomic(assoc: Association, tmp_path: Path) -> None:
     source.write_text(json.dumps(RECORDS[0]) + "\n" + "{not json\n")
     kept = tmp_path / "kept.jsonl"
     kept.write_text("previous\n")
-    cached = select_lists(assoc.cache, ["piracy"], at=AT)
+    cached = select_lists(assoc.cache, ["piracy"], at=AT, store=assoc.store)
     with pytest.raises(FormatError, match="in.jsonl:2"):
         apply_lists(
             source,
@@ -251,14 +282,14 @@ def test_list_selection(assoc: Association) -> None:
         with pytest.raises(InputError):
             parse_list_selector(bad)
     with pytest.raises(InputError, match="twice"):
-        select_lists(assoc.cache, ["piracy@1", "piracy@2"], at=AT)
+        select_lists(assoc.cache, ["piracy@1", "piracy@2"], at=AT, store=assoc.store)
     with pytest.raises(NotCachedError):
-        select_lists(assoc.cache, ["piracy@9"], at=AT)
+        select_lists(assoc.cache, ["piracy@9"], at=AT, store=assoc.store)
     with pytest.raises(NotCachedError):
-        select_lists(assoc.cache, ["other"], at=AT)
+        select_lists(assoc.cache, ["other"], at=AT, store=assoc.store)
     # Freeze: lists whose signed metadata expired are not applied.
     with pytest.raises(ExpiredError):
-        select_lists(assoc.cache, [], at=T0 + dt.timedelta(days=30))
+        select_lists(assoc.cache, [], at=T0 + dt.timedelta(days=30), store=assoc.store)
 
 
 def test_cli_filter_then_card_build(assoc: Association, tmp_path: Path) -> None:
@@ -268,6 +299,8 @@ def test_cli_filter_then_card_build(assoc: Association, tmp_path: Path) -> None:
         source,
         "--lists",
         assoc.cache,
+        "--trust",
+        assoc.trust_path,
         "-o",
         tmp_path / "kept.jsonl",
         "--removed",
@@ -282,8 +315,8 @@ def test_cli_filter_then_card_build(assoc: Association, tmp_path: Path) -> None:
         NOW,
     )
     assert result.returncode == 0, result.stderr
-    assert "kept 5 of 12 record(s)" in result.stdout
-    assert "1 unevaluable" in result.stdout
+    assert "kept 4 of 12 record(s)" in result.stdout
+    assert "removed 6 matched, 1 unevaluable and 1 without a URL" in result.stdout
     assert ids_jsonl(tmp_path / "kept.jsonl") == KEPT
     report = json.loads((tmp_path / "report.json").read_text())
 
@@ -351,13 +384,15 @@ def test_cli_filter_then_card_build(assoc: Association, tmp_path: Path) -> None:
 def test_cli_errors_are_one_line(assoc: Association, tmp_path: Path) -> None:
     source = write_jsonl(tmp_path / "in.jsonl", RECORDS[:2])
     wrong_suffix = run_cli(
-        "filter", source, "--lists", assoc.cache, "-o", tmp_path / "k.csv", "--now", NOW
-    )
+        "filter", source, "--lists", assoc.cache, "--trust", assoc.trust_path,
+        "-o", tmp_path / "k.csv", "--now", NOW,
+    )  # fmt: skip
     assert wrong_suffix.returncode == 2
     assert "input's format" in one_error_line(wrong_suffix)
     empty = run_cli(
-        "filter", source, "--lists", tmp_path / "none", "-o", tmp_path / "k.jsonl", "--now", NOW
-    )
+        "filter", source, "--lists", tmp_path / "none", "--trust", assoc.trust_path,
+        "-o", tmp_path / "k.jsonl", "--now", NOW,
+    )  # fmt: skip
     assert empty.returncode == 2
     assert "lists fetch" in one_error_line(empty)
     expired = run_cli(
@@ -365,6 +400,8 @@ def test_cli_errors_are_one_line(assoc: Association, tmp_path: Path) -> None:
         source,
         "--lists",
         assoc.cache,
+        "--trust",
+        assoc.trust_path,
         "-o",
         tmp_path / "k.jsonl",
         "--now",

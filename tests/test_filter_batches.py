@@ -204,4 +204,5 @@ def test_filter_many_records_end_to_end(tmp_path: Path) -> None:
         "kept": len(kept),
         "removed": len(removed),
         "unevaluable": 0,
+        "missingUrl": 0,
     }

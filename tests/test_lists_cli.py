@@ -89,7 +89,10 @@ def test_publish_fetch_show(world: tuple[Path, FaultyServer]) -> None:
     assert fetched.returncode == 0, fetched.stderr  # type: ignore[attr-defined]
     assert f"piracy v1 (3 entries, sha256 {summary['digest']}): fetched v1" in fetched.stdout  # type: ignore[attr-defined]
 
-    shown = run_cli("lists", "show", "--cache", w / "cache", "--json", "--now", T0_PLUS_1H)
+    shown = run_cli(
+        "lists", "show", "--cache", w / "cache", "--trust", w / "trust.json", "--json",
+        "--now", T0_PLUS_1H,
+    )  # fmt: skip
     assert shown.returncode == 0, shown.stderr
     (row,) = json.loads(shown.stdout)["lists"]
     assert {k: row[k] for k in ("name", "version", "digest", "expires", "entries")} == {
@@ -99,7 +102,10 @@ def test_publish_fetch_show(world: tuple[Path, FaultyServer]) -> None:
         "expires": "2026-07-08T00:00:00Z",
         "entries": 3,
     }
-    human = run_cli("lists", "show", "piracy", "--cache", w / "cache", "--now", T0_PLUS_1H)
+    human = run_cli(
+        "lists", "show", "piracy", "--cache", w / "cache", "--trust", w / "trust.json",
+        "--now", T0_PLUS_1H,
+    )  # fmt: skip
     assert human.returncode == 0 and "piracy v1  3 entries" in human.stdout
 
     # A week later the timestamp has expired: freeze refused (1) until the association refreshes.
@@ -233,10 +239,16 @@ def test_encrypted_key_with_passphrase(world: tuple[Path, FaultyServer]) -> None
 
 
 def test_show_empty_cache(tmp_path: Path) -> None:
-    shown = run_cli("lists", "show", "--cache", tmp_path / "none", "--json")
+    store = TrustStore().with_key(
+        PrivateKey.generate().public, name="A", role="list-publisher", list_name="piracy"
+    )
+    (tmp_path / "trust.json").write_bytes(store.to_json())
+    trust = ["--trust", tmp_path / "trust.json"]
+    shown = run_cli("lists", "show", "--cache", tmp_path / "none", *trust, "--json")
     assert shown.returncode == 0 and json.loads(shown.stdout) == {"lists": []}
-    missing = run_cli("lists", "show", "piracy", "--cache", tmp_path / "none")
-    assert missing.returncode == 3
+    # Asking for a list that is not cached is bad input (2), not "could not answer" (3).
+    missing = run_cli("lists", "show", "piracy", "--cache", tmp_path / "none", *trust)
+    assert missing.returncode == 2
     assert "not in the cache" in one_error_line(missing)
 
 

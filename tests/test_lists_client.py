@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from lists_support import (
     DAY,
+    DOMAINS_V1,
     DOMAINS_V2,
     FAST,
     HOUR,
@@ -142,7 +143,7 @@ def test_new_versions_are_fetched_and_chained(
     assoc: Association, server: FaultyServer, cache: Path
 ) -> None:
     store = assoc.trust()
-    first = assoc.publish(at=T0)  # v2: the fixture published v1
+    first = assoc.publish(DOMAINS_V1 + b"0.0.0.0 v2.example\n", at=T0)  # the fixture made v1
     do_fetch(server, store, cache)
     assoc.publish(DOMAINS_V2, at=T0 + 2 * HOUR)  # v3
     result = do_fetch(server, store, cache, at=T0 + 3 * HOUR)

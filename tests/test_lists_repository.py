@@ -111,7 +111,7 @@ def test_threshold_of_keys(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="needs 2 of its keys; 1 of the given"):
         publish(assoc.repo, entries(), name="piracy", keys=keys[:1], at=T0 + DAY)
     assert tree(assoc.repo) == before
-    publish(assoc.repo, entries(), name="piracy", keys=keys[1:], at=T0 + DAY)
+    publish(assoc.repo, entries(DOMAINS_V2), name="piracy", keys=keys[1:], at=T0 + DAY)
     state = _state(assoc.repo, at=T0 + DAY)
     assert len(state.targets.signatures) == 2
 

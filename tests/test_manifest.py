@@ -331,9 +331,15 @@ def test_records_json_is_strict(tmp_path: Path) -> None:
 def test_duplicate_record_ids_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "r.jsonl"
     path.write_text('{"id": "x", "text": "a"}\n{"id": "x", "text": "b"}\n')
+    # Found while reading, so the error names the file and both lines.
+    expected = r"r\.jsonl:2: record id 'x' appears twice \(first on line 1\)"
+    with pytest.raises(FormatError, match=expected):
+        manifest.build_from_records(path)
+    # The writer still refuses repeated ids, whatever built the entries.
+    path.write_text('{"id": "x", "text": "a"}\n')
     entries = manifest.build_from_records(path)
     with pytest.raises(FormatError, match="appears twice"):
-        manifest.write_manifest(entries, tmp_path / "m.jsonl")
+        manifest.write_manifest([*entries, *entries], tmp_path / "m.jsonl")
     assert not (tmp_path / "m.jsonl").exists()
 
 

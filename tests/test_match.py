@@ -1051,3 +1051,36 @@ def test_invalid_digest_entry_names_list_and_entry() -> None:
         index_of(("sha256", "a" * 64), ("domain", "ok.com"), ("sha256", "ABC" + "a" * 61))
     with pytest.raises(FormatError, match=r"list test v1: entry 1: .*not a SHA-256"):
         index_of(("text-sha256", "a" * 63))
+
+
+IPV4_MAPPED_URLS = [
+    "http://[::ffff:93.184.216.34]/",
+    "http://[::ffff:5db8:d822]/page",
+    "https://[0:0:0:0:0:FFFF:5DB8:D822]:443/x",
+    "http://user@[::ffff:93.184.216.34]:8080/",
+]
+
+
+def test_ipv4_mapped_ipv6_matches_the_ipv4_entry() -> None:
+    """An IPv4-mapped IPv6 literal reaches the IPv4 host: it must not evade its entry."""
+    index = index_of(("domain", "93.184.216.34"), ("url-prefix", "93.184.216.35/piracy"))
+    for url in IPV4_MAPPED_URLS:
+        assert matched_values(index, url) == {"93.184.216.34"}, url
+    assert matched_values(index, "http://[::ffff:93.184.216.35]/piracy/x") == {
+        "93.184.216.35/piracy"
+    }
+    # Other IPv6 addresses that merely contain the digits do not match.
+    assert matched_values(index, "http://[::93.184.216.34]/") == set()
+    assert matched_values(index, "http://[64:ff9b::5db8:d822]/") == set()
+    assert parse_url("http://[::ffff:5db8:d822]/").host == "93.184.216.34"
+    # The batch accelerator gives the same answers.
+    refs, bad = index.match_urls(IPV4_MAPPED_URLS)
+    assert (refs, set(bad)) == _exact(index, IPV4_MAPPED_URLS)
+    assert all(refs)
+
+
+def test_ipv4_mapped_entry_is_published_as_ipv4() -> None:
+    assert normalize_host("[::ffff:5db8:d822]") == "93.184.216.34"
+    assert normalize_host("::ffff:93.184.216.34") == "93.184.216.34"
+    index = index_of(("domain", "[::ffff:5db8:d822]"))
+    assert matched_values(index, "http://93.184.216.34/") == {"[::ffff:5db8:d822]"}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -103,7 +104,7 @@ class World:
         directory.mkdir()
         source = directory / "records.jsonl"
         source.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
-        cached = select_lists(self.cache_v1, [], at=AT)
+        cached = select_lists(self.cache_v1, [], at=AT, store=self.assoc.store)
         report = apply_lists(
             source,
             cached,
@@ -267,10 +268,36 @@ def test_lists_signed_by_untrusted_keys_or_expired_fail(world: World) -> None:
     result = run_verify(world, signed, manifest_path, world.cache_v1, trust=trust)
     assert not result.ok
     assert "trusted key" in failed(result)["list piracy v1"]
-    # A stale cache (the lists' metadata expired) is not evidence of a clean card.
-    stale = run_verify(world, signed, manifest_path, world.cache_v1, at=T0 + dt.timedelta(days=60))
+    # Untrusted keys fail even when the cached metadata has expired (checked offline).
+    stale = run_verify(
+        world, signed, manifest_path, world.cache_v1, at=T0 + dt.timedelta(days=60), trust=trust
+    )
     assert not stale.ok
-    assert "expired" in failed(stale)["list piracy v1"].lower()
+    assert "trusted key" in failed(stale)["list piracy v1"]
+
+
+def test_old_card_verifies_offline_after_the_timestamp_expires(world: World) -> None:
+    """A card checked against the cached versions it cites, long after the repository's
+    timestamp expired: the versions were verified when fetched and never change."""
+    signed, manifest_path, _ = world.filtered_card("offline")
+    year_later = T0 + dt.timedelta(days=365)
+    result = run_verify(world, signed, manifest_path, world.cache_v1, at=year_later)
+    assert result.ok, failed(result)
+    detail = {c.name: c.detail for c in result.checks}["list piracy v1"]
+    assert "expired 2026-07-08T00:00:00Z (358 day(s) ago)" in detail
+    assert "checked offline" in detail
+    # --strict asks for a current answer: stale metadata cannot give one.
+    strict = run_verify(world, signed, manifest_path, world.cache_v1, at=year_later, strict=True)
+    assert not strict.ok
+    assert "fresh metadata" in failed(strict)["list piracy v1"]
+    # Tampering with the cached list is still caught offline: the signatures are re-verified.
+    copy = world.root / "offline-tampered-cache"
+    shutil.copytree(world.cache_v1, copy, symlinks=True)
+    (target,) = (copy / "current").resolve().glob("repos/*/lists/piracy/v1.json")
+    target.write_bytes(target.read_bytes().replace(b"01cinema", b"01cinemb"))
+    tampered = run_verify(world, signed, manifest_path, copy, at=year_later)
+    assert not tampered.ok
+    assert "does not match the signed metadata" in failed(tampered)["list piracy v1"]
 
 
 def test_unevaluable_manifest_urls_fail(world: World) -> None:
@@ -320,3 +347,23 @@ def test_cli_exit_codes_and_json(world: World) -> None:
     no_manifest = run_cli("verify", signed, "--trust", world.trust_path, "--lists", world.cache_v1)
     assert no_manifest.returncode == 2
     assert "--lists needs --manifest" in one_error_line(no_manifest)
+
+
+def test_cli_verifies_an_old_card_offline_after_expiry(world: World) -> None:
+    """Issue 7.4 through the CLI: last year's card against the cached versions it cites."""
+    signed, manifest_path, _ = world.filtered_card("cli-offline")
+    args = ["verify", signed, "--trust", world.trust_path, "--manifest", manifest_path]
+    year_later = "2027-07-01T00:00:00Z"
+    offline = run_cli(*args, "--lists", world.cache_v1, "--now", year_later)
+    assert offline.returncode == 0, offline.stdout + offline.stderr
+    assert "ok    list piracy v1: signed by" in offline.stdout
+    assert "expired 2026-07-08T00:00:00Z (358 day(s) ago)" in offline.stdout
+    assert offline.stdout.splitlines()[-1] == "verified"
+    strict = run_cli(*args, "--lists", world.cache_v1, "--now", year_later, "--strict")
+    assert strict.returncode == 1
+    assert "FAIL  list piracy v1:" in strict.stdout
+    # Fetching new versions still needs fresh metadata: a frozen repository is refused.
+    with served(world.assoc.repo) as url:
+        frozen = run_cli(*args, "--lists", url, "--now", year_later)
+    assert frozen.returncode == 1
+    assert "freeze refused" in one_error_line(frozen)

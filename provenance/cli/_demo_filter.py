@@ -23,7 +23,8 @@ def filter_step(stage: _Stage, samples: Path, work: Path) -> None:
     stage.say("matching (upper case, trailing dot, 'host\\@other', user:pass@host:port, %2E,")
     stage.say("an ideographic full stop), one has a URL no browser would parse")
     stage.run(
-        "filter", f"{w}/records.jsonl", "--lists", cache, "-o", f"{w}/records.kept.jsonl",
+        "filter", f"{w}/records.jsonl", "--lists", cache, "--trust", trust,
+        "-o", f"{w}/records.kept.jsonl",
         "--removed", f"{w}/records.removed.jsonl", "--report", f"{w}/filter-report.json",
     )  # fmt: skip
     stage.run("manifest", "build", f"{w}/records.kept.jsonl", "-o", f"{w}/records.manifest.jsonl")
@@ -42,7 +43,7 @@ def filter_step(stage: _Stage, samples: Path, work: Path) -> None:
         "--manifest", f"{w}/records.manifest.jsonl",
     ]  # fmt: skip
     auditor_cache = f"{w}/auditor-lists-cache"
-    # One server for the rest of the story: a cache remembers the repository's URL.
+    # One server for the rest of the story (a mirror with the same root keys would do too).
     with lists_demo.serving(lists_demo.repo_dir(work)) as url:
         stage.party("Auditor: fetch the list the card cites; the claim 'we applied v1' checks out")
         stage.run("lists", "fetch", url, "--trust", trust, "--cache", auditor_cache)

@@ -85,7 +85,7 @@ def association_step(stage: _Stage, samples: Path, work: Path) -> None:
     with serving(repo_dir(work)) as url:
         stage.say(f"the repository is served at {url} (any static web host would do)")
         fetch_lists(stage, work, url)
-    stage.run("lists", "show", "--cache", str(cache_dir(work)))
+    stage.run("lists", "show", "--cache", str(cache_dir(work)), "--trust", str(trust_path(work)))
 
     stage.party("AI developer: a mirror serving a tampered copy is refused")
     tampered = work / "lists-repo-tampered"

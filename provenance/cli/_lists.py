@@ -11,7 +11,7 @@ from provenance.cli import _demo_lists  # noqa: F401 - appends the association's
 from provenance.cli._common import PATH, json_option, now_option, passphrase_from_env, print_json
 from provenance.errors import InputError
 from provenance.keys import PrivateKey, load_private_key
-from provenance.lists.model import CATEGORIES
+from provenance.lists.model import CATEGORIES, ENTRY_TYPES
 from provenance.trust import format_time
 
 
@@ -41,9 +41,8 @@ _EXPIRES_OPTION = click.option(
     "--expires-in",
     metavar="DAYS",
     type=int,
-    default=7,
-    show_default=True,
-    help="Days until the timestamp metadata expires.",
+    help="Days until the timestamp metadata expires (default: as the last publish or refresh"
+    " set it, else 7).",
 )
 _CACHE_OPTION = click.option(
     "--cache",
@@ -67,6 +66,13 @@ def lists() -> None:
 @click.option("--threshold", type=int, help="Signatures needed per role (new repository only).")
 @click.option("--publisher", help="Publisher name recorded in the list (default: as before).")
 @click.option(
+    "--type",
+    "entry_type",
+    type=click.Choice(ENTRY_TYPES),
+    help="Type of the values of a plain text ENTRIES file, one per line (and of JSON Lines"
+    " entries that do not name one); default: domains or a hosts file.",
+)
+@click.option(
     "--category",
     type=click.Choice(CATEGORIES),
     default="other",
@@ -86,9 +92,10 @@ def publish_command(
     name: str,
     key_paths: tuple[Path, ...],
     repo_dir: Path,
-    expires_in: int,
+    expires_in: int | None,
     threshold: int | None,
     publisher: str | None,
+    entry_type: str | None,
     category: str,
     skip_invalid: bool,
     passphrase_env: str | None,
@@ -98,7 +105,9 @@ def publish_command(
     """Publish the next version of list NAME from ENTRIES into the repository DIR.
 
     ENTRIES is JSON Lines of entries, a plain text file of domains (one per line, '#'
-    comments) or a hosts file ('0.0.0.0 domain').
+    comments), a hosts file ('0.0.0.0 domain'), or with --type a plain text file of values of
+    that type, one per line (e.g. --type url-prefix for 'host/path' lines). If the entries are
+    those of the newest version, nothing is published ("unchanged", exit 0).
     """
     from provenance.cli._common import resolve_now
     from provenance.lists.entries import prepare_entries, read_entries
@@ -108,7 +117,12 @@ def publish_command(
     keys = _keys(key_paths, passphrase_env)
     skipped: list[InputError] | None = [] if skip_invalid else None
     entries = prepare_entries(
-        read_entries(entries_path, category=category, skipped=skipped),  # type: ignore[arg-type]
+        read_entries(
+            entries_path,
+            category=category,  # type: ignore[arg-type]
+            skipped=skipped,
+            entry_type=entry_type,  # type: ignore[arg-type]
+        ),
         what=str(entries_path),
     )
     for error in (skipped or [])[:10]:
@@ -135,6 +149,7 @@ def publish_command(
                 "target": result.target,
                 "timestampExpires": format_time(result.timestamp_expires),
                 "signers": list(result.signers),
+                "unchanged": result.unchanged,
             }
         )
     else:
@@ -151,7 +166,7 @@ def publish_command(
 def refresh_command(
     repo_dir: Path,
     key_paths: tuple[Path, ...],
-    expires_in: int,
+    expires_in: int | None,
     passphrase_env: str | None,
     now: str | None,
     as_json: bool,
@@ -277,17 +292,32 @@ def _list_summary(item: Any) -> dict[str, Any]:
 @lists.command("show")
 @click.argument("name", required=False)
 @_CACHE_OPTION
+@click.option(
+    "--trust",
+    "trust_path",
+    type=PATH,
+    required=True,
+    help="Trust store: every list shown must be signed by the keys it pins for that list.",
+)
 @now_option
 @json_option
-def show_command(name: str | None, cache: Path | None, now: str | None, as_json: bool) -> None:
-    """Print the newest cached version of each list (or of list NAME)."""
+def show_command(
+    name: str | None, cache: Path | None, trust_path: Path, now: str | None, as_json: bool
+) -> None:
+    """Print the newest cached version of each list (or of list NAME).
+
+    Each list must be signed by the keys the trust store pins for it, as 'lists fetch'
+    requires (the cache is not trusted); one that is not is named and the command exits 1.
+    """
     from provenance.cli._common import resolve_now
+    from provenance.cli._trust import load_trust_store
     from provenance.lists.cache import cached_versions, load_cached_lists
 
     at = resolve_now(now)
+    store = load_trust_store(trust_path)
     cache_dir = _cache_dir(cache)
     items = load_cached_lists(
-        cache_dir, at=at, names=None if name is None else [name], allow_expired=True
+        cache_dir, at=at, names=None if name is None else [name], allow_expired=True, store=store
     )
     rows = []
     for item in items:
@@ -306,6 +336,72 @@ def show_command(name: str | None, cache: Path | None, now: str | None, as_json:
             f"{row['name']} v{row['version']}  {row['entries']} entries  sha256 {row['digest']}"
             f"  {state} until {row['expires']}  from {row['url']}"
         )
+
+
+@lists.command("diff")
+@click.argument("name")
+@click.argument("old_version", metavar="V1", type=click.IntRange(min=1))
+@click.argument("new_version", metavar="V2", type=click.IntRange(min=1))
+@_CACHE_OPTION
+@click.option(
+    "--trust",
+    "trust_path",
+    type=PATH,
+    help="Trust store: both versions must be signed by the keys it pins for the list.",
+)
+@now_option
+@json_option
+def diff_command(
+    name: str,
+    old_version: int,
+    new_version: int,
+    cache: Path | None,
+    trust_path: Path | None,
+    now: str | None,
+    as_json: bool,
+) -> None:
+    """Print the entries added (+) and removed (-) from version V1 to V2 of list NAME.
+
+    Both versions must be in the cache ('lists fetch' keeps every version). Entries are grouped
+    by category, one per line: '+ TYPE VALUE' or '- TYPE VALUE'.
+    """
+    from provenance.cli._common import resolve_now
+    from provenance.lists.diff import diff_cached
+
+    at = resolve_now(now)
+    store = None
+    if trust_path is not None:
+        from provenance.cli._trust import load_trust_store
+
+        store = load_trust_store(trust_path)
+    result = diff_cached(_cache_dir(cache), name, old_version, new_version, at=at, store=store)
+    if store is None:
+        click.echo(
+            "note: the cached versions were checked against the repository's own keys only;"
+            " give --trust to check them against the keys you trust",
+            err=True,
+        )
+    if as_json:
+        print_json(result.to_dict())
+        return
+    counts = result.counts()
+    added, removed = len(result.added), len(result.removed)
+    click.echo(
+        f"{name} v{old_version} ({result.old.digest[:16]}) -> v{new_version}"
+        f" ({result.new.digest[:16]}): {added} added, {removed} removed"
+    )
+    for category in counts:
+        click.echo(f"{category}:")
+        for sign, entries in (("-", result.removed), ("+", result.added)):
+            for entry in entries:
+                if entry.category == category:
+                    note = f"  # {_printable(entry.note)}" if entry.note else ""
+                    click.echo(f"{sign} {entry.type} {entry.value}{note}")
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters escaped: a signed note must not drive the terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 COMMANDS = [lists]

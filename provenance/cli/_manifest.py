@@ -9,7 +9,10 @@ from typing import Any
 import click
 
 from provenance import manifest
+from provenance.cli._columns import column_options, columns_from
 from provenance.cli._common import PATH, json_option, print_json, progress_bar
+from provenance.errors import InputError
+from provenance.records import DEFAULT_COLUMNS
 
 
 @click.group("manifest")
@@ -35,6 +38,7 @@ def manifest_group() -> None:
     is_flag=True,
     help="Skip textSha256 and the near-duplicate fingerprint index (OUTPUT.fp) for lookups.",
 )
+@column_options
 @json_option
 def build(
     input_path: Path,
@@ -43,6 +47,7 @@ def build(
     shard: str | None,
     no_fingerprints: bool,
     as_json: bool,
+    **column_names: str,
 ) -> None:
     """Hash INPUT (a directory, or a .jsonl/.csv/.parquet records file) into a manifest.
 
@@ -50,10 +55,16 @@ def build(
     near-duplicate fingerprints of texts and images go to a sidecar index OUTPUT.fp, which
     'card build' records and 'lookup' uses.
     """
+    columns = columns_from(column_names)
     shard_spec = manifest.parse_shard(shard) if shard else None
     prints: dict[str, Any] | None = None if no_fingerprints else {}
     sidecar = _sidecar_path(output)
     if input_path.is_dir():
+        if columns != DEFAULT_COLUMNS:
+            raise InputError(
+                f"{input_path}: is a directory; column names ({columns.describe()}) apply only"
+                " to records files"
+            )
         bar = progress_bar(0, "hashing")
         with bar:
 
@@ -73,7 +84,7 @@ def build(
     else:
         with progress_bar(0, "records") as bar:
             entries = manifest.build_from_records(
-                input_path, shard=shard_spec, progress=bar.update, prints=prints
+                input_path, shard=shard_spec, progress=bar.update, prints=prints, columns=columns
             )
     summary = manifest.write_manifest(entries, output)
     if prints is not None:

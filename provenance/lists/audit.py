@@ -14,6 +14,13 @@ against ``sha256`` entries, ``textSha256`` against ``text-sha256`` entries):
 Monotonic (THREATS section 0, invariant 5): a cited list that cannot be loaded, is not signed by
 keys trusted for it, or whose digest differs, fails its check, and so does a manifest URL that
 cannot be evaluated; nothing that cannot be checked is reported as clean.
+
+Old cards are checked offline. A published version never changes and the card cites its digest,
+so a cached version whose signatures still verify answers "was this version applied?" after the
+repository's timestamp has expired: expiry only means that versions published since then may be
+missing from the cache. So a cached list whose metadata has expired is still checked; the check
+says how long ago the metadata expired, and fails under ``strict`` (fetch the lists for a
+current answer). Fetching new versions still needs fresh metadata.
 """
 
 from __future__ import annotations
@@ -58,7 +65,11 @@ class ListSource(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class CacheSource:
-    """Lists from a local cache (see :mod:`provenance.lists.cache`), judged fresh at ``at``."""
+    """Lists from a local cache (see :mod:`provenance.lists.cache`), re-verified at ``at``.
+
+    Expired repository metadata is accepted here (see the module docstring): each
+    :class:`CachedList` carries its ``expires``, which :func:`audit_lists` reports.
+    """
 
     cache_dir: Path
     at: dt.datetime
@@ -67,13 +78,13 @@ class CacheSource:
         """See :meth:`ListSource.load_version`."""
         from provenance.lists.cache import load_cached_version
 
-        return load_cached_version(self.cache_dir, name, version, at=self.at)
+        return load_cached_version(self.cache_dir, name, version, at=self.at, allow_expired=True)
 
     def load_newest(self, name: str) -> CachedList:
         """See :meth:`ListSource.load_newest`."""
         from provenance.lists.cache import load_cached_lists
 
-        return load_cached_lists(self.cache_dir, at=self.at, names=[name])[0]
+        return load_cached_lists(self.cache_dir, at=self.at, names=[name], allow_expired=True)[0]
 
 
 @dataclass(slots=True)
@@ -139,6 +150,20 @@ def _newer(
     return newest, None
 
 
+def _staleness(cached: CachedList, at: dt.datetime, *, strict: bool) -> str:
+    """Say how old the cached metadata vouching for ``cached`` is, and what that means."""
+    from provenance.trust import format_time
+
+    age = at - cached.expires
+    days = age.days
+    ago = f"{days} day(s) ago" if days >= 1 else f"{int(age.total_seconds() // 3600)} hour(s) ago"
+    advice = "a strict check needs fresh metadata: fetch the lists" if strict else "fetch to check"
+    return (
+        f"checked offline: the cached repository metadata expired {format_time(cached.expires)}"
+        f" ({ago}), so versions published since then are not known ({advice})"
+    )
+
+
 def _batches(entries: Iterable[ManifestEntry]) -> Iterator[list[ManifestEntry]]:
     batch: list[ManifestEntry] = []
     for entry in entries:
@@ -189,9 +214,14 @@ def audit_lists(
         if problem is not None:
             audit.add(label, False, f"{detail}; {problem}")
             continue
+        newest = later or cached
         if later is not None:
-            detail += f"; v{later.list.version} is the current version"
-        audit.add(label, True, detail)
+            detail += f"; v{later.list.version} is the newest version cached"
+        ok = True
+        if newest.expires <= at:
+            ok = not strict
+            detail += "; " + _staleness(newest, at, strict=strict)
+        audit.add(label, ok, detail)
         claimed.append(cached)
         if later is not None:
             newer.append(later)

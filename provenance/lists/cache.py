@@ -77,6 +77,8 @@ class CachedList:
             metadata verified (the keys vouching for this list), sorted.
         expires: when the repository metadata this was verified with stops being fresh.
         url: the base URL of the repository the list was fetched from.
+        anchor_signers: our SPKI keyids of the keys that signed the repository's first cached
+            root (the anchor a trust store must vouch for, as ``lists fetch`` requires).
     """
 
     list: ExclusionList
@@ -84,6 +86,7 @@ class CachedList:
     signers: tuple[str, ...]
     expires: dt.datetime
     url: str
+    anchor_signers: tuple[str, ...] = ()
 
 
 def default_cache_dir() -> Path:
@@ -206,6 +209,7 @@ def checked_list(
         signers=repo.state.signers["targets"],
         expires=repo.state.expires,
         url=repo.url,
+        anchor_signers=repo.state.anchor_signers,
     )
 
 
@@ -324,6 +328,7 @@ def load_cached_lists(
     at: dt.datetime,
     names: Iterable[str] | None = None,
     allow_expired: bool = False,
+    store: TrustStore | None = None,
 ) -> list[CachedList]:
     """Return the newest cached version of each list (or of each of ``names``), sorted by name.
 
@@ -335,6 +340,8 @@ def load_cached_lists(
         names: only these lists; each must be cached.
         allow_expired: return lists whose repository metadata has expired at ``at`` (for
             display); by default expired metadata is refused.
+        store: if given, every list returned must be vouched for by it (see
+            :func:`trusted_signers`); one that is not is an error naming it, never skipped.
 
     Returns:
         The lists; empty if the cache is empty and ``names`` is None.
@@ -343,7 +350,8 @@ def load_cached_lists(
         InputError: a name in ``names`` is not a valid list name.
         NotCachedError: a list in ``names`` is not cached.
         ExpiredError: the metadata vouching for a list expired (freeze); fetch again.
-        SignatureError, RollbackError, DigestMismatchError: the cache does not verify.
+        SignatureError, RollbackError, DigestMismatchError: the cache does not verify, or a list
+            is not signed by the keys ``store`` pins for it.
         FormatError: the cache is damaged, or a cached list is malformed.
     """
     wanted = None if names is None else [check_list_name(n) for n in names]
@@ -357,6 +365,9 @@ def load_cached_lists(
                 f"list {name!r} is not in the cache {cache_dir}; run 'provenance lists fetch'"
             )
         result.append(repo.load(name, max(repo.files[name])))
+    if store is not None:
+        for cached in result:
+            trusted_signers(cached, store, at=at)
     return result
 
 
@@ -367,8 +378,11 @@ def load_cached_version(
     *,
     at: dt.datetime,
     allow_expired: bool = False,
+    store: TrustStore | None = None,
 ) -> CachedList:
     """Return exactly version ``version`` of list ``name`` from the cache, re-verified.
+
+    With ``store``, the version must be vouched for by it (see :func:`trusted_signers`).
 
     Raises:
         InputError: ``name`` is not a valid list name.
@@ -387,7 +401,10 @@ def load_cached_version(
             f"list {name!r} version {version} is not in the cache {cache_dir} (cached versions"
             f" {have[0]}-{have[-1]}); run 'provenance lists fetch {repo.url}'"
         )
-    return repo.load(name, version)
+    cached = repo.load(name, version)
+    if store is not None:
+        trusted_signers(cached, store, at=at)
+    return cached
 
 
 def cached_versions(cache_dir: Path, name: str, *, at: dt.datetime) -> list[int]:
@@ -405,9 +422,13 @@ def cached_versions(cache_dir: Path, name: str, *, at: dt.datetime) -> list[int]
 def trusted_signers(cached: CachedList, store: TrustStore, *, at: dt.datetime) -> tuple[str, ...]:
     """Return the signers of ``cached`` that ``store`` trusts for that list at ``at``.
 
+    The check ``lists fetch`` makes before accepting a list (THREATS L20: the cache is not
+    trusted): a threshold of the keys ``store`` pins for the list must have signed both the
+    repository's targets metadata and the root the cache was anchored on.
+
     Raises:
         SignatureError: the store has no key policy for the list, or fewer than its threshold of
-            the list's trusted keys signed the repository's targets metadata.
+            the list's trusted keys signed the repository's targets metadata or its root.
     """
     name = cached.list.name
     policy = store.lists.get(name)
@@ -420,8 +441,15 @@ def trusted_signers(cached: CachedList, store: TrustStore, *, at: dt.datetime) -
     trusted = tuple(k for k in cached.signers if k in policy.keyids and k in valid)
     if len(trusted) < policy.threshold:
         raise SignatureError(
-            f"list {name!r} v{cached.list.version}: signed by {len(trusted)} of the"
-            f" {policy.threshold} trusted key(s) required"
+            f"list {name!r} v{cached.list.version} (cached from {cached.url}): signed by"
+            f" {len(trusted)} of the {policy.threshold} trusted key(s) required"
+        )
+    anchored = {k for k in cached.anchor_signers if k in policy.keyids and k in valid}
+    if len(anchored) < policy.threshold:
+        raise SignatureError(
+            f"list {name!r} v{cached.list.version} (cached from {cached.url}): the repository's"
+            f" root is signed by {len(anchored)} of the {policy.threshold} key(s) the trust"
+            " store pins for this list"
         )
     return trusted
 

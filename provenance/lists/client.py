@@ -49,6 +49,7 @@ from tuf.api.metadata import Root
 from tuf.ngclient import FetcherInterface, Updater, UpdaterConfig
 
 from provenance import __version__
+from provenance._files import atomic_write
 from provenance.errors import (
     DigestMismatchError,
     ExpiredError,
@@ -442,14 +443,40 @@ def fetch(
             active.close()
 
 
+def _same_repository(generation: Path, mirror_root: Root, *, at: dt.datetime) -> Path | None:
+    """Return the cached repository whose trusted root has the root keys and threshold that
+    ``mirror_root`` (unverified) names: the same repository served from another URL.
+
+    Only chooses where to continue: the update that follows is verified against that cached
+    root by TUF, so a mirror that merely copies the key list cannot get anything accepted.
+    """
+    wanted = (frozenset(mirror_root.roles["root"].keyids), mirror_root.roles["root"].threshold)
+    for repo in iter_repositories(generation, at=at, allow_expired=True):
+        root = repo.state.root.signed
+        if (frozenset(root.roles["root"].keyids), root.roles["root"].threshold) == wanted:
+            return repo.directory
+    return None
+
+
 def _fetch_into(
     generation: Path, base: str, *, store: TrustStore, at: dt.datetime, fetcher: FetcherInterface
 ) -> FetchResult:
     repo_dir = generation / "repos" / repo_key(base)
-    metadata_dir = repo_dir / "metadata"
     old: CachedRepository | None = None
     bootstrap: bytes | None = None
-    if repo_dir.exists():
+    unverified_root: Any = None
+    if not repo_dir.exists():
+        bootstrap = fetcher.download_bytes(f"{base}/metadata/root.json", MAX_ROOT_BYTES)
+        unverified_root = _metadata.parse(bootstrap, Root, what=f"{base}/metadata/root.json")
+        mirrored = _same_repository(generation, unverified_root.signed, at=at)
+        if mirrored is not None:
+            # A mirror of a repository already cached: continue from its trusted metadata
+            # (TUF then refuses rollback and foreign signatures as for the first URL).
+            repo_dir, bootstrap = mirrored, None
+            # Replaced, never edited: the file is a hard link shared with the current generation.
+            atomic_write(repo_dir / "url", base.encode("utf-8"))
+    metadata_dir = repo_dir / "metadata"
+    if bootstrap is None:
         # The cache is not trusted (L20): re-verify it, and its anchor against the trust store.
         try:
             old = read_repository(repo_dir, at=at, allow_expired=True)
@@ -460,8 +487,6 @@ def _fetch_into(
             ) from None
         _check_anchor(old.state.anchor_signers, store, base, at)
     else:
-        bootstrap = fetcher.download_bytes(f"{base}/metadata/root.json", MAX_ROOT_BYTES)
-        unverified_root = _metadata.parse(bootstrap, Root, what=f"{base}/metadata/root.json")
         anchor = _metadata.role_signers(
             unverified_root.signed, "root", unverified_root, what=f"{base} root"
         )

@@ -7,7 +7,9 @@ Three formats are accepted, told apart by the first line that is not blank or a 
   ``--category`` option, ``type`` to ``domain``.
 - **hosts file**: ``0.0.0.0 example.org`` (any IP address, then one or more host names), as the
   Block List Project distributes its lists; the usual ``localhost`` lines are skipped.
-- **plain text**: one domain (or IP address) per line, as the UT1 blacklists distribute them.
+- **plain text**: one domain (or IP address) per line, as the UT1 blacklists distribute them;
+  or, when the publisher names another entry type (``--type``), one value of that type per line:
+  ``url-prefix`` (UT1's ``urls`` files: ``host/path``), ``url``, ``sha256`` or ``text-sha256``.
 
 In both text formats ``#`` starts a comment and blank lines are ignored. Every value is
 normalized for publishing (domains: lower case, IDNA A-labels, no trailing dot, ``*.`` dropped;
@@ -111,12 +113,21 @@ def normalize_entry(entry: ListEntry, *, what: str) -> ListEntry:
     if problem is not None or not value or len(value) > MAX_VALUE_LENGTH:
         reason = problem or f"must be 1 to {MAX_VALUE_LENGTH} characters"
         raise InputError(f"{what}: {entry.type} value {entry.value[:100]!r} {reason}")
+    if entry.type in ("url", "url-prefix"):
+        # Exactly what matching will do with it: a value it cannot compile would make the
+        # whole signed version unusable for every client, so it is refused here.
+        try:
+            match.compile_url_entry(value, exact=entry.type == "url")
+        except FormatError as exc:
+            raise InputError(f"{what}: {entry.type} value {value[:100]!r}: {exc}") from None
     if value == entry.value:
         return entry
     return ListEntry(type=entry.type, value=value, category=entry.category, note=entry.note)
 
 
-def _json_entry(line: bytes, *, category: Category, what: str) -> ListEntry:
+def _json_entry(
+    line: bytes, *, category: Category, what: str, default_type: EntryType = "domain"
+) -> ListEntry:
     try:
         item = _json.loads_object(line, what=what)
     except FormatError as exc:
@@ -124,7 +135,7 @@ def _json_entry(line: bytes, *, category: Category, what: str) -> ListEntry:
     unknown = sorted(set(item) - {"type", "value", "category", "note"})
     if unknown:
         raise InputError(f"{what}: unknown field(s) {', '.join(unknown)}")
-    entry_type = item.get("type", "domain")
+    entry_type = item.get("type", default_type)
     if entry_type not in ENTRY_TYPES:
         raise InputError(f"{what}: type {entry_type!r} is not one of {', '.join(ENTRY_TYPES)}")
     entry_category = item.get("category", category)
@@ -158,12 +169,22 @@ def _text_entries(line: str, *, category: Category, what: str) -> Iterator[ListE
         yield ListEntry(type=domain_type, value=value, category=category)
 
 
+def _typed_entries(
+    line: str, *, entry_type: EntryType, category: Category, what: str
+) -> Iterator[ListEntry]:
+    tokens = line.split()
+    if len(tokens) != 1:
+        raise InputError(f"{what}: expected one {entry_type} value per line; got {line[:100]!r}")
+    yield normalize_entry(ListEntry(type=entry_type, value=tokens[0], category=category), what=what)
+
+
 def parse_entries(
     lines: Iterable[bytes],
     *,
     category: Category = "other",
     what: str,
     skipped: list[InputError] | None = None,
+    entry_type: EntryType | None = None,
 ) -> Iterator[ListEntry]:
     """Parse the lines of an ENTRIES file (see the module docstring) into normalized entries.
 
@@ -173,10 +194,14 @@ def parse_entries(
         what: names the file in error messages (``what:LINE: ...``).
         skipped: if given, a line that cannot be used (an invalid value, a public suffix) is
             skipped and its error appended here instead of raised; real blocklists hold a few.
+        entry_type: the type of a plain text file's values, and of JSON Lines entries that do
+            not name one. ``None`` or ``domain``: domains, or a hosts file.
 
     Raises:
         InputError: a line that cannot be parsed, naming the file and line number.
     """
+    if entry_type is not None and entry_type not in ENTRY_TYPES:
+        raise InputError(f"type {entry_type!r} is not one of {', '.join(ENTRY_TYPES)}")
     mode: str | None = None
     for number, raw in enumerate(lines, start=1):
         where = f"{what}:{number}"
@@ -192,16 +217,32 @@ def parse_entries(
         try:
             if mode == "jsonl":
                 if stripped:
-                    yield _json_entry(stripped, category=category, what=where)
+                    yield _json_entry(
+                        stripped,
+                        category=category,
+                        what=where,
+                        default_type=entry_type or "domain",
+                    )
                 continue
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
                 raise InputError(f"{where}: not valid UTF-8") from None
-            text = text.split("#", 1)[0].strip()
-            if text:
+            if entry_type in (None, "domain"):
+                text = text.split("#", 1)[0].strip()
+            else:
+                # '#' may belong to a URL (a fragment); only a line starting with it is a comment.
+                text = "" if text.lstrip().startswith("#") else text.strip()
+            if not text:
+                continue
+            if entry_type in (None, "domain"):
                 # A list, not a generator: a bad host skips its whole line, never half of it.
                 yield from list(_text_entries(text, category=category, what=where))
+            else:
+                assert entry_type is not None
+                yield from _typed_entries(
+                    text, entry_type=entry_type, category=category, what=where
+                )
         except InputError as exc:
             if skipped is None:
                 raise
@@ -209,17 +250,33 @@ def parse_entries(
 
 
 def read_entries(
-    path: Path, *, category: Category = "other", skipped: list[InputError] | None = None
+    path: Path,
+    *,
+    category: Category = "other",
+    skipped: list[InputError] | None = None,
+    entry_type: EntryType | None = None,
 ) -> list[ListEntry]:
     """Read and parse the ENTRIES file at ``path`` (see :func:`parse_entries`).
 
+    The file is opened with :func:`provenance._files.open_input`, which refuses anything but a
+    regular file without blocking (a FIFO would otherwise hang the publisher).
+
     Raises:
-        InputError: missing, unreadable, or a line that cannot be parsed (unless ``skipped``).
+        InputError: missing, not a regular file, unreadable, or a line that cannot be parsed
+            (unless ``skipped``).
         LocalIOError: another I/O error.
     """
     with open_input(path, kind="ENTRIES file") as handle:
         try:
-            return list(parse_entries(handle, category=category, what=str(path), skipped=skipped))
+            return list(
+                parse_entries(
+                    handle,
+                    category=category,
+                    what=str(path),
+                    skipped=skipped,
+                    entry_type=entry_type,
+                )
+            )
         except OSError as exc:
             raise LocalIOError(f"{path}: cannot read: {exc.strerror}") from None
 

@@ -8,7 +8,8 @@ the same code for list entries and for the URLs being checked:
   ``evil.com``), userinfo and port are separated from the host, dot segments are resolved.
 - **Hosts** are WHATWG hosts: percent-decoded, mapped with UTS #46 (non-transitional, as
   browsers do), lower-cased, IPv4 in any notation (``0x7f.1``, ``2130706433``) turned into
-  dotted decimal, IPv6 compressed in brackets; then trailing dots are dropped. Every ``xn--``
+  dotted decimal, IPv6 compressed in brackets (an IPv4-mapped one, ``[::ffff:a.b.c.d]``, as
+  the IPv4 address); then trailing dots are dropped. Every ``xn--``
   label is checked to be valid Punycode of a valid UTS #46 label (``ada-url`` accepts some that
   are not), with the ``idna`` package's tables, and code points unassigned in Unicode 14.0 are
   refused, so the answer does not depend on the Python version. A host that fails is refused
@@ -53,6 +54,7 @@ import bisect
 import concurrent.futures
 import functools
 import gc
+import ipaddress
 import itertools
 import operator
 import os
@@ -148,11 +150,18 @@ def parse_host(text: str) -> tuple[str, bool]:
 
 
 def _canonical_host(hostname: str, host_type: Any, what: str) -> tuple[str, bool]:
-    """Finish a WHATWG host: IP literals as they are, domains without trailing dots, validated.
+    """Finish a WHATWG host: IP literals as they are (an IPv4-mapped IPv6 address as the IPv4
+    address it maps), domains without trailing dots, validated.
 
     ``what`` names the host or URL in error messages.
     """
     if host_type != ada_url.HostType.DEFAULT:
+        if hostname.startswith("[::ffff:"):
+            # ``[::ffff:93.184.216.34]`` (serialized ``[::ffff:5db8:d822]``) reaches the same
+            # host as ``93.184.216.34`` on a dual-stack socket: one address, one spelling.
+            mapped = ipaddress.IPv6Address(hostname[1:-1]).ipv4_mapped
+            if mapped is not None:
+                return str(mapped), True
         return hostname, True
     host = hostname.rstrip(".")
     if not host:

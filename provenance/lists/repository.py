@@ -19,6 +19,11 @@ sees a timestamp before the files it names). Every file is written atomically.
 One key may hold every role, or several keys with a threshold (``--key`` repeated,
 ``--threshold``): every given key signs every role it holds, and a threshold of distinct keys
 must sign or nothing is written.
+
+The timestamp's lifetime in days is recorded in the signed timestamp itself (the field
+``x-provenance-expires-in-days``, which TUF clients ignore as the specification allows), so that a
+later ``publish`` or ``refresh`` that is not told otherwise keeps the lifetime chosen before.
+Publishing exactly the entries (and publisher) of the newest version writes nothing.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from tuf.api.metadata import (
 from tuf.api.serialization.json import JSONSerializer
 
 from provenance._files import atomic_write, read_bytes
-from provenance.errors import InputError
+from provenance.errors import InputError, LocalIOError
 from provenance.keys import PrivateKey
 from provenance.lists import _metadata
 from provenance.lists._lock import fsync_directory, locked
@@ -64,6 +69,8 @@ from provenance.lists.model import ExclusionList, ListEntry, check_list_name
 from provenance.trust import format_time
 
 DEFAULT_TIMESTAMP_DAYS = 7
+EXPIRES_IN_FIELD = "x-provenance-expires-in-days"
+"""Where the timestamp records its own lifetime (an unrecognized field to TUF clients)."""
 LONG_LIVED_DAYS = 365
 """Root, targets and snapshot expire after a year; ``refresh`` renews them when due."""
 MAX_EXPIRES_IN_DAYS = 3650
@@ -84,6 +91,8 @@ class PublishResult:
     target: str
     timestamp_expires: dt.datetime
     signers: tuple[str, ...]
+    unchanged: bool = False
+    """The entries were those of the newest version: nothing was written, ``version`` is it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +123,39 @@ def _days(value: int, *, what: str) -> dt.timedelta:
     if not 1 <= value <= MAX_EXPIRES_IN_DAYS:
         raise InputError(f"{what}: must be between 1 and {MAX_EXPIRES_IN_DAYS} days")
     return dt.timedelta(days=value)
+
+
+def _recorded_days(repo: _Repository | None) -> int:
+    """The timestamp lifetime the repository recorded, else the default."""
+    if repo is None:
+        return DEFAULT_TIMESTAMP_DAYS
+    value = repo.timestamp.signed.unrecognized_fields.get(EXPIRES_IN_FIELD)
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_EXPIRES_IN_DAYS:
+        return value
+    return DEFAULT_TIMESTAMP_DAYS
+
+
+def _check_repo_dir(repo_dir: Path, *, create: bool) -> None:
+    """Refuse a repository path that is not a directory (and create it when asked).
+
+    Raises:
+        InputError: it exists and is not a directory, or (``create`` false) does not exist.
+        LocalIOError: it cannot be created.
+    """
+    if repo_dir.exists() and not repo_dir.is_dir():
+        raise InputError(f"{repo_dir}: not a directory (a list repository is a directory)")
+    if not create:
+        if not repo_dir.is_dir():
+            raise InputError(f"{repo_dir}: no such repository directory")
+        return
+    try:
+        repo_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise InputError(f"{repo_dir}: a parent of it is not a directory") from None
+    except NotADirectoryError:
+        raise InputError(f"{repo_dir}: a parent of it is not a directory") from None
+    except OSError as exc:
+        raise LocalIOError(f"{repo_dir}: cannot create the repository: {exc.strerror}") from None
 
 
 def _signers(keys: Sequence[PrivateKey]) -> list[KeySigner]:
@@ -268,6 +310,7 @@ def _bump_snapshot_and_timestamp(
         resigned["snapshot"] = repo.snapshot.signed.version
     repo.timestamp.signed.version += 1
     repo.timestamp.signed.expires = at + timestamp_days
+    repo.timestamp.signed.unrecognized_fields[EXPIRES_IN_FIELD] = timestamp_days.days
     _sign(repo.timestamp, "timestamp", root, signers, what="timestamp")
     repo.new_files.append((meta / "timestamp.json", repo.timestamp.to_bytes(_SERIALIZER)))
     resigned["timestamp"] = repo.timestamp.signed.version
@@ -327,12 +370,13 @@ def publish(
     at: dt.datetime,
     publisher: str | None = None,
     threshold: int | None = None,
-    expires_in: int = DEFAULT_TIMESTAMP_DAYS,
+    expires_in: int | None = None,
 ) -> PublishResult:
     """Publish the next version of list ``name`` into the repository in ``repo_dir``.
 
     Creates the repository (root signed by ``keys``, each role with ``threshold``, default 1) if
-    ``repo_dir`` holds none yet.
+    ``repo_dir`` holds none yet. If ``entries`` (and the publisher) are exactly those of the
+    newest version, nothing is written and the result says ``unchanged``.
 
     Args:
         repo_dir: the repository directory (created if missing).
@@ -342,24 +386,29 @@ def publish(
         at: "now": the ``issued`` time and the base of every expiry.
         publisher: who publishes; defaults to the previous version's publisher.
         threshold: signatures needed per role, for a new repository only.
-        expires_in: days until the timestamp expires.
+        expires_in: days until the timestamp expires; default: as the repository recorded
+            when it was last published or refreshed, else 7.
 
     Returns:
-        The version written and its digest.
+        The version written (or the newest one, when unchanged) and its digest.
 
     Raises:
         InputError: bad name, keys that cannot sign, a threshold out of range, or a repository
-            directory that is not a list repository.
+            path that is not a directory or not a list repository.
         SignatureError, DigestMismatchError, RollbackError: the existing repository does not
             verify (it would be unsafe to extend).
         LocalIOError: files cannot be written.
     """
     check_list_name(name, what="--name")
-    timestamp_days = _days(expires_in, what="--expires-in")
+    if expires_in is not None:
+        _days(expires_in, what="--expires-in")
     signers = _signers(keys)
-    repo_dir.mkdir(parents=True, exist_ok=True)
+    _check_repo_dir(repo_dir, create=True)
     with locked(repo_dir):
         repo = _load_repository(repo_dir, at=at)
+        timestamp_days = _days(
+            expires_in if expires_in is not None else _recorded_days(repo), what="--expires-in"
+        )
         if repo is None:
             repo = _new_repository(
                 repo_dir,
@@ -380,15 +429,33 @@ def publish(
         if sorted(versions) != list(range(1, version)):
             raise InputError(f"repository {repo_dir}: list {name!r} versions are not 1..N")
         previous_digest: str | None = None
-        previous_publisher: str | None = None
+        previous: ExclusionList | None = None
         if version > 1:
             info = versions[version - 1]
             path = _target_file(repo_dir, info)
             what = f"repository {repo_dir}: {info.path}"
             data = read_bytes(path, limit=info.length, what=what)
             previous_digest = verified_digest(data, info, what=what)
-            previous_publisher = ExclusionList.from_bytes(data, what=what).publisher
-        chosen = publisher or previous_publisher or f"key {signers[0].keyid}"
+            previous = ExclusionList.from_bytes(data, what=what)
+        chosen = publisher or (previous.publisher if previous else f"key {signers[0].keyid}")
+        if (
+            previous is not None
+            and previous_digest is not None
+            and previous.entries == tuple(entries)
+            and previous.publisher == chosen
+        ):
+            # A new version would announce a change that did not happen; keeping an unchanged
+            # list fresh is what refresh is for.
+            return PublishResult(
+                name=name,
+                version=previous.version,
+                digest=previous_digest,
+                entries=len(previous.entries),
+                target=target_path(name, previous.version),
+                timestamp_expires=repo.timestamp.signed.expires,
+                signers=tuple(sorted(s.keyid for s in signers)),
+                unchanged=True,
+            )
         document = ExclusionList(
             name=name,
             version=version,
@@ -428,27 +495,30 @@ def refresh(
     *,
     keys: Sequence[PrivateKey],
     at: dt.datetime,
-    expires_in: int = DEFAULT_TIMESTAMP_DAYS,
+    expires_in: int | None = None,
 ) -> RefreshResult:
     """Re-sign the timestamp (and whatever else expires before it) without changing any list.
 
-    The timestamp gets a new version expiring ``expires_in`` days after ``at``; snapshot,
-    targets and root are re-signed (new version, a year's validity) only if they would expire
-    before the new timestamp does.
+    The timestamp gets a new version expiring ``expires_in`` days after ``at`` (default: the
+    lifetime the repository recorded, else 7); snapshot, targets and root are re-signed (new
+    version, a year's validity) only if they would expire before the new timestamp does.
 
     Raises:
         InputError: no repository in ``repo_dir``, or keys that cannot sign.
         SignatureError, DigestMismatchError, RollbackError: the repository does not verify.
         LocalIOError: files cannot be written.
     """
-    timestamp_days = _days(expires_in, what="--expires-in")
+    if expires_in is not None:
+        _days(expires_in, what="--expires-in")
     signers = _signers(keys)
-    if not repo_dir.is_dir():
-        raise InputError(f"{repo_dir}: no such repository directory")
+    _check_repo_dir(repo_dir, create=False)
     with locked(repo_dir):
         repo = _load_repository(repo_dir, at=at)
         if repo is None:
             raise InputError(f"{repo_dir}: not a list repository (no metadata/timestamp.json)")
+        timestamp_days = _days(
+            expires_in if expires_in is not None else _recorded_days(repo), what="--expires-in"
+        )
         _check_threshold(repo.root.signed, signers, what=f"repository {repo_dir}")
         new_expiry = at + timestamp_days
         resigned = _renew_root_if_due(repo, signers, at=at, timestamp_days=timestamp_days)
@@ -469,6 +539,12 @@ def refresh(
 
 def describe(result: PublishResult) -> str:
     """Return the one-line human summary of a publish."""
+    if result.unchanged:
+        return (
+            f"unchanged: {result.name} v{result.version} already holds these {result.entries}"
+            f" entries (sha256 {result.digest}); nothing published (the timestamp expires"
+            f" {format_time(result.timestamp_expires)}; 'lists refresh' renews it)"
+        )
     return (
         f"published {result.name} v{result.version} ({result.entries} entries) sha256"
         f" {result.digest}; timestamp expires {format_time(result.timestamp_expires)}"
