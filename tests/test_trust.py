@@ -73,9 +73,9 @@ def test_list_thresholds() -> None:
         store.with_key(
             lister.public, name="Assoc", role="list-publisher", list_name="x", threshold=2
         )
-    with pytest.raises(InputError, match="only with --list"):
+    with pytest.raises(InputError, match="a threshold applies only to a list"):
         store.with_key(lister.public, name="Assoc", role="list-publisher", threshold=1)
-    with pytest.raises(InputError, match="only to the role list-publisher"):
+    with pytest.raises(InputError, match="a list name applies only to the role list-publisher"):
         store.with_key(lister.public, name="A", role="auditor", list_name="x")
     document = json.loads(store.to_json())
     document["lists"]["piracy"]["threshold"] = 2

@@ -18,7 +18,7 @@ from provenance.keys import PrivateKey
 from provenance.manifest import ManifestEntry, write_manifest
 from provenance.trust import TrustStore
 from provenance.usage import usage, usage_report
-from tests.conftest import NOW, one_error_line, run_cli
+from tests.conftest import one_error_line, run_cli
 
 AT = dt.datetime(2026, 11, 29, 12, tzinfo=dt.UTC)
 SOURCES = [
@@ -170,7 +170,7 @@ def test_usage_report_checks_the_manifest_against_the_card(signed: dict[str, Pat
 def _usage(signed: dict[str, Path], *extra: str | Path, trust: str = "trust") -> Any:
     return run_cli(
         "report", "usage", "--manifest", signed["manifest"], "--card", signed["card"],
-        "--trust", signed[trust], "--now", NOW, *extra,
+        "--trust", signed[trust], *extra,
     )  # fmt: skip
 
 
@@ -194,7 +194,7 @@ def test_cli_refuses_a_wrong_manifest_or_an_untrusted_card(signed: dict[str, Pat
     tampered.write_bytes(signed["manifest"].read_bytes().replace(b'"size":600', b'"size":60'))
     result = run_cli(
         "report", "usage", "--manifest", tampered, "--card", signed["card"],
-        "--trust", signed["trust"], "--now", NOW,
+        "--trust", signed["trust"],
     )  # fmt: skip
     assert result.returncode == 1
     assert "is not the manifest the card commits to" in one_error_line(result)
