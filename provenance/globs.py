@@ -139,7 +139,9 @@ def _translate_segment(text: str) -> list[str | None]:
                     expression += "^"
                     index += 1
                 expression += text[index:close].replace("\\", "\\\\")
-                pieces.append(expression)
+                # A bracket never matches "/" (a range such as "+-0" holds it), so the fast
+                # path, which reads whole paths, cannot join two segments with one.
+                pieces.append("(?!/)" + expression)
                 index = close
             else:
                 pieces.append("\\L[")
@@ -214,6 +216,14 @@ class Glob:
 
     def matches(self, path: str) -> bool:
         """Whether ``path`` (an entry id, ``/``-separated) matches, ignoring ``include``."""
+        return self._matches(path, fast=True)
+
+    def matches_slowly(self, path: str) -> bool:
+        """:meth:`matches` without the regular-expression fast path (to test one by the other)."""
+        return self._matches(path, fast=False)
+
+    def _matches(self, path: str, *, fast: bool) -> bool:
+        # As pathspec normalizes paths: one leading "/" or "./" is dropped.
         if path.startswith("/"):
             path = path[1:]
         elif path.startswith("./"):
@@ -224,20 +234,10 @@ class Glob:
             return "/" in path
         if self._fast is None:
             return False
-        if not path or "//" in path or path[0] == "/" or path[-1] == "/":
+        if not fast or not path or "//" in path or path[0] == "/" or path[-1] == "/":
             # Empty segments: only the segment-by-segment matcher reads them as git does.
             return _match_tokens(self._tokens, path.split("/"))
         return self._fast.match(path) is not None
-
-    def matches_slowly(self, path: str) -> bool:
-        """:meth:`matches` without the regular-expression fast path (for tests)."""
-        if path.startswith("/"):
-            path = path[1:]
-        elif path.startswith("./"):
-            path = path[2:]
-        if self._override is not None or self._fast is None:
-            return self.matches(path)
-        return _match_tokens(self._tokens, path.split("/"))
 
 
 def _match_tokens(tokens: Sequence[_SegmentGlob | None], segments: list[str]) -> bool:

@@ -75,13 +75,15 @@ class UsageReport:
         }
 
     def to_csv(self) -> str:
-        """Return the report as CSV (header row first; shares as decimals).
+        """Return the report as CSV (RFC 4180; header row first; shares as decimals).
 
         Text cells that a spreadsheet would read as a formula are neutralized (see
         :func:`csv_text`): rights holders and source ids come from whoever signed the card.
         """
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
+        # RFC 4180 line ends: the writer then quotes any cell holding a CR or LF, which a
+        # reader would otherwise take for the end of a row.
+        writer = csv.writer(out, lineterminator="\r\n")
         writer.writerow(
             [self.by.replace("-", "_"), "records", "bytes", "record_share", "byte_share", "sources"]
         )
