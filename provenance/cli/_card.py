@@ -191,7 +191,8 @@ def _print_card(view: card.CardView) -> None:
         + (f" <{_text(publisher['url'])}>" if "url" in publisher else "")
         + f", created {_text(predicate['created'])}"
     )
-    click.echo(f"  {_text(predicate['description'])}")
+    for line in predicate["description"].strip().splitlines():
+        click.echo(f"  {_text(line)}")
     click.echo(f"{label}signatures ({len(view.signatures)}):")
     if not view.signatures:
         click.echo("  none")
