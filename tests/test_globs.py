@@ -8,6 +8,7 @@ expression fast path equal to the segment-by-segment matcher, and time the worst
 
 from __future__ import annotations
 
+import re
 import time
 import warnings
 
@@ -17,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from provenance.errors import FormatError
-from provenance.globs import MAX_PATTERN_CHARS, Glob, GlobSet
+from provenance.globs import MAX_PATTERN_CHARS, Glob, GlobSet, _translate_segment
 
 PATTERN_PIECES = ["a", "b", "x", "/", "*", "?", "**", "**/", "/**/", "[ab]", "[!a]", "[^b]", "!",
                   "\\*", "\\", " ", "#", "[", "]", "-", "."]  # fmt: skip
@@ -32,7 +33,7 @@ def _reference(lines: list[str]) -> pathspec.PathSpec | None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "Possible nested set" from re, for "[[" globs
             return pathspec.PathSpec.from_lines("gitignore", lines)
-    except ValueError:
+    except (ValueError, re.error):  # an invalid pattern, or a bracket range such as "[x-a]"
         return None
 
 
@@ -45,12 +46,28 @@ def _ours(lines: list[str]) -> GlobSet | None:
         return None
 
 
+def _bracket_matches_slash(lines: list[str]) -> bool:
+    """Whether pathspec would let a bracket expression of ``lines`` match "/"."""
+    for line in lines:
+        for segment in line.split("/"):
+            try:
+                pieces = _translate_segment(segment)
+            except FormatError:
+                continue
+            for piece in pieces:
+                if piece is not None and piece.startswith("(?!/)["):
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        if re.fullmatch(piece.removeprefix("(?!/)"), "/"):
+                            return True
+    return False
+
+
 def _comparable(lines: list[str], path: str) -> bool:
     # Two deliberate differences. pathspec's "." and "$" treat a line break specially (ids with
-    # control characters are refused elsewhere); and its negated bracket "[!a]" also matches
-    # "/", so that "[!a]" could join two segments, which git's own matching never does.
-    negated = any("[!" in line or "[^" in line for line in lines)
-    return "\n" not in path and not (negated and "/" in path)
+    # control characters are refused elsewhere); and its bracket expressions ("[!a]", a range
+    # such as "[.-a]") also match "/", joining two segments, which git's matching never does.
+    return "\n" not in path and not ("/" in path and _bracket_matches_slash(lines))
 
 
 @settings(max_examples=500, deadline=None)
