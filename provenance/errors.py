@@ -57,6 +57,10 @@ class SignatureError(VerificationError):
     """A signature does not verify, or fewer than the threshold of trusted keys signed."""
 
 
+class DocumentTypeError(VerificationError):
+    """A signature verified, but the signed document is not of the kind expected."""
+
+
 class DigestMismatchError(VerificationError):
     """Content does not match the digest it is committed to."""
 
@@ -67,6 +71,14 @@ class RollbackError(VerificationError):
 
 class ExpiredError(VerificationError):
     """Signed metadata has expired."""
+
+
+class ProvenanceWarning(UserWarning):
+    """Something a user should know that does not stop the command.
+
+    The library reports it with :func:`warnings.warn`; the CLI prints each one on stderr as
+    ``warning: <message>`` (and keeps other libraries' warnings off the screen).
+    """
 
 
 class UnavailableError(ProvenanceError):

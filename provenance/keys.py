@@ -177,13 +177,20 @@ def _read_key_file(path: Path, *, private: bool = False) -> bytes:
     try:
         with open(path, "rb") as handle:
             mode = os.fstat(handle.fileno()).st_mode
+            data = handle.read(MAX_KEY_FILE_BYTES + 1)
+            if private and b"PRIVATE KEY" not in data and b"PUBLIC KEY" in data:
+                # A public key is meant to be readable by all: the mode is not what is wrong.
+                private_path = path.with_suffix("") if path.suffix == ".pub" else None
+                raise KeyFormatError(
+                    f"{path}: is a public key; signing needs the private key"
+                    + (f" ({private_path})" if private_path else "")
+                )
             if private and stat.S_IMODE(mode) & 0o077:
                 # As ssh does: a signing key others can read may already be someone else's.
                 raise KeyFormatError(
                     f"{path}: private key is readable by other users (mode"
                     f" {stat.S_IMODE(mode):04o}); run 'chmod 600 {path}'"
                 )
-            data = handle.read(MAX_KEY_FILE_BYTES + 1)
     except FileNotFoundError:
         raise KeyFormatError(f"{path}: no such key file") from None
     except IsADirectoryError:

@@ -1,9 +1,11 @@
 """The trust store: which public keys are trusted, for which roles, and list policies.
 
-A key trusted for one role is not trusted for another. Each key is stored with its PEM, and its
-keyid is recomputed from the PEM when the store is loaded, so a store cannot claim one keyid for
-another key. Exclusion lists name the keys (and the threshold of them) that may sign each list's
-repository, and whether cards must have applied the list (``required``).
+A key is trusted for one role only (a key listed under two roles is refused, on load and when
+adding), so that an auditor's co-signature is never the publisher's own signature again. Each key
+is stored with its PEM, and its keyid is recomputed from the PEM when the store is loaded, so a
+store cannot claim one keyid for another key. Exclusion lists name the keys (and the threshold of
+them) that may sign each list's repository, and whether cards must have applied the list
+(``required``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from provenance import _json, schema
-from provenance.errors import FormatError, InputError
+from provenance.errors import FormatError, InputError, SignatureError
 from provenance.keys import PublicKey
 
 Role = Literal["dataset-publisher", "list-publisher", "auditor"]
@@ -52,10 +54,22 @@ class TrustedKey:
     not_before: dt.datetime | None = None
     not_after: dt.datetime | None = None
 
+    def __post_init__(self) -> None:
+        if len(self.roles) != 1:
+            raise FormatError(
+                f"key {self.keyid} ({self.name}) has the roles {', '.join(sorted(self.roles))};"
+                " a key is trusted for one role only: give each role its own key"
+            )
+
     @property
     def keyid(self) -> str:
         """The key's id, derived from the key."""
         return self.key.keyid
+
+    @property
+    def role(self) -> str:
+        """The one role the key is trusted for."""
+        return next(iter(self.roles))
 
     def valid_at(self, at: dt.datetime) -> bool:
         """Whether ``at`` falls inside the key's validity window."""
@@ -95,10 +109,16 @@ class ListPolicy:
 
 @dataclass(frozen=True, slots=True)
 class TrustStore:
-    """Trusted keys by keyid, and list policies by list name."""
+    """Trusted keys by keyid, and list policies by list name.
+
+    ``real_time``, when set, is the system clock of a run whose clock was overridden (for tests
+    or to reproduce a run): a key is then trusted only if its window holds both the time asked
+    about and the real time, so that moving the clock never revives an expired key.
+    """
 
     keys: Mapping[str, TrustedKey] = field(default_factory=dict)
     lists: Mapping[str, ListPolicy] = field(default_factory=dict)
+    real_time: dt.datetime | None = None
 
     @classmethod
     def from_json(cls, data: bytes, *, what: str) -> TrustStore:
@@ -121,7 +141,15 @@ class TrustStore:
                     f"{where}: keyid {item['keyid']} does not match its key ({public.keyid})"
                 )
             if public.keyid in keys:
-                raise FormatError(f"{where}: key {public.keyid} is listed twice")
+                raise FormatError(
+                    f"{where}: key {public.keyid} is listed twice; a key is trusted for one"
+                    " role only"
+                )
+            if len(item["roles"]) > 1:
+                raise FormatError(
+                    f"{where}: key {public.keyid} has the roles {', '.join(item['roles'])}; a key"
+                    " is trusted for one role only: give each role its own key"
+                )
             keys[public.keyid] = TrustedKey(
                 name=item["name"],
                 key=public,
@@ -159,22 +187,52 @@ class TrustStore:
         return _json.pretty(self.to_dict())
 
     def keys_for(self, role: Role, *, at: dt.datetime) -> dict[str, PublicKey]:
-        """Return the keys trusted for ``role`` at time ``at``, by keyid (possibly empty)."""
+        """Return the keys trusted for ``role`` at time ``at``, by keyid (possibly empty).
+
+        With :attr:`real_time` set, a key must be inside its window at that time too.
+        """
         return {
             keyid: trusted.key
             for keyid, trusted in self.keys.items()
-            if role in trusted.roles and trusted.valid_at(at)
+            if role in trusted.roles and self.why_not_valid(trusted, at=at) is None
         }
+
+    def keys_with_role(self, role: Role) -> dict[str, PublicKey]:
+        """Return every key listed for ``role``, whatever its validity window, by keyid."""
+        return {k: t.key for k, t in self.keys.items() if role in t.roles}
+
+    def why_not_valid(self, trusted: TrustedKey, *, at: dt.datetime) -> str | None:
+        """Return why ``trusted`` is not trusted at ``at`` (expired, not yet valid), or None."""
+        for when, label in ((at, ""), (self.real_time, " on the real clock")):
+            if when is None:
+                continue
+            if trusted.not_before is not None and when < trusted.not_before:
+                return f"trust begins only at {format_time(trusted.not_before)}{label}"
+            if trusted.not_after is not None and when >= trusted.not_after:
+                return f"trust expired at {format_time(trusted.not_after)}{label}"
+        return None
+
+    def with_real_time(self, real_time: dt.datetime) -> TrustStore:
+        """Return a copy that also judges keys at ``real_time`` (see :attr:`real_time`)."""
+        return replace(self, real_time=real_time)
 
     def require_keys(self, role: Role, *, at: dt.datetime, what: str) -> dict[str, PublicKey]:
         """Like :meth:`keys_for`, but an empty result is an error.
 
         Raises:
-            InputError: no key is trusted for ``role`` at ``at`` (vacuous trust is refused).
+            InputError: no key is listed for ``role`` at all (vacuous trust is refused).
+            SignatureError: keys are listed for ``role``, but none is valid at ``at`` (a
+                verified "no": the store says these keys may not be trusted now).
         """
         keys = self.keys_for(role, at=at)
         if not keys:
-            raise InputError(f"{what}: no key is trusted for the role {role!r}")
+            listed = [t for t in self.keys.values() if role in t.roles]
+            if not listed:
+                raise InputError(f"{what}: no key is trusted for the role {role!r}")
+            reasons = "; ".join(
+                f"{t.name} ({t.keyid[:16]}): {self.why_not_valid(t, at=at)}" for t in listed
+            )
+            raise SignatureError(f"{what}: no {role} key is valid at {format_time(at)}: {reasons}")
         return keys
 
     def name_of(self, keyid: str) -> str:
@@ -193,19 +251,30 @@ class TrustStore:
     ) -> TrustStore:
         """Return a copy trusting ``key`` for ``role`` (and for list ``list_name``).
 
+        Adding a key again for the role it already has (a list-publisher key for one more list)
+        is allowed; adding it for another role is not.
+
         Raises:
-            InputError: ``list_name`` given for another role than list-publisher, or a threshold
+            InputError: the key is already trusted for another role; ``list_name`` missing for
+                the role list-publisher or given for another role; a threshold without a list,
                 below 1 or above the list's number of keys.
         """
         if list_name is not None and role != "list-publisher":
-            raise InputError("--list applies only to the role list-publisher")
+            raise InputError("a list name applies only to the role list-publisher")
         if threshold is not None and list_name is None:
-            raise InputError("--threshold applies only with --list")
+            raise InputError("a threshold applies only to a list")
+        if list_name is None and role == "list-publisher":
+            raise InputError(
+                "a list-publisher key is trusted for the exclusion lists it may sign: name the list"
+            )
         keys = dict(self.keys)
         existing = keys.get(key.keyid)
-        if existing is not None:
-            keys[key.keyid] = replace(existing, roles=existing.roles | {role})
-        else:
+        if existing is not None and role not in existing.roles:
+            raise InputError(
+                f"key {key.keyid} is already trusted as {existing.role} ({existing.name}); a key"
+                f" is trusted for one role only: use a separate key for {role}"
+            )
+        if existing is None:
             keys[key.keyid] = TrustedKey(name=name, key=key, roles=frozenset({role}))
         lists = dict(self.lists)
         if list_name is not None:

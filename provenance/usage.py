@@ -75,24 +75,43 @@ class UsageReport:
         }
 
     def to_csv(self) -> str:
-        """Return the report as CSV (header row first; shares as decimals)."""
+        """Return the report as CSV (RFC 4180; header row first; shares as decimals).
+
+        Text cells that a spreadsheet would read as a formula are neutralized (see
+        :func:`csv_text`): rights holders and source ids come from whoever signed the card.
+        """
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
+        # RFC 4180 line ends: the writer then quotes any cell holding a CR or LF, which a
+        # reader would otherwise take for the end of a row.
+        writer = csv.writer(out, lineterminator="\r\n")
         writer.writerow(
             [self.by.replace("-", "_"), "records", "bytes", "record_share", "byte_share", "sources"]
         )
         for row in self.rows:
             writer.writerow(
                 [
-                    row.group,
+                    csv_text(row.group),
                     row.records,
                     row.bytes,
                     f"{row.record_share:.{SHARE_DIGITS}f}",
                     f"{row.byte_share:.{SHARE_DIGITS}f}",
-                    ";".join(row.sources),
+                    csv_text(";".join(row.sources)),
                 ]
             )
         return out.getvalue()
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(value: str) -> str:
+    """Return ``value`` safe for a CSV cell that a spreadsheet will open.
+
+    A cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return is read as a
+    formula by spreadsheets (CSV injection), so it gets a leading single quote, as OWASP's
+    CSV Injection guidance advises; the quote shows that the text was changed.
+    """
+    return "'" + value if value.startswith(_FORMULA_STARTS) else value
 
 
 def _share(part: int, whole: int) -> float:

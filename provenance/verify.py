@@ -19,7 +19,7 @@ from provenance import manifest as manifest_module
 from provenance._files import file_sha256
 from provenance.card import VerifiedCard, tally, verify_card
 from provenance.envelope import Envelope
-from provenance.errors import InputError, ProvenanceError, SignatureError
+from provenance.errors import DocumentTypeError, InputError, ProvenanceError, SignatureError
 from provenance.manifest import ManifestSummary
 from provenance.trust import TrustStore
 
@@ -114,6 +114,9 @@ def verify(
     except SignatureError as exc:
         report.add("signature", False, str(exc))
         return report
+    except DocumentTypeError as exc:
+        report.add("statement", False, str(exc))
+        return report
     report.card = card
     names = ", ".join(f"{trust.name_of(k)} ({k[:16]})" for k in card.publishers)
     report.add("signature", True, f"signed by dataset publisher {names}")
@@ -121,6 +124,7 @@ def verify(
         auditors = ", ".join(f"{trust.name_of(k)} ({k[:16]})" for k in card.auditors)
         report.add("auditor co-signature", True, f"co-signed by auditor {auditors}")
     report.add("statement", True, "in-toto Statement v1 and card predicate match their schemas")
+    _check_required_lists(report, card, trust)
     if data_dir is not None and manifest_path is not None:
         # Checks the manifest too (the same checks, in the same order), while files are hashed.
         _check_data(report, card, manifest_path, data_dir, workers, progress, on_total)
@@ -129,6 +133,34 @@ def verify(
     if lists is not None and manifest_path is not None:
         _check_lists(report, card, trust, manifest_path, lists, at)
     return report
+
+
+def _check_required_lists(report: Report, card: VerifiedCard, trust: TrustStore) -> None:
+    """Hold the lists the card says it applied against those the trust store requires.
+
+    This reads only the verified card, so it runs on every verification: a card that did not
+    apply a required list fails whether or not the lists themselves are checked.
+    """
+    required = sorted(name for name, policy in trust.lists.items() if policy.required)
+    applied = {claim["name"] for claim in card.predicate["exclusions"]}
+    missing = [name for name in required if name not in applied]
+    for name in missing:
+        report.violations.append(
+            {
+                "id": None,
+                "list": name,
+                "version": None,
+                "entry": None,
+                "reason": "the trust store requires this list; the card did not apply it",
+            }
+        )
+    if not required:
+        detail = "the trust store requires no list"
+    elif missing:
+        detail = f"not applied: {', '.join(missing)}"
+    else:
+        detail = f"the card applied every list the trust store requires ({', '.join(required)})"
+    report.add("required lists", not missing, detail)
 
 
 def _check_lists(

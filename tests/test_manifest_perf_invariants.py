@@ -595,6 +595,7 @@ def test_verify_data_keeps_its_checks_and_their_order(tmp_path: Path) -> None:
     assert [c.name for c in report.checks] == [
         "signature",
         "statement",
+        "required lists",
         "manifest digest",
         "manifest entries",
         "manifest bytes",

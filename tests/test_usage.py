@@ -17,8 +17,8 @@ from provenance.errors import DigestMismatchError, InputError
 from provenance.keys import PrivateKey
 from provenance.manifest import ManifestEntry, write_manifest
 from provenance.trust import TrustStore
-from provenance.usage import usage, usage_report
-from tests.conftest import NOW, one_error_line, run_cli
+from provenance.usage import csv_text, usage, usage_report
+from tests.conftest import one_error_line, run_cli
 
 AT = dt.datetime(2026, 11, 29, 12, tzinfo=dt.UTC)
 SOURCES = [
@@ -170,7 +170,7 @@ def test_usage_report_checks_the_manifest_against_the_card(signed: dict[str, Pat
 def _usage(signed: dict[str, Path], *extra: str | Path, trust: str = "trust") -> Any:
     return run_cli(
         "report", "usage", "--manifest", signed["manifest"], "--card", signed["card"],
-        "--trust", signed[trust], "--now", NOW, *extra,
+        "--trust", signed[trust], *extra,
     )  # fmt: skip
 
 
@@ -194,7 +194,7 @@ def test_cli_refuses_a_wrong_manifest_or_an_untrusted_card(signed: dict[str, Pat
     tampered.write_bytes(signed["manifest"].read_bytes().replace(b'"size":600', b'"size":60'))
     result = run_cli(
         "report", "usage", "--manifest", tampered, "--card", signed["card"],
-        "--trust", signed["trust"], "--now", NOW,
+        "--trust", signed["trust"],
     )  # fmt: skip
     assert result.returncode == 1
     assert "is not the manifest the card commits to" in one_error_line(result)
@@ -219,3 +219,23 @@ def test_a_manifest_replaced_between_the_two_reads_is_refused(
     )
     with pytest.raises(DigestMismatchError, match="changed while it was read"):
         usage_report(other, ref, by="rights-holder")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ('=HYPERLINK("https://evil.example","x")', '\'=HYPERLINK("https://evil.example","x")'),
+        ("+1", "'+1"),
+        ("-2", "'-2"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("Alice Press", "Alice Press"),
+        ("a=b", "a=b"),
+    ],
+)
+def test_csv_cells_that_a_spreadsheet_would_run_are_neutralized(value: str, expected: str) -> None:
+    assert csv_text(value) == expected
+    entries = [ManifestEntry(id="a/1.txt", sha256="1" * 64, size=1, rightsHolder=value)]
+    rows = list(csv.reader(io.StringIO(usage(entries, SOURCES, by="rights-holder").to_csv())))
+    assert rows[1][0] == expected

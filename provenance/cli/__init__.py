@@ -8,11 +8,13 @@ Errors are mapped to exit codes in exactly one place, :func:`main`:
 from __future__ import annotations
 
 import sys
+import warnings
+from typing import Any
 
 import click
 
 from provenance import __version__
-from provenance.errors import ProvenanceError
+from provenance.errors import ProvenanceError, ProvenanceWarning
 
 
 class _LazyGroup(click.Group):
@@ -92,8 +94,22 @@ def _register() -> None:
             cli.add_command(command)
 
 
+def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kw: Any) -> None:
+    """Print our own warnings as one line each; other libraries' warnings are not for users."""
+    if issubclass(category, ProvenanceWarning):
+        click.echo(f"warning: {message}", err=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI and exit with the code of the outcome (see the module docstring)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("always", ProvenanceWarning)
+        warnings.showwarning = _show_warning
+        _main(argv)
+
+
+def _main(argv: list[str] | None) -> None:
     try:
         result = cli.main(args=argv, prog_name="provenance", standalone_mode=False)
     except ProvenanceError as exc:

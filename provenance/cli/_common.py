@@ -31,17 +31,33 @@ def now_option(function: F) -> F:
         "--now",
         hidden=True,
         envvar="PROVENANCE_NOW",
-        help="Use this UTC time (YYYY-MM-DDTHH:MM:SSZ) as 'now'.",
+        help="Use this UTC time (YYYY-MM-DDTHH:MM:SSZ) as 'now' (announced on stderr).",
     )(function)
 
 
-def resolve_now(text: str | None) -> dt.datetime:
-    """Return 'now' for a command: the ``--now`` value, or the system clock read once."""
-    if text:
-        from provenance.trust import parse_time
-
-        return parse_time(text, what="--now")
+def real_now() -> dt.datetime:
+    """Return the system clock, to the second."""
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def resolve_now(text: str | None) -> dt.datetime:
+    """Return 'now' for a command: the ``--now`` value, or the system clock read once.
+
+    An override is announced on stderr every time it is used: a moved clock changes what
+    verifies, so it is never silent. (Commands that judge keys also judge them at the real
+    time, see :attr:`provenance.trust.TrustStore.real_time`.)
+    """
+    if text:
+        from provenance.trust import format_time, parse_time
+
+        value = parse_time(text, what="--now")
+        click.echo(
+            f"warning: clock override: using {text} as the time (from --now or PROVENANCE_NOW),"
+            f" not the real time {format_time(real_now())}",
+            err=True,
+        )
+        return value
+    return real_now()
 
 
 def passphrase_from_env(variable: str | None) -> bytes | None:

@@ -7,7 +7,14 @@ from pathlib import Path
 import click
 
 from provenance import proofs
-from provenance.cli._common import PATH, json_option, now_option, print_json, resolve_now
+from provenance.cli._common import (
+    PATH,
+    json_option,
+    now_option,
+    print_json,
+    real_now,
+    resolve_now,
+)
 from provenance.errors import InputError
 from provenance.usage import BY_CHOICES, UsageReport, usage_report
 
@@ -47,7 +54,10 @@ def usage(
     """
     if as_csv and as_json:
         raise InputError("--csv and --json exclude each other")
-    ref = proofs.load_card(signed_path, trust_path, at=resolve_now(now))
+    # The time only decides which keys are trusted, and a moved clock never revives an expired
+    # key: an override is announced, and keys are judged at the real time.
+    resolve_now(now)
+    ref = proofs.load_card(signed_path, trust_path, at=real_now())
     report = usage_report(manifest_path, ref, by=by)  # type: ignore[arg-type]
     if as_json:
         print_json(report.to_dict())

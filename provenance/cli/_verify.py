@@ -20,6 +20,7 @@ from provenance.cli._common import (
     now_option,
     print_json,
     progress_bar,
+    real_now,
     resolve_now,
 )
 from provenance.cli._trust import load_trust_store
@@ -78,6 +79,9 @@ def verify_command(
     """
     at = resolve_now(now)
     trust = load_trust_store(trust_path)
+    if now:
+        # A moved clock never revives an expired key: keys must be valid at the real time too.
+        trust = trust.with_real_time(real_now())
     document = card.unverified_card_document(
         read_bytes(signed_path, limit=card.MAX_CARD_BYTES), what=str(signed_path)
     )

@@ -9,7 +9,8 @@ against ``sha256`` entries, ``textSha256`` against ``text-sha256`` entries):
   false);
 - an entry only on a later version of that list is **newly listed**: listed after the card was
   made, something to remove in the next release (a violation only under ``--strict``);
-- a list the trust store marks as required that the card did not apply is a violation.
+- a list the trust store marks as required that the card did not apply is a violation (checked
+  by :mod:`provenance.verify` on every verification, lists or not).
 
 Monotonic (THREATS section 0, invariant 5): a cited list that cannot be loaded, is not signed by
 keys trusted for it, or whose digest differs, fails its check, and so does a manifest URL that
@@ -226,29 +227,11 @@ def audit_lists(
         if later is not None:
             newer.append(later)
 
-    required = sorted(n for n, p in trust.lists.items() if p.required and n not in names)
-    for name in required:
-        audit.violation_count += 1
-        audit.violations.append(
-            {
-                "id": None,
-                "list": name,
-                "version": None,
-                "entry": None,
-                "reason": "the trust store requires this list; the card did not apply it",
-            }
-        )
-    audit.add(
-        "required lists",
-        not required,
-        "the card applied every list the trust store requires"
-        if not required
-        else f"not applied: {', '.join(required)}",
-    )
-
+    # Lists the trust store requires are checked against the card by provenance.verify on
+    # every verification, with or without the lists.
     checked = _match_manifest(audit, entries, claimed, newer)
     applied = ", ".join(f"{c.list.name} v{c.list.version}" for c in claimed) or "none"
-    entry_violations = audit.violation_count - len(required)
+    entry_violations = audit.violation_count
     audit.add(
         "exclusions",
         entry_violations == 0,
