@@ -4,6 +4,9 @@ A key trusted for one role is not trusted for another. Each key is stored with i
 keyid is recomputed from the PEM when the store is loaded, so a store cannot claim one keyid for
 another key. Exclusion lists name the keys (and the threshold of them) that may sign each list's
 repository, and whether cards must have applied the list (``required``).
+
+A ``transparency-log`` key signs a log's checkpoints (signed notes): it is Ed25519, and its name
+is the log's origin, which is also the note key name its signatures carry.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ from provenance import _json, schema
 from provenance.errors import FormatError, InputError
 from provenance.keys import PublicKey
 
-Role = Literal["dataset-publisher", "list-publisher", "auditor"]
-ROLES: tuple[Role, ...] = ("dataset-publisher", "list-publisher", "auditor")
+Role = Literal["dataset-publisher", "list-publisher", "auditor", "transparency-log"]
+ROLES: tuple[Role, ...] = ("dataset-publisher", "list-publisher", "auditor", "transparency-log")
 MAX_TRUST_STORE_BYTES = 4 * 1024 * 1024
 
 
@@ -40,6 +43,19 @@ def format_time(value: dt.datetime) -> str:
     if value.tzinfo is None:
         raise ValueError("naive datetime")
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _check_log_key(name: str, key: PublicKey, *, error: type[InputError], where: str) -> None:
+    """A transparency-log key signs notes: Ed25519, named by a valid note key name (the origin)."""
+    from provenance.signednote import valid_key_name
+
+    if key.algorithm != "ed25519":
+        raise error(f"{where}: a transparency-log key must be Ed25519, not {key.algorithm}")
+    if not valid_key_name(name):
+        raise error(
+            f"{where}: {name!r} cannot be a log origin (the key's name): it must be non-empty,"
+            " without spaces or '+'"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +138,8 @@ class TrustStore:
                 )
             if public.keyid in keys:
                 raise FormatError(f"{where}: key {public.keyid} is listed twice")
+            if "transparency-log" in item["roles"]:
+                _check_log_key(item["name"], public, error=FormatError, where=where)
             keys[public.keyid] = TrustedKey(
                 name=item["name"],
                 key=public,
@@ -203,6 +221,19 @@ class TrustStore:
             raise InputError("--threshold applies only with --list")
         keys = dict(self.keys)
         existing = keys.get(key.keyid)
+        if role == "transparency-log":
+            _check_log_key(name, key, error=InputError, where=f"key {key.keyid}")
+            if existing is not None and (existing.roles != {role} or existing.name != name):
+                raise InputError(
+                    f"key {key.keyid} is already trusted as {existing.name!r}"
+                    f" ({', '.join(sorted(existing.roles))}); a transparency-log key is trusted"
+                    " for that role alone, under its log's origin"
+                )
+        elif existing is not None and "transparency-log" in existing.roles:
+            raise InputError(
+                f"key {key.keyid} is trusted as the transparency log {existing.name!r}; it may"
+                " not sign for another role"
+            )
         if existing is not None:
             keys[key.keyid] = replace(existing, roles=existing.roles | {role})
         else:
