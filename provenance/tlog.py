@@ -63,6 +63,7 @@ _TILE_PATH = re.compile(
 )
 _DECIMAL = re.compile(r"(?:0|[1-9][0-9]{0,18})\Z")
 _ZERO = bytes(HASH_SIZE)
+_MAX_MEMO = 1 << 16
 
 T = TypeVar("T")
 
@@ -325,6 +326,8 @@ class TiledTree:
         self.expected_root = root
         self.what = what
         self._tiles: dict[Tile, bytes] = {}
+        # Roots of perfect subtrees already computed: proofs of nearby leaves share most of them.
+        self._perfect_memo: dict[tuple[int, int], bytes] = {}
         self._edge_checked = root is None
         if root is not None and size == 0 and root != merkle.EMPTY_ROOT:
             raise TileError(f"{what}: an empty tree's root is SHA-256 of nothing, not this one")
@@ -422,14 +425,25 @@ class TiledTree:
     def _with_tiles(self, compute: Callable[[PerfectHash], T]) -> T:
         """Run ``compute`` twice: once to learn which tiles it needs, then on those tiles."""
         needed: set[Tile] = set()
+        memo = self._perfect_memo
+        if len(memo) > _MAX_MEMO:
+            memo.clear()  # before planning: what the plan skips must still be here after it
 
         def plan(lo: int, height: int) -> bytes:
-            needed.add(self._perfect_tile(lo, height))
+            if (lo, height) not in memo:
+                needed.add(self._perfect_tile(lo, height))
             return _ZERO
 
         compute(plan)
         tiles = self._load(needed)
-        return compute(lambda lo, h: self._perfect(lo, h, tiles.__getitem__))
+
+        def perfect(lo: int, height: int) -> bytes:
+            found = memo.get((lo, height))
+            if found is None:
+                found = memo[lo, height] = self._perfect(lo, height, tiles.__getitem__)
+            return found
+
+        return compute(perfect)
 
     # -- questions --
 

@@ -67,6 +67,7 @@ def _register() -> None:
         _filter,
         _key,
         _lists,
+        _log,
         _lookup,
         _manifest,
         _proof,
@@ -85,6 +86,7 @@ def _register() -> None:
         _proof,
         _report,
         _lists,
+        _log,
         _filter,
         _demo,
     ):
