@@ -131,7 +131,7 @@ class Tile:
         level = ENTRIES if level_text == "entries" else int(level_text)
         index = int(index_text.replace("x", "").replace("/", ""))
         width = int(width_text) if width_text else TILE_WIDTH
-        if level > MAX_LEVEL or width >= TILE_WIDTH:
+        if level > MAX_LEVEL or (width_text and width >= TILE_WIDTH):
             raise FormatError(f"{path!r}: level or width out of range")
         tile = cls(level, index, width)
         if tile.path != path:  # e.g. a leading x000 group
