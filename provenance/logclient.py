@@ -32,13 +32,11 @@ import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from provenance import _json, merkle, schema
 from provenance._files import atomic_write, read_bytes
-from provenance._http import Fetcher, FetchOptions, check_base_url
-from provenance.card import MAX_CARD_BYTES
-from provenance.envelope import Envelope
+from provenance.envelope import MAX_ENVELOPE_BYTES, Envelope
 from provenance.errors import FormatError, InputError, VerificationError
 from provenance.signednote import (
     MAX_NOTE_BYTES,
@@ -58,6 +56,9 @@ from provenance.tlog import (
     verify_receipt,
 )
 from provenance.trust import TrustStore
+
+if TYPE_CHECKING:  # requests is imported only by commands that go online
+    from provenance._http import Fetcher, FetchOptions
 
 STATE_SCHEMA = "log-monitor-state.v1.json"
 MAX_STATE_BYTES = 1024 * 1024 * 1024
@@ -120,7 +121,7 @@ def card_id(path: Path) -> str:
     Raises:
         InputError, FormatError: missing, unreadable, or not a DSSE envelope.
     """
-    data = read_bytes(path, limit=MAX_CARD_BYTES, what=str(path))
+    data = read_bytes(path, limit=MAX_ENVELOPE_BYTES, what=str(path))
     envelope = Envelope.from_json(data, what=str(path))
     return hashlib.sha256(envelope.payload).hexdigest()
 
@@ -228,7 +229,7 @@ class Conflict:
             "name": self.name,
             "version": self.version,
             "entries": [
-                {"index": index, "card": card, "receipt": receipt.decode("ascii")}
+                {"index": index, "card": card, "receipt": receipt.decode("utf-8")}
                 for (index, card), receipt in zip(
                     (self.first, self.second), self.receipts, strict=True
                 )
@@ -400,6 +401,8 @@ def monitor(
         FetchError: the log cannot be read.
         LocalIOError: the state file cannot be written.
     """
+    from provenance._http import Fetcher, check_base_url
+
     base = check_base_url(url, what="a registry")
     verifiers = log_verifiers(store, at=at)
     state = MonitorState.load(state_path, verifiers)

@@ -34,15 +34,19 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import hashlib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from provenance import _json, merkle, schema
 from provenance.errors import FormatError, InputError, VerificationError
 from provenance.signednote import NoteVerifier, VerifiedCheckpoint, verify_checkpoint
 from provenance.trust import format_time, parse_time
+
+if TYPE_CHECKING:
+    from provenance.card import VerifiedCard
 
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT
@@ -771,6 +775,34 @@ class LogEntry:
         if len(data) > MAX_ENTRY_BYTES:
             raise InputError(f"the log entry has {len(data)} bytes, more than {MAX_ENTRY_BYTES}")
         return data
+
+    @classmethod
+    def for_card(
+        cls,
+        card: VerifiedCard,
+        *,
+        statement: bytes,
+        envelope_sha256: str,
+        manifest_sha256: str,
+        at: dt.datetime,
+    ) -> LogEntry:
+        """Return the entry that registers ``card`` (verified from the DSSE payload ``statement``).
+
+        ``envelope_sha256`` and ``manifest_sha256`` are the digests of the bytes pushed; ``at``
+        is the time of registration.
+        """
+        predicate = card.predicate
+        return cls(
+            card=hashlib.sha256(statement).hexdigest(),
+            envelope=envelope_sha256,
+            manifest=manifest_sha256,
+            merkle_root=predicate["manifest"]["merkleRoot"],
+            entries=predicate["manifest"]["entries"],
+            name=predicate["name"],
+            version=predicate["version"],
+            publisher=tuple(sorted(card.publishers)),
+            registered=at,
+        )
 
     @classmethod
     def from_bytes(cls, data: bytes, *, what: str) -> LogEntry:

@@ -183,7 +183,7 @@ def monitor(
                 f" #{conflict.second[0]}; a receipt for each:"
             )
             for receipt in conflict.receipts:
-                click.echo(receipt.decode("ascii"), nl=False)
+                click.echo(receipt.decode("utf-8"), nl=False)
     if report.split_view is not None:
         click.echo(
             f"error: split view: the log {report.origin} signed inconsistent checkpoints"
