@@ -8,6 +8,7 @@ the same key (the registry restarted on another database) served at the same URL
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import hashlib
 import json
 import shutil
@@ -579,3 +580,19 @@ def test_receipts_written_by_the_writer_verify_with_the_cli(
     assert out["index"] == 9 and out["checkpoint"]["size"] == 10
     parsed = Receipt.parse(read_bytes(path, limit=1 << 20), what="r")
     assert parsed.index == 9
+
+
+def test_monitor_reads_gzip_encoded_bundles(
+    world: dict[str, Any], site: tuple[FaultyServer, Path, LogWriter], tmp_path: Path
+) -> None:
+    """tlog-tiles lets a log gzip entry bundles without negotiation; the cap counts decoded bytes."""
+    server, _, _ = site
+
+    def gzipped(handler: Any) -> None:
+        body = gzip.compress(handler.original())
+        handler.send_body(body, headers={"Content-Encoding": "gzip"})
+
+    server.faults["/log/tile/entries/000.p/5"] = gzipped
+    result = monitor(world, server.url, tmp_path / "state.json")
+    assert result.returncode == 0, result.stderr
+    assert "5 new registration(s)" in result.stdout

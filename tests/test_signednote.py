@@ -231,6 +231,7 @@ def test_tampered_text_fails() -> None:
         lambda n: n[: n.index(b"\n\n") + 2],  # a blank line and no signature
         lambda n: n.replace(b"\n\n", b"\n"),  # no blank line
         lambda n: n.replace("—".encode(), b"-"),  # not an em dash
+        lambda n: n.replace("— ".encode(), b""),  # no dash at all: "name base64" alone
         lambda n: n.replace(b"hello", b"hel\rlo"),  # a control character
         lambda n: n.replace(b"hello", b"hel\x00lo"),
         lambda n: n + b"trailing line\n",
@@ -340,4 +341,31 @@ def test_malformed_checkpoints_are_refused(text: str) -> None:
     signer, verifier = _verifier(ORIGIN)
     note = text.encode() + b"\n" + signer.signature_line(text.encode()).encode()
     with pytest.raises(NoteError):
+        verify_checkpoint(note, [verifier], what="c")
+
+
+def _non_canonical(encoded: str) -> str:
+    """The same bytes in base64 whose unused low bits before the padding are not zero."""
+    assert encoded.endswith("=") and not encoded.endswith("==")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    last = alphabet.index(encoded[-2])
+    changed = encoded[:-2] + alphabet[last | 0b01] + "="
+    assert changed != encoded and base64.b64decode(changed) == base64.b64decode(encoded)
+    return changed
+
+
+def test_non_canonical_base64_signature_is_refused() -> None:
+    signer, verifier = _verifier()
+    note = sign_note("hello\n", [signer]).decode()
+    encoded = note.rsplit(" ", 1)[1].strip()  # 4 + 64 bytes: one padding character
+    with pytest.raises(NoteError):
+        verify_note(note.replace(encoded, _non_canonical(encoded)).encode(), [verifier], what="n")
+
+
+def test_non_canonical_base64_root_is_refused() -> None:
+    signer, verifier = _verifier(ORIGIN)
+    root = base64.b64encode(bytes(range(32))).decode()
+    text = f"{ORIGIN}\n1\n{_non_canonical(root)}\n".encode()
+    note = text + b"\n" + signer.signature_line(text).encode()
+    with pytest.raises(NoteError, match="root hash"):
         verify_checkpoint(note, [verifier], what="c")

@@ -219,3 +219,35 @@ def test_concurrent_writers_never_sign_inconsistent_checkpoints(
     assert len(sizes) == len(notes)  # every append saw the one before it
     entries = [entry for _, entry in tree.entries(0, final.size)]
     assert len(set(entries)) == final.size
+
+
+def test_the_writer_refuses_to_sign_a_tree_that_does_not_extend_the_old(
+    writer: LogWriter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever computed the new tiles, a tree that does not extend the old is never signed."""
+    writer.append(numbered(0, 300))
+    before = snapshot(tmp_path / "log")
+    honest = tlog_store.extend
+
+    def rewriting_history(tree: TiledTree, entries: Any) -> Any:
+        forked, _ = build_elsewhere([b"another history %d" % i for i in range(300)])
+        return honest(TiledTree(300, forked), entries)
+
+    monkeypatch.setattr(tlog_store, "extend", rewriting_history)
+    with pytest.raises(merkle.ProofError, match="does not link the two roots"):
+        writer.append([b"x"], receipts=False)  # the consistency proof alone refuses it
+    with pytest.raises(merkle.ProofError):
+        writer.append([b"x"])
+    assert snapshot(tmp_path / "log") == before
+
+
+def build_elsewhere(entries: list[bytes]) -> tuple[Any, bytes]:
+    """A tile store in memory holding a log of ``entries``."""
+    from provenance.tlog import OverlayReader, extend
+
+    class Empty:
+        def read_tiles(self, tiles: Any) -> list[bytes]:
+            raise AssertionError("nothing stored")
+
+    grown = extend(TiledTree(0, Empty()), entries)
+    return OverlayReader(grown.tiles, Empty()), grown.root
