@@ -585,7 +585,7 @@ def test_receipts_written_by_the_writer_verify_with_the_cli(
 def test_monitor_reads_gzip_encoded_bundles(
     world: dict[str, Any], site: tuple[FaultyServer, Path, LogWriter], tmp_path: Path
 ) -> None:
-    """tlog-tiles lets a log gzip entry bundles without negotiation; the cap counts decoded bytes."""
+    """tlog-tiles lets a log gzip entry bundles unasked; the size cap counts decoded bytes."""
     server, _, _ = site
 
     def gzipped(handler: Any) -> None:
