@@ -211,7 +211,13 @@ def right_edge(size: int) -> list[Tile]:
 
     The root of the tree is computed from these alone.
     """
-    return [tile for tile in tiles_for_size(size) if tile.is_partial]
+    tiles: list[Tile] = []
+    level = 0
+    while count := _count(level, size):
+        if count % TILE_WIDTH:
+            tiles.append(Tile(level, count // TILE_WIDTH, count % TILE_WIDTH))
+        level += 1
+    return tiles
 
 
 def tile_hashes(data: bytes) -> list[bytes]:
