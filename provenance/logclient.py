@@ -306,6 +306,9 @@ class MonitorState:
     def load(cls, path: Path, verifiers: list[NoteVerifier]) -> MonitorState | None:
         """Read the state file at ``path`` (None if there is none) and re-verify its checkpoint.
 
+        The checkpoint is verified again; the card index cannot be (it is this monitor's own
+        record of entries it verified), so it is only checked to lie within the checkpoint.
+
         Raises:
             InputError, FormatError, SchemaError: unreadable or malformed.
             VerificationError: its checkpoint is not signed by a trusted log key (the trust

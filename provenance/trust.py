@@ -19,6 +19,7 @@ from typing import Any, Literal
 from provenance import _json, schema
 from provenance.errors import FormatError, InputError
 from provenance.keys import PublicKey
+from provenance.signednote import valid_key_name
 
 Role = Literal["dataset-publisher", "list-publisher", "auditor", "transparency-log"]
 ROLES: tuple[Role, ...] = ("dataset-publisher", "list-publisher", "auditor", "transparency-log")
@@ -47,8 +48,6 @@ def format_time(value: dt.datetime) -> str:
 
 def _check_log_key(name: str, key: PublicKey, *, error: type[InputError], where: str) -> None:
     """A transparency-log key signs notes: Ed25519, named by a valid note key name (the origin)."""
-    from provenance.signednote import valid_key_name
-
     if key.algorithm != "ed25519":
         raise error(f"{where}: a transparency-log key must be Ed25519, not {key.algorithm}")
     if not valid_key_name(name):
