@@ -64,6 +64,29 @@ class PublicKey:
         )
         return cls(algorithm, hashlib.sha256(der).hexdigest(), key)
 
+    @classmethod
+    def from_ed25519_bytes(cls, raw: bytes, *, what: str) -> PublicKey:
+        """Load an Ed25519 public key from its 32-byte RFC 8032 encoding.
+
+        Raises:
+            KeyFormatError: not 32 bytes, or not a valid encoding.
+        """
+        try:
+            key = ed25519.Ed25519PublicKey.from_public_bytes(raw)
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            raise KeyFormatError(f"{what}: not an Ed25519 public key ({exc})") from None
+        return cls._wrap(key, what=what)
+
+    def ed25519_bytes(self) -> bytes:
+        """Return the 32-byte RFC 8032 encoding of an Ed25519 key.
+
+        Raises:
+            KeyFormatError: the key is not Ed25519.
+        """
+        if not isinstance(self._key, ed25519.Ed25519PublicKey):
+            raise KeyFormatError(f"key {self.keyid} is {self.algorithm}, not Ed25519")
+        return self._key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
     def to_pem(self) -> str:
         """Return the SPKI PEM text of this key."""
         return self._key.public_bytes(

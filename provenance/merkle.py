@@ -2,18 +2,23 @@
 
 leaf = SHA-256(0x00 || data), node = SHA-256(0x01 || left || right); a tree of n > 1 leaves splits
 at the largest power of two below n, with no padding, so trees of different sizes never collide.
-Pure functions; proofs are lists of 32-byte hashes.
+Pure functions; proofs are lists of 32-byte hashes. The proof builders take either the leaves or
+a function returning the hash of a range of them (so that :mod:`provenance.tlog` builds the same
+proofs from stored tiles).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from provenance.errors import VerificationError
 
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
+
+SubtreeHash = Callable[[int, int], bytes]
+"""``subtree(lo, hi)`` returns the hash of the leaves ``lo..hi-1`` of a tree."""
 
 
 class ProofError(VerificationError):
@@ -58,7 +63,6 @@ class TreeBuilder:
         form a perfect subtree; its root is computed a level at a time (one list
         comprehension per level instead of a Python loop per leaf) and pushed as one node.
         """
-        sha256 = hashlib.sha256
         start, count = 0, len(leaves)
         while start < count:
             # The biggest perfect subtree that can be appended: bounded by the size's lowest set
@@ -70,13 +74,7 @@ class TreeBuilder:
                 self.add(leaves[start])
                 start += 1
                 continue
-            level = list(leaves[start : start + span])
-            while len(level) > 1:
-                level = [
-                    sha256(b"\x01" + a + b).digest()
-                    for a, b in zip(level[::2], level[1::2], strict=True)
-                ]
-            self._push(span.bit_length() - 1, level[0])
+            self._push(span.bit_length() - 1, perfect_root(leaves[start : start + span]))
             self.size += span
             start += span
 
@@ -98,6 +96,24 @@ class TreeBuilder:
         return digest
 
 
+def perfect_root(leaves: Sequence[bytes]) -> bytes:
+    """Return the root over a power-of-two number of leaf hashes, a level at a time.
+
+    Raises:
+        ValueError: the number of leaves is not a power of two.
+    """
+    count = len(leaves)
+    if count < 1 or count & (count - 1):
+        raise ValueError(f"{count} leaves do not form a perfect tree")
+    sha256 = hashlib.sha256
+    level = list(leaves)
+    while len(level) > 1:
+        level = [
+            sha256(b"\x01" + a + b).digest() for a, b in zip(level[::2], level[1::2], strict=True)
+        ]
+    return level[0]
+
+
 def root(leaves: Sequence[bytes]) -> bytes:
     """Return the root over ``leaves`` (leaf hashes)."""
     builder = TreeBuilder()
@@ -111,26 +127,39 @@ def _split(n: int) -> int:
     return 1 << ((n - 1).bit_length() - 1)
 
 
+def inclusion_path(index: int, size: int, subtree: SubtreeHash) -> list[bytes]:
+    """Return the audit path for leaf ``index`` in a tree of ``size`` leaves (RFC 9162 PATH).
+
+    ``subtree(lo, hi)`` must return the hash of the leaves ``lo..hi-1`` (MTH(D[lo:hi])); it is
+    asked only for ranges that start at a multiple of the largest power of two not above their
+    length, so a store of perfect subtrees (tiles) can answer it.
+
+    Raises:
+        IndexError: ``index`` is outside the tree.
+    """
+    if not 0 <= index < size:
+        raise IndexError(f"leaf {index} is outside a tree of {size}")
+    proof: list[bytes] = []
+    lo, hi = 0, size
+    while hi - lo > 1:
+        k = _split(hi - lo)
+        if index - lo < k:
+            proof.append(subtree(lo + k, hi))
+            hi = lo + k
+        else:
+            proof.append(subtree(lo, lo + k))
+            lo = lo + k
+    proof.reverse()
+    return proof
+
+
 def inclusion_proof(index: int, leaves: Sequence[bytes]) -> list[bytes]:
     """Return the audit path for leaf ``index`` in the tree over ``leaves`` (RFC 9162 PATH).
 
     Raises:
         IndexError: ``index`` is outside the tree.
     """
-    if not 0 <= index < len(leaves):
-        raise IndexError(f"leaf {index} is outside a tree of {len(leaves)}")
-    proof: list[bytes] = []
-    lo, hi = 0, len(leaves)
-    while hi - lo > 1:
-        k = _split(hi - lo)
-        if index - lo < k:
-            proof.append(root(leaves[lo + k : hi]))
-            hi = lo + k
-        else:
-            proof.append(root(leaves[lo : lo + k]))
-            lo = lo + k
-    proof.reverse()
-    return proof
+    return inclusion_path(index, len(leaves), lambda lo, hi: root(leaves[lo:hi]))
 
 
 def root_from_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes]) -> bytes:
@@ -178,25 +207,36 @@ def verify_inclusion(
         raise ProofError("the inclusion proof leads to another root")
 
 
+def consistency_path(size1: int, size2: int, subtree: SubtreeHash) -> list[bytes]:
+    """Return the RFC 9162 consistency proof from the first ``size1`` leaves to ``size2``.
+
+    ``subtree`` is as for :func:`inclusion_path`.
+
+    Raises:
+        ValueError: ``size1`` is not in 1..size2.
+    """
+    if not 0 < size1 <= size2:
+        raise ValueError("size1 must be between 1 and the tree size")
+
+    def subproof(m: int, lo: int, hi: int, complete: bool) -> list[bytes]:
+        n = hi - lo
+        if m == n:
+            return [] if complete else [subtree(lo, hi)]
+        k = _split(n)
+        if m <= k:
+            return [*subproof(m, lo, lo + k, complete), subtree(lo + k, hi)]
+        return [*subproof(m - k, lo + k, hi, False), subtree(lo, lo + k)]
+
+    return subproof(size1, 0, size2, True)
+
+
 def consistency_proof(size1: int, leaves: Sequence[bytes]) -> list[bytes]:
     """Return the RFC 9162 consistency proof from the first ``size1`` leaves to all of them.
 
     Raises:
         ValueError: ``size1`` is not in 1..len(leaves).
     """
-    if not 0 < size1 <= len(leaves):
-        raise ValueError("size1 must be between 1 and the tree size")
-
-    def subproof(m: int, lo: int, hi: int, complete: bool) -> list[bytes]:
-        n = hi - lo
-        if m == n:
-            return [] if complete else [root(leaves[lo:hi])]
-        k = _split(n)
-        if m <= k:
-            return [*subproof(m, lo, lo + k, complete), root(leaves[lo + k : hi])]
-        return [*subproof(m - k, lo + k, hi, False), root(leaves[lo : lo + k])]
-
-    return subproof(size1, 0, len(leaves), True)
+    return consistency_path(size1, len(leaves), lambda lo, hi: root(leaves[lo:hi]))
 
 
 def verify_consistency(

@@ -6,6 +6,9 @@ is stored with its PEM, and its keyid is recomputed from the PEM when the store 
 store cannot claim one keyid for another key. Exclusion lists name the keys (and the threshold of
 them) that may sign each list's repository, and whether cards must have applied the list
 (``required``).
+
+A ``transparency-log`` key signs a log's checkpoints (signed notes): it is Ed25519, and its name
+is the log's origin, which is also the note key name its signatures carry.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from typing import Any, Literal
 from provenance import _json, schema
 from provenance.errors import FormatError, InputError, SignatureError
 from provenance.keys import PublicKey
+from provenance.signednote import valid_key_name
 
-Role = Literal["dataset-publisher", "list-publisher", "auditor"]
-ROLES: tuple[Role, ...] = ("dataset-publisher", "list-publisher", "auditor")
+Role = Literal["dataset-publisher", "list-publisher", "auditor", "transparency-log"]
+ROLES: tuple[Role, ...] = ("dataset-publisher", "list-publisher", "auditor", "transparency-log")
 MAX_TRUST_STORE_BYTES = 4 * 1024 * 1024
 
 
@@ -42,6 +46,17 @@ def format_time(value: dt.datetime) -> str:
     if value.tzinfo is None:
         raise ValueError("naive datetime")
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _check_log_key(name: str, key: PublicKey, *, error: type[InputError], where: str) -> None:
+    """A transparency-log key signs notes: Ed25519, named by a valid note key name (the origin)."""
+    if key.algorithm != "ed25519":
+        raise error(f"{where}: a transparency-log key must be Ed25519, not {key.algorithm}")
+    if not valid_key_name(name):
+        raise error(
+            f"{where}: {name!r} cannot be a log origin (the key's name): it must be non-empty,"
+            " without spaces or '+'"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +165,8 @@ class TrustStore:
                     f"{where}: key {public.keyid} has the roles {', '.join(item['roles'])}; a key"
                     " is trusted for one role only: give each role its own key"
                 )
+            if "transparency-log" in item["roles"]:
+                _check_log_key(item["name"], public, error=FormatError, where=where)
             keys[public.keyid] = TrustedKey(
                 name=item["name"],
                 key=public,
@@ -269,6 +286,13 @@ class TrustStore:
             )
         keys = dict(self.keys)
         existing = keys.get(key.keyid)
+        if role == "transparency-log":
+            _check_log_key(name, key, error=InputError, where=f"key {key.keyid}")
+            if existing is not None and existing.name != name:
+                raise InputError(
+                    f"key {key.keyid} is already trusted as the transparency log"
+                    f" {existing.name!r}; a log key is trusted under its log's origin only"
+                )
         if existing is not None and role not in existing.roles:
             raise InputError(
                 f"key {key.keyid} is already trusted as {existing.role} ({existing.name}); a key"

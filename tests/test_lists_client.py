@@ -660,19 +660,19 @@ def test_fetcher_ignores_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/nonexistent.pem")
     fetcher = RequestsFetcher()
-    assert fetcher._session.trust_env is False
+    assert fetcher.http.session.trust_env is False
     fetcher.close()
 
 
-def test_requests_is_imported_only_by_the_client() -> None:
+def test_requests_is_imported_only_by_the_shared_fetcher() -> None:
     package = Path(__file__).resolve().parents[1] / "provenance"
     importers = sorted(
         str(path.relative_to(package))
         for path in package.rglob("*.py")
         if re.search(r"^\s*(import requests|from requests\b)", path.read_text(), re.M)
     )
-    assert importers == ["lists/client.py"]
-    source = (package / "lists" / "client.py").read_text()
+    assert importers == ["_http.py"]
+    source = (package / "_http.py").read_text()
     assert "verify=False" not in source and "verify=True" in source
 
 

@@ -69,6 +69,7 @@ def _register() -> None:
         _filter,
         _key,
         _lists,
+        _log,
         _lookup,
         _manifest,
         _proof,
@@ -87,6 +88,7 @@ def _register() -> None:
         _proof,
         _report,
         _lists,
+        _log,
         _filter,
         _demo,
     ):

@@ -97,8 +97,8 @@ class _NoBar:
         """Do nothing."""
 
 
-def progress_bar(total: int, description: str) -> Any:
-    """Return a tqdm byte progress bar, shown only when stderr is a terminal.
+def progress_bar(total: int, description: str, *, unit: str = "B") -> Any:
+    """Return a tqdm progress bar (of bytes unless ``unit`` says), shown only on a terminal.
 
     When it is not shown, a stand-in with ``disable = True`` is returned instead (tqdm is not
     even imported): callers can then skip the work of computing totals and progress.
@@ -109,8 +109,8 @@ def progress_bar(total: int, description: str) -> Any:
 
     return tqdm(
         total=total,
-        unit="B",
-        unit_scale=True,
+        unit=unit,
+        unit_scale=unit == "B",
         desc=description,
         disable=not sys.stderr.isatty(),
         leave=False,

@@ -29,7 +29,11 @@ def trust() -> None:
 @trust.command("add")
 @click.argument("trust_path", metavar="TRUST", type=PATH)
 @click.argument("pubkey", type=PATH)
-@click.option("--name", required=True, help="Who holds the key (shown in reports).")
+@click.option(
+    "--name",
+    required=True,
+    help="Who holds the key (shown in reports); for a transparency-log key, the log's origin.",
+)
 @click.option("--role", required=True, type=click.Choice(ROLES), help="What the key may sign.")
 @click.option("--list", "list_name", metavar="NAME", help="The exclusion list the key may sign.")
 @click.option("--threshold", type=int, help="Signatures needed for the list (default 1).")

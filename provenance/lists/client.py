@@ -1,16 +1,10 @@
-"""``lists fetch``: a TUF client (python-tuf ngclient) with a ``requests`` fetcher that holds.
+"""``lists fetch``: a TUF client (python-tuf ngclient) with a fetcher that holds.
 
-The only module that imports ``requests``. Per download the fetcher enforces:
-
-- a connect timeout, a read timeout between bytes, **and** a total deadline (defaults 10 s, 30 s,
-  60 s): a server dripping one byte per read timeout cannot hold the client (THREATS L9); the
-  socket timeout is lowered to whatever is left of the deadline before each read;
-- a size cap counted on **decoded** bytes (a gzip bomb is cut off at the cap, L8), besides the
-  per-file lengths TUF takes from signed metadata (L7); ``Accept-Encoding: identity`` is sent;
-- no redirect to another origin (scheme, host and port must stay the same; at most 3 hops, H3);
-- ``trust_env = False``: proxies, ``.netrc`` credentials and ``REQUESTS_CA_BUNDLE`` from the
-  environment are ignored (H2, H8); a proxy is only used when given explicitly; TLS is verified;
-- only ``https://`` URLs, except plain ``http://`` to a loopback address (tests, the demo).
+Downloads go through :class:`provenance._http.Fetcher` (the only importer of ``requests``): per
+download a connect timeout, a read timeout **and** a total deadline (THREATS L9), a size cap on
+decoded bytes (L8; besides the per-file lengths TUF takes from signed metadata, L7), no redirect
+to another origin (H3), nothing taken from the environment (H2, H8); only ``https://`` URLs,
+except plain ``http://`` to a loopback address (tests, the demo).
 
 Trust: the first fetch of a repository bootstraps from its current root only if that root is
 signed by a threshold of the keys the trust store pins for some list (``trust add ... --role
@@ -31,25 +25,21 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import ipaddress
 import os
 import secrets
 import shutil
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlsplit
 
-import requests
-import urllib3
 from tuf.api import exceptions as tuf_errors
 from tuf.api.metadata import Root
 from tuf.ngclient import FetcherInterface, Updater, UpdaterConfig
 
-from provenance import __version__
+from provenance import _http
 from provenance._files import atomic_write
+from provenance._http import FetchOptions
 from provenance.errors import (
     DigestMismatchError,
     ExpiredError,
@@ -63,7 +53,6 @@ from provenance.errors import (
 from provenance.lists import _metadata
 from provenance.lists._lock import fsync_directory, locked
 from provenance.lists.cache import (
-    MAX_LIST_BYTES,
     MAX_ROOT_BYTES,
     MAX_SNAPSHOT_BYTES,
     MAX_TARGETS_BYTES,
@@ -80,184 +69,54 @@ from provenance.lists.cache import (
 )
 from provenance.trust import TrustStore
 
-DEFAULT_CONNECT_TIMEOUT = 10.0
-DEFAULT_READ_TIMEOUT = 30.0
-DEFAULT_TOTAL_TIMEOUT = 60.0
-MAX_REDIRECTS = 3
-_CHUNK = 64 * 1024
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
-
-
-@dataclass(frozen=True, slots=True)
-class FetchOptions:
-    """Limits applied to every download (see the module docstring)."""
-
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
-    read_timeout: float = DEFAULT_READ_TIMEOUT
-    total_timeout: float = DEFAULT_TOTAL_TIMEOUT
-    max_bytes: int = MAX_LIST_BYTES
-    proxy: str | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("connect_timeout", "read_timeout", "total_timeout"):
-            if not getattr(self, name) > 0:
-                raise InputError(
-                    f"--{name.replace('_', '-')}: must be a positive number of seconds"
-                )
-        if self.max_bytes < 1:
-            raise InputError("--max-bytes: must be positive")
-
-
 # --- the fetcher --------------------------------------------------------------------------------
 
 
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-    return (parts.scheme, (parts.hostname or "").lower(), port)
-
-
 class RequestsFetcher(FetcherInterface):
-    """A python-tuf fetcher on ``requests`` that enforces :class:`FetchOptions` per download."""
+    """A python-tuf fetcher on :class:`provenance._http.Fetcher` (whose limits hold per download).
 
-    def __init__(self, options: FetchOptions | None = None) -> None:
-        self.options = options or FetchOptions()
-        self._session = requests.Session()
-        # Decided explicitly: nothing from the environment (proxies, .netrc, CA bundle overrides).
-        self._session.trust_env = False
-        self._session.headers.update(
-            {"User-Agent": f"provenance/{__version__}", "Accept-Encoding": "identity"}
-        )
-        if self.options.proxy:
-            self._session.proxies = {"http": self.options.proxy, "https": self.options.proxy}
+    The shared fetcher's exceptions are translated into python-tuf's: an HTTP status becomes
+    ``DownloadHTTPError`` (a 404 ends TUF's root walk), a timeout ``SlowRetrievalError``, a size
+    cap ``DownloadLengthMismatchError``, anything else ``DownloadError``.
+    """
+
+    def __init__(self, options: _http.FetchOptions | None = None) -> None:
+        self.http = _http.Fetcher(options or FetchOptions())
+        self.options = self.http.options
 
     def close(self) -> None:
         """Close the HTTP session."""
-        self._session.close()
+        self.http.close()
 
     def _fetch(self, url: str) -> Iterator[bytes]:
         """Start the download of ``url``; return an iterator over its decoded body.
 
         Raises:
-            tuf DownloadHTTPError: an HTTP error status (404 ends TUF's root walk).
+            tuf DownloadHTTPError: an HTTP error status.
             tuf DownloadError: connection failure, timeout, refused redirect, or too large.
         """
-        options = self.options
-        deadline = time.monotonic() + options.total_timeout
-        current = url
-        for _hop in range(MAX_REDIRECTS + 1):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise tuf_errors.SlowRetrievalError(
-                    f"download of {url} exceeded {options.total_timeout:g} s in total"
-                )
-            try:
-                response = self._session.get(
-                    current,
-                    stream=True,
-                    allow_redirects=False,
-                    verify=True,
-                    timeout=(
-                        min(options.connect_timeout, remaining),
-                        min(options.read_timeout, remaining),
-                    ),
-                )
-            except requests.exceptions.ConnectTimeout:
-                raise tuf_errors.SlowRetrievalError(
-                    f"connect timeout to {current} ({options.connect_timeout:g} s)"
-                ) from None
-            except requests.exceptions.Timeout:
-                raise tuf_errors.SlowRetrievalError(
-                    f"no response from {current} within {options.read_timeout:g} s"
-                ) from None
-            except requests.exceptions.RequestException as exc:
-                raise tuf_errors.DownloadError(
-                    f"cannot download {current}: {_reason(exc)}"
-                ) from None
-            if response.status_code in _REDIRECTS:
-                location = response.headers.get("Location", "")
-                response.close()
-                target = urljoin(current, location)
-                if _origin(target) != _origin(current):
-                    raise tuf_errors.DownloadError(
-                        f"refusing redirect from {current} to another origin: {target}"
-                    )
-                current = target
-                continue
-            if response.status_code != 200:
-                response.close()
-                raise tuf_errors.DownloadHTTPError(
-                    f"GET {current}: HTTP {response.status_code}", response.status_code
-                )
-            declared = response.headers.get("Content-Length", "")
-            if declared.isdigit() and int(declared) > options.max_bytes:
-                response.close()
-                raise tuf_errors.DownloadLengthMismatchError(
-                    f"download of {current} announces {declared} bytes, more than the"
-                    f" {options.max_bytes}-byte limit"
-                )
-            return self._body(response, current, deadline)
-        raise tuf_errors.DownloadError(f"download of {url}: more than {MAX_REDIRECTS} redirects")
-
-    def _body(self, response: requests.Response, url: str, deadline: float) -> Iterator[bytes]:
-        options = self.options
-        raw: urllib3.HTTPResponse = response.raw
-        received = 0
         try:
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise tuf_errors.SlowRetrievalError(
-                        f"download of {url} exceeded {options.total_timeout:g} s in total"
-                        f" (received {received} bytes); aborted"
-                    )
-                _set_read_timeout(raw, min(options.read_timeout, remaining))
-                try:
-                    # read1 returns after one socket read, so the deadline is checked between
-                    # reads; decoded output is bounded by the amount asked for (urllib3 >= 2.7).
-                    chunk = raw.read1(_CHUNK, decode_content=True)
-                except (urllib3.exceptions.ReadTimeoutError, TimeoutError):
-                    if deadline - time.monotonic() <= 0:
-                        raise tuf_errors.SlowRetrievalError(
-                            f"download of {url} exceeded {options.total_timeout:g} s in total"
-                            f" (received {received} bytes); aborted"
-                        ) from None
-                    raise tuf_errors.SlowRetrievalError(
-                        f"download of {url}: no data for {options.read_timeout:g} s"
-                        f" (received {received} bytes); aborted"
-                    ) from None
-                except (urllib3.exceptions.HTTPError, OSError) as exc:
-                    raise tuf_errors.DownloadError(
-                        f"download of {url} broke off after {received} bytes: {_reason(exc)}"
-                    ) from None
-                if not chunk:
-                    return
-                received += len(chunk)
-                if received > options.max_bytes:
-                    raise tuf_errors.DownloadLengthMismatchError(
-                        f"download of {url} exceeded the {options.max_bytes}-byte limit"
-                        " (counted after decoding); aborted"
-                    )
-                yield chunk
-        finally:
-            response.close()
+            body = self.http.open(url)
+        except FetchError as exc:
+            raise _tuf_error(exc) from None
+        return _translated(body)
 
 
-def _set_read_timeout(raw: urllib3.HTTPResponse, seconds: float) -> None:
-    connection: Any = raw.connection
-    sock = getattr(connection, "sock", None)
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.settimeout(max(seconds, 0.001))
+def _translated(body: Iterator[bytes]) -> Iterator[bytes]:
+    try:
+        yield from body
+    except FetchError as exc:
+        raise _tuf_error(exc) from None
 
 
-def _reason(exc: BaseException) -> str:
-    """A short reason for a transport error (the innermost message, without addresses' noise)."""
-    text = str(exc)
-    for inner in (exc.__cause__, exc.__context__, *getattr(exc, "args", ())):
-        if isinstance(inner, BaseException) and str(inner):
-            text = str(inner)
-    return text.splitlines()[0][:300] if text else type(exc).__name__
+def _tuf_error(exc: FetchError) -> tuf_errors.DownloadError:
+    if isinstance(exc, _http.HTTPStatusError):
+        return tuf_errors.DownloadHTTPError(str(exc), exc.status)
+    if isinstance(exc, _http.SlowDownloadError):
+        return tuf_errors.SlowRetrievalError(str(exc))
+    if isinstance(exc, _http.TooLargeError):
+        return tuf_errors.DownloadLengthMismatchError(str(exc))
+    return tuf_errors.DownloadError(str(exc))
 
 
 # --- fetching into the cache --------------------------------------------------------------------
@@ -281,25 +140,7 @@ def check_repository_url(url: str) -> str:
         InputError: not ``https://`` (or ``http://`` to a loopback address), has credentials, a
             query or a fragment.
     """
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise InputError(f"{url}: not an http(s) URL of a list repository")
-    if parts.username or parts.password:
-        raise InputError(f"{url}: credentials in the URL are not allowed")
-    if parts.query or parts.fragment:
-        raise InputError(f"{url}: a repository URL has no query or fragment")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise InputError(f"{url}: use https:// (plain http is allowed only to loopback addresses)")
-    return parts.geturl().rstrip("/")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return _http.check_base_url(url, what="a list repository")
 
 
 def _policy_met(signers: tuple[str, ...], store: TrustStore, name: str, at: dt.datetime) -> bool:

@@ -1,0 +1,204 @@
+"""``provenance log verify|monitor``: check a registry's transparency log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from provenance.cli._common import PATH, json_option, now_option, print_json, resolve_now
+from provenance.errors import VerificationError
+
+
+@click.group("log")
+def log_group() -> None:
+    """Verify receipts of the transparency log, and monitor a registry's log."""
+
+
+def _short(text: str) -> str:
+    return f"{text[:16]}..."
+
+
+@log_group.command("verify")
+@click.argument("receipt", type=PATH)
+@click.option("--trust", "trust_path", required=True, type=PATH, help="Trust store.")
+@click.option(
+    "--card", "card_path", type=PATH, help="Also check that the entry names this signed card."
+)
+@json_option
+@now_option
+def verify(
+    receipt: Path, trust_path: Path, card_path: Path | None, as_json: bool, now: str | None
+) -> int:
+    """Verify RECEIPT (a c2sp.org/tlog-proof@v1 file) offline.
+
+    The checkpoint must be signed by a key the trust store holds as transparency-log, named as
+    the checkpoint's origin; the inclusion proof must lead from the log entry in the receipt to
+    that checkpoint's root. With --card, the entry must name that card (its id is the SHA-256 of
+    the card's statement). Exits 0 if the receipt holds, 1 if it does not (including a damaged
+    receipt), 2 if a file is missing or malformed.
+    """
+    from provenance.cli._trust import load_trust_store
+    from provenance.logclient import verify_receipt_file
+
+    at = resolve_now(now)
+    store = load_trust_store(trust_path)
+    try:
+        report = verify_receipt_file(receipt, store, at=at, card=card_path)
+    except VerificationError as exc:
+        if as_json:
+            print_json({"ok": False, "error": str(exc)})
+        click.echo(f"error: receipt does not verify: {exc}", err=True)
+        return 1
+    if as_json:
+        print_json(report.to_dict())
+        return 0
+    entry = report.entry
+    click.echo(
+        f"verified: entry {report.index} of log {report.checkpoint.origin}"
+        f" (checkpoint of {report.checkpoint.size} entries)"
+    )
+    click.echo(
+        f"   card {entry.name} {entry.version}  id {entry.card}"
+        f"  registered {entry.registered:%Y-%m-%dT%H:%M:%SZ}"
+    )
+    click.echo(f"   publisher {', '.join(entry.publisher)}")
+    if report.card_checked:
+        click.echo(f"   the entry names the card {card_path}")
+    return 0
+
+
+@log_group.command("monitor")
+@click.argument("url")
+@click.option("--trust", "trust_path", required=True, type=PATH, help="Trust store.")
+@click.option(
+    "--state",
+    "state_path",
+    required=True,
+    type=PATH,
+    help="Where the last verified checkpoint is kept (created on the first run).",
+)
+@click.option(
+    "--connect-timeout", type=float, default=10.0, show_default=True, help="Seconds to connect."
+)
+@click.option(
+    "--read-timeout", type=float, default=30.0, show_default=True, help="Seconds between bytes."
+)
+@click.option(
+    "--timeout",
+    "total_timeout",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds in total per download.",
+)
+@click.option("--proxy", metavar="URL", help="HTTP(S) proxy (the environment is not consulted).")
+@json_option
+@now_option
+def monitor(
+    url: str,
+    trust_path: Path,
+    state_path: Path,
+    connect_timeout: float,
+    read_timeout: float,
+    total_timeout: float,
+    proxy: str | None,
+    as_json: bool,
+    now: str | None,
+) -> int:
+    """Check the log of the registry at URL and print its new registrations.
+
+    Verifies the log's checkpoint, checks that its tree extends the one verified last time (kept
+    in --state), reads the new entries and prints each registration. Exits 1, with the evidence,
+    if the log shows a split view (a checkpoint inconsistent with the one verified before) or
+    two different cards under one (publisher, name, version); the state is then left as it was.
+    """
+    from provenance._http import FetchOptions
+    from provenance.cli._common import progress_bar
+    from provenance.cli._trust import load_trust_store
+    from provenance.logclient import monitor as run_monitor
+    from provenance.tlog import LogEntry
+
+    at = resolve_now(now)
+    store = load_trust_store(trust_path)
+    options = FetchOptions(
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        total_timeout=total_timeout,
+        proxy=proxy,
+    )
+    registrations: list[dict[str, Any]] = []
+    bar = progress_bar(0, "reading the log", unit="entries")
+    shown = 0
+
+    def on_registration(index: int, entry: LogEntry) -> None:
+        if as_json:
+            registrations.append({"index": index, **entry.to_dict()})
+            return
+        click.echo(
+            f"#{index}  {entry.registered:%Y-%m-%dT%H:%M:%SZ}  {entry.name} {entry.version}"
+            f"  card {_short(entry.card)}  publisher"
+            f" {', '.join(_short(k) for k in entry.publisher)}"
+        )
+
+    def on_progress(done: int, total: int) -> None:
+        nonlocal shown
+        if bar.disable:
+            return
+        if bar.total != total:
+            bar.reset(total=total)
+        bar.update(done - shown)
+        shown = done
+
+    with bar:
+        report = run_monitor(
+            url,
+            store,
+            state_path,
+            at=at,
+            options=options,
+            on_registration=on_registration,
+            on_progress=on_progress,
+        )
+    if as_json:
+        print_json({**report.to_dict(), "registrations": registrations})
+    else:
+        previous = report.previous
+        since = f", consistent with {previous.size} verified before" if previous else ""
+        if report.ok:
+            click.echo(
+                f"log {report.origin} at {report.url}: checkpoint of {report.checkpoint.size}"
+                f" entries verified{since}; {report.registrations} new registration(s)"
+            )
+        if report.split_view is not None:
+            click.echo("evidence: the checkpoint verified before (from the state file):")
+            click.echo(report.split_view.previous.decode("utf-8"), nl=False)
+            click.echo("evidence: the checkpoint the log serves now:")
+            click.echo(report.split_view.current.decode("utf-8"), nl=False)
+        for conflict in report.conflicts:
+            click.echo(
+                f"evidence: {conflict.name} {conflict.version} by {conflict.publisher}: card"
+                f" {conflict.first[1]} at #{conflict.first[0]}, card {conflict.second[1]} at"
+                f" #{conflict.second[0]}; a receipt for each:"
+            )
+            for receipt in conflict.receipts:
+                click.echo(receipt.decode("utf-8"), nl=False)
+    if report.split_view is not None:
+        click.echo(
+            f"error: split view: the log {report.origin} signed inconsistent checkpoints"
+            f" ({report.split_view.reason}); the state was not changed",
+            err=True,
+        )
+        return 1
+    if report.conflicts:
+        click.echo(
+            f"error: the log {report.origin} holds {len(report.conflicts)} pair(s) of different"
+            " cards under one (publisher, name, version); the state was not changed",
+            err=True,
+        )
+        return 1
+    return 0
+
+
+COMMANDS = [log_group]
