@@ -288,7 +288,7 @@ class TrustStore:
         existing = keys.get(key.keyid)
         if role == "transparency-log":
             _check_log_key(name, key, error=InputError, where=f"key {key.keyid}")
-            if existing is not None and existing.name != name:
+            if existing is not None and role in existing.roles and existing.name != name:
                 raise InputError(
                     f"key {key.keyid} is already trusted as the transparency log"
                     f" {existing.name!r}; a log key is trusted under its log's origin only"
