@@ -1,4 +1,5 @@
-"""Small file helpers: bounded reads and atomic writes (temp file, fsync, ``os.replace``)."""
+"""Small file helpers: inputs opened without blocking and checked to be regular files, bounded
+reads, and atomic writes (temp file, fsync, ``os.replace``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import IO
 
 from provenance.errors import InputError, LocalIOError
+
+_NOT_REGULAR = "not a regular file (FIFO, socket or device)"
 
 
 def read_bytes(path: Path, *, limit: int, what: str = "") -> bytes:
@@ -36,7 +39,7 @@ def read_bytes(path: Path, *, limit: int, what: str = "") -> bytes:
         if stat.S_ISDIR(info.st_mode):
             raise InputError(f"{label}: is a directory, expected a file")
         if not stat.S_ISREG(info.st_mode):
-            raise InputError(f"{label}: not a regular file")
+            raise InputError(f"{label}: {_NOT_REGULAR}")
         with os.fdopen(fd, "rb", closefd=False) as handle:
             data = handle.read(limit + 1)
     except IsADirectoryError:
@@ -53,16 +56,19 @@ def read_bytes(path: Path, *, limit: int, what: str = "") -> bytes:
 def open_input(path: Path, *, what: str = "", kind: str = "file") -> io.BufferedReader:
     """Open ``path`` for binary reading, turning the usual failures into one clear error.
 
+    The file is opened without blocking (a FIFO would otherwise wait for a writer forever) and
+    checked on its descriptor to be a regular file, so whatever is read is what was checked.
     ``what`` names the file in messages (default: the path); ``kind`` says what it should be
     (e.g. "manifest file").
 
     Raises:
-        InputError: missing, a directory, or permission denied.
+        InputError: missing, a directory, not a regular file (FIFO, socket, device), or
+            permission denied.
         LocalIOError: any other error opening it.
     """
     label = what or str(path)
     try:
-        return open(path, "rb")  # noqa: SIM115 - the caller closes it
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise InputError(f"{label}: no such {kind}") from None
     except IsADirectoryError:
@@ -71,13 +77,28 @@ def open_input(path: Path, *, what: str = "", kind: str = "file") -> io.Buffered
         raise InputError(f"{label}: permission denied") from None
     except OSError as exc:
         raise LocalIOError(f"{label}: cannot open: {exc.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise InputError(f"{label}: is a directory, expected a {kind}")
+        if not stat.S_ISREG(mode):
+            raise InputError(f"{label}: {_NOT_REGULAR}, expected a {kind}")
+        # Regular files ignore O_NONBLOCK; clearing it keeps later reads plain all the same.
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except OSError as exc:
+        os.close(fd)
+        raise LocalIOError(f"{label}: cannot open: {exc.strerror}") from None
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def file_sha256(path: Path, *, what: str = "", kind: str = "file") -> str:
     """Return the SHA-256 hex digest of the file at ``path``, read in streamed chunks.
 
     Raises:
-        InputError: see :func:`open_input`.
+        InputError: missing, a directory, not a regular file (see :func:`open_input`).
         LocalIOError: the file cannot be opened or read.
     """
     with open_input(path, what=what, kind=kind) as handle:

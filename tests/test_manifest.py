@@ -56,11 +56,11 @@ def test_lines_are_rfc8785_canonical(tmp_path: Path) -> None:
     from provenance import _json
 
     entry = ManifestEntry(
-        id='d\u00e9j\u00e0 "vu"\t\u2028',
+        id='d\u00e9j\u00e0 "vu" \\',
         sha256="ab" * 32,
         size=5,
         license="MIT",
-        rightsHolder="X",
+        rightsHolder="X\t\u2028",  # controls are refused in ids, not in other fields
         url="https://e.example/\u00e9",
     )
     line = manifest.entry_bytes(entry)
@@ -117,19 +117,32 @@ def test_missing_manifest(tmp_path: Path) -> None:
         manifest.read_manifest(tmp_path / "nope.jsonl")
 
 
-def test_symlink_out_of_root_is_refused(tmp_path: Path) -> None:
+def test_symlink_out_of_root_is_refused_when_asked(tmp_path: Path) -> None:
     _tree(tmp_path / "d")
     (tmp_path / "secret").write_text("outside")
     os.symlink(tmp_path / "secret", tmp_path / "d" / "link")
     with pytest.raises(UnsafePathError, match="symlink points out of the data root"):
-        manifest.build_from_directory(tmp_path / "d", workers=1)
+        manifest.build_from_directory(tmp_path / "d", workers=1, symlinks="error")
 
 
-def test_directory_symlink_out_of_root_is_refused(tmp_path: Path) -> None:
+def test_directory_symlink_out_of_root_is_refused_when_asked(tmp_path: Path) -> None:
     _tree(tmp_path / "d")
     os.symlink("..", tmp_path / "d" / "up")
     with pytest.raises(UnsafePathError, match="out of the data root"):
-        manifest.build_from_directory(tmp_path / "d", workers=1)
+        manifest.build_from_directory(tmp_path / "d", workers=1, symlinks="error")
+
+
+def test_symlinks_are_skipped_and_counted_by_default(tmp_path: Path) -> None:
+    files = _tree(tmp_path / "d")
+    (tmp_path / "secret").write_text("outside")
+    os.symlink(tmp_path / "secret", tmp_path / "d" / "link")
+    os.symlink("../..", tmp_path / "d" / "sub" / "up")
+    os.symlink("a.txt", tmp_path / "d" / "alias")
+    os.symlink("nowhere", tmp_path / "d" / "dangling")
+    stats = manifest.WalkStats()
+    entries = manifest.build_from_directory(tmp_path / "d", workers=1, stats=stats)
+    assert {e.id for e in entries} == set(files)  # never followed, never listed
+    assert (stats.symlinks, stats.symlinks_outside) == (4, 2)
 
 
 def test_symlink_inside_root_is_not_followed(tmp_path: Path) -> None:
