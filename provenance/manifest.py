@@ -4,11 +4,14 @@ Each line is the RFC 8785 canonical form of its entry, so the line bytes themsel
 Merkle leaf data (leaf = SHA-256(0x00 || line)). Reading a manifest checks, per line, that the
 entry is valid (a msgspec typed decode that the tests prove agrees with
 ``schemas/manifest-entry.v1.json``), that the line is exactly its canonical form, and that the
-order is strictly increasing; the file digest and Merkle root are computed in the same pass.
+order is strictly increasing, and that every id follows the id rules (:func:`id_problem`); the
+file digest and Merkle root are computed in the same pass.
 
 Building hashes files on all cores (processes over chunks of small files, large files streamed
-through a reused buffer), never follows symlinks out of the data root, refuses special files,
-and detects files that change while they are hashed.
+through a reused buffer), never follows symlinks (skipped and counted, or refused when they point
+out of the data root), leaves out what exclusion patterns match, refuses special files and names
+that cannot be ids, counts hard-linked files, and detects files that change while they are hashed.
+Shards record which shard of how many they are, so that merging can tell a complete set.
 """
 
 from __future__ import annotations
@@ -66,7 +69,12 @@ ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)]
 
 
 class ManifestEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
-    """One file or record. ``id`` is a relative POSIX path or a record id."""
+    """One file or record. ``id`` is a relative POSIX path or a record id.
+
+    An id follows the id rules (:func:`id_problem`, README "Ids"): no control character (C0,
+    DEL, C1), line or paragraph separator or Unicode bidi control; not absolute; no ``..``
+    segment; in Unicode NFC. Every reader and writer of manifests checks them.
+    """
 
     id: EntryId
     sha256: Sha256Hex

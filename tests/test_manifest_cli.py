@@ -147,7 +147,9 @@ def test_symlinks_are_skipped_with_one_line_and_can_be_refused(tmp_path: Path) -
     result = run_cli("manifest", "build", data, "-o", out)
     assert result.returncode == 0, result.stderr
     notes = [line for line in result.stderr.splitlines() if line.strip()]
-    assert notes == [f"note: skipped 3 symlink(s) in {data}, 2 pointing outside it (never followed)"]
+    assert notes == [
+        f"note: skipped 3 symlink(s) in {data}, 2 pointing outside it (never followed)"
+    ]
     assert _ids(out) == {"a.txt", "sub/b.txt"}
     strict = run_cli("manifest", "build", data, "-o", tmp_path / "s.jsonl", "--symlinks", "error")
     assert strict.returncode == 2
