@@ -130,11 +130,26 @@ def test_exclude_leaves_out_files_and_folders_and_verify_takes_the_same(
     ]
 
 
-def test_exclude_is_refused_for_a_records_file(tmp_path: Path) -> None:
+def test_walk_options_are_refused_for_a_records_file(tmp_path: Path) -> None:
     records = tmp_path / "r.jsonl"
     records.write_text('{"id": "a", "text": "x"}\n')
-    result = run_cli("manifest", "build", records, "-o", tmp_path / "m.jsonl", "--exclude", "*")
-    assert result.returncode == 2 and "--exclude applies to a directory" in one_error_line(result)
+    for option in (("--exclude", "*"), ("--symlinks", "error")):
+        result = run_cli("manifest", "build", records, "-o", tmp_path / "m.jsonl", *option)
+        assert result.returncode == 2
+        assert "--exclude and --symlinks apply to a directory" in one_error_line(result)
+
+
+def test_verify_refuses_walk_options_without_data(keys: Path, tmp_path: Path) -> None:
+    data = _files(tmp_path / "data", {"a.txt": "a"})
+    out = tmp_path / "m.jsonl"
+    assert run_cli("manifest", "build", data, "-o", out).returncode == 0
+    signed = _signed(keys, out, tmp_path)
+    for option in (("--exclude", "*"), ("--symlinks", "error")):
+        result = run_cli(
+            "verify", signed, "--trust", keys / "trust.json", "--manifest", out, *option
+        )
+        assert result.returncode == 2
+        assert "apply to the files of --data" in one_error_line(result)
 
 
 def test_symlinks_are_skipped_with_one_line_and_can_be_refused(tmp_path: Path) -> None:

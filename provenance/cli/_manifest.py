@@ -136,8 +136,10 @@ def build(
             )
         report_walk(stats, folder=input_path)
     else:
-        if excludes:
-            raise InputError(f"{input_path}: --exclude applies to a directory, not a records file")
+        if excludes or symlinks == "error":
+            raise InputError(
+                f"{input_path}: --exclude and --symlinks apply to a directory, not a records file"
+            )
         with progress_bar(0, "records") as bar:
             entries = manifest.build_from_records(
                 input_path, shard=shard_spec, progress=bar.update, prints=prints

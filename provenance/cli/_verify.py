@@ -26,7 +26,7 @@ from provenance.cli._common import (
 from provenance.cli._manifest import exclude_option, symlinks_option
 from provenance.cli._trust import load_trust_store
 from provenance.envelope import Envelope
-from provenance.errors import FormatError
+from provenance.errors import FormatError, InputError
 from provenance.trust import TrustStore
 from provenance.verify import DataDiff, Report, verify
 
@@ -86,6 +86,8 @@ def verify_command(
 
     Exits 0 when everything verifies, 1 when a check fails.
     """
+    if data_dir is None and (excludes or symlinks == "error"):
+        raise InputError("--exclude and --symlinks apply to the files of --data")
     at = resolve_now(now)
     trust = load_trust_store(trust_path)
     document = card.unverified_card_document(
