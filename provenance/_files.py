@@ -1,5 +1,4 @@
-"""Small file helpers: inputs opened without blocking and checked to be regular files, bounded
-reads, and atomic writes (temp file, fsync, ``os.replace``)."""
+"""Small file helpers: bounded reads and atomic writes (temp file, fsync, ``os.replace``)."""
 
 from __future__ import annotations
 
@@ -14,8 +13,6 @@ from pathlib import Path
 from typing import IO
 
 from provenance.errors import InputError, LocalIOError
-
-_NOT_REGULAR = "not a regular file (FIFO, socket or device)"
 
 
 def read_bytes(path: Path, *, limit: int, what: str = "") -> bytes:
@@ -39,7 +36,7 @@ def read_bytes(path: Path, *, limit: int, what: str = "") -> bytes:
         if stat.S_ISDIR(info.st_mode):
             raise InputError(f"{label}: is a directory, expected a file")
         if not stat.S_ISREG(info.st_mode):
-            raise InputError(f"{label}: {_NOT_REGULAR}")
+            raise InputError(f"{label}: not a regular file")
         with os.fdopen(fd, "rb", closefd=False) as handle:
             data = handle.read(limit + 1)
     except IsADirectoryError:
@@ -56,14 +53,14 @@ def read_bytes(path: Path, *, limit: int, what: str = "") -> bytes:
 def open_input(path: Path, *, what: str = "", kind: str = "file") -> io.BufferedReader:
     """Open ``path`` for binary reading, turning the usual failures into one clear error.
 
-    The file is opened without blocking (a FIFO would otherwise wait for a writer forever) and
-    checked on its descriptor to be a regular file, so whatever is read is what was checked.
     ``what`` names the file in messages (default: the path); ``kind`` says what it should be
     (e.g. "manifest file").
 
+    The file is opened with ``O_NONBLOCK`` and checked on its descriptor to be a regular file,
+    so a FIFO (or a device) given as input is refused at once instead of waiting for a writer.
+
     Raises:
-        InputError: missing, a directory, not a regular file (FIFO, socket, device), or
-            permission denied.
+        InputError: missing, a directory, not a regular file, or permission denied.
         LocalIOError: any other error opening it.
     """
     label = what or str(path)
@@ -82,15 +79,14 @@ def open_input(path: Path, *, what: str = "", kind: str = "file") -> io.Buffered
         if stat.S_ISDIR(mode):
             raise InputError(f"{label}: is a directory, expected a {kind}")
         if not stat.S_ISREG(mode):
-            raise InputError(f"{label}: {_NOT_REGULAR}, expected a {kind}")
-        # Regular files ignore O_NONBLOCK; clearing it keeps later reads plain all the same.
+            raise InputError(f"{label}: not a regular file, expected a {kind}")
+        # O_NONBLOCK means nothing for a regular file; cleared so the handle reads as usual.
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
-    except OSError as exc:
+    except BaseException as exc:
         os.close(fd)
-        raise LocalIOError(f"{label}: cannot open: {exc.strerror}") from None
-    except BaseException:
-        os.close(fd)
+        if isinstance(exc, OSError):
+            raise LocalIOError(f"{label}: cannot open: {exc.strerror}") from None
         raise
 
 
@@ -98,7 +94,7 @@ def file_sha256(path: Path, *, what: str = "", kind: str = "file") -> str:
     """Return the SHA-256 hex digest of the file at ``path``, read in streamed chunks.
 
     Raises:
-        InputError: missing, a directory, not a regular file (see :func:`open_input`).
+        InputError: see :func:`open_input`.
         LocalIOError: the file cannot be opened or read.
     """
     with open_input(path, what=what, kind=kind) as handle:

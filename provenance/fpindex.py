@@ -412,8 +412,16 @@ class FingerprintIndex:
 
     @classmethod
     def _from_sidecar(cls, manifest_path: Path, path: Path) -> FingerprintIndex:
-        # Opened without blocking and checked to be a regular file (a FIFO would hang).
-        handle = _files.open_input(path, kind="fingerprint index")
+        try:
+            handle = open(path, "rb")  # noqa: SIM115 - kept open by the index (mmap)
+        except FileNotFoundError:
+            raise InputError(f"{path}: no such fingerprint index") from None
+        except PermissionError:
+            raise InputError(f"{path}: permission denied") from None
+        except IsADirectoryError:
+            raise InputError(f"{path}: is a directory, expected a fingerprint index") from None
+        except OSError as exc:
+            raise LocalIOError(f"{path}: cannot open: {exc.strerror}") from None
         with handle:
             size = os.fstat(handle.fileno()).st_size
             if size < 16:
