@@ -23,8 +23,8 @@ from provenance.cli._common import (
     progress_bar,
     resolve_now,
 )
-from provenance.cli._manifest import exclude_option, symlinks_option
 from provenance.cli._trust import load_trust_store
+from provenance.cli._walk import exclude_option, symlinks_option
 from provenance.envelope import Envelope
 from provenance.errors import FormatError, InputError
 from provenance.trust import TrustStore
