@@ -4,11 +4,14 @@ Each line is the RFC 8785 canonical form of its entry, so the line bytes themsel
 Merkle leaf data (leaf = SHA-256(0x00 || line)). Reading a manifest checks, per line, that the
 entry is valid (a msgspec typed decode that the tests prove agrees with
 ``schemas/manifest-entry.v1.json``), that the line is exactly its canonical form, and that the
-order is strictly increasing; the file digest and Merkle root are computed in the same pass.
+order is strictly increasing, and that every id follows the id rules (:func:`id_problem`); the
+file digest and Merkle root are computed in the same pass.
 
 Building hashes files on all cores (processes over chunks of small files, large files streamed
-through a reused buffer), never follows symlinks out of the data root, refuses special files,
-and detects files that change while they are hashed.
+through a reused buffer), never follows symlinks (skipped and counted, or refused when they point
+out of the data root), leaves out what exclusion patterns match, refuses special files and names
+that cannot be ids, counts hard-linked files, and detects files that change while they are hashed.
+Shards record which shard of how many they are, so that merging can tell a complete set.
 """
 
 from __future__ import annotations
@@ -25,13 +28,14 @@ import signal
 import stat
 import sys
 import threading
+import unicodedata
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from operator import attrgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, Literal, NamedTuple, NoReturn
 
 import msgspec
 
@@ -67,7 +71,12 @@ ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)]
 
 
 class ManifestEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
-    """One file or record. ``id`` is a relative POSIX path or a record id."""
+    """One file or record. ``id`` is a relative POSIX path or a record id.
+
+    An id follows the id rules (:func:`id_problem`, README "Ids"): no control character (C0,
+    DEL, C1), line or paragraph separator or Unicode bidi control; not absolute; no ``..``
+    segment; in Unicode NFC. Every reader and writer of manifests checks them.
+    """
 
     id: EntryId
     sha256: Sha256Hex
@@ -111,6 +120,84 @@ def _hex_error(entries: list[ManifestEntry]) -> str | None:
     return None  # pragma: no cover - unreachable
 
 
+# The rules an id follows beyond the schema's (README "Manifest format"). The schema holds the
+# first three as patterns; NFC it cannot express.
+# - No C0 control, DEL or C1 control (a terminal acts on them: an id could erase lines and
+#   print a fake result), no line or paragraph separator, and no Unicode Bidi_Control character
+#   (UAX #9: they reorder how a line is displayed, so "txt.exe" can show as "exe.txt"). Other
+#   invisible format characters (ZWJ, ZWNJ, U+FEFF...) are allowed: they are part of real names
+#   (emoji sequences, Persian and Indic scripts); the CLI shows them escaped.
+# - Not absolute, and no ".." segment: an id names a path under the data root.
+# - NFC: one name has one spelling, so "caf\u00e9" and "cafe\u0301" cannot be two entries that
+#   look the same, and a spec's path glob (typed in NFC) matches the ids it shows.
+_OTHER_FORBIDDEN = "\\x7f-\\x9f\\u061c\\u200e\\u200f\\u2028-\\u202e\\u2066-\\u2069"
+_FORBIDDEN_CHAR = re.compile(f"[\\x00-\\x1f{_OTHER_FORBIDDEN}]")
+_FORBIDDEN_BUT_NEWLINE = re.compile(f"[\\x00-\\x09\\x0b-\\x1f{_OTHER_FORBIDDEN}]")
+_DOTDOT_SEGMENT = re.compile(r"(?:^|/)\.\.(?:/|$)", re.MULTILINE)
+
+
+def id_problem(entry_id: str) -> str | None:
+    """Return what makes ``entry_id`` unfit as a manifest id, or None if it is fine.
+
+    An id holds no control character (C0, DEL, C1), line or paragraph separator or Unicode
+    bidi control; is not absolute; has no ``..`` segment; and is in Unicode NFC.
+    """
+    found = _FORBIDDEN_CHAR.search(entry_id)
+    if found is not None:
+        return f"holds U+{ord(found[0]):04X}, a control or bidi control character"
+    if entry_id.startswith("/"):
+        return "is an absolute path"
+    if _DOTDOT_SEGMENT.search(entry_id) is not None:
+        return "has a '..' segment"
+    if not entry_id.isascii() and not unicodedata.is_normalized("NFC", entry_id):
+        return f"is not in Unicode normalization form NFC (as escaped: {ascii(entry_id)})"
+    return None
+
+
+_DOUBLE_DOT = re.compile(rb"\.\.")  # a regex finds two bytes faster than bytes.find here
+
+
+def _ids_suspect(lines: bytes, ids: list[str]) -> bool:
+    """False when no id of these canonical manifest lines can break an id rule (most blocks).
+
+    Checked at C speed on the lines, which write every C0 control as an escape: ASCII lines
+    without a backslash, DEL or ``..`` anywhere, whose smallest id sorts after "0" (so none
+    starts with "/"), pass. True only means "check the ids".
+    """
+    return (
+        not lines.isascii()
+        or b"\\" in lines
+        or b"\x7f" in lines
+        or _DOUBLE_DOT.search(lines) is not None
+        or (bool(ids) and min(ids) < "0")
+    )
+
+
+def _ids_fine(ids: list[str]) -> bool:
+    """True if every id follows the id rules (:func:`id_problem`), checked in a few C calls."""
+    joined = "\n".join(ids)
+    return (
+        joined.count("\n") == len(ids) - 1
+        and _FORBIDDEN_BUT_NEWLINE.search(joined) is None
+        and not joined.startswith("/")
+        and "\n/" not in joined
+        and (".." not in joined or _DOTDOT_SEGMENT.search(joined) is None)
+        # NFC of ids joined by newlines (a starter that composes with nothing) is NFC of each.
+        and (joined.isascii() or unicodedata.is_normalized("NFC", joined))
+    )
+
+
+def check_id(entry_id: str, *, what: str) -> None:
+    """Raise if ``entry_id`` breaks an id rule (see :func:`id_problem`).
+
+    Raises:
+        FormatError: naming the id (escaped) and the rule.
+    """
+    problem = id_problem(entry_id)
+    if problem is not None:
+        raise FormatError(f"{what}: id {entry_id!r} {problem}")
+
+
 def entry_bytes(entry: ManifestEntry) -> bytes:
     """Return the canonical (RFC 8785) bytes of ``entry``: its manifest line without newline."""
     return _encoder.encode(entry)
@@ -125,8 +212,9 @@ def decode_entry(line: bytes, *, what: str) -> ManifestEntry:
     """Decode and check one manifest line (without its newline).
 
     Raises:
-        FormatError: invalid entry, or the line is not the entry's canonical form (which also
-            catches duplicate keys and non-canonical escapes).
+        FormatError: invalid entry, an id that breaks an id rule (:func:`id_problem`), or the
+            line is not the entry's canonical form (which also catches duplicate keys and
+            non-canonical escapes).
     """
     try:
         entry = _decoder.decode(line)
@@ -136,6 +224,7 @@ def decode_entry(line: bytes, *, what: str) -> ManifestEntry:
         raise FormatError(f"{what}: malformed JSON: {exc}") from None
     if (error := _hex_error([entry])) is not None:
         raise FormatError(f"{what}: invalid manifest entry: {error}")
+    check_id(entry.id, what=f"{what}: invalid manifest entry")
     if _encoder.encode(entry) != line:
         raise FormatError(f"{what}: entry is not in canonical form (RFC 8785, no duplicate keys)")
     return entry
@@ -169,6 +258,7 @@ _WRITE_BLOCK = 1 << 14  # entries
 _MERKLE_PROCESS_BYTES = 8 << 20
 _LINE_WINDOW = MAX_LINE_BYTES // 2
 _ID = attrgetter("id")
+_LINKED = attrgetter("linked")
 _SIZE = attrgetter("size")
 
 
@@ -214,8 +304,8 @@ def _check_block(block: bytes, state: _ReadState) -> list[ManifestEntry] | None:
     Every check :func:`_check_lines` makes per line holds for all lines when this returns
     entries: msgspec validates each entry against the schema's constraints; re-encoding the
     entries gives back exactly the block, so each line is its entry's canonical form (one
-    entry per line, no blank lines, no duplicate keys, no other escapes); keys strictly
-    increase; and no id repeats, within the block or with earlier ones.
+    entry per line, no blank lines, no duplicate keys, no other escapes); every id follows the
+    id rules; keys strictly increase; and no id repeats, within the block or with earlier ones.
     """
     if not _lines_are_short(block):
         return None
@@ -225,9 +315,12 @@ def _check_block(block: bytes, state: _ReadState) -> list[ManifestEntry] | None:
         return None
     if not entries or _encoder.encode_lines(entries) != block or _hex_error(entries):
         return None
+    listed = list(map(_ID, entries))
+    if _ids_suspect(block, listed) and not _ids_fine(listed):
+        return None
     if not _in_order(entries, state.previous):
         return None
-    ids = set(map(_ID, entries))
+    ids = set(listed)
     if len(ids) != len(entries) or not state.seen_ids.isdisjoint(ids):
         return None
     state.seen_ids |= ids
@@ -425,24 +518,30 @@ def _start_methods() -> list[str]:
 
 
 def iter_manifest(
-    path: Path, *, on_summary: Callable[[ManifestSummary], None] | None = None
+    path: Path,
+    *,
+    on_summary: Callable[[ManifestSummary], None] | None = None,
+    on_digest: Callable[[str], None] | None = None,
 ) -> Iterator[ManifestEntry]:
     """Stream the entries of the manifest at ``path``, checking each line and the order.
 
     ``on_summary`` is called with the summary once the whole file has been read and checked
-    (without it, the file digest and Merkle root are not computed).
+    (without it, the file digest and Merkle root are not computed); ``on_digest``, then, with
+    the SHA-256 of the bytes read (without the Merkle root's cost).
 
     Raises:
         InputError: the file is missing or unreadable.
         FormatError: a line is invalid, not canonical, or out of order, or an id repeats.
         LocalIOError: the file cannot be read, or changed while it was read.
     """
-    for entries in _iter_blocks(path, on_summary):
+    for entries in _iter_blocks(path, on_summary, on_digest):
         yield from entries
 
 
 def _iter_blocks(
-    path: Path, on_summary: Callable[[ManifestSummary], None] | None
+    path: Path,
+    on_summary: Callable[[ManifestSummary], None] | None,
+    on_digest: Callable[[str], None] | None = None,
 ) -> Iterator[list[ManifestEntry]]:
     """:func:`iter_manifest`, a block of entries at a time (one at a time near a bad line)."""
     what = str(path)
@@ -450,7 +549,8 @@ def _iter_blocks(
     tree: _LeafTree | _LeafTreeProcess | None = None
     try:
         state = _ReadState()
-        file_hash = hashlib.sha256() if on_summary is not None else None
+        wanted = on_summary is not None or on_digest is not None
+        file_hash = hashlib.sha256() if wanted else None
         if on_summary is not None:
             try:
                 tree = _leaf_tree(handle.fileno(), os.fstat(handle.fileno()).st_size, follow=False)
@@ -468,8 +568,9 @@ def _iter_blocks(
                 else:
                     yield entries
                 number += len(entries)
-                if file_hash is not None and tree is not None:
+                if file_hash is not None:
                     file_hash.update(block)
+                if tree is not None:
                     tree.add(block, offset)
                 offset += len(block)
         except OSError as exc:
@@ -481,6 +582,8 @@ def _iter_blocks(
             except LocalIOError as exc:
                 raise LocalIOError(f"{what}: {exc}") from None
             on_summary(ManifestSummary(digest, count, state.total, root))
+        if on_digest is not None and file_hash is not None:
+            on_digest(file_hash.hexdigest())
     finally:
         if tree is not None:
             tree.close()
@@ -536,7 +639,7 @@ def write_manifest(entries: Iterable[ManifestEntry], output: Path) -> ManifestSu
         The summary of what was written.
 
     Raises:
-        FormatError: the entries are out of order or an id repeats.
+        FormatError: the entries are out of order, or an id repeats or breaks an id rule.
         LocalIOError: the file cannot be written (nothing is left behind).
     """
     file_hash = hashlib.sha256()
@@ -552,6 +655,10 @@ def write_manifest(entries: Iterable[ManifestEntry], output: Path) -> ManifestSu
             while block := list(itertools.islice(iterator, _WRITE_BLOCK)):
                 _check_write_block(block, state)
                 data = _encoder.encode_lines(block)
+                listed = list(map(_ID, block))
+                if _ids_suspect(data, listed) and not _ids_fine(listed):
+                    for entry in block:
+                        check_id(entry.id, what=str(output))
                 handle.write(data)
                 file_hash.update(data)
                 state.total += sum(filter(None, map(_SIZE, block)))
@@ -580,15 +687,152 @@ def write_manifest(entries: Iterable[ManifestEntry], output: Path) -> ManifestSu
     return ManifestSummary(digest, count, state.total, root)
 
 
+# A shard built with ``--shard K/N`` gets a small record beside it, MANIFEST.shard.json
+# (schemas/manifest-shard.v1.json): K, N and the digest of the shard's manifest file. Merging
+# then knows whether the set of shards is complete, and a record left beside another file is
+# caught by its digest. A manifest is never changed to hold this: its lines are its entries.
+SHARD_RECORD_SUFFIX = ".shard.json"
+MAX_SHARD_RECORD_BYTES = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class ShardRecord:
+    """Which shard of a sharded build a manifest is: ``shard`` (K, from 0) of ``shards`` (N)."""
+
+    shard: int
+    shards: int
+    sha256: str
+    """The SHA-256 of the shard's manifest file."""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ShardRecord:
+        """Build from the JSON form (already validated against its schema)."""
+        return cls(shard=data["shard"], shards=data["shards"], sha256=data["sha256"])
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form."""
+        return {"shard": self.shard, "shards": self.shards, "sha256": self.sha256}
+
+
+def shard_record_path(manifest_path: Path) -> Path:
+    """The shard record beside ``manifest_path``."""
+    return manifest_path.with_name(manifest_path.name + SHARD_RECORD_SUFFIX)
+
+
+def write_shard_record(
+    manifest_path: Path, shard: tuple[int, int] | None, summary: ManifestSummary
+) -> None:
+    """Write the shard record of the manifest just written (atomically), or, for a manifest
+    that is not a shard, remove a record left from an earlier build (it would describe
+    another manifest).
+
+    Raises:
+        LocalIOError: the record cannot be written or removed.
+    """
+    path = shard_record_path(manifest_path)
+    if shard is None:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise LocalIOError(f"{path}: cannot remove: {exc.strerror}") from None
+        return
+    from provenance import _json
+    from provenance._files import atomic_write
+
+    record = ShardRecord(shard=shard[0], shards=shard[1], sha256=summary.digest)
+    atomic_write(path, _json.canonical(record.to_dict()) + b"\n")
+
+
+def read_shard_record(manifest_path: Path) -> ShardRecord | None:
+    """Return the shard record beside ``manifest_path``, or None when it has none.
+
+    Raises:
+        InputError: the record is not a regular file or cannot be read.
+        FormatError, SchemaError: it is malformed, or its K is not below its N.
+    """
+    from provenance import _json, schema
+    from provenance._files import read_bytes
+
+    path = shard_record_path(manifest_path)
+    if not os.path.lexists(path):
+        return None
+    data = _json.loads_object(read_bytes(path, limit=MAX_SHARD_RECORD_BYTES), what=str(path))
+    schema.validate(data, schema.MANIFEST_SHARD, what=str(path))
+    record = ShardRecord.from_dict(data)
+    if record.shard >= record.shards:
+        raise FormatError(f"{path}: shard {record.shard} of {record.shards} (K must be below N)")
+    return record
+
+
+def _check_shard_set(paths: list[Path], records: list[ShardRecord | None]) -> None:
+    """Refuse a set of inputs that mixes shards with other manifests, mixes builds of
+    different N, repeats a shard or misses one.
+
+    Raises:
+        InputError: naming the inputs or the missing shards.
+    """
+    if all(record is None for record in records):
+        return  # manifests built separately, not as shards: merged as they are
+    by_index: dict[int, Path] = {}
+    shards = next(r.shards for r in records if r is not None)
+    for path, record in zip(paths, records, strict=True):
+        if record is None:
+            raise InputError(
+                f"{path}: has no shard record ({shard_record_path(path).name}) while other"
+                " inputs are shards; merge the shards of one build"
+            )
+        if record.shards != shards:
+            raise InputError(
+                f"{path}: is shard {record.shard}/{record.shards}, while other inputs are shards"
+                f" of {shards}; merge the shards of one build"
+            )
+        if record.shard in by_index:
+            raise InputError(
+                f"{path}: is shard {record.shard}/{shards}, as {by_index[record.shard]} is"
+            )
+        by_index[record.shard] = path
+    missing = [k for k in range(shards) if k not in by_index]
+    if missing:
+        listed = ", ".join(f"{k}/{shards}" for k in missing[:20])
+        more = f" and {len(missing) - 20} more" if len(missing) > 20 else ""
+        raise InputError(
+            f"incomplete set of shards: {len(by_index)} of {shards} given, missing {listed}"
+            f"{more} (K counts from 0 to {shards - 1})"
+        )
+
+
 def merge_manifests(paths: Iterable[Path], output: Path) -> ManifestSummary:
     """Merge manifests built separately (e.g. shards) into one, as a single build would give.
 
+    When the inputs are shards (each has a shard record, see :func:`write_shard_record`), they
+    must be every shard of one build, each the manifest its record describes.
+
     Raises:
         FormatError: an input is invalid, or an id appears in two inputs.
-        InputError, LocalIOError: a file cannot be read or written.
+        InputError: a file cannot be read; the shards are not one complete set, or a shard
+            record describes another manifest.
+        LocalIOError: a file cannot be read or written (nothing is written).
     """
-    streams = [iter_manifest(p) for p in paths]
-    return write_manifest(heapq.merge(*streams, key=ManifestEntry.sort_key), output)
+    inputs = list(paths)
+    records = [read_shard_record(p) for p in inputs]
+    _check_shard_set(inputs, records)
+    digests: dict[int, str] = {}
+    streams = [
+        iter_manifest(p, on_digest=functools.partial(digests.__setitem__, k))
+        for k, p in enumerate(inputs)
+    ]
+
+    def merged() -> Iterator[ManifestEntry]:
+        yield from heapq.merge(*streams, key=ManifestEntry.sort_key)
+        # Every input has been read whole by now, and nothing has been moved into place yet.
+        for k, (path, record) in enumerate(zip(inputs, records, strict=True)):
+            if record is not None and digests[k] != record.sha256:
+                raise InputError(
+                    f"{path}: its shard record {shard_record_path(path).name} describes another"
+                    " manifest; rebuild this shard"
+                )
+
+    return write_manifest(merged(), output)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -626,6 +870,8 @@ class FileDigest(NamedTuple):
     error: str | None = None
     prints: Any = None
     """With fingerprinting: the file's :class:`provenance.fingerprints.ContentPrints`."""
+    linked: bool = False
+    """The file has other hard links (st_nlink > 1, seen on the descriptor hashed)."""
 
 
 # Files larger than this are hashed but not fingerprinted (their content is not kept).
@@ -726,7 +972,7 @@ def _hash_task(
         else:
             if keep and read <= FINGERPRINT_MAX_BYTES:
                 contents[len(results)] = parts[0] if len(parts) == 1 else b"".join(parts)
-            append(FileDigest(digest.hexdigest(), read))
+            append(FileDigest(digest.hexdigest(), read, None, None, before.st_nlink > 1))
     if fingerprint:
         from provenance.fingerprints import content_prints
 
@@ -736,7 +982,7 @@ def _hash_task(
         for k, found in zip(contents, prints, strict=True):
             kept = results[k]
             assert isinstance(kept, FileDigest)
-            results[k] = FileDigest(kept.sha256, kept.size, None, found)
+            results[k] = FileDigest(kept.sha256, kept.size, None, found, kept.linked)
     return results
 
 
@@ -987,17 +1233,66 @@ def hash_files(
 # ----------------------------------------------------------------------------------------------
 # Walking a directory
 
+SymlinkPolicy = Literal["skip", "error"]
 
-def _relative_id(parts: tuple[str, ...], what: str) -> str:
-    for part in parts:
-        try:
-            part.encode("utf-8")
-        except UnicodeEncodeError:
-            raw = os.fsencode(part)
-            raise UnsafePathError(
-                f"{what}: file name {raw!r} is not valid UTF-8; rename it to include it"
-            ) from None
-    return "/".join(parts)
+
+@dataclass(slots=True)
+class WalkStats:
+    """What a walk of a directory left out or noticed, for the caller to report.
+
+    Filled in by :func:`walk_files`, :func:`hash_tree` and :func:`build_from_directory` when
+    given one (``hard_linked`` only by the last two, which open every file).
+    """
+
+    symlinks: int = 0
+    """Symlinks skipped (never followed)."""
+    symlinks_outside: int = 0
+    """Of those, the ones that resolve to a path outside the root (or dangle there)."""
+    excluded_files: int = 0
+    """Files (and symlinks) left out by an exclusion pattern."""
+    excluded_dirs: int = 0
+    """Directories left out, with everything under them, by an exclusion pattern."""
+    hard_linked: int = 0
+    """Files hashed that have more than one hard link (st_nlink > 1): another name for the
+    same content, possibly outside the root, can change them."""
+
+
+def exclusion_matcher(patterns: Iterable[str]) -> Callable[[str], bool] | None:
+    """Return a matcher for .gitignore-style ``patterns`` over ids, or None when there are none.
+
+    The patterns are those of a card spec's source ``paths`` (pathspec's ``gitignore``
+    flavour): ``*`` stays within a segment, ``**`` spans any number, a pattern without a slash
+    matches at any depth, ``dir/`` matches a directory (and so everything under it), ``!``
+    re-includes. A directory is tested as its id with a trailing slash.
+
+    Raises:
+        InputError: a pattern is empty or invalid.
+    """
+    patterns = list(patterns)
+    if not patterns:
+        return None
+    import pathspec
+
+    for pattern in patterns:
+        if not pattern.strip():
+            raise InputError("an exclusion pattern is empty")
+    try:
+        spec = pathspec.PathSpec.from_lines("gitignore", patterns)
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"invalid exclusion pattern: {exc}") from None
+    return spec.match_file
+
+
+def _plain_name(name: str) -> bool:
+    """True if ``name`` can be part of an id as it is: printable ASCII (most names, two C
+    calls), or otherwise valid UTF-8 that follows the id rules (:func:`id_problem`)."""
+    if name.isascii():
+        return name.isprintable()
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return id_problem(name) is None
 
 
 def _is_utf8(name: str) -> bool:
@@ -1010,22 +1305,73 @@ def _is_utf8(name: str) -> bool:
     return True
 
 
-def _walk(root: Path, exclude: set[str] | None, stat_files: int) -> Iterator[list[_FileRef]]:
+def _refuse_name(root: str, parts: tuple[str, ...], *, check_ids: bool = True) -> NoReturn:
+    """Raise the error for the first part of ``parts`` (a path under ``root``) that cannot be
+    part of an id: not UTF-8, a control or bidi control, or not NFC (naming the NFC spelling
+    too when both exist side by side).
+
+    Raises:
+        UnsafePathError: always.
+    """
+    for depth, part in enumerate(parts):
+        where = os.path.join(root, *parts[: depth + 1])
+        try:
+            part.encode("utf-8")
+        except UnicodeEncodeError:
+            raw = os.fsencode(part)
+            raise UnsafePathError(
+                f"{where}: file name {raw!r} is not valid UTF-8; rename it or exclude it"
+            ) from None
+        problem = id_problem(part) if check_ids else None
+        if problem is None:
+            continue
+        if not unicodedata.is_normalized("NFC", part) and _FORBIDDEN_CHAR.search(part) is None:
+            twin = os.path.join(root, *parts[:depth], unicodedata.normalize("NFC", part))
+            if os.path.lexists(twin):
+                raise UnsafePathError(
+                    f"{ascii(where)} and {ascii(twin)}: one name in two Unicode spellings"
+                    " (ids must be NFC, the second); keep one of them"
+                )
+            raise UnsafePathError(
+                f"{where}: file name is not in Unicode normalization form NFC ({ascii(part)});"
+                " rename it to NFC or exclude it"
+            )
+        raise UnsafePathError(f"{where}: file name {part!r} {problem}; rename it or exclude it")
+    raise AssertionError("no bad part")  # pragma: no cover - callers pass a bad name
+
+
+def _walk(
+    root: Path,
+    exclude: set[str] | None,
+    stat_files: int,
+    *,
+    ignore: Callable[[str], bool] | None = None,
+    symlinks: SymlinkPolicy = "skip",
+    stats: WalkStats | None = None,
+    check_ids: bool = True,
+) -> Iterator[list[_FileRef]]:
     """Yield the regular files under ``root``, one directory's worth at a time (unsorted).
 
     The first ``stat_files`` files are stat'ed for their size; later ones get size -1 and are
     told apart from special files by the directory entry's type alone (no system call), which
     is what makes walking cheap. The hashing re-checks every file on its open descriptor.
+    ``ignore`` (from :func:`exclusion_matcher`) leaves out the ids it matches; an excluded
+    directory is not entered.
 
     Raises: as :func:`walk_files`, when the offending entry is reached.
     """
     if not root.is_dir():
+        if not os.path.lexists(root):
+            raise InputError(f"{root}: no such directory")
         raise InputError(f"{root}: not a directory")
     real_root = os.path.realpath(root)
+    root_text = str(root)
     excluded = exclude or set()
+    stats = stats if stats is not None else WalkStats()
     # realpath() costs a few system calls: only a file named like an excluded one needs it.
     excluded_names = {os.path.basename(p) for p in excluded}
-    stack: list[tuple[str, tuple[str, ...]]] = [(str(root), ())]
+    plain = _plain_name if check_ids else _is_utf8
+    stack: list[tuple[str, tuple[str, ...]]] = [(root_text, ())]
     while stack:
         directory, prefix = stack.pop()
         try:
@@ -1035,7 +1381,7 @@ def _walk(root: Path, exclude: set[str] | None, stat_files: int) -> Iterator[lis
             raise LocalIOError(
                 f"{directory}: cannot list directory: {_describe_os_error(exc)}"
             ) from None
-        prefix_ok = all(_is_utf8(part) for part in prefix)
+        prefix_ok = all(plain(part) for part in prefix)
         prefix_id = "".join(f"{part}/" for part in prefix)
         batch: list[_FileRef] = []
         for item in entries:
@@ -1045,14 +1391,23 @@ def _walk(root: Path, exclude: set[str] | None, stat_files: int) -> Iterator[lis
                     # A regular file by its directory entry (most entries; no system call).
                     regular, size = True, -1
                 elif item.is_symlink():
+                    if ignore is not None and ignore(prefix_id + name):
+                        stats.excluded_files += 1
+                        continue
                     target = os.path.realpath(item.path)
-                    if os.path.commonpath([real_root, target]) != real_root:
+                    outside = os.path.commonpath([real_root, target]) != real_root
+                    if outside and symlinks == "error":
                         raise UnsafePathError(
                             f"{item.path}: symlink points out of the data root (to {target})"
                         )
+                    stats.symlinks += 1
+                    stats.symlinks_outside += outside
                     continue
                 elif item.is_dir(follow_symlinks=False):
-                    stack.append((item.path, (*prefix, name)))
+                    if ignore is not None and ignore(f"{prefix_id}{name}/"):
+                        stats.excluded_dirs += 1
+                    else:
+                        stack.append((item.path, (*prefix, name)))
                     continue
                 elif stat_files > 0:
                     stat_files -= 1
@@ -1062,28 +1417,58 @@ def _walk(root: Path, exclude: set[str] | None, stat_files: int) -> Iterator[lis
                     regular, size = item.is_file(follow_symlinks=False), -1
             except OSError as exc:
                 raise LocalIOError(f"{item.path}: {_describe_os_error(exc)}") from None
+            if ignore is not None and ignore(prefix_id + name):
+                stats.excluded_files += 1
+                continue
             if not regular:
                 raise UnsafePathError(f"{item.path}: {_NOT_REGULAR}")
             if name in excluded_names and os.path.realpath(item.path) in excluded:
                 continue
-            if not (prefix_ok and _is_utf8(name)):
-                _relative_id((*prefix, name), item.path)  # raises, naming the bad part
+            if not (prefix_ok and plain(name)):
+                _refuse_name(root_text, (*prefix, name), check_ids=check_ids)
             batch.append(_FileRef(prefix_id + name, item.path, size))
         yield batch
 
 
-def walk_files(root: Path, *, exclude: set[str] | None = None) -> list[_FileRef]:
+def walk_files(
+    root: Path,
+    *,
+    exclude: set[str] | None = None,
+    ignore: Callable[[str], bool] | None = None,
+    symlinks: SymlinkPolicy = "skip",
+    stats: WalkStats | None = None,
+    check_ids: bool = True,
+) -> list[_FileRef]:
     """List every regular file under ``root`` as (id, path, size), sorted by id.
 
-    Symlinks are never followed: one that resolves inside ``root`` is skipped (its target is
-    listed under its own path), one that points out of ``root`` is an error.
+    ``exclude`` holds real paths to leave out (an output written inside the root); ``ignore``
+    (see :func:`exclusion_matcher`) ids to leave out. Symlinks are never followed: with
+    ``symlinks="skip"`` every symlink is skipped (counted in ``stats``); with ``"error"`` one
+    that points out of ``root`` is an error and the others are skipped. A file's id is its
+    path relative to ``root``, which must follow the id rules (:func:`id_problem`) unless
+    ``check_ids`` is false (files that are not dataset entries, such as a creator's works;
+    their names must still be UTF-8, and are then to be printed escaped).
 
     Raises:
-        InputError: ``root`` is not a directory.
-        UnsafePathError: a symlink out of the root, a special file, or a non-UTF-8 name.
+        InputError: ``root`` is missing or not a directory.
+        UnsafePathError: a special file, a name that is not UTF-8, holds a control character
+            or is not NFC (one with an NFC twin beside it names both), or with
+            ``symlinks="error"`` a symlink out of the root.
         LocalIOError: a directory cannot be listed.
     """
-    files = [ref for batch in _walk(root, exclude, sys.maxsize) for ref in batch]
+    files = [
+        ref
+        for batch in _walk(
+            root,
+            exclude,
+            sys.maxsize,
+            ignore=ignore,
+            symlinks=symlinks,
+            stats=stats,
+            check_ids=check_ids,
+        )
+        for ref in batch
+    ]
     files.sort(key=lambda f: f.id)
     return files
 
@@ -1094,6 +1479,9 @@ def hash_tree(
     workers: int,
     select: Callable[[str], bool] | None = None,
     exclude: set[str] | None = None,
+    ignore: Callable[[str], bool] | None = None,
+    symlinks: SymlinkPolicy = "skip",
+    stats: WalkStats | None = None,
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
     fingerprint: bool = False,
@@ -1106,7 +1494,8 @@ def hash_tree(
     are not stat'ed during the walk (their sizes come from hashing), which is faster. Then
     ``while_hashing`` is called, in this process, while the worker processes hash (its
     exceptions propagate, and stop the workers). With ``fingerprint``, each digest also
-    carries the file's fingerprints (``FileDigest.prints``).
+    carries the file's fingerprints (``FileDigest.prints``). ``stats`` also counts the hashed
+    files that have other hard links.
 
     Returns:
         Every file found, in walk order, with its :class:`FileDigest` (``None`` for files not
@@ -1123,7 +1512,9 @@ def hash_tree(
     stat_files = sys.maxsize if on_total else _STAT_FIRST
     try:
         total = 0
-        for batch in _walk(root, exclude, stat_files):
+        for batch in _walk(
+            root, exclude, stat_files, ignore=ignore, symlinks=symlinks, stats=stats
+        ):
             found.extend(batch)
             start = len(files)
             files.extend(batch if select is None else [f for f in batch if select(f.id)])
@@ -1144,6 +1535,8 @@ def hash_tree(
         results = hasher.finish()
     finally:
         hasher.close()
+    if stats is not None:
+        stats.hard_linked += sum(map(_LINKED, results.values()))
     if select is None:
         return [(ref, results[i]) for i, ref in enumerate(files)]
     hashed: list[tuple[_FileRef, FileDigest | None]] = []
@@ -1182,15 +1575,20 @@ def build_from_directory(
     workers: int,
     shard: tuple[int, int] | None = None,
     exclude: set[str] | None = None,
+    ignore: Callable[[str], bool] | None = None,
+    symlinks: SymlinkPolicy = "skip",
+    stats: WalkStats | None = None,
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
     prints: dict[str, Any] | None = None,
 ) -> list[ManifestEntry]:
     """Hash every regular file under ``root`` and return the entries in manifest order.
 
-    With ``prints`` (a dict), files are also fingerprinted: text entries get ``textSha256``
-    and ``prints`` gets each entry id's :class:`provenance.fingerprints.ContentPrints` that
-    has near-duplicate fingerprints (for the sidecar, :mod:`provenance.fpindex`).
+    ``exclude``, ``ignore``, ``symlinks`` and ``stats`` are those of :func:`walk_files` (and
+    ``stats`` counts hashed files with other hard links). With ``prints`` (a dict), files are
+    also fingerprinted: text entries get ``textSha256`` and ``prints`` gets each entry id's
+    :class:`provenance.fingerprints.ContentPrints` that has near-duplicate fingerprints (for
+    the sidecar, :mod:`provenance.fpindex`).
 
     Raises:
         InputError, UnsafePathError: see :func:`walk_files`.
@@ -1203,6 +1601,9 @@ def build_from_directory(
         workers=workers,
         select=select,
         exclude=exclude,
+        ignore=ignore,
+        symlinks=symlinks,
+        stats=stats,
         progress=progress,
         on_total=on_total,
         fingerprint=prints is not None,
@@ -1249,7 +1650,7 @@ def entry_from_mapping(data: dict[str, Any], *, what: str) -> ManifestEntry:
     """Build an entry from a mapping of manifest fields, checking it like a decoded line.
 
     Raises:
-        FormatError: a field is missing or invalid.
+        FormatError: a field is missing or invalid, or the id breaks an id rule.
     """
     try:
         entry = msgspec.convert(
@@ -1259,6 +1660,7 @@ def entry_from_mapping(data: dict[str, Any], *, what: str) -> ManifestEntry:
         raise FormatError(f"{what}: {exc}") from None
     if (error := _hex_error([entry])) is not None:
         raise FormatError(f"{what}: {error}")
+    check_id(entry.id, what=what)
     return entry
 
 
@@ -1285,6 +1687,9 @@ def build_from_records(
     """
     from provenance.records import DEFAULT_COLUMNS, iter_records, safe_join, text_digest
 
+    if not os.path.lexists(path):
+        # Neither a directory nor a records file: say so, rather than guess a format from it.
+        raise InputError(f"{path}: no such file or directory")
     base = path.parent
     entries: list[ManifestEntry] = []
     # Records waiting to be fingerprinted together: (fields, text content, ready prints, where).

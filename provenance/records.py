@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from provenance import _json
+from provenance._files import open_input
 from provenance.errors import FormatError, InputError, LocalIOError, UnsafePathError
 
 RecordFormat = Literal["jsonl", "csv", "parquet"]
@@ -166,16 +167,8 @@ def _to_record(
 
 
 def _open(path: Path) -> io.BufferedReader:
-    try:
-        return open(path, "rb")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory") from None
-    except PermissionError:
-        raise InputError(f"{path}: permission denied") from None
-    except OSError as exc:
-        raise LocalIOError(f"{path}: cannot open: {exc.strerror}") from None
+    # Opened without blocking and checked to be a regular file (a FIFO would hang the read).
+    return open_input(path)
 
 
 def iter_records(

@@ -3,7 +3,8 @@
 Order matters: the envelope's signatures are checked first, and everything after that reads only
 the verified statement. With a manifest, its digest, entry count, bytes, Merkle root and per-source
 and per-license counts are held against the card; with a data directory, every file is re-hashed
-and compared with the manifest (changed, missing and extra files reported by path).
+and compared with the manifest: changed, missing, extra and moved files (a file whose content is
+the manifest's under another path) are counted and listed by path (:class:`DataDiff`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from provenance import manifest as manifest_module
 from provenance._files import file_sha256
+from provenance._units import format_size
 from provenance.card import VerifiedCard, tally, verify_card
 from provenance.envelope import Envelope
 from provenance.errors import DocumentTypeError, InputError, ProvenanceError, SignatureError
@@ -25,8 +27,6 @@ from provenance.trust import TrustStore
 
 if TYPE_CHECKING:
     from provenance.lists.audit import ListSource
-
-MAX_LISTED_PATHS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +51,8 @@ class Report:
     newly_listed: list[dict[str, Any]] = field(default_factory=list)
     strict: bool = False
     card: VerifiedCard | None = None
+    data: DataDiff | None = None
+    """With a data directory: how its files differ from the manifest."""
 
     @property
     def ok(self) -> bool:
@@ -65,12 +67,15 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the ``--json`` document."""
-        return {
+        document: dict[str, Any] = {
             "ok": self.ok,
             "checks": [c.to_dict() for c in self.checks],
             "violations": self.violations,
             "newly_listed": self.newly_listed,
         }
+        if self.data is not None:
+            document["data"] = self.data.to_dict()
+        return document
 
 
 def verify(
@@ -81,6 +86,8 @@ def verify(
     what: str,
     manifest_path: Path | None = None,
     data_dir: Path | None = None,
+    ignore: Callable[[str], bool] | None = None,
+    symlinks: manifest_module.SymlinkPolicy = "skip",
     workers: int = 1,
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
@@ -93,6 +100,10 @@ def verify(
     loaded at exactly the versions it cites and every manifest entry is matched against them
     (see :mod:`provenance.lists.audit`): entries on those versions are violations, entries only
     on later versions are newly listed (failures only when ``strict``).
+
+    ``data_dir`` is walked as ``manifest build`` walks it (:func:`provenance.manifest.walk_files`
+    with ``ignore`` and ``symlinks``; the manifest and its sidecars are left out when they lie
+    inside it), so files excluded when the manifest was built must be excluded here too.
 
     Returns:
         A :class:`Report`; a failed signature or commitment is a failed check, not an exception.
@@ -127,7 +138,13 @@ def verify(
     _check_required_lists(report, card, trust)
     if data_dir is not None and manifest_path is not None:
         # Checks the manifest too (the same checks, in the same order), while files are hashed.
-        _check_data(report, card, manifest_path, data_dir, workers, progress, on_total)
+        _check_data(
+            report,
+            card,
+            manifest_path,
+            data_dir,
+            _DataWalk(ignore, symlinks, workers, progress, on_total),
+        )
     elif manifest_path is not None:
         _check_manifest(report, card, manifest_path)
     if lists is not None and manifest_path is not None:
@@ -209,12 +226,19 @@ def _check_manifest(
         f"sha256 {summary.digest}"
         + ("" if summary.digest == card.manifest_digest else f", card says {card.manifest_digest}"),
     )
-    for name, actual, expected in (
-        ("manifest entries", summary.entries, committed["entries"]),
-        ("manifest bytes", summary.total_bytes, committed["bytes"]),
-        ("merkle root", summary.root, committed["merkleRoot"]),
+    for name, actual, expected, shown, said in (
+        ("manifest entries", summary.entries, committed["entries"], None, None),
+        (
+            "manifest bytes",
+            summary.total_bytes,
+            committed["bytes"],
+            format_size(summary.total_bytes),
+            format_size(committed["bytes"]),
+        ),
+        ("merkle root", summary.root, committed["merkleRoot"], None, None),
     ):
-        detail = f"{actual}" if actual == expected else f"{actual}, card says {expected}"
+        shown = shown or f"{actual}"
+        detail = shown if actual == expected else f"{shown}, card says {said or expected}"
         report.add(name, actual == expected, detail)
     mismatched = [
         source["id"]
@@ -257,36 +281,129 @@ def _check_fingerprint_index(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class DataDiff:
+    """How the files under a data directory differ from the manifest.
+
+    Paths are manifest ids (paths relative to the directory), each list sorted. A file whose
+    content is a missing entry's, found under a path the manifest does not list, is ``moved``
+    (from the entry's id to that path) rather than one missing plus one extra.
+    """
+
+    entries: int
+    """Entries in the manifest."""
+    changed: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+    extra: tuple[str, ...] = ()
+    moved: tuple[tuple[str, str], ...] = ()
+    unreadable: tuple[tuple[str, str], ...] = ()
+    """(path, why) for files that could not be hashed."""
+    stats: manifest_module.WalkStats = field(default_factory=manifest_module.WalkStats)
+    """What the walk skipped (symlinks, exclusions) and saw (hard links)."""
+
+    @property
+    def ok(self) -> bool:
+        """True when the files are exactly those of the manifest."""
+        return not (self.changed or self.missing or self.extra or self.moved or self.unreadable)
+
+    def counts(self) -> str:
+        """One line of counts: ``222 changed, 75 missing, 75 extra of 11,984``."""
+        if self.ok:
+            return f"all {self.entries:,} files match the manifest"
+        parts = [
+            f"{len(self.changed):,} changed",
+            f"{len(self.missing):,} missing",
+            f"{len(self.extra):,} extra",
+        ]
+        if self.moved:
+            parts.append(f"{len(self.moved):,} moved")
+        if self.unreadable:
+            parts.append(f"{len(self.unreadable):,} unreadable")
+        return f"{', '.join(parts)} of {self.entries:,}"
+
+    def notes(self) -> str:
+        """What the walk skipped or saw, for the check's detail ("" when nothing)."""
+        stats = self.stats
+        notes = []
+        if stats.symlinks:
+            outside = (
+                f", {stats.symlinks_outside:,} pointing outside" if stats.symlinks_outside else ""
+            )
+            notes.append(f"{stats.symlinks:,} symlink(s) skipped{outside}")
+        if stats.excluded_files or stats.excluded_dirs:
+            notes.append(
+                f"{stats.excluded_files:,} file(s) and {stats.excluded_dirs:,} folder(s) excluded"
+            )
+        if stats.hard_linked:
+            notes.append(f"{stats.hard_linked:,} file(s) with other hard links")
+        return "; ".join(notes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form: every path of every kind, and the walk's counts."""
+        stats = self.stats
+        return {
+            "entries": self.entries,
+            "changed": list(self.changed),
+            "missing": list(self.missing),
+            "extra": list(self.extra),
+            "moved": [{"from": old, "to": new} for old, new in self.moved],
+            "unreadable": [{"id": path, "error": error} for path, error in self.unreadable],
+            "symlinksSkipped": stats.symlinks,
+            "symlinksOutside": stats.symlinks_outside,
+            "excludedFiles": stats.excluded_files,
+            "excludedFolders": stats.excluded_dirs,
+            "hardLinked": stats.hard_linked,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _DataWalk:
+    """How ``verify --data`` walks and hashes the data directory."""
+
+    ignore: Callable[[str], bool] | None
+    symlinks: manifest_module.SymlinkPolicy
+    workers: int
+    progress: Callable[[int], None] | None
+    on_total: Callable[[int], None] | None
+
+
 def _check_data(
     report: Report,
     card: VerifiedCard,
     manifest_path: Path,
     data_dir: Path,
-    workers: int,
-    progress: Callable[[int], None] | None,
-    on_total: Callable[[int], None] | None,
+    walk: _DataWalk,
 ) -> None:
     """Check the manifest (:func:`_check_manifest`), then re-hash ``data_dir`` against it.
 
     The manifest is read once; its checks against the card run in this process while the
     worker processes hash the files (only those the manifest lists), so they cost no time.
+    Files the manifest does not list are hashed only when entries are missing, to tell moved
+    files from missing and extra ones.
     """
     loaded = manifest_module.read_manifest(manifest_path)
     expected = {e.id: e.sha256 for e in loaded.entries}
     checked: list[bool] = []
+    stats = manifest_module.WalkStats()
 
     def check_manifest() -> None:
         checked.append(True)
         _check_manifest(report, card, manifest_path, loaded)
 
+    # The manifest and the sidecars written beside it are not data, as 'manifest build' skips
+    # them when it writes them into the folder it hashes.
+    beside = [manifest_path.with_name(manifest_path.name + s) for s in (".fp", ".shard.json")]
     try:
         hashed = manifest_module.hash_tree(
             data_dir,
-            workers=workers,
+            workers=walk.workers,
             select=expected.__contains__,
-            exclude={os.path.realpath(manifest_path)},
-            progress=progress,
-            on_total=on_total,
+            exclude={os.path.realpath(p) for p in (manifest_path, *beside)},
+            ignore=walk.ignore,
+            symlinks=walk.symlinks,
+            stats=stats,
+            progress=walk.progress,
+            on_total=walk.on_total,
             while_hashing=check_manifest,
         )
     except ProvenanceError:
@@ -295,34 +412,56 @@ def _check_data(
         raise
     hashed.sort(key=lambda item: item[0].id)
     on_disk = {ref.id for ref, _ in hashed}
-    present = [(ref, digest) for ref, digest in hashed if digest is not None]
     changed: list[str] = []
-    unreadable: list[str] = []
-    for ref, digest in present:
+    unreadable: list[tuple[str, str]] = []
+    for ref, digest in hashed:
+        if digest is None:
+            continue
         if digest.error is not None:
-            unreadable.append(f"{ref.id} ({digest.error})")
+            unreadable.append((ref.id, digest.error))
         elif digest.sha256 != expected[ref.id]:
             changed.append(ref.id)
     missing = sorted(set(expected) - on_disk)
-    extra = sorted(on_disk - set(expected))
-    problems = [
-        ("changed", changed),
-        ("missing", missing),
-        ("extra", extra),
-        ("unreadable", unreadable),
-    ]
-    ok = not any(paths for _, paths in problems)
-    if ok:
-        detail = f"all {len(present)} files match the manifest"
-    else:
-        detail = "; ".join(
-            f"{label}: {', '.join(paths[:MAX_LISTED_PATHS])}"
-            + (
-                f" (and {len(paths) - MAX_LISTED_PATHS} more)"
-                if len(paths) > MAX_LISTED_PATHS
-                else ""
-            )
-            for label, paths in problems
-            if paths
-        )
-    report.add("data files", ok, detail)
+    extra_refs = [ref for ref, digest in hashed if digest is None]
+    moved: list[tuple[str, str]] = []
+    if missing and extra_refs:
+        missing, extra_refs, moved = _find_moves(missing, extra_refs, expected, walk.workers)
+    diff = DataDiff(
+        entries=len(expected),
+        changed=tuple(changed),
+        missing=tuple(missing),
+        extra=tuple(ref.id for ref in extra_refs),
+        moved=tuple(moved),
+        unreadable=tuple(unreadable),
+        stats=stats,
+    )
+    report.data = diff
+    notes = diff.notes()
+    report.add("data files", diff.ok, diff.counts() + (f" ({notes})" if notes else ""))
+
+
+def _find_moves(
+    missing: list[str],
+    extra_refs: list[Any],
+    expected: dict[str, str],
+    workers: int,
+) -> tuple[list[str], list[Any], list[tuple[str, str]]]:
+    """Pair missing entries with extra files of the same content (both in id order).
+
+    Returns:
+        The missing ids and extra files left unpaired, and the (from, to) pairs.
+    """
+    by_digest: dict[str, list[str]] = {}
+    for entry_id in missing:
+        by_digest.setdefault(expected[entry_id], []).append(entry_id)
+    digests = manifest_module.hash_files(extra_refs, workers=workers)
+    moved: list[tuple[str, str]] = []
+    left: list[Any] = []
+    for ref, digest in zip(extra_refs, digests, strict=True):
+        candidates = by_digest.get(digest.sha256) if digest.error is None else None
+        if candidates:
+            moved.append((candidates.pop(0), ref.id))
+        else:
+            left.append(ref)
+    paired = {old for old, _ in moved}
+    return [m for m in missing if m not in paired], left, moved

@@ -219,9 +219,20 @@ def test_data_changes_are_named(world: Path, tmp_path: Path) -> None:
     code, report = _verify(world, "--manifest", world / "manifest.jsonl", "--data", data)
     assert code == 1
     detail = next(c["detail"] for c in report["checks"] if c["name"] == "data files")  # type: ignore[union-attr]
-    assert "changed: books/01-a-scandal-in-bohemia.txt" in detail
-    assert "missing: images/horse.png" in detail
-    assert "extra: news/extra.txt" in detail
+    assert detail == "1 changed, 1 missing, 1 extra of 19"
+    assert report["data"] == {
+        "entries": 19,
+        "changed": ["books/01-a-scandal-in-bohemia.txt"],
+        "missing": ["images/horse.png"],
+        "extra": ["news/extra.txt"],
+        "moved": [],
+        "unreadable": [],
+        "symlinksSkipped": 0,
+        "symlinksOutside": 0,
+        "excludedFiles": 0,
+        "excludedFolders": 0,
+        "hardLinked": 0,
+    }
 
 
 @pytest.mark.parametrize(
@@ -352,7 +363,8 @@ def test_help_and_usage_errors() -> None:
 def test_demo_runs() -> None:
     result = run_cli("demo")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "FAIL  data files: changed: news/2026-04-library-reopens.txt" in result.stdout
+    assert "FAIL  data files: 1 changed, 1 missing, 1 extra of 19" in result.stdout
+    assert "changed:    news/2026-04-library-reopens.txt" in result.stdout
     assert "every party's check behaved as expected" in result.stdout
 
 

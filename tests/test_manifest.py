@@ -56,11 +56,11 @@ def test_lines_are_rfc8785_canonical(tmp_path: Path) -> None:
     from provenance import _json
 
     entry = ManifestEntry(
-        id='d\u00e9j\u00e0 "vu"\t\u2028',
+        id='d\u00e9j\u00e0 "vu" \\',
         sha256="ab" * 32,
         size=5,
         license="MIT",
-        rightsHolder="X",
+        rightsHolder="X\t\u2028",  # controls are refused in ids, not in other fields
         url="https://e.example/\u00e9",
     )
     line = manifest.entry_bytes(entry)
@@ -117,19 +117,32 @@ def test_missing_manifest(tmp_path: Path) -> None:
         manifest.read_manifest(tmp_path / "nope.jsonl")
 
 
-def test_symlink_out_of_root_is_refused(tmp_path: Path) -> None:
+def test_symlink_out_of_root_is_refused_when_asked(tmp_path: Path) -> None:
     _tree(tmp_path / "d")
     (tmp_path / "secret").write_text("outside")
     os.symlink(tmp_path / "secret", tmp_path / "d" / "link")
     with pytest.raises(UnsafePathError, match="symlink points out of the data root"):
-        manifest.build_from_directory(tmp_path / "d", workers=1)
+        manifest.build_from_directory(tmp_path / "d", workers=1, symlinks="error")
 
 
-def test_directory_symlink_out_of_root_is_refused(tmp_path: Path) -> None:
+def test_directory_symlink_out_of_root_is_refused_when_asked(tmp_path: Path) -> None:
     _tree(tmp_path / "d")
     os.symlink("..", tmp_path / "d" / "up")
     with pytest.raises(UnsafePathError, match="out of the data root"):
-        manifest.build_from_directory(tmp_path / "d", workers=1)
+        manifest.build_from_directory(tmp_path / "d", workers=1, symlinks="error")
+
+
+def test_symlinks_are_skipped_and_counted_by_default(tmp_path: Path) -> None:
+    files = _tree(tmp_path / "d")
+    (tmp_path / "secret").write_text("outside")
+    os.symlink(tmp_path / "secret", tmp_path / "d" / "link")
+    os.symlink("../..", tmp_path / "d" / "sub" / "up")
+    os.symlink("a.txt", tmp_path / "d" / "alias")
+    os.symlink("nowhere", tmp_path / "d" / "dangling")
+    stats = manifest.WalkStats()
+    entries = manifest.build_from_directory(tmp_path / "d", workers=1, stats=stats)
+    assert {e.id for e in entries} == set(files)  # never followed, never listed
+    assert (stats.symlinks, stats.symlinks_outside) == (4, 2)
 
 
 def test_symlink_inside_root_is_not_followed(tmp_path: Path) -> None:
@@ -370,3 +383,57 @@ def test_progress_moves_while_a_large_file_is_hashed(
     assert {e.id for e in entries} == {"big.bin", "small.txt"}
     assert sum(updates) == 64 * 1024 + 100
     assert len([u for u in updates if 0 < u < 64 * 1024]) >= 2, updates
+
+
+# ----------------------------------------------------------------------------------------------
+# Id rules: the block reader's C-speed checks agree with the per-line ones, and so does writing
+
+BAD_IDS = [
+    "../x", "a/../x", "a/..", "..", "/x", "x\x1b", "x\x00", "x\n", "x\r", "x\x7f", "x\x85",
+    "x\u2028", "x\u202e", "x\u2067", "x\u061c", "x\u200f", "cafe\u0301", "\u212b",
+]  # fmt: skip
+GOOD_IDS = ["...", "a..b", "a/...", ".hidden", "-dash", " space", "caf\u00e9", "x\u200d\ufeff"]
+
+
+@pytest.mark.parametrize("bad", BAD_IDS, ids=repr)
+def test_a_bad_id_among_good_ones_is_found_and_named(tmp_path: Path, bad: str) -> None:
+    from provenance import _json
+
+    ids = [f"f{k:03d}.txt" for k in range(50)] + GOOD_IDS + [bad]
+    lines = sorted((hashlib.sha256(i.encode()).hexdigest(), i) for i in ids)
+    path = tmp_path / "m.jsonl"
+    path.write_bytes(
+        b"".join(_json.canonical({"id": i, "sha256": d}) + b"\n" for d, i in lines)
+    )
+    number = 1 + [i for _, i in lines].index(bad)
+    with pytest.raises(FormatError, match=f"m.jsonl:{number}: invalid manifest entry: id "):
+        manifest.read_manifest(path)
+    entries = [ManifestEntry(id=i, sha256=d) for d, i in lines]
+    with pytest.raises(FormatError, match="id .* (holds|is|has)"):
+        manifest.write_manifest(entries, tmp_path / "out.jsonl")
+    assert not (tmp_path / "out.jsonl").exists()
+    good = [e for e in entries if e.id != bad]
+    manifest.write_manifest(good, tmp_path / "out.jsonl")
+    assert manifest.read_manifest(tmp_path / "out.jsonl").entries == good
+
+
+def test_walk_files_can_list_names_that_are_not_ids(tmp_path: Path) -> None:
+    """A creator's folder of works is not a dataset: its names need only be UTF-8."""
+    (tmp_path / "w").mkdir()
+    for name in ("cafe\u0301.txt", "x\x1b.txt", "plain.txt"):
+        (tmp_path / "w" / name).write_text("x")
+    with pytest.raises(UnsafePathError):
+        manifest.walk_files(tmp_path / "w")
+    refs = manifest.walk_files(tmp_path / "w", check_ids=False)
+    assert [r.id for r in refs] == sorted(["cafe\u0301.txt", "x\x1b.txt", "plain.txt"])
+
+
+def test_exclusion_patterns_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="empty"):
+        manifest.exclusion_matcher(["*.log", " "])
+    assert manifest.exclusion_matcher([]) is None
+    match = manifest.exclusion_matcher(["*.log", "!keep.log", "build/"])
+    assert match is not None
+    assert [match(p) for p in ("a.log", "d/a.log", "keep.log", "build/", "x/build/", "b")] == [
+        True, True, False, True, True, False,
+    ]  # fmt: skip

@@ -115,7 +115,10 @@ def _main(argv: list[str] | None) -> None:
     try:
         result = cli.main(args=argv, prog_name="provenance", standalone_mode=False)
     except ProvenanceError as exc:
-        click.echo(f"error: {exc}", err=True)
+        from provenance.cli._common import echo
+
+        # Messages name paths and ids, which may hold terminal controls: printed escaped.
+        echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("error: aborted", err=True)

@@ -5,14 +5,19 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import sys
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from provenance._units import format_size
 from provenance.errors import InputError
+
+__all__ = ["echo", "escape", "format_size", "print_json"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -74,9 +79,64 @@ def passphrase_from_env(variable: str | None) -> bytes | None:
     return value.encode("utf-8")
 
 
+# What a terminal may act on or hide, and so never reaches it raw: controls (C0, DEL, C1),
+# format characters (bidi controls, zero-width characters, U+FEFF...), line and paragraph
+# separators, and lone surrogates. Ids from a manifest or a records file are refused when they
+# hold controls or bidi controls (see provenance.manifest); this is the last line of defence
+# for everything else printed: paths, names, and texts from files or from signed documents.
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+_BEYOND_ASCII = re.compile("[^\\x00-\\x7e]")
+
+
+def _escape_char(char: str) -> str:
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
+def escape(text: str) -> str:
+    """Return ``text`` safe to print on a terminal as one line.
+
+    Every control, format (bidi, zero-width), line or paragraph separator character becomes a
+    visible Python-style escape (``\\x1b``, ``\\u202e``), so an id or path can neither move the
+    cursor, erase what was printed, reorder the line nor hide characters. Printable text
+    (including a literal backslash) is left as it is.
+    """
+    if text.isprintable():
+        return text
+    return "".join(
+        _escape_char(c) if unicodedata.category(c) in _HIDDEN_CATEGORIES else c for c in text
+    )
+
+
+def echo(text: str = "", *, err: bool = False) -> None:
+    """Print one line for people, escaped by :func:`escape` (use for anything naming an id,
+    a path or a name; ``text`` must not hold newlines of its own)."""
+    click.echo(escape(text), err=err)
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    char = match[0]
+    if unicodedata.category(char) not in _HIDDEN_CATEGORIES:
+        return char
+    code = ord(char)
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
 def print_json(document: Any) -> None:
-    """Print ``document`` as JSON (sorted keys) on stdout."""
-    click.echo(json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False))
+    """Print ``document`` as JSON (sorted keys) on stdout.
+
+    JSON escapes C0 controls itself; DEL, C1 and format characters are written as ``\\uXXXX``
+    escapes too (the same JSON value), so that printing it on a terminal is safe.
+    """
+    text = json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False)
+    click.echo(text if text.isascii() else _BEYOND_ASCII.sub(_json_escape, text))
 
 
 class _NoBar:

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from provenance import card
+from provenance import card, manifest
 from provenance._files import read_bytes
 from provenance.cli._common import (
     PATH,
+    echo,
     json_option,
     now_option,
     print_json,
@@ -24,10 +25,11 @@ from provenance.cli._common import (
     resolve_now,
 )
 from provenance.cli._trust import load_trust_store
+from provenance.cli._walk import exclude_option, symlinks_option
 from provenance.envelope import Envelope
-from provenance.errors import FormatError
+from provenance.errors import FormatError, InputError
 from provenance.trust import TrustStore
-from provenance.verify import Report, verify
+from provenance.verify import DataDiff, Report, verify
 
 if TYPE_CHECKING:
     from provenance.lists.audit import ListSource
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
     "--manifest", "manifest_path", type=PATH, help="Check this manifest against the card."
 )
 @click.option("--data", "data_dir", type=PATH, help="Re-hash this directory against the manifest.")
+@exclude_option
+@symlinks_option
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
@@ -64,6 +68,8 @@ def verify_command(
     trust_path: Path,
     manifest_path: Path | None,
     data_dir: Path | None,
+    excludes: tuple[str, ...],
+    symlinks: manifest.SymlinkPolicy,
     workers: int,
     lists: str | None,
     strict: bool,
@@ -72,11 +78,17 @@ def verify_command(
 ) -> int:
     """Verify a signed card: signatures, then the manifest and data it commits to.
 
+    With --data, the directory is walked as 'manifest build' walks it: give the same --exclude
+    patterns (and --symlinks) as when the manifest was built. Changed, missing, extra and moved
+    files are counted, and listed (20 per kind; --json lists every path).
+
     With --lists, a manifest entry on a list version the card claims to have applied is a
     violation; one only on a later version is newly listed (reported; a failure with --strict).
 
     Exits 0 when everything verifies, 1 when a check fails.
     """
+    if data_dir is None and (excludes or symlinks == "error"):
+        raise InputError("--exclude and --symlinks apply to the files of --data")
     at = resolve_now(now)
     trust = load_trust_store(trust_path)
     if now:
@@ -95,6 +107,8 @@ def verify_command(
             what=str(signed_path),
             manifest_path=manifest_path,
             data_dir=data_dir,
+            ignore=manifest.exclusion_matcher(excludes),
+            symlinks=symlinks,
             workers=workers,
             # Without a bar shown, the walk need not stat every file for a total.
             progress=None if bar.disable else bar.update,
@@ -109,15 +123,40 @@ def verify_command(
     return 0 if report.ok else 1
 
 
+MAX_SHOWN_PATHS = 20
+
+
 def print_report(report: Report) -> None:
-    """Print a human-readable report."""
+    """Print a human-readable report (every id, path and name escaped)."""
     for check in report.checks:
-        click.echo(f"{'ok  ' if check.ok else 'FAIL'}  {check.name}: {check.detail}")
+        echo(f"{'ok  ' if check.ok else 'FAIL'}  {check.name}: {check.detail}")
+        if check.name == "data files" and report.data is not None:
+            _print_data(report.data)
     for violation in report.violations:
-        click.echo(f"VIOLATION  {_describe(violation)}")
+        echo(f"VIOLATION  {_describe(violation)}")
     for listed in report.newly_listed:
-        click.echo(f"newly listed  {_describe(listed)}")
-    click.echo("verified" if report.ok else "NOT verified")
+        echo(f"newly listed  {_describe(listed)}")
+    echo("verified" if report.ok else "NOT verified")
+
+
+def _print_data(data: DataDiff) -> None:
+    """The paths of each kind of difference, at most MAX_SHOWN_PATHS of each."""
+    kinds: list[tuple[str, list[str]]] = [
+        ("changed", list(data.changed)),
+        ("missing", list(data.missing)),
+        ("extra", list(data.extra)),
+        ("moved", [f"{old} -> {new}" for old, new in data.moved]),
+        ("unreadable", [f"{path} ({error})" for path, error in data.unreadable]),
+    ]
+    cut = False
+    for kind, paths in kinds:
+        for path in paths[:MAX_SHOWN_PATHS]:
+            echo(f"        {kind + ':':<11} {path}")
+        if len(paths) > MAX_SHOWN_PATHS:
+            cut = True
+            echo(f"        {kind + ':':<11} ... and {len(paths) - MAX_SHOWN_PATHS:,} more")
+    if cut:
+        echo("        (--json lists every path)")
 
 
 def _describe(item: dict[str, Any]) -> str:
