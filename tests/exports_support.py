@@ -18,7 +18,10 @@ from tests.conftest import VECTORS
 SPDX301 = VECTORS / "spdx301"
 # What spdx3-validate (and rdflib's JSON-LD parser) download, served from the vendored copies.
 SPDX_FILES = {
-    "https://spdx.org/rdf/3.0.1/spdx-context.jsonld": ("spdx-context.jsonld", "application/ld+json"),
+    "https://spdx.org/rdf/3.0.1/spdx-context.jsonld": (
+        "spdx-context.jsonld",
+        "application/ld+json",
+    ),
     "https://spdx.org/rdf/3.0.1/spdx-model.ttl": ("spdx-model.ttl", "text/turtle"),
     "https://spdx.org/schema/3.0.1/spdx-json-schema.json": (
         "spdx-json-schema.json.gz",

@@ -7,7 +7,7 @@ writes files: :mod:`provenance.exports.run` is the I/O shell that verifies, chec
 
 | format | module | output |
 |---|---|---|
-| ``huggingface`` | :mod:`.huggingface` | README.md: YAML front matter and the Hub's card template body |
+| ``huggingface`` | :mod:`.huggingface` | README.md: YAML front matter, the Hub template's body |
 | ``croissant`` | :mod:`.croissant` | Croissant 1.1 JSON-LD with RAI fields and PROV-O sources |
 | ``spdx3`` | :mod:`.spdx3` | SPDX 3.0.1 JSON-LD, Dataset profile |
 | ``cyclonedx`` | :mod:`.cyclonedx` | CycloneDX 1.6 JSON with a ``data`` component |
@@ -226,7 +226,7 @@ def dataset_license(predicate: Mapping[str, Any]) -> str:
     The licenses are those the card counts records under (its sources' when it counts none).
     ``NOASSERTION`` if any of them is, since nothing can then be asserted of the whole.
     """
-    expressions = sorted(
+    expressions: list[str] = sorted(
         {item["license"] for item in predicate["licenses"]}
         or {source["license"] for source in predicate["sources"]}
     )

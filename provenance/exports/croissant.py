@@ -152,7 +152,9 @@ def _source_entity(source: Mapping[str, Any], refs: Mapping[str, str | None]) ->
     return node
 
 
-def document(card: ExportCard, facts: ManifestFacts | None, options: ExportOptions) -> dict[str, Any]:
+def document(
+    card: ExportCard, facts: ManifestFacts | None, options: ExportOptions
+) -> dict[str, Any]:
     """The Croissant JSON-LD document of ``card``."""
     predicate = card.predicate
     manifest = predicate["manifest"]
@@ -258,4 +260,6 @@ def document(card: ExportCard, facts: ManifestFacts | None, options: ExportOptio
 
 def export(card: ExportCard, facts: ManifestFacts | None, options: ExportOptions) -> bytes:
     """Return the Croissant JSON-LD of ``card``."""
-    return (json.dumps(document(card, facts, options), indent=2, ensure_ascii=False) + "\n").encode()
+    return (
+        json.dumps(document(card, facts, options), indent=2, ensure_ascii=False) + "\n"
+    ).encode()

@@ -86,7 +86,9 @@ def _source_component(source: Mapping[str, Any], refs: Mapping[str, str | None])
     return component
 
 
-def document(card: ExportCard, facts: ManifestFacts | None, options: ExportOptions) -> dict[str, Any]:
+def document(
+    card: ExportCard, facts: ManifestFacts | None, options: ExportOptions
+) -> dict[str, Any]:
     """The CycloneDX 1.6 BOM of ``card``."""
     predicate = card.predicate
     manifest = predicate["manifest"]
@@ -120,7 +122,9 @@ def document(card: ExportCard, facts: ManifestFacts | None, options: ExportOptio
         properties.append(_property(f"signer:{signer.role}", f"{signer.name} {signer.keyid}"))
     manifest_ref: dict[str, Any] = {
         "type": "distribution",
-        "url": options.url.rstrip("/") + "/" + card.manifest_name if options.url else card.manifest_name,
+        "url": options.url.rstrip("/") + "/" + card.manifest_name
+        if options.url
+        else card.manifest_name,
         "comment": f"manifest (JSON Lines); RFC 9162 Merkle root {manifest['merkleRoot']}",
         "hashes": [{"alg": "SHA-256", "content": card.manifest_sha256}],
     }
@@ -181,4 +185,6 @@ def document(card: ExportCard, facts: ManifestFacts | None, options: ExportOptio
 
 def export(card: ExportCard, facts: ManifestFacts | None, options: ExportOptions) -> bytes:
     """Return the CycloneDX 1.6 JSON of ``card``."""
-    return (json.dumps(document(card, facts, options), indent=2, ensure_ascii=False) + "\n").encode()
+    return (
+        json.dumps(document(card, facts, options), indent=2, ensure_ascii=False) + "\n"
+    ).encode()

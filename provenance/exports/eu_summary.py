@@ -62,7 +62,9 @@ def _sources(predicate: Mapping[str, Any], kinds: Sequence[str]) -> list[dict[st
     return [_source_row(s) for s in predicate["sources"] if s["kind"] in kinds]
 
 
-def summary(card: ExportCard, facts: ManifestFacts | None, options: ExportOptions) -> dict[str, Any]:
+def summary(
+    card: ExportCard, facts: ManifestFacts | None, options: ExportOptions
+) -> dict[str, Any]:
     """The summary as a JSON document (what ``--json`` writes)."""
     predicate = card.predicate
     sources = predicate["sources"]
@@ -87,7 +89,8 @@ def summary(card: ExportCard, facts: ManifestFacts | None, options: ExportOption
                 row["range"] = "less than 1 billion tokens"
             else:
                 row["range"] = fill(
-                    f"generalInformation.size.{modality}.range", None,
+                    f"generalInformation.size.{modality}.range",
+                    None,
                     f"size range of the {modality} data as the template defines it",
                 )
             size.append(row)
@@ -109,7 +112,9 @@ def summary(card: ExportCard, facts: ManifestFacts | None, options: ExportOption
             ),
         },
         "model": {
-            "names": fill("generalInformation.model.names", options.model, "versioned model name(s)"),
+            "names": fill(
+                "generalInformation.model.names", options.model, "versioned model name(s)"
+            ),
             "dependencies": fill(
                 "generalInformation.model.dependencies",
                 None,
@@ -380,7 +385,9 @@ def markdown(doc: Mapping[str, Any]) -> str:
             )
         add("")
         if top["entriesWithUnreadableUrl"]:
-            add(f"  ({top['entriesWithUnreadableUrl']} entries have a URL without a readable host.)")
+            add(
+                f"  ({top['entriesWithUnreadableUrl']} entries have a URL without a readable host.)"
+            )
     elif top is not None:
         add(f"- Most relevant domain names: {top}")
     add("### 2.4. User data")
@@ -393,7 +400,10 @@ def markdown(doc: Mapping[str, Any]) -> str:
     add(f"- Used: {_yes_no(sources['otherSources']['used'])}")
     add("")
     add("## 3. Data processing aspects")
-    add("### 3.1. Respect of reservation of rights from text and data mining exception or limitation")
+    add(
+        "### 3.1. Respect of reservation of rights from text and data mining exception"
+        " or limitation"
+    )
     rights = processing["reservationOfRights"]
     add(f"- Signatory of the GPAI Code of Practice: {rights['codeOfPracticeSignatory']}")
     for item in rights["optOutSignals"]:

@@ -124,9 +124,7 @@ def front_matter(card: ExportCard, facts: ManifestFacts | None) -> dict[str, Any
         "entries": manifest["entries"],
         "bytes": manifest["bytes"],
         "license": dataset_license(predicate),
-        "signers": [
-            {"keyid": s.keyid, "name": s.name, "role": s.role} for s in card.signers
-        ],
+        "signers": [{"keyid": s.keyid, "name": s.name, "role": s.role} for s in card.signers],
     }
     if facts is not None:
         data["provenance"]["manifest_bytes"] = facts.file_bytes
@@ -172,9 +170,7 @@ def export(card: ExportCard, facts: ManifestFacts | None, options: ExportOptions
     add("|---|---|---|---|---|---|---|---|---|---:|---:|")
     for source in predicate["sources"]:
         window = source.get("collection", {})
-        span = (
-            f"{window.get('start', '?')} to {window.get('end', '?')}" if window else None
-        )
+        span = f"{window.get('start', '?')} to {window.get('end', '?')}" if window else None
         add(
             "| "
             + " | ".join(
@@ -276,8 +272,10 @@ def export(card: ExportCard, facts: ManifestFacts | None, options: ExportOptions
         add("Signed by: " + "; ".join(f"{s.name} ({s.role}, key {s.keyid})" for s in card.signers))
         add("")
     add("```sh")
-    add("provenance verify card.signed.json --trust trust.json"
-        f" --manifest {card.manifest_name} --data DATA_DIR")
+    add(
+        "provenance verify card.signed.json --trust trust.json"
+        f" --manifest {card.manifest_name} --data DATA_DIR"
+    )
     add("```")
     add("")
     return "\n".join(lines).encode("utf-8")

@@ -161,16 +161,17 @@ def _names() -> dict[str, str | None]:
         key = _name_key(name)
         table[key] = None if key in table and table[key] != spdx_id else spdx_id
     for hub, name in _hub_names().items():
-        spdx_id = _hub_to_spdx_exact(hub)
+        mapped = _hub_to_spdx_exact(hub)
         key = _name_key(name)
-        if spdx_id is not None and key not in table:
-            table[key] = spdx_id
+        if mapped is not None and key not in table:
+            table[key] = mapped
     return table
 
 
 _CC_NAME = re.compile(
     r"^(?:cc|creative commons)[ -]+((?:by|attribution)(?:[ -]+(?:nc|nd|sa|non ?commercial|"
-    r"no ?derivatives|no ?derivs|share ?alike))*)[ -]+(\d\.\d)(?:[ -]+international)?(?: license)?$",
+    r"no ?derivatives|no ?derivs|share ?alike))*)[ -]+(\d\.\d)(?:[ -]+international)?"
+    r"(?: license)?$",
     re.IGNORECASE,
 )
 _CC_PART = {
@@ -188,7 +189,9 @@ _CC_PART = {
     "sharealike": "SA",
     "share alike": "SA",
 }
-_CC_ZERO = re.compile(r"^(?:cc0|cc[ -]zero|creative commons zero)(?:[ -]+v?1\.0)?(?: universal)?$", re.I)
+_CC_ZERO = re.compile(
+    r"^(?:cc0|cc[ -]zero|creative commons zero)(?:[ -]+v?1\.0)?(?: universal)?$", re.I
+)
 _CC_URL = re.compile(
     r"^https?://(?:www\.)?creativecommons\.org/licenses/([a-z-]+)/(\d\.\d)(?:/([a-z]{2}))?/?"
     r"(?:legalcode(?:\.[a-z]+)?|deed\.[a-z]+)?$",
@@ -232,7 +235,9 @@ def _from_url(text: str) -> Mapped | None:
         spdx_id = _cc_id(parts, match[2], match[3])
         if spdx_id is not None:
             return Mapped(spdx_id)
-        return Mapped(NOASSERTION, f"license URL {url!r} names no Creative Commons license SPDX lists")
+        return Mapped(
+            NOASSERTION, f"license URL {url!r} names no Creative Commons license SPDX lists"
+        )
     for pattern in _URL_ID:
         match = pattern.match(url)
         if match:

@@ -18,13 +18,20 @@ from typing import Any
 
 from provenance import manifest as manifest_module
 from provenance._files import open_input, read_bytes
-from provenance.card import MAX_CARD_BYTES, unverified_card_document, verify_card
+from provenance.card import MAX_CARD_BYTES, VerifiedCard, unverified_card_document, verify_card
 from provenance.envelope import Envelope
-from provenance.errors import DigestMismatchError, FormatError, InputError, LocalIOError
+from provenance.errors import (
+    DigestMismatchError,
+    FormatError,
+    InputError,
+    KeyFormatError,
+    LocalIOError,
+    SignatureError,
+)
 from provenance.exports import (
     FORMATS,
-    ExportCard,
     EntryFacts,
+    ExportCard,
     ExportOptions,
     ManifestFacts,
     Signer,
@@ -44,14 +51,8 @@ class Verified:
     trust: TrustStore
 
 
-def load_verified(signed_path: Path, trust_path: Path, *, at: dt.datetime) -> Verified:
-    """Read and verify the signed card at ``signed_path`` against the trust store.
-
-    Raises:
-        InputError: a file is missing or malformed, the card is not signed, or the trust store
-            has no dataset-publisher key.
-        SignatureError: no trusted dataset-publisher key signed the card (or it was altered).
-    """
+def _read(signed_path: Path, trust_path: Path) -> tuple[Envelope, TrustStore]:
+    """Read the trust store and the signed card (nothing trusted yet)."""
     trust = TrustStore.from_json(
         read_bytes(trust_path, limit=MAX_TRUST_STORE_BYTES), what=str(trust_path)
     )
@@ -60,14 +61,31 @@ def load_verified(signed_path: Path, trust_path: Path, *, at: dt.datetime) -> Ve
     )
     if not isinstance(document, Envelope):
         raise FormatError(f"{signed_path}: the card is not signed; sign it before exporting it")
-    card = verify_card(document, trust, at=at, what=str(signed_path))
-    # verify_card succeeded, so document.payload is exactly the verified bytes.
-    statement_sha256 = hashlib.sha256(document.payload).hexdigest()
+    return document, trust
+
+
+def _export_card(envelope: Envelope, card: VerifiedCard, trust: TrustStore) -> ExportCard:
+    """The exporters' view of ``card``, which verified from ``envelope``'s payload."""
+    statement_sha256 = hashlib.sha256(envelope.payload).hexdigest()
     signers = tuple(
         [Signer(k, trust.name_of(k), "dataset-publisher") for k in card.publishers]
         + [Signer(k, trust.name_of(k), "auditor") for k in card.auditors]
     )
-    return Verified(ExportCard(card.statement, statement_sha256, signers), trust)
+    return ExportCard(card.statement, statement_sha256, signers)
+
+
+def load_verified(signed_path: Path, trust_path: Path, *, at: dt.datetime) -> Verified:
+    """Read and verify the signed card at ``signed_path`` against the trust store.
+
+    Raises:
+        InputError: a file is missing or malformed, the card is not signed, or the trust store
+            has no dataset-publisher key.
+        SignatureError: no trusted dataset-publisher key signed the card (or it was altered).
+    """
+    envelope, trust = _read(signed_path, trust_path)
+    card = verify_card(envelope, trust, at=at, what=str(signed_path))
+    # verify_card succeeded, so envelope.payload is exactly the verified bytes.
+    return Verified(_export_card(envelope, card, trust), trust)
 
 
 def _digest_and_size(path: Path) -> tuple[str, int]:
@@ -166,3 +184,74 @@ def _module(format_name: str) -> Any:
 
     name = {"eu-summary": "eu_summary", "html": "html_page"}.get(format_name, format_name)
     return importlib.import_module(f"provenance.exports.{name}")
+
+
+def export_oms(
+    signed_path: Path,
+    trust_path: Path,
+    *,
+    manifest_path: Path,
+    data_dir: Path,
+    key_path: Path,
+    output: Path,
+    at: dt.datetime,
+    passphrase: bytes | None = None,
+    workers: int = 1,
+) -> bytes:
+    """Verify the card, check ``data_dir`` against its manifest, and sign it for model_signing.
+
+    Returns:
+        The Sigstore bundle (see :mod:`provenance.exports.oms`).
+
+    Raises:
+        SignatureError: the card does not verify.
+        DigestMismatchError: the manifest is not the card's, or a file in ``data_dir`` is
+            changed, missing or extra.
+        KeyFormatError: the key cannot be loaded, or is not an ECDSA P-256 key.
+        InputError: ``output`` lies inside ``data_dir``, or a manifest entry is a path that
+            model_signing ignores.
+    """
+    from provenance.exports import oms
+    from provenance.keys import load_private_key
+    from provenance.verify import verify
+
+    data_root = data_dir.resolve()
+    if output.resolve().is_relative_to(data_root):
+        raise InputError(f"{output}: the bundle must be written outside {data_dir}, which it signs")
+    envelope, trust = _read(signed_path, trust_path)
+    # verify() checks the signature, then the manifest against the card, then every file.
+    report = verify(
+        envelope,
+        trust,
+        at=at,
+        what=str(signed_path),
+        manifest_path=manifest_path,
+        data_dir=data_dir,
+        workers=workers,
+    )
+    failed = [c for c in report.checks if not c.ok]
+    if report.card is None:
+        raise SignatureError(failed[0].detail if failed else f"{signed_path}: not verified")
+    if failed:
+        raise DigestMismatchError(
+            f"{data_dir}: does not match the card's manifest: "
+            + "; ".join(f"{c.name}: {c.detail}" for c in failed)
+        )
+    card = _export_card(envelope, report.card, trust)
+    key = load_private_key(key_path, passphrase=passphrase)
+    if key.algorithm != "ecdsa-p256":
+        raise KeyFormatError(
+            f"{key_path}: an {key.algorithm} key; model_signing 1.1.1 verifies only elliptic-curve"
+            " (ECDSA) signatures and refuses Ed25519, so sign with an ECDSA P-256 key"
+        )
+    resources: list[tuple[str, str]] = []
+    check_manifest(
+        card, manifest_path, lambda entries: resources.extend((e.id, e.sha256) for e in entries)
+    )
+    return oms.bundle(
+        card,
+        resources,
+        subject_name=data_root.name,
+        sign=key.sign,
+        public_key_pem=key.public.to_pem(),
+    )

@@ -32,7 +32,13 @@ from provenance.licenses import license_ids
 
 CONTEXT = "https://spdx.org/rdf/3.0.1/spdx-context.jsonld"
 # SPDX dataset types for our modalities; "other" has its own value.
-DATASET_TYPE = {"text": "text", "image": "image", "audio": "audio", "video": "video", "other": "other"}
+DATASET_TYPE = {
+    "text": "text",
+    "image": "image",
+    "audio": "audio",
+    "video": "video",
+    "other": "other",
+}
 AVAILABILITY = {"web-crawl": "scrapingScript"}
 
 
@@ -40,7 +46,9 @@ def _id_part(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "-", text)
 
 
-def document(card: ExportCard, facts: ManifestFacts | None, options: ExportOptions) -> dict[str, Any]:
+def document(
+    card: ExportCard, facts: ManifestFacts | None, options: ExportOptions
+) -> dict[str, Any]:
     """The SPDX 3.0.1 JSON-LD document of ``card``."""
     predicate = card.predicate
     manifest = predicate["manifest"]
@@ -74,7 +82,11 @@ def document(card: ExportCard, facts: ManifestFacts | None, options: ExportOptio
         "provenance",
         name=f"provenance {predicate['generator']['version']}",
         externalIdentifier=[
-            {"type": "ExternalIdentifier", "externalIdentifierType": "other", "identifier": TOOL_URL}
+            {
+                "type": "ExternalIdentifier",
+                "externalIdentifierType": "other",
+                "identifier": TOOL_URL,
+            }
         ],
     )
     modalities, _ = dataset_modalities(options, facts)
@@ -169,8 +181,13 @@ def document(card: ExportCard, facts: ManifestFacts | None, options: ExportOptio
         **{"from": dataset_id, "to": [file_id]},
     )
     counts = {
-        "licenses": {i["license"]: {"records": i["records"], "bytes": i["bytes"]} for i in predicate["licenses"]},
-        "sources": {s["id"]: {"records": s["records"], "bytes": s["bytes"]} for s in predicate["sources"]},
+        "licenses": {
+            i["license"]: {"records": i["records"], "bytes": i["bytes"]}
+            for i in predicate["licenses"]
+        },
+        "sources": {
+            s["id"]: {"records": s["records"], "bytes": s["bytes"]} for s in predicate["sources"]
+        },
         "entries": manifest["entries"],
         "card": card.card_urn,
     }
@@ -230,4 +247,6 @@ def _source_fields(source: Mapping[str, Any], types: list[str]) -> dict[str, Any
 
 def export(card: ExportCard, facts: ManifestFacts | None, options: ExportOptions) -> bytes:
     """Return the SPDX 3.0.1 JSON-LD of ``card``."""
-    return (json.dumps(document(card, facts, options), indent=2, ensure_ascii=False) + "\n").encode()
+    return (
+        json.dumps(document(card, facts, options), indent=2, ensure_ascii=False) + "\n"
+    ).encode()
