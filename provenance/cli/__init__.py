@@ -64,6 +64,7 @@ def _register() -> None:
     from provenance.cli import (
         _card,
         _demo,
+        _export,
         _filter,
         _key,
         _lists,
@@ -86,6 +87,7 @@ def _register() -> None:
         _report,
         _lists,
         _filter,
+        _export,
         _demo,
     ):
         for command in module.COMMANDS:

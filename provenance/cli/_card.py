@@ -120,3 +120,8 @@ def sign(card_path: Path, key_path: Path, passphrase_env: str | None, output: Pa
 
 
 COMMANDS = [card_group]
+
+# 'card draft' lives in its own module, which imports cards of other formats.
+from provenance.cli._card_draft import draft as _draft  # noqa: E402
+
+card_group.add_command(_draft)
