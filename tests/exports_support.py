@@ -5,15 +5,19 @@ from __future__ import annotations
 import contextlib
 import gzip
 import io
+import shutil
 import socket
+import sys
 import urllib.request
 import urllib.response
 from collections.abc import Iterator
+from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import VECTORS
+from provenance.keys import PrivateKey, write_key_pair
+from tests.conftest import NOW, SAMPLES, VECTORS, run_cli
 
 SPDX301 = VECTORS / "spdx301"
 # What spdx3-validate (and rdflib's JSON-LD parser) download, served from the vendored copies.
@@ -114,3 +118,83 @@ def spdx_model_roundtrip(path: Path) -> tuple[set[str], str]:
     out = io.BytesIO()
     spdx.JSONLDSerializer().write(objset, out)
     return set(missing), out.getvalue().decode("utf-8")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """The signed sample cards the export tests use (files under ``root``)."""
+
+    root: Path
+    data: Path
+    card: Path
+    """samples/card-spec.yaml over samples/data: signed by the developer and an auditor."""
+    manifest: Path
+    records_card: Path
+    """samples/records-spec.yaml over samples/records.jsonl (URLs, for the top domains)."""
+    records_manifest: Path
+    trust: Path
+    p256_key: Path
+    ed25519_key: Path
+
+
+def build_sample(root: Path) -> Sample:
+    """Build, sign and trust the sample cards with the CLI, as a user would."""
+    data = root / "data"
+    shutil.copytree(SAMPLES / "data", data)
+    shutil.copy(SAMPLES / "records.jsonl", root / "records.jsonl")
+    for name, algorithm in (("dev", "ed25519"), ("auditor", "ecdsa-p256"), ("oms", "ecdsa-p256")):
+        write_key_pair(PrivateKey.generate(algorithm), root / f"{name}.key")  # type: ignore[arg-type]
+    steps = [
+        ["manifest", "build", data, "-o", root / "manifest.jsonl"],
+        ["card", "build", SAMPLES / "card-spec.yaml", "--manifest", root / "manifest.jsonl",
+         "-o", root / "card.json"],
+        ["card", "sign", root / "card.json", "--key", root / "dev.key",
+         "-o", root / "card.signed.json"],
+        ["card", "sign", root / "card.signed.json", "--key", root / "auditor.key",
+         "-o", root / "card.signed.json"],
+        ["manifest", "build", root / "records.jsonl", "-o", root / "records.manifest.jsonl"],
+        ["card", "build", SAMPLES / "records-spec.yaml", "--manifest",
+         root / "records.manifest.jsonl", "-o", root / "records.card.json"],
+        ["card", "sign", root / "records.card.json", "--key", root / "dev.key",
+         "-o", root / "records.card.signed.json"],
+        ["trust", "add", root / "trust.json", root / "dev.key.pub", "--name", "Example AI Lab",
+         "--role", "dataset-publisher"],
+        ["trust", "add", root / "trust.json", root / "auditor.key.pub", "--name",
+         "Independent Auditor", "--role", "auditor"],
+    ]  # fmt: skip
+    for step in steps:
+        result = run_cli(*step, "--now", NOW) if step[:2] == ["card", "build"] else run_cli(*step)
+        assert result.returncode == 0, (step, result.stdout, result.stderr)
+    return Sample(
+        root=root,
+        data=data,
+        card=root / "card.signed.json",
+        manifest=root / "manifest.jsonl",
+        records_card=root / "records.card.signed.json",
+        records_manifest=root / "records.manifest.jsonl",
+        trust=root / "trust.json",
+        p256_key=root / "oms.key",
+        ed25519_key=root / "dev.key",
+    )
+
+
+def offline_env() -> dict[str, str]:
+    """Environment for a validator run in a subprocess: any HTTP(S) request goes to a closed
+    loopback port and fails at once."""
+    dead = "http://127.0.0.1:9"
+    return {
+        "HTTP_PROXY": dead,
+        "HTTPS_PROXY": dead,
+        "http_proxy": dead,
+        "https_proxy": dead,
+        "NO_PROXY": "",
+        "no_proxy": "",
+        "HF_HUB_OFFLINE": "1",
+    }
+
+
+def peer_script(name: str) -> str:
+    """The console script ``name`` installed beside this Python (a test peer)."""
+    path = Path(sys.executable).parent / name
+    assert path.exists(), f"{name} is not installed: pip install '.[test]'"
+    return str(path)
