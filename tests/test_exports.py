@@ -174,7 +174,7 @@ sources:
 
 @pytest.fixture(scope="module")
 def crawl(sample: Sample) -> tuple[Path, Path]:
-    """A signed card over 46 records from 27 hosts: subdomains, a co.uk and a github.io site,
+    """A signed card over 46 records from 25 hosts: subdomains, a co.uk and a github.io site,
     an IP address, a host spelled in capitals with a trailing dot, userinfo and a port."""
     root = sample.root / "crawl"
     root.mkdir()

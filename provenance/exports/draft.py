@@ -173,7 +173,12 @@ def _section(body: str, heading: str) -> str | None:
 
 
 def _bullet(body: str, label: str) -> str | None:
+    """The value of a ``- **Label:** value`` line (or ``- [**Label:**](value)``)."""
     match = re.search(rf"^\s*[-*]\s*\*\*{re.escape(label)}:?\*\*:?\s*(.*)$", body, re.MULTILINE)
+    if not match:
+        match = re.search(
+            rf"^\s*[-*]\s*\[\*\*{re.escape(label)}:?\*\*:?\]\(([^)\s]+)\)", body, re.MULTILINE
+        )
     if not match:
         return None
     value = _MORE.sub("", match[1]).strip()
