@@ -370,3 +370,26 @@ def test_every_hub_id_maps_to_one_spdx_license_or_says_why() -> None:
 )  # fmt: skip
 def test_hub_ids_for_spdx_ids(spdx: str, hub: str | None) -> None:
     assert lic.hub_id(spdx) == hub
+
+
+def test_demo_exports_the_sample_card_to_every_format(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    from tests.exports_support import offline_env, peer_script
+
+    work = tmp_path / "demo"
+    result = run_cli("demo", "--keep", work)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "publish the verified card where its readers look" in result.stdout
+    for name in ("README.md", "croissant.json", "dataset.spdx3.json", "dataset.cdx.json",
+                 "eu-summary.md", "card.html", "data.sig"):  # fmt: skip
+        assert (work / "exports" / name).stat().st_size > 500, name
+    assert not (work / "exports" / "forged.html").exists()
+    verified = subprocess.run(
+        [peer_script("model_signing"), "verify", "key", str(work / "data"), "--signature",
+         str(work / "exports" / "data.sig"), "--public_key", str(work / "developer-p256.key.pub")],
+        capture_output=True, text=True, env={**os.environ, **offline_env()}, timeout=180,
+        check=False,
+    )  # fmt: skip
+    assert verified.returncode == 0, verified.stdout + verified.stderr
