@@ -393,3 +393,22 @@ def test_demo_exports_the_sample_card_to_every_format(tmp_path: Path) -> None:
         check=False,
     )  # fmt: skip
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_a_manifest_whose_count_or_root_differs_from_the_card_is_refused(
+    sample: Sample, tmp_path: Path
+) -> None:
+    # A card signed by a trusted key that names the manifest by its digest but claims another
+    # entry count: the digest check alone would pass; the checks after reading must not.
+    statement = json.loads((sample.root / "card.json").read_text())
+    statement["predicate"]["manifest"]["entries"] += 1
+    card = tmp_path / "card.json"
+    card.write_text(json.dumps(statement))
+    signed = tmp_path / "card.signed.json"
+    result = run_cli("card", "sign", card, "--key", sample.ed25519_key, "-o", signed)
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "croissant.json"
+    result = _export(sample, "croissant", out, "--manifest", sample.manifest, card=signed)
+    assert result.returncode == 1
+    assert "entry count, bytes or Merkle root differ from the card's" in one_error_line(result)
+    assert not out.exists()

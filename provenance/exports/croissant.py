@@ -215,7 +215,8 @@ def document(
         "description": predicate["description"].strip() or predicate["name"],
         "version": predicate["version"],
         "datePublished": predicate["created"],
-        "url": options.url or predicate["publisher"].get("url") or card.card_urn,
+        # Where the dataset is published is not in the card; without it, the card's URN.
+        "url": options.url or card.card_urn,
         "identifier": card.card_urn,
         "creator": publisher,
         "publisher": publisher,
