@@ -57,3 +57,18 @@ def normalize_license(expression: str) -> str:
         )
     rendered: str = parsed.render()
     return rendered
+
+
+def license_ids(expression: str) -> list[str]:
+    """Return the license ids in ``expression`` (a valid expression), in order, without repeats.
+
+    ``NOASSERTION`` has none.
+
+    Raises:
+        FormatError: not a valid SPDX expression.
+    """
+    text = normalize_license(expression)
+    if text == "NOASSERTION":
+        return []
+    keys: list[str] = _licensing().license_keys(_licensing().parse(text, validate=False))
+    return keys

@@ -66,6 +66,7 @@ def _register() -> None:
     from provenance.cli import (
         _card,
         _demo,
+        _export,
         _filter,
         _key,
         _lists,
@@ -90,6 +91,7 @@ def _register() -> None:
         _lists,
         _log,
         _filter,
+        _export,
         _demo,
     ):
         for command in module.COMMANDS:

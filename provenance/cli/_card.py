@@ -264,3 +264,8 @@ def _print_card(view: card.CardView) -> None:
 
 
 COMMANDS = [card_group]
+
+# 'card draft' lives in its own module, which imports cards of other formats.
+from provenance.cli._card_draft import draft as _draft  # noqa: E402
+
+card_group.add_command(_draft)
