@@ -321,6 +321,22 @@ class DataDiff:
             parts.append(f"{len(self.unreadable):,} unreadable")
         return f"{', '.join(parts)} of {self.entries:,}"
 
+    def examples(self, limit: int = 3) -> str:
+        """The first ``limit`` paths of each kind that differs, e.g. ``changed: a.txt, b.txt``."""
+        kinds: list[tuple[str, list[str]]] = [
+            ("changed", list(self.changed)),
+            ("missing", list(self.missing)),
+            ("extra", list(self.extra)),
+            ("moved", [f"{old} -> {new}" for old, new in self.moved]),
+            ("unreadable", [path for path, _ in self.unreadable]),
+        ]
+        parts = []
+        for kind, paths in kinds:
+            if paths:
+                more = f" and {len(paths) - limit:,} more" if len(paths) > limit else ""
+                parts.append(f"{kind}: {', '.join(paths[:limit])}{more}")
+        return "; ".join(parts)
+
     def notes(self) -> str:
         """What the walk skipped or saw, for the check's detail ("" when nothing)."""
         stats = self.stats

@@ -236,6 +236,7 @@ def export_oms(
         raise DigestMismatchError(
             f"{data_dir}: does not match the card's manifest: "
             + "; ".join(f"{c.name}: {c.detail}" for c in failed)
+            + (f" ({report.data.examples()})" if report.data is not None else "")
         )
     card = _export_card(envelope, report.card, trust)
     key = load_private_key(key_path, passphrase=passphrase)
