@@ -52,6 +52,7 @@ from typing import Any, Literal, Protocol
 
 from provenance import _files, _json, merkle, schema
 from provenance._files import atomic_write, read_bytes
+from provenance._hex import is_sha256_hex
 from provenance.card import LEAF_FORMAT, MAX_CARD_BYTES, VerifiedCard, unverified_card_document
 from provenance.card import verify_card as _verify_card
 from provenance.envelope import Envelope
@@ -1039,7 +1040,7 @@ class ProofBuilder:
         planned: list[tuple[ProofRequest, Status, tuple[int, ...]]] = []
         for request in requests:
             work = request.work.sha256
-            if len(work) != 64 or work.strip("0123456789abcdef"):
+            if not is_sha256_hex(work):
                 raise InputError(f"work digest {work!r} is not 64 lowercase hex digits")
             if request.status == "absent":
                 claim, indexes = locate(self._digests, bytes.fromhex(work))

@@ -22,11 +22,11 @@ from typing import Any, Literal
 
 from provenance import _json
 from provenance._files import open_input
+from provenance._hex import is_sha256_hex
 from provenance.errors import FormatError, InputError, LocalIOError, UnsafePathError
 
 RecordFormat = Literal["jsonl", "csv", "parquet"]
 MAX_RECORD_BYTES = 256 * 1024 * 1024
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 _KNOWN = ("id", "url", "text", "path", "sha256", "source", "license", "rightsHolder", "size")
 
 
@@ -142,7 +142,7 @@ def _to_record(
             f"{where}: record {record_id!r} needs exactly one of {wanted}"
             f" (has {', '.join(given) or 'none'})"
         )
-    if digest is not None and not _HEX64.fullmatch(digest):
+    if digest is not None and not is_sha256_hex(digest):
         raise FormatError(f"{where}: {columns.sha256!r} must be 64 lowercase hex digits")
     size = row.get("size")
     if size == "" or size is None:
@@ -396,7 +396,7 @@ def _flat_record(row: dict[str, Any], number: int, raw: bytes) -> Record | None:
             holder = holder or None
     if (text is not None) + (path is not None) + (digest is not None) != 1:
         return None
-    if digest is not None and not _HEX64.fullmatch(digest):
+    if digest is not None and not is_sha256_hex(digest):
         return None
     size = get("size")
     if size is not None and (type(size) is not int or size < 0):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -10,11 +9,10 @@ import click
 
 from provenance import _json, proofs
 from provenance._files import read_bytes
+from provenance._hex import is_sha256_hex
 from provenance.cli._common import PATH, json_option, now_option, print_json, resolve_now
 from provenance.cli._demo import EXTRA_STEPS
 from provenance.errors import FormatError, VerificationError
-
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 @click.group("proof")
@@ -33,7 +31,7 @@ def _unverified_peek(unverified_data: bytes) -> dict[str, Any]:
     digest = work.get("sha256") if isinstance(work, dict) else None
     peek: dict[str, Any] = {
         "claim": claim if claim in ("present", "absent") else None,
-        "work": digest if isinstance(digest, str) and _HEX64.match(digest) else None,
+        "work": digest if is_sha256_hex(digest) else None,
     }
     status = document.get("status")
     if status in proofs.STATUSES:
