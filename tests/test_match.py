@@ -16,8 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from provenance import _kernels
 from provenance.errors import FormatError, InvalidURLError
-from provenance.lists import match
+from provenance.lists import _accel
+from provenance.lists import urls as lists_urls
 from provenance.lists.match import (
     DigestIndex,
     Hit,
@@ -176,7 +178,7 @@ def test_idna_test_v2_non_transitional() -> None:
                 or not expected.strip(".")
                 or set(expected) & _FORBIDDEN_DOMAIN
                 or _ends_in_number(expected)
-                or any(match._unassigned_in_unicode14(ch) for ch in to_unicode)
+                or any(lists_urls._unassigned_in_unicode14(ch) for ch in to_unicode)
             ), (source, expected)
             refused_for_reason += 1
     assert valid_same > 700 and invalid_refused > 5000
@@ -307,7 +309,7 @@ def test_normalize_host_refuses(text: str) -> None:
 @given(st.text(alphabet="abcxyz019-.", min_size=1, max_size=24))
 def test_host_fast_path_equals_the_parser(text: str) -> None:
     try:
-        slow: str | None = parse_host(text)[0]
+        slow: str | None = lists_urls._parse_host_with_parser(text)[0]
     except InvalidURLError:
         slow = None
     try:
@@ -694,54 +696,54 @@ def test_hex_digests_accept_exactly_lower_case_hex_digits(position: int, newline
         data[position] = byte
         text = bytes(data) + (b"\n" if newlines else b"")
         if chr(byte) in _HEX:
-            decoded = match.hex_digests(text, newlines=newlines)
+            decoded = _kernels.hex_digests(text, newlines=newlines)
             assert decoded.tobytes() == bytes.fromhex(data.decode())
         else:
             with pytest.raises(ValueError, match="digest 0 holds a character"):
-                match.hex_digests(text, newlines=newlines)
+                _kernels.hex_digests(text, newlines=newlines)
 
 
 @pytest.mark.parametrize("count", [0, 1, 7, 8191, 8192, 8193, 20000])
 def test_hex_digests_round_trip(count: int) -> None:
     rows = np.random.default_rng(count).integers(0, 256, size=(count, 32), dtype=np.uint8)
     text = rows.tobytes().hex()
-    assert np.array_equal(match.hex_digests(text.encode()), rows)
+    assert np.array_equal(_kernels.hex_digests(text.encode()), rows)
     lines = "".join(text[i : i + 64] + "\n" for i in range(0, len(text), 64)).encode()
-    assert np.array_equal(match.hex_digests(lines, newlines=True), rows)
+    assert np.array_equal(_kernels.hex_digests(lines, newlines=True), rows)
     # Unaligned memory (a view one byte into a buffer) decodes the same.
-    assert np.array_equal(match.hex_digests(memoryview(b"x" + text.encode())[1:]), rows)
+    assert np.array_equal(_kernels.hex_digests(memoryview(b"x" + text.encode())[1:]), rows)
     values = [text[i : i + 64] for i in range(0, len(text), 64)]
-    assert np.array_equal(match.hex_digest_rows(values), rows)
+    assert np.array_equal(_kernels.hex_digest_rows(values), rows)
     out = np.zeros((count, 32), dtype=np.uint8)
-    assert match.hex_digests(text.encode(), out=out) is out
+    assert _kernels.hex_digests(text.encode(), out=out) is out
     assert np.array_equal(out, rows)
 
 
 def test_hex_digests_on_two_cores(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(match, "_HEX_PARALLEL_ROWS", 4)
-    monkeypatch.setattr(match, "_HEX_ROWS_PER_STEP", 3)
-    monkeypatch.setattr(match, "_other_cores", lambda: True)
+    monkeypatch.setattr(_kernels, "_HEX_PARALLEL_ROWS", 4)
+    monkeypatch.setattr(_kernels, "_HEX_ROWS_PER_STEP", 3)
+    monkeypatch.setattr(_kernels, "other_cores", lambda: True)
     rows = np.random.default_rng(5).integers(0, 256, size=(101, 32), dtype=np.uint8)
     text = bytearray(rows.tobytes().hex().encode())
-    assert np.array_equal(match.hex_digests(bytes(text)), rows)
+    assert np.array_equal(_kernels.hex_digests(bytes(text)), rows)
     text[90 * 64] = ord("X")  # in the second half
     with pytest.raises(ValueError, match="digest 90 holds"):
-        match.hex_digests(bytes(text))
+        _kernels.hex_digests(bytes(text))
     text[7 * 64 + 5] = ord("X")  # the first half's is named first
     with pytest.raises(ValueError, match="digest 7 holds"):
-        match.hex_digests(bytes(text))
+        _kernels.hex_digests(bytes(text))
 
 
 def test_hex_digests_name_the_first_bad_digest() -> None:
     good = b"0" * 64
     with pytest.raises(ValueError, match="not a whole number"):
-        match.hex_digests(good + b"0")
+        _kernels.hex_digests(good + b"0")
     with pytest.raises(ValueError, match="digest 2 holds"):
-        match.hex_digests(good * 2 + b"0" * 63 + b"G" + good)
+        _kernels.hex_digests(good * 2 + b"0" * 63 + b"G" + good)
     with pytest.raises(ValueError, match="digest 1 is not 64 digits and a newline"):
-        match.hex_digests(good + b"\n" + good + b"\r", newlines=True)
+        _kernels.hex_digests(good + b"\n" + good + b"\r", newlines=True)
     with pytest.raises(ValueError, match="digest 9000 holds"):  # in the second step
-        match.hex_digests(good * 9000 + b"0" * 63 + b":" + good * 10)
+        _kernels.hex_digests(good * 9000 + b"0" * 63 + b":" + good * 10)
 
 
 @pytest.mark.parametrize(
@@ -757,16 +759,16 @@ def test_hex_digests_name_the_first_bad_digest() -> None:
 )
 def test_hex_digest_rows_refuse_anything_but_64_lower_case_digits(values: list[str]) -> None:
     with pytest.raises(FormatError, match="is not a SHA-256"):
-        match.hex_digest_rows(values)
+        _kernels.hex_digest_rows(values)
 
 
 def test_hex_digest_rows_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(match, "_HEX_VALUES_PER_CHUNK", 3)
+    monkeypatch.setattr(_kernels, "_HEX_VALUES_PER_CHUNK", 3)
     rows = np.random.default_rng(1).integers(0, 256, size=(10, 32), dtype=np.uint8)
     values = [bytes(r).hex() for r in rows]
-    assert np.array_equal(match.hex_digest_rows(values), rows)
+    assert np.array_equal(_kernels.hex_digest_rows(values), rows)
     with pytest.raises(FormatError, match="'x"):
-        match.hex_digest_rows([*values[:7], "x" * 64, *values[8:]])
+        _kernels.hex_digest_rows([*values[:7], "x" * 64, *values[8:]])
 
 
 def test_digest_entries_mixed_with_others_and_across_lists() -> None:
@@ -951,13 +953,13 @@ def test_match_urls_verifies_every_candidate_exactly(urls: list[str | None]) -> 
     # A filter that lets every suffix through (as hash collisions would) changes nothing: each
     # candidate is looked up exactly. Small steps check that results land at the right place.
     index = ListIndex(DEEP.lists)
-    index._suffixes._bitmap[:] = 0xFF
-    step = match._URLS_PER_STEP
+    index._accelerator._suffixes._bitmap[:] = 0xFF
+    step = _accel._URLS_PER_STEP
     try:
-        match._URLS_PER_STEP = 3
+        _accel._URLS_PER_STEP = 3
         refs, bad = index.match_urls(urls)
     finally:
-        match._URLS_PER_STEP = step
+        _accel._URLS_PER_STEP = step
     assert (refs, set(bad)) == _exact(index, urls)
 
 
@@ -976,10 +978,10 @@ def test_match_urls_long_hosts_and_many_urls() -> None:
 )
 def test_batch_host_pattern_equals_the_parser(scheme: str, rest: str) -> None:
     url = scheme + rest
-    found = match._FAST_URL_HOST.match(url)
+    found = lists_urls.PLAIN_URL.match(url)
     assert found is not None  # it always matches; group 1 is the host or None
     host = found[1]
-    if host is not None and not match._needs_parser(host):  # what match_urls takes as plain
+    if host is not None and not _accel._needs_parser(host):  # what match_urls takes as plain
         assert parse_url(url).host == host
         assert fast_host(url) == host  # a subset of the single-URL fast path
 
@@ -995,13 +997,14 @@ def test_suffix_hashes_equal_a_reference(hosts: list[str]) -> None:
             starts.append(position + offset)
             ends.append(position + len(host))
         position += len(host) + 1
-    got = match._range_hashes(data, np.array(starts), np.array(ends))
+    got = _accel._byte_hashes(data, np.array(starts), np.array(ends))
     text = data.tobytes()
     for start, end, value in zip(starts, ends, got.tolist(), strict=True):
+        # The polynomial hash of the kernels, each byte counted as byte + 1.
         want = 0
-        for byte in text[start:end]:
-            want = (want * match._HASH_BASE + byte + 1) % (1 << 64)
-        assert value == want
+        for power, byte in enumerate(text[start:end]):
+            want += (byte + 1) * pow(_kernels.HASH_BASE, power, 1 << 64)
+        assert value == want % (1 << 64)
 
 
 _HOST_VALUES = [
