@@ -4,6 +4,7 @@ the index over many lists (domains, IPs, url and url-prefix rules, digests)."""
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import hashlib
 import json
 import re
@@ -20,6 +21,7 @@ from provenance import _kernels
 from provenance.errors import FormatError, InvalidURLError
 from provenance.lists import _accel
 from provenance.lists import urls as lists_urls
+from provenance.lists._refs import refs_of
 from provenance.lists.match import (
     DigestIndex,
     Hit,
@@ -971,6 +973,51 @@ def test_match_urls_long_hosts_and_many_urls() -> None:
     assert refs[0] == DEEP.match_url(f"http://{long_host}/") != ()
 
 
+def test_match_url_is_the_rule_and_the_accelerator_is_held_to_it() -> None:
+    # A broken accelerator (a filter that lets no suffix through) changes what match_urls
+    # finds, which the equality tests above would catch, and nothing that match_url finds: the
+    # specification does not go through the accelerator.
+    urls = ["http://www.b.a.com/", "https://q.org/x", "http://c.b.a.com./", "http://10.0.0.1/"]
+    index = ListIndex(DEEP.lists)
+    want = [index.match_url(url) for url in urls]
+    assert all(want)
+    index._accelerator._suffixes._bitmap[:] = 0
+    assert [index.match_url(url) for url in urls] == want
+    refs, bad = index.match_urls(urls)
+    assert not bad and refs != want
+    assert refs[2:] == want[2:]  # the trailing-dot host and the IP went to match_url
+
+
+def test_big_index_is_built_without_pausing_the_collector(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse() -> None:
+        raise AssertionError("a library constructor paused the garbage collector")
+
+    monkeypatch.setattr(gc, "disable", refuse)
+    hosts = [f"h{n}.example" for n in range(100_000)]
+    lists = [
+        FakeList("one", 1, [Entry("domain", h) for h in hosts]),
+        FakeList(
+            "two", 1, [Entry("domain", h) for h in hosts[:10]] + [Entry("domain", "xn--p1ai")]
+        ),
+    ]
+    collections: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.collect()
+    gc.callbacks.append(count)
+    try:
+        index = ListIndex(lists)
+    finally:
+        gc.callbacks.remove(count)
+    # A tuple per host would be 100,000 tracked objects (over 100 collections).
+    assert len(collections) <= 2
+    assert index.match_url("http://www.h5.example/") == (5, 100_000 + 5)
+    assert index.match_url("http://h99999.example/") == (99_999,)
+
+
 @settings(max_examples=600, deadline=None)
 @given(
     st.sampled_from(["http://", "https://", "HTTP://", "http:/", "http:\\\\", "ftp://", ""]),
@@ -1045,8 +1092,8 @@ def test_index_tables_equal_adding_entries_one_at_a_time(
             number += 1
         fakes.append(FakeList(f"l{n}", 1, values))
     index = ListIndex(fakes)
-    assert index._domains == domains
-    assert index._ips == ips
+    assert {host: refs_of(slot) for host, slot in index._domains.items()} == domains
+    assert {host: refs_of(slot) for host, slot in index._ips.items()} == ips
 
 
 def test_invalid_digest_entry_names_list_and_entry() -> None:

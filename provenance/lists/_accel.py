@@ -27,12 +27,11 @@ import numpy.typing as npt
 
 from provenance._kernels import polynomial_prefix, range_hashes
 from provenance.errors import InvalidURLError
+from provenance.lists._refs import NO_REFS, Refs, Slot, refs_of
 from provenance.lists.urls import PLAIN_HOST, PLAIN_URL
 
 __all__ = ["UrlAccelerator", "add_plain_domains"]
 
-Refs = tuple[int, ...]
-_NO_REFS: Refs = ()
 _URLS_PER_STEP = 4096
 _MAX_PLAIN_HOST = 255
 """Longer hosts go to the parser (no listed domain is longer than 253 characters), which also
@@ -141,8 +140,8 @@ class _SuffixFilter:
 class UrlAccelerator:
     """Matches batches of URLs against one index's tables, as its ``match_url`` would."""
 
-    def __init__(self, domains: Mapping[str, Refs], rules: Mapping[str, object]) -> None:
-        """Accelerate lookups in ``domains`` (host -> entry numbers, not changed afterwards).
+    def __init__(self, domains: Mapping[str, Slot], rules: Mapping[str, object]) -> None:
+        """Accelerate lookups in ``domains`` (host -> entry numbers; not changed afterwards).
 
         ``rules`` is keyed by the hosts with ``url`` or ``url-prefix`` rules: their URLs always
         go to the specification.
@@ -163,7 +162,7 @@ class UrlAccelerator:
             nothing), and for each URL that ``match_url`` refused its position and why.
         """
         count = len(urls)
-        results: list[Refs] = [_NO_REFS] * count
+        results: list[Refs] = [NO_REFS] * count
         problems: dict[int, str] = {}
         slow: list[int] = []
         for first in range(0, count, _URLS_PER_STEP):
@@ -223,9 +222,9 @@ class UrlAccelerator:
         domains = self._domains
         for number, offset in self._suffixes.candidates(text + "\n"):
             host = hosts[number]
-            refs = domains.get(host[offset:] if offset else host)
-            if refs is not None:
-                results[first + number] += refs
+            slot = domains.get(host[offset:] if offset else host)
+            if slot is not None:
+                results[first + number] += refs_of(slot)
         return slow
 
 
@@ -239,7 +238,7 @@ def add_plain_domains(
     types: list[str],
     others: Iterable[int],
     total: int,
-    domains: dict[str, Refs],
+    domains: dict[str, Slot],
 ) -> Iterable[int]:
     """Add a list's ``domain`` entries to ``domains`` in bulk when every value is a plain host.
 
@@ -259,13 +258,15 @@ def add_plain_domains(
     text = "\n".join(hosts)
     if "xn--" in text or not _PLAIN_HOST_LINES.fullmatch(text):
         return others
-    refs = zip(itertools.compress(range(total, total + len(types)), is_domain))  # (ref,) each
-    added = dict(zip(hosts, refs, strict=True))
+    refs = itertools.compress(range(total, total + len(types)), is_domain)
+    added: dict[str, Slot] = dict(zip(hosts, refs, strict=True))
     if len(added) < len(hosts):
         return others  # a host listed twice: one at a time, so that its refs stay in order
     # Hosts already listed by earlier lists keep their (smaller) entry numbers first.
     smaller, larger = (added, domains) if len(added) < len(domains) else (domains, added)
-    merged = {host: domains[host] + added[host] for host in smaller if host in larger}
+    merged = {
+        host: refs_of(domains[host]) + refs_of(added[host]) for host in smaller if host in larger
+    }
     domains.update(added)
     domains.update(merged)
     if isinstance(others, range):

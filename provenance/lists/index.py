@@ -37,6 +37,7 @@ from provenance._hex import first_invalid_sha256_hex, sha256_hex
 from provenance._kernels import hex_digest_rows
 from provenance.errors import FormatError
 from provenance.lists._accel import UrlAccelerator, add_plain_domains
+from provenance.lists._refs import NO_REFS, Refs, Slot, add_ref, refs_of
 from provenance.lists.digests import Digest, DigestIndex, digest_rows
 from provenance.lists.model import DIGEST_ENTRY_TYPES
 from provenance.lists.urls import UrlRule, compile_url_entry, parse_host, parse_url
@@ -89,8 +90,6 @@ class RecordMatch:
 NO_MATCH = RecordMatch(())
 """What :meth:`ListIndex.match_records` gives every record nothing matches (one object)."""
 
-Refs = tuple[int, ...]
-_NO_REFS: Refs = ()
 _DigestParts = tuple[list[npt.NDArray[np.uint8]], list[npt.NDArray[np.int64] | range]]
 """Decoded digest rows and, for each block of rows, the entry numbers they report."""
 _TYPE_OF = operator.attrgetter("type")
@@ -114,10 +113,10 @@ class ListIndex:
         """
         self.lists = tuple(lists)
         self._offsets: list[int] = []
-        # Tables of ints and tuples of ints: objects the cyclic collector untracks after its
-        # first look at them, so that building millions of them needs no pause of it.
-        domains: dict[str, Refs] = {}
-        ips: dict[str, Refs] = {}
+        # Host tables hold ints (see provenance.lists._refs): nothing for the cyclic garbage
+        # collector to scan however many hosts are listed, so it need not be paused.
+        domains: dict[str, Slot] = {}
+        ips: dict[str, Slot] = {}
         url_rules: dict[str, list[UrlRule]] = {}
         digests: dict[str, _DigestParts] = {kind: ([], []) for kind in DIGEST_ENTRY_TYPES}
         total = 0
@@ -175,11 +174,12 @@ class ListIndex:
         """
         parsed = parse_url(url)
         if parsed.is_ip:
-            refs = self._ips.get(parsed.host, _NO_REFS)
+            slot = self._ips.get(parsed.host)
+            refs = NO_REFS if slot is None else refs_of(slot)
         elif parsed.host:
             refs = self._domain_refs(parsed.host)
         else:
-            refs = _NO_REFS
+            refs = NO_REFS
         rules = self._url_rules.get(parsed.host)
         if rules:
             extra = tuple(rule.ref for rule in rules if rule.matches(parsed))
@@ -190,7 +190,8 @@ class ListIndex:
     def _domain_refs(self, host: str) -> Refs:
         """The entries of ``host`` and of every domain it is under, the longest first."""
         domains = self._domains
-        refs = domains.get(host, _NO_REFS)
+        slot = domains.get(host)
+        refs = NO_REFS if slot is None else refs_of(slot)
         # The suffixes on a label boundary, from the longest. Those with fewer labels than the
         # shortest listed domain, or more than the longest, cannot be listed: only the ones in
         # between are looked up (so a host of a million labels costs no more than a short one).
@@ -204,8 +205,9 @@ class ListIndex:
             label += 1
             if label >= first:
                 suffix = host[position + 1 :]
-                if suffix in domains:
-                    refs = refs + domains[suffix]
+                slot = domains.get(suffix)
+                if slot is not None:
+                    refs += refs_of(slot)
         return refs
 
     def match_urls(self, urls: Sequence[str | None]) -> tuple[list[Refs], dict[int, str]]:
@@ -226,7 +228,7 @@ class ListIndex:
         Raises:
             FormatError: a hex digest is not 64 lower-case hex digits.
         """
-        results: list[Refs] = [_NO_REFS] * len(digests)
+        results: list[Refs] = [NO_REFS] * len(digests)
         for number, refs in self._digest_hits(digests, text=text).items():
             results[number] = refs
         return results
@@ -274,7 +276,7 @@ class ListIndex:
             url_hits = itertools.compress(range(count), url_refs)  # the non-empty ones
         results = [NO_MATCH] * count
         for number in sorted({*url_hits, *content, *normalized, *problems}):
-            refs = content.get(number, _NO_REFS) + normalized.get(number, _NO_REFS)
+            refs = content.get(number, NO_REFS) + normalized.get(number, NO_REFS)
             if url_refs is not None:
                 refs += url_refs[number]
             hits = tuple(self.hit(ref) for ref in sorted(set(refs)))
@@ -285,8 +287,8 @@ class ListIndex:
 def _index_list(
     the_list: ListLike,
     total: int,
-    domains: dict[str, Refs],
-    ips: dict[str, Refs],
+    domains: dict[str, Slot],
+    ips: dict[str, Slot],
     url_rules: dict[str, list[UrlRule]],
     digests: dict[str, _DigestParts],
 ) -> None:
@@ -330,8 +332,7 @@ def _index_list(
             if kind == "domain":
                 host, is_ip = parse_host(entries[number].value)
                 table = ips if is_ip else domains
-                refs = table.get(host)
-                table[host] = (ref,) if refs is None else (*refs, ref)
+                table[host] = add_ref(table.get(host), ref)
             elif kind in ("url-prefix", "url"):
                 host, rules = compile_url_entry(entries[number].value, exact=kind == "url", ref=ref)
                 url_rules.setdefault(host, []).extend(rules)
