@@ -41,6 +41,7 @@ from provenance._files import atomic_writer
 from provenance.errors import FormatError, InputError, LocalIOError, UnsafePathError
 from provenance.lists.cache import CachedList
 from provenance.lists.match import NO_MATCH, Digest, ListIndex, RecordMatch
+from provenance.lists.model import URL_ENTRY_TYPES
 from provenance.normtext import normalize_batch
 from provenance.records import (
     DEFAULT_COLUMNS,
@@ -59,7 +60,7 @@ MAX_NORMALIZED_FILE_BYTES = 64 * 1024 * 1024
 """Files larger than this are hashed but not text-normalized (``text-sha256`` does not apply)."""
 MAX_EXAMPLES = 100
 """How many unevaluable records (and records without a URL) the report names (all are counted)."""
-URL_TYPES = frozenset({"domain", "url-prefix", "url"})
+URL_TYPES = frozenset(URL_ENTRY_TYPES)
 _FORMAT_NAMES = {"jsonl": "JSON Lines", "csv": "CSV", "parquet": "Parquet"}
 
 
