@@ -21,6 +21,7 @@ from provenance.lists.entries import (
     read_entries,
 )
 from provenance.lists.model import ExclusionList, ListEntry, check_list_name
+from tests.lists_support import collector_watched
 
 VECTORS = Path(__file__).resolve().parent / "vectors" / "blocklists"
 T0 = dt.datetime(2026, 7, 1, tzinfo=dt.UTC)
@@ -147,27 +148,12 @@ def test_entries_are_decoded_untracked_without_pausing_the_collector(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A big list loads without gc.disable(): its entries are objects the collector never scans."""
-
-    def refuse() -> None:
-        raise AssertionError("a library constructor paused the garbage collector")
-
     document = {**VALID, "entries": [
         {"type": "domain", "value": f"host{n}.example", "category": "piracy"} for n in range(50_000)
     ]}  # fmt: skip
     data = _json.canonical(document)
-    monkeypatch.setattr(gc, "disable", refuse)
-    collections: list[int] = []
-
-    def count(phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            collections.append(info["generation"])
-
-    gc.collect()
-    gc.callbacks.append(count)
-    try:
+    with collector_watched(monkeypatch) as collections:
         parsed = ExclusionList.from_bytes(data, what="x")
-    finally:
-        gc.callbacks.remove(count)
     assert len(parsed.entries) == 50_000
     assert not any(gc.is_tracked(entry) for entry in parsed.entries[:1000])
     # 50,000 tracked objects would set off about 70 collections; a few lists and dicts none.

@@ -4,7 +4,6 @@ the index over many lists (domains, IPs, url and url-prefix rules, digests)."""
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import hashlib
 import json
 import re
@@ -37,6 +36,7 @@ from provenance.lists.match import (
 )
 from provenance.lists.model import ExclusionList, ListEntry
 from tests.conftest import VECTORS
+from tests.lists_support import collector_watched
 
 URL_VECTORS = VECTORS / "url"
 SPECIAL = {"http:", "https:", "ws:", "wss:", "ftp:", "file:"}
@@ -989,10 +989,6 @@ def test_match_url_is_the_rule_and_the_accelerator_is_held_to_it() -> None:
 
 
 def test_big_index_is_built_without_pausing_the_collector(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse() -> None:
-        raise AssertionError("a library constructor paused the garbage collector")
-
-    monkeypatch.setattr(gc, "disable", refuse)
     hosts = [f"h{n}.example" for n in range(100_000)]
     lists = [
         FakeList("one", 1, [Entry("domain", h) for h in hosts]),
@@ -1000,18 +996,8 @@ def test_big_index_is_built_without_pausing_the_collector(monkeypatch: pytest.Mo
             "two", 1, [Entry("domain", h) for h in hosts[:10]] + [Entry("domain", "xn--p1ai")]
         ),
     ]
-    collections: list[int] = []
-
-    def count(phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            collections.append(info["generation"])
-
-    gc.collect()
-    gc.callbacks.append(count)
-    try:
+    with collector_watched(monkeypatch) as collections:
         index = ListIndex(lists)
-    finally:
-        gc.callbacks.remove(count)
     # A tuple per host would be 100,000 tracked objects (over 100 collections).
     assert len(collections) <= 2
     assert index.match_url("http://www.h5.example/") == (5, 100_000 + 5)
