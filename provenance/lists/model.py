@@ -34,7 +34,7 @@ from typing import Annotated, Any, Literal, get_args
 
 import msgspec
 
-from provenance._hex import first_invalid_sha256_hex, is_sha256_hex, sha256_hex
+from provenance._hex import Sha256Hex, first_invalid_sha256_hex, is_sha256_hex, sha256_hex
 from provenance.errors import FormatError, InputError
 
 EntryType = Literal["domain", "url-prefix", "url", "sha256", "text-sha256"]
@@ -197,7 +197,7 @@ class ExclusionList:
     version: int
     issued: dt.datetime
     publisher: str
-    previous: str | None
+    previous: Sha256Hex | None
     entries: tuple[ListEntry, ...]
 
     def __post_init__(self) -> None:
@@ -267,9 +267,9 @@ class ExclusionList:
         )
         return _encoder.encode(doc)
 
-    def digest(self) -> str:
+    def digest(self) -> Sha256Hex:
         """Return the SHA-256 hex of :meth:`to_bytes`, the digest cards cite."""
-        return hashlib.sha256(self.to_bytes()).hexdigest()
+        return Sha256Hex(hashlib.sha256(self.to_bytes()).hexdigest())
 
     def counts(self) -> dict[str, int]:
         """Return the number of entries per category (categories without entries omitted)."""

@@ -50,6 +50,7 @@ from tuf.api.metadata import (
 from tuf.api.serialization.json import JSONSerializer
 
 from provenance._files import atomic_write, read_bytes
+from provenance._hex import Sha256Hex
 from provenance.errors import InputError, LocalIOError
 from provenance.keys import PrivateKey
 from provenance.lists import _metadata
@@ -428,7 +429,7 @@ def publish(
         version = max(versions, default=0) + 1
         if sorted(versions) != list(range(1, version)):
             raise InputError(f"repository {repo_dir}: list {name!r} versions are not 1..N")
-        previous_digest: str | None = None
+        previous_digest: Sha256Hex | None = None
         previous: ExclusionList | None = None
         if version > 1:
             info = versions[version - 1]
