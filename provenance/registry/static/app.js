@@ -35,8 +35,18 @@ class WorkerQueue {
     this.worker = new Worker(new URL("worker.js", import.meta.url), { type: "module" });
     this.pending = new Map();
     this.nextId = 0;
+    let loaded;
+    let failed;
+    this.ready = new Promise((resolve, reject) => {
+      loaded = resolve;
+      failed = reject;
+    });
     this.worker.onmessage = (event) => {
-      const { id, progress, result, error } = event.data;
+      const { id, progress, result, error, ready } = event.data;
+      if (ready) {
+        loaded();
+        return;
+      }
       const job = this.pending.get(id);
       if (!job) return;
       if (progress !== undefined) {
@@ -49,6 +59,7 @@ class WorkerQueue {
     };
     this.worker.onerror = (event) => {
       event.preventDefault();
+      failed(new Error(event.message || "the hashing worker did not start"));
       for (const job of this.pending.values()) job.reject(new Error(event.message || "worker failed"));
       this.pending.clear();
     };
@@ -476,7 +487,12 @@ function setup() {
   window.addEventListener("dragover", (event) => event.preventDefault());
   window.addEventListener("drop", (event) => event.preventDefault());
   $("retry").addEventListener("click", retry);
-  document.body.dataset.ready = "true";
+  // Start the workers now, so that the page works on once loaded even if the network goes.
+  const { sha256, text } = getWorkers();
+  Promise.all([sha256.ready, text.ready]).then(
+    () => (document.body.dataset.ready = "true"),
+    (error) => showBanner(`This browser could not start hashing: ${error.message}`),
+  );
 }
 
 setup();

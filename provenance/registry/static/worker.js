@@ -1,6 +1,7 @@
 // A module worker that computes one digest of one file at a time for app.js, off the main thread.
 // Message in:  {id, job: "sha256" | "text", file, options}
-// Messages out: {id, progress: bytes} while it works, then {id, result} or {id, error}.
+// Messages out: {ready: true} once loaded; {id, progress: bytes} while it works, then
+// {id, result} or {id, error}.
 
 import { sha256File, textDigestFile } from "./digest.js";
 
@@ -16,3 +17,5 @@ self.onmessage = async (event) => {
     self.postMessage({ id, error: `${error?.name ?? "Error"}: ${error?.message ?? error}` });
   }
 };
+
+self.postMessage({ ready: true });
