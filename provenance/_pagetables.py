@@ -90,8 +90,8 @@ def _simple() -> list[str]:
     """
     spans = [(_HANGUL_FIRST, _HANGUL_LAST)]
     for item in STABLE_RANGES.split():
-        first, _, last = item.partition("-")
-        spans.append((int(first, 16), int(last or first, 16)))
+        start, _, end = item.partition("-")
+        spans.append((int(start, 16), int(end or start, 16)))
     spans.sort()
     for (_, last), (first, _) in itertools.pairwise(spans):
         if first <= last:
@@ -115,7 +115,10 @@ def _tables() -> dict[str, list[str]]:
                 parts = [int(part, 16) for part in mapping.split()]
                 # A primary composite: canonical composition gives it back from its two parts
                 # (composition exclusions and singletons do not).
-                if len(parts) == 2 and unicodedata.normalize("NFC", chr(parts[0]) + chr(parts[1])) == ch:
+                if (
+                    len(parts) == 2
+                    and unicodedata.normalize("NFC", chr(parts[0]) + chr(parts[1])) == ch
+                ):
                     compose.append(f"{_hex(parts)}:{cp:x}")
         combining = unicodedata.combining(ch)
         if combining:
@@ -176,7 +179,10 @@ def generate() -> str:
         raise RuntimeError(
             f"the tables need Unicode >= 14.0, this Python has {unicodedata.unidata_version}"
         )
-    parts = [_HEADER.format(version=UNICODE_VERSION), f'export const UNICODE_VERSION = "{UNICODE_VERSION}";\n']
+    parts = [
+        _HEADER.format(version=UNICODE_VERSION),
+        f'export const UNICODE_VERSION = "{UNICODE_VERSION}";\n',
+    ]
     for name, items in _tables().items():
         parts.append(f"\n// {len(items)} items\nexport const {name} = `\n{_wrap(items)}\n`;\n")
     return "".join(parts)

@@ -274,8 +274,26 @@ def test_fuzzed_strings_digests(page: Any) -> None:
         ).map(str.encode),
         st.lists(
             st.sampled_from(
-                ["\ufeff", "e", "\u0301", "\u0323", "\u1100", "\u1161", "\u11a8", "\uac00", " ",
-                 "\t", "\u3000", "ß", "İ", "Σ", "\u0345", "ﬃ", "\u2028", "A"]
+                [
+                    "\ufeff",
+                    "e",
+                    "\u0301",
+                    "\u0323",
+                    "\u1100",
+                    "\u1161",
+                    "\u11a8",
+                    "\uac00",
+                    " ",
+                    "\t",
+                    "\u3000",
+                    "ß",
+                    "İ",
+                    "Σ",
+                    "\u0345",
+                    "ﬃ",
+                    "\u2028",
+                    "A",
+                ]
             ),
             max_size=30,
         ).map(lambda parts: "".join(parts).encode()),

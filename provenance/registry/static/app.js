@@ -291,7 +291,9 @@ class Row {
 
   render(matches) {
     const exact = matches.filter((m) => m.kind === "sha256");
-    const normalized = matches.filter((m) => m.kind === "textSha256");
+    // An entry that holds these bytes holds this text too: list it once, as exact.
+    const listed = new Set(exact.map((m) => `${m.card}\n${m.entry}`));
+    const normalized = matches.filter((m) => m.kind === "textSha256" && !listed.has(`${m.card}\n${m.entry}`));
     const status = exact.length ? "exact" : normalized.length ? "normalized" : "absent";
     this.setStatus(status);
     const cards = new Set(matches.map((m) => m.card));
@@ -299,8 +301,8 @@ class Row {
     if (status === "absent") {
       parts.push(el("p", { class: "summary", text:
         "No registered dataset lists these bytes" + (this.text?.digest ? " or this text." : ".") }));
-      parts.push(el("p", { class: "muted small", text:
-        "Edited copies and excerpts are not looked for here: `provenance registry lookup` also sends fingerprints to find them." }));
+      parts.push(el("p", { class: "muted small" }, "Edited copies and excerpts are not looked for here: ",
+        el("code", { text: "provenance registry lookup" }), " also sends fingerprints to find them."));
     } else {
       const what = status === "exact" ? "this exact file" : "this text (after norm-text-v1, not byte for byte)";
       parts.push(el("p", { class: "summary", text:
@@ -361,14 +363,16 @@ class Row {
         copy.textContent = "Select and copy";
       }
     });
+    const after = match.kind === "sha256"
+      ? "The lookup writes an inclusion proof of the entry, which provenance proof verify checks against the signed card alone."
+      : "The lookup confirms the text match against the signed manifest (proofs cover exact copies only).";
     return el(
       "div",
       { class: "verify" },
-      el("p", {}, el("strong", { text: "Verified by the registry. " }),
-        "The registry admitted each card above only after checking its publisher's signature and its manifest, and logged it. This page relies on the registry's answer; for a proof you can check yourself and show others, run:"),
-      el("div", { class: "command" }, el("pre", {}, code), copy),
-      el("p", { class: "muted small", text:
-        "TRUST.json is your trust store holding the publisher's public key (provenance trust add). With an exact copy, lookup writes an inclusion proof that provenance proof verify checks against the signed card; for a text copy it confirms the match against the signed manifest." }),
+      el("p", {}, el("strong", { text: "Verified by the registry: " }),
+        "it admitted these cards only after checking the publisher's signature and the manifest, and logged them. To check for yourself, and get a proof to show others:"),
+      el("div", { class: "command" }, el("div", { class: "command-bar" }, el("span", { text: "Shell" }), copy), el("pre", {}, code)),
+      el("p", { class: "muted small", text: `TRUST.json: your trust store with the publisher's key (provenance trust add). ${after}` }),
     );
   }
 }
@@ -386,8 +390,10 @@ function updateSummary() {
   for (const row of rows) counts[row.status] = (counts[row.status] ?? 0) + 1;
   const busy = (counts.hashing ?? 0) + (counts.checking ?? 0);
   const parts = [`${rows.length} file${rows.length === 1 ? "" : "s"}`];
-  for (const status of ["exact", "normalized", "absent", "error"]) {
-    if (counts[status]) parts.push(`${counts[status]} ${STATUS_TEXT[status].toLowerCase()}`);
+  const counted = { exact: ["exact copy", "exact copies"], normalized: ["text copy", "text copies"],
+    absent: ["not found", "not found"], error: ["not checked", "not checked"] };
+  for (const [status, [one, many]] of Object.entries(counted)) {
+    if (counts[status]) parts.push(`${counts[status]} ${counts[status] === 1 ? one : many}`);
   }
   if (busy) parts.push(`${busy} in progress`);
   $("summary").textContent = parts.join(" · ");
