@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import random
+import struct
 import unicodedata
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -36,9 +38,18 @@ SETUP = """async () => {
     return bytes;
   };
   const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-  const pieces = (data, offsets) => {
+  // The texts back to back, and their lengths as little-endian uint32 (both base64): large
+  // arrays of numbers are slow to pass through Playwright, one string is not.
+  const pieces = (data, lengths) => {
     const all = fromBase64(data);
-    return offsets.slice(1).map((end, k) => all.subarray(offsets[k], end));
+    const sizes = new Uint32Array(fromBase64(lengths).buffer);
+    const out = [];
+    let offset = 0;
+    for (const size of sizes) {
+      out.push(all.subarray(offset, offset + size));
+      offset += size;
+    }
+    return out;
   };
   // A small deterministic generator for chunk sizes (the same on every run).
   const lcg = (seed) => () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0);
@@ -55,30 +66,31 @@ SETUP = """async () => {
   };
   window.__page = {
     unicodeVersion: nt.UNICODE_VERSION,
-    normalize(data, offsets) {
-      return pieces(data, offsets).map((bytes) => {
+    // Each returns its results as one JSON string.
+    normalize(data, lengths) {
+      return JSON.stringify(pieces(data, lengths).map((bytes) => {
         const result = nt.normalize(bytes);
         return result === null ? null : utf8.decode(result);
-      });
+      }));
     },
-    stream(data, offsets, seed, largest) {
+    stream(data, lengths, seed, largest) {
       const next = lcg(seed);
-      return pieces(data, offsets).map((bytes) => stream(bytes, next, largest));
+      return JSON.stringify(pieces(data, lengths).map((bytes) => stream(bytes, next, largest)));
     },
-    async textDigests(data, offsets, chunkSize) {
+    async textDigests(data, lengths, chunkSize) {
       const out = [];
-      for (const bytes of pieces(data, offsets)) {
+      for (const bytes of pieces(data, lengths)) {
         out.push((await dg.textDigestFile(new Blob([bytes]), { chunkSize })).digest);
       }
-      return out;
+      return JSON.stringify(out);
     },
-    async sha256s(data, offsets, options) {
+    async sha256s(data, lengths, options) {
       const out = [];
-      for (const bytes of pieces(data, offsets)) {
+      for (const bytes of pieces(data, lengths)) {
         const result = await dg.sha256File(new Blob([bytes]), options);
         out.push([result.digest, result.method]);
       }
-      return out;
+      return JSON.stringify(out);
     },
   };
   return nt.UNICODE_VERSION;
@@ -96,11 +108,12 @@ def page() -> Iterator[Any]:
         page.close()
 
 
-def _pack(inputs: Sequence[bytes]) -> tuple[str, list[int]]:
-    offsets = [0]
-    for data in inputs:
-        offsets.append(offsets[-1] + len(data))
-    return base64.b64encode(b"".join(inputs)).decode("ascii"), offsets
+def _pack(inputs: Sequence[bytes]) -> tuple[str, str]:
+    lengths = struct.pack(f"<{len(inputs)}I", *map(len, inputs))
+    return (
+        base64.b64encode(b"".join(inputs)).decode("ascii"),
+        base64.b64encode(lengths).decode("ascii"),
+    )
 
 
 def _python(inputs: Sequence[bytes]) -> list[str | None]:
@@ -110,10 +123,12 @@ def _python(inputs: Sequence[bytes]) -> list[str | None]:
 
 
 def _browser(page: Any, method: str, inputs: Sequence[bytes], *extra: Any) -> list[Any]:
-    data, offsets = _pack(inputs)
-    result: list[Any] = page.evaluate(
-        f"([data, offsets, extra]) => window.__page.{method}(data, offsets, ...extra)",
-        [data, offsets, list(extra)],
+    data, lengths = _pack(inputs)
+    result: list[Any] = json.loads(
+        page.evaluate(
+            f"([data, lengths, extra]) => window.__page.{method}(data, lengths, ...extra)",
+            [data, lengths, list(extra)],
+        )
     )
     return result
 
