@@ -15,7 +15,10 @@ import json
 import os
 import random
 import re
+import shlex
 import shutil
+import subprocess
+import sys
 import textwrap
 import unicodedata
 import urllib.request
@@ -27,7 +30,7 @@ from typing import Any
 import pytest
 
 from provenance.normtext import norm_text_sha256
-from tests.conftest import NOW, SAMPLES, run_cli
+from tests.conftest import NOW, ROOT, SAMPLES, run_cli
 from tests.page_support import HEX64, StandInRegistry, chromium
 
 pytestmark = pytest.mark.timeout(300)
@@ -305,7 +308,7 @@ def test_statuses_cards_proof_command_and_no_full_digest_leaves(
     assert "Verified by the registry:" in exact.inner_text()
     command = exact.locator(".command code").inner_text()
     assert "provenance lookup '01-a-scandal-in-bohemia.txt' --manifest manifest.jsonl" in command
-    assert "--card card.json --trust TRUST.json --proof-out" in command
+    assert "--card card.json --trust TRUST.json \\\n    --proof-out '01-a-scandal" in command
     assert "v1/cards/" in command and "/envelope" in command
     assert rows["sketches.bin"].locator(".verify").count() == 0
     assert "No registered dataset lists these bytes." in rows["sketches.bin"].inner_text()
@@ -461,3 +464,45 @@ def test_drop_zone_and_labels(session: Session, registry: StandInRegistry) -> No
         rows["dropped.txt"].get_attribute("data-sha256")
         == hashlib.sha256(b"an unpublished poem\n").hexdigest()
     )
+
+
+def test_the_command_shown_yields_a_proof(
+    session: Session, registry: StandInRegistry, cards: Cards, tmp_path: Path
+) -> None:
+    """Run the commands the page shows for an exact copy, as the creator would (with curl when
+    it is installed), and verify the proof they write."""
+    name = "01-a-scandal-in-bohemia.txt"
+    shutil.copy(SAMPLES / "data/books" / name, tmp_path / name)
+    session.page.set_input_files("#files", str(tmp_path / name))
+    rows = _wait_until_done(session.page, 1)
+    assert rows[name].get_attribute("data-status") == "exact"
+    command = rows[name].locator(".command code").text_content()
+    assert command is not None
+    shutil.copy(cards.trust, tmp_path / "TRUST.json")
+    python = f"{sys.executable} -m provenance"
+    prelude = "" if shutil.which("curl") else _CURL_STAND_IN.format(python=sys.executable)
+    script = prelude + command.replace("provenance lookup", f"{python} lookup")
+    script += f"\n{python} proof verify {shlex.quote(name + '.proof.json')} --card card.json"
+    script += " --trust TRUST.json --json > verdict.json"
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "exact" in result.stdout  # what lookup printed
+    verdict = json.loads((tmp_path / "verdict.json").read_text())
+    assert verdict["ok"] is True and verdict["claim"] == "present"
+    assert verdict["work"] == hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
+
+
+# Only where curl is missing: the same download (-o FILE URL) in Python.
+_CURL_STAND_IN = """curl() {{
+  {python} -c 'import sys, urllib.request; urllib.request.urlretrieve(sys.argv[2], sys.argv[1])' \\
+    "$3" "$4"
+}}
+"""

@@ -60,7 +60,8 @@ class WorkerQueue {
     this.worker.onerror = (event) => {
       event.preventDefault();
       failed(new Error(event.message || "the hashing worker did not start"));
-      for (const job of this.pending.values()) job.reject(new Error(event.message || "worker failed"));
+      for (const job of this.pending.values())
+        job.reject(new Error(event.message || "worker failed"));
       this.pending.clear();
     };
   }
@@ -127,12 +128,17 @@ async function fetchRange(prefix) {
       referrerPolicy: "no-referrer",
     });
   } catch {
-    throw new RegistryError(`The registry at ${base.origin} could not be reached. Check your connection and try again.`);
+    throw new RegistryError(
+      `The registry at ${base.origin} could not be reached. Check your connection and try again.`,
+    );
   }
   if (response.status === 429) {
     const after = response.headers.get("Retry-After");
-    const wait = after && /^\d+$/.test(after) ? ` Try again in ${after} s.` : " Try again in a moment.";
-    throw new RegistryError(`The registry is limiting lookups from your address (HTTP 429).${wait}`);
+    const wait =
+      after && /^\d+$/.test(after) ? ` Try again in ${after} s.` : " Try again in a moment.";
+    throw new RegistryError(
+      `The registry is limiting lookups from your address (HTTP 429).${wait}`,
+    );
   }
   if (!response.ok) {
     let detail = "";
@@ -158,21 +164,41 @@ const isText = (value) => typeof value === "string";
 /** Check the shape of a range answer and index it by digest; throw RegistryError if malformed. */
 function parseRange(prefix, body) {
   const bad = (what) => new RegistryError(`The registry sent a malformed answer (${what}).`);
-  if (body === null || typeof body !== "object" || !Array.isArray(body.digests)) throw bad("no digests");
+  if (body === null || typeof body !== "object" || !Array.isArray(body.digests))
+    throw bad("no digests");
   if (body.prefix !== prefix) throw bad("another prefix");
   const index = new Map();
   for (const item of body.digests) {
-    if (!item || !isText(item.digest) || !HEX64.test(item.digest) || !item.digest.startsWith(prefix)) {
+    if (
+      !item ||
+      !isText(item.digest) ||
+      !HEX64.test(item.digest) ||
+      !item.digest.startsWith(prefix)
+    ) {
       throw bad("a digest");
     }
     if (!Object.hasOwn(KINDS, item.kind) || !Array.isArray(item.matches)) throw bad("a kind");
     const matches = item.matches.map((m) => {
       const publisher = Array.isArray(m?.publisher) ? m.publisher : [m?.publisher];
-      if (!m || !isText(m.card) || !HEX64.test(m.card) || !isText(m.name) || !isText(m.version)
-          || !isText(m.entry) || !publisher.every(isText)) {
+      if (
+        !m ||
+        !isText(m.card) ||
+        !HEX64.test(m.card) ||
+        !isText(m.name) ||
+        !isText(m.version) ||
+        !isText(m.entry) ||
+        !publisher.every(isText)
+      ) {
         throw bad("a match");
       }
-      return { card: m.card, name: m.name, version: m.version, entry: m.entry, publisher, kind: item.kind };
+      return {
+        card: m.card,
+        name: m.name,
+        version: m.version,
+        entry: m.entry,
+        publisher,
+        kind: item.kind,
+      };
     });
     const list = index.get(item.digest) ?? [];
     list.push({ kind: item.kind, matches });
@@ -241,10 +267,11 @@ class Row {
   async hash() {
     const done = { sha256: 0, text: 0 };
     const size = Math.max(this.file.size, 1);
-    const update = () => (this.progress.value = Math.min(1, (done.sha256 + done.text) / (2 * size)));
+    const update = () =>
+      (this.progress.value = Math.min(1, (done.sha256 + done.text) / (2 * size)));
     const job = (name) =>
-      getWorkers()[name]
-        .run(name, this.file, hashOptions, (bytes) => ((done[name] = bytes), update()))
+      getWorkers()
+        [name].run(name, this.file, hashOptions, (bytes) => ((done[name] = bytes), update()))
         .then((result) => ((done[name] = size), update(), result)); // a job may stop early
     const started = performance.now();
     const [hash, normalized] = await Promise.all([job("sha256"), job("text")]);
@@ -267,7 +294,9 @@ class Row {
     this.body.replaceChildren();
     const wanted = [["sha256", this.sha256]];
     if (this.text?.digest) wanted.push(["textSha256", this.text.digest]);
-    const answers = await Promise.all(wanted.map(([, digest]) => range(digest.slice(0, PREFIX_LENGTH))));
+    const answers = await Promise.all(
+      wanted.map(([, digest]) => range(digest.slice(0, PREFIX_LENGTH))),
+    );
     const matches = [];
     wanted.forEach(([kind, digest], k) => {
       for (const entry of answers[k].get(digest) ?? []) {
@@ -284,32 +313,62 @@ class Row {
 
   digests() {
     const list = el("dl", { class: "digests" });
-    list.append(el("dt", { text: "SHA-256" }), el("dd", {}, el("code", { text: this.sha256 ?? "—" })));
+    list.append(
+      el("dt", { text: "SHA-256" }),
+      el("dd", {}, el("code", { text: this.sha256 ?? "—" })),
+    );
+    const reason = this.text?.reason === "invalid UTF-8" ? "not UTF-8 text" : this.text?.reason;
     const text = this.text?.digest
       ? el("code", { text: this.text.digest })
-      : el("span", { class: "muted", text: `none: ${this.text?.reason === "invalid UTF-8" ? "not UTF-8 text" : this.text?.reason ?? "not computed"}` });
+      : el("span", { class: "muted", text: `none: ${reason ?? "not computed"}` });
     list.append(el("dt", { text: "norm-text-v1" }), el("dd", {}, text));
-    return el("details", { class: "digest-details" }, el("summary", { text: "Digests computed in this browser" }), list);
+    return el(
+      "details",
+      { class: "digest-details" },
+      el("summary", { text: "Digests computed in this browser" }),
+      list,
+    );
   }
 
   render(matches) {
     const exact = matches.filter((m) => m.kind === "sha256");
     // An entry that holds these bytes holds this text too: list it once, as exact.
     const listed = new Set(exact.map((m) => `${m.card}\n${m.entry}`));
-    const normalized = matches.filter((m) => m.kind === "textSha256" && !listed.has(`${m.card}\n${m.entry}`));
+    const normalized = matches.filter(
+      (m) => m.kind === "textSha256" && !listed.has(`${m.card}\n${m.entry}`),
+    );
     const status = exact.length ? "exact" : normalized.length ? "normalized" : "absent";
     this.setStatus(status);
     const cards = new Set(matches.map((m) => m.card));
     const parts = [];
     if (status === "absent") {
-      parts.push(el("p", { class: "summary", text:
-        "No registered dataset lists these bytes" + (this.text?.digest ? " or this text." : ".") }));
-      parts.push(el("p", { class: "muted small" }, "Edited copies and excerpts are not looked for here: ",
-        el("code", { text: "provenance registry lookup" }), " also sends fingerprints to find them."));
+      parts.push(
+        el("p", {
+          class: "summary",
+          text:
+            "No registered dataset lists these bytes" +
+            (this.text?.digest ? " or this text." : "."),
+        }),
+      );
+      parts.push(
+        el(
+          "p",
+          { class: "muted small" },
+          "Edited copies and excerpts are not looked for here: ",
+          el("code", { text: "provenance registry lookup" }),
+          " also sends fingerprints to find them.",
+        ),
+      );
     } else {
-      const what = status === "exact" ? "this exact file" : "this text (after norm-text-v1, not byte for byte)";
-      parts.push(el("p", { class: "summary", text:
-        `${cards.size === 1 ? "One registered dataset lists" : `${cards.size} registered datasets list`} ${what}.` }));
+      const what =
+        status === "exact"
+          ? "this exact file"
+          : "this text (after norm-text-v1, not byte for byte)";
+      const who =
+        cards.size === 1
+          ? "One registered dataset lists"
+          : `${cards.size} registered datasets list`;
+      parts.push(el("p", { class: "summary", text: `${who} ${what}.` }));
       const list = el("ul", { class: "matches" });
       for (const match of [...exact, ...normalized]) list.append(this.renderMatch(match));
       parts.push(list);
@@ -321,7 +380,9 @@ class Row {
 
   renderMatch(match) {
     const cardUrl = new URL(`v1/cards/${match.card}`, base).href;
-    const publisher = match.publisher.map((keyid) => el("code", { class: "keyid", title: keyid, text: keyid.slice(0, 16) + "…" }));
+    const publisher = match.publisher.map((keyid) =>
+      el("code", { class: "keyid", title: keyid, text: keyid.slice(0, 16) + "…" }),
+    );
     const details = el(
       "dl",
       { class: "match-details" },
@@ -342,7 +403,12 @@ class Row {
     return el(
       "li",
       { class: "match", "data-testid": "match", "data-card": match.card, "data-kind": match.kind },
-      el("p", { class: "match-title" }, el("a", { href: cardUrl, text: match.name }), el("span", { class: "version", text: match.version })),
+      el(
+        "p",
+        { class: "match-title" },
+        el("a", { href: cardUrl, text: match.name }),
+        el("span", { class: "version", text: match.version }),
+      ),
       details,
       links,
     );
@@ -354,7 +420,8 @@ class Row {
       `curl -fsS -o card.json ${shellQuote(`${cardUrl}/envelope`)}`,
       `curl -fsS -o manifest.jsonl ${shellQuote(`${cardUrl}/manifest`)}`,
       `provenance lookup ${shellQuote(this.file.name)} --manifest manifest.jsonl \\`,
-      `    --card card.json --trust TRUST.json --proof-out ${shellQuote(`${this.file.name}.proof.json`)}`,
+      `    --card card.json --trust TRUST.json \\`,
+      `    --proof-out ${shellQuote(`${this.file.name}.proof.json`)}`,
     ].join("\n");
     const code = el("code", { text: command });
     const copy = el("button", { type: "button", class: "button small", text: "Copy" });
@@ -366,16 +433,29 @@ class Row {
         copy.textContent = "Select and copy";
       }
     });
-    const after = match.kind === "sha256"
-      ? "The lookup writes an inclusion proof of the entry, which provenance proof verify checks against the signed card alone."
-      : "The lookup confirms the text match against the signed manifest (proofs cover exact copies only).";
+    const after =
+      match.kind === "sha256"
+        ? "The lookup writes an inclusion proof of the entry, which provenance proof verify checks against the signed card alone."
+        : "The lookup confirms the text match against the signed manifest (proofs cover exact copies only).";
     return el(
       "div",
       { class: "verify" },
-      el("p", {}, el("strong", { text: "Verified by the registry: " }),
-        "it admitted these cards only after checking the publisher's signature and the manifest, and logged them. To check for yourself, and get a proof to show others:"),
-      el("div", { class: "command" }, el("div", { class: "command-bar" }, el("span", { text: "Shell" }), copy), el("pre", {}, code)),
-      el("p", { class: "muted small", text: `TRUST.json: your trust store with the publisher's key (provenance trust add). ${after}` }),
+      el(
+        "p",
+        {},
+        el("strong", { text: "Verified by the registry: " }),
+        "it admitted these cards only after checking the publisher's signature and the manifest, and logged them. To check for yourself, and get a proof to show others:",
+      ),
+      el(
+        "div",
+        { class: "command" },
+        el("div", { class: "command-bar" }, el("span", { text: "Shell" }), copy),
+        el("pre", {}, code),
+      ),
+      el("p", {
+        class: "muted small",
+        text: `TRUST.json: your trust store with the publisher's key (provenance trust add). ${after}`,
+      }),
     );
   }
 }
@@ -393,8 +473,12 @@ function updateSummary() {
   for (const row of rows) counts[row.status] = (counts[row.status] ?? 0) + 1;
   const busy = (counts.hashing ?? 0) + (counts.checking ?? 0);
   const parts = [`${rows.length} file${rows.length === 1 ? "" : "s"}`];
-  const counted = { exact: ["exact copy", "exact copies"], normalized: ["text copy", "text copies"],
-    absent: ["not found", "not found"], error: ["not checked", "not checked"] };
+  const counted = {
+    exact: ["exact copy", "exact copies"],
+    normalized: ["text copy", "text copies"],
+    absent: ["not found", "not found"],
+    error: ["not checked", "not checked"],
+  };
   for (const [status, [one, many]] of Object.entries(counted)) {
     if (counts[status]) parts.push(`${counts[status]} ${counts[status] === 1 ? one : many}`);
   }
@@ -407,7 +491,8 @@ async function check(row) {
   try {
     await row.check();
   } catch (error) {
-    const message = error instanceof RegistryError ? error.message : `Could not check: ${error.message}`;
+    const message =
+      error instanceof RegistryError ? error.message : `Could not check: ${error.message}`;
     row.fail(message);
     showBanner(message);
   }
@@ -490,7 +575,9 @@ function setup() {
   }
   zone.addEventListener("drop", (event) => {
     event.preventDefault();
-    droppedFiles(event.dataTransfer).then(addFiles, (error) => showBanner(`Could not read what was dropped: ${error.message}`));
+    droppedFiles(event.dataTransfer).then(addFiles, (error) =>
+      showBanner(`Could not read what was dropped: ${error.message}`),
+    );
   });
   // A file dropped next to the zone must not make the browser open it (and leave the page).
   window.addEventListener("dragover", (event) => event.preventDefault());

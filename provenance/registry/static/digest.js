@@ -3,8 +3,8 @@
 //   WebCrypto has no incremental API, so the file is held in memory), streamed through
 //   hash-wasm above that (bounded memory);
 // - text: the norm-text-v1 digest when the file is text as `provenance manifest build` means it
-//   (strict UTF-8 without NUL): the file is normalized as it is read, and the normalized text hashed
-//   with WebCrypto while it stays within WEBCRYPTO_MAX bytes, else streamed through hash-wasm.
+//   (strict UTF-8 without NUL): the file is normalized as it is read, and the normalized text
+//   hashed with WebCrypto while it stays within WEBCRYPTO_MAX bytes, else through hash-wasm.
 // Nothing here sends anything anywhere.
 
 import "./vendor/hash-wasm/sha256.umd.min.js";
@@ -59,7 +59,10 @@ function progress(onProgress) {
  * SHA-256 of a File or Blob. Returns {digest, method, ms}: the lowercase hex digest, "webcrypto"
  * or "hash-wasm", and the time taken.
  */
-export async function sha256File(file, { webCryptoMax = WEBCRYPTO_MAX, chunkSize = CHUNK_SIZE, onProgress } = {}) {
+export async function sha256File(
+  file,
+  { webCryptoMax = WEBCRYPTO_MAX, chunkSize = CHUNK_SIZE, onProgress } = {},
+) {
   const started = performance.now();
   if (file.size <= webCryptoMax) {
     const digest = hex(await crypto.subtle.digest("SHA-256", await file.arrayBuffer()));

@@ -79,17 +79,35 @@ for (const cp of [
 }
 
 // Hangul syllables compose and decompose algorithmically (Unicode 14.0 section 3.12).
-const S_BASE = 0xac00, L_BASE = 0x1100, V_BASE = 0x1161, T_BASE = 0x11a7;
-const L_COUNT = 19, V_COUNT = 21, T_COUNT = 28, N_COUNT = V_COUNT * T_COUNT, S_COUNT = L_COUNT * N_COUNT;
+const S_BASE = 0xac00,
+  L_BASE = 0x1100,
+  V_BASE = 0x1161,
+  T_BASE = 0x11a7;
+const L_COUNT = 19,
+  V_COUNT = 21,
+  T_COUNT = 28,
+  N_COUNT = V_COUNT * T_COUNT,
+  S_COUNT = L_COUNT * N_COUNT;
 for (let cp = V_BASE; cp < V_BASE + V_COUNT; cp++) FLAGS[cp] |= F_SECOND;
 for (let cp = T_BASE + 1; cp < T_BASE + T_COUNT; cp++) FLAGS[cp] |= F_SECOND;
 
 function composePair(first, second) {
-  if (first >= L_BASE && first < L_BASE + L_COUNT && second >= V_BASE && second < V_BASE + V_COUNT) {
+  if (
+    first >= L_BASE &&
+    first < L_BASE + L_COUNT &&
+    second >= V_BASE &&
+    second < V_BASE + V_COUNT
+  ) {
     return S_BASE + ((first - L_BASE) * V_COUNT + (second - V_BASE)) * T_COUNT;
   }
   const index = first - S_BASE;
-  if (index >= 0 && index < S_COUNT && index % T_COUNT === 0 && second > T_BASE && second < T_BASE + T_COUNT) {
+  if (
+    index >= 0 &&
+    index < S_COUNT &&
+    index % T_COUNT === 0 &&
+    second > T_BASE &&
+    second < T_BASE + T_COUNT
+  ) {
     return first + (second - T_BASE);
   }
   const composite = COMPOSITION.get(first * 0x110000 + second);
@@ -102,7 +120,10 @@ function nfkc(source) {
   for (const cp of source) {
     const index = cp - S_BASE;
     if (index >= 0 && index < S_COUNT) {
-      d.push(L_BASE + Math.floor(index / N_COUNT), V_BASE + Math.floor((index % N_COUNT) / T_COUNT));
+      d.push(
+        L_BASE + Math.floor(index / N_COUNT),
+        V_BASE + Math.floor((index % N_COUNT) / T_COUNT),
+      );
       if (index % T_COUNT !== 0) d.push(T_BASE + (index % T_COUNT));
     } else if (FLAGS[cp] & F_DECOMPOSES) {
       for (const part of DECOMPOSITION.get(cp)) d.push(part);
@@ -182,7 +203,10 @@ let decoded = 0; // the code point decodeAt found (a module variable: no object 
  */
 function decodeAt(bytes, i, n) {
   const b0 = bytes[i];
-  let length, cp, low = 0x80, high = 0xbf;
+  let length,
+    cp,
+    low = 0x80,
+    high = 0xbf;
   if (b0 >= 0xc2 && b0 <= 0xdf) {
     length = 2;
     cp = b0 & 0x1f;
@@ -354,7 +378,7 @@ export class NormTextV1 {
       o = safeOut;
       prevWs = safePrevWs;
       const cps = [];
-      for (let k = start; k < j; ) {
+      for (let k = start; k < j;) {
         if (input[k] < 0x80) {
           cps.push(input[k]);
           k++;
