@@ -339,3 +339,19 @@ def test_sha256_webcrypto_and_hash_wasm_equal_hashlib(page: Any) -> None:
         options = {"webCryptoMax": -1, "chunkSize": chunk}
         streamed = _browser(page, "sha256s", inputs[:count], options)
         assert streamed == [[digest, "hash-wasm"] for digest in expected[:count]]
+
+
+def test_without_webcrypto_everything_goes_through_hash_wasm(page: Any) -> None:
+    """WebCrypto exists only in secure contexts; on plain HTTP the page uses hash-wasm alone."""
+    inputs = [b"", b"Stra\xc3\x9fe  ", random.Random(4).randbytes(100_000)]
+    page.evaluate(
+        "() => Object.defineProperty(crypto, 'subtle', { value: undefined, configurable: true })"
+    )
+    try:
+        digests = _browser(page, "sha256s", inputs, {})
+        texts = _browser(page, "textDigests", inputs[:2], {})
+    finally:
+        page.evaluate("() => delete crypto.subtle")
+    assert digests == [[hashlib.sha256(data).hexdigest(), "hash-wasm"] for data in inputs]
+    assert texts == [norm_text_sha256(data) for data in inputs[:2]]
+    assert page.evaluate("() => typeof crypto.subtle.digest") == "function"

@@ -14,6 +14,10 @@ export const WEBCRYPTO_MAX = 256 * 1024 * 1024;
 export const CHUNK_SIZE = 8 * 1024 * 1024;
 const PROGRESS_STEP = 4 * 1024 * 1024;
 
+// WebCrypto exists only in secure contexts (HTTPS, or http://localhost): a registry served over
+// plain HTTP elsewhere still works, with hash-wasm for everything.
+const hasWebCrypto = () => globalThis.isSecureContext !== false && !!globalThis.crypto?.subtle;
+
 function hex(buffer) {
   return Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, "0")).join("");
 }
@@ -64,7 +68,7 @@ export async function sha256File(
   { webCryptoMax = WEBCRYPTO_MAX, chunkSize = CHUNK_SIZE, onProgress } = {},
 ) {
   const started = performance.now();
-  if (file.size <= webCryptoMax) {
+  if (file.size <= webCryptoMax && hasWebCrypto()) {
     const digest = hex(await crypto.subtle.digest("SHA-256", await file.arrayBuffer()));
     onProgress?.(file.size);
     return { digest, method: "webcrypto", ms: performance.now() - started };
@@ -91,7 +95,7 @@ class Sha256Sink {
     this.wasm = wasm; // a hash-wasm SHA-256, initialized: used once the limit is passed
     this.buffer = new Uint8Array(Math.max(0, Math.min(limit, 1 << 20)));
     this.size = 0;
-    this.hasher = null;
+    this.hasher = limit < 0 ? wasm : null; // a negative limit: hash-wasm from the start
   }
 
   update(piece) {
@@ -132,7 +136,7 @@ export async function textDigestFile(
   const started = performance.now();
   const wasm = await globalThis.hashwasm.createSHA256(); // made here: the sink is synchronous
   wasm.init();
-  const sink = new Sha256Sink(webCryptoMax, wasm);
+  const sink = new Sha256Sink(hasWebCrypto() ? webCryptoMax : -1, wasm);
   const normalizer = new NormTextV1((bytes) => sink.update(bytes));
   const none = (reason) => ({ digest: null, reason, ms: performance.now() - started });
   const read = progress(onProgress);
