@@ -50,6 +50,14 @@ def test_check_reports_a_changed_table(tmp_path: Path, monkeypatch: pytest.Monke
     assert _pagetables.main(["--check"]) == 1
 
 
+def test_generator_writes_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "unicode14.js"
+    monkeypatch.setattr(_pagetables, "TABLES_PATH", target)
+    assert _pagetables.main([]) == 0
+    assert target.read_bytes() == _pagetables.generate().encode("utf-8")
+    assert _pagetables.main(["--frobnicate"]) == 2
+
+
 def test_tables_describe_python_unicode() -> None:
     # Spot checks that the generated data means what the page takes it to mean.
     nfkd = dict(item.split(":") for item in _table("NFKD"))
