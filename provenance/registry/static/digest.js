@@ -14,8 +14,8 @@ export const WEBCRYPTO_MAX = 256 * 1024 * 1024;
 export const CHUNK_SIZE = 8 * 1024 * 1024;
 const PROGRESS_STEP = 4 * 1024 * 1024;
 
-// WebCrypto exists only in secure contexts (HTTPS, or http://localhost): a registry served over
-// plain HTTP elsewhere still works, with hash-wasm for everything.
+// WebCrypto exists only in secure contexts (HTTPS, or plain HTTP on localhost): a registry served
+// over plain HTTP elsewhere still works, with hash-wasm for everything.
 const hasWebCrypto = () => globalThis.isSecureContext !== false && !!globalThis.crypto?.subtle;
 
 function hex(buffer) {
