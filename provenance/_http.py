@@ -70,11 +70,9 @@ class FetchOptions:
     def __post_init__(self) -> None:
         for name in ("connect_timeout", "read_timeout", "total_timeout"):
             if not getattr(self, name) > 0:
-                raise InputError(
-                    f"--{name.replace('_', '-')}: must be a positive number of seconds"
-                )
+                raise InputError(f"{name.replace('_', ' ')}: must be a positive number of seconds")
         if self.max_bytes < 1:
-            raise InputError("--max-bytes: must be positive")
+            raise InputError("largest download: must be a positive number of bytes")
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

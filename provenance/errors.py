@@ -43,6 +43,14 @@ class KeyFormatError(InputError):
     """A key file cannot be loaded (wrong format, unsupported algorithm, bad passphrase)."""
 
 
+class PassphraseNeededError(KeyFormatError):
+    """A private key is encrypted and no passphrase was given."""
+
+
+class OutputExistsError(InputError):
+    """A file to write exists already, and replacing it was not asked for."""
+
+
 class UnsafePathError(InputError):
     """A path escapes its root, is a special file, or cannot be represented."""
 

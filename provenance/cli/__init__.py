@@ -23,9 +23,8 @@ class _LazyGroup(click.Group):
     ``provenance NAME ...`` first imports ``provenance.cli._NAME`` alone and uses it if it
     defines the command NAME: start-up then costs only what that command imports (building a
     manifest of a few files should not wait for jsonschema, cryptography and numpy). Anything
-    else (``--help``, a command in a module of another name, an unknown name, and ``demo``,
-    whose steps are added by the other modules when they are imported) registers every module
-    with :func:`_register`, as before.
+    else (``--help``, a command in a module of another name, an unknown name) registers every
+    module with :func:`_register`.
     """
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
@@ -43,7 +42,7 @@ def _register_one(name: str) -> bool:
     import importlib.util
 
     module_name = f"provenance.cli._{name}"
-    if name == "demo" or not name.isidentifier() or importlib.util.find_spec(module_name) is None:
+    if not name.isidentifier() or importlib.util.find_spec(module_name) is None:
         return False
     commands = getattr(importlib.import_module(module_name), "COMMANDS", [])
     if not any(command.name == name for command in commands):

@@ -29,7 +29,7 @@ def samples_dir() -> Path:
     raise InputError("the samples are not installed; run the demo from a source checkout")
 
 
-class _Stage:
+class Stage:
     """Runs CLI commands as a user would, printing each command and what it prints."""
 
     def __init__(self, workdir: Path) -> None:
@@ -59,9 +59,27 @@ class _Stage:
         return code
 
 
-DemoStep = Callable[[_Stage, Path, Path], None]
-EXTRA_STEPS: list[DemoStep] = []
-"""Further parts of the story (lists, creators) appended by other modules."""
+DemoStep = Callable[[Stage, Path, Path], None]
+"""A part of the story: ``step(stage, samples, work)`` plays it in the work directory."""
+
+
+def steps() -> list[DemoStep]:
+    """Return the parts of the story played after the developer's and the auditor's, in order.
+
+    Each part may use what the parts before it left in the work directory.
+    """
+    from provenance.cli._demo_creators import creator_lookup_step, creator_proofs_step
+    from provenance.cli._demo_export import export_step
+    from provenance.cli._demo_filter import filter_step
+    from provenance.cli._demo_lists import association_step
+
+    return [
+        export_step,
+        association_step,
+        filter_step,
+        creator_lookup_step,
+        creator_proofs_step,
+    ]
 
 
 @click.command("demo")
@@ -78,7 +96,7 @@ def demo(keep: Path | None) -> None:
 
 
 def _play(samples: Path, work: Path) -> None:
-    stage = _Stage(work)
+    stage = Stage(work)
     data = work / "data"
     shutil.copytree(samples / "data", data)
     w = str(work)
@@ -181,7 +199,7 @@ def _play(samples: Path, work: Path) -> None:
     stage.say("relabelled the licensed news source as CC0 inside the signed card")
     stage.run("verify", f"{w}/card.forged.json", "--trust", f"{w}/trust.json", expect=1)
 
-    for step in EXTRA_STEPS:
+    for step in steps():
         step(stage, samples, work)
 
     stage.party("Done")

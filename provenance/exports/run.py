@@ -125,14 +125,9 @@ def check_manifest(
     summaries: list[ManifestSummary] = []
     consume(manifest_module.iter_manifest(manifest_path, on_summary=summaries.append))
     summary = summaries[0]
-    committed = card.predicate["manifest"]
+    committed = card.predicate.manifest
     actual = (summary.digest, summary.entries, summary.total_bytes, summary.root)
-    expected = (
-        card.manifest_sha256,
-        committed["entries"],
-        committed["bytes"],
-        committed["merkleRoot"],
-    )
+    expected = (card.manifest_sha256, committed.entries, committed.bytes, committed.merkle_root)
     if actual != expected:
         raise DigestMismatchError(
             f"{manifest_path}: changed while it was read, or its entry count, bytes or Merkle"
