@@ -491,13 +491,13 @@ def apply_lists(
                 " to records files"
             )
         skipped = _filter_directory(input_path, index, tally, kept_path, removed_path, progress)
-        if skipped:
-            notes.append(skipped)
         if index.has_url_entries:
             notes.append(
                 "files in a directory have no URL: the lists' domain and URL entries apply only"
                 " to records files; sha256 and text-sha256 entries were applied"
             )
+        if skipped:
+            notes.append(skipped)
     else:
         _filter_records(
             input_path, index, tally, kept_path, removed_path, progress, columns=columns

@@ -220,7 +220,7 @@ def test_refresh_needs_a_repository_and_its_keys(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("days", [0, -1, 3651])
 def test_expires_in_bounds(tmp_path: Path, days: int) -> None:
-    with pytest.raises(InputError, match="^timestamp lifetime in days"):
+    with pytest.raises(InputError, match="^expires_in: must be between"):
         publish(
             tmp_path / "r",
             entries(),

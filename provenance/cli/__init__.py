@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from provenance import __version__
-from provenance.errors import ProvenanceError, ProvenanceWarning
+from provenance.errors import ParameterError, ProvenanceError, ProvenanceWarning
 
 
 class _LazyGroup(click.Group):
@@ -112,6 +112,25 @@ def main(argv: list[str] | None = None) -> None:
         _main(argv)
 
 
+OPTIONS = {
+    "threshold": "--threshold",
+    "expires_in": "--expires-in",
+    "connect_timeout": "--connect-timeout",
+    "read_timeout": "--read-timeout",
+    "total_timeout": "--timeout",
+    "max_bytes": "--max-bytes",
+}
+"""The option that sets each library parameter a :class:`ParameterError` may name."""
+
+
+def describe_error(exc: ProvenanceError) -> str:
+    """The message of ``exc`` for a user of the command line: a parameter the library names is
+    called by the option that set it."""
+    if isinstance(exc, ParameterError) and exc.parameter in OPTIONS:
+        return exc.naming(OPTIONS[exc.parameter])
+    return str(exc)
+
+
 def _main(argv: list[str] | None) -> None:
     try:
         result = cli.main(args=argv, prog_name="provenance", standalone_mode=False)
@@ -119,7 +138,7 @@ def _main(argv: list[str] | None) -> None:
         from provenance.cli._common import echo
 
         # Messages name paths and ids, which may hold terminal controls: printed escaped.
-        echo(f"error: {exc}", err=True)
+        echo(f"error: {describe_error(exc)}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("error: aborted", err=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from provenance.cli._common import echo
 from provenance.errors import InputError, ProvenanceError
 
 
@@ -51,7 +52,9 @@ class Stage:
             result = cli.main(args=list(args), prog_name="provenance", standalone_mode=False)
             code = result if isinstance(result, int) else 0
         except ProvenanceError as exc:
-            click.echo(f"error: {exc}", err=True)
+            from provenance.cli import describe_error
+
+            echo(f"error: {describe_error(exc)}", err=True)
             code = exc.exit_code
         click.echo(f"   (exit {code})")
         if code != expect:

@@ -50,7 +50,7 @@ from tuf.api.metadata import (
 from tuf.api.serialization.json import JSONSerializer
 
 from provenance._files import atomic_write, read_bytes
-from provenance.errors import InputError, LocalIOError
+from provenance.errors import InputError, LocalIOError, ParameterError
 from provenance.keys import PrivateKey
 from provenance.lists import _metadata
 from provenance.lists._lock import fsync_directory, locked
@@ -147,9 +147,9 @@ class _Repository:
         return self.directory / "metadata"
 
 
-def _days(value: int, *, what: str) -> dt.timedelta:
+def _days(value: int) -> dt.timedelta:
     if not 1 <= value <= MAX_EXPIRES_IN_DAYS:
-        raise InputError(f"{what}: must be between 1 and {MAX_EXPIRES_IN_DAYS} days")
+        raise ParameterError("expires_in", f"must be between 1 and {MAX_EXPIRES_IN_DAYS} days")
     return dt.timedelta(days=value)
 
 
@@ -228,8 +228,8 @@ def _new_repository(
     timestamp_days: dt.timedelta,
 ) -> _Repository:
     if not 1 <= threshold <= len(signers):
-        raise InputError(
-            f"threshold {threshold}: must be between 1 and the {len(signers)} key(s) given"
+        raise ParameterError(
+            "threshold", f"must be between 1 and the {len(signers)} key(s) given", value=threshold
         )
     long_lived = at + dt.timedelta(days=LONG_LIVED_DAYS)
     root = Root(
@@ -429,15 +429,12 @@ def publish(
     """
     check_list_name(name, what="list name")
     if expires_in is not None:
-        _days(expires_in, what="timestamp lifetime in days")
+        _days(expires_in)
     signers = _signers(keys)
     _check_repo_dir(repo_dir, create=True)
     with locked(repo_dir):
         repo = _load_repository(repo_dir, at=at)
-        timestamp_days = _days(
-            expires_in if expires_in is not None else _recorded_days(repo),
-            what="timestamp lifetime in days",
-        )
+        timestamp_days = _days(expires_in if expires_in is not None else _recorded_days(repo))
         if repo is None:
             repo = _new_repository(
                 repo_dir,
@@ -447,9 +444,11 @@ def publish(
                 timestamp_days=timestamp_days,
             )
         elif threshold is not None and threshold != repo.root.signed.roles["root"].threshold:
-            raise InputError(
-                f"threshold {threshold}: the repository already exists with threshold"
-                f" {repo.root.signed.roles['root'].threshold}; changing keys is not supported"
+            raise ParameterError(
+                "threshold",
+                "the repository already exists with threshold"
+                f" {repo.root.signed.roles['root'].threshold}; changing keys is not supported",
+                value=threshold,
             )
         _check_threshold(repo.root.signed, signers, what=f"repository {repo_dir}")
 
@@ -538,17 +537,14 @@ def refresh(
         LocalIOError: files cannot be written.
     """
     if expires_in is not None:
-        _days(expires_in, what="timestamp lifetime in days")
+        _days(expires_in)
     signers = _signers(keys)
     _check_repo_dir(repo_dir, create=False)
     with locked(repo_dir):
         repo = _load_repository(repo_dir, at=at)
         if repo is None:
             raise InputError(f"{repo_dir}: not a list repository (no metadata/timestamp.json)")
-        timestamp_days = _days(
-            expires_in if expires_in is not None else _recorded_days(repo),
-            what="timestamp lifetime in days",
-        )
+        timestamp_days = _days(expires_in if expires_in is not None else _recorded_days(repo))
         _check_threshold(repo.root.signed, signers, what=f"repository {repo_dir}")
         new_expiry = at + timestamp_days
         resigned = _renew_root_if_due(repo, signers, at=at, timestamp_days=timestamp_days)
