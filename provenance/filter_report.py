@@ -15,16 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from provenance.card.model import Exclusion
+from provenance.card.model import Exclusion, present
 from provenance.errors import FormatError
 
 MAX_REPORT_BYTES = 16 * 1024 * 1024
 
 MissingUrlPolicy = Literal["removed", "kept"]
-
-
-def _present(members: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in members.items() if value is not None}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,7 +53,7 @@ class RecordCounts:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the ``records`` object."""
-        return _present(
+        return present(
             {
                 "input": self.input,
                 "kept": self.kept,
@@ -140,7 +136,7 @@ class FilterReport:
         examples = self.unevaluable_examples
         return {
             **self.unrecognized_fields,
-            **_present(
+            **present(
                 {
                     "lists": [item.to_dict() for item in self.lists],
                     "records": self.records.to_dict(),

@@ -472,26 +472,21 @@ def _find_moves(
     return [m for m in missing if m not in paired], left, moved
 
 
+
 def verify_file(
     signed_path: Path,
     trust: TrustStore,
     *,
     at: dt.datetime,
-    manifest_path: Path | None = None,
-    data_dir: Path | None = None,
-    ignore: Callable[[str], bool] | None = None,
-    symlinks: manifest_module.SymlinkPolicy = "skip",
-    workers: int = 1,
-    progress: Callable[[int], None] | None = None,
-    on_total: Callable[[int], None] | None = None,
     lists: str | None = None,
-    strict: bool = False,
+    **checks: Any,
 ) -> Report:
     """Read the signed card at ``signed_path`` and :func:`verify` it.
 
     ``lists`` is where the exclusion lists come from: a list cache directory, or a list
     repository URL (fetched into a temporary cache, verified against ``trust``; see
-    :func:`provenance.lists.audit.open_list_source`). The other arguments are :func:`verify`'s.
+    :func:`provenance.lists.audit.open_list_source`). ``checks`` are :func:`verify`'s other
+    keyword arguments (``manifest_path``, ``data_dir``, ``strict``, ...).
 
     Raises:
         InputError, FormatError: the card file is missing, malformed or not signed; and as
@@ -503,21 +498,6 @@ def verify_file(
 
     envelope = read_signed_card(signed_path)
     with contextlib.ExitStack() as stack:
-        source = (
-            None if lists is None else stack.enter_context(open_list_source(lists, trust, at=at))
-        )
-        return verify(
-            envelope,
-            trust,
-            at=at,
-            what=str(signed_path),
-            manifest_path=manifest_path,
-            data_dir=data_dir,
-            ignore=ignore,
-            symlinks=symlinks,
-            workers=workers,
-            progress=progress,
-            on_total=on_total,
-            lists=source,
-            strict=strict,
-        )
+        if lists is not None:
+            checks["lists"] = stack.enter_context(open_list_source(lists, trust, at=at))
+        return verify(envelope, trust, at=at, what=str(signed_path), **checks)

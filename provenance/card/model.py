@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 
-def _present(members: Mapping[str, Any]) -> dict[str, Any]:
+def present(members: Mapping[str, Any]) -> dict[str, Any]:
     """``members`` without those whose value is None (optional members that are absent)."""
     return {key: value for key, value in members.items() if value is not None}
 
@@ -78,7 +78,7 @@ class _Extensible:
         return {key: value for key, value in data.items() if key not in cls.KNOWN}
 
     def _with_unrecognized(self, members: Mapping[str, Any]) -> dict[str, Any]:
-        return {**self.unrecognized_fields, **_present(members)}
+        return {**self.unrecognized_fields, **present(members)}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,7 +96,7 @@ class Publisher:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the ``publisher`` object."""
-        return _present({"name": self.name, "url": self.url, "contact": self.contact})
+        return present({"name": self.name, "url": self.url, "contact": self.contact})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,7 +113,7 @@ class Collection:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the ``collection`` object."""
-        return _present({"start": self.start, "end": self.end})
+        return present({"start": self.start, "end": self.end})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
