@@ -101,6 +101,18 @@ def test_a_moved_clock_never_revives_an_expired_key_in_proof_verify(
     assert document["claim"] == "present" and document["status"] == "exact"
 
 
+def test_a_moved_clock_never_revives_an_expired_key_in_export(story: Path, tmp_path: Path) -> None:
+    trust, before = _trust_expired_yesterday(story, tmp_path / "trust.json")
+    export = ("export", "html", story / "signed.json", "-o", tmp_path / "card.html")
+    trusted = run_cli(*export, "--trust", story / "trust.json", "--now", before)
+    assert trusted.returncode == 0, trusted.stderr
+    (tmp_path / "card.html").unlink()
+    moved = run_cli(*export, "--trust", trust, "--now", before)
+    assert moved.returncode == 1, moved.stderr
+    assert "on the real clock" in one_error_line(moved)
+    assert not (tmp_path / "card.html").exists()
+
+
 # -- issues 8.6 and 8.10: a creator's own folder of works ---------------------------------------
 
 

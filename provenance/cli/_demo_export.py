@@ -38,4 +38,3 @@ def export_step(stage: Stage, samples: Path, work: Path) -> None:
         "export", "html", f"{w}/card.forged.json", "--trust", f"{w}/trust.json",
         "-o", f"{o}/forged.html", expect=1,
     )  # fmt: skip
-

@@ -57,4 +57,3 @@ def filter_step(stage: Stage, samples: Path, work: Path) -> None:
         stage.run(*verify, "--lists", auditor_cache)
         stage.say("with --strict (straight from the repository URL) the same finding fails")
         stage.run(*verify, "--lists", url, "--strict", expect=1)
-

@@ -99,4 +99,3 @@ def association_step(stage: Stage, samples: Path, work: Path) -> None:
             "--cache", str(work / "lists-cache-mirror"), expect=1,
         )  # fmt: skip
     stage.say("the cache fetched from the real repository is untouched")
-

@@ -14,7 +14,7 @@ from provenance.cli._common import (
     now_option,
     passphrase_from_env,
     passphrase_hint,
-    resolve_now,
+    resolve_clock,
 )
 from provenance.errors import InputError
 from provenance.exports import FORMATS, MODALITIES, ExportOptions
@@ -91,7 +91,7 @@ def export_command(
     A card that does not verify exits 1 and nothing is written; so does a manifest (or, for
     oms, a data directory) that does not match the card.
     """
-    at = resolve_now(now)
+    clock = resolve_clock(now)
     if as_json and format_name != "eu-summary":
         raise InputError("--json applies to eu-summary only")
     if format_name == "oms":
@@ -107,9 +107,10 @@ def export_command(
                 data_dir=data_dir,
                 key_path=key_path,
                 output=output,
-                at=at,
+                at=clock.at,
                 passphrase=passphrase_from_env(passphrase_env),
                 workers=workers,
+                real_time=clock.real_time,
             )
     else:
         if data_dir is not None or key_path is not None:
@@ -120,7 +121,8 @@ def export_command(
             format_name,
             signed_path,
             trust_path,
-            at=at,
+            at=clock.at,
+            real_time=clock.real_time,
             manifest_path=manifest_path,
             options=ExportOptions(
                 as_json=as_json,

@@ -40,9 +40,7 @@ if TYPE_CHECKING:
 )
 @click.option("-o", "--output", "kept", required=True, type=PATH, help="Kept records (or paths).")
 @click.option("--removed", type=PATH, help="Write the removed records (or paths) here.")
-@click.option(
-    "--report", "report_path", type=PATH, help="Write the filter report (JSON) here."
-)
+@click.option("--report", "report_path", type=PATH, help="Write the filter report (JSON) here.")
 @click.option(
     "--list",
     "selectors",
