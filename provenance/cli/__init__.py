@@ -100,7 +100,10 @@ def _register() -> None:
 def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kw: Any) -> None:
     """Print our own warnings as one line each; other libraries' warnings are not for users."""
     if issubclass(category, ProvenanceWarning):
-        click.echo(f"warning: {message}", err=True)
+        from provenance.cli._common import warn
+
+        # Warnings name sources, ids and paths: printed escaped, as errors are.
+        warn(str(message))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from provenance.cli._common import echo
+from provenance.cli._common import echo, escape
 from provenance.errors import InputError, ProvenanceError
 
 
@@ -47,7 +47,7 @@ class Stage:
         from provenance.cli import cli
 
         shown = " ".join(shlex.quote(a.replace(str(self.workdir) + "/", "")) for a in args)
-        click.secho(f"$ provenance {shown}", fg="cyan")
+        click.secho(escape(f"$ provenance {shown}"), fg="cyan")
         try:
             result = cli.main(args=list(args), prog_name="provenance", standalone_mode=False)
             code = result if isinstance(result, int) else 0
