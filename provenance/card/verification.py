@@ -78,15 +78,15 @@ def verify_card(
                 f" whose {reason}"
             ) from None
         raise
-    statement = _json.loads_object(verified.payload, what=f"{what}: payload")
-    if statement.get("predicateType") != PREDICATE_TYPE:
+    document = _json.loads_object(verified.payload, what=f"{what}: payload")
+    if document.get("predicateType") != PREDICATE_TYPE:
         raise DocumentTypeError(
             f"{what}: the signed statement's predicateType is"
-            f" {statement.get('predicateType')!r}, not a dataset card ({PREDICATE_TYPE})"
+            f" {document.get('predicateType')!r}, not a dataset card ({PREDICATE_TYPE})"
         )
-    typed = parse_statement(statement, what=f"{what}: payload")
+    statement = parse_statement(document, what=f"{what}: payload")
     auditors = verified_signers(envelope, trust.keys_for("auditor", at=at))
-    return VerifiedCard(typed, verified.signers, auditors)
+    return VerifiedCard(statement, verified.signers, auditors)
 
 
 # ----------------------------------------------------------------------------------------------
