@@ -110,8 +110,8 @@ class StandInRegistry:
         self.cards.append(
             _Card(
                 card_id,
-                predicate["name"],
-                predicate["version"],
+                predicate.name,
+                predicate.version,
                 list(card.publishers),
                 envelope_bytes,
                 manifest_bytes,
@@ -121,8 +121,8 @@ class StandInRegistry:
             entry = _json.loads_object(line, what="manifest")
             match = {
                 "card": card_id,
-                "name": predicate["name"],
-                "version": predicate["version"],
+                "name": predicate.name,
+                "version": predicate.version,
                 "publisher": list(card.publishers),
                 "entry": entry["id"],
             }
