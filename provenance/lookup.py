@@ -42,6 +42,7 @@ import numpy as np
 from provenance import fpindex
 from provenance.fingerprints import ContentPrints, content_prints
 from provenance.fpindex import FingerprintIndex
+from provenance.fpsidecar import open_sidecar
 
 if TYPE_CHECKING:
     from provenance.proofs import CardRef, ProofBuilder, ProofRequest
@@ -264,46 +265,29 @@ def open_for_lookup(
             card commits to.
     """
     if card is None:
-        with FingerprintIndex.open(manifest_path, sidecar) as index:
-            if not index.has_text_prints:
-                warn(
-                    f"no fingerprint index ({fpindex.sidecar_path(manifest_path)}): only exact"
-                    " and normalized matches can be found"
-                )
+        chosen = open_sidecar(manifest_path, None, sidecar=sidecar)
+        with FingerprintIndex.from_sidecar(manifest_path, chosen) as index:
+            if chosen.note is not None:
+                warn(chosen.note)
             yield index, None
         return
-    from provenance.proofs import ProofBuilder
+    from provenance.proofs import ProofBuilder, read_against_card
 
-    scan = fpindex.scan_manifest(manifest_path, leaves=True)
+    commitment = card.commitment
+    scan = fpindex.scan_entries(
+        read_against_card(manifest_path, commitment),
+        # read_against_card has checked, by the time this is asked, that it is the card's.
+        lambda: commitment.manifest_sha256,
+        leaves=True,
+        what=manifest_path,
+    )
     builder = ProofBuilder.from_scan(manifest_path, scan, card)
-    recorded = card.card.predicate["manifest"].get("fingerprints")
-    committed = recorded.get("sha256") if isinstance(recorded, dict) else None
-    candidate = sidecar or fpindex.sidecar_path(manifest_path)
-    present = sidecar is not None or candidate.exists() or candidate.is_symlink()
-    use: Path | None = None
-    if committed is None:
-        if present:
-            warn(
-                f"the card commits to no fingerprint index, so {candidate} is not used (no"
-                " trusted key signed it): only exact and normalized matches can be found"
-            )
-    elif not present:
-        warn(
-            f"the card commits to a fingerprint index but {candidate} does not exist:"
-            " near-duplicate and contained statuses are unavailable"
-        )
-    else:
-        use = candidate
-    if use is None:
-        index = FingerprintIndex.from_scan(manifest_path, scan, line_check=builder.check_line)
-    else:
-        index = FingerprintIndex.open(
-            manifest_path,
-            use,
-            scan=scan,
-            expected_sha256=committed,
-            line_check=builder.check_line,
-        )
+    chosen = open_sidecar(manifest_path, card.card, sidecar=sidecar)
+    if chosen.note is not None:
+        warn(chosen.note)
+    index = FingerprintIndex.from_sidecar(
+        manifest_path, chosen, scan=scan, line_check=builder.check_line
+    )
     with index:
         yield index, builder
 

@@ -51,24 +51,6 @@ def read_filter_report(path: Path) -> list[dict[str, Any]]:
     return lists
 
 
-def _fingerprints_commitment(manifest_path: Path) -> dict[str, str] | None:
-    """The card's record of the manifest's fingerprint sidecar, if there is one.
-
-    Raises:
-        InputError: the sidecar belongs to another manifest.
-        FormatError: the sidecar is corrupt.
-    """
-    from provenance import fpindex
-
-    sidecar = fpindex.sidecar_path(manifest_path)
-    if not sidecar.exists():
-        return None
-    # Opening checks the layout and that the sidecar was built for this very manifest.
-    with fpindex.FingerprintIndex.open(manifest_path, sidecar):
-        pass
-    return {"sha256": fpindex.file_sha256(sidecar), "name": sidecar.name}
-
-
 @card_group.command("build")
 @click.argument("spec_path", metavar="SPEC", type=PATH)
 @click.option("--manifest", "manifest_path", required=True, type=PATH, help="The manifest.")
@@ -79,6 +61,8 @@ def build(
     spec_path: Path, manifest_path: Path, filter_report: Path | None, output: Path, now: str | None
 ) -> None:
     """Build an unsigned dataset card from SPEC (YAML or JSON) and a manifest."""
+    from provenance import fpindex
+
     at = resolve_now(now)
     spec = card.load_spec(read_bytes(spec_path, limit=card.MAX_SPEC_BYTES), what=str(spec_path))
     exclusions = read_filter_report(filter_report) if filter_report else []
@@ -90,7 +74,7 @@ def build(
         manifest_name=manifest_path.name,
         created=at,
         exclusions=exclusions,
-        fingerprints=_fingerprints_commitment(manifest_path),
+        fingerprints=fpindex.sidecar_commitment(manifest_path),
     )
     atomic_write(output, _json.pretty(statement))
     predicate = statement["predicate"]
