@@ -43,6 +43,7 @@ from provenance import fpindex
 from provenance.fingerprints import ContentPrints, content_prints
 from provenance.fpindex import FingerprintIndex
 from provenance.fpsidecar import open_sidecar
+from provenance.manifest import ManifestEntry
 
 if TYPE_CHECKING:
     from provenance.proofs import CardRef, ProofBuilder, ProofRequest
@@ -248,12 +249,13 @@ def open_for_lookup(
 ) -> Iterator[tuple[FingerprintIndex, ProofBuilder | None]]:
     """Open a manifest (and its fingerprint sidecar) for :func:`lookup_works`.
 
-    Without ``card``: the sidecar ``sidecar`` (or the one beside the manifest) is used if
-    present. With a verified ``card``: the manifest is read once, checked against the card
-    (digest, size, Merkle root) and every line read later is checked against the card's
-    leaves; the sidecar is used only if the card commits to its digest, else the lookup works
-    from the manifest alone (exact and normalized matches). Each fallback is passed to
-    ``warn`` as one sentence.
+    The sidecar (``sidecar``, or the one beside the manifest) is used as
+    :func:`provenance.fpsidecar.open_sidecar` decides: without ``card`` if present; with a
+    verified ``card`` only if the card commits to its digest, else the lookup works from the
+    manifest alone (exact and normalized matches). With ``card`` the manifest is read once
+    (:func:`provenance.proofs.read_against_card`), checked against the card (digest, size,
+    Merkle root), and every line read later is checked against the card's leaves. Each
+    fallback is passed to ``warn`` as one sentence.
 
     Yields:
         The index, and with ``card`` a :class:`~provenance.proofs.ProofBuilder` for proofs.
@@ -273,20 +275,18 @@ def open_for_lookup(
         return
     from provenance.proofs import ProofBuilder, read_against_card
 
-    commitment = card.commitment
-    scan = fpindex.scan_entries(
-        read_against_card(manifest_path, commitment),
-        # read_against_card has checked, by the time this is asked, that it is the card's.
-        lambda: commitment.manifest_sha256,
-        leaves=True,
-        what=manifest_path,
-    )
-    builder = ProofBuilder.from_scan(manifest_path, scan, card)
+    def scan(entries: Iterator[ManifestEntry]) -> fpindex.ManifestScan:
+        # The digest is the card's: read_against_card releases the scan only if it is.
+        digest = card.commitment.manifest_sha256
+        return fpindex.scan_entries(entries, lambda: digest, leaves=True, what=manifest_path)
+
+    scanned = read_against_card(manifest_path, card, scan)
+    builder = ProofBuilder.from_scan(manifest_path, scanned, card)
     chosen = open_sidecar(manifest_path, card.card, sidecar=sidecar)
     if chosen.note is not None:
         warn(chosen.note)
     index = FingerprintIndex.from_sidecar(
-        manifest_path, chosen, scan=scan, line_check=builder.check_line
+        manifest_path, chosen, scan=scanned, line_check=builder.check_line
     )
     with index:
         yield index, builder

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from provenance import _files, merkle
 from provenance._files import atomic_write
 from provenance.errors import DigestMismatchError, InputError, LocalIOError
-from provenance.manifest import entry_bytes
+from provenance.manifest import ManifestEntry, entry_bytes
 from provenance.merkle import ProofError
 from provenance.proofs.inputs import CardRef
 from provenance.proofs.model import (
@@ -73,6 +73,23 @@ class ProofRequest:
         return cls("absent", WorkDigests(sha256))
 
 
+def _leaf_table(entries: Iterable[ManifestEntry]) -> tuple[bytes, bytes, array[int]]:
+    """Every entry's sha256 and leaf hash (32 bytes each) and every line's offset (and the
+    file's size), from entries checked to be exactly their lines."""
+    digests = bytearray()
+    leaves = bytearray()
+    offsets = array("Q", [0])
+    leaf_hash, from_hex = merkle.leaf_hash, bytes.fromhex
+    position = 0
+    for entry in entries:
+        line = entry_bytes(entry)
+        digests += from_hex(entry.sha256)
+        leaves += leaf_hash(line)
+        position += len(line) + 1
+        offsets.append(position)
+    return bytes(digests), bytes(leaves), offsets
+
+
 class ProofBuilder:
     """Proofs for many works against one manifest, checked once against its card."""
 
@@ -100,25 +117,9 @@ class ProofBuilder:
                 invalid (every line is checked, as :func:`provenance.manifest.iter_manifest`).
             DigestMismatchError: the manifest's digest, size or Merkle root is not the card's.
         """
-        digests = bytearray()
-        leaves = bytearray()
-        offsets = array("Q", [0])
-        leaf_hash, from_hex = merkle.leaf_hash, bytes.fromhex
-        position = 0
-        for entry in read_against_card(manifest_path, card.commitment):
-            # The reader checked that each line is exactly entry_bytes(entry).
-            line = entry_bytes(entry)
-            digests += from_hex(entry.sha256)
-            leaves += leaf_hash(line)
-            position += len(line) + 1
-            offsets.append(position)
+        digests, leaves, offsets = read_against_card(manifest_path, card, _leaf_table)
         return cls._checked(
-            manifest_path,
-            card,
-            card.commitment.manifest_sha256,
-            bytes(digests),
-            bytes(leaves),
-            offsets,
+            manifest_path, card, card.commitment.manifest_sha256, digests, leaves, offsets
         )
 
     @classmethod

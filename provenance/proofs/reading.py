@@ -2,29 +2,36 @@
 
 :func:`read_against_card` is the one place where :mod:`provenance.proofs` and
 :mod:`provenance.lookup` read a manifest that a card commits to. Everything they keep of the
-manifest (leaf hashes, line offsets, digests, ids) is taken from the entries it yields, so no
-second, unchecked read of the file exists; lines read again later (to put an entry into a proof
-or a lookup's answer) are checked against the leaf hashes taken here.
+manifest (leaf hashes, line offsets, digests, ids) is computed by a consumer from the entries
+of that one read, and released only once the bytes read are known to be the card's; lines read
+again later (to put an entry into a proof or a lookup's answer) are checked against the leaf
+hashes kept.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from provenance.manifest import ManifestEntry, ManifestSummary, iter_manifest
-from provenance.proofs.model import CardCommitment
+from provenance.proofs.inputs import CardRef
 
 __all__ = ["read_against_card"]
 
+T = TypeVar("T")
 
-def read_against_card(manifest_path: Path, commitment: CardCommitment) -> Iterator[ManifestEntry]:
-    """Stream the entries of the manifest at ``manifest_path``, reading the file once; once the
-    entries are exhausted, check that they are the manifest ``commitment`` names.
+
+def read_against_card(
+    manifest_path: Path, card: CardRef, consume: Callable[[Iterator[ManifestEntry]], T]
+) -> T:
+    """Stream the manifest at ``manifest_path`` into ``consume`` in one read, and return what
+    it returns only if the bytes read are the manifest ``card`` commits to.
 
     Every line is checked as :func:`provenance.manifest.iter_manifest` checks it (canonical
-    form, order, unique ids), so ``entry_bytes(entry)`` is exactly the line read. A consumer
-    must exhaust the stream before it relies on anything it kept.
+    form, order, unique ids), so ``entry_bytes(entry)`` is exactly the line read. ``consume``
+    sees the entries before the commitment can be checked (once the file is exhausted), so it
+    must only compute its result from them; whatever it leaves unread is read and checked too.
 
     Raises:
         InputError, FormatError, LocalIOError: the manifest is missing, not a regular file,
@@ -32,6 +39,10 @@ def read_against_card(manifest_path: Path, commitment: CardCommitment) -> Iterat
         DigestMismatchError: the file's digest, entry count or Merkle root is not the card's.
     """
     summaries: list[ManifestSummary] = []
-    yield from iter_manifest(manifest_path, on_summary=summaries.append)
+    entries = iter_manifest(manifest_path, on_summary=summaries.append)
+    result = consume(entries)
+    for _ in entries:
+        pass
     summary = summaries[0]
-    commitment.check_manifest(manifest_path, summary.digest, summary.entries, summary.root)
+    card.commitment.check_manifest(manifest_path, summary.digest, summary.entries, summary.root)
+    return result
