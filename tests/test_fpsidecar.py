@@ -162,6 +162,13 @@ def test_a_committed_sidecar_that_is_missing_or_not_a_file(built: Path, tmp_path
     os.mkfifo(sidecar_path(m))
     with pytest.raises(InputError, match="not a regular file"):
         open_sidecar(m, committed)
+    # A dangling link where the sidecar should be is reported, not taken for no sidecar.
+    sidecar_path(m).unlink()
+    sidecar_path(m).symlink_to(tmp_path / "gone.fp")
+    for rule in (committed, None):
+        with pytest.raises(InputError, match="no such fingerprint index"):
+            open_sidecar(m, rule)
+    assert not open_sidecar(m, card_for(m, None)).used
 
 
 # ----------------------------------------------------------------------------------------------
