@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from provenance import manifest as manifest_module
-from provenance._files import file_sha256
 from provenance._units import format_size
-from provenance.card import FingerprintIndexCommitment, VerifiedCard, tally, verify_card
+from provenance.card import VerifiedCard, tally, verify_card
 from provenance.envelope import Envelope
 from provenance.errors import DocumentTypeError, InputError, ProvenanceError, SignatureError
 from provenance.lists.audit import ListFinding
+from provenance.fpsidecar import SidecarMismatchError, open_sidecar
 from provenance.manifest import ManifestSummary
 from provenance.trust import TrustStore
 
@@ -236,7 +236,7 @@ def _check_manifest(
         for source in card.predicate.sources
         if counts.by_source.get(source.id) != (source.records, source.bytes)
     ]
-    _check_fingerprint_index(report, committed.fingerprints, manifest_path)
+    _check_fingerprint_index(report, card, manifest_path)
     claimed = {e.license: (e.records, e.bytes) for e in card.predicate.licenses}
     licenses_ok = claimed == counts.by_license
     report.add(
@@ -249,25 +249,26 @@ def _check_manifest(
     )
 
 
-def _check_fingerprint_index(
-    report: Report, committed: FingerprintIndexCommitment | None, manifest_path: Path
-) -> None:
+def _check_fingerprint_index(report: Report, card: VerifiedCard, manifest_path: Path) -> None:
     """Hold the sidecar fingerprint index beside the manifest against the card, if both exist.
 
     The sidecar is optional (lookups without it give exact and normalized matches only), so its
     absence is reported, not failed; a sidecar that differs from the one committed fails.
     """
-    if committed is None:
+    try:
+        sidecar = open_sidecar(manifest_path, card)
+    except SidecarMismatchError as exc:
+        detail = f"{exc.path.name} sha256 {exc.actual}, card says {exc.expected}"
+        report.add("fingerprint index", False, detail)
         return
-    # The name fpindex.sidecar_path gives, without importing numpy for it.
-    sidecar = manifest_path.with_name(manifest_path.name + ".fp")
-    if not sidecar.exists():
-        report.add("fingerprint index", True, f"not checked: no {sidecar.name} beside the manifest")
-        return
-    digest = file_sha256(sidecar)
-    ok = digest == committed.sha256
-    detail = f"{sidecar.name} sha256 {digest}"
-    report.add("fingerprint index", ok, detail if ok else f"{detail}, card says {committed.sha256}")
+    with sidecar:
+        if sidecar.committed is None:
+            return
+        name = sidecar.path.name
+        if not sidecar.used:
+            report.add("fingerprint index", True, f"not checked: no {name} beside the manifest")
+            return
+        report.add("fingerprint index", True, f"{name} sha256 {sidecar.sha256()}")
 
 
 @dataclass(frozen=True, slots=True)
