@@ -22,8 +22,8 @@ from provenance._units import format_size
 from provenance.card import VerifiedCard, tally, verify_card
 from provenance.envelope import Envelope
 from provenance.errors import DocumentTypeError, InputError, ProvenanceError, SignatureError
-from provenance.lists.audit import ListFinding
 from provenance.fpsidecar import SidecarMismatchError, open_sidecar
+from provenance.lists.audit import ListFinding
 from provenance.manifest import ManifestSummary
 from provenance.trust import TrustStore
 

@@ -82,9 +82,11 @@ def card_for(manifest_path: Path, fingerprints_sha256: str | None) -> VerifiedCa
         created=AT,
         fingerprints=None
         if fingerprints_sha256 is None
-        else {"sha256": fingerprints_sha256, "name": sidecar_path(manifest_path).name},
+        else card.FingerprintIndexCommitment(
+            sha256=fingerprints_sha256, name=sidecar_path(manifest_path).name
+        ),
     )
-    card.check_statement(statement, what="card")
+    card.check_statement(statement.to_dict(), what="card")
     return VerifiedCard(statement, ("publisher",), ())
 
 

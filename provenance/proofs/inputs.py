@@ -28,8 +28,17 @@ class CardRef:
     """Trust-store names of the keys that signed, by keyid."""
 
 
-def load_card(signed_path: Path, trust_path: Path, *, at: dt.datetime) -> CardRef:
+def load_card(
+    signed_path: Path,
+    trust_path: Path,
+    *,
+    at: dt.datetime,
+    real_time: dt.datetime | None = None,
+) -> CardRef:
     """Read ``signed_path`` and verify it as a dataset card against the trust store.
+
+    Keys are judged at ``at`` and, when the clock was moved (``real_time`` given, see
+    :attr:`provenance.trust.TrustStore.real_time`), at the real time too.
 
     Returns:
         The verified card and its commitment (identity = SHA-256 of the verified payload).
@@ -42,6 +51,8 @@ def load_card(signed_path: Path, trust_path: Path, *, at: dt.datetime) -> CardRe
     trust = TrustStore.from_json(
         read_bytes(trust_path, limit=MAX_TRUST_STORE_BYTES), what=str(trust_path)
     )
+    if real_time is not None:
+        trust = trust.with_real_time(real_time)
     document = unverified_card_document(
         read_bytes(signed_path, limit=MAX_CARD_BYTES), what=str(signed_path)
     )

@@ -73,10 +73,8 @@ class CardCommitment:
     @classmethod
     def of(cls, card: VerifiedCard, statement_sha256: str) -> CardCommitment:
         """Return the commitment of ``card`` (whose payload hashes to ``statement_sha256``)."""
-        manifest = card.predicate["manifest"]
-        return cls(
-            statement_sha256, card.manifest_digest, manifest["merkleRoot"], manifest["entries"]
-        )
+        manifest = card.predicate.manifest
+        return cls(statement_sha256, card.manifest_digest, manifest.merkle_root, manifest.entries)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form (the proof's ``card`` member)."""
