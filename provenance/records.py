@@ -4,6 +4,8 @@ Columns: ``id``, ``url``, exactly one of ``text`` / ``path`` / ``sha256``, and o
 ``source``, ``license``, ``rightsHolder`` and ``size``. The first five may have other names in a
 file (:class:`Columns`: a ``link`` column holding the URLs). Other columns are kept (for writing
 filtered copies) but otherwise ignored. Rows are streamed: memory does not grow with the file.
+JSON Lines are parsed by the strict parser (:func:`provenance._json.loads_lines`); a row of any
+format becomes a :class:`Record` one way (a typed msgspec decode, then the rules beyond types).
 """
 
 from __future__ import annotations
@@ -284,7 +286,7 @@ def iter_records(
     """
     fmt = fmt or detect_format(path)
     if columns == DEFAULT_COLUMNS:
-        columns = DEFAULT_COLUMNS  # the one _record reads without renaming
+        columns = DEFAULT_COLUMNS  # this very object: _record then reads rows as they are
     if fmt == "jsonl":
         records = _iter_jsonl(path, columns)
     elif fmt == "csv":
@@ -506,4 +508,3 @@ def text_digest(text: str) -> tuple[str, int]:
     except UnicodeEncodeError:
         raise FormatError("text holds a lone surrogate") from None
     return hashlib.sha256(data).hexdigest(), len(data)
-

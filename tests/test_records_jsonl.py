@@ -345,3 +345,41 @@ def test_record_is_a_typed_struct() -> None:
     with pytest.raises(AttributeError):
         record.id = "b"  # type: ignore[misc]
     assert msgspec.structs.asdict(record)["size"] == 3
+
+
+_DEEP = b"[" * 64 + b"]" * 64  # inside the record's object: 65 levels, one too many
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b'{"id": "x", "url": "https://kept.example/", "text": "t", "url": "https://listed.example/"}',
+        b'{"id": "x", "text": "t", "meta": {"url": "a", "url": "b"}}',
+        b'{"id": "x", "text": "\\ud800"}',
+        b'{"\\udc00": 1, "id": "x", "text": "t"}',
+        b'{"id": "x", "text": "t", "size": 9007199254740992}',
+        b'{"id": "x", "text": "t", "n": [1, -9007199254740992]}',
+        b'{"id": "x", "text": "t", "n": 1' + b"0" * 150 + b"}",
+        b'{"id": "x", "text": NaN}',
+        b'{"id": "x", "text": "t", "n": -Infinity}',
+        b'{"id": "x", "text": "t", "n": 1e400}',
+        b'{"id": "x", "text": "t", "a": ' + _DEEP + b"}",
+        b'{"id": "x", "text": "\\u003a", "id": "y"}',
+        b'{"id": "x", "text": "\xff"}',
+    ],
+)
+@pytest.mark.parametrize("crlf", [False, True])
+def test_strict_json_refusals_name_the_line_as_loads_does(
+    tmp_path: Path, bad: bytes, crlf: bool
+) -> None:
+    # Among good lines in one block (the bulk path), a line the strict parser refuses stops the
+    # reading at that line, after the records before it, with exactly loads()'s message.
+    good = [json.dumps({"id": f"g{n}", "text": "t"}).encode() for n in range(3)]
+    ending = b"\r\n" if crlf else b"\n"
+    path = tmp_path / "r.jsonl"
+    path.write_bytes(ending.join([*good[:2], b"", bad, good[2]]) + ending)
+    with pytest.raises(FormatError) as refused:
+        _json.loads(bad, what=f"{path}:4")
+    got, error = _same(path)
+    assert [r.id for r in got] == ["g0", "g1"]
+    assert error == str(refused.value)
