@@ -31,7 +31,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from provenance import _json
 from provenance.errors import InputError
@@ -40,9 +39,11 @@ from provenance.filter._directory import filter_directory
 from provenance.filter._records import BATCH_SIZE, filter_records
 from provenance.filter.report import MAX_EXAMPLES, URL_TYPES, Tally, build_report
 from provenance.filter.selection import list_cache, parse_list_selector, select_lists
+from provenance.filter_report import FilterReport
 from provenance.lists.cache import CachedList
 from provenance.lists.match import ListIndex
 from provenance.records import DEFAULT_COLUMNS, Columns
+from provenance.trust import TrustStore
 
 __all__ = [
     "BATCH_SIZE",
@@ -52,6 +53,7 @@ __all__ = [
     "Tally",
     "apply_lists",
     "build_report",
+    "filter_file",
     "list_cache",
     "parse_list_selector",
     "select_lists",
@@ -69,7 +71,7 @@ def apply_lists(
     progress: Callable[[int], None] | None = None,
     columns: Columns = DEFAULT_COLUMNS,
     keep_missing_url: bool = False,
-) -> dict[str, Any]:
+) -> FilterReport:
     """Filter ``input_path`` against the ``cached`` lists and write the outputs atomically.
 
     Args:
@@ -104,12 +106,14 @@ def apply_lists(
                 f"{input_path}: is a directory; column names ({columns.describe()}) apply only"
                 " to records files"
             )
-        filter_directory(input_path, index, tally, kept_path, removed_path, progress)
+        skipped = filter_directory(input_path, index, tally, kept_path, removed_path, progress)
         if index.has_url_entries:
             notes.append(
                 "files in a directory have no URL: the lists' domain and URL entries apply only"
                 " to records files; sha256 and text-sha256 entries were applied"
             )
+        if skipped:
+            notes.append(skipped)
     else:
         filter_records(input_path, index, tally, kept_path, removed_path, progress, columns=columns)
         if index.has_url_entries and tally.input and not tally.with_url:
@@ -127,5 +131,45 @@ def apply_lists(
     if report_path is not None:
         from provenance._files import atomic_write
 
-        atomic_write(report_path, _json.pretty(report))
+        atomic_write(report_path, _json.pretty(report.to_dict()))
     return report
+
+
+def filter_file(
+    input_path: Path,
+    lists: str | None,
+    store: TrustStore,
+    *,
+    at: dt.datetime,
+    kept_path: Path,
+    removed_path: Path | None = None,
+    report_path: Path | None = None,
+    selectors: Sequence[str] = (),
+    columns: Columns = DEFAULT_COLUMNS,
+    keep_missing_url: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> FilterReport:
+    """Apply the lists of a cache (or of a repository URL) to ``input_path``.
+
+    The lists are loaded from ``lists`` (see :func:`list_cache`) as :func:`select_lists` does,
+    each vouched for by ``store``, then applied as :func:`apply_lists` does.
+
+    Returns:
+        The filter report.
+
+    Raises:
+        As :func:`list_cache`, :func:`select_lists` and :func:`apply_lists`.
+    """
+    with list_cache(lists, store=store, at=at) as cache:
+        cached = select_lists(cache, selectors, at=at, store=store)
+        return apply_lists(
+            input_path,
+            cached,
+            kept_path=kept_path,
+            removed_path=removed_path,
+            report_path=report_path,
+            at=at,
+            progress=progress,
+            columns=columns,
+            keep_missing_url=keep_missing_url,
+        )

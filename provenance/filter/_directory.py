@@ -21,13 +21,18 @@ def filter_directory(
     kept_path: Path,
     removed_path: Path | None,
     progress: Callable[[int], None] | None,
-) -> None:
+) -> str:
     """Filter the files under ``root``: their relative paths, one per line, go to ``kept_path``
-    (and ``removed_path``), counted in ``tally``; see :func:`provenance.filter.apply_lists`."""
-    from provenance.manifest import walk_files
+    (and ``removed_path``), counted in ``tally``; see :func:`provenance.filter.apply_lists`.
+
+    Returns:
+        A note on the symlinks skipped ("" if none).
+    """
+    from provenance.manifest import WalkStats, walk_files
 
     exclude = {str(p.resolve()) for p in (kept_path, removed_path) if p is not None}
-    files = walk_files(root, exclude=exclude)
+    stats = WalkStats()
+    files = walk_files(root, exclude=exclude, stats=stats)
     for ref in files:
         if "\n" in ref.id or "\r" in ref.id:
             raise UnsafePathError(
@@ -57,3 +62,8 @@ def filter_directory(
                     removed.write(line)
             if progress:
                 progress(len(batch))
+    if not stats.symlinks:
+        return ""
+    # Never silently: a symlinked file is neither kept nor removed, it is not looked at.
+    outside = f", {stats.symlinks_outside:,} pointing outside it" if stats.symlinks_outside else ""
+    return f"skipped {stats.symlinks:,} symlink(s) in {root}{outside} (never followed)"

@@ -146,14 +146,14 @@ def _writer_for(fmt: RecordFormat, handle: IO[bytes], source: Path) -> _Writer:
     return _ParquetWriter(handle, source)
 
 
-def _check_output_name(output: Path, fmt: RecordFormat, option: str) -> None:
+def _check_output_name(output: Path, fmt: RecordFormat, label: str) -> None:
     try:
         implied = detect_format(output)
     except InputError:
         return
     if implied != fmt:
         raise InputError(
-            f"{option} {output}: the input is {_FORMAT_NAMES[fmt]} and the output is written in"
+            f"{label} {output}: the input is {_FORMAT_NAMES[fmt]} and the output is written in"
             f" the input's format; name it with a {'.' + fmt} suffix"
         )
 
@@ -171,9 +171,9 @@ def filter_records(
     """Filter the records file ``path`` into ``kept_path`` (and ``removed_path``), counting in
     ``tally``; see :func:`provenance.filter.apply_lists`."""
     fmt = detect_format(path)
-    _check_output_name(kept_path, fmt, "-o")
+    _check_output_name(kept_path, fmt, "kept records")
     if removed_path is not None:
-        _check_output_name(removed_path, fmt, "--removed")
+        _check_output_name(removed_path, fmt, "removed records")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     url_entries = index.has_url_entries

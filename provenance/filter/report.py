@@ -13,9 +13,10 @@ import itertools
 import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from provenance import schema
+from provenance.card.model import Exclusion
+from provenance.filter_report import FilterReport, RecordCounts, UnevaluableExample
 from provenance.lists.cache import CachedList
 from provenance.lists.match import NO_MATCH, ListIndex, RecordMatch
 from provenance.trust import format_time
@@ -127,42 +128,42 @@ class Tally:
 
 def build_report(
     tally: Tally, cached: Sequence[CachedList], *, at: dt.datetime, notes: Sequence[str] = ()
-) -> dict[str, Any]:
-    """Return the filter report document (schema ``filter-report.v1``).
+) -> FilterReport:
+    """Return the filter report (schema ``filter-report.v1``).
 
-    ``lists`` holds, per list applied, exactly the object a card's ``exclusions`` records.
+    ``lists`` holds, per list applied, exactly what a card's ``exclusions`` records.
     """
     applied = format_time(at)
     kept_without_url = tally.missing_url if tally.keep_missing_url else 0
-    lists = []
-    for item, counts in zip(cached, tally.lists, strict=True):
-        entry: dict[str, Any] = {
-            "name": item.list.name,
-            "version": item.list.version,
-            "digest": item.digest,
-            "signers": sorted(item.signers),
-            "matched": dict(counts.matched),
-            "removed": counts.removed,
-            "applied": applied,
-        }
-        if kept_without_url and counts.has_url_entries:
+    lists = [
+        Exclusion(
+            name=item.list.name,
+            version=item.list.version,
+            digest=item.digest,
+            signers=tuple(sorted(item.signers)),
+            matched=dict(counts.matched),
+            removed=counts.removed,
+            applied=applied,
             # What the card must say: this list's URL entries never saw these kept records.
-            entry["missingUrl"] = kept_without_url
-        lists.append(entry)
-    report: dict[str, Any] = {
-        "lists": lists,
-        "records": {
-            "input": tally.input,
-            "kept": tally.kept,
-            "removed": tally.removed,
-            "unevaluable": tally.unevaluable,
-            "missingUrl": tally.missing_url,
-        },
-        "missingUrlPolicy": "kept" if tally.keep_missing_url else "removed",
-        "unevaluableExamples": tally.examples,
-        "missingUrlExamples": tally.missing_url_examples,
-    }
-    if notes:
-        report["notes"] = list(notes)
-    schema.validate(report, schema.FILTER_REPORT, what="filter report")
+            missing_url=kept_without_url if kept_without_url and counts.has_url_entries else None,
+        )
+        for item, counts in zip(cached, tally.lists, strict=True)
+    ]
+    report = FilterReport(
+        lists=tuple(lists),
+        records=RecordCounts(
+            input=tally.input,
+            kept=tally.kept,
+            removed=tally.removed,
+            unevaluable=tally.unevaluable,
+            missing_url=tally.missing_url,
+        ),
+        missing_url_policy="kept" if tally.keep_missing_url else "removed",
+        unevaluable_examples=tuple(
+            UnevaluableExample(id=e["id"], reason=e["reason"]) for e in tally.examples
+        ),
+        missing_url_examples=tuple(tally.missing_url_examples),
+        notes=tuple(notes) or None,
+    )
+    schema.validate(report.to_dict(), schema.FILTER_REPORT, what="filter report")
     return report

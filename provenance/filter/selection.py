@@ -13,18 +13,18 @@ from provenance.trust import TrustStore
 
 
 def parse_list_selector(text: str) -> tuple[str, int | None]:
-    """Parse ``NAME`` or ``NAME@VERSION`` (``--list``).
+    """Parse a list selector, ``NAME`` or ``NAME@VERSION``.
 
     Raises:
         InputError: an empty name or a version that is not a positive integer.
     """
     name, at_sign, version = text.partition("@")
     if not name:
-        raise InputError(f"--list {text!r}: expected NAME or NAME@VERSION")
+        raise InputError(f"list selector {text!r}: expected NAME or NAME@VERSION")
     if not at_sign:
         return name, None
     if not version.isdigit() or int(version) < 1 or len(version) > 15:
-        raise InputError(f"--list {text!r}: VERSION must be a positive integer")
+        raise InputError(f"list selector {text!r}: VERSION must be a positive integer")
     return name, int(version)
 
 
@@ -37,14 +37,11 @@ def list_cache(value: str | None, *, store: TrustStore, at: dt.datetime) -> Iter
     Raises:
         As :func:`provenance.lists.client.fetch` for a URL.
     """
-    if value is not None and value.startswith(("http://", "https://")):
-        import tempfile
+    from provenance.lists.client import is_repository_url, temporary_cache
 
-        from provenance.lists.client import fetch
-
-        with tempfile.TemporaryDirectory(prefix="provenance-lists-") as temp:
-            fetch(value, store=store, cache_dir=Path(temp), at=at)
-            yield Path(temp)
+    if value is not None and is_repository_url(value):
+        with temporary_cache(value, store=store, at=at) as cache:
+            yield cache
         return
     if value is None:
         from provenance.lists.cache import default_cache_dir
@@ -82,7 +79,7 @@ def select_lists(
     parsed = [parse_list_selector(s) for s in selectors]
     names = [name for name, _ in parsed]
     if len(set(names)) != len(names):
-        raise InputError("--list names a list twice; apply one version of each list")
+        raise InputError("the selectors name a list twice; apply one version of each list")
     result = []
     for name, version in parsed:
         if version is None:
