@@ -17,10 +17,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from provenance import _kernels
-from provenance.errors import FormatError, InvalidURLError
+from provenance.errors import FormatError, InputError, InvalidURLError
 from provenance.lists import _accel
 from provenance.lists import urls as lists_urls
 from provenance.lists._refs import refs_of
+from provenance.lists.entries import read_entries
 from provenance.lists.match import (
     DigestIndex,
     Hit,
@@ -971,6 +972,63 @@ def test_match_urls_long_hosts_and_many_urls() -> None:
     refs, bad = DEEP.match_urls(urls)
     assert (refs, set(bad)) == _exact(DEEP, urls)
     assert refs[0] == DEEP.match_url(f"http://{long_host}/") != ()
+
+
+BLOCKLISTS = VECTORS / "blocklists"
+
+
+def _real_index() -> tuple[ListIndex, list[str], list[str]]:
+    """The match index over the real blocklist excerpts, with their domain and url-prefix values."""
+    domains: list[ListEntry] = []
+    for name in ("blocklistproject-piracy-head.txt", "ut1-warez-domains-head.txt"):
+        domains += read_entries(BLOCKLISTS / name, category="piracy")
+    skipped: list[InputError] = []  # dweb.link, a public suffix, cannot be listed
+    domains += read_entries(BLOCKLISTS / "ut1-filehosting-domains-153.txt", skipped=skipped)
+    prefixes = read_entries(
+        BLOCKLISTS / "ut1-warez-urls.txt", category="piracy", entry_type="url-prefix"
+    )
+    lists = [FakeList("domains", 1, domains), FakeList("urls", 1, prefixes)]
+    return ListIndex(lists), [e.value for e in domains], [e.value for e in prefixes]
+
+
+REAL, REAL_DOMAINS, REAL_PREFIXES = _real_index()
+_SPELLINGS = [
+    "http://{}/", "https://www.{}/a/b?c#d", "HTTP://{}./", "http://sub.{}:8080/x", "http://not{}/",
+    "http://{}.evil.example/", "https://user:pw@{}/", "http:\\\\{}\\x", "  http://{}\t/ ",
+    "http://{}:443/", "ftp://{}/", "{}/x", "http://{}..", "https://{}/%2e%2e/x",
+]  # fmt: skip
+
+
+def test_match_urls_equals_match_url_on_real_lists_and_wpt_urls() -> None:
+    # Every listed value of the real blocklists in many spellings, and every URL of the WHATWG
+    # test data: the accelerator answers exactly as the specification does.
+    values = REAL_DOMAINS + REAL_PREFIXES
+    urls = [spelling.format(value) for value in values for spelling in _SPELLINGS]
+    urls += [case["input"] for case in _wpt_cases()]
+    refs, bad = REAL.match_urls(urls)
+    assert (refs, set(bad)) == _exact(REAL, urls)
+    # Not vacuous: most listed values are found through the fast path and some through rules.
+    assert sum(map(bool, refs)) > 4 * len(values)
+    assert any(ref >= len(REAL_DOMAINS) for found in refs for ref in found)
+    assert len(bad) > 100
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.builds(
+            lambda scheme, sub, value, rest: f"{scheme}{sub}{value}{rest}",
+            st.sampled_from(["http://", "https://", "HTTPS://", "http:/", ""]),
+            st.sampled_from(["", "www.", "a.b.", "x-", "WWW.", "."]),
+            st.sampled_from(REAL_DOMAINS + REAL_PREFIXES),
+            st.text(alphabet="/.:%2eA?#\\@x", max_size=8),
+        ),
+        max_size=40,
+    )
+)
+def test_match_urls_equals_match_url_on_real_lists_fuzzed(urls: list[str]) -> None:
+    refs, bad = REAL.match_urls(urls)
+    assert (refs, set(bad)) == _exact(REAL, urls)
 
 
 def test_match_url_is_the_rule_and_the_accelerator_is_held_to_it() -> None:
