@@ -65,15 +65,20 @@ def first_invalid_sha256_hex(values: Sequence[str]) -> int | None:
     The same answer as :func:`is_sha256_hex` on each value, several times faster for many
     values: all of them are joined and checked with one ``bytes.translate`` pass.
     """
-    if not values:
+    count = len(values)
+    if not count:
         return None
-    joined = "".join(values)
-    # A total of 64 per value with none longer than 64: then each is exactly 64 long.
+    joined = "\n".join(values)
+    # Joined by newlines, n values of 64 digits put a newline at every 65th position and
+    # nowhere else. Conversely, if every character is a digit or a newline, there are n - 1
+    # newlines and they stand at every 65th position of n * 65 - 1 characters, those are the
+    # n - 1 separators (no value holds a newline) and every value is 64 long.
+    separators = "\n" * (count - 1)
     if (
-        len(joined) == 64 * len(values)
-        and max(map(len, values)) == 64
+        len(joined) == 65 * count - 1
         and joined.isascii()
-        and not joined.encode("ascii").translate(None, _HEX_DIGITS)
+        and joined[64::65] == separators
+        and joined.encode("ascii").translate(None, _HEX_DIGITS) == separators.encode("ascii")
     ):
         return None
     for position, value in enumerate(values):

@@ -41,6 +41,7 @@ import msgspec
 
 from provenance import merkle
 from provenance._files import atomic_writer, open_input
+from provenance._hex import SHA256_HEX_PATTERN, first_invalid_sha256_hex
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -57,7 +58,7 @@ from provenance.errors import (
 
 MAX_ID_LENGTH = 4096
 MAX_LINE_BYTES = 64 * 1024
-_HEX64 = "^[0-9a-f]{64}$"
+_HEX64 = SHA256_HEX_PATTERN
 
 # A digest field is 64 characters (msgspec checks that) of lowercase hex (_hex_error checks
 # that, for a whole block of entries at once: msgspec's per-value regex, the schema's
@@ -100,11 +101,8 @@ _decoder = msgspec.json.Decoder(ManifestEntry)
 
 
 def _all_hex(digests: list[str]) -> bool:
-    """True if every string is lowercase hex (their lengths are checked by the decoder)."""
-    try:
-        return not "".join(digests).encode("ascii").translate(None, b"0123456789abcdef")
-    except UnicodeEncodeError:
-        return False
+    """True if every string is 64 lower-case hex digits (the one check, provenance._hex)."""
+    return first_invalid_sha256_hex(digests) is None
 
 
 def _hex_error(entries: list[ManifestEntry]) -> str | None:

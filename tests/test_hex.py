@@ -85,3 +85,7 @@ def test_bulk_check_names_the_first_bad_value() -> None:
     # Lengths that add up (63 + 65) are still refused, and the first of them named.
     assert first_invalid_sha256_hex([GOOD, GOOD[:63], GOOD + "0", GOOD]) == 1
     assert first_invalid_sha256_hex([GOOD] * 5 + [GOOD.upper()]) == 5
+    # Newlines inside values where the separators of 64-digit values would stand.
+    assert first_invalid_sha256_hex([GOOD[:63], "\n" + GOOD]) == 0
+    assert first_invalid_sha256_hex([GOOD, GOOD[:63] + "\n", GOOD[1:]]) == 1
+    assert first_invalid_sha256_hex([GOOD, GOOD + "\n" + GOOD[1:]]) == 1
