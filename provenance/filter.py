@@ -38,7 +38,7 @@ from typing import IO, Any, cast
 
 from provenance import _json, schema
 from provenance._files import atomic_writer
-from provenance.errors import FormatError, InputError, LocalIOError, UnsafePathError
+from provenance.errors import FormatError, InputError, UnsafePathError
 from provenance.lists.cache import CachedList
 from provenance.lists.match import NO_MATCH, Digest, ListIndex, RecordMatch
 from provenance.normtext import normalize_batch
@@ -315,8 +315,7 @@ def _read_file(path: Path, need_text: bool, what: str) -> tuple[bytes, bytes | N
             return hashlib.sha256(data).digest(), data
     result = hash_file(str(path))
     if result.error is not None:
-        error = LocalIOError if "changed" in result.error else InputError
-        raise error(f"{what}: {path}: {result.error}")
+        raise result.error.exception(f"{what}: {path}")
     return bytes.fromhex(result.sha256), None
 
 

@@ -434,7 +434,7 @@ def _check_data(
         if digest is None:
             continue
         if digest.error is not None:
-            unreadable.append((ref.id, digest.error))
+            unreadable.append((ref.id, str(digest.error)))
         elif digest.sha256 != expected[ref.id]:
             changed.append(ref.id)
     missing = sorted(set(expected) - on_disk)

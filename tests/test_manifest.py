@@ -162,7 +162,8 @@ def test_fifo_is_an_error_not_a_hang(tmp_path: Path) -> None:
 def test_fifo_swapped_in_after_the_walk_does_not_hang(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "pipe")
     result = manifest.hash_file(str(tmp_path / "pipe"))
-    assert result.error is not None and "not a regular file" in result.error
+    assert result.error is not None and result.error.kind is manifest.HashErrorKind.NOT_REGULAR
+    assert "not a regular file" in str(result.error)
 
 
 def test_unreadable_file_as_root_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -369,8 +370,8 @@ def test_progress_moves_while_a_large_file_is_hashed(
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "big.bin").write_bytes(b"x" * (64 * 1024))
     (tmp_path / "d" / "small.txt").write_bytes(b"y" * 100)
-    monkeypatch.setattr(manifest, "_BUFFER_SIZE", 4096)
-    monkeypatch.setattr(manifest, "_LARGE_FILE", 16 * 1024)
+    monkeypatch.setattr(manifest.hashing, "_BUFFER_SIZE", 4096)
+    monkeypatch.setattr(manifest.hashing, "_LARGE_FILE", 16 * 1024)
     real_readv = os.readv
 
     def slow_readv(fd: int, buffers: list[memoryview]) -> int:
