@@ -239,7 +239,6 @@ def _count_read(counter: list[int], count: int) -> None:
     counter[0] += count
 
 
-
 class Hasher:
     """Hashes the files of ``files`` it is given (while a walk may still be listing more).
 

@@ -411,9 +411,7 @@ class ManifestReader:
                 tree.close()
             handle.close()
 
-    def _refuse_malformed(
-        self, handle: BinaryIO, file_hash: Any, error: FormatError
-    ) -> NoReturn:
+    def _refuse_malformed(self, handle: BinaryIO, file_hash: Any, error: FormatError) -> NoReturn:
         """Raise ``error``, or, when its file is not the committed one, a digest mismatch.
 
         Raises:
