@@ -237,6 +237,49 @@ class Tally:
     by_license: dict[str, tuple[int, int]]
 
 
+class Tallier:
+    """Counts records and bytes per source and per license as entries are added (see
+    :func:`tally`), so that one pass over a manifest can feed it and another check."""
+
+    def __init__(self, sources: Sequence[Mapping[str, Any]]) -> None:
+        """Compile the sources (see :class:`SourceAssigner`)."""
+        self._assigner = SourceAssigner(sources)
+        self._source_license = {s["id"]: s["license"] for s in sources}
+        self._by_source = {s["id"]: [0, 0] for s in sources}
+        self._by_license: dict[str, list[int]] = {}
+
+    def add(self, entries: Iterable[ManifestEntry]) -> None:
+        """Count ``entries``.
+
+        Raises:
+            InputError: an entry is claimed by no source or names an unknown one.
+            FormatError: an entry's license is not a valid SPDX expression.
+        """
+        assign, by_source, by_license = self._assigner.assign, self._by_source, self._by_license
+        for entry in entries:
+            source_id = assign(entry)
+            size = entry.size or 0
+            by_source[source_id][0] += 1
+            by_source[source_id][1] += size
+            if entry.license is not None:
+                try:
+                    license_id = normalize_license(entry.license)
+                except FormatError as exc:
+                    raise FormatError(f"entry {entry.id!r}: {exc}") from None
+            else:
+                license_id = self._source_license[source_id]
+            counts = by_license.setdefault(license_id, [0, 0])
+            counts[0] += 1
+            counts[1] += size
+
+    def result(self) -> Tally:
+        """The counts of the entries added so far."""
+        return Tally(
+            {k: (v[0], v[1]) for k, v in self._by_source.items()},
+            {k: (v[0], v[1]) for k, v in sorted(self._by_license.items())},
+        )
+
+
 def tally(entries: Iterable[ManifestEntry], sources: Sequence[Mapping[str, Any]]) -> Tally:
     """Count records and bytes per source and per license (an entry's own license wins).
 
@@ -244,29 +287,9 @@ def tally(entries: Iterable[ManifestEntry], sources: Sequence[Mapping[str, Any]]
         InputError: an entry is claimed by no source or names an unknown one.
         FormatError: an entry's license is not a valid SPDX expression.
     """
-    assigner = SourceAssigner(sources)
-    source_license = {s["id"]: s["license"] for s in sources}
-    by_source = {s["id"]: [0, 0] for s in sources}
-    by_license: dict[str, list[int]] = {}
-    for entry in entries:
-        source_id = assigner.assign(entry)
-        size = entry.size or 0
-        by_source[source_id][0] += 1
-        by_source[source_id][1] += size
-        if entry.license is not None:
-            try:
-                license_id = normalize_license(entry.license)
-            except FormatError as exc:
-                raise FormatError(f"entry {entry.id!r}: {exc}") from None
-        else:
-            license_id = source_license[source_id]
-        counts = by_license.setdefault(license_id, [0, 0])
-        counts[0] += 1
-        counts[1] += size
-    return Tally(
-        {k: (v[0], v[1]) for k, v in by_source.items()},
-        {k: (v[0], v[1]) for k, v in sorted(by_license.items())},
-    )
+    tallier = Tallier(sources)
+    tallier.add(entries)
+    return tallier.result()
 
 
 # ----------------------------------------------------------------------------------------------

@@ -133,9 +133,9 @@ def print_report(report: Report) -> None:
         if check.name == "data files" and report.data is not None:
             _print_data(report.data)
     for violation in report.violations:
-        echo(f"VIOLATION  {_describe(violation)}")
+        echo(f"VIOLATION  {_describe(violation.to_dict())}")
     for listed in report.newly_listed:
-        echo(f"newly listed  {_describe(listed)}")
+        echo(f"newly listed  {_describe(listed.to_dict())}")
     echo("verified" if report.ok else "NOT verified")
 
 

@@ -37,7 +37,7 @@ class LeafTree:
         sha256 = hashlib.sha256
         self._tree.extend([sha256(b"\x00" + line).digest() for line in lines])
 
-    def result(self, digest: str) -> tuple[int, str]:
+    def result(self, digest: str, what: str) -> tuple[int, str]:
         """Return the leaf count and the root (hex) of the lines added."""
         return self._tree.size, self._tree.root().hex()
 
@@ -72,24 +72,25 @@ class LeafTreeProcess:
         if self._follow:
             self._send.send((offset, len(block)))
 
-    def result(self, digest: str) -> tuple[int, str]:
+    def result(self, digest: str, what: str) -> tuple[int, str]:
         """Return the leaf count and root, once the child's digest is found equal to ``digest``.
 
         Raises:
-            LocalIOError: the child failed, or read other bytes than this process did.
+            LocalIOError: the child failed, or read other bytes than this process did (the
+                message starts with ``what``, the file).
         """
         try:
             if self._follow:
                 self._send.send(None)
             outcome: tuple[str, int, str] = self._receive.recv()
         except (EOFError, OSError):
-            raise LocalIOError("the process computing the Merkle root failed") from None
+            raise LocalIOError(f"{what}: the process computing the Merkle root failed") from None
         self._process.join()
         if outcome[0] != digest:
             raise LocalIOError(
-                "the file changed while it was being read"
+                f"{what}: the file changed while it was being read"
                 if outcome[0]
-                else f"cannot read: {outcome[2]}"
+                else f"{what}: cannot read: {outcome[2]}"
             )
         return outcome[1], outcome[2]
 
@@ -133,7 +134,7 @@ def _leaf_tree_child(fd: int, receive: Any, send: Any, follow: bool) -> None:
     except OSError as exc:
         send.send(("", 0, exc.strerror or str(exc)))
         return
-    count, root = tree.result("")
+    count, root = tree.result("", "")
     send.send((file_hash.hexdigest(), count, root))
 
 

@@ -342,6 +342,42 @@ class ManifestReader:
             f" ({'; '.join(summary.differences(self.committed))})"
         )
 
+    def consume(self, consume: Callable[[Iterator[ManifestEntry]], T]) -> T:
+        """Stream the entries into ``consume`` (this read), and return what it returns only if
+        the bytes read are the manifest ``committed`` describes.
+
+        ``consume`` sees entries before the commitment can be checked (it is checked once the
+        file is exhausted), so it must not act on them beyond computing its result. When it
+        raises a :class:`ProvenanceError` (an entry it refuses), the rest of the file is read
+        first: an entry of a manifest that is not the committed one is reported as the digest
+        mismatch it is. Whatever ``consume`` leaves unread is read and checked too.
+
+        Raises:
+            DigestMismatchError: the file's digest, entry count, bytes or Merkle root differ
+                from ``committed`` (also when a line is malformed in a file that is not the
+                committed one, or ``consume`` refused an entry of one).
+            InputError, FormatError, LocalIOError: as :meth:`blocks`; or what ``consume``
+                raised, for the committed manifest.
+            ValueError: the reader has no ``committed`` summary.
+        """
+        if self.committed is None:
+            raise ValueError("ManifestReader.consume needs the committed summary")
+        try:
+            try:
+                result = consume(iter(self))
+            except ProvenanceError as exc:
+                if self._failed:
+                    raise
+                try:
+                    self.check()
+                except DigestMismatchError as mismatch:
+                    raise mismatch from exc
+                raise
+            self.check()
+            return result
+        finally:
+            self.close()
+
     def close(self) -> None:
         """Stop reading and close the file (the summary stays unavailable if unfinished)."""
         if self._blocks is not None and hasattr(self._blocks, "close"):
@@ -393,10 +429,7 @@ class ManifestReader:
                 self._failed = True
                 self._refuse_malformed(handle, file_hash, exc)
             digest = file_hash.hexdigest()
-            try:
-                count, root = tree.result(digest)
-            except LocalIOError as exc:
-                raise LocalIOError(f"{what}: {exc}") from None
+            count, root = tree.result(digest, what)
             try:
                 now = _identity(os.stat(path))
             except OSError:
@@ -439,34 +472,14 @@ def read_committed(
     """Stream the manifest at ``path`` into ``consume`` in one read, and return what it returns
     only if the bytes read are the manifest ``committed`` describes.
 
-    ``consume`` sees entries before the commitment can be checked (it is checked once the file
-    is exhausted), so it must not act on them beyond computing its result. When it raises a
-    :class:`ProvenanceError` (an entry it refuses), the rest of the file is read first: an entry
-    of a manifest that is not the committed one is reported as the digest mismatch it is.
+    The same as ``ManifestReader(path, committed=committed).consume(consume)`` (see
+    :meth:`ManifestReader.consume`).
 
     Raises:
-        DigestMismatchError: the file's digest, entry count, bytes or Merkle root differ from
-            ``committed`` (also when a line is malformed in a file that is not the committed
-            one, or ``consume`` refused an entry of one).
-        InputError, FormatError, LocalIOError: as :meth:`ManifestReader.blocks`; or what
-            ``consume`` raised, for the committed manifest.
+        DigestMismatchError, InputError, FormatError, LocalIOError: see
+            :meth:`ManifestReader.consume`.
     """
-    reader = ManifestReader(path, committed=committed)
-    try:
-        try:
-            result = consume(iter(reader))
-        except ProvenanceError as exc:
-            if reader._failed:
-                raise
-            try:
-                reader.check()
-            except DigestMismatchError as mismatch:
-                raise mismatch from exc
-            raise
-        reader.check()
-        return result
-    finally:
-        reader.close()
+    return ManifestReader(path, committed=committed).consume(consume)
 
 
 def iter_manifest(

@@ -113,10 +113,7 @@ def write_manifest(entries: Iterable[ManifestEntry], output: Path) -> ManifestSu
                 for data, start in pending:
                     tree.add(data, start)
             digest = file_hash.hexdigest()
-            try:
-                count, root = tree.result(digest)
-            except LocalIOError as exc:
-                raise LocalIOError(f"{output}: {exc}") from None
+            count, root = tree.result(digest, str(output))
     finally:
         if tree is not None:
             tree.close()
