@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from provenance import manifest, merkle
 from provenance.errors import (
@@ -574,3 +576,45 @@ def test_a_vanished_file_is_an_unreadable_hash_error(tmp_path: Path) -> None:
     result = manifest.hash_file(str(tmp_path / "gone.txt"))
     assert result.error is not None and result.error.kind is manifest.HashErrorKind.UNREADABLE
     assert str(result.error) == "No such file or directory" and result.sha256 == ""
+
+
+_MAGIC_STARTS = [b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF89a", b"BM", b"RIFF", b"II*\x00"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(_MAGIC_STARTS), st.binary(max_size=300), st.booleans())
+def test_contents_skipped_by_the_hasher_have_no_fingerprints(
+    start: bytes, rest: bytes, nul: bool
+) -> None:
+    # The hasher keeps only contents that may_have_prints: what it skips must be exactly what
+    # content_prints would find nothing in.
+    from provenance._contentkind import may_have_prints
+    from provenance.fingerprints import content_prints
+
+    data = start + rest + (b"\x00" if nul else b"")
+    if not may_have_prints(data):
+        [found] = content_prints([data])
+        assert found.text_sha256 is None and len(found.text) == 0 and found.image is None
+
+
+def test_fingerprints_are_the_same_whether_binary_files_are_skipped(tmp_path: Path) -> None:
+    from provenance import fingerprints
+
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / "text.txt").write_bytes(b"The quick brown fox jumps over the lazy dog. " * 40)
+    (data / "binary.bin").write_bytes(bytes(range(256)) * 8)
+    (data / "nul-text.txt").write_bytes(b"almost text\x00" * 30)
+    (data / "empty.txt").write_bytes(b"")
+    prints: dict[str, Any] = {}
+    entries = manifest.build_from_directory(data, workers=1, prints=prints)
+    by_id = {e.id: e for e in entries}
+    contents = [(data / e.id).read_bytes() for e in entries]
+    expected = fingerprints.content_prints(contents, ordered=False)
+    for entry, found in zip(entries, expected, strict=True):
+        assert by_id[entry.id].textSha256 == found.text_sha256
+        if len(found.text) or found.image is not None:
+            assert prints[entry.id].text.tolist() == found.text.tolist()
+        else:
+            assert entry.id not in prints
+    assert by_id["text.txt"].textSha256 is not None and "text.txt" in prints

@@ -163,6 +163,9 @@ def build_from_directory(
         progress=progress,
         on_total=on_total,
         fingerprint=prints is not None,
+        # The fingerprinting code (numpy) is loaded here while the workers hash, not before they
+        # start: they load it themselves only for contents that can have fingerprints.
+        while_hashing=_load_fingerprinting if prints is not None else None,
     )
     entries = []
     failed: list[tuple[FileRef, HashError]] = []
@@ -188,6 +191,10 @@ def build_from_directory(
         raise error.exception(ref.path)
     sort_entries(entries)
     return entries
+
+
+def _load_fingerprinting() -> None:
+    import provenance.fingerprints  # noqa: F401
 
 
 def build_from_records(

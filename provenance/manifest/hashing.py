@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from provenance._contentkind import may_have_prints
 from provenance.errors import InputError, LocalIOError, ProvenanceError, UnsafePathError
 from provenance.manifest._system import flush_std_streams
 from provenance.manifest.walk import NOT_REGULAR, FileRef
@@ -149,8 +150,10 @@ def _hash_task(
     the caller to queue again. So no task grows beyond what one process should do alone, even
     when the walk did not stat the files.
 
-    With ``fingerprint``, the content of each file of at most ``FINGERPRINT_MAX_BYTES`` is kept
-    and the task's files are fingerprinted together at the end (``FileDigest.prints``).
+    With ``fingerprint``, the content of each file of at most ``FINGERPRINT_MAX_BYTES`` that can
+    have fingerprints (:func:`provenance._contentkind.may_have_prints`) is kept and the task's
+    files are fingerprinted together at the end (``FileDigest.prints``; None for the others,
+    which is what their fingerprints would say: no text digest, no fingerprint).
     Setting ``stop`` (from another thread) cuts a long read short; the result is then unusable.
     ``on_read`` is told the bytes of each read of a large file after the first, so that a
     progress bar moves while one big file is hashed.
@@ -185,8 +188,10 @@ def _hash_task(
                 continue
             read = readv(fd, buffers)
             digest = sha256(view[:read])
-            keep = fingerprint and size <= FINGERPRINT_MAX_BYTES
-            parts = [bytes(view[:read])] if keep else []
+            parts = [bytes(view[:read])] if fingerprint and size <= FINGERPRINT_MAX_BYTES else []
+            # Content that can have no fingerprint (a NUL byte, and not an image) is not kept:
+            # most binary files, which then cost no fingerprinting (nor numpy in this process).
+            keep = bool(parts) and may_have_prints(parts[0])
             # A first read shorter than the buffer that returned exactly the size fstat gave is
             # the whole file, so the read that would return EOF is skipped (most files are
             # small). A file that grows or changes from here on is caught by the fstat below;
@@ -215,7 +220,7 @@ def _hash_task(
             if keep and read <= FINGERPRINT_MAX_BYTES:
                 contents[len(results)] = parts[0] if len(parts) == 1 else b"".join(parts)
             append(FileDigest(digest.hexdigest(), read, None, None, before.st_nlink > 1))
-    if fingerprint:
+    if contents:
         from provenance.fingerprints import content_prints
 
         # Files whose content was not kept keep prints=None (no textSha256, no fingerprints).
@@ -306,9 +311,6 @@ class Hasher:
             from concurrent.futures import ProcessPoolExecutor
 
             context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-            if self._fingerprint:
-                # Imported once here, not in every worker (forked workers inherit modules).
-                import provenance.fingerprints  # noqa: F401
             flush_std_streams()
             self._pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=context)
 
