@@ -618,3 +618,20 @@ def test_fingerprints_are_the_same_whether_binary_files_are_skipped(tmp_path: Pa
         else:
             assert entry.id not in prints
     assert by_id["text.txt"].textSha256 is not None and "text.txt" in prints
+
+
+@pytest.mark.parametrize("bad_line", [2, 39])
+def test_a_committed_malformed_manifest_is_its_format_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bad_line: int
+) -> None:
+    # Read in small blocks: the bytes after the bad line's block count in the file's digest.
+    monkeypatch.setattr(manifest.reader, "_READ_BLOCK", 256)
+    path, _, summary = _written(tmp_path)
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[bad_line - 1] = lines[bad_line - 1].replace(b'"id"', b'"id" ', 1)
+    path.write_bytes(b"".join(lines))
+    committed = dataclasses.replace(summary, digest=hashlib.sha256(path.read_bytes()).hexdigest())
+    with pytest.raises(FormatError, match=rf"m\.jsonl:{bad_line}: "):
+        list(manifest.ManifestReader(path, committed=committed))
+    with pytest.raises(DigestMismatchError, match="is not the manifest the card commits to"):
+        list(manifest.ManifestReader(path, committed=summary))

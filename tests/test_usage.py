@@ -222,9 +222,9 @@ def _swap_once_open(
     target.write_bytes(signed["manifest"].read_bytes())
     real_read_blocks = manifest_reader._read_blocks
 
-    def swap_then_read(handle: Any) -> Any:
+    def swap_then_read(handle: Any, *args: Any) -> Any:
         swap(other, target)
-        return real_read_blocks(handle)
+        return real_read_blocks(handle, *args)
 
     monkeypatch.setattr(manifest_reader, "_read_blocks", swap_then_read)
     return ref, target

@@ -471,11 +471,11 @@ def test_a_manifest_replaced_once_open_is_judged_as_read(
     signed, manifest_path, clean = _dishonest_and_clean(world, "swap-open")
     real_read_blocks = manifest_reader._read_blocks
 
-    def replace_then_read(handle: Any) -> Any:
+    def replace_then_read(handle: Any, *args: Any) -> Any:
         replacement = manifest_path.with_name("replacement.jsonl")
         shutil.copyfile(clean, replacement)
         replacement.replace(manifest_path)
-        return real_read_blocks(handle)
+        return real_read_blocks(handle, *args)
 
     monkeypatch.setattr(manifest_reader, "_read_blocks", replace_then_read)
     result = run_verify(world, signed, manifest_path, world.cache_v1)

@@ -210,12 +210,18 @@ class BlockChecker:
             raise FormatError(f"{what}:{number}: last line has no newline (truncated file?)")
 
 
-def _read_blocks(handle: BinaryIO) -> Iterator[bytes]:
+def _read_blocks(handle: BinaryIO, file_hash: Any = None) -> Iterator[bytes]:
     """Yield the file in blocks of whole lines; a last block without a final newline, or a
-    block that is one line longer than MAX_LINE_BYTES without a newline yet, ends it."""
+    block that is one line longer than MAX_LINE_BYTES without a newline yet, ends it.
+
+    ``file_hash`` (a hashlib object) is updated with every byte as it is read, so that it holds
+    the bytes read so far even when the consumer stops at a bad line.
+    """
     rest = b""
     while True:
         data = handle.read(_READ_BLOCK)
+        if file_hash is not None:
+            file_hash.update(data)
         if not data:
             if rest:
                 yield rest
@@ -406,8 +412,7 @@ class ManifestReader:
             checker = BlockChecker(what)
             offset = 0
             try:
-                for data in _read_blocks(handle):
-                    file_hash.update(data)
+                for data in _read_blocks(handle, file_hash):
                     self.file_size += len(data)
                     first = checker.count
                     entries = checker.block(data)
@@ -517,14 +522,12 @@ def _iter_without_root(
     file_hash = hashlib.sha256() if on_digest is not None else None
     with open_input(path, kind="manifest file") as handle:
         try:
-            for data in _read_blocks(handle):
+            for data in _read_blocks(handle, file_hash):
                 entries = checker.block(data)
                 if entries is None:
                     yield from checker.lines(data)
                 else:
                     yield from entries
-                if file_hash is not None:
-                    file_hash.update(data)
         except OSError as exc:
             raise LocalIOError(f"{path}: cannot read: {exc.strerror}") from None
     if on_digest is not None and file_hash is not None:
