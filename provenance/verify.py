@@ -5,17 +5,15 @@ the verified statement. A manifest is read once (:class:`provenance.manifest.Man
 digest, entry count, bytes, Merkle root and per-source and per-license counts are held against
 the card, and every other check of its entries (the exclusion lists, the data directory) judges
 the entries of that same read, released only when the read is the manifest the card commits to.
-With a data directory, every file is re-hashed and compared with the manifest: changed, missing,
-extra and moved files (a file whose content is the manifest's under another path) are counted
-and listed by path (:class:`DataDiff`).
+With a data directory, every file is re-hashed and compared with the manifest
+(:mod:`provenance.datadiff`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -23,13 +21,16 @@ from provenance import manifest as manifest_module
 from provenance._files import file_sha256
 from provenance._units import format_size
 from provenance.card import Tallier, VerifiedCard, verify_card
+from provenance.datadiff import DataDiff, DataWalk, diff_data
 from provenance.envelope import Envelope
-from provenance.errors import DocumentTypeError, InputError, ProvenanceError, SignatureError
-from provenance.manifest import FileRef, Manifest, ManifestEntry, ManifestReader, ManifestSummary
+from provenance.errors import DocumentTypeError, InputError, SignatureError
+from provenance.manifest import Manifest, ManifestEntry, ManifestReader, ManifestSummary
 from provenance.trust import TrustStore
 
 if TYPE_CHECKING:
     from provenance.lists.audit import ListAudit, ListSource
+
+__all__ = ["Check", "DataDiff", "Finding", "Report", "RequiredListMissing", "verify"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +224,7 @@ def verify(
     _check_required_lists(found, card, trust)
     audit = None if lists is None else _ListCheck(card, trust, lists, at, strict)
     if data_dir is not None and manifest_path is not None:
-        walk = _DataWalk(ignore, symlinks, workers, progress, on_total)
+        walk = DataWalk(ignore, symlinks, workers, progress, on_total)
         _check_data(found, card, manifest_path, data_dir, walk, audit, keep=keep_manifest)
     elif manifest_path is not None:
         _check_manifest_read(found, card, ManifestReader(manifest_path), audit)
@@ -386,114 +387,12 @@ def _check_fingerprint_index(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class DataDiff:
-    """How the files under a data directory differ from the manifest.
-
-    Paths are manifest ids (paths relative to the directory), each list sorted. A file whose
-    content is a missing entry's, found under a path the manifest does not list, is ``moved``
-    (from the entry's id to that path) rather than one missing plus one extra.
-    """
-
-    entries: int
-    """Entries in the manifest."""
-    changed: tuple[str, ...] = ()
-    missing: tuple[str, ...] = ()
-    extra: tuple[str, ...] = ()
-    moved: tuple[tuple[str, str], ...] = ()
-    unreadable: tuple[tuple[str, str], ...] = ()
-    """(path, why) for files that could not be hashed."""
-    stats: manifest_module.WalkStats = field(default_factory=manifest_module.WalkStats)
-    """What the walk skipped (symlinks, exclusions) and saw (hard links)."""
-
-    @property
-    def ok(self) -> bool:
-        """True when the files are exactly those of the manifest."""
-        return not (self.changed or self.missing or self.extra or self.moved or self.unreadable)
-
-    def counts(self) -> str:
-        """One line of counts: ``222 changed, 75 missing, 75 extra of 11,984``."""
-        if self.ok:
-            return f"all {self.entries:,} files match the manifest"
-        parts = [
-            f"{len(self.changed):,} changed",
-            f"{len(self.missing):,} missing",
-            f"{len(self.extra):,} extra",
-        ]
-        if self.moved:
-            parts.append(f"{len(self.moved):,} moved")
-        if self.unreadable:
-            parts.append(f"{len(self.unreadable):,} unreadable")
-        return f"{', '.join(parts)} of {self.entries:,}"
-
-    def examples(self, limit: int = 3) -> str:
-        """The first ``limit`` paths of each kind that differs, e.g. ``changed: a.txt, b.txt``."""
-        kinds: list[tuple[str, list[str]]] = [
-            ("changed", list(self.changed)),
-            ("missing", list(self.missing)),
-            ("extra", list(self.extra)),
-            ("moved", [f"{old} -> {new}" for old, new in self.moved]),
-            ("unreadable", [path for path, _ in self.unreadable]),
-        ]
-        parts = []
-        for kind, paths in kinds:
-            if paths:
-                more = f" and {len(paths) - limit:,} more" if len(paths) > limit else ""
-                parts.append(f"{kind}: {', '.join(paths[:limit])}{more}")
-        return "; ".join(parts)
-
-    def notes(self) -> str:
-        """What the walk skipped or saw, for the check's detail ("" when nothing)."""
-        stats = self.stats
-        notes = []
-        if stats.symlinks:
-            outside = (
-                f", {stats.symlinks_outside:,} pointing outside" if stats.symlinks_outside else ""
-            )
-            notes.append(f"{stats.symlinks:,} symlink(s) skipped{outside}")
-        if stats.excluded_files or stats.excluded_dirs:
-            notes.append(
-                f"{stats.excluded_files:,} file(s) and {stats.excluded_dirs:,} folder(s) excluded"
-            )
-        if stats.hard_linked:
-            notes.append(f"{stats.hard_linked:,} file(s) with other hard links")
-        return "; ".join(notes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the JSON form: every path of every kind, and the walk's counts."""
-        stats = self.stats
-        return {
-            "entries": self.entries,
-            "changed": list(self.changed),
-            "missing": list(self.missing),
-            "extra": list(self.extra),
-            "moved": [{"from": old, "to": new} for old, new in self.moved],
-            "unreadable": [{"id": path, "error": error} for path, error in self.unreadable],
-            "symlinksSkipped": stats.symlinks,
-            "symlinksOutside": stats.symlinks_outside,
-            "excludedFiles": stats.excluded_files,
-            "excludedFolders": stats.excluded_dirs,
-            "hardLinked": stats.hard_linked,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class _DataWalk:
-    """How ``verify --data`` walks and hashes the data directory."""
-
-    ignore: Callable[[str], bool] | None
-    symlinks: manifest_module.SymlinkPolicy
-    workers: int
-    progress: Callable[[int], None] | None
-    on_total: Callable[[int], None] | None
-
-
 def _check_data(
     found: _Found,
     card: VerifiedCard,
     manifest_path: Path,
     data_dir: Path,
-    walk: _DataWalk,
+    walk: DataWalk,
     lists: _ListCheck | None,
     *,
     keep: bool,
@@ -501,69 +400,21 @@ def _check_data(
     """Check the manifest (as :func:`_check_manifest_read`), then re-hash ``data_dir`` against it.
 
     The manifest is read once and held: its checks against the card (and the list audit of its
-    entries) run in this process while the worker processes hash the files (only those the
-    manifest lists), so they cost no time. Files the manifest does not list are hashed only
-    when entries are missing, to tell moved files from missing and extra ones.
+    entries) run in this process while the worker processes hash the files
+    (:func:`provenance.datadiff.diff_data`), so they cost no time.
     """
     loaded = manifest_module.read_manifest(manifest_path)
-    expected = {e.id: e.sha256 for e in loaded.entries}
     audits: list[ListAudit] = []
-    checked: list[bool] = []
-    stats = manifest_module.WalkStats()
 
     def check_manifest() -> None:
-        checked.append(True)
         tallier = Tallier(card.predicate["sources"])
         tallier.add(loaded.entries)
         _check_commitment(found, card, loaded.summary, tallier, manifest_path)
         if lists is not None:
             audits.append(lists.run(loaded.entries))
 
-    # The manifest and the sidecars written beside it are not data, as 'manifest build' skips
-    # them when it writes them into the folder it hashes.
-    beside = [manifest_path.with_name(manifest_path.name + s) for s in (".fp", ".shard.json")]
-    try:
-        hashed = manifest_module.hash_tree(
-            data_dir,
-            workers=walk.workers,
-            select=expected.__contains__,
-            exclude={os.path.realpath(p) for p in (manifest_path, *beside)},
-            ignore=walk.ignore,
-            symlinks=walk.symlinks,
-            stats=stats,
-            progress=walk.progress,
-            on_total=walk.on_total,
-            while_hashing=check_manifest,
-        )
-    except ProvenanceError:
-        if not checked:  # the walk failed: the manifest's own errors still come first
-            check_manifest()
-        raise
-    hashed.sort(key=lambda item: item[0].id)
-    on_disk = {ref.id for ref, _ in hashed}
-    changed: list[str] = []
-    unreadable: list[tuple[str, str]] = []
-    for ref, digest in hashed:
-        if digest is None:
-            continue
-        if digest.error is not None:
-            unreadable.append((ref.id, str(digest.error)))
-        elif digest.sha256 != expected[ref.id]:
-            changed.append(ref.id)
-    missing = sorted(set(expected) - on_disk)
-    extra_refs = [ref for ref, digest in hashed if digest is None]
-    moved: list[tuple[str, str]] = []
-    if missing and extra_refs:
-        missing, extra_refs, moved = _find_moves(missing, extra_refs, expected, walk.workers)
-    diff = DataDiff(
-        entries=len(expected),
-        changed=tuple(changed),
-        missing=tuple(missing),
-        extra=tuple(ref.id for ref in extra_refs),
-        moved=tuple(moved),
-        unreadable=tuple(unreadable),
-        stats=stats,
-    )
+    expected = {e.id: e.sha256 for e in loaded.entries}
+    diff = diff_data(expected, data_dir, manifest_path, walk, while_hashing=check_manifest)
     found.data = diff
     notes = diff.notes()
     found.add("data files", diff.ok, diff.counts() + (f" ({notes})" if notes else ""))
@@ -571,30 +422,3 @@ def _check_data(
         _release_audit(found, audit, loaded.summary, card)
     if keep and loaded.summary == _committed(card):
         found.manifest = loaded
-
-
-def _find_moves(
-    missing: list[str],
-    extra_refs: list[FileRef],
-    expected: dict[str, str],
-    workers: int,
-) -> tuple[list[str], list[FileRef], list[tuple[str, str]]]:
-    """Pair missing entries with extra files of the same content (both in id order).
-
-    Returns:
-        The missing ids and extra files left unpaired, and the (from, to) pairs.
-    """
-    by_digest: dict[str, list[str]] = {}
-    for entry_id in missing:
-        by_digest.setdefault(expected[entry_id], []).append(entry_id)
-    digests = manifest_module.hash_files(extra_refs, workers=workers)
-    moved: list[tuple[str, str]] = []
-    left: list[FileRef] = []
-    for ref, digest in zip(extra_refs, digests, strict=True):
-        candidates = by_digest.get(digest.sha256) if digest.error is None else None
-        if candidates:
-            moved.append((candidates.pop(0), ref.id))
-        else:
-            left.append(ref)
-    paired = {old for old, _ in moved}
-    return [m for m in missing if m not in paired], left, moved

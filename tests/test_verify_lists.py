@@ -482,3 +482,22 @@ def test_a_manifest_replaced_once_open_is_judged_as_read(
     assert manifest_path.read_bytes() == clean.read_bytes()
     assert "manifest digest" not in failed(result)
     assert sorted(v["id"] for v in violations(result)) == ["r2", "r4", "r5"]
+
+
+def test_report_is_frozen_and_its_document_reads_back(world: World) -> None:
+    import dataclasses
+
+    from provenance.verify import Check, RequiredListMissing
+
+    signed, manifest_path, _ = world.filtered_card("document")
+    result = run_verify(
+        world, signed, manifest_path, world.cache_v1, trust=world.trust.with_required("x")
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.strict = True  # type: ignore[misc]
+    document = result.to_dict()
+    assert [Check.from_dict(c) for c in document["checks"]] == list(result.checks)
+    assert document["violations"] == [RequiredListMissing("x").to_dict()]
+    assert document["ok"] is False and result.ok is False
+    with pytest.raises(ValueError, match="boolean ok"):
+        Check.from_dict({"name": "n", "ok": "yes", "detail": "d"})
