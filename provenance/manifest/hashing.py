@@ -239,6 +239,30 @@ def _hash_task_in_pool(paths: list[str], fingerprint: bool) -> list[tuple[Any, .
     return [tuple(r) if isinstance(r, FileDigest) else r for r in _hash_task(paths, fingerprint)]
 
 
+_SAMPLE_FILES = 8
+
+
+def _sample_may_have_prints(files: Sequence[FileRef]) -> bool:
+    """Whether the first files look like content to fingerprint (by their first 4 KiB).
+
+    Only a guess, to decide where the fingerprinting code is loaded: results never depend on
+    it. Files are opened as :func:`_hash_task` opens them (never blocking, never following).
+    """
+    for ref in files[:_SAMPLE_FILES]:
+        try:
+            fd = os.open(ref.path, _OPEN_FLAGS)
+        except OSError:
+            continue
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode) and may_have_prints(os.read(fd, 4096)):
+                return True
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+    return False
+
+
 def _count_read(counter: list[int], count: int) -> None:
     """Add ``count`` bytes to a thread task's progress counter (only that thread writes it)."""
     counter[0] += count
@@ -311,6 +335,10 @@ class Hasher:
             from concurrent.futures import ProcessPoolExecutor
 
             context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+            if self._fingerprint and _sample_may_have_prints(self._files):
+                # Text or images ahead: loaded once here, not in every worker (forked workers
+                # inherit modules). Binary files need none of it.
+                import provenance.fingerprints  # noqa: F401
             flush_std_streams()
             self._pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=context)
 
