@@ -38,7 +38,9 @@ from typing import IO, Any, cast
 
 from provenance import _json, schema
 from provenance._files import atomic_writer
+from provenance.card.model import Exclusion
 from provenance.errors import FormatError, InputError, UnsafePathError
+from provenance.filter_report import FilterReport, RecordCounts, UnevaluableExample
 from provenance.lists.cache import CachedList
 from provenance.lists.match import NO_MATCH, Digest, ListIndex, RecordMatch
 from provenance.normtext import normalize_batch
@@ -169,44 +171,44 @@ class Tally:
 
 def build_report(
     tally: Tally, cached: Sequence[CachedList], *, at: dt.datetime, notes: Sequence[str] = ()
-) -> dict[str, Any]:
-    """Return the filter report document (schema ``filter-report.v1``).
+) -> FilterReport:
+    """Return the filter report (schema ``filter-report.v1``).
 
-    ``lists`` holds, per list applied, exactly the object a card's ``exclusions`` records.
+    ``lists`` holds, per list applied, exactly what a card's ``exclusions`` records.
     """
     applied = format_time(at)
     kept_without_url = tally.missing_url if tally.keep_missing_url else 0
-    lists = []
-    for item, counts in zip(cached, tally.lists, strict=True):
-        entry: dict[str, Any] = {
-            "name": item.list.name,
-            "version": item.list.version,
-            "digest": item.digest,
-            "signers": sorted(item.signers),
-            "matched": dict(counts.matched),
-            "removed": counts.removed,
-            "applied": applied,
-        }
-        if kept_without_url and counts.has_url_entries:
+    lists = [
+        Exclusion(
+            name=item.list.name,
+            version=item.list.version,
+            digest=item.digest,
+            signers=tuple(sorted(item.signers)),
+            matched=dict(counts.matched),
+            removed=counts.removed,
+            applied=applied,
             # What the card must say: this list's URL entries never saw these kept records.
-            entry["missingUrl"] = kept_without_url
-        lists.append(entry)
-    report: dict[str, Any] = {
-        "lists": lists,
-        "records": {
-            "input": tally.input,
-            "kept": tally.kept,
-            "removed": tally.removed,
-            "unevaluable": tally.unevaluable,
-            "missingUrl": tally.missing_url,
-        },
-        "missingUrlPolicy": "kept" if tally.keep_missing_url else "removed",
-        "unevaluableExamples": tally.examples,
-        "missingUrlExamples": tally.missing_url_examples,
-    }
-    if notes:
-        report["notes"] = list(notes)
-    schema.validate(report, schema.FILTER_REPORT, what="filter report")
+            missing_url=kept_without_url if kept_without_url and counts.has_url_entries else None,
+        )
+        for item, counts in zip(cached, tally.lists, strict=True)
+    ]
+    report = FilterReport(
+        lists=tuple(lists),
+        records=RecordCounts(
+            input=tally.input,
+            kept=tally.kept,
+            removed=tally.removed,
+            unevaluable=tally.unevaluable,
+            missing_url=tally.missing_url,
+        ),
+        missing_url_policy="kept" if tally.keep_missing_url else "removed",
+        unevaluable_examples=tuple(
+            UnevaluableExample(id=e["id"], reason=e["reason"]) for e in tally.examples
+        ),
+        missing_url_examples=tuple(tally.missing_url_examples),
+        notes=tuple(notes) or None,
+    )
+    schema.validate(report.to_dict(), schema.FILTER_REPORT, what="filter report")
     return report
 
 
@@ -425,14 +427,14 @@ def _writer_for(fmt: RecordFormat, handle: IO[bytes], source: Path) -> _Writer:
     return _ParquetWriter(handle, source)
 
 
-def _check_output_name(output: Path, fmt: RecordFormat, option: str) -> None:
+def _check_output_name(output: Path, fmt: RecordFormat, label: str) -> None:
     try:
         implied = detect_format(output)
     except InputError:
         return
     if implied != fmt:
         raise InputError(
-            f"{option} {output}: the input is {_FORMAT_NAMES[fmt]} and the output is written in"
+            f"{label} {output}: the input is {_FORMAT_NAMES[fmt]} and the output is written in"
             f" the input's format; name it with a {'.' + fmt} suffix"
         )
 
@@ -452,7 +454,7 @@ def apply_lists(
     progress: Callable[[int], None] | None = None,
     columns: Columns = DEFAULT_COLUMNS,
     keep_missing_url: bool = False,
-) -> dict[str, Any]:
+) -> FilterReport:
     """Filter ``input_path`` against the ``cached`` lists and write the outputs atomically.
 
     Args:
@@ -487,12 +489,14 @@ def apply_lists(
                 f"{input_path}: is a directory; column names ({columns.describe()}) apply only"
                 " to records files"
             )
-        _filter_directory(input_path, index, tally, kept_path, removed_path, progress)
+        skipped = _filter_directory(input_path, index, tally, kept_path, removed_path, progress)
         if index.has_url_entries:
             notes.append(
                 "files in a directory have no URL: the lists' domain and URL entries apply only"
                 " to records files; sha256 and text-sha256 entries were applied"
             )
+        if skipped:
+            notes.append(skipped)
     else:
         _filter_records(
             input_path, index, tally, kept_path, removed_path, progress, columns=columns
@@ -512,7 +516,7 @@ def apply_lists(
     if report_path is not None:
         from provenance._files import atomic_write
 
-        atomic_write(report_path, _json.pretty(report))
+        atomic_write(report_path, _json.pretty(report.to_dict()))
     return report
 
 
@@ -527,9 +531,9 @@ def _filter_records(
     columns: Columns = DEFAULT_COLUMNS,
 ) -> None:
     fmt = detect_format(path)
-    _check_output_name(kept_path, fmt, "-o")
+    _check_output_name(kept_path, fmt, "kept records")
     if removed_path is not None:
-        _check_output_name(removed_path, fmt, "--removed")
+        _check_output_name(removed_path, fmt, "removed records")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     url_entries = index.has_url_entries
@@ -581,11 +585,13 @@ def _filter_directory(
     kept_path: Path,
     removed_path: Path | None,
     progress: Callable[[int], None] | None,
-) -> None:
-    from provenance.manifest import walk_files
+) -> str:
+    """Filter the files under ``root``; return a note on the symlinks skipped ("" if none)."""
+    from provenance.manifest import WalkStats, walk_files
 
     exclude = {str(p.resolve()) for p in (kept_path, removed_path) if p is not None}
-    files = walk_files(root, exclude=exclude)
+    stats = WalkStats()
+    files = walk_files(root, exclude=exclude, stats=stats)
     for ref in files:
         if "\n" in ref.id or "\r" in ref.id:
             raise UnsafePathError(
@@ -615,21 +621,26 @@ def _filter_directory(
                     removed.write(line)
             if progress:
                 progress(len(batch))
+    if not stats.symlinks:
+        return ""
+    # Never silently: a symlinked file is neither kept nor removed, it is not looked at.
+    outside = f", {stats.symlinks_outside:,} pointing outside it" if stats.symlinks_outside else ""
+    return f"skipped {stats.symlinks:,} symlink(s) in {root}{outside} (never followed)"
 
 
 def parse_list_selector(text: str) -> tuple[str, int | None]:
-    """Parse ``NAME`` or ``NAME@VERSION`` (``--list``).
+    """Parse a list selector, ``NAME`` or ``NAME@VERSION``.
 
     Raises:
         InputError: an empty name or a version that is not a positive integer.
     """
     name, at_sign, version = text.partition("@")
     if not name:
-        raise InputError(f"--list {text!r}: expected NAME or NAME@VERSION")
+        raise InputError(f"list selector {text!r}: expected NAME or NAME@VERSION")
     if not at_sign:
         return name, None
     if not version.isdigit() or int(version) < 1 or len(version) > 15:
-        raise InputError(f"--list {text!r}: VERSION must be a positive integer")
+        raise InputError(f"list selector {text!r}: VERSION must be a positive integer")
     return name, int(version)
 
 
@@ -642,14 +653,11 @@ def list_cache(value: str | None, *, store: TrustStore, at: dt.datetime) -> Iter
     Raises:
         As :func:`provenance.lists.client.fetch` for a URL.
     """
-    if value is not None and value.startswith(("http://", "https://")):
-        import tempfile
+    from provenance.lists.client import is_repository_url, temporary_cache
 
-        from provenance.lists.client import fetch
-
-        with tempfile.TemporaryDirectory(prefix="provenance-lists-") as temp:
-            fetch(value, store=store, cache_dir=Path(temp), at=at)
-            yield Path(temp)
+    if value is not None and is_repository_url(value):
+        with temporary_cache(value, store=store, at=at) as cache:
+            yield cache
         return
     if value is None:
         from provenance.lists.cache import default_cache_dir
@@ -687,7 +695,7 @@ def select_lists(
     parsed = [parse_list_selector(s) for s in selectors]
     names = [name for name, _ in parsed]
     if len(set(names)) != len(names):
-        raise InputError("--list names a list twice; apply one version of each list")
+        raise InputError("the selectors name a list twice; apply one version of each list")
     result = []
     for name, version in parsed:
         if version is None:
@@ -695,3 +703,43 @@ def select_lists(
         else:
             result.append(load_cached_version(cache_dir, name, version, at=at, store=store))
     return sorted(result, key=lambda c: c.list.name)
+
+
+def filter_file(
+    input_path: Path,
+    lists: str | None,
+    store: TrustStore,
+    *,
+    at: dt.datetime,
+    kept_path: Path,
+    removed_path: Path | None = None,
+    report_path: Path | None = None,
+    selectors: Sequence[str] = (),
+    columns: Columns = DEFAULT_COLUMNS,
+    keep_missing_url: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> FilterReport:
+    """Apply the lists of a cache (or of a repository URL) to ``input_path``.
+
+    The lists are loaded from ``lists`` (see :func:`list_cache`) as :func:`select_lists` does,
+    each vouched for by ``store``, then applied as :func:`apply_lists` does.
+
+    Returns:
+        The filter report.
+
+    Raises:
+        As :func:`list_cache`, :func:`select_lists` and :func:`apply_lists`.
+    """
+    with list_cache(lists, store=store, at=at) as cache:
+        cached = select_lists(cache, selectors, at=at, store=store)
+        return apply_lists(
+            input_path,
+            cached,
+            kept_path=kept_path,
+            removed_path=removed_path,
+            report_path=report_path,
+            at=at,
+            progress=progress,
+            columns=columns,
+            keep_missing_url=keep_missing_url,
+        )

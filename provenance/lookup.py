@@ -276,8 +276,8 @@ def open_for_lookup(
 
     scan = fpindex.scan_manifest(manifest_path, leaves=True)
     builder = ProofBuilder.from_scan(manifest_path, scan, card)
-    recorded = card.card.predicate["manifest"].get("fingerprints")
-    committed = recorded.get("sha256") if isinstance(recorded, dict) else None
+    recorded = card.card.predicate.manifest.fingerprints
+    committed = recorded.sha256 if recorded is not None else None
     candidate = sidecar or fpindex.sidecar_path(manifest_path)
     present = sidecar is not None or candidate.exists() or candidate.is_symlink()
     use: Path | None = None

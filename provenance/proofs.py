@@ -166,10 +166,8 @@ class CardCommitment:
     @classmethod
     def of(cls, card: VerifiedCard, statement_sha256: str) -> CardCommitment:
         """Return the commitment of ``card`` (whose payload hashes to ``statement_sha256``)."""
-        manifest = card.predicate["manifest"]
-        return cls(
-            statement_sha256, card.manifest_digest, manifest["merkleRoot"], manifest["entries"]
-        )
+        manifest = card.predicate.manifest
+        return cls(statement_sha256, card.manifest_digest, manifest.merkle_root, manifest.entries)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form (the proof's ``card`` member)."""
@@ -822,8 +820,17 @@ class CardRef:
     """Trust-store names of the keys that signed, by keyid."""
 
 
-def load_card(signed_path: Path, trust_path: Path, *, at: dt.datetime) -> CardRef:
+def load_card(
+    signed_path: Path,
+    trust_path: Path,
+    *,
+    at: dt.datetime,
+    real_time: dt.datetime | None = None,
+) -> CardRef:
     """Read ``signed_path`` and verify it as a dataset card against the trust store.
+
+    Keys are judged at ``at`` and, when the clock was moved (``real_time`` given, see
+    :attr:`provenance.trust.TrustStore.real_time`), at the real time too.
 
     Returns:
         The verified card and its commitment (identity = SHA-256 of the verified payload).
@@ -836,6 +843,8 @@ def load_card(signed_path: Path, trust_path: Path, *, at: dt.datetime) -> CardRe
     trust = TrustStore.from_json(
         read_bytes(trust_path, limit=MAX_TRUST_STORE_BYTES), what=str(trust_path)
     )
+    if real_time is not None:
+        trust = trust.with_real_time(real_time)
     document = unverified_card_document(
         read_bytes(signed_path, limit=MAX_CARD_BYTES), what=str(signed_path)
     )

@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from provenance.card import SourceAssigner
-from provenance.errors import FormatError, InputError
-from provenance.licenses import normalize_license
+from provenance.card import SourceAssigner, SourceLike, entry_license
+from provenance.errors import InputError
 from provenance.manifest import ManifestEntry, ManifestSummary, read_committed
 from provenance.proofs import CardRef
 
@@ -119,7 +118,7 @@ def _share(part: int, whole: int) -> float:
 
 def usage(
     entries: Iterable[ManifestEntry],
-    sources: Sequence[Mapping[str, Any]],
+    sources: Sequence[SourceLike],
     *,
     by: By,
     card: Mapping[str, Any] | None = None,
@@ -134,33 +133,24 @@ def usage(
         FormatError: an entry's license is not a valid SPDX expression.
     """
     if by not in BY_CHOICES:
-        raise InputError(f"--by {by!r}: expected one of {', '.join(BY_CHOICES)}")
+        raise InputError(f"grouping {by!r}: expected one of {', '.join(BY_CHOICES)}")
     assigner = SourceAssigner(sources)
-    by_id = {s["id"]: s for s in sources}
     counts: dict[str, list[int]] = {}
     members: dict[str, set[str]] = {}
     if by == "source":
-        for source in sources:
-            counts[source["id"]] = [0, 0]
-            members[source["id"]] = {source["id"]}
+        for source in assigner.sources:
+            counts[source.id] = [0, 0]
+            members[source.id] = {source.id}
     total_records = total_bytes = 0
     for entry in entries:
-        source_id = assigner.assign(entry)
-        source = by_id[source_id]
+        source = assigner.source_of(entry)
+        source_id = source.id
         if by == "source":
             group = source_id
         elif by == "license":
-            if entry.license is None:
-                group = source["license"]
-            else:
-                try:
-                    group = normalize_license(entry.license)
-                except FormatError as exc:
-                    raise FormatError(f"entry {entry.id!r}: {exc}") from None
+            group = entry_license(entry, source)
         else:
-            group = (
-                entry.rightsHolder or source.get("rightsHolder") or f"unknown (source {source_id})"
-            )
+            group = entry.rightsHolder or source.rights_holder or f"unknown (source {source_id})"
         size = entry.size or 0
         tally = counts.setdefault(group, [0, 0])
         tally[0] += 1
@@ -201,15 +191,15 @@ def usage_report(manifest_path: Path, card: CardRef, *, by: By) -> UsageReport:
     """
     commitment = card.commitment
     predicate = card.card.predicate
-    committed = ManifestSummary.from_card(commitment.manifest_sha256, predicate["manifest"])
+    committed = ManifestSummary.from_card(commitment.manifest_sha256, predicate.manifest)
     about = {
-        "name": predicate["name"],
-        "version": predicate["version"],
+        "name": predicate.name,
+        "version": predicate.version,
         "statementSha256": commitment.statement_sha256,
         "manifestSha256": commitment.manifest_sha256,
     }
     return read_committed(
         manifest_path,
         committed,
-        lambda entries: usage(entries, predicate["sources"], by=by, card=about),
+        lambda entries: usage(entries, predicate.sources, by=by, card=about),
     )

@@ -11,26 +11,28 @@ With a data directory, every file is re-hashed and compared with the manifest
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from provenance import manifest as manifest_module
 from provenance._files import file_sha256
 from provenance._units import format_size
-from provenance.card import Tallier, VerifiedCard, verify_card
+from provenance.card import FingerprintIndexCommitment, Tallier, VerifiedCard, verify_card
 from provenance.datadiff import DataDiff, DataWalk, diff_data
 from provenance.envelope import Envelope
 from provenance.errors import DocumentTypeError, InputError, SignatureError
+from provenance.lists.audit import ListFinding
 from provenance.manifest import Manifest, ManifestEntry, ManifestReader, ManifestSummary
 from provenance.trust import TrustStore
 
 if TYPE_CHECKING:
     from provenance.lists.audit import ListAudit, ListSource
 
-__all__ = ["Check", "DataDiff", "Finding", "Report", "RequiredListMissing", "verify"]
+__all__ = ["Check", "DataDiff", "Report", "verify", "verify_file"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,53 +60,13 @@ class Check:
         return cls(name, ok, detail)
 
 
-class Finding(Protocol):
-    """A violation or newly listed entry, as the list audit (or this module) reports it."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the JSON form."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class RequiredListMissing:
-    """A violation: the trust store requires this list, and the card did not apply it."""
-
-    list: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the JSON form (the shape of a list violation, without entry)."""
-        return {
-            "id": None,
-            "list": self.list,
-            "version": None,
-            "entry": None,
-            "reason": "the trust store requires this list; the card did not apply it",
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class _AuditFinding:
-    """A finding the list audit gives as a mapping."""
-
-    data: Mapping[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.data)
-
-
-def _findings(items: Iterable[Any]) -> tuple[Finding, ...]:
-    # The audit's findings are typed (with to_dict) or mappings; the report holds them typed.
-    return tuple(item if hasattr(item, "to_dict") else _AuditFinding(item) for item in items)
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Report:
     """Everything ``verify`` found. ``ok`` is False if any check failed or any violation exists."""
 
     checks: tuple[Check, ...] = ()
-    violations: tuple[Finding, ...] = ()
-    newly_listed: tuple[Finding, ...] = ()
+    violations: tuple[ListFinding, ...] = ()
+    newly_listed: tuple[ListFinding, ...] = ()
     strict: bool = False
     card: VerifiedCard | None = None
     data: DataDiff | None = None
@@ -137,8 +99,8 @@ class _Found:
 
     def __init__(self) -> None:
         self.checks: list[Check] = []
-        self.violations: list[Finding] = []
-        self.newly_listed: list[Finding] = []
+        self.violations: list[ListFinding] = []
+        self.newly_listed: list[ListFinding] = []
         self.data: DataDiff | None = None
         self.manifest: Manifest | None = None
 
@@ -201,11 +163,9 @@ def verify(
         FormatError: the verified payload is not a valid card.
     """
     if data_dir is not None and manifest_path is None:
-        raise InputError("--data needs --manifest: the files are checked against the manifest")
+        raise InputError("a data directory needs a manifest: its files are checked against it")
     if lists is not None and manifest_path is None:
-        raise InputError(
-            "--lists needs --manifest: the manifest entries are checked against the lists"
-        )
+        raise InputError("exclusion lists need a manifest: its entries are checked against them")
     found = _Found()
     try:
         card = verify_card(envelope, trust, at=at, what=what)
@@ -238,9 +198,9 @@ def _check_required_lists(found: _Found, card: VerifiedCard, trust: TrustStore) 
     apply a required list fails whether or not the lists themselves are checked.
     """
     required = sorted(name for name, policy in trust.lists.items() if policy.required)
-    applied = {claim["name"] for claim in card.predicate["exclusions"]}
+    applied = {claim.name for claim in card.predicate.exclusions}
     missing = [name for name in required if name not in applied]
-    found.violations.extend(RequiredListMissing(name) for name in missing)
+    found.violations.extend(ListFinding.required_not_applied(name) for name in missing)
     if not required:
         detail = "the trust store requires no list"
     elif missing:
@@ -251,7 +211,7 @@ def _check_required_lists(found: _Found, card: VerifiedCard, trust: TrustStore) 
 
 
 def _committed(card: VerifiedCard) -> ManifestSummary:
-    return ManifestSummary.from_card(card.manifest_digest, card.predicate["manifest"])
+    return ManifestSummary.from_card(card.manifest_digest, card.predicate.manifest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +229,7 @@ class _ListCheck:
         from provenance.lists.audit import audit_lists
 
         return audit_lists(
-            self.card.predicate["exclusions"],
+            self.card.predicate.exclusions,
             self.trust,
             entries,
             self.source,
@@ -291,8 +251,8 @@ def _release_audit(
         return
     for name, ok, detail in audit.checks:
         found.add(name, ok, detail)
-    found.violations.extend(_findings(audit.violations))
-    found.newly_listed.extend(_findings(audit.newly_listed))
+    found.violations.extend(audit.violations)
+    found.newly_listed.extend(audit.newly_listed)
 
 
 def _check_manifest_read(
@@ -300,7 +260,7 @@ def _check_manifest_read(
 ) -> None:
     """Read the manifest once, feeding its entries to the counts and to the list audit, then
     hold what was read against the card (and release the audit only if it matched)."""
-    tallier = Tallier(card.predicate["sources"])
+    tallier = Tallier(card.predicate.sources)
 
     def entries() -> Iterator[ManifestEntry]:
         for block in reader.blocks():
@@ -325,7 +285,7 @@ def _check_commitment(
 ) -> None:
     """Hold a manifest's summary and counts (of one read) against the card's commitments."""
     tallied = counts.result()
-    committed = card.predicate["manifest"]
+    committed = card.predicate.manifest
     found.add(
         "manifest digest",
         summary.digest == card.manifest_digest,
@@ -333,26 +293,26 @@ def _check_commitment(
         + ("" if summary.digest == card.manifest_digest else f", card says {card.manifest_digest}"),
     )
     for name, actual, expected, shown, said in (
-        ("manifest entries", summary.entries, committed["entries"], None, None),
+        ("manifest entries", summary.entries, committed.entries, None, None),
         (
             "manifest bytes",
             summary.total_bytes,
-            committed["bytes"],
+            committed.bytes,
             format_size(summary.total_bytes),
-            format_size(committed["bytes"]),
+            format_size(committed.bytes),
         ),
-        ("merkle root", summary.root, committed["merkleRoot"], None, None),
+        ("merkle root", summary.root, committed.merkle_root, None, None),
     ):
         shown = shown or f"{actual}"
         detail = shown if actual == expected else f"{shown}, card says {said or expected}"
         found.add(name, actual == expected, detail)
     mismatched = [
-        source["id"]
-        for source in card.predicate["sources"]
-        if tallied.by_source.get(source["id"]) != (source["records"], source["bytes"])
+        source.id
+        for source in card.predicate.sources
+        if tallied.by_source.get(source.id) != (source.records, source.bytes)
     ]
-    _check_fingerprint_index(found, committed.get("fingerprints"), manifest_path)
-    claimed = {e["license"]: (e["records"], e["bytes"]) for e in card.predicate["licenses"]}
+    _check_fingerprint_index(found, committed.fingerprints, manifest_path)
+    claimed = {e.license: (e.records, e.bytes) for e in card.predicate.licenses}
     licenses_ok = claimed == tallied.by_license
     found.add(
         "sources and licenses",
@@ -365,7 +325,7 @@ def _check_commitment(
 
 
 def _check_fingerprint_index(
-    found: _Found, committed: dict[str, Any] | None, manifest_path: Path
+    found: _Found, committed: FingerprintIndexCommitment | None, manifest_path: Path
 ) -> None:
     """Hold the sidecar fingerprint index beside the manifest against the card, if both exist.
 
@@ -380,10 +340,10 @@ def _check_fingerprint_index(
         found.add("fingerprint index", True, f"not checked: no {sidecar.name} beside the manifest")
         return
     digest = file_sha256(sidecar)
-    ok = digest == committed["sha256"]
+    ok = digest == committed.sha256
     detail = f"{sidecar.name} sha256 {digest}"
     found.add(
-        "fingerprint index", ok, detail if ok else f"{detail}, card says {committed['sha256']}"
+        "fingerprint index", ok, detail if ok else f"{detail}, card says {committed.sha256}"
     )
 
 
@@ -407,7 +367,7 @@ def _check_data(
     audits: list[ListAudit] = []
 
     def check_manifest() -> None:
-        tallier = Tallier(card.predicate["sources"])
+        tallier = Tallier(card.predicate.sources)
         tallier.add(loaded.entries)
         _check_commitment(found, card, loaded.summary, tallier, manifest_path)
         if lists is not None:
@@ -422,3 +382,33 @@ def _check_data(
         _release_audit(found, audit, loaded.summary, card)
     if keep and loaded.summary == _committed(card):
         found.manifest = loaded
+
+
+def verify_file(
+    signed_path: Path,
+    trust: TrustStore,
+    *,
+    at: dt.datetime,
+    lists: str | None = None,
+    **checks: Any,
+) -> Report:
+    """Read the signed card at ``signed_path`` and :func:`verify` it.
+
+    ``lists`` is where the exclusion lists come from: a list cache directory, or a list
+    repository URL (fetched into a temporary cache, verified against ``trust``; see
+    :func:`provenance.lists.audit.open_list_source`). ``checks`` are :func:`verify`'s other
+    keyword arguments (``manifest_path``, ``data_dir``, ``strict``, ...).
+
+    Raises:
+        InputError, FormatError: the card file is missing, malformed or not signed; and as
+            :func:`verify`.
+        FetchError, SignatureError, ...: fetching the lists from a URL failed.
+    """
+    from provenance.card import read_signed_card
+    from provenance.lists.audit import open_list_source
+
+    envelope = read_signed_card(signed_path)
+    with contextlib.ExitStack() as stack:
+        if lists is not None:
+            checks["lists"] = stack.enter_context(open_list_source(lists, trust, at=at))
+        return verify(envelope, trust, at=at, what=str(signed_path), **checks)

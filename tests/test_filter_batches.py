@@ -194,7 +194,7 @@ def test_filter_many_records_end_to_end(tmp_path: Path) -> None:
         removed_path=tmp_path / "removed.jsonl",
         report_path=None,
         at=ISSUED,
-    )
+    ).to_dict()
     gone = set(removed)
     kept = [line for line in lines if line not in gone]
     assert (tmp_path / "kept.jsonl").read_bytes() == b"\n".join(kept) + b"\n"

@@ -544,8 +544,10 @@ def test_a_consumer_refusing_an_entry_of_another_manifest_is_a_mismatch(tmp_path
 
 
 def test_summary_from_card_and_differences() -> None:
+    from provenance.card import ManifestCommitment
+
     committed = manifest.ManifestSummary.from_card(
-        "a" * 64, {"entries": 2, "bytes": 10, "merkleRoot": "b" * 64}
+        "a" * 64, ManifestCommitment(entries=2, bytes=10, merkle_root="b" * 64)
     )
     assert committed == manifest.ManifestSummary("a" * 64, 2, 10, "b" * 64)
     read = manifest.ManifestSummary("a" * 64, 3, 10, "c" * 64)

@@ -91,9 +91,10 @@ class World:
             lambda: summaries[0],
             manifest_name=manifest_path.name,
             created=AT,
-            exclusions=exclusions,
+            exclusions=[card.Exclusion.from_dict(item) for item in exclusions],
         )
-        envelope = sign_envelope(card.PAYLOAD_TYPE, _json.canonical(statement), [self.developer])
+        payload = _json.canonical(statement.to_dict())
+        envelope = sign_envelope(card.PAYLOAD_TYPE, payload, [self.developer])
         signed = directory / "card.signed.json"
         signed.write_bytes(envelope.to_json())
         return signed, manifest_path
@@ -112,7 +113,7 @@ class World:
             removed_path=None,
             report_path=directory / "report.json",
             at=AT,
-        )
+        ).to_dict()
         entries = manifest_module.build_from_records(directory / "kept.jsonl")
         signed, manifest_path = self.card(name, entries, report["lists"])
         return signed, manifest_path, report
@@ -323,7 +324,7 @@ def test_unevaluable_manifest_urls_fail(world: World) -> None:
 def test_lists_need_a_manifest(world: World) -> None:
     signed, _, _ = world.filtered_card("no-manifest")
     envelope = Envelope.from_dict(json.loads(signed.read_text()), what="card")
-    with pytest.raises(InputError, match="--lists needs --manifest"):
+    with pytest.raises(InputError, match="^exclusion lists need a manifest"):
         verify(envelope, world.trust, at=AT, what="card", lists=CacheSource(world.cache_v1, AT))
 
 
@@ -487,7 +488,8 @@ def test_a_manifest_replaced_once_open_is_judged_as_read(
 def test_report_is_frozen_and_its_document_reads_back(world: World) -> None:
     import dataclasses
 
-    from provenance.verify import Check, RequiredListMissing
+    from provenance.lists.audit import ListFinding
+    from provenance.verify import Check
 
     signed, manifest_path, _ = world.filtered_card("document")
     result = run_verify(
@@ -497,7 +499,7 @@ def test_report_is_frozen_and_its_document_reads_back(world: World) -> None:
         result.strict = True  # type: ignore[misc]
     document = result.to_dict()
     assert [Check.from_dict(c) for c in document["checks"]] == list(result.checks)
-    assert document["violations"] == [RequiredListMissing("x").to_dict()]
+    assert document["violations"] == [ListFinding.required_not_applied("x").to_dict()]
     assert document["ok"] is False and result.ok is False
     with pytest.raises(ValueError, match="boolean ok"):
         Check.from_dict({"name": "n", "ok": "yes", "detail": "d"})

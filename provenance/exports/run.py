@@ -49,11 +49,16 @@ class Verified:
     trust: TrustStore
 
 
-def _read(signed_path: Path, trust_path: Path) -> tuple[Envelope, TrustStore]:
-    """Read the trust store and the signed card (nothing trusted yet)."""
+def _read(
+    signed_path: Path, trust_path: Path, real_time: dt.datetime | None = None
+) -> tuple[Envelope, TrustStore]:
+    """Read the trust store (judging keys at ``real_time`` too when given) and the signed card
+    (nothing trusted yet)."""
     trust = TrustStore.from_json(
         read_bytes(trust_path, limit=MAX_TRUST_STORE_BYTES), what=str(trust_path)
     )
+    if real_time is not None:
+        trust = trust.with_real_time(real_time)
     document = unverified_card_document(
         read_bytes(signed_path, limit=MAX_CARD_BYTES), what=str(signed_path)
     )
@@ -72,15 +77,22 @@ def _export_card(envelope: Envelope, card: VerifiedCard, trust: TrustStore) -> E
     return ExportCard(card.statement, statement_sha256, signers)
 
 
-def load_verified(signed_path: Path, trust_path: Path, *, at: dt.datetime) -> Verified:
-    """Read and verify the signed card at ``signed_path`` against the trust store.
+def load_verified(
+    signed_path: Path,
+    trust_path: Path,
+    *,
+    at: dt.datetime,
+    real_time: dt.datetime | None = None,
+) -> Verified:
+    """Read and verify the signed card at ``signed_path`` against the trust store, at ``at``
+    (and at ``real_time`` too when the clock was moved).
 
     Raises:
         InputError: a file is missing or malformed, the card is not signed, or the trust store
             has no dataset-publisher key.
         SignatureError: no trusted dataset-publisher key signed the card (or it was altered).
     """
-    envelope, trust = _read(signed_path, trust_path)
+    envelope, trust = _read(signed_path, trust_path, real_time)
     card = verify_card(envelope, trust, at=at, what=str(signed_path))
     # verify_card succeeded, so envelope.payload is exactly the verified bytes.
     return Verified(_export_card(envelope, card, trust), trust)
@@ -102,7 +114,7 @@ def check_manifest(
             the card's (its result is then never used).
         InputError, FormatError, LocalIOError: the manifest is missing, unreadable or invalid.
     """
-    committed = ManifestSummary.from_card(card.manifest_sha256, card.predicate["manifest"])
+    committed = ManifestSummary.from_card(card.manifest_sha256, card.predicate.manifest)
     reader = ManifestReader(manifest_path, committed=committed)
     result = reader.consume(consume)
     return result, reader.file_size
@@ -126,8 +138,11 @@ def export(
     at: dt.datetime,
     manifest_path: Path | None = None,
     options: ExportOptions | None = None,
+    real_time: dt.datetime | None = None,
 ) -> bytes:
     """Verify the card and return its export in ``format_name`` (any format but ``oms``).
+
+    Keys are judged at ``at``, and at ``real_time`` too when the clock was moved.
 
     Raises:
         InputError: an unknown format, or bad input (see :func:`load_verified`).
@@ -136,7 +151,7 @@ def export(
     """
     if format_name not in FORMATS or format_name == "oms":
         raise InputError(f"export format {format_name!r}: expected one of {', '.join(FORMATS)}")
-    verified = load_verified(signed_path, trust_path, at=at)
+    verified = load_verified(signed_path, trust_path, at=at, real_time=real_time)
     facts = manifest_facts(verified.card, manifest_path) if manifest_path is not None else None
     module = _module(format_name)
     result: bytes = module.export(verified.card, facts, options or ExportOptions())
@@ -161,8 +176,11 @@ def export_oms(
     at: dt.datetime,
     passphrase: bytes | None = None,
     workers: int = 1,
+    real_time: dt.datetime | None = None,
 ) -> bytes:
     """Verify the card, check ``data_dir`` against its manifest, and sign it for model_signing.
+
+    Keys are judged at ``at``, and at ``real_time`` too when the clock was moved.
 
     Returns:
         The Sigstore bundle (see :mod:`provenance.exports.oms`).
@@ -182,7 +200,7 @@ def export_oms(
     data_root = data_dir.resolve()
     if output.resolve().is_relative_to(data_root):
         raise InputError(f"{output}: the bundle must be written outside {data_dir}, which it signs")
-    envelope, trust = _read(signed_path, trust_path)
+    envelope, trust = _read(signed_path, trust_path, real_time)
     # verify() checks the signature, then the manifest against the card, then every file; it
     # keeps the manifest it read (once), for the bundle to list exactly the entries checked.
     report = verify(

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple, NoReturn, TypeVar
+from typing import Any, BinaryIO, NamedTuple, NoReturn, Protocol, TypeVar
 
 import msgspec
 
@@ -46,6 +46,25 @@ from provenance.manifest.entry import (
 T = TypeVar("T")
 
 
+class CommittedManifest(Protocol):
+    """What a card says of its manifest (:class:`provenance.card.ManifestCommitment`)."""
+
+    @property
+    def entries(self) -> int:
+        """The entry count."""
+        ...
+
+    @property
+    def bytes(self) -> int:
+        """The total of the entries' sizes."""
+        ...
+
+    @property
+    def merkle_root(self) -> str:
+        """The RFC 9162 root of the lines (hex)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class ManifestSummary:
     """What a card commits to: the file digest, the entry count, total bytes and Merkle root.
@@ -60,10 +79,10 @@ class ManifestSummary:
     root: str
 
     @classmethod
-    def from_card(cls, digest: str, manifest: Mapping[str, Any]) -> ManifestSummary:
+    def from_card(cls, digest: str, manifest: CommittedManifest) -> ManifestSummary:
         """The commitment of a verified card: its subject ``digest`` and its predicate's
-        ``manifest`` member (``entries``, ``bytes``, ``merkleRoot``)."""
-        return cls(digest, manifest["entries"], manifest["bytes"], manifest["merkleRoot"])
+        manifest commitment (``entries``, ``bytes``, ``merkle_root``)."""
+        return cls(digest, manifest.entries, manifest.bytes, manifest.merkle_root)
 
     def differences(self, committed: ManifestSummary) -> list[str]:
         """Say what differs from ``committed``, one phrase per field (empty when equal)."""

@@ -1,0 +1,144 @@
+"""Hashing speed of the creator's page in Chromium (issue 10: "the page hashing >= 300 MiB/s").
+
+Generated files (default 256 MiB and 1 GiB) are chosen in the page as a creator would (Playwright
+driving Debian's Chromium, headless; the page served by the tests' stand-in registry on
+127.0.0.1, with no cards). Each file gets its two digests in two workers at once:
+
+- sha256: WebCrypto up to 256 MiB (the whole file in memory), hash-wasm streamed above that;
+- norm-text-v1: streamed through the page's normalizer and hash-wasm, for text.
+
+Two kinds of file: ``binary`` (random bytes: the text job stops at the first invalid UTF-8 byte,
+so the figure is SHA-256 alone) and ``text`` (ASCII prose: both jobs run over the whole file).
+Reported per file: the SHA-256 job's MiB/s, the norm-text job's MiB/s, and the page's MiB/s
+(size over the time from the file's row appearing to both digests done, as the creator waits;
+all three timed by the page itself), with Python's hashlib on the same file as the reference
+(SHA-NI here). ``wall_s`` in the JSON also counts Playwright handing the file to the page.
+
+Run:  python benchmarks/bench_page.py [--sizes 256 1024] [--kinds binary text] [--runs 3]
+Needs /usr/bin/chromium (apt-get install chromium) and the test extra (playwright).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.page_support import StandInRegistry, chromium  # noqa: E402
+
+MIB = 1 << 20
+SENTENCE = (
+    "the quick brown fox jumps over a lazy dog while Holmes and Watson walk down Baker Street "
+    "in the fog of a November evening, talking of the case of the red-headed league.\n"
+)
+WORDS = SENTENCE.split()
+
+
+def _write(path: Path, size: int, kind: str) -> None:
+    rng = np.random.default_rng(10)
+    # Text: 4 MiB of words in random order, repeated (the speed does not depend on repeats).
+    picks = rng.integers(0, len(WORDS), 4 * MIB // 5)
+    text = " ".join(WORDS[k] for k in picks).encode()[: 4 * MIB]
+    with path.open("wb") as handle:
+        written = 0
+        while written < size:
+            block_size = min(4 * MIB, size - written)
+            if kind == "binary":
+                block = rng.integers(0, 256, block_size, dtype=np.uint8).tobytes()
+            else:
+                block = text[:block_size]
+            handle.write(block)
+            written += block_size
+
+
+def _hashlib_mib_s(path: Path) -> float:
+    started = time.perf_counter()
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(16 * MIB):
+            digest.update(block)
+    return path.stat().st_size / MIB / (time.perf_counter() - started)
+
+
+def _measure(browser: Any, url: str, path: Path) -> dict[str, Any]:
+    page = browser.new_page()
+    try:
+        page.goto(url)
+        page.wait_for_selector("body[data-ready=true]", state="attached")
+        started = time.perf_counter()
+        page.set_input_files("#files", str(path))
+        # The row leaves "hashing" once both digests are done.
+        page.wait_for_selector(
+            "[data-testid=result]:not([data-status=hashing])", state="attached", timeout=600_000
+        )
+        wall = time.perf_counter() - started
+        row = page.locator("[data-testid=result]")
+        size_mib = path.stat().st_size / MIB
+        hash_ms = float(row.get_attribute("data-hash-ms") or "nan")
+        text_ms = float(row.get_attribute("data-text-ms") or "nan")
+        both_ms = float(row.get_attribute("data-digests-ms") or "nan")
+        return {
+            "method": row.get_attribute("data-hash-method"),
+            "text": row.get_attribute("data-text-sha256") is not None,
+            "sha256_mib_s": size_mib / (hash_ms / 1000),
+            "text_mib_s": size_mib / (text_ms / 1000),
+            "page_mib_s": size_mib / (both_ms / 1000),
+            "wall_s": wall,
+        }
+    finally:
+        page.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024], help="MiB")
+    parser.add_argument("--kinds", nargs="+", default=["binary", "text"])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory() as temp, StandInRegistry() as registry, chromium() as b:
+        print(f"Chromium {b.version}; {args.runs} runs each, medians")
+        header = f"{'file':<16} {'sha256 via':<10} {'sha256':>9} {'norm-text':>10} {'page':>9}"
+        print(f"{header} {'hashlib':>9}   (MiB/s)")
+        for kind in args.kinds:
+            for size in args.sizes:
+                path = Path(temp) / f"{kind}-{size}.bin"
+                _write(path, size * MIB, kind)
+                reference = _hashlib_mib_s(path)
+                runs = [_measure(b, registry.url, path) for _ in range(args.runs)]
+                row = {
+                    "kind": kind,
+                    "size_mib": size,
+                    "method": runs[0]["method"],
+                    "text_digest": runs[0]["text"],
+                    "hashlib_mib_s": reference,
+                }
+                for key in ("sha256_mib_s", "text_mib_s", "page_mib_s", "wall_s"):
+                    row[key] = statistics.median(run[key] for run in runs)
+                results.append(row)
+                text = f"{row['text_mib_s']:>10.0f}" if row["text_digest"] else f"{'(none)':>10}"
+                print(
+                    f"{kind + ' ' + str(size) + ' MiB':<16} {row['method']:<10}"
+                    f" {row['sha256_mib_s']:>9.0f} {text} {row['page_mib_s']:>9.0f}"
+                    f" {reference:>9.0f}"
+                )
+                path.unlink()
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

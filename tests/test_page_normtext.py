@@ -1,0 +1,357 @@
+"""The page's norm-text-v1 and SHA-256 in Chromium agree with Python's.
+
+The JavaScript (provenance/registry/static/normtext.js, digest.js) runs in Debian's Chromium via
+pip Playwright; Python's answer is provenance.normtext. Every code point, singly and in batches
+(one shot and streamed in random pieces), seeded random strings built to hit the hard cases
+(combining sequences, Hangul, BOMs, invalid UTF-8, White_Space runs), and hypothesis examples.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import random
+import struct
+import unicodedata
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from provenance._pagetables import _assigned
+from provenance._unicode14 import CN_ENDS, CN_STARTS
+from provenance.normtext import norm_text_sha256, normalize_batch
+from tests.page_support import StandInRegistry, chromium
+
+pytestmark = pytest.mark.timeout(600)
+
+SETUP = """async () => {
+  const nt = await import(new URL("static/normtext.js", location.href));
+  const dg = await import(new URL("static/digest.js", location.href));
+  const fromBase64 = (text) => {
+    const raw = atob(text);
+    const bytes = new Uint8Array(raw.length);
+    for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
+    return bytes;
+  };
+  const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+  // The texts back to back, and their lengths as little-endian uint32 (both base64): large
+  // arrays of numbers are slow to pass through Playwright, one string is not.
+  const pieces = (data, lengths) => {
+    const all = fromBase64(data);
+    const sizes = new Uint32Array(fromBase64(lengths).buffer);
+    const out = [];
+    let offset = 0;
+    for (const size of sizes) {
+      out.push(all.subarray(offset, offset + size));
+      offset += size;
+    }
+    return out;
+  };
+  // A small deterministic generator for chunk sizes (the same on every run).
+  const lcg = (seed) => () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0);
+  const stream = (bytes, next, largest) => {
+    const out = [];
+    const normalizer = new nt.NormTextV1((piece) => out.push(utf8.decode(piece, { stream: true })));
+    for (let i = 0; i < bytes.length; ) {
+      const size = next() % (largest + 1);
+      if (!normalizer.update(bytes.subarray(i, i + size))) return null;
+      i += size;
+    }
+    if (!normalizer.finish()) return null;
+    return out.join("") + utf8.decode();
+  };
+  window.__page = {
+    unicodeVersion: nt.UNICODE_VERSION,
+    // Each returns its results as one JSON string.
+    normalize(data, lengths) {
+      return JSON.stringify(pieces(data, lengths).map((bytes) => {
+        const result = nt.normalize(bytes);
+        return result === null ? null : utf8.decode(result);
+      }));
+    },
+    stream(data, lengths, seed, largest) {
+      const next = lcg(seed);
+      return JSON.stringify(pieces(data, lengths).map((bytes) => stream(bytes, next, largest)));
+    },
+    async textDigests(data, lengths, options) {
+      const out = [];
+      for (const bytes of pieces(data, lengths)) {
+        out.push((await dg.textDigestFile(new Blob([bytes]), options)).digest);
+      }
+      return JSON.stringify(out);
+    },
+    async sha256s(data, lengths, options) {
+      const out = [];
+      for (const bytes of pieces(data, lengths)) {
+        const result = await dg.sha256File(new Blob([bytes]), options);
+        out.push([result.digest, result.method]);
+      }
+      return JSON.stringify(out);
+    },
+  };
+  return nt.UNICODE_VERSION;
+}"""
+
+
+@pytest.fixture(scope="module")
+def page() -> Iterator[Any]:
+    with StandInRegistry() as registry, chromium() as browser:
+        page = browser.new_page()
+        page.goto(registry.url)
+        page.wait_for_selector("body[data-ready=true]", state="attached")
+        assert page.evaluate(SETUP) == "14.0.0"
+        yield page
+        page.close()
+
+
+def _pack(inputs: Sequence[bytes]) -> tuple[str, str]:
+    lengths = struct.pack(f"<{len(inputs)}I", *map(len, inputs))
+    return (
+        base64.b64encode(b"".join(inputs)).decode("ascii"),
+        base64.b64encode(lengths).decode("ascii"),
+    )
+
+
+def _python(inputs: Sequence[bytes]) -> list[str | None]:
+    batch = normalize_batch(inputs)
+    texts = (batch.text(k) for k in range(len(inputs)))
+    return [None if text is None else text.decode("utf-8") for text in texts]
+
+
+def _browser(page: Any, method: str, inputs: Sequence[bytes], *extra: Any) -> list[Any]:
+    data, lengths = _pack(inputs)
+    result: list[Any] = json.loads(
+        page.evaluate(
+            f"([data, lengths, extra]) => window.__page.{method}(data, lengths, ...extra)",
+            [data, lengths, list(extra)],
+        )
+    )
+    return result
+
+
+def _assert_same(inputs: Sequence[bytes], got: list[Any], expected: list[Any]) -> None:
+    assert len(got) == len(expected) == len(inputs)
+    wrong = [(data, e, g) for data, e, g in zip(inputs, expected, got, strict=True) if e != g]
+    assert not wrong, f"{len(wrong)} differ, first: {wrong[:3]}"
+
+
+# -------------------------------------------------------------------------------------------
+# Every code point
+
+
+def test_every_code_point_singly(page: Any) -> None:
+    """All 1,112,064 scalar values, each its own text (unassigned: no digest on both sides)."""
+    scalars = [cp for cp in range(0x110000) if not 0xD800 <= cp < 0xE000]
+    inputs = [chr(cp).encode("utf-8") for cp in scalars]
+    # Python's answer: normalize_batch for the assigned code points; for the others, None, which
+    # is what its pinned table (_unicode14) gives, checked here on a sample (one by one, Python
+    # takes minutes for all 829,834 of them).
+    unassigned = _unassigned()
+    assigned = [data for cp, data in zip(scalars, inputs, strict=True) if cp not in unassigned]
+    assert len(assigned) == 282_230  # assigned in Unicode 14.0
+    normalized = iter(_python(assigned))
+    expected = [None if cp in unassigned else next(normalized) for cp in scalars]
+    sample = random.Random(5).sample(sorted(unassigned), 5_000)
+    assert set(_python([chr(cp).encode() for cp in sample])) == {None}
+    step = 1 << 18
+    for start in range(0, len(inputs), step):
+        chunk = inputs[start : start + step]
+        _assert_same(chunk, _browser(page, "normalize", chunk), expected[start : start + step])
+
+
+def test_surrogates_and_other_invalid_sequences_have_no_digest(page: Any) -> None:
+    inputs = [chr(cp).encode("utf-8", "surrogatepass") for cp in range(0xD800, 0xE000)]
+    inputs += [b"\xc0\x80", b"\xc1\xbf", b"\xe0\x80\x80", b"\xf0\x80\x80\x80", b"\xf4\x90\x80\x80"]
+    inputs += [b"\xf5\x80\x80\x80", b"\x80", b"\xbf", b"a\xc3", b"\xe2\x82", b"\xff", b"\xfe"]
+    inputs += [b"\xef\xbb\xbf\xff", b"ok \xed\xbf\xbf ok"]
+    assert set(_python(inputs)) == {None}
+    assert set(_browser(page, "normalize", inputs)) == {None}
+    assert set(_browser(page, "stream", inputs, 7, 2)) == {None}
+
+
+def _unassigned() -> set[int]:
+    points: set[int] = set()
+    for first, last in zip(CN_STARTS, CN_ENDS, strict=True):
+        points.update(range(first, last + 1))
+    return points
+
+
+def _runs(points: Sequence[int], size: int) -> list[bytes]:
+    return ["".join(map(chr, points[k : k + size])).encode() for k in range(0, len(points), size)]
+
+
+def test_every_assigned_code_point_batched(page: Any) -> None:
+    """Texts of consecutive assigned code points, then of shuffled ones: neighbours interact."""
+    assigned = list(_assigned())
+    assert len(assigned) == 282_230  # assigned in Unicode 14.0 (surrogates are not scalars)
+    shuffled = assigned[:]
+    random.Random(14).shuffle(shuffled)
+    for points, size in ((assigned, 64), (shuffled, 16), (shuffled, 3)):
+        inputs = _runs(points, size)
+        expected = _python(inputs)
+        assert None not in expected
+        _assert_same(inputs, _browser(page, "normalize", inputs), expected)
+
+
+def test_every_assigned_code_point_in_one_streamed_text(page: Any) -> None:
+    """One text of all of them (1.1 MB) streamed in random pieces of up to 5 bytes and of up to
+    64 KiB: holding back across pieces gives what one piece gives."""
+    assigned = list(_assigned())
+    shuffled = assigned[:]
+    random.Random(2022).shuffle(shuffled)
+    inputs = ["".join(map(chr, assigned)).encode(), "".join(map(chr, shuffled)).encode()]
+    expected = _python(inputs)
+    _assert_same(inputs, _browser(page, "stream", inputs, 1, 5), expected)
+    _assert_same(inputs, _browser(page, "stream", inputs, 2, 65_536), expected)
+
+
+# -------------------------------------------------------------------------------------------
+# Fuzzed strings
+
+
+def _pools() -> list[list[int]]:
+    assigned = list(_assigned())
+    marks = [cp for cp in assigned if unicodedata.combining(chr(cp))]
+    hangul = [*range(0x1100, 0x1113), *range(0x1161, 0x1176), *range(0x11A7, 0x11C3)]
+    hangul += [0xAC00, 0xAC01, 0xAC1C, 0xB098, 0xD7A3, 0x3131, 0x3200, 0x320E, 0xFFA0]
+    white = [0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B)]
+    white += [0x2028, 0x2029, 0x202F, 0x205F, 0x3000, 0x1C, 0x1D, 0x1E, 0x1F, 0x200B, 0xFEFF]
+    compat = [cp for cp in assigned if unicodedata.decomposition(chr(cp))]
+    special = [0x130, 0x131, 0x3A3, 0x3C2, 0x345, 0xDF, 0x1E9E, 0xFB03, 0xFDFA, 0x390, 0x13F8]
+    special += [0x212A, 0x212B, 0x2126, 0xB5, 0x17F, 0x1C4, 0x1C5, 0x2460, 0xFF21, 0x216B, 0x3392]
+    special += [0x0CCB, 0x0CC6, 0x0CC2, 0x0CD5, 0x0B47, 0x0B3E, 0x0B57, 0x1025, 0x102E, 0x0344]
+    unassigned = [0x378, 0x9FFF + 0x40000, 0xFFFE, 0x10FFFF, 0x1FAF7, 0xE0080]
+    ascii_ = list(range(0x20, 0x7F))
+    return [assigned, marks, hangul, white, compat, special, ascii_, ascii_, unassigned]
+
+
+def _fuzz(count: int, seed: int) -> list[bytes]:
+    rng = random.Random(seed)
+    pools = _pools()
+    weights = [4, 4, 3, 3, 3, 3, 4, 4, 0.05]
+    out = []
+    for _ in range(count):
+        length = rng.choice([0, 1, 2, 3, rng.randrange(1, 40), rng.randrange(1, 300)])
+        text = "".join(chr(rng.choice(rng.choices(pools, weights)[0])) for _ in range(length))
+        data = text.encode()
+        roll = rng.random()
+        if roll < 0.15:
+            data = b"\xef\xbb\xbf" * rng.choice([1, 1, 2]) + data
+        elif roll < 0.2 and data:
+            spot = rng.randrange(len(data))
+            data = data[:spot] + bytes([rng.randrange(256)]) + data[spot + 1 :]
+        elif roll < 0.23:
+            data = data[: rng.randrange(len(data) + 1)]  # may cut a code point
+        elif roll < 0.25:
+            bad = [b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\x80", b"\xe0\x9f\xbf"]
+            spot = rng.randrange(len(data) + 1)
+            data = data[:spot] + rng.choice(bad) + data[spot:]
+        out.append(data)
+    return out
+
+
+def test_fuzzed_strings_one_shot_and_streamed(page: Any) -> None:
+    inputs = _fuzz(30_000, seed=1)
+    expected = _python(inputs)
+    undefined = sum(text is None for text in expected)
+    assert 1_000 < undefined < 10_000  # invalid UTF-8 and unassigned cases are well represented
+    _assert_same(inputs, _browser(page, "normalize", inputs), expected)
+    _assert_same(inputs, _browser(page, "stream", inputs, 3, 4), expected)
+    _assert_same(inputs, _browser(page, "stream", inputs, 4, 64), expected)
+
+
+def test_fuzzed_strings_digests(page: Any) -> None:
+    """The digest the page shows: textDigestFile over a Blob, the normalized text hashed by
+    WebCrypto or hash-wasm. Text with NUL has none, as in provenance.fingerprints (not text)."""
+    inputs = [b"", b"\xef\xbb\xbf", b"a\x00b", b"  \t\r\n  "] + _fuzz(3_000, seed=2)
+    expected = [None if b"\0" in data else norm_text_sha256(data) for data in inputs]
+    _assert_same(inputs, _browser(page, "textDigests", inputs, {}), expected)
+    # The normalized text hashed by hash-wasm from its 17th byte on (WebCrypto below that).
+    spill = {"webCryptoMax": 16}
+    _assert_same(inputs, _browser(page, "textDigests", inputs, spill), expected)
+    # Chunks of 5 bytes: each is a separate read of the Blob, so fewer inputs.
+    small = {"chunkSize": 5, "webCryptoMax": 16}
+    _assert_same(inputs[:400], _browser(page, "textDigests", inputs[:400], small), expected[:400])
+
+
+@settings(
+    max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.one_of(
+        st.binary(max_size=64),
+        st.text(
+            st.characters(
+                codec="utf-8",
+                categories=("Lu", "Ll", "Lt", "Lo", "Mn", "Mc", "Zs", "Zl", "Zp", "Cc", "So", "Cn"),
+            ),
+            max_size=40,
+        ).map(str.encode),
+        st.lists(
+            st.sampled_from(
+                [
+                    "\ufeff",
+                    "e",
+                    "\u0301",
+                    "\u0323",
+                    "\u1100",
+                    "\u1161",
+                    "\u11a8",
+                    "\uac00",
+                    " ",
+                    "\t",
+                    "\u3000",
+                    "ß",
+                    "İ",
+                    "Σ",
+                    "\u0345",
+                    "ﬃ",
+                    "\u2028",
+                    "A",
+                ]
+            ),
+            max_size=30,
+        ).map(lambda parts: "".join(parts).encode()),
+    )
+)
+def test_hypothesis_examples(page: Any, data: bytes) -> None:
+    expected = _python([data])
+    assert _browser(page, "normalize", [data]) == expected
+    assert _browser(page, "stream", [data], 5, 3) == expected
+
+
+# -------------------------------------------------------------------------------------------
+# SHA-256 of files
+
+
+def test_sha256_webcrypto_and_hash_wasm_equal_hashlib(page: Any) -> None:
+    rng = random.Random(3)
+    sizes = [0, 1, 55, 56, 63, 64, 65, 1000, (1 << 20) + 3, 3 * (1 << 20) - 1]
+    inputs = [rng.randbytes(size) for size in sizes]
+    expected = [hashlib.sha256(data).hexdigest() for data in inputs]
+    webcrypto = _browser(page, "sha256s", inputs, {})
+    assert webcrypto == [[digest, "webcrypto"] for digest in expected]
+    for chunk, count in ((7, 8), (65_536, len(inputs)), (1 << 20, len(inputs))):
+        options = {"webCryptoMax": -1, "chunkSize": chunk}
+        streamed = _browser(page, "sha256s", inputs[:count], options)
+        assert streamed == [[digest, "hash-wasm"] for digest in expected[:count]]
+
+
+def test_without_webcrypto_everything_goes_through_hash_wasm(page: Any) -> None:
+    """WebCrypto exists only in secure contexts; on plain HTTP the page uses hash-wasm alone."""
+    inputs = [b"", b"Stra\xc3\x9fe  ", random.Random(4).randbytes(100_000)]
+    page.evaluate(
+        "() => Object.defineProperty(crypto, 'subtle', { value: undefined, configurable: true })"
+    )
+    try:
+        digests = _browser(page, "sha256s", inputs, {})
+        texts = _browser(page, "textDigests", inputs[:2], {})
+    finally:
+        page.evaluate("() => delete crypto.subtle")
+    assert digests == [[hashlib.sha256(data).hexdigest(), "hash-wasm"] for data in inputs]
+    assert texts == [norm_text_sha256(data) for data in inputs[:2]]
+    assert page.evaluate("() => typeof crypto.subtle.digest") == "function"
