@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from provenance import manifest as manifest_module
-from provenance._files import file_sha256
 from provenance._units import format_size
-from provenance.card import FingerprintIndexCommitment, Tallier, VerifiedCard, verify_card
+from provenance.card import Tallier, VerifiedCard, verify_card
 from provenance.datadiff import DataDiff, DataWalk, diff_data
 from provenance.envelope import Envelope
 from provenance.errors import DocumentTypeError, InputError, SignatureError
+from provenance.fpsidecar import SidecarMismatchError, open_sidecar
 from provenance.lists.audit import ListFinding
 from provenance.manifest import Manifest, ManifestEntry, ManifestReader, ManifestSummary
 from provenance.trust import TrustStore
@@ -311,7 +311,7 @@ def _check_commitment(
         for source in card.predicate.sources
         if tallied.by_source.get(source.id) != (source.records, source.bytes)
     ]
-    _check_fingerprint_index(found, committed.fingerprints, manifest_path)
+    _check_fingerprint_index(found, card, manifest_path)
     claimed = {e.license: (e.records, e.bytes) for e in card.predicate.licenses}
     licenses_ok = claimed == tallied.by_license
     found.add(
@@ -324,27 +324,26 @@ def _check_commitment(
     )
 
 
-def _check_fingerprint_index(
-    found: _Found, committed: FingerprintIndexCommitment | None, manifest_path: Path
-) -> None:
+def _check_fingerprint_index(found: _Found, card: VerifiedCard, manifest_path: Path) -> None:
     """Hold the sidecar fingerprint index beside the manifest against the card, if both exist.
 
     The sidecar is optional (lookups without it give exact and normalized matches only), so its
     absence is reported, not failed; a sidecar that differs from the one committed fails.
     """
-    if committed is None:
+    try:
+        sidecar = open_sidecar(manifest_path, card)
+    except SidecarMismatchError as exc:
+        detail = f"{exc.path.name} sha256 {exc.actual}, card says {exc.expected}"
+        found.add("fingerprint index", False, detail)
         return
-    # The name fpindex.sidecar_path gives, without importing numpy for it.
-    sidecar = manifest_path.with_name(manifest_path.name + ".fp")
-    if not sidecar.exists():
-        found.add("fingerprint index", True, f"not checked: no {sidecar.name} beside the manifest")
-        return
-    digest = file_sha256(sidecar)
-    ok = digest == committed.sha256
-    detail = f"{sidecar.name} sha256 {digest}"
-    found.add(
-        "fingerprint index", ok, detail if ok else f"{detail}, card says {committed.sha256}"
-    )
+    with sidecar:
+        if sidecar.committed is None:
+            return
+        name = sidecar.path.name
+        if not sidecar.used:
+            found.add("fingerprint index", True, f"not checked: no {name} beside the manifest")
+            return
+        found.add("fingerprint index", True, f"{name} sha256 {sidecar.sha256()}")
 
 
 def _check_data(

@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from provenance.errors import FormatError, InvalidURLError
-from provenance.filter import Tally, _record_digests, apply_lists
+from provenance.filter import Tally, apply_lists
+from provenance.filter._digests import record_digests as _record_digests
 from provenance.lists.cache import CachedList
 from provenance.lists.match import NO_MATCH, Hit, ListIndex, RecordMatch
 from provenance.lists.model import ExclusionList, ListEntry

@@ -60,13 +60,12 @@ def _fingerprints_commitment(manifest_path: Path) -> FingerprintIndexCommitment 
     """
     from provenance import fpindex
 
-    sidecar = fpindex.sidecar_path(manifest_path)
-    if not sidecar.exists():
+    # One read: the layout is checked (built for this very manifest) and the digest recorded is
+    # that of the same bytes.
+    recorded = fpindex.sidecar_commitment(manifest_path)
+    if recorded is None:
         return None
-    # Opening checks the layout and that the sidecar was built for this very manifest.
-    with fpindex.FingerprintIndex.open(manifest_path, sidecar):
-        pass
-    return FingerprintIndexCommitment(sha256=fpindex.file_sha256(sidecar), name=sidecar.name)
+    return FingerprintIndexCommitment(sha256=recorded["sha256"], name=recorded["name"])
 
 
 def build_card(
