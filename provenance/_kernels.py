@@ -12,7 +12,8 @@ tests hold it to that rule:
   n-gram of a text (:func:`window_hashes`, fingerprints' winnowing) or every suffix of every
   host (:func:`range_hashes`, the match index's suffix filter) at once. Integer arrays wrap
   silently in numpy: exactly arithmetic modulo 2**64.
-- :func:`other_cores`: whether a second core may take half of a long loop.
+- :func:`other_cores` (from :mod:`provenance._cores`): whether a second core may take half
+  of a long loop.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from provenance._cores import other_cores
 from provenance._hex import first_invalid_sha256_hex, sha256_hex
 
 __all__ = [
@@ -38,13 +40,6 @@ __all__ = [
 ]
 
 U64 = npt.NDArray[np.uint64]
-
-
-def other_cores() -> bool:
-    """Whether this process may run on more than one core (its affinity, else the machine)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0)) > 1
-    return (os.cpu_count() or 1) > 1
 
 
 # ----------------------------------------------------------------------------------------------
