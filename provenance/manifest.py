@@ -544,6 +544,11 @@ def _iter_blocks(
     on_digest: Callable[[str], None] | None = None,
 ) -> Iterator[list[ManifestEntry]]:
     """:func:`iter_manifest`, a block of entries at a time (one at a time near a bad line)."""
+    if path.name == "index.json" or path.is_dir():  # a partitioned manifest
+        from provenance import partitions
+
+        yield from partitions.iter_blocks(path, on_summary, on_digest)
+        return
     what = str(path)
     handle = open_input(path, kind="manifest file")  # closed in the finally below
     tree: _LeafTree | _LeafTreeProcess | None = None

@@ -78,6 +78,19 @@ class TreeBuilder:
             self.size += span
             start += span
 
+    def append_subtree(self, height: int, digest: bytes) -> None:
+        """Append the root of a perfect subtree of ``2**height`` leaves, as :meth:`extend` on
+        those leaves would.
+
+        Raises:
+            ValueError: the tree's size is not a multiple of ``2**height`` (the subtree would
+                not be aligned, so it is not a subtree of the whole tree).
+        """
+        if self.size & ((1 << height) - 1):
+            raise ValueError(f"a subtree of 2**{height} leaves cannot follow {self.size} leaves")
+        self._push(height, digest)
+        self.size += 1 << height
+
     def _push(self, height: int, digest: bytes) -> None:
         stack = self._stack
         while stack and stack[-1][0] == height:
