@@ -593,3 +593,73 @@ def iter_blocks(
         on_summary(ManifestSummary(digest, index.entries, index.data_bytes, index.merkle_root))
     if on_digest is not None:
         on_digest(digest)
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading lines again, by their offset in the concatenation
+
+
+class ManifestLines:
+    """Reads byte ranges of a manifest by their offset in the manifest's bytes (for a
+    partitioned manifest, the concatenation of its parts), as ``os.pread`` reads a file.
+
+    Readers check what they read against the leaf hashes or digests they kept from the one
+    verified read, so this only finds the bytes; a range never spans two parts (each part
+    ends with a whole line).
+    """
+
+    def __init__(self, path: Path) -> None:
+        from provenance import _files
+
+        self._path = path
+        self._fds: dict[int, int] = {}
+        if is_partitioned(path):
+            index, _ = read_index(path)
+            self._directory: Path | None = index_path(path).parent
+            self._names = [p.file for p in index.parts]
+            self._starts = list(itertools.accumulate((p.bytes for p in index.parts), initial=0))
+        else:
+            self._directory = None
+            with _files.open_input(path, kind="manifest file") as handle:
+                self._fds[0] = os.dup(handle.fileno())
+            self._names, self._starts = [path.name], [0, 1 << 62]
+
+    def __enter__(self) -> ManifestLines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the files opened."""
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds = {}
+
+    def pread(self, length: int, offset: int) -> bytes:
+        """Read ``length`` bytes at ``offset`` (fewer at the end of a part).
+
+        Raises:
+            InputError: a part is missing or not a regular file.
+            OSError: reading failed.
+        """
+        import bisect
+
+        from provenance import _files
+
+        k = max(0, bisect.bisect_right(self._starts, offset) - 1)
+        if k not in self._fds:
+            assert self._directory is not None
+            with _files.open_input(self._directory / self._names[k], kind="manifest file") as f:
+                self._fds[k] = os.dup(f.fileno())
+        return os.pread(self._fds[k], length, offset - self._starts[k])
+
+
+def open_lines(path: Path) -> ManifestLines:
+    """A :class:`ManifestLines` for the manifest at ``path`` (a file or partitioned).
+
+    Raises:
+        InputError, FormatError, SchemaError: a missing file, or a bad index.
+        LocalIOError: it cannot be read.
+    """
+    return ManifestLines(path)

@@ -179,7 +179,10 @@ def usage(
 
 
 def _file_sha256(path: Path) -> str:
-    return file_sha256(path, kind="manifest file")
+    from provenance.partitions import index_path, is_partitioned
+
+    # A partitioned manifest's digest is its index's (the parts are checked while read).
+    return file_sha256(index_path(path) if is_partitioned(path) else path, kind="manifest file")
 
 
 def usage_report(manifest_path: Path, card: CardRef, *, by: By) -> UsageReport:

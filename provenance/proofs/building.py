@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from provenance import _files, merkle
+from provenance import merkle
 from provenance._files import atomic_write
 from provenance.errors import DigestMismatchError, InputError, LocalIOError
 from provenance.manifest import ManifestEntry, entry_bytes
@@ -167,12 +167,14 @@ class ProofBuilder:
             )
 
     def _lines(self, indexes: Sequence[int]) -> list[bytes]:
+        from provenance.partitions import open_lines
+
         try:
-            with _files.open_input(self._path, kind="manifest file") as handle:
+            with open_lines(self._path) as reader:  # a file, or the parts of a partitioned one
                 lines = []
                 for i in indexes:
                     start, end = int(self._offsets[i]), int(self._offsets[i + 1])
-                    lines.append(os.pread(handle.fileno(), end - start - 1, start))
+                    lines.append(reader.pread(end - start - 1, start))
                 return lines
         except OSError as exc:
             raise LocalIOError(f"{self._path}: cannot read: {exc.strerror}") from None
