@@ -27,8 +27,10 @@ _started: Any = None
 def _init_worker(started: Any) -> None:
     global _started
     _started = started
-    # A worker must die with the driver's Ctrl-C handling, not print its own traceback.
+    # A worker must die with the driver's Ctrl-C handling, not print its own traceback, and
+    # die of SIGTERM when the pool stops it (not run a handler inherited from the driver).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _run(fn: Callable[[T], R], index: int, item: T) -> R:
