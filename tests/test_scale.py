@@ -17,8 +17,10 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from exclusion_support import NOW as LISTS_NOW
 
 from provenance import manifest, merkle, partitions, sharded
 from provenance.errors import DigestMismatchError, FormatError, InputError
@@ -445,3 +447,146 @@ def test_lookup_and_usage_find_the_same_on_both_forms(
         assert checked.returncode == 0, checked.stderr
     assert found["single.jsonl"] == found["parted"]
     assert found["parted"][1] == ["present", "absent"]
+
+
+# ----------------------------------------------------------------------------------------------
+# filter over several inputs
+
+
+@pytest.fixture(scope="module")
+def association(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from exclusion_support import Association, entry, sha
+
+    association = Association(tmp_path_factory.mktemp("scale-lists") / "assoc", names=["piracy"])
+    association.publish(
+        "piracy", [entry("domain", "01cinema.com"), entry("sha256", sha("pirated\n"))]
+    )
+    association.fetch()
+    return association
+
+
+def _crawl_rows(count: int) -> list[dict[str, str]]:
+    hosts = ["news.example", "www.01cinema.com", "not01cinema.com", "cdn.01cinema.com"]
+    return [
+        {
+            "id": f"rec-{i}",
+            "url": f"https://{hosts[i % 4 if i % 7 else 0]}/{i}",
+            "text": "pirated\n" if i % 11 == 0 else f"text {i}",
+        }
+        for i in range(count)
+    ]
+
+
+def _write_rows(path: Path, rows: list[dict[str, str]]) -> Path:
+    if path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(rows), path)
+        return path
+    if path.suffix == ".csv":
+        import csv
+
+        with path.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["id", "url", "text"])
+            writer.writeheader()
+            writer.writerows(rows)
+        return path
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
+    return path
+
+
+def _filter(association: Any, inputs: list[str | Path], out: Path, *args: str) -> Any:
+    return run_cli(
+        "filter", *inputs, "--lists", association.cache, "--trust", association.trust_path,
+        "--now", LISTS_NOW, "-o", out / f"kept{out.suffix}", "--removed",
+        out / f"removed{out.suffix}", "--report", out / "report.json", "--json", *args,
+    )  # fmt: skip
+
+
+def test_filter_of_several_files_equals_the_filter_of_their_concatenation(
+    association: Any, tmp_path: Path
+) -> None:
+    rows = _crawl_rows(300)
+    whole = _write_rows(tmp_path / "whole.jsonl", rows)
+    shards = tmp_path / "crawl"
+    shards.mkdir()
+    for k in range(3):
+        _write_rows(shards / f"part-{k}.jsonl", rows[k * 100 : (k + 1) * 100])
+    (tmp_path / "one").mkdir()
+    (tmp_path / "many").mkdir()
+    one = _filter(association, [whole], tmp_path / "one")
+    many = _filter(association, [str(shards / "*.jsonl")], tmp_path / "many", "--workers", "2")
+    assert one.returncode == 0, one.stderr
+    assert many.returncode == 0, many.stderr
+    for name in ("kept", "removed"):
+        assert (tmp_path / "many" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
+    report_one = json.loads((tmp_path / "one" / "report.json").read_text())
+    report_many = json.loads((tmp_path / "many" / "report.json").read_text())
+    assert report_many == report_one
+    assert 0 < report_one["records"]["removed"] < report_one["records"]["input"] == 300
+    assert sorted(os.listdir(tmp_path / "many")) == ["kept", "removed", "report.json"]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_filter_of_several_files_keeps_the_format(
+    association: Any, tmp_path: Path, suffix: str
+) -> None:
+    pytest.importorskip("pyarrow")
+    rows = _crawl_rows(90)
+    for k in range(3):
+        _write_rows(tmp_path / f"part-{k}{suffix}", rows[k * 30 : (k + 1) * 30])
+    out = tmp_path / f"out{suffix}"
+    out.mkdir()
+    done = run_cli(
+        "filter", *(tmp_path / f"part-{k}{suffix}" for k in range(3)), "--lists",
+        association.cache, "--trust", association.trust_path, "--now", LISTS_NOW,
+        "-o", out / f"kept{suffix}", "--json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    kept = out / f"kept{suffix}"
+    if suffix == ".csv":
+        import csv
+
+        with kept.open(encoding="utf-8", newline="") as handle:
+            ids = [row["id"] for row in csv.DictReader(handle)]
+    else:
+        import pyarrow.parquet as pq
+
+        ids = [str(v) for v in pq.read_table(kept).column("id").to_pylist()]
+    assert len(ids) == report["records"]["kept"] < 90
+    assert ids == sorted(ids, key=lambda i: int(i.split("-")[1]))
+
+
+def test_filter_gives_the_same_bytes_on_ray(
+    ray_cluster: str, association: Any, tmp_path: Path
+) -> None:
+    rows = _crawl_rows(200)
+    for k in range(4):
+        _write_rows(tmp_path / f"part-{k}.jsonl", rows[k * 50 : (k + 1) * 50])
+    outputs = {}
+    for name in ("local", "ray"):
+        out = tmp_path / name
+        out.mkdir()
+        extra = ["--executor", "ray", "--ray-address", ray_cluster] if name == "ray" else []
+        result = _filter(association, [str(tmp_path / "part-*.jsonl")], out, *extra)
+        assert result.returncode == 0, result.stderr
+        outputs[name] = [(out / n).read_bytes() for n in ("kept", "removed", "report.json")]
+    assert outputs["local"] == outputs["ray"]
+
+
+def test_filter_of_several_files_fails_on_a_bad_file_naming_it(
+    association: Any, tmp_path: Path
+) -> None:
+    rows = _crawl_rows(60)
+    _write_rows(tmp_path / "part-0.jsonl", rows[:30])
+    bad = _write_rows(tmp_path / "part-1.jsonl", rows[30:])
+    with bad.open("a") as handle:
+        handle.write("{not json\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    result = _filter(association, [str(tmp_path / "part-*.jsonl")], out)
+    assert result.returncode == 2
+    assert one_error_line(result).startswith(f"error: {bad}:31")
+    assert os.listdir(out) == []
