@@ -35,7 +35,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import numpy as np
 
@@ -46,7 +46,12 @@ from provenance.fpsidecar import open_sidecar
 from provenance.manifest import ManifestEntry
 
 if TYPE_CHECKING:
+    from provenance.partlookup import PartitionedLookup
     from provenance.proofs import CardRef, ProofBuilder, ProofRequest
+
+    # What a lookup searches: a manifest's fingerprint index, or a partitioned manifest read
+    # part by part (provenance.partlookup).
+    LookupIndex: TypeAlias = FingerprintIndex | PartitionedLookup
 
 __all__ = [
     "MAX_WORK_BYTES",
@@ -129,7 +134,7 @@ def _round(score: float) -> float:
 
 
 def _text_matches(
-    prints: ContentPrints, index: FingerprintIndex, thresholds: Thresholds
+    prints: ContentPrints, index: LookupIndex, thresholds: Thresholds
 ) -> list[tuple[int, Status, float]]:
     work_count = len(prints.text)
     if not work_count:
@@ -160,7 +165,7 @@ def _text_matches(
 
 
 def _image_matches(
-    prints: ContentPrints, index: FingerprintIndex, thresholds: Thresholds
+    prints: ContentPrints, index: LookupIndex, thresholds: Thresholds
 ) -> list[tuple[int, Status, float]]:
     if prints.image is None:
         return []
@@ -177,7 +182,7 @@ def _lookup_one(
     label: str,
     content: bytes,
     prints: ContentPrints,
-    index: FingerprintIndex,
+    index: LookupIndex,
     thresholds: Thresholds,
 ) -> WorkResult:
     digest = hashlib.sha256(content).hexdigest()
@@ -208,7 +213,7 @@ def _lookup_one(
 
 def lookup_works(
     works: Sequence[tuple[str, bytes]],
-    index: FingerprintIndex,
+    index: LookupIndex,
     *,
     thresholds: Thresholds | None = None,
     images: bool = True,
@@ -246,7 +251,7 @@ def open_for_lookup(
     sidecar: Path | None = None,
     card: CardRef | None = None,
     warn: Callable[[str], None],
-) -> Iterator[tuple[FingerprintIndex, ProofBuilder | None]]:
+) -> Iterator[tuple[LookupIndex, ProofBuilder | PartitionedLookup | None]]:
     """Open a manifest (and its fingerprint sidecar) for :func:`lookup_works`.
 
     The sidecar (``sidecar``, or the one beside the manifest) is used as
@@ -273,6 +278,18 @@ def open_for_lookup(
                 warn(chosen.note)
             yield index, None
         return
+    from provenance.partitions import is_partitioned
+
+    if is_partitioned(manifest_path) and sidecar is None:
+        from provenance.partlookup import open_partitioned
+
+        # Only the parts a lookup needs are read (None: a part holds textSha256s).
+        if (partitioned := open_partitioned(manifest_path, card)) is not None:
+            try:
+                yield partitioned, partitioned
+            finally:
+                partitioned.close()
+            return
     from provenance.proofs import ProofBuilder, read_against_card
 
     def scan(entries: Iterator[ManifestEntry]) -> fpindex.ManifestScan:

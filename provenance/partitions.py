@@ -15,6 +15,7 @@ A partitioned manifest's digest (what a card commits to as its subject) is the S
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import os
@@ -151,6 +152,8 @@ class PartInfo:
     first: str | None
     last: str | None
     subtrees: tuple[str, ...]
+    text_entries: int = 0
+    """Entries with a ``textSha256`` (a lookup of a normalized copy needs every part only then)."""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PartInfo:
@@ -164,6 +167,7 @@ class PartInfo:
             first=data["first"],
             last=data["last"],
             subtrees=tuple(data["subtrees"]),
+            text_entries=data["textEntries"],
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -177,6 +181,7 @@ class PartInfo:
             "first": self.first,
             "last": self.last,
             "subtrees": list(self.subtrees),
+            "textEntries": self.text_entries,
         }
 
 
@@ -317,7 +322,7 @@ def write_part(
 
     file_hash = hashlib.sha256()
     tree = OffsetTree(offset)
-    count = size = data_bytes = 0
+    count = size = data_bytes = text_entries = 0
     first: str | None = None
     last_key = previous
     iterator = iter(entries)
@@ -344,6 +349,7 @@ def write_part(
             count += len(block)
             size += len(data)
             data_bytes += sum(e.size or 0 for e in block)
+            text_entries += sum(e.textSha256 is not None for e in block)
     return PartInfo(
         file=path.name,
         sha256=file_hash.hexdigest(),
@@ -353,6 +359,7 @@ def write_part(
         first=first,
         last=last_key[0] if count and last_key is not None else None,
         subtrees=tuple(d.hex() for _, d in tree.blocks()),
+        text_entries=text_entries,
     )
 
 
@@ -466,7 +473,7 @@ def write_partitioned(
         previous: tuple[str, str] | None = None
         for k in range(partitions):
             part = write_part(
-                stream.take_while(lambda e, k=k: partition_of(e.sha256, partitions) == k),
+                stream.take_while(functools.partial(_in_part, k=k, partitions=partitions)),
                 staging / part_name(k),
                 offset=offset,
                 k=k,
@@ -489,6 +496,10 @@ def write_partitioned(
         raise
     publish(staging, out)
     return summary_of(index, data)
+
+
+def _in_part(entry: ManifestEntry, *, k: int, partitions: int) -> bool:
+    return partition_of(entry.sha256, partitions) == k
 
 
 class _Peekable:
@@ -530,7 +541,7 @@ def read_part(
     path = directory / part.file
     digests: list[str] = []
     tree = OffsetTree(offset)
-    count = size = data_bytes = 0
+    count = size = data_bytes = text_entries = 0
     first: str | None = None
     last: str | None = None
     stream = iter_manifest(path, on_digest=digests.append)
@@ -545,6 +556,7 @@ def read_part(
         count += len(block)
         size += len(data)
         data_bytes += sum(e.size or 0 for e in block)
+        text_entries += sum(e.textSha256 is not None for e in block)
         yield block
     found = PartInfo(
         file=part.file,
@@ -555,6 +567,7 @@ def read_part(
         first=first,
         last=last,
         subtrees=tuple(d.hex() for _, d in tree.blocks()),
+        text_entries=text_entries,
     )
     if found != part:
         raise DigestMismatchError(f"{what}: {part.file} is not the part the index describes")

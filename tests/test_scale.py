@@ -590,3 +590,88 @@ def test_filter_of_several_files_fails_on_a_bad_file_naming_it(
     assert result.returncode == 2
     assert one_error_line(result).startswith(f"error: {bad}:31")
     assert os.listdir(out) == []
+
+
+# ----------------------------------------------------------------------------------------------
+# Lookups that read only the parts they need
+
+
+@pytest.fixture(scope="module")
+def carded_parts(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    """600 records in 16 parts, carded and signed: (manifest directory, verified CardRef)."""
+    import datetime as dt
+
+    import yaml
+
+    from provenance import proofs
+
+    work = tmp_path_factory.mktemp("carded")
+    _records(work / "records.jsonl", "w", 600, seed=3)
+    spec = {
+        "name": "crawl", "version": "1", "description": "test", "publisher": {"name": "Lab"},
+        "sources": [{"id": "web", "name": "Web", "kind": "web-crawl", "license": "MIT",
+                     "paths": ["**"]}],
+    }  # fmt: skip
+    (work / "spec.yaml").write_text(yaml.safe_dump(spec))
+    steps: list[tuple[str | Path, ...]] = [
+        ("manifest", "build", work / "records.jsonl", "-o", f"{work / 'parted'}/",
+         "--partitions", "16", "--no-fingerprints"),
+        ("key", "generate", work / "dev.key"),
+        ("trust", "add", work / "trust.json", work / "dev.key.pub", "--name", "Dev",
+         "--role", "dataset-publisher"),
+        ("card", "build", work / "spec.yaml", "--manifest", work / "parted", "-o",
+         work / "card.json", "--now", NOW),
+        ("card", "sign", work / "card.json", "--key", work / "dev.key", "-o", work / "signed.json"),
+    ]  # fmt: skip
+    for step in steps:
+        result = run_cli(*step)
+        assert result.returncode == 0, result.stderr
+    at = dt.datetime.fromisoformat(NOW.replace("Z", "+00:00"))
+    return work / "parted", proofs.load_card(work / "signed.json", work / "trust.json", at=at)
+
+
+def test_a_lookup_of_one_work_reads_one_part(carded_parts: tuple[Path, Any]) -> None:
+    from provenance.partlookup import open_partitioned
+
+    parted, card = carded_parts
+    single = list(manifest.iter_manifest(parted))
+    target = single[len(single) // 2]
+    opened = open_partitioned(parted, card)
+    assert opened is not None
+    found = opened.exact_numbered(target.sha256)
+    assert [e for _, e in found] == [e for e in single if e.sha256 == target.sha256]
+    assert all(single[n] == e for n, e in found)
+    assert opened.parts_read == [partitions.partition_of(target.sha256, 16)]
+
+
+def test_proofs_from_parts_are_the_whole_trees_proofs(carded_parts: tuple[Path, Any]) -> None:
+    from provenance.partlookup import PartitionedLookup
+    from provenance.proofs import ProofRequest, WorkDigests
+
+    parted, card = carded_parts
+    single = list(manifest.iter_manifest(parted))
+    leaves = [merkle.leaf_hash(manifest.entry_bytes(e)) for e in single]
+    # Presence of every entry: the audit path equals the one from all leaves, and verifies.
+    opened = PartitionedLookup(parted, card)
+    requests = [
+        ProofRequest("exact", WorkDigests(e.sha256), leaf=i, entry_id=e.id)
+        for i, e in enumerate(single)
+    ]
+    for number, proof in enumerate(opened.prove_requests(requests)):
+        (leaf,) = proof.leaves
+        assert leaf.index == number
+        assert list(leaf.audit_path) == merkle.inclusion_proof(number, leaves)
+    # Absence, at the edges of parts too (a neighbour in the next part is read then).
+    rng = random.Random(5)
+    absent = [f"{k:02x}" + "0" * 62 for k in range(0, 256, 16)]
+    absent += ["%064x" % rng.getrandbits(256) for _ in range(40)]
+    read = []
+    for work in absent:
+        fresh = PartitionedLookup(parted, card)
+        (proof,) = fresh.prove_requests([ProofRequest.by_digest(work)])
+        assert proof.claim == "absent"
+        read.append(len(fresh.parts_read))
+        for leaf in proof.leaves:
+            assert list(leaf.audit_path) == merkle.inclusion_proof(leaf.index, leaves)
+    # One part for a digest inside a part, two for one before a part's first entry.
+    assert set(read) == {1, 2}

@@ -16,7 +16,7 @@ shard that fails once is reported, never silently run again.
 
 from __future__ import annotations
 
-from provenance.errors import ParameterError
+from provenance.errors import InputError, ParameterError
 from provenance.executors.base import (
     EXECUTOR_NAMES,
     Executor,
@@ -56,7 +56,9 @@ def make_executor(
             raise ParameterError("address", "applies to the ray executor only", value=address)
         return LocalExecutor(workers)
     if name == "ray":
-        from provenance.executors.ray_executor import RayExecutor
-
+        try:
+            from provenance.executors.ray_executor import RayExecutor
+        except ImportError:
+            raise InputError("the ray executor needs Ray: pip install 'provenance[ray]'") from None
         return RayExecutor(address=address, workers=workers)
     raise ParameterError("executor", f"expected one of {', '.join(EXECUTOR_NAMES)}", value=name)

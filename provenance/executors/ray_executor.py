@@ -15,14 +15,11 @@ import collections
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from provenance.errors import InputError, UnavailableError
-from provenance.executors.base import ShardFailedError, shard_error
+import ray
+import ray.exceptions
 
-try:
-    import ray
-    import ray.exceptions
-except ImportError:  # pragma: no cover - the ray extra is installed in CI
-    ray = None
+from provenance.errors import UnavailableError
+from provenance.executors.base import ShardFailedError, shard_error
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -45,10 +42,6 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, *, address: str | None = None, workers: int | None = None) -> None:
-        if ray is None:
-            raise InputError(
-                "the ray executor needs Ray: pip install 'provenance[ray]'"
-            )
         self._owned = False
         if not ray.is_initialized():
             try:
@@ -66,9 +59,9 @@ class RayExecutor:
                 where = address or "a local instance"
                 raise UnavailableError(f"ray {where}: cannot start or connect: {exc}") from None
             self._owned = True
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        self.workers = max(1, cpus)
-        self._remote = ray.remote(num_cpus=1, max_retries=0)(_call)
+        resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
+        self.workers = max(1, int(resources.get("CPU", 1)))
+        self._remote: Any = ray.remote(num_cpus=1, max_retries=0)(_call)
 
     def __enter__(self) -> RayExecutor:
         return self

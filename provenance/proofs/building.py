@@ -7,7 +7,7 @@ from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from provenance import merkle
 from provenance._files import atomic_write
@@ -26,6 +26,9 @@ from provenance.proofs.model import (
 from provenance.proofs.reading import read_against_card
 from provenance.proofs.tree import MerkleIndex, locate
 from provenance.proofs.verifying import verify_proof
+
+if TYPE_CHECKING:
+    from provenance.partlookup import PartitionedLookup
 
 
 class ScannedManifest(Protocol):
@@ -273,7 +276,7 @@ def proof_file_names(works: Sequence[tuple[str, str]]) -> list[str]:
 
 
 def write_proofs(
-    builder: ProofBuilder,
+    builder: ProofBuilder | PartitionedLookup,
     works: Sequence[tuple[str, str | ProofRequest]],
     out: Path,
     *,
