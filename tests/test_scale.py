@@ -664,7 +664,7 @@ def test_proofs_from_parts_are_the_whole_trees_proofs(carded_parts: tuple[Path, 
     # Absence, at the edges of parts too (a neighbour in the next part is read then).
     rng = random.Random(5)
     absent = [f"{k:02x}" + "0" * 62 for k in range(0, 256, 16)]
-    absent += ["%064x" % rng.getrandbits(256) for _ in range(40)]
+    absent += [f"{rng.getrandbits(256):064x}" for _ in range(40)]
     read = []
     for work in absent:
         fresh = PartitionedLookup(parted, card)
