@@ -30,6 +30,7 @@ from typing import Any
 from provenance import merkle
 from provenance.errors import DigestMismatchError, FormatError, InputError, LocalIOError
 from provenance.manifest import (
+    ManifestBlock,
     ManifestEntry,
     ManifestSummary,
     check_id,
@@ -530,8 +531,9 @@ class _Peekable:
 
 def read_part(
     directory: Path, part: PartInfo, *, offset: int, k: int, partitions: int, what: str
-) -> Iterator[list[ManifestEntry]]:
-    """Stream part ``k`` in blocks, checking it against its index entry once read whole.
+) -> Iterator[tuple[list[ManifestEntry], bytes]]:
+    """Stream part ``k`` in blocks of entries with their lines, checking it against its index
+    entry once read whole.
 
     Raises:
         InputError, FormatError, LocalIOError: as :func:`provenance.manifest.iter_manifest`, or
@@ -557,7 +559,7 @@ def read_part(
         size += len(data)
         data_bytes += sum(e.size or 0 for e in block)
         text_entries += sum(e.textSha256 is not None for e in block)
-        yield block
+        yield block, data
     found = PartInfo(
         file=part.file,
         sha256=digests[0],
@@ -573,39 +575,45 @@ def read_part(
         raise DigestMismatchError(f"{what}: {part.file} is not the part the index describes")
 
 
-def iter_blocks(
+def read_blocks(
     path: Path,
-    on_summary: Callable[[ManifestSummary], None] | None,
-    on_digest: Callable[[str], None] | None = None,
-) -> Iterator[list[ManifestEntry]]:
-    """Stream a partitioned manifest's entries in blocks, as
-    :func:`provenance.manifest.iter_manifest` streams a file: every part is checked as a
-    manifest file is and against the index, ids are checked unique across parts, and the
-    summary's digest is the index's SHA-256.
+    committed: ManifestSummary | None,
+    on_summary: Callable[[ManifestSummary], None],
+) -> Iterator[ManifestBlock]:
+    """Read a partitioned manifest as :class:`provenance.manifest.ManifestReader` reads a file:
+    blocks of checked entries with their lines, offsets in the parts' concatenation, then
+    ``on_summary`` with the summary (the index's SHA-256 as the digest). Every part is checked
+    as a manifest file is and against the index, and ids are checked unique across parts.
 
     Raises:
         InputError, FormatError, SchemaError, LocalIOError: a missing, malformed or invalid
             index or part.
-        DigestMismatchError: a part is not the one the index describes.
+        DigestMismatchError: the index is not ``committed``'s (before any part is read), or a
+            part is not the one the index describes.
     """
     index, digest = read_index(path)
-    directory = index_path(path).parent
     what = str(index_path(path))
+    if committed is not None and digest != committed.digest:
+        raise DigestMismatchError(
+            f"{what}: sha256 {digest} is not the manifest the card commits to"
+            f" ({committed.digest})"
+        )
+    directory = index_path(path).parent
     seen: set[str] = set()
+    position = first = 0
     for k, (part, offset) in enumerate(zip(index.parts, index.offsets(), strict=True)):
-        for block in read_part(
+        for entries, data in read_part(
             directory, part, offset=offset, k=k, partitions=index.partitions, what=what
         ):
-            ids = {e.id for e in block}
+            ids = {e.id for e in entries}
             if not seen.isdisjoint(ids):
-                repeated = next(e.id for e in block if e.id in seen)
+                repeated = next(e.id for e in entries if e.id in seen)
                 raise FormatError(f"{what}: id {repeated!r} appears twice")
             seen |= ids
-            yield block
-    if on_summary is not None:
-        on_summary(ManifestSummary(digest, index.entries, index.data_bytes, index.merkle_root))
-    if on_digest is not None:
-        on_digest(digest)
+            yield ManifestBlock(entries, data, position, first)
+            position += len(data)
+            first += len(entries)
+    on_summary(ManifestSummary(digest, index.entries, index.data_bytes, index.merkle_root))
 
 
 # ----------------------------------------------------------------------------------------------

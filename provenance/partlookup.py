@@ -74,7 +74,7 @@ class PartitionedLookup:
     def _part(self, k: int) -> _Part:
         if k not in self._parts:
             entries: list[ManifestEntry] = []
-            for block in partitions.read_part(
+            for block, _ in partitions.read_part(
                 self._directory,
                 self.index.parts[k],
                 offset=self._offsets[k],

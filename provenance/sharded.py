@@ -30,7 +30,7 @@ from pathlib import Path
 import msgspec
 
 from provenance import manifest, partitions
-from provenance.errors import InputError, LocalIOError, ProvenanceError, UnsafePathError
+from provenance.errors import InputError, LocalIOError
 from provenance.executors import Executor
 from provenance.records import DEFAULT_COLUMNS, Columns
 
@@ -130,19 +130,12 @@ def shard_entries(shard: Shard) -> list[manifest.ManifestEntry]:
     if shard.records is not None:
         return manifest.build_from_records(Path(shard.records), columns=shard.columns)
     entries = []
-    failed: list[tuple[str, str]] = []
     for entry_id, path in shard.files:
         digest = manifest.hash_file(path)
         if digest.error is not None:
-            failed.append((path, digest.error))
-            continue
+            # Files are in id order: the first failure by id is named, as one machine does.
+            raise digest.error.exception(path)
         entries.append(manifest.ManifestEntry(id=entry_id, sha256=digest.sha256, size=digest.size))
-    if failed:
-        path, error = failed[0]
-        error_type: type[ProvenanceError] = LocalIOError if "changed" in error else UnsafePathError
-        if error == "permission denied":
-            error_type = InputError
-        raise error_type(f"{path}: {error}")
     entries.sort(key=manifest.ManifestEntry.sort_key)
     return entries
 
