@@ -443,3 +443,56 @@ def merge_to_partitioned(
         )
     finally:
         merged.unlink(missing_ok=True)
+
+
+def _hash_paths(paths: tuple[str, ...]) -> list[manifest.FileDigest]:
+    """Hash files in order (a task): problems in ``FileDigest.error``, not raised."""
+    return [manifest.hash_file(path) for path in paths]
+
+
+def hash_tree_on(
+    root: Path,
+    *,
+    executor: str,
+    ray_address: str | None = None,
+    workers: int | None = None,
+    select: Callable[[str], bool] | None = None,
+    exclude: set[str] | None = None,
+    ignore: Callable[[str], bool] | None = None,
+    symlinks: manifest.SymlinkPolicy = "skip",
+    stats: manifest.WalkStats | None = None,
+    progress: Callable[[int], None] | None = None,
+    while_hashing: Callable[[], None] | None = None,
+) -> list[tuple[manifest.FileRef, manifest.FileDigest | None]]:
+    """:func:`provenance.manifest.hash_tree` on an executor: ``root`` is walked here, the files
+    ``select`` accepts are hashed in shards of files (tasks), and ``while_hashing`` runs here
+    once the first shard is back. Same result as ``hash_tree``.
+
+    Raises:
+        InputError, UnsafePathError, LocalIOError: as :func:`provenance.manifest.walk_files`.
+        ShardFailedError, UnavailableError: a worker died; Ray cannot be started or reached.
+    """
+    from provenance.executors import make_executor
+
+    files = manifest.walk_files(
+        root, exclude=exclude, ignore=ignore, symlinks=symlinks, stats=stats
+    )
+    chosen = [ref for ref in files if select is None or select(ref.id)]
+    chunks = [
+        tuple(ref.path for ref in chosen[i : i + _FILES_PER_SHARD])
+        for i in range(0, len(chosen), _FILES_PER_SHARD)
+    ]
+    digests: dict[str, manifest.FileDigest] = {}
+    with make_executor(executor, workers=workers, address=ray_address) as runner:
+        results = runner.map(_hash_paths, chunks, names=[f"{root} ({c[0]} ..)" for c in chunks])
+        for number, (chunk, done) in enumerate(zip(chunks, results, strict=True)):
+            digests.update(zip(chunk, done, strict=True))
+            if progress is not None:
+                progress(sum(d.size for d in done))
+            if number == 0 and while_hashing is not None:
+                while_hashing()
+    if not chunks and while_hashing is not None:
+        while_hashing()
+    if stats is not None:
+        stats.hard_linked += sum(d.linked for d in digests.values())
+    return [(ref, digests.get(ref.path)) for ref in files]

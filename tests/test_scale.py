@@ -675,3 +675,26 @@ def test_proofs_from_parts_are_the_whole_trees_proofs(carded_parts: tuple[Path, 
             assert list(leaf.audit_path) == merkle.inclusion_proof(leaf.index, leaves)
     # One part for a digest inside a part, two for one before a part's first entry.
     assert set(read) == {1, 2}
+
+
+def test_verify_data_on_ray_finds_what_local_finds(
+    cli: Cli, ray_cluster: str, both_forms: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(SAMPLES / "data", data)
+    files = sorted(p for p in data.rglob("*") if p.is_file())
+    files[0].write_bytes(files[0].read_bytes() + b"changed")
+    files[1].unlink()
+    (data / "extra.txt").write_text("not in the manifest\n")
+    reports = {}
+    on_ray = ["--executor", "ray", "--ray-address", ray_cluster]
+    for name, extra in (("local", []), ("ray", on_ray)):
+        result = cli(
+            "verify", both_forms / "parted.signed.json", "--trust", both_forms / "trust.json",
+            "--manifest", both_forms / "parted", "--data", data, "--now", NOW, "--json", *extra,
+        )  # fmt: skip
+        assert result.returncode == 1, result.stderr
+        reports[name] = json.loads(result.stdout)
+    assert reports["ray"] == reports["local"]
+    diff = reports["local"]["data"]
+    assert (len(diff["changed"]), len(diff["missing"]), diff["extra"]) == (1, 1, ["extra.txt"])
