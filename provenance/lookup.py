@@ -61,7 +61,9 @@ __all__ = [
     "Thresholds",
     "WorkResult",
     "lookup_works",
+    "lookup_prepared",
     "open_for_lookup",
+    "prepare_works",
     "proof_requests",
 ]
 
@@ -180,12 +182,11 @@ def _image_matches(
 
 def _lookup_one(
     label: str,
-    content: bytes,
+    digest: str,
     prints: ContentPrints,
     index: LookupIndex,
     thresholds: Thresholds,
 ) -> WorkResult:
-    digest = hashlib.sha256(content).hexdigest()
     best: dict[str, Match] = {}
 
     def offer(number: int, entry_id: str, status: Status, score: float) -> None:
@@ -227,11 +228,38 @@ def lookup_works(
         FormatError: the index turns out corrupt, or the manifest changed since it was opened.
         LocalIOError: the manifest cannot be read.
     """
-    limits = thresholds or Thresholds()
+    return lookup_prepared(prepare_works(works, images=images), index, thresholds=thresholds)
+
+
+def prepare_works(
+    works: Sequence[tuple[str, bytes]], *, images: bool = True
+) -> list[tuple[str, str, ContentPrints]]:
+    """What a lookup needs of each ``(label, content)``: ``(label, sha256, prints)``.
+
+    The costly part of a lookup (fingerprinting), which an executor may run elsewhere.
+    """
     prints = content_prints([content for _, content in works], images=images)
     return [
-        _lookup_one(label, content, work_prints, index, limits)
+        (label, hashlib.sha256(content).hexdigest(), work_prints)
         for (label, content), work_prints in zip(works, prints, strict=True)
+    ]
+
+
+def lookup_prepared(
+    works: Sequence[tuple[str, str, ContentPrints]],
+    index: LookupIndex,
+    *,
+    thresholds: Thresholds | None = None,
+) -> list[WorkResult]:
+    """:func:`lookup_works` on works already prepared (:func:`prepare_works`), in order.
+
+    Raises:
+        As :func:`lookup_works`.
+    """
+    limits = thresholds or Thresholds()
+    return [
+        _lookup_one(label, digest, work_prints, index, limits)
+        for label, digest, work_prints in works
     ]
 
 

@@ -698,3 +698,22 @@ def test_verify_data_on_ray_finds_what_local_finds(
     assert reports["ray"] == reports["local"]
     diff = reports["local"]["data"]
     assert (len(diff["changed"]), len(diff["missing"]), diff["extra"]) == (1, 1, ["extra.txt"])
+
+
+def test_lookup_on_ray_finds_what_local_finds(
+    cli: Cli, ray_cluster: str, tmp_path: Path
+) -> None:
+    # The samples with their fingerprint sidecar: every status a lookup can give.
+    built = cli("manifest", "build", SAMPLES / "data", "-o", tmp_path / "m.jsonl")
+    assert built.returncode == 0, built.stderr
+    works = sorted((SAMPLES / "data" / "books").iterdir())[:3]
+    edited = tmp_path / "edited.txt"
+    edited.write_bytes(works[0].read_bytes().replace(b"\n", b"\r\n"))
+    found = {}
+    on_ray = ["--executor", "ray", "--ray-address", ray_cluster]
+    for name, extra in (("local", []), ("ray", on_ray)):
+        result = cli("lookup", *works, edited, "--manifest", tmp_path / "m.jsonl", "--json", *extra)
+        assert result.returncode == 0, result.stderr
+        found[name] = json.loads(result.stdout)
+    assert found["ray"] == found["local"]
+    assert [r["status"] for r in found["local"]["results"]][-1] == "normalized"
