@@ -121,9 +121,9 @@ def perfect_root(leaves: Sequence[bytes]) -> bytes:
     sha256 = hashlib.sha256
     level = list(leaves)
     while len(level) > 1:
-        level = [
-            sha256(b"\x01" + a + b).digest() for a, b in zip(level[::2], level[1::2], strict=True)
-        ]
+        # Pairs from one iterator: no copies of the level (as slicing [::2] and [1::2] made).
+        pairs = iter(level)
+        level = [sha256(b"\x01" + a + b).digest() for a, b in zip(pairs, pairs, strict=True)]
     return level[0]
 
 
