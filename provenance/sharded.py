@@ -36,6 +36,7 @@ from provenance.records import DEFAULT_COLUMNS, Columns
 
 _FILES_PER_SHARD = 512
 _BYTES_PER_SHARD = 64 << 20
+_RUN_CHUNK = 1 << 18  # bytes of a run file read at a time by a partition's merge
 _decoder = msgspec.json.Decoder(manifest.ManifestEntry)
 
 
@@ -236,11 +237,13 @@ class _PartTask:
 
 
 def _merge_part(task: _PartTask) -> partitions.PartInfo:
-    """Merge one partition's sorted runs into its part file."""
+    """Merge one partition's sorted runs into its part file (a streamed k-way merge)."""
 
     def entries(path: str) -> Iterator[manifest.ManifestEntry]:
+        # Streamed a chunk of whole lines at a time: memory is the runs' chunks, not the part.
         with open(path, "rb") as handle:
-            yield from _decoder.decode_lines(handle.read())
+            while lines := handle.readlines(_RUN_CHUNK):
+                yield from _decoder.decode_lines(b"".join(lines))
 
     merged = heapq.merge(*(entries(r) for r in task.runs), key=manifest.ManifestEntry.sort_key)
     return partitions.write_part(
