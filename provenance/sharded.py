@@ -151,6 +151,7 @@ class _ShardTask:
     index: int
     workdir: str
     partitions: int
+    spill_ids: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,8 +186,8 @@ def _hash_shard(task: _ShardTask) -> _ShardDone:
         _write(_run_name(task.workdir, k, task.index), manifest.entry_lines(entries[start:end]))
         counts[k] = end - start
         start = end
-    buckets: list[list[str]] = [[] for _ in range(count)]
-    for entry in entries:
+    buckets: list[list[str]] = [[] for _ in range(count if task.spill_ids else 0)]
+    for entry in entries if task.spill_ids else ():
         buckets[_id_bucket(entry.id, count)].append(entry.id)
     for bucket, ids in enumerate(buckets):
         if ids:
@@ -262,9 +263,13 @@ def build(
     executor: Executor,
     partition_count: int | None,
     progress: Callable[[int], None] | None = None,
+    check_ids: bool = True,
 ) -> manifest.ManifestSummary:
     """Build the manifest of ``shards`` into ``output``: a single file when
     ``partition_count`` is None, else a partitioned manifest of that many parts.
+
+    ``check_ids`` false skips the check that no id is in two shards, for shards that cannot
+    share one (the files of one folder).
 
     Returns:
         The summary of what was written (for a partitioned manifest, the index's digest).
@@ -284,7 +289,9 @@ def build(
     try:
         workdir.mkdir()
         names = [s.name for s in shards]
-        tasks = [_ShardTask(s, i, str(workdir), count) for i, s in enumerate(shards)]
+        tasks = [
+            _ShardTask(s, i, str(workdir), count, check_ids) for i, s in enumerate(shards)
+        ]
         done: list[_ShardDone] = []
         for result in executor.map(_hash_shard, tasks, names=names):
             done.append(result)
@@ -405,6 +412,8 @@ def build_dataset(
             executor=runner,
             partition_count=partition_count if partitioned else None,
             progress=progress,
+            # The files of one folder have distinct ids; records files check their own.
+            check_ids=len(paths) > 1,
         )
     if not partitioned:
         # Files left from an earlier build of this output would describe another manifest.
