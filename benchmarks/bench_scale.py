@@ -201,12 +201,21 @@ def _partitioned_child(entries: int, folder: str, workers: int) -> dict[str, Any
     size = sum(os.path.getsize(p) for p in inputs)
     shards = sharded.plan_shards([Path(p) for p in inputs])
     phases: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     original = LocalExecutor.map
 
+    def used() -> float:
+        # CPU seconds of this process and of its reaped children (each map's pool is joined
+        # when the map ends, so a phase's workers are counted once it is over).
+        me = resource.getrusage(resource.RUSAGE_SELF)
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
     def timed_map(self: Any, fn: Any, items: Any, *, names: Any) -> Any:
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), used()
         yield from original(self, fn, items, names=names)
         phases[fn.__name__] = phases.get(fn.__name__, 0.0) + time.perf_counter() - start
+        cpu[fn.__name__] = cpu.get(fn.__name__, 0.0) + used() - start_cpu
 
     LocalExecutor.map = timed_map  # type: ignore[method-assign]
     with LocalExecutor(workers) as runner:
@@ -214,13 +223,14 @@ def _partitioned_child(entries: int, folder: str, workers: int) -> dict[str, Any
         summary = sharded.build(shards, work / "out", executor=runner, partition_count=64)
         wall = time.perf_counter() - start
     out_bytes = sum(p.stat().st_size for p in (work / "out").iterdir())
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), used()
     from provenance import manifest
 
     checked = manifest.ManifestReader(work / "out")
     for _ in checked.blocks():
         pass
     read = time.perf_counter() - start
+    read_cpu = used() - start_cpu
     assert checked.summary == summary
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     driver = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -231,8 +241,12 @@ def _partitioned_child(entries: int, folder: str, workers: int) -> dict[str, Any
         "generate s": round(generated, 1),
         "build s": round(wall, 2),
         "phases s": {k.lstrip("_"): round(v, 2) for k, v in phases.items()},
+        "phases CPU us per entry": {
+            k.lstrip("_"): round(v / entries * 1e6, 2) for k, v in cpu.items()
+        },
         "build us per entry": round(wall / entries * 1e6, 2),
         "read+check s": round(read, 2),
+        "read+check CPU us per entry": round(read_cpu / entries * 1e6, 2),
         "peak RSS largest task MB": round(children / 1e6, 1),
         "peak RSS driver MB": round(driver / 1e6, 1),
         "workers": workers,
