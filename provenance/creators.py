@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from provenance import _json, lookup, proofs
 from provenance._files import read_bytes
@@ -21,6 +21,9 @@ from provenance.errors import FormatError, InputError, VerificationError
 
 BATCH = 256
 """Works read and looked up at a time (each is read whole, up to ``lookup.MAX_WORK_BYTES``)."""
+
+if TYPE_CHECKING:
+    from provenance.fingerprints import ContentPrints
 
 
 def collect_works(paths: Sequence[Path]) -> list[tuple[str, Path]]:
@@ -98,6 +101,16 @@ class SignedCardFiles:
         return proofs.load_card(self.card, self.trust, at=self.at, real_time=self.real_time)
 
 
+def _prepare_batch(
+    batch: tuple[tuple[str, Path], ...],
+) -> list[tuple[str, str, ContentPrints]]:
+    """Read and fingerprint a batch of works (a task): ``(label, sha256, prints)`` each."""
+    works = [
+        (label, read_bytes(path, limit=lookup.MAX_WORK_BYTES, what=label)) for label, path in batch
+    ]
+    return lookup.prepare_works(works)
+
+
 def lookup_files(
     works: Sequence[Path],
     manifest_path: Path,
@@ -106,8 +119,13 @@ def lookup_files(
     sidecar: Path | None = None,
     signed: SignedCardFiles | None = None,
     proof_out: Path | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> LookupRun:
     """Look up every work of ``works`` (files, or folders of works) in a manifest.
+
+    The works are read and fingerprinted in batches: here with the ``local`` executor, as Ray
+    tasks with ``ray`` (on ``ray_address``, or a local instance); matching runs here.
 
     With a ``signed`` card, the card is verified and the manifest (and the fingerprint sidecar,
     when the card commits to one) is checked against it (see
@@ -129,12 +147,17 @@ def lookup_files(
         index,
         builder,
     ):
-        for start in range(0, len(collected), BATCH):
-            batch = [
-                (label, read_bytes(path, limit=lookup.MAX_WORK_BYTES, what=label))
-                for label, path in collected[start : start + BATCH]
-            ]
-            results.extend(lookup.lookup_works(batch, index))
+        batches = [tuple(collected[i : i + BATCH]) for i in range(0, len(collected), BATCH)]
+        if executor == "local":
+            for batch in batches:
+                results.extend(lookup.lookup_prepared(_prepare_batch(batch), index))
+        else:
+            from provenance.executors import make_executor
+
+            with make_executor(executor, address=ray_address) as runner:
+                names = [f"works {b[0][0]} .." for b in batches]
+                for prepared in runner.map(_prepare_batch, batches, names=names):
+                    results.extend(lookup.lookup_prepared(prepared, index))
     if proof_out is None or builder is None:
         return LookupRun(tuple(results))
     requests = lookup.proof_requests(results)
