@@ -1,0 +1,325 @@
+"""``provenance registry serve|push|lookup``: run a registry, publish a card, look works up."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from provenance.cli._common import (
+    PATH,
+    echo,
+    json_option,
+    now_option,
+    passphrase_from_env,
+    print_json,
+    resolve_now,
+)
+from provenance.errors import InputError
+
+_SERVER_EXTRA = "the registry server needs the 'registry' extra: pip install 'provenance[registry]'"
+
+
+@click.group("registry")
+def registry_group() -> None:
+    """Run a registry of signed cards, push cards to it, look works up in it."""
+
+
+def _network_options(function: click.decorators.FC) -> click.decorators.FC:
+    for option in reversed(
+        [
+            click.option(
+                "--connect-timeout",
+                type=float,
+                default=10.0,
+                show_default=True,
+                help="Seconds to connect.",
+            ),
+            click.option(
+                "--read-timeout",
+                type=float,
+                default=300.0,
+                show_default=True,
+                help="Seconds to wait for the registry's answer.",
+            ),
+            click.option(
+                "--timeout",
+                "total_timeout",
+                type=float,
+                default=600.0,
+                show_default=True,
+                help="Seconds in total to read each answer.",
+            ),
+            click.option(
+                "--proxy", metavar="URL", help="HTTP(S) proxy (not from the environment)."
+            ),
+        ]
+    ):
+        function = option(function)
+    return function
+
+
+@registry_group.command("serve")
+@click.option("--trust", "trust_path", required=True, type=PATH, help="Trust store (cards' keys).")
+@click.option("--log-key", "key_path", required=True, type=PATH, help="The log's Ed25519 key.")
+@click.option("--passphrase-env", metavar="VAR", help="The log key's passphrase is in $VAR.")
+@click.option(
+    "--db",
+    "db_url",
+    help="sqlite:///PATH or postgresql://... (default sqlite:///$PROVENANCE_HOME/registry.db).",
+)
+@click.option(
+    "--origin",
+    default="localhost/provenance",
+    show_default=True,
+    help="The log's origin: the name of its key in checkpoints.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=int, default=8766, show_default=True, help="Port (0: any free).")
+@click.option(
+    "--max-upload",
+    type=int,
+    default=4 * 1024**3,
+    show_default=True,
+    help="Largest push in bytes (413 beyond, while streaming).",
+)
+@click.option(
+    "--lookup-rate",
+    type=float,
+    default=20.0,
+    show_default=True,
+    help="Lookups per second per client address after a burst (0: no limit; 429 beyond).",
+)
+@click.option(
+    "--lookup-burst",
+    type=int,
+    default=600,
+    show_default=True,
+    help="Lookups a client may make at once.",
+)
+@click.option(
+    "--cache", "cache_dir", type=PATH, help="Where stored fingerprint indexes are cached."
+)
+@now_option
+def serve(
+    trust_path: Path,
+    key_path: Path,
+    passphrase_env: str | None,
+    db_url: str | None,
+    origin: str,
+    host: str,
+    port: int,
+    max_upload: int,
+    lookup_rate: float,
+    lookup_burst: int,
+    cache_dir: Path | None,
+    now: str | None,
+) -> None:
+    """Serve a registry: the HTTP API, the transparency log and the creator's page.
+
+    A card is admitted only if a key of --trust (role dataset-publisher) signed it and its
+    manifest matches it; each registration is appended to the log, whose checkpoints are
+    signed with --log-key under --origin. Runs until interrupted.
+    """
+    try:
+        from provenance.registry.app import Settings
+        from provenance.registry.server import open_registry
+        from provenance.registry.server import serve as run
+    except ImportError as exc:
+        raise InputError(f"{_SERVER_EXTRA} ({exc})") from None
+    from provenance.cli._trust import load_trust_store
+    from provenance.keys import load_private_key
+    from provenance.registry.db import default_url
+
+    if max_upload < 1 or lookup_rate < 0 or lookup_burst < 1:
+        raise InputError("--max-upload and --lookup-burst must be positive, --lookup-rate >= 0")
+    store = load_trust_store(trust_path)
+    key = load_private_key(key_path, passphrase=passphrase_from_env(passphrase_env))
+    settings = Settings(
+        origin=origin,
+        max_upload=max_upload,
+        lookup_rate=lookup_rate,
+        lookup_burst=lookup_burst,
+        cache_directory=cache_dir,
+    )
+    url = db_url or default_url()
+    database, app = open_registry(url, store, key, settings, at=resolve_now(now))
+
+    def started(base: str) -> None:
+        echo(f"registry {origin} serving {base} (database {_shown(url)})")
+        sys.stdout.flush()
+
+    try:
+        run(app, host=host, port=port, on_started=started)
+    finally:
+        database.close()
+
+
+def _shown(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@registry_group.command("push")
+@click.argument("signed", type=PATH)
+@click.option("--manifest", "manifest_path", required=True, type=PATH, help="The card's manifest.")
+@click.option(
+    "--fingerprints",
+    "sidecar",
+    type=PATH,
+    help="The fingerprint index (required when the card commits to one; refused otherwise).",
+)
+@click.option("--registry", "url", required=True, help="The registry's base URL.")
+@click.option("--trust", "trust_path", required=True, type=PATH, help="Trust store (the log key).")
+@click.option("-o", "--output", type=PATH, help="Write the receipt (.tlog-proof) here.")
+@_network_options
+@json_option
+@now_option
+def push(
+    signed: Path,
+    manifest_path: Path,
+    sidecar: Path | None,
+    url: str,
+    trust_path: Path,
+    output: Path | None,
+    connect_timeout: float,
+    read_timeout: float,
+    total_timeout: float,
+    proxy: str | None,
+    as_json: bool,
+    now: str | None,
+) -> None:
+    """Publish SIGNED (a signed card) with its manifest to the registry at --registry.
+
+    The registry's receipt is verified before it is believed: signed by a log key that the
+    trust store holds as transparency-log, its entry naming this card and manifest. Exits 1
+    if the registry refuses the card (untrusted signer, another card under this name and
+    version, a manifest that is not the card's) or its receipt does not verify.
+    """
+    from provenance._files import atomic_write
+    from provenance._http import FetchOptions
+    from provenance.cli._common import progress_bar
+    from provenance.cli._trust import load_trust_store
+    from provenance.registry.client import push as run_push
+
+    store = load_trust_store(trust_path)
+    options = FetchOptions(
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        total_timeout=total_timeout,
+        proxy=proxy,
+    )
+    bar = progress_bar(0, "uploading", unit="B")
+    shown = 0
+
+    def on_progress(done: int, total: int) -> None:
+        nonlocal shown
+        if bar.disable:
+            return
+        if bar.total != total:
+            bar.reset(total=total)
+        bar.update(done - shown)
+        shown = done
+
+    with bar:
+        report = run_push(
+            url,
+            signed,
+            manifest_path,
+            store,
+            at=resolve_now(now),
+            fingerprints=sidecar,
+            options=options,
+            on_progress=on_progress,
+        )
+    if output is not None:
+        atomic_write(output, report.receipt)
+    if as_json:
+        document = report.to_dict()
+        document["receiptPath"] = str(output) if output is not None else None
+        print_json(document)
+        return
+    card = report.card
+    verb = "registered" if report.created else "already registered"
+    echo(
+        f"{verb}: {card.get('name')} {card.get('version')} as entry {report.index} of log"
+        f" {report.checkpoint.origin} (checkpoint of {report.checkpoint.size} entries)"
+    )
+    echo(f"   card {report.entry.card}  {report.entry.entries} manifest entries")
+    if output is not None:
+        echo(f"   receipt verified and written to {output}")
+    else:
+        echo("   receipt verified (not written: pass -o FILE to keep it)")
+
+
+@registry_group.command("lookup")
+@click.argument("works", nargs=-1, required=True, type=PATH)
+@click.option("--registry", "url", required=True, help="The registry's base URL.")
+@click.option("--trust", "trust_path", required=True, type=PATH, help="Trust store (the log key).")
+@_network_options
+@json_option
+@now_option
+def lookup(
+    works: tuple[Path, ...],
+    url: str,
+    trust_path: Path,
+    connect_timeout: float,
+    read_timeout: float,
+    total_timeout: float,
+    proxy: str | None,
+    as_json: bool,
+    now: str | None,
+) -> None:
+    """Look up WORK... (files, or directories of works) in every card of a registry.
+
+    Sends each work's SHA-256, its norm-text-v1 digest (text) and its fingerprints, and gives
+    each the statuses of 'provenance lookup': exact, normalized, near-duplicate, contained or
+    absent. Every card in the answer is checked against the transparency log (its receipt
+    must verify with a transparency-log key of the trust store). Absent means no match in
+    this registry's answer; for a proof, use 'provenance lookup' with the card and manifest.
+    """
+    from provenance._files import read_bytes
+    from provenance._http import FetchOptions
+    from provenance.cli._lookup import collect_works
+    from provenance.cli._trust import load_trust_store
+    from provenance.lookup import MAX_WORK_BYTES, STATUSES
+    from provenance.registry.client import lookup as run_lookup
+
+    store = load_trust_store(trust_path)
+    options = FetchOptions(
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        total_timeout=total_timeout,
+        proxy=proxy,
+    )
+    collected = collect_works(works)
+    contents = [
+        (label, read_bytes(path, limit=MAX_WORK_BYTES, what=label)) for label, path in collected
+    ]
+    results = run_lookup(
+        url,
+        contents,
+        store,
+        at=resolve_now(now),
+        options=options,
+        warn=lambda message: echo(f"warning: {message}", err=True),
+    )
+    if as_json:
+        print_json({"registry": url, "results": [result.to_dict() for result in results]})
+        return
+    width = max(len(status) for status in STATUSES)
+    for result in results:
+        echo(f"{result.status:<{width}}  {result.work}")
+        for match in result.matches[:10]:
+            score = "" if match.status in ("exact", "normalized") else f" (score {match.score:.4f})"
+            echo(
+                f"{'':<{width}}    {match.status} {match.entry} in {match.name} {match.version}"
+                f" (card {match.card[:16]}..., log #{match.log_index}){score}"
+            )
+        if len(result.matches) > 10:
+            echo(f"{'':<{width}}    ... and {len(result.matches) - 10} more")
+
+
+COMMANDS = [registry_group]

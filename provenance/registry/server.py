@@ -1,0 +1,97 @@
+"""Running a registry: the database, the log key and the app, served by uvicorn.
+
+:func:`open_registry` checks everything that can be checked before serving (the trust store has
+a dataset-publisher key, the log key is Ed25519 and the origin a valid key name, the database
+holds this log or none) and returns the app; :func:`serve` binds the socket first (so the
+address, with the port chosen when 0 is asked, can be announced) and runs uvicorn on it until
+it is stopped (SIGINT, SIGTERM).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import socket
+from collections.abc import Callable
+
+from provenance.errors import InputError, LocalIOError
+from provenance.keys import PrivateKey
+from provenance.registry import db
+from provenance.registry.app import Settings, create_app
+from provenance.signednote import valid_key_name
+from provenance.trust import TrustStore
+
+
+def open_registry(
+    url: str, trust: TrustStore, key: PrivateKey, settings: Settings, *, at: dt.datetime
+) -> tuple[db.Database, object]:
+    """Open the database at ``url`` and build the app.
+
+    Returns:
+        The database (the caller closes it) and the ASGI app.
+
+    Raises:
+        InputError: no dataset-publisher key in ``trust``, a bad origin or database URL, a
+            log key that is not Ed25519.
+        VerificationError: the database holds the log of another key or origin.
+        LocalIOError: the database cannot be opened.
+    """
+    trust.require_keys("dataset-publisher", at=at, what="trust store")
+    if not valid_key_name(settings.origin):
+        raise InputError(
+            f"{settings.origin!r} cannot be a log origin: it must be non-empty, without spaces"
+            " or '+'"
+        )
+    if key.algorithm != "ed25519":
+        raise InputError(f"the log key must be Ed25519, not {key.algorithm}")
+    database = db.Database.open(url)
+    try:
+        app = create_app(database, trust, key, settings)
+    except BaseException:
+        database.close()
+        raise
+    return database, app
+
+
+def serve(
+    app: object,
+    *,
+    host: str,
+    port: int,
+    on_started: Callable[[str], None],
+) -> None:
+    """Serve ``app`` on ``host``:``port`` until stopped; ``on_started`` gets the base URL.
+
+    Raises:
+        LocalIOError: the address cannot be bound.
+    """
+    import uvicorn
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(512)
+    except OSError as exc:
+        sock.close()
+        raise LocalIOError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if family == socket.AF_INET6 else host
+    config = uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=5,
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    on_started(f"http://{shown}:{bound}")
+    try:
+        asyncio.run(server.serve(sockets=[sock]))
+    finally:
+        sock.close()
+
+
+__all__ = ["open_registry", "serve"]
