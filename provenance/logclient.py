@@ -157,6 +157,37 @@ def verify_receipt_file(
     return ReceiptReport(verified.index, verified.checkpoint.checkpoint, entry, card is not None)
 
 
+@dataclass(frozen=True, slots=True)
+class RegisteredCard:
+    """A card's registry receipt, verified: a :class:`provenance.proofs.RegistryReceipt`.
+
+    The registry checks a manifest's ``(sha256, id)`` order when it admits a card, so a
+    verified receipt for the card is a basis for its absence proofs.
+    """
+
+    registry: str
+    """The log's origin (the name of its trusted key)."""
+    statement_sha256: str
+    """The card's id, as its log entry names it."""
+    index: int
+
+
+def registered_card(
+    path: Path, store: TrustStore, *, at: dt.datetime, card: Path
+) -> RegisteredCard:
+    """Verify the receipt at ``path`` for the signed ``card`` (see :func:`verify_receipt_file`).
+
+    Returns:
+        The registration, as a basis for absence claims about that card.
+
+    Raises:
+        InputError, VerificationError: as :func:`verify_receipt_file` (including a receipt
+            that names another card).
+    """
+    report = verify_receipt_file(path, store, at=at, card=card)
+    return RegisteredCard(report.checkpoint.origin, report.entry.card, report.index)
+
+
 # --- monitoring ----------------------------------------------------------------------------------
 
 
@@ -473,9 +504,11 @@ __all__ = [
     "MonitorReport",
     "MonitorState",
     "ReceiptReport",
+    "RegisteredCard",
     "SplitView",
     "card_id",
     "log_verifiers",
     "monitor",
+    "registered_card",
     "verify_receipt_file",
 ]

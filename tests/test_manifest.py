@@ -402,9 +402,7 @@ def test_a_bad_id_among_good_ones_is_found_and_named(tmp_path: Path, bad: str) -
     ids = [f"f{k:03d}.txt" for k in range(50)] + GOOD_IDS + [bad]
     lines = sorted((hashlib.sha256(i.encode()).hexdigest(), i) for i in ids)
     path = tmp_path / "m.jsonl"
-    path.write_bytes(
-        b"".join(_json.canonical({"id": i, "sha256": d}) + b"\n" for d, i in lines)
-    )
+    path.write_bytes(b"".join(_json.canonical({"id": i, "sha256": d}) + b"\n" for d, i in lines))
     number = 1 + [i for _, i in lines].index(bad)
     with pytest.raises(FormatError, match=f"m.jsonl:{number}: invalid manifest entry: id "):
         manifest.read_manifest(path)

@@ -59,6 +59,14 @@ def _work_digests(path: Path) -> proofs.WorkDigests:
     " digest for a normalized copy).",
 )
 @click.option(
+    "--receipt",
+    "receipt_paths",
+    multiple=True,
+    type=PATH,
+    help="A registry's receipt (.tlog-proof) for the card, signed by a transparency-log key of"
+    " the trust store: the registry checked the manifest's order, a basis for absence claims.",
+)
+@click.option(
     "--accept-publisher-order",
     is_flag=True,
     help="Accept an absence claim although only the publisher vouches for the manifest's"
@@ -71,6 +79,7 @@ def verify(
     signed_path: Path,
     trust_path: Path,
     work_path: Path | None,
+    receipt_paths: tuple[Path, ...],
     accept_publisher_order: bool,
     as_json: bool,
     now: str | None,
@@ -81,7 +90,9 @@ def verify(
     proof against the Merkle root and size the card commits to. A proof of absence holds only
     if the manifest is sorted, which the publisher alone could fake: it is accepted only when
     a trusted auditor other than the publisher co-signed the card (auditors co-sign after
-    'verify --manifest' checked the order), or with --accept-publisher-order. Exits 0 if the
+    'verify --manifest' checked the order), when a registry's receipt for the card is given
+    (--receipt: the registry checks the order on admission), or with --accept-publisher-order.
+    Exits 0 if the
     proof holds, 1 if it does not (including a damaged or altered proof file, or a card that
     does not verify), 2 if a file is missing or the card or trust store is malformed.
     """
@@ -90,18 +101,31 @@ def verify(
     work = _work_digests(work_path) if work_path is not None else None
     try:
         ref = proofs.load_card(signed_path, trust_path, at=at)
+        receipts = []
+        if receipt_paths:
+            from provenance.cli._trust import load_trust_store
+            from provenance.logclient import registered_card
+
+            store = load_trust_store(trust_path)
+            receipts = [
+                registered_card(path, store, at=at, card=signed_path) for path in receipt_paths
+            ]
         verified = proofs.check_proof(
             unverified_data,
             ref,
             what=str(proof_path),
             work=work,
             work_label=str(work_path),
+            receipts=receipts,
             accept_publisher_order=accept_publisher_order,
         )
     except VerificationError as exc:
         message = str(exc)
         if isinstance(exc, proofs.UnattestedOrderError):
-            message += "; pass --accept-publisher-order to accept it knowingly"
+            message += (
+                "; give a registry's receipt for the card (--receipt), or pass"
+                " --accept-publisher-order to accept it knowingly"
+            )
         if as_json:
             print_json({"ok": False, **_unverified_peek(unverified_data), "error": message})
         click.echo(f"error: proof does not verify: {message}", err=True)

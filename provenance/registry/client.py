@@ -184,7 +184,7 @@ def verified_entry(
     return verified.index, verified.checkpoint.checkpoint, entry
 
 
-# --- push ---------------------------------------------------------------------------------------
+# --- push ----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,7 +279,7 @@ def push(
     return PushReport(answer.status == 201, document, receipt_bytes, index, checkpoint, entry)
 
 
-# --- lookup -------------------------------------------------------------------------------------
+# --- lookup --------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
