@@ -99,6 +99,13 @@ def _network_options(function: click.decorators.FC) -> click.decorators.FC:
     help="Lookups a client may make at once.",
 )
 @click.option(
+    "--upload-idle-timeout",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds a push may stall before it is abandoned (408).",
+)
+@click.option(
     "--cache", "cache_dir", type=PATH, help="Where stored fingerprint indexes are cached."
 )
 @now_option
@@ -113,6 +120,7 @@ def serve(
     max_upload: int,
     lookup_rate: float,
     lookup_burst: int,
+    upload_idle_timeout: float,
     cache_dir: Path | None,
     now: str | None,
 ) -> None:
@@ -132,8 +140,10 @@ def serve(
     from provenance.keys import load_private_key
     from provenance.registry.db import default_url
 
-    if max_upload < 1 or lookup_rate < 0 or lookup_burst < 1:
-        raise InputError("--max-upload and --lookup-burst must be positive, --lookup-rate >= 0")
+    if max_upload < 1 or lookup_burst < 1 or not upload_idle_timeout > 0:
+        raise InputError("--max-upload, --lookup-burst and --upload-idle-timeout must be positive")
+    if not lookup_rate >= 0:
+        raise InputError("--lookup-rate must be 0 (no limit) or more")
     store = load_trust_store(trust_path)
     key = load_private_key(key_path, passphrase=passphrase_from_env(passphrase_env))
     settings = Settings(
@@ -142,6 +152,7 @@ def serve(
         lookup_rate=lookup_rate,
         lookup_burst=lookup_burst,
         cache_directory=cache_dir,
+        idle_timeout=upload_idle_timeout,
     )
     url = db_url or default_url()
     database, app = open_registry(url, store, key, settings, at=resolve_now(now))
