@@ -56,6 +56,7 @@ from provenance.trust import TrustStore
 STATIC = Path(__file__).resolve().parent / "static"
 DEFAULT_MAX_UPLOAD = 4 * 1024**3
 MAX_LOOKUP_BODY = 8 * 1024 * 1024
+_DRAIN_BYTES = 8 * 1024 * 1024
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self';"
     " connect-src 'self'; style-src 'self'; img-src 'self' data:; base-uri 'none';"
@@ -242,9 +243,10 @@ def create_app(
     )
     async def push(request: Request) -> Response:
         with tempfile.TemporaryDirectory(prefix="push-", dir=config.upload_directory) as directory:
+            chunks = request.stream()
             try:
                 parts = await upload.receive(
-                    request.stream(),
+                    chunks,
                     content_type=request.headers.get("content-type"),
                     content_length=request.headers.get("content-length"),
                     directory=Path(directory),
@@ -252,7 +254,12 @@ def create_app(
                     idle_timeout=config.idle_timeout,
                 )
             except upload.UploadError as exc:
-                return _error(exc.status, str(exc), {"Connection": "close"})
+                # A small rest of a refused body is read and dropped, so that the client reads
+                # the answer rather than a reset; a large one (413) or a stalled one is not.
+                ended = exc.status not in (408, 413) and await upload.drain(
+                    chunks, max_bytes=_DRAIN_BYTES, timeout=2.0
+                )
+                return _error(exc.status, str(exc), None if ended else {"Connection": "close"})
             except ClientDisconnect:
                 return _error(400, "the client went away during the upload")
             pushed = Upload(parts["card"], parts["manifest"], parts.get("fingerprints"))

@@ -195,4 +195,29 @@ async def receive(
     return dict(state.parts)
 
 
-__all__ = ["PARTS", "UploadError", "boundary_of", "receive"]
+async def drain(chunks: AsyncIterator[bytes], *, max_bytes: int, timeout: float) -> bool:
+    """Read and discard what is left of a refused body, at most ``max_bytes`` for ``timeout``
+    seconds, so that the answer is not lost to a connection reset by the client's unread bytes.
+
+    Returns:
+        True if the body ended, False if more was left (the connection must then be closed).
+    """
+    iterator = chunks.__aiter__()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    drained = 0
+    try:
+        while drained <= max_bytes:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            chunk = await asyncio.wait_for(iterator.__anext__(), remaining)
+            drained += len(chunk)
+    except StopAsyncIteration:
+        return True
+    except Exception:  # a client gone, a stalled one: the body did not end
+        return False
+    return False
+
+
+__all__ = ["PARTS", "UploadError", "boundary_of", "drain", "receive"]
