@@ -9,8 +9,11 @@ listening on 127.0.0.1 only; ``initdb`` refuses to run as root, so as root it ru
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import hashlib
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -27,9 +30,14 @@ from typing import Any
 
 import pytest
 
+from provenance import _json, card
+from provenance.envelope import sign_envelope
+from provenance.keys import PrivateKey
+from provenance.manifest import ManifestEntry, write_manifest
 from tests.conftest import NOW, ROOT, SAMPLES, run_cli
 
 ORIGIN = "localhost/provenance"
+AT = dt.datetime(2026, 11, 29, 12, tzinfo=dt.UTC)
 PG_VERSIONS = ("15", "16", "17")
 
 
@@ -362,3 +370,65 @@ def sample_data(directory: Path) -> Path:
     if not target.exists():
         shutil.copytree(SAMPLES / "data", target)
     return target
+
+
+@dataclass
+class Synthetic:
+    signed: Path
+    manifest: Path
+    id: str
+    digests: list[str]
+
+
+def synthetic_card(
+    directory: Path,
+    key: PrivateKey,
+    name: str,
+    count: int = 0,
+    *,
+    texts: bool = False,
+    entries: list[ManifestEntry] | None = None,
+) -> Synthetic:
+    """A signed card over ``count`` made-up entries, or over ``entries`` (built in process)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(name)
+    made = entries or [
+        ManifestEntry(
+            id=f"{name}/{i:05d}.txt",
+            sha256=f"{rng.getrandbits(256):064x}",
+            size=i + 1,
+            textSha256=f"{rng.getrandbits(256):064x}" if texts and i % 2 else None,
+        )
+        for i in range(count)
+    ]
+    entries = sorted(made, key=ManifestEntry.sort_key)
+    manifest = directory / "manifest.jsonl"
+    summary = write_manifest(entries, manifest)
+    spec = card.load_spec(
+        json.dumps(
+            {
+                "name": name,
+                "version": "1",
+                "description": "made-up entries",
+                "publisher": {"name": "Example Lab"},
+                "sources": [
+                    {
+                        "id": "s",
+                        "name": "All",
+                        "kind": "licensed",
+                        "license": "MIT",
+                        "paths": ["**"],
+                    }
+                ],
+            }
+        ).encode(),
+        what="spec",
+    )
+    statement = card.build_statement(
+        spec, entries, lambda: summary, manifest_name=manifest.name, created=AT
+    )
+    payload = _json.canonical(statement)
+    signed = directory / "signed.json"
+    signed.write_bytes(sign_envelope(card.PAYLOAD_TYPE, payload, [key]).to_json())
+    digests = [entry.sha256 for entry in entries]
+    return Synthetic(signed, manifest, hashlib.sha256(payload).hexdigest(), digests)

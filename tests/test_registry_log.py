@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
-import hashlib
 import json
 import random
 import threading
@@ -22,11 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from provenance import _json, card
-from provenance.envelope import sign_envelope
 from provenance.keys import PrivateKey, load_private_key
 from provenance.logclient import monitor, verify_receipt_file
-from provenance.manifest import ManifestEntry, write_manifest
 from provenance.registry import client
 from provenance.tlog import Tile, TiledTree, tiles_for_size
 from provenance.tlog_store import DirectoryTileStore, LogWriter
@@ -40,64 +36,12 @@ from tests.registry_support import (
     http,
     make_keys,
     post_json,
+    synthetic_card,
 )
 
 pytestmark = pytest.mark.timeout(300)
 
 AT = dt.datetime(2026, 11, 29, 12, tzinfo=dt.UTC)
-
-
-@dataclass
-class Synthetic:
-    signed: Path
-    manifest: Path
-    id: str
-    digests: list[str]
-
-
-def synthetic_card(directory: Path, key: PrivateKey, name: str, count: int) -> Synthetic:
-    """A signed card over ``count`` made-up entries (built in process: fast)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(name)
-    entries = sorted(
-        (
-            ManifestEntry(
-                id=f"{name}/{i:05d}.txt", sha256=f"{rng.getrandbits(256):064x}", size=i + 1
-            )
-            for i in range(count)
-        ),
-        key=ManifestEntry.sort_key,
-    )
-    manifest = directory / "manifest.jsonl"
-    summary = write_manifest(entries, manifest)
-    spec = card.load_spec(
-        json.dumps(
-            {
-                "name": name,
-                "version": "1",
-                "description": "made-up entries",
-                "publisher": {"name": "Example Lab"},
-                "sources": [
-                    {
-                        "id": "s",
-                        "name": "All",
-                        "kind": "licensed",
-                        "license": "MIT",
-                        "paths": ["**"],
-                    }
-                ],
-            }
-        ).encode(),
-        what="spec",
-    )
-    statement = card.build_statement(
-        spec, entries, lambda: summary, manifest_name=manifest.name, created=AT
-    )
-    payload = _json.canonical(statement)
-    signed = directory / "signed.json"
-    signed.write_bytes(sign_envelope(card.PAYLOAD_TYPE, payload, [key]).to_json())
-    digests = [entry.sha256 for entry in entries]
-    return Synthetic(signed, manifest, hashlib.sha256(payload).hexdigest(), digests)
 
 
 @dataclass
