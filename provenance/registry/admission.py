@@ -21,12 +21,17 @@ holds an entry for a card that is not registered.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
+import queue
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from sqlalchemy import Connection
 
 from provenance import fpindex
 from provenance._files import read_bytes
@@ -48,6 +53,57 @@ from provenance.trust import TrustStore, format_time
 
 MAX_ENTRIES = 2**31 - 1
 """Entries are numbered in a 32-bit signed column."""
+
+
+class _StopError(Exception):
+    """The writer gave up: the reader stops too."""
+
+
+def _index_manifest(conn: Connection, number: int, manifest: Path, committed: Commitment) -> None:
+    """Read the manifest against the card in a second thread while this one writes its digests.
+
+    Reading (decoding, checking, hashing) and writing (the database's B-tree work, which runs
+    without the GIL) overlap; the queue between them holds a few blocks at most.
+
+    Raises:
+        as :func:`read_against_card` (the first error of either side).
+    """
+    blocks: queue.Queue[list[Any] | BaseException | None] = queue.Queue(maxsize=4)
+    stop = threading.Event()
+
+    def put(item: list[Any] | BaseException | None) -> None:
+        while not stop.is_set():
+            try:
+                blocks.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+        raise _StopError
+
+    def read() -> None:
+        try:
+            read_against_card(
+                manifest,
+                committed,
+                lambda first, entries: put(storage.digest_rows(number, first, entries)),
+            )
+            put(None)
+        except _StopError:
+            pass
+        except BaseException as exc:  # handed to the writer, which raises it
+            with contextlib.suppress(_StopError):
+                put(exc)
+
+    reader = threading.Thread(target=read, name="manifest-reader", daemon=True)
+    reader.start()
+    try:
+        while (item := blocks.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            storage.insert_digests(conn, item)
+    finally:
+        stop.set()
+        reader.join()
 
 
 class RefusedError(Exception):
@@ -182,13 +238,7 @@ class Registrar:
             )
             number = storage.insert_card(conn, record)
             try:
-                read_against_card(
-                    upload.manifest,
-                    committed,
-                    lambda first, entries: storage.insert_digests(
-                        conn, storage.digest_rows(number, first, entries)
-                    ),
-                )
+                _index_manifest(conn, number, upload.manifest, committed)
             except ProvenanceError as exc:
                 raise RefusedError(422, f"manifest: {exc}") from None
             if sidecar is not None:

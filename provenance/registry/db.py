@@ -61,6 +61,7 @@ KIND_SHA256 = 0
 KIND_TEXT_SHA256 = 1
 KINDS = {KIND_SHA256: "sha256", KIND_TEXT_SHA256: "textSha256"}
 _SQLITE_BUSY_MS = 600_000
+SQLITE_CACHE_KIB = 65536
 
 metadata = MetaData()
 
@@ -268,6 +269,8 @@ def _sqlite_events(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
+        # A larger page cache: indexing a big manifest inserts into a large B-tree.
+        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
