@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from provenance.cli import _demo_registry  # noqa: F401 - appends the registry part of the demo
 from provenance.cli._common import (
     PATH,
     echo,

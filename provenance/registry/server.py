@@ -10,9 +10,11 @@ it is stopped (SIGINT, SIGTERM).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import socket
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 
 from provenance.errors import InputError, LocalIOError
 from provenance.keys import PrivateKey
@@ -94,4 +96,45 @@ def serve(
         sock.close()
 
 
-__all__ = ["open_registry", "serve"]
+@contextlib.contextmanager
+def background(app: object, *, host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve ``app`` on ``host`` (a free port) in a thread of this process; yield its URL.
+
+    For the demo: the server stops when the block ends.
+
+    Raises:
+        LocalIOError: the server could not start.
+    """
+    import threading
+
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((host, 0))
+    sock.listen(64)
+    config = uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(
+        target=lambda: asyncio.run(server.serve(sockets=[sock])), name="registry", daemon=True
+    )
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise LocalIOError("the registry server did not start")
+            time.sleep(0.01)
+        yield f"http://{host}:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()
+
+
+__all__ = ["background", "open_registry", "serve"]
