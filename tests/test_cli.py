@@ -366,7 +366,7 @@ def test_demo_runs() -> None:
     assert "FAIL  data files: 1 changed, 1 missing, 1 extra of 19" in result.stdout
     assert "changed:    news/2026-04-library-reopens.txt" in result.stdout
     # The registry part: pushed, looked up across datasets, the receipt a basis for absence.
-    assert "registered: example-corpus 1.0.0 as entry 0 of log localhost/provenance" in result.stdout
+    assert "registered: example-corpus 1.0.0 as entry 0 of log" in result.stdout
     assert "the manifest's order was checked by registry localhost/provenance" in result.stdout
     assert "1 new registration(s)" in result.stdout
     assert "every party's check behaved as expected" in result.stdout
