@@ -9,7 +9,6 @@ it is stopped (SIGINT, SIGTERM).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import socket
@@ -91,7 +90,7 @@ def serve(
     server = uvicorn.Server(config)
     on_started(f"http://{shown}:{bound}")
     try:
-        asyncio.run(server.serve(sockets=[sock]))
+        server.run(sockets=[sock])  # on uvloop when installed (the registry extra has it)
     finally:
         sock.close()
 
@@ -120,9 +119,7 @@ def background(app: object, *, host: str = "127.0.0.1") -> Iterator[str]:
         server_header=False,
     )
     server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=lambda: asyncio.run(server.serve(sockets=[sock])), name="registry", daemon=True
-    )
+    thread = threading.Thread(target=server.run, args=([sock],), name="registry", daemon=True)
     thread.start()
     try:
         deadline = time.monotonic() + 60

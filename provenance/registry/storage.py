@@ -17,6 +17,8 @@ import json
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,8 @@ from provenance.manifest import ManifestEntry
 from provenance.registry import db
 
 MAX_LOOKUP_DIGESTS = 1000
+_SHA256 = attrgetter("sha256")
+_ID = attrgetter("id")
 _READ_CHUNK = db.BLOB_CHUNK
 _DIGEST_COLUMNS = "digest, kind, card_no, entry_no, entry_id"
 
@@ -165,14 +169,21 @@ def digest_rows(
 ) -> list[tuple[Any, ...]]:
     """The ``digest`` rows of a block of entries (``first`` is the first entry's number)."""
     fromhex = bytes.fromhex
-    rows = [
-        (fromhex(entry.sha256), db.KIND_SHA256, card_no, first + offset, entry.id)
-        for offset, entry in enumerate(entries)
-    ]
+    numbers = range(first, first + len(entries))
+    rows = list(
+        zip(
+            map(fromhex, map(_SHA256, entries)),
+            repeat(db.KIND_SHA256),
+            repeat(card_no),
+            numbers,
+            map(_ID, entries),
+            strict=False,
+        )
+    )
+    texts = [(n, e) for n, e in zip(numbers, entries, strict=True) if e.textSha256 is not None]
     rows.extend(
-        (fromhex(entry.textSha256), db.KIND_TEXT_SHA256, card_no, first + offset, entry.id)
-        for offset, entry in enumerate(entries)
-        if entry.textSha256 is not None
+        (fromhex(entry.textSha256), db.KIND_TEXT_SHA256, card_no, number, entry.id)  # type: ignore[arg-type]
+        for number, entry in texts
     )
     return rows
 
@@ -228,6 +239,7 @@ class Storage:
     def __init__(self, database: db.Database) -> None:
         self.database = database
         self._cards: dict[int, CardRecord] = {}
+        self._templates: dict[int, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
 
@@ -261,6 +273,11 @@ class Storage:
                 rows = conn.execute(select(db.card).where(db.card.c.no.in_(wanted))).all()
                 cards = dict(self._cards)
                 cards.update((row.no, _record(row)) for row in rows)
+                # What every match of a card starts from (its entry is added per match).
+                self._templates = {
+                    number: {k: v for k, v in card.match("").items() if k != "entry"}
+                    for number, card in cards.items()
+                }
                 self._cards = cards
         return self._cards
 
@@ -302,20 +319,23 @@ class Storage:
         self, wanted: Sequence[tuple[str, int]], rows: Iterable[tuple[Any, ...]]
     ) -> list[dict[str, Any]]:
         """Group ``(digest, kind, card_no, entry_no, entry_id)`` rows by requested digest."""
-        found: dict[tuple[bytes, int], list[tuple[int, int, str]]] = {}
+        found: dict[tuple[str, int], list[tuple[int, int, str]]] = {}
         for digest, kind, card_no, entry_no, entry_id in rows:
-            found.setdefault((bytes(digest), kind), []).append((card_no, entry_no, entry_id))
-        cards = self._card_numbers(number for hits in found.values() for number, _, _ in hits)
+            found.setdefault((digest.hex(), kind), []).append((card_no, entry_no, entry_id))
+        self._card_numbers({number for hits in found.values() for number, _, _ in hits})
+        templates = self._templates
+        kinds = db.KINDS
         results = []
-        for digest_hex, kind in wanted:
-            hits = sorted(found.get((bytes.fromhex(digest_hex), kind), ()))
-            results.append(
-                {
-                    "digest": digest_hex,
-                    "kind": db.KINDS[kind],
-                    "matches": [cards[number].match(entry_id) for number, _, entry_id in hits],
-                }
-            )
+        for key in wanted:
+            hits = found.get(key)
+            matches = []
+            if hits:
+                hits.sort()
+                for number, _, entry_id in hits:
+                    match = templates[number].copy()
+                    match["entry"] = entry_id
+                    matches.append(match)
+            results.append({"digest": key[0], "kind": kinds[key[1]], "matches": matches})
         return results
 
     def lookup(self, wanted: Sequence[tuple[str, int]]) -> list[dict[str, Any]]:
@@ -338,7 +358,7 @@ class Storage:
         """:meth:`lookup` on a sqlite3 connection kept for this thread (SQLite only)."""
         if not self.database.is_sqlite:
             return self.lookup(wanted)
-        keys = list({bytes.fromhex(d) for d, _ in wanted})
+        keys = [bytes.fromhex(d) for d in {d for d, _ in wanted}]
         rows: list[tuple[Any, ...]] = []
         if keys:
             cursor = self._cursor()
