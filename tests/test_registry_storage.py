@@ -110,3 +110,46 @@ def test_the_rate_limiter_allows_a_burst_then_its_rate() -> None:
     assert RateLimiter(0, 1).take("d") is None and not RateLimiter(0, 1).enabled
     with pytest.raises(ValueError):
         RateLimiter(-1, 1)
+
+
+def test_the_lookup_decoder_accepts_exactly_what_the_documented_model_accepts() -> None:
+    import json
+
+    import msgspec
+    import pydantic
+
+    from provenance.registry import models
+
+    hex64, hex16 = "ab" * 32, "0f" * 8
+    documents: list[object] = [
+        {},
+        {"sha256": [hex64], "textSha256": [hex64]},
+        {"sha256": [hex64.upper()]},
+        {"sha256": [hex64 + "\n"]},
+        {"sha256": [hex64[:-1]]},
+        {"sha256": hex64},
+        {"sha256": [hex64] * 1000},
+        {"sha256": [hex64] * 1001},
+        {"fingerprints": [{"text": [hex16], "image": hex16}]},
+        {"fingerprints": [{"text": [hex16 + "0"]}]},
+        {"fingerprints": [{"image": None}]},
+        {"fingerprints": [{"other": 1}]},
+        {"fingerprints": [{}] * 101},
+        {"other": []},
+        [],
+        {"sha256": [1]},
+        {"textSha256": None},
+    ]
+    for document in documents:
+        data = json.dumps(document).encode()
+        try:
+            models.LookupRequest.model_validate_json(data)
+            documented = True
+        except pydantic.ValidationError:
+            documented = False
+        try:
+            models.LOOKUP_DECODER.decode(data)
+            decoded = True
+        except msgspec.ValidationError:
+            decoded = False
+        assert decoded == documented, document

@@ -329,12 +329,29 @@ def create_app(
     @app.post(
         "/v1/lookup",
         responses={**_ok(models.LookupAnswer), **_errors(400, 413, 429, 503)},
-        max_body_size=MAX_LOOKUP_BODY,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": models.lookup_request_schema()}},
+            }
+        },
     )
-    async def lookup(body: models.LookupRequest, request: Request) -> Response:
+    async def lookup(request: Request) -> Response:
         refused = limited(request)
         if refused is not None:
             return refused
+        kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if kind != "application/json":
+            return _error(400, "body: expected application/json")
+        data = bytearray()
+        async for chunk in request.stream():
+            data += chunk
+            if len(data) > MAX_LOOKUP_BODY:
+                return _error(413, f"body: larger than {MAX_LOOKUP_BODY} bytes")
+        try:
+            body = models.LOOKUP_DECODER.decode(data)
+        except msgspec.DecodeError as exc:  # ValidationError included
+            return _error(400, f"body: {exc}")
         count = len(body.sha256) + len(body.textSha256)
         if count > models.MAX_DIGESTS:
             return _error(400, f"{count} digests; at most {models.MAX_DIGESTS} per lookup")

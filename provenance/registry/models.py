@@ -6,8 +6,9 @@ here, and the schemathesis tests hold the two together.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
+import msgspec
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 MAX_DIGESTS = 1000
@@ -90,6 +91,51 @@ class LookupRequest(BaseModel):
     )
 
 
+def _inline(schema: Any, definitions: dict[str, Any]) -> Any:
+    if isinstance(schema, dict):
+        reference = schema.get("$ref")
+        if isinstance(reference, str) and reference.startswith("#/$defs/"):
+            return _inline(definitions[reference.removeprefix("#/$defs/")], definitions)
+        return {k: _inline(v, definitions) for k, v in schema.items() if k != "$defs"}
+    if isinstance(schema, list):
+        return [_inline(item, definitions) for item in schema]
+    return schema
+
+
+def lookup_request_schema() -> dict[str, Any]:
+    """The JSON Schema of a lookup request (:class:`LookupRequest`), self-contained."""
+    schema = LookupRequest.model_json_schema()
+    inlined: dict[str, Any] = _inline(schema, schema.get("$defs", {}))
+    return inlined
+
+
+# The request as it is decoded at run time (msgspec: several times faster than the pydantic
+# model); the same constraints as LookupRequest, which documents it. Python's "$" also matches
+# before a final newline, hence "\Z".
+_Hex64 = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}\Z")]
+_Hex16 = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{16}\Z")]
+
+
+class FingerprintBody(msgspec.Struct, forbid_unknown_fields=True):
+    """:class:`FingerprintSet`, decoded."""
+
+    text: Annotated[list[_Hex16], msgspec.Meta(max_length=MAX_TEXT_PRINTS)] = []
+    image: _Hex16 | None = None
+
+
+class LookupBody(msgspec.Struct, forbid_unknown_fields=True):
+    """:class:`LookupRequest`, decoded."""
+
+    sha256: Annotated[list[_Hex64], msgspec.Meta(max_length=MAX_DIGESTS)] = []
+    textSha256: Annotated[list[_Hex64], msgspec.Meta(max_length=MAX_DIGESTS)] = []  # noqa: N815
+    fingerprints: Annotated[
+        list[FingerprintBody], msgspec.Meta(max_length=MAX_FINGERPRINT_SETS)
+    ] = []
+
+
+LOOKUP_DECODER = msgspec.json.Decoder(LookupBody)
+
+
 class FingerprintMatch(Match):
     """A registered entry that is an edited copy of the work, or holds part of it."""
 
@@ -126,10 +172,14 @@ __all__ = [
     "DigestResult",
     "Error",
     "FingerprintMatch",
+    "FingerprintBody",
     "FingerprintResult",
     "FingerprintSet",
+    "LOOKUP_DECODER",
     "LookupAnswer",
+    "LookupBody",
     "LookupRequest",
     "Match",
     "RangeAnswer",
+    "lookup_request_schema",
 ]
