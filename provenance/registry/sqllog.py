@@ -13,7 +13,9 @@ checkpoint commit together.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import Connection, select, tuple_, update
 
@@ -22,6 +24,8 @@ from provenance.registry import db
 from provenance.tlog import Tile
 
 _READ_BATCH = 200
+_TILE_SQL = "SELECT data FROM tile WHERE level = ? AND idx = ? AND width = ?"
+_CHECKPOINT_SQL = "SELECT checkpoint FROM log_state WHERE id = 1"
 
 
 def _read_checkpoint(conn: Connection) -> bytes | None:
@@ -80,13 +84,28 @@ class _Transaction:
 
 
 class SqlTileStore:
-    """The log in the registry's database (see the module docstring)."""
+    """The log in the registry's database (see the module docstring).
+
+    Reads outside a write transaction need no snapshot: a tile, named by its level, index and
+    width, never changes once written. On SQLite they run on a sqlite3 connection kept per
+    thread (a point query per tile), elsewhere through SQLAlchemy.
+    """
 
     def __init__(self, database: db.Database) -> None:
         self.database = database
+        self._local = threading.local()
+
+    def _cursor(self) -> Any:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = self.database.raw_sqlite()
+        return connection.cursor()
 
     def read_checkpoint(self) -> bytes | None:
         """Return the current signed checkpoint, or None before the log is created."""
+        if self.database.is_sqlite:
+            found = self._cursor().execute(_CHECKPOINT_SQL).fetchone()
+            return None if found is None or found[0] is None else bytes(found[0])
         with self.database.read() as conn:
             return _read_checkpoint(conn)
 
@@ -96,11 +115,24 @@ class SqlTileStore:
         Raises:
             LocalIOError: a tile is not stored.
         """
-        with self.database.read() as conn:
-            return _read_tiles(conn, tiles)
+        if not self.database.is_sqlite:
+            with self.database.read() as conn:
+                return _read_tiles(conn, tiles)
+        result = []
+        for tile in tiles:
+            data = self.read_tile(tile)
+            if data is None:
+                raise LocalIOError(f"the log's tile store lacks tile {tile.path}")
+            result.append(data)
+        return result
 
     def read_tile(self, tile: Tile) -> bytes | None:
         """Return the bytes of one tile, or None if it is not stored (for serving)."""
+        if self.database.is_sqlite:
+            found = (
+                self._cursor().execute(_TILE_SQL, (tile.level, tile.index, tile.width)).fetchone()
+            )
+            return None if found is None else bytes(found[0])
         with self.database.read() as conn:
             found = conn.execute(
                 select(db.tile.c.data).where(
