@@ -21,13 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from provenance.keys import PrivateKey, load_private_key
+from provenance.keys import PrivateKey, load_private_key, write_key_pair
 from provenance.logclient import monitor, verify_receipt_file
 from provenance.registry import client
 from provenance.tlog import Tile, TiledTree, tiles_for_size
 from provenance.tlog_store import DirectoryTileStore, LogWriter
 from provenance.trust import TrustStore
-from tests.conftest import run_cli
+from tests.conftest import one_error_line, run_cli
 from tests.registry_support import (
     ORIGIN,
     Keys,
@@ -209,3 +209,21 @@ def test_the_sql_tile_store_equals_the_directory_store(tmp_path: Path) -> None:
         sql.append([b"ok", b"x" * 70_000])
     assert sql.checkpoint().checkpoint == checkpoint
     database.close()
+
+
+def test_a_database_holding_another_logs_checkpoints_is_refused(
+    world: World, tmp_path: Path
+) -> None:
+    database = f"sqlite:///{tmp_path / 'r.db'}"
+    with _server(world, database):
+        pass  # the log is created with its size-0 checkpoint
+    other = tmp_path / "other.key"
+    write_key_pair(PrivateKey.generate(), other)
+    base = ["registry", "serve", "--trust", world.keys.cards_trust, "--db", database, "--port", "0"]
+    result = run_cli(*base, "--log-key", other)
+    assert result.returncode == 1
+    assert "holds another log than 'localhost/provenance'" in one_error_line(result)
+    result = run_cli(*base, "--log-key", world.keys.log_key, "--origin", "example.org/log")
+    assert result.returncode == 1 and "another log than 'example.org/log'" in result.stderr
+    result = run_cli(*base, "--log-key", world.keys.log_key, "--origin", "has space")
+    assert result.returncode == 2 and "cannot be a log origin" in one_error_line(result)

@@ -15,7 +15,7 @@ def registry_step(stage: _Stage, samples: Path, work: Path) -> None:
     from provenance.cli._common import real_now
     from provenance.keys import load_private_key
     from provenance.registry.app import Settings
-    from provenance.registry.server import background, open_registry
+    from provenance.registry.server import background, close_registry, open_registry
     from provenance.trust import TrustStore
 
     w = str(work)
@@ -79,7 +79,7 @@ def registry_step(stage: _Stage, samples: Path, work: Path) -> None:
             stage.say("anyone can watch the log: it only grows, and each card is there once")
             stage.run("log", "monitor", url, "--trust", trust, "--state", f"{w}/monitor.json")
     finally:
-        database.close()
+        close_registry(database, app)
 
 
 EXTRA_STEPS.append(registry_step)

@@ -133,7 +133,7 @@ def serve(
     """
     try:
         from provenance.registry.app import Settings
-        from provenance.registry.server import open_registry
+        from provenance.registry.server import close_registry, open_registry
         from provenance.registry.server import serve as run
     except ImportError as exc:
         raise InputError(f"{_SERVER_EXTRA} ({exc})") from None
@@ -165,7 +165,7 @@ def serve(
     try:
         run(app, host=host, port=port, on_started=started)
     finally:
-        database.close()
+        close_registry(database, app)
 
 
 def _shown(url: str) -> str:

@@ -46,7 +46,7 @@ from provenance.fingerprints import ContentPrints
 from provenance.keys import PrivateKey
 from provenance.registry import db, models, upload
 from provenance.registry.admission import RefusedError, Registrar, Upload
-from provenance.registry.fpsearch import FingerprintSearch, cache_directory
+from provenance.registry.fpsearch import open_search
 from provenance.registry.ratelimit import RateLimiter
 from provenance.registry.sqllog import SqlTileStore
 from provenance.registry.storage import Storage
@@ -171,7 +171,7 @@ def create_app(
     storage = Storage(database)
     tiles = SqlTileStore(database)
     limiter = RateLimiter(config.lookup_rate, config.lookup_burst, clock=monotonic)
-    search = FingerprintSearch(storage, cache_directory(config.cache_directory))
+    search = open_search(storage, config.cache_directory)
     page = (STATIC / "index.html").read_bytes()
 
     app = FastAPI(

@@ -13,6 +13,8 @@ registered with), then kept open.
 from __future__ import annotations
 
 import hashlib
+import shutil
+import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -32,18 +34,22 @@ from provenance.registry.storage import CardRecord, Storage, card_by_id
 class FingerprintSearch:
     """Searches the stored sidecars; files are cached under ``cache``."""
 
-    def __init__(self, storage: Storage, cache: Path) -> None:
+    def __init__(self, storage: Storage, cache: Path, *, temporary: bool = False) -> None:
+        """``temporary``: the cache directory is removed by :meth:`close`."""
         self.storage = storage
         self.cache = cache
+        self.temporary = temporary
         self._indexes: dict[str, tuple[CardRecord, FingerprintIndex]] = {}
         self._lock = threading.Lock()
 
     def close(self) -> None:
-        """Close the indexes held open."""
+        """Close the indexes held open (and remove a temporary cache)."""
         with self._lock:
             for _, index in self._indexes.values():
                 index.close()
             self._indexes = {}
+            if self.temporary:
+                shutil.rmtree(self.cache, ignore_errors=True)
 
     def _cards(self) -> list[str]:
         with self.storage.database.read() as conn:
@@ -116,14 +122,14 @@ class FingerprintSearch:
         return results
 
 
-def cache_directory(base: Path | None) -> Path:
-    """The directory for cached sidecars: ``base``, else a new temporary one."""
+def open_search(storage: Storage, base: Path | None) -> FingerprintSearch:
+    """A search whose sidecars are cached in ``base``, else in a new temporary directory."""
     if base is not None:
         base.mkdir(parents=True, exist_ok=True)
-        return base
-    import tempfile
+        return FingerprintSearch(storage, base)
+    return FingerprintSearch(
+        storage, Path(tempfile.mkdtemp(prefix="provenance-registry-")), temporary=True
+    )
 
-    return Path(tempfile.mkdtemp(prefix="provenance-registry-"))
 
-
-__all__ = ["FingerprintSearch", "cache_directory"]
+__all__ = ["FingerprintSearch", "open_search"]

@@ -54,6 +54,14 @@ def open_registry(
     return database, app
 
 
+def close_registry(database: db.Database, app: object) -> None:
+    """Release what :func:`open_registry` opened: the search's files, the database."""
+    try:
+        app.state.search.close()  # type: ignore[attr-defined]
+    finally:
+        database.close()
+
+
 def serve(
     app: object,
     *,
@@ -134,4 +142,4 @@ def background(app: object, *, host: str = "127.0.0.1") -> Iterator[str]:
         sock.close()
 
 
-__all__ = ["background", "open_registry", "serve"]
+__all__ = ["background", "close_registry", "open_registry", "serve"]
