@@ -393,7 +393,7 @@ def worker_filter(data: Path, records: str) -> dict[str, Any]:
         removed_path=data / "removed.jsonl", report_path=data / "report.json", at=issued,
     )  # fmt: skip
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "records": report["records"], "rss_after_lists": rss_lists}
+    return {"seconds": seconds, "records": report.records.to_dict(), "rss_after_lists": rss_lists}
 
 
 WORKERS: dict[str, Callable[..., dict[str, Any]]] = {

@@ -73,7 +73,7 @@ def _setup(directory: Path, entries_count: int) -> tuple[Path, Path, Path, list[
     key = PrivateKey.generate()
     signed = directory / "card.signed.json"
     signed.write_bytes(
-        sign_envelope(card.PAYLOAD_TYPE, _json.canonical(statement), [key]).to_json()
+        sign_envelope(card.PAYLOAD_TYPE, _json.canonical(statement.to_dict()), [key]).to_json()
     )
     trust = directory / "trust.json"
     trust.write_bytes(

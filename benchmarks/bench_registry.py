@@ -105,7 +105,7 @@ def make_card(directory: Path, key: PrivateKey, count: int) -> tuple[Path, Path,
         spec, entries, lambda: summary, manifest_name=manifest.name, created=AT
     )
     signed = directory / "card.signed.json"
-    payload = _json.canonical(statement)
+    payload = _json.canonical(statement.to_dict())
     signed.write_bytes(sign_envelope(card.PAYLOAD_TYPE, payload, [key]).to_json())
     sample = [entries[i].sha256 for i in range(0, count, max(1, count // 20000))]
     print(

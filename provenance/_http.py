@@ -30,7 +30,7 @@ import requests
 import urllib3
 
 from provenance import __version__
-from provenance.errors import FetchError, InputError
+from provenance.errors import FetchError, InputError, ParameterError
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 30.0
@@ -70,11 +70,9 @@ class FetchOptions:
     def __post_init__(self) -> None:
         for name in ("connect_timeout", "read_timeout", "total_timeout"):
             if not getattr(self, name) > 0:
-                raise InputError(
-                    f"--{name.replace('_', '-')}: must be a positive number of seconds"
-                )
+                raise ParameterError(name, "must be a positive number of seconds")
         if self.max_bytes < 1:
-            raise InputError("--max-bytes: must be positive")
+            raise ParameterError("max_bytes", "must be positive")
 
 
 @dataclass(frozen=True, slots=True)

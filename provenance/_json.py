@@ -16,7 +16,7 @@ import itertools
 import json
 import operator
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import rfc8785
@@ -128,6 +128,26 @@ def loads(data: bytes, *, what: str) -> Any:
     return value
 
 
+def loads_lines(lines: Sequence[bytes], *, what: Callable[[int], str]) -> Iterator[Any]:
+    """Parse each of ``lines`` as :func:`loads` does, yielding the values in order.
+
+    Exactly ``loads(lines[k], what=what(k))`` for each ``k`` in turn: the same values, and the
+    same error for the first line :func:`loads` refuses (after the values of the lines before
+    it). Lines that all hold objects are decoded many at a time at C speed where
+    :func:`_bulk_objects` can show the answer is the same; other lines are parsed one by one.
+
+    Raises:
+        FormatError: as :func:`loads`, for the first line it refuses.
+    """
+    values = _bulk_objects(lines)
+    if values is not None:
+        yield from values
+        return
+    for position, line in enumerate(lines):
+        one = _bulk_objects([line])
+        yield one[0] if one is not None else loads(line, what=what(position))
+
+
 # Many small objects at C speed (JSON Lines records). A line is accepted here only when loads()
 # provably gives the same dict:
 # - msgspec decodes it (into dict[str, str | int | bool | None] with |int| <= 2**53 - 1 when
@@ -162,7 +182,7 @@ def _decoders() -> list[Any]:
     return _DECODERS
 
 
-def loads_objects(lines: Sequence[bytes]) -> list[dict[str, Any]] | None:
+def _bulk_objects(lines: Sequence[bytes]) -> list[dict[str, Any]] | None:
     """Parse many lines that each hold one JSON object, exactly as :func:`loads` would.
 
     Nothing is accepted that :func:`loads` refuses (see the comment above for why).

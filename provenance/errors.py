@@ -39,8 +39,39 @@ class InvalidURLError(FormatError):
     """
 
 
+class ParameterError(InputError):
+    """A parameter of a call has a value it does not accept.
+
+    The message names the parameter as the library calls it (``threshold 0: must be ...``); a
+    front end names its own option instead with :meth:`naming` (the CLI maps ``parameter`` to
+    the option that set it).
+    """
+
+    def __init__(self, parameter: str, detail: str, *, value: object = None) -> None:
+        self.parameter = parameter
+        """The parameter's name, e.g. ``expires_in``."""
+        self.value = value
+        """The value refused, when the message shows it."""
+        self.detail = detail
+        """What is wrong with it."""
+        super().__init__(self.naming(parameter))
+
+    def naming(self, label: str) -> str:
+        """Return the message with the parameter called ``label``."""
+        shown = label if self.value is None else f"{label} {self.value}"
+        return f"{shown}: {self.detail}"
+
+
 class KeyFormatError(InputError):
     """A key file cannot be loaded (wrong format, unsupported algorithm, bad passphrase)."""
+
+
+class PassphraseNeededError(KeyFormatError):
+    """A private key is encrypted and no passphrase was given."""
+
+
+class OutputExistsError(InputError):
+    """A file to write exists already, and replacing it was not asked for."""
 
 
 class UnsafePathError(InputError):

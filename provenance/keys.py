@@ -23,7 +23,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from provenance._files import atomic_write
-from provenance.errors import InputError, KeyFormatError, LocalIOError, SignatureError
+from provenance.errors import (
+    KeyFormatError,
+    LocalIOError,
+    OutputExistsError,
+    PassphraseNeededError,
+    SignatureError,
+)
 
 Algorithm = Literal["ed25519", "ecdsa-p256"]
 ALGORITHMS: tuple[Algorithm, ...] = ("ed25519", "ecdsa-p256")
@@ -145,15 +151,16 @@ class PrivateKey:
         """Load a PKCS#8 PEM private key, decrypting it with ``passphrase`` if given.
 
         Raises:
-            KeyFormatError: not a supported private key, encrypted without a passphrase, or the
+            PassphraseNeededError: encrypted, and no passphrase was given.
+            KeyFormatError: not a supported private key, or the
                 passphrase is wrong.
         """
         try:
             key = serialization.load_pem_private_key(pem, password=passphrase)
         except TypeError:
             if passphrase is None:
-                raise KeyFormatError(
-                    f"{what}: the key is encrypted; give its passphrase with --passphrase-env"
+                raise PassphraseNeededError(
+                    f"{what}: the key is encrypted; give its passphrase"
                 ) from None
             raise KeyFormatError(
                 f"{what}: the key is not encrypted but a passphrase was given"
@@ -261,14 +268,34 @@ def write_key_pair(
         The path of the public key file.
 
     Raises:
-        InputError: ``path`` exists and ``force`` is not set.
+        OutputExistsError: ``path`` exists and ``force`` is not set.
         LocalIOError: the files cannot be written.
     """
     public_path = path.with_name(path.name + ".pub")
     if not force:
         for existing in (path, public_path):
             if os.path.lexists(existing):
-                raise InputError(f"{existing}: already exists; use --force to overwrite")
+                raise OutputExistsError(f"{existing}: already exists")
     atomic_write(path, key.to_pem(passphrase=passphrase), mode=stat.S_IRUSR | stat.S_IWUSR)
     atomic_write(public_path, key.public.to_pem().encode("ascii"), mode=0o644)
     return public_path
+
+
+def generate_key_pair(
+    path: Path,
+    *,
+    algorithm: Algorithm = "ed25519",
+    passphrase: bytes | None = None,
+    force: bool = False,
+) -> tuple[PrivateKey, Path]:
+    """Generate a private key and write it to ``path`` and its public half to ``path.pub``.
+
+    Returns:
+        The key, and the path of the public key file.
+
+    Raises:
+        OutputExistsError: a file exists and ``force`` is not set (nothing is written).
+        LocalIOError: the files cannot be written.
+    """
+    key = PrivateKey.generate(algorithm)
+    return key, write_key_pair(key, path, passphrase=passphrase, force=force)

@@ -42,6 +42,8 @@ import numpy as np
 from provenance import fpindex
 from provenance.fingerprints import ContentPrints, content_prints
 from provenance.fpindex import FingerprintIndex
+from provenance.fpsidecar import open_sidecar
+from provenance.manifest import ManifestEntry
 
 if TYPE_CHECKING:
     from provenance.proofs import CardRef, ProofBuilder, ProofRequest
@@ -265,12 +267,13 @@ def open_for_lookup(
 ) -> Iterator[tuple[FingerprintIndex, ProofBuilder | None]]:
     """Open a manifest (and its fingerprint sidecar) for :func:`lookup_works`.
 
-    Without ``card``: the sidecar ``sidecar`` (or the one beside the manifest) is used if
-    present. With a verified ``card``: the manifest is read once, checked against the card
-    (digest, size, Merkle root) and every line read later is checked against the card's
-    leaves; the sidecar is used only if the card commits to its digest, else the lookup works
-    from the manifest alone (exact and normalized matches). Each fallback is passed to
-    ``warn`` as one sentence.
+    The sidecar (``sidecar``, or the one beside the manifest) is used as
+    :func:`provenance.fpsidecar.open_sidecar` decides: without ``card`` if present; with a
+    verified ``card`` only if the card commits to its digest, else the lookup works from the
+    manifest alone (exact and normalized matches). With ``card`` the manifest is read once
+    (:func:`provenance.proofs.read_against_card`), checked against the card (digest, size,
+    Merkle root), and every line read later is checked against the card's leaves. Each
+    fallback is passed to ``warn`` as one sentence.
 
     Yields:
         The index, and with ``card`` a :class:`~provenance.proofs.ProofBuilder` for proofs.
@@ -282,46 +285,27 @@ def open_for_lookup(
             card commits to.
     """
     if card is None:
-        with FingerprintIndex.open(manifest_path, sidecar) as index:
-            if not index.has_text_prints:
-                warn(
-                    f"no fingerprint index ({fpindex.sidecar_path(manifest_path)}): only exact"
-                    " and normalized matches can be found"
-                )
+        chosen = open_sidecar(manifest_path, None, sidecar=sidecar)
+        with FingerprintIndex.from_sidecar(manifest_path, chosen) as index:
+            if chosen.note is not None:
+                warn(chosen.note)
             yield index, None
         return
-    from provenance.proofs import ProofBuilder
+    from provenance.proofs import ProofBuilder, read_against_card
 
-    scan = fpindex.scan_manifest(manifest_path, leaves=True)
-    builder = ProofBuilder.from_scan(manifest_path, scan, card)
-    recorded = card.card.predicate["manifest"].get("fingerprints")
-    committed = recorded.get("sha256") if isinstance(recorded, dict) else None
-    candidate = sidecar or fpindex.sidecar_path(manifest_path)
-    present = sidecar is not None or candidate.exists() or candidate.is_symlink()
-    use: Path | None = None
-    if committed is None:
-        if present:
-            warn(
-                f"the card commits to no fingerprint index, so {candidate} is not used (no"
-                " trusted key signed it): only exact and normalized matches can be found"
-            )
-    elif not present:
-        warn(
-            f"the card commits to a fingerprint index but {candidate} does not exist:"
-            " near-duplicate and contained statuses are unavailable"
-        )
-    else:
-        use = candidate
-    if use is None:
-        index = FingerprintIndex.from_scan(manifest_path, scan, line_check=builder.check_line)
-    else:
-        index = FingerprintIndex.open(
-            manifest_path,
-            use,
-            scan=scan,
-            expected_sha256=committed,
-            line_check=builder.check_line,
-        )
+    def scan(entries: Iterator[ManifestEntry]) -> fpindex.ManifestScan:
+        # The digest is the card's: read_against_card releases the scan only if it is.
+        digest = card.commitment.manifest_sha256
+        return fpindex.scan_entries(entries, lambda: digest, leaves=True, what=manifest_path)
+
+    scanned = read_against_card(manifest_path, card, scan)
+    builder = ProofBuilder.from_scan(manifest_path, scanned, card)
+    chosen = open_sidecar(manifest_path, card.card, sidecar=sidecar)
+    if chosen.note is not None:
+        warn(chosen.note)
+    index = FingerprintIndex.from_sidecar(
+        manifest_path, chosen, scan=scanned, line_check=builder.check_line
+    )
     with index:
         yield index, builder
 

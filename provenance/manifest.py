@@ -1565,7 +1565,7 @@ def parse_shard(text: str) -> tuple[int, int]:
     """
     match = re.fullmatch(r"(\d+)/(\d+)", text)
     if not match or not 0 <= int(match[1]) < int(match[2]):
-        raise InputError(f"--shard {text!r}: expected K/N with 0 <= K < N, e.g. 0/4")
+        raise InputError(f"shard {text!r}: expected K/N with 0 <= K < N, e.g. 0/4")
     return int(match[1]), int(match[2])
 
 

@@ -4,21 +4,26 @@ Columns: ``id``, ``url``, exactly one of ``text`` / ``path`` / ``sha256``, and o
 ``source``, ``license``, ``rightsHolder`` and ``size``. The first five may have other names in a
 file (:class:`Columns`: a ``link`` column holding the URLs). Other columns are kept (for writing
 filtered copies) but otherwise ignored. Rows are streamed: memory does not grow with the file.
+JSON Lines are parsed by the strict parser (:func:`provenance._json.loads_lines`); a row of any
+format becomes a :class:`Record` one way (a typed msgspec decode, then the rules beyond types).
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import itertools
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+import msgspec
 
 from provenance import _json
 from provenance._files import open_input
@@ -27,7 +32,6 @@ from provenance.errors import FormatError, InputError, LocalIOError, UnsafePathE
 RecordFormat = Literal["jsonl", "csv", "parquet"]
 MAX_RECORD_BYTES = 256 * 1024 * 1024
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_KNOWN = ("id", "url", "text", "path", "sha256", "source", "license", "rightsHolder", "size")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +71,7 @@ class Columns:
 DEFAULT_COLUMNS = Columns()
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(msgspec.Struct, frozen=True):
     """One row. ``raw`` is the row as read (the JSON line's bytes, or a dict for CSV/Parquet)."""
 
     number: int
@@ -102,68 +105,162 @@ def detect_format(path: Path) -> RecordFormat:
     )
 
 
-def _optional_str(row: dict[str, Any], key: str, where: str) -> str | None:
-    value = row.get(key)
+# ----------------------------------------------------------------------------------------------
+# One row to one record. Every format goes through _record: msgspec checks the fields' types
+# (_Fields), then the rules types cannot say are checked on the typed values. A refused row is
+# named by _problem, which looks at the fields in a fixed order (id, text, path, sha256, one of
+# those three, size, url, source, license, rightsHolder) with the same types and rules, so that a
+# row with several faults is always named by the same one.
+
+_NonEmptyStr = Annotated[str, msgspec.Meta(min_length=1)]
+
+
+class _Fields(msgspec.Struct, frozen=True, rename={"rights_holder": "rightsHolder"}):
+    """A row's fields, typed. Other columns are ignored; an empty string or a null is absent."""
+
+    id: _NonEmptyStr
+    url: str | None = None
+    text: str | None = None
+    path: str | None = None
+    sha256: str | None = None
+    source: str | None = None
+    license: str | None = None
+    rights_holder: str | None = None
+    size: int | str | None = None  # a CSV cell holds the digits as text
+
+
+_FIELD_TYPES = {field.encode_name: field.type for field in msgspec.structs.fields(_Fields)}
+KNOWN_COLUMNS = tuple(_FIELD_TYPES)
+"""The columns a records file may have under their own names (in :class:`Columns` order)."""
+_STRING_FIELDS = ("text", "path", "sha256")  # in the order _problem looks at them
+_METADATA_FIELDS = ("url", "source", "license", "rightsHolder")
+_SIZE_PROBLEM = "'size' must be a non-negative integer"
+
+
+def _project(row: dict[str, Any], columns: Columns) -> dict[str, Any]:
+    """The fields of ``row`` under their own names, read from the columns ``columns`` names."""
+    named = {"id": columns.id, "url": columns.url, "text": columns.text, "path": columns.path}
+    named["sha256"] = columns.sha256
+    fields = {name: row.get(column) for name, column in named.items()}
+    fields.update((name, row.get(name)) for name in ("source", "license", "rightsHolder", "size"))
+    return fields
+
+
+def _size(value: int | str | None) -> int | None:
+    """The size a typed ``size`` field gives; ValueError if it is not a non-negative integer."""
     if value is None or value == "":
         return None
-    if not isinstance(value, str):
-        raise FormatError(f"{where}: column {key!r} must be a string")
+    if isinstance(value, str):
+        if not value.isdecimal():
+            raise ValueError(value)
+        value = int(value)  # (ValueError too past Python's limit on digits)
+    if value < 0:
+        raise ValueError(value)
     return value
 
 
-def _to_record(
-    row: dict[str, Any],
-    number: int,
-    where: str,
-    raw: Any,
-    *,
-    empty_is_missing: bool = False,
-    columns: Columns = DEFAULT_COLUMNS,
-) -> Record:
-    record_id = row.get(columns.id)
-    if not isinstance(record_id, str) or not record_id:
-        raise FormatError(f"{where}: missing or empty {columns.id!r}")
-    text = row.get(columns.text)
-    if empty_is_missing and text == "":
-        # A CSV cell cannot tell an empty text from a missing one: treat it as missing.
-        text = None
-    if text is not None and not isinstance(text, str):
-        raise FormatError(f"{where}: column {columns.text!r} must be a string")
-    path = _optional_str(row, columns.path, where)
-    digest = _optional_str(row, columns.sha256, where)
+def _content_problem(
+    record_id: str, text: str | None, path: str | None, digest: str | None, columns: Columns
+) -> str | None:
+    """What is wrong with a record's content fields (absent ones are None), or None."""
+    if (text is None) + (path is None) + (digest is None) == 2:
+        if digest is None or _HEX64.fullmatch(digest):
+            return None
+        return f"{columns.sha256!r} must be 64 lowercase hex digits"
     given = [
         name
         for name, value in ((columns.text, text), (columns.path, path), (columns.sha256, digest))
         if value is not None
     ]
-    if len(given) != 1:
-        wanted = ", ".join(repr(c) for c in (columns.text, columns.path, columns.sha256))
-        raise FormatError(
-            f"{where}: record {record_id!r} needs exactly one of {wanted}"
-            f" (has {', '.join(given) or 'none'})"
-        )
-    if digest is not None and not _HEX64.fullmatch(digest):
-        raise FormatError(f"{where}: {columns.sha256!r} must be 64 lowercase hex digits")
-    size = row.get("size")
-    if size == "" or size is None:
-        size = None
-    elif isinstance(size, str) and size.isdigit():
-        size = int(size)
-    elif not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise FormatError(f"{where}: 'size' must be a non-negative integer")
+    wanted = ", ".join(repr(c) for c in (columns.text, columns.path, columns.sha256))
+    return f"record {record_id!r} needs exactly one of {wanted} (has {', '.join(given) or 'none'})"
+
+
+def _record(
+    row: dict[str, Any],
+    number: int,
+    raw: Any,
+    place: str,
+    columns: Columns = DEFAULT_COLUMNS,
+    *,
+    empty_is_missing: bool = False,
+) -> Record:
+    """Return the record ``row`` holds (its fields in ``columns``; ``raw`` is kept as read).
+
+    With ``empty_is_missing`` (CSV), an empty text is no text: a cell cannot tell them apart.
+
+    Raises:
+        FormatError: ``{place}{number}: `` and what is wrong (see :func:`_problem`).
+    """
+    fields = row if columns is DEFAULT_COLUMNS else _project(row, columns)
+    try:
+        typed = msgspec.convert(fields, _Fields)
+    except msgspec.ValidationError:
+        problem = _problem(fields, columns, empty_is_missing)
+        raise FormatError(f"{place}{number}: {problem}") from None
+    text = typed.text
+    if empty_is_missing and text == "":
+        text = None
+    path = typed.path or None
+    digest = typed.sha256 or None
+    fault = _content_problem(typed.id, text, path, digest, columns)
+    if fault is not None:  # the types are right: this is the row's first fault
+        raise FormatError(f"{place}{number}: {fault}")
+    try:
+        size = _size(typed.size)
+    except ValueError:
+        raise FormatError(f"{place}{number}: {_SIZE_PROBLEM}") from None
     return Record(
-        number=number,
-        id=record_id,
-        url=_optional_str(row, columns.url, where),
-        text=text,
-        path=path,
-        sha256=digest,
-        source=_optional_str(row, "source", where),
-        license=_optional_str(row, "license", where),
-        rights_holder=_optional_str(row, "rightsHolder", where),
-        size=size,
-        raw=raw,
+        number,
+        typed.id,
+        typed.url or None,
+        text,
+        path,
+        digest,
+        typed.source or None,
+        typed.license or None,
+        typed.rights_holder or None,
+        size,
+        raw,
     )
+
+
+def _problem(fields: dict[str, Any], columns: Columns, empty_is_missing: bool) -> str:
+    """Name the first fault of a row :func:`_record` refuses (``fields`` by their own names)."""
+
+    def refused(name: str) -> bool:
+        try:
+            msgspec.convert(fields.get(name), _FIELD_TYPES[name])
+        except msgspec.ValidationError:
+            return True
+        return False
+
+    if refused("id"):
+        return f"missing or empty {columns.id!r}"
+    for name in _STRING_FIELDS:
+        if refused(name):
+            return f"column {getattr(columns, name)!r} must be a string"
+    text = fields.get("text")
+    problem = _content_problem(
+        fields["id"],
+        None if empty_is_missing and text == "" else text,
+        fields.get("path") or None,
+        fields.get("sha256") or None,
+        columns,
+    )
+    if problem is not None:
+        return problem
+    if refused("size"):
+        return _SIZE_PROBLEM
+    try:
+        _size(fields.get("size"))
+    except ValueError:
+        return _SIZE_PROBLEM
+    for name in _METADATA_FIELDS:
+        if refused(name):
+            column = columns.url if name == "url" else name
+            return f"column {column!r} must be a string"
+    raise AssertionError(f"no fault found in a refused row: {fields!r}")  # pragma: no cover
 
 
 def _open(path: Path) -> io.BufferedReader:
@@ -188,6 +285,8 @@ def iter_records(
         FormatError: a malformed row, or a repeated id (the line or row number is named).
     """
     fmt = fmt or detect_format(path)
+    if columns == DEFAULT_COLUMNS:
+        columns = DEFAULT_COLUMNS  # this very object: _record then reads rows as they are
     if fmt == "jsonl":
         records = _iter_jsonl(path, columns)
     elif fmt == "csv":
@@ -244,75 +343,59 @@ def file_columns(path: Path, fmt: RecordFormat | None = None, *, sample: int = 1
     return list(names)
 
 
-# JSON Lines are read in blocks of whole lines. A block whose lines are all objects is decoded
-# in bulk by _json.loads_objects, which answers only when _json.loads would give the same dicts;
-# any other block (a blank line, a line loads_objects leaves to loads) is read line by line as
-# before, which also finds and names a bad line. Each record is yielded before the next line is
-# judged.
+# JSON Lines are read in blocks of whole lines; _json.loads_lines parses a block's lines (at C
+# speed when it can, always as _json.loads would: the same values, the same error at the same
+# line), and each record is yielded before the next line is judged.
 _READ_BLOCK = 1 << 20
-_FIELDS = (
-    "number", "id", "url", "text", "path", "sha256", "source", "license", "rights_holder",
-    "size", "raw",
-)  # fmt: skip
 
 
 def _iter_jsonl(path: Path, columns: Columns) -> Iterator[Record]:
-    flat = columns == DEFAULT_COLUMNS  # the usual names: the fast constructor applies
+    place = f"{path}:"
     with _open(path) as handle:
         try:
-            number = 0
+            number = 0  # of the line before the block
             for block in _line_blocks(handle):
                 lines = block.split(b"\n")
                 ended = not lines[-1]  # the block ends with a newline: no line after it
                 if ended:
                     lines.pop()
-                rows = None
-                if len(block) <= MAX_RECORD_BYTES:  # then no line is longer
-                    if b"\r" in block:
-                        lines = list(map(bytes.rstrip, lines, itertools.repeat(b"\r\n")))
-                    rows = _json.loads_objects(lines)
-                if rows is None:
-                    yield from _jsonl_lines(lines, number, path, ended, columns)
-                elif flat:
-                    for row, line in zip(rows, lines, strict=True):
-                        number += 1
-                        yield _flat_record(row, number, line) or _to_record(
-                            row, number, f"{path}:{number}", line
-                        )
-                    continue
-                else:
-                    for row, line in zip(rows, lines, strict=True):
-                        number += 1
-                        yield _to_record(row, number, f"{path}:{number}", line, columns=columns)
-                    continue
+                first = number + 1
                 number += len(lines)
+                too_long = _too_long(lines, ended) if len(block) > MAX_RECORD_BYTES else None
+                if too_long is not None:
+                    del lines[too_long:]  # the lines before it are read first
+                if b"\r" in block:
+                    lines = list(map(bytes.rstrip, lines, itertools.repeat(b"\r\n")))
+                numbers: Sequence[int] = range(first, first + len(lines))
+                if not all(map(bytes.strip, lines)):  # blank lines hold no record
+                    kept = [k for k, line in enumerate(lines) if line.strip()]
+                    lines = [lines[k] for k in kept]
+                    numbers = [numbers[k] for k in kept]
+                values = _json.loads_lines(lines, what=functools.partial(_where, place, numbers))
+                for value, line, line_number in zip(values, lines, numbers, strict=True):
+                    if value.__class__ is not dict:
+                        raise FormatError(f"{place}{line_number}: each line must be a JSON object")
+                    yield _record(value, line_number, line, place, columns)
+                if too_long is not None:
+                    raise FormatError(
+                        f"{place}{first + too_long}: record larger than {MAX_RECORD_BYTES} bytes"
+                    )
         except OSError as exc:
             raise LocalIOError(f"{path}: cannot read: {exc.strerror}") from None
 
 
-def _jsonl_lines(
-    lines: list[bytes],
-    number: int,
-    path: Path,
-    ended: bool,
-    columns: Columns = DEFAULT_COLUMNS,
-) -> Iterator[Record]:
-    """Read ``lines`` (numbered after ``number``) one at a time; the last one ended with a
-    newline if ``ended``."""
+def _where(place: str, numbers: Sequence[int], position: int) -> str:
+    return f"{place}{numbers[position]}"
+
+
+def _too_long(lines: list[bytes], ended: bool) -> int | None:
+    """The position of the first line longer than MAX_RECORD_BYTES (its newline counted; the
+    last line ended with one if ``ended``), or None."""
     last = len(lines) - 1
     for position, line in enumerate(lines):
-        number += 1
-        where = f"{path}:{number}"
         if len(line) + (position < last or ended) > MAX_RECORD_BYTES:
-            raise FormatError(f"{where}: record larger than {MAX_RECORD_BYTES} bytes")
-        stripped = line.rstrip(b"\r\n")
-        if not stripped.strip():
-            continue
-        bulk = _json.loads_objects([stripped])  # the same answer when it gives one
-        row = bulk[0] if bulk is not None else _json.loads(stripped, what=where)
-        if not isinstance(row, dict):
-            raise FormatError(f"{where}: each line must be a JSON object")
-        yield _to_record(row, number, where, stripped, columns=columns)
+            return position
+    return None
 
 
 def _line_blocks(handle: io.BufferedReader) -> Iterator[bytes]:
@@ -346,76 +429,6 @@ def _line_blocks(handle: io.BufferedReader) -> Iterator[bytes]:
         pending = len(data) - cut
 
 
-_NEW_RECORD = object.__new__
-(
-    _SET_NUMBER, _SET_ID, _SET_URL, _SET_TEXT, _SET_PATH, _SET_SHA256, _SET_SOURCE,
-    _SET_LICENSE, _SET_RIGHTS_HOLDER, _SET_SIZE, _SET_RAW,
-) = (getattr(Record, name).__set__ for name in _FIELDS)  # fmt: skip
-
-
-def _flat_record(row: dict[str, Any], number: int, raw: bytes) -> Record | None:
-    """The Record :func:`_to_record` makes of a JSON Lines row in the usual case, or None for
-    anything unusual, which :func:`_to_record` then judges (and names what is wrong).
-
-    The Record's slots are set directly: the frozen dataclass's ``__init__`` would cost more
-    than everything else done per record while reading.
-    """
-    get = row.get
-    record_id, text, url, path = get("id"), get("text"), get("url"), get("path")
-    digest, source, license_, holder = get("sha256"), get("source"), get("license"), None
-    if type(record_id) is not str or not record_id:
-        return None
-    if text is not None and type(text) is not str:
-        return None
-    # The optional strings: absent, null or "" is None; anything but a string is an error.
-    if url is not None:
-        if type(url) is not str:
-            return None
-        url = url or None
-    if path is not None:
-        if type(path) is not str:
-            return None
-        path = path or None
-    if digest is not None:
-        if type(digest) is not str:
-            return None
-        digest = digest or None
-    if source is not None:
-        if type(source) is not str:
-            return None
-        source = source or None
-    if license_ is not None:
-        if type(license_) is not str:
-            return None
-        license_ = license_ or None
-    if "rightsHolder" in row:
-        holder = row["rightsHolder"]
-        if holder is not None:
-            if type(holder) is not str:
-                return None
-            holder = holder or None
-    if (text is not None) + (path is not None) + (digest is not None) != 1:
-        return None
-    if digest is not None and not _HEX64.fullmatch(digest):
-        return None
-    size = get("size")
-    if size is not None and (type(size) is not int or size < 0):
-        return None
-    record = _NEW_RECORD(Record)
-    _SET_NUMBER(record, number)
-    _SET_ID(record, record_id)
-    _SET_URL(record, url)
-    _SET_TEXT(record, text)
-    _SET_PATH(record, path)
-    _SET_SHA256(record, digest)
-    _SET_SOURCE(record, source)
-    _SET_LICENSE(record, license_)
-    _SET_RIGHTS_HOLDER(record, holder)
-    _SET_SIZE(record, size)
-    _SET_RAW(record, raw)
-    return record
-
-
 def _iter_csv(path: Path, columns: Columns) -> Iterator[Record]:
     csv.field_size_limit(min(sys.maxsize, MAX_RECORD_BYTES))
     with _open(path) as binary:
@@ -426,18 +439,12 @@ def _iter_csv(path: Path, columns: Columns) -> Iterator[Record]:
                 raise FormatError(f"{path}: CSV header must name an {columns.id!r} column")
             if len(set(reader.fieldnames)) != len(reader.fieldnames):
                 raise FormatError(f"{path}: CSV header repeats a column name")
+            place = f"{path}:"
             for row in reader:
-                where = f"{path}:{reader.line_num}"
                 if None in row:
+                    where = f"{place}{reader.line_num}"
                     raise FormatError(f"{where}: more fields than the header names")
-                yield _to_record(
-                    dict(row),
-                    reader.line_num,
-                    where,
-                    dict(row),
-                    empty_is_missing=True,
-                    columns=columns,
-                )
+                yield _record(row, reader.line_num, row, place, columns, empty_is_missing=True)
         except csv.Error as exc:
             raise FormatError(f"{path}: malformed CSV: {exc}") from None
         except UnicodeDecodeError:
@@ -458,11 +465,12 @@ def _iter_parquet(path: Path, columns: Columns) -> Iterator[Record]:
     except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for corrupt files
         raise FormatError(f"{path}: not a readable Parquet file: {exc}") from None
     number = 0
+    place = f"{path}: row "
     try:
         for batch in parquet.iter_batches(batch_size=8192):
             for row in batch.to_pylist():
                 number += 1
-                yield _to_record(row, number, f"{path}: row {number}", row, columns=columns)
+                yield _record(row, number, row, place, columns)
     except (OSError, ValueError) as exc:
         raise FormatError(f"{path}: cannot read Parquet rows: {exc}") from None
 
@@ -500,6 +508,3 @@ def text_digest(text: str) -> tuple[str, int]:
     except UnicodeEncodeError:
         raise FormatError("text holds a lone surrogate") from None
     return hashlib.sha256(data).hexdigest(), len(data)
-
-
-KNOWN_COLUMNS = _KNOWN

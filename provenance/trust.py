@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal
 
 from provenance import _json, schema
@@ -318,3 +319,70 @@ class TrustStore:
         lists = dict(self.lists)
         lists[list_name] = replace(lists.get(list_name, ListPolicy(list_name)), required=True)
         return TrustStore(self.keys, lists)
+
+
+# ----------------------------------------------------------------------------------------------
+# I/O shell: trust store files
+
+
+def read_trust_store(path: Path) -> TrustStore:
+    """Read and check the trust store at ``path``.
+
+    Raises:
+        InputError: missing, unreadable, not a regular file, or larger than
+            :data:`MAX_TRUST_STORE_BYTES`.
+        FormatError, SchemaError: not a valid trust store.
+    """
+    from provenance._files import read_bytes
+
+    return TrustStore.from_json(read_bytes(path, limit=MAX_TRUST_STORE_BYTES), what=str(path))
+
+
+def _write_trust_store(path: Path, store: TrustStore) -> None:
+    from provenance._files import atomic_write
+
+    atomic_write(path, store.to_json())
+
+
+def add_trusted_key(
+    trust_path: Path,
+    public_key_path: Path,
+    *,
+    name: str,
+    role: Role,
+    list_name: str | None = None,
+    threshold: int | None = None,
+) -> PublicKey:
+    """Trust the public key at ``public_key_path`` for ``role`` in the store at ``trust_path``
+    (created if missing), as :meth:`TrustStore.with_key` does.
+
+    Returns:
+        The key now trusted.
+
+    Raises:
+        InputError: see :meth:`TrustStore.with_key` and :func:`read_trust_store`.
+        KeyFormatError: the key file is not a public key.
+        LocalIOError: the store cannot be written.
+    """
+    from provenance.keys import load_public_key
+
+    store = read_trust_store(trust_path) if trust_path.exists() else TrustStore()
+    key = load_public_key(public_key_path)
+    store = store.with_key(key, name=name, role=role, list_name=list_name, threshold=threshold)
+    _write_trust_store(trust_path, store)
+    return key
+
+
+def require_list(trust_path: Path, list_name: str) -> TrustStore:
+    """Make the store at ``trust_path`` require cards to have applied ``list_name``.
+
+    Returns:
+        The store written.
+
+    Raises:
+        InputError, FormatError, SchemaError: see :func:`read_trust_store`.
+        LocalIOError: the store cannot be written.
+    """
+    store = read_trust_store(trust_path).with_required(list_name)
+    _write_trust_store(trust_path, store)
+    return store

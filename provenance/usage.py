@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from provenance._files import file_sha256
-from provenance.card import SourceAssigner
-from provenance.errors import DigestMismatchError, FormatError, InputError
-from provenance.licenses import normalize_license
+from provenance.card import SourceAssigner, SourceLike, entry_license
+from provenance.errors import DigestMismatchError, InputError
 from provenance.manifest import ManifestEntry, ManifestSummary, iter_manifest
 from provenance.proofs import CardRef
 
@@ -120,7 +119,7 @@ def _share(part: int, whole: int) -> float:
 
 def usage(
     entries: Iterable[ManifestEntry],
-    sources: Sequence[Mapping[str, Any]],
+    sources: Sequence[SourceLike],
     *,
     by: By,
     card: Mapping[str, Any] | None = None,
@@ -135,33 +134,24 @@ def usage(
         FormatError: an entry's license is not a valid SPDX expression.
     """
     if by not in BY_CHOICES:
-        raise InputError(f"--by {by!r}: expected one of {', '.join(BY_CHOICES)}")
+        raise InputError(f"grouping {by!r}: expected one of {', '.join(BY_CHOICES)}")
     assigner = SourceAssigner(sources)
-    by_id = {s["id"]: s for s in sources}
     counts: dict[str, list[int]] = {}
     members: dict[str, set[str]] = {}
     if by == "source":
-        for source in sources:
-            counts[source["id"]] = [0, 0]
-            members[source["id"]] = {source["id"]}
+        for source in assigner.sources:
+            counts[source.id] = [0, 0]
+            members[source.id] = {source.id}
     total_records = total_bytes = 0
     for entry in entries:
-        source_id = assigner.assign(entry)
-        source = by_id[source_id]
+        source = assigner.source_of(entry)
+        source_id = source.id
         if by == "source":
             group = source_id
         elif by == "license":
-            if entry.license is None:
-                group = source["license"]
-            else:
-                try:
-                    group = normalize_license(entry.license)
-                except FormatError as exc:
-                    raise FormatError(f"entry {entry.id!r}: {exc}") from None
+            group = entry_license(entry, source)
         else:
-            group = (
-                entry.rightsHolder or source.get("rightsHolder") or f"unknown (source {source_id})"
-            )
+            group = entry.rightsHolder or source.rights_holder or f"unknown (source {source_id})"
         size = entry.size or 0
         tally = counts.setdefault(group, [0, 0])
         tally[0] += 1
@@ -215,11 +205,11 @@ def usage_report(manifest_path: Path, card: CardRef, *, by: By) -> UsageReport:
     predicate = card.card.predicate
     report = usage(
         iter_manifest(manifest_path, on_summary=summaries.append),
-        predicate["sources"],
+        predicate.sources,
         by=by,
         card={
-            "name": predicate["name"],
-            "version": predicate["version"],
+            "name": predicate.name,
+            "version": predicate.version,
             "statementSha256": commitment.statement_sha256,
             "manifestSha256": commitment.manifest_sha256,
         },

@@ -9,6 +9,7 @@ the manifest's under another path) are counted and listed by path (:class:`DataD
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 from collections.abc import Callable
@@ -17,11 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from provenance import manifest as manifest_module
-from provenance._files import file_sha256
 from provenance._units import format_size
 from provenance.card import VerifiedCard, tally, verify_card
 from provenance.envelope import Envelope
 from provenance.errors import DocumentTypeError, InputError, ProvenanceError, SignatureError
+from provenance.fpsidecar import SidecarMismatchError, open_sidecar
+from provenance.lists.audit import ListFinding
 from provenance.manifest import ManifestSummary
 from provenance.trust import TrustStore
 
@@ -47,8 +49,8 @@ class Report:
     """Everything ``verify`` found. ``ok`` is False if any check failed or any violation exists."""
 
     checks: list[Check] = field(default_factory=list)
-    violations: list[dict[str, Any]] = field(default_factory=list)
-    newly_listed: list[dict[str, Any]] = field(default_factory=list)
+    violations: list[ListFinding] = field(default_factory=list)
+    newly_listed: list[ListFinding] = field(default_factory=list)
     strict: bool = False
     card: VerifiedCard | None = None
     data: DataDiff | None = None
@@ -70,8 +72,8 @@ class Report:
         document: dict[str, Any] = {
             "ok": self.ok,
             "checks": [c.to_dict() for c in self.checks],
-            "violations": self.violations,
-            "newly_listed": self.newly_listed,
+            "violations": [v.to_dict() for v in self.violations],
+            "newly_listed": [n.to_dict() for n in self.newly_listed],
         }
         if self.data is not None:
             document["data"] = self.data.to_dict()
@@ -114,11 +116,9 @@ def verify(
         FormatError: the verified payload is not a valid card.
     """
     if data_dir is not None and manifest_path is None:
-        raise InputError("--data needs --manifest: the files are checked against the manifest")
+        raise InputError("a data directory needs a manifest: its files are checked against it")
     if lists is not None and manifest_path is None:
-        raise InputError(
-            "--lists needs --manifest: the manifest entries are checked against the lists"
-        )
+        raise InputError("exclusion lists need a manifest: its entries are checked against them")
     report = Report(strict=strict)
     try:
         card = verify_card(envelope, trust, at=at, what=what)
@@ -159,18 +159,9 @@ def _check_required_lists(report: Report, card: VerifiedCard, trust: TrustStore)
     apply a required list fails whether or not the lists themselves are checked.
     """
     required = sorted(name for name, policy in trust.lists.items() if policy.required)
-    applied = {claim["name"] for claim in card.predicate["exclusions"]}
+    applied = {claim.name for claim in card.predicate.exclusions}
     missing = [name for name in required if name not in applied]
-    for name in missing:
-        report.violations.append(
-            {
-                "id": None,
-                "list": name,
-                "version": None,
-                "entry": None,
-                "reason": "the trust store requires this list; the card did not apply it",
-            }
-        )
+    report.violations.extend(ListFinding.required_not_applied(name) for name in missing)
     if not required:
         detail = "the trust store requires no list"
     elif missing:
@@ -191,7 +182,7 @@ def _check_lists(
     from provenance.lists.audit import audit_lists
 
     audit = audit_lists(
-        card.predicate["exclusions"],
+        card.predicate.exclusions,
         trust,
         manifest_module.iter_manifest(manifest_path),
         lists,
@@ -216,10 +207,10 @@ def _check_manifest(
         loaded.entries
         if loaded is not None
         else manifest_module.iter_manifest(manifest_path, on_summary=summaries.append),
-        card.predicate["sources"],
+        card.predicate.sources,
     )
     summary = loaded.summary if loaded is not None else summaries[0]
-    committed = card.predicate["manifest"]
+    committed = card.predicate.manifest
     report.add(
         "manifest digest",
         summary.digest == card.manifest_digest,
@@ -227,26 +218,26 @@ def _check_manifest(
         + ("" if summary.digest == card.manifest_digest else f", card says {card.manifest_digest}"),
     )
     for name, actual, expected, shown, said in (
-        ("manifest entries", summary.entries, committed["entries"], None, None),
+        ("manifest entries", summary.entries, committed.entries, None, None),
         (
             "manifest bytes",
             summary.total_bytes,
-            committed["bytes"],
+            committed.bytes,
             format_size(summary.total_bytes),
-            format_size(committed["bytes"]),
+            format_size(committed.bytes),
         ),
-        ("merkle root", summary.root, committed["merkleRoot"], None, None),
+        ("merkle root", summary.root, committed.merkle_root, None, None),
     ):
         shown = shown or f"{actual}"
         detail = shown if actual == expected else f"{shown}, card says {said or expected}"
         report.add(name, actual == expected, detail)
     mismatched = [
-        source["id"]
-        for source in card.predicate["sources"]
-        if counts.by_source.get(source["id"]) != (source["records"], source["bytes"])
+        source.id
+        for source in card.predicate.sources
+        if counts.by_source.get(source.id) != (source.records, source.bytes)
     ]
-    _check_fingerprint_index(report, committed.get("fingerprints"), manifest_path)
-    claimed = {e["license"]: (e["records"], e["bytes"]) for e in card.predicate["licenses"]}
+    _check_fingerprint_index(report, card, manifest_path)
+    claimed = {e.license: (e.records, e.bytes) for e in card.predicate.licenses}
     licenses_ok = claimed == counts.by_license
     report.add(
         "sources and licenses",
@@ -258,27 +249,26 @@ def _check_manifest(
     )
 
 
-def _check_fingerprint_index(
-    report: Report, committed: dict[str, Any] | None, manifest_path: Path
-) -> None:
+def _check_fingerprint_index(report: Report, card: VerifiedCard, manifest_path: Path) -> None:
     """Hold the sidecar fingerprint index beside the manifest against the card, if both exist.
 
     The sidecar is optional (lookups without it give exact and normalized matches only), so its
     absence is reported, not failed; a sidecar that differs from the one committed fails.
     """
-    if committed is None:
+    try:
+        sidecar = open_sidecar(manifest_path, card)
+    except SidecarMismatchError as exc:
+        detail = f"{exc.path.name} sha256 {exc.actual}, card says {exc.expected}"
+        report.add("fingerprint index", False, detail)
         return
-    # The name fpindex.sidecar_path gives, without importing numpy for it.
-    sidecar = manifest_path.with_name(manifest_path.name + ".fp")
-    if not sidecar.exists():
-        report.add("fingerprint index", True, f"not checked: no {sidecar.name} beside the manifest")
-        return
-    digest = file_sha256(sidecar)
-    ok = digest == committed["sha256"]
-    detail = f"{sidecar.name} sha256 {digest}"
-    report.add(
-        "fingerprint index", ok, detail if ok else f"{detail}, card says {committed['sha256']}"
-    )
+    with sidecar:
+        if sidecar.committed is None:
+            return
+        name = sidecar.path.name
+        if not sidecar.used:
+            report.add("fingerprint index", True, f"not checked: no {name} beside the manifest")
+            return
+        report.add("fingerprint index", True, f"{name} sha256 {sidecar.sha256()}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -481,3 +471,34 @@ def _find_moves(
             left.append(ref)
     paired = {old for old, _ in moved}
     return [m for m in missing if m not in paired], left, moved
+
+
+
+def verify_file(
+    signed_path: Path,
+    trust: TrustStore,
+    *,
+    at: dt.datetime,
+    lists: str | None = None,
+    **checks: Any,
+) -> Report:
+    """Read the signed card at ``signed_path`` and :func:`verify` it.
+
+    ``lists`` is where the exclusion lists come from: a list cache directory, or a list
+    repository URL (fetched into a temporary cache, verified against ``trust``; see
+    :func:`provenance.lists.audit.open_list_source`). ``checks`` are :func:`verify`'s other
+    keyword arguments (``manifest_path``, ``data_dir``, ``strict``, ...).
+
+    Raises:
+        InputError, FormatError: the card file is missing, malformed or not signed; and as
+            :func:`verify`.
+        FetchError, SignatureError, ...: fetching the lists from a URL failed.
+    """
+    from provenance.card import read_signed_card
+    from provenance.lists.audit import open_list_source
+
+    envelope = read_signed_card(signed_path)
+    with contextlib.ExitStack() as stack:
+        if lists is not None:
+            checks["lists"] = stack.enter_context(open_list_source(lists, trust, at=at))
+        return verify(envelope, trust, at=at, what=str(signed_path), **checks)

@@ -427,7 +427,7 @@ def synthetic_card(
     statement = card.build_statement(
         spec, entries, lambda: summary, manifest_name=manifest.name, created=AT
     )
-    payload = _json.canonical(statement)
+    payload = _json.canonical(statement.to_dict())
     signed = directory / "signed.json"
     signed.write_bytes(sign_envelope(card.PAYLOAD_TYPE, payload, [key]).to_json())
     digests = [entry.sha256 for entry in entries]

@@ -91,7 +91,7 @@ def test_jsonl_kept_removed_and_report(assoc: Association, tmp_path: Path) -> No
         removed_path=tmp_path / "removed.jsonl",
         report_path=tmp_path / "report.json",
         at=AT,
-    )
+    ).to_dict()
     assert ids_jsonl(tmp_path / "kept.jsonl") == KEPT
     assert ids_jsonl(tmp_path / "removed.jsonl") == REMOVED
     # Kept lines are the input lines, byte for byte.
@@ -132,7 +132,7 @@ def test_newest_version_by_default(assoc: Association, tmp_path: Path) -> None:
     assert [(c.list.name, c.list.version) for c in cached] == [("optout", 1), ("piracy", 2)]
     report = apply_lists(
         source, cached, kept_path=tmp_path / "k.jsonl", removed_path=None, report_path=None, at=AT
-    )
+    ).to_dict()
     assert "r01" not in ids_jsonl(tmp_path / "k.jsonl")  # news.example was added in v2
     assert report["records"]["kept"] == 3
 
@@ -197,7 +197,7 @@ def test_directory_by_content_and_normalized_text(assoc: Association, tmp_path: 
         removed_path=tmp_path / "removed.txt",
         report_path=None,
         at=AT,
-    )
+    ).to_dict()
     assert (tmp_path / "kept.txt").read_text().splitlines() == ["a.txt", "image.bin"]
     assert (tmp_path / "removed.txt").read_text().splitlines() == [
         "sub/essay.txt",
@@ -236,7 +236,7 @@ def test_records_with_path_and_sha256_columns(assoc: Association, tmp_path: Path
     report = apply_lists(
         source, cached, kept_path=tmp_path / "k.jsonl", removed_path=None, report_path=None,
         at=AT, keep_missing_url=True,
-    )  # fmt: skip
+    ).to_dict()  # fmt: skip
     assert ids_jsonl(tmp_path / "k.jsonl") == ["p2", "s2"]
     # The matched ones were removed by content; the two kept are counted as unchecked by URL.
     assert report["records"]["missingUrl"] == 2

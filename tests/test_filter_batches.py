@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from provenance.errors import FormatError, InvalidURLError
-from provenance.filter import Tally, _record_digests, apply_lists
+from provenance.filter import Tally, apply_lists
+from provenance.filter._digests import record_digests as _record_digests
 from provenance.lists.cache import CachedList
 from provenance.lists.match import NO_MATCH, Hit, ListIndex, RecordMatch
 from provenance.lists.model import ExclusionList, ListEntry
@@ -194,7 +195,7 @@ def test_filter_many_records_end_to_end(tmp_path: Path) -> None:
         removed_path=tmp_path / "removed.jsonl",
         report_path=None,
         at=ISSUED,
-    )
+    ).to_dict()
     gone = set(removed)
     kept = [line for line in lines if line not in gone]
     assert (tmp_path / "kept.jsonl").read_bytes() == b"\n".join(kept) + b"\n"

@@ -345,7 +345,7 @@ def test_inverted_index_equals_sorting_the_pairs(values: list[list[int]]) -> Non
     numbers = [3 * k + 1 for k in range(len(values))]
     texts = [np.array(v, dtype=np.uint64) for v in values]
     kept = [(n, t) for n, t in zip(numbers, texts, strict=True) if len(t)]
-    fp_hash, fp_entry = fpindex._inverted_index([n for n, _ in kept], [t for _, t in kept])
+    fp_hash, fp_entry = fpindex.writing._inverted_index([n for n, _ in kept], [t for _, t in kept])
     assert fp_hash.dtype == np.uint64 and fp_entry.dtype == np.uint32
     assert (fp_hash.tolist(), fp_entry.tolist()) == _lexsorted_pairs(numbers, texts)
 

@@ -1,13 +1,15 @@
-"""The bulk path for JSON Lines (``_json.loads_objects``) answers exactly as ``loads``.
+"""The bulk path for JSON Lines (``_json._bulk_objects``) answers exactly as ``loads``, and so
+does ``_json.loads_lines``, which uses it: the same values, then the same error at the same line.
 
-It may decline (return None) whenever it likes, but when it answers, every line must be one that
-``loads`` accepts, with the same value. Duplicate keys matter most: a filter reading one ``url``
-and a trainer reading another is an evasion (THREATS: parser differentials).
+The bulk path may decline (return None) whenever it likes, but when it answers, every line must
+be one that ``loads`` accepts, with the same value. Duplicate keys matter most: a filter reading
+one ``url`` and a trainer reading another is an evasion (THREATS: parser differentials).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -41,12 +43,30 @@ def _check(lines: list[bytes], fast: list[dict[str, Any]] | None) -> None:
 def assert_agrees(lines: list[bytes]) -> list[dict[str, Any]] | None:
     """The bulk answer, after checking it (and each tier's) against loads() line by line."""
     joined = b"\n".join(lines)
-    if b"\\u003" not in joined:  # the tiers rely on loads_objects to have refused these
+    if b"\\u003" not in joined:  # the tiers rely on _bulk_objects to have refused these
         _check(lines, _json._flat_objects(lines, joined))
         _check(lines, _json._any_objects(lines, joined))
-    fast = _json.loads_objects(lines)
+    fast = _json._bulk_objects(lines)
     _check(lines, fast)
+    assert _parsed(_json.loads_lines(lines, what=_where)) == _parsed(
+        _json.loads(line, what=_where(k)) for k, line in enumerate(lines)
+    )
     return fast
+
+
+def _where(position: int) -> str:
+    return f"f:{position + 1}"
+
+
+def _parsed(values: Iterator[Any]) -> tuple[str, str | None]:
+    """What a reader sees: the values (their repr: 1, 1.0 and True differ), then the error."""
+    got = []
+    try:
+        for value in values:
+            got.append(value)
+    except FormatError as exc:
+        return repr(got), str(exc)
+    return repr(got), None
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in SUITE.glob("*.json")))
@@ -103,7 +123,7 @@ _DEEP = b"[" * 63 + b"]" * 63  # with the object around it: 64 levels, the most 
 )
 def test_declines_what_it_cannot_vouch_for(line: bytes) -> None:
     assert_agrees([b'{"ok": 1}', line])
-    assert _json.loads_objects([b'{"ok": 1}', line]) is None
+    assert _json._bulk_objects([b'{"ok": 1}', line]) is None
 
 
 @pytest.mark.parametrize(

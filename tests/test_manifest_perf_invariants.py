@@ -532,11 +532,10 @@ def test_entry_decoder_agrees_with_the_schema(document: dict[str, Any]) -> None:
 
 
 def test_sidecar_path_without_fpindex_is_fpindex_s(tmp_path: Path) -> None:
-    from provenance import fpindex
-    from provenance.cli import _manifest
+    from provenance import fpindex, manifest_files
 
     for name in ("m.jsonl", "manifest", ".hidden.jsonl"):
-        assert _manifest._sidecar_path(tmp_path / name) == fpindex.sidecar_path(tmp_path / name)
+        assert manifest_files.sidecar_path(tmp_path / name) == fpindex.sidecar_path(tmp_path / name)
 
 
 def test_manifest_build_imports_only_what_it_needs(tmp_path: Path) -> None:
@@ -592,7 +591,7 @@ def _signed_card(tmp_path: Path, data: Path, paths: list[str]) -> tuple[Any, Any
     )
     key = PrivateKey.generate()
     trust = TrustStore().with_key(key.public, name="P", role="dataset-publisher")
-    envelope = sign_envelope(card.PAYLOAD_TYPE, _json.canonical(statement), [key])
+    envelope = sign_envelope(card.PAYLOAD_TYPE, _json.canonical(statement.to_dict()), [key])
     return envelope, trust, manifest_path
 
 

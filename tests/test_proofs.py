@@ -84,7 +84,7 @@ def make_world(
         spec, entries, lambda: summary, manifest_name=manifest.name, created=AT
     )
     signers = [key] if auditor is None else [key, auditor]
-    envelope = sign_envelope(card.PAYLOAD_TYPE, _json.canonical(statement), signers)
+    envelope = sign_envelope(card.PAYLOAD_TYPE, _json.canonical(statement.to_dict()), signers)
     signed = directory / "card.signed.json"
     signed.write_bytes(envelope.to_json())
     trust = directory / "trust.json"
@@ -785,7 +785,7 @@ def test_forged_absence_from_a_misordered_manifest_is_refused_without_an_auditor
     statement = card.build_statement(
         spec, order, lambda: summary, manifest_name=manifest.name, created=AT
     )
-    payload = _json.canonical(statement)
+    payload = _json.canonical(statement.to_dict())
     signed = tmp_path / "card.signed.json"
     signed.write_bytes(sign_envelope(card.PAYLOAD_TYPE, payload, [key]).to_json())
     trust = tmp_path / "trust.json"

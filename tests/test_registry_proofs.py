@@ -156,7 +156,7 @@ def test_a_misordered_manifest_is_refused_on_push_so_its_forged_absence_has_no_b
     statement = card.build_statement(
         spec, entries, lambda: summary, manifest_name=manifest.name, created=AT
     )
-    payload = _json.canonical(statement)
+    payload = _json.canonical(statement.to_dict())
     signed = tmp_path / "forged.signed.json"
     key = load_private_key(world.keys.dev_key)
     signed.write_bytes(sign_envelope(card.PAYLOAD_TYPE, payload, [key]).to_json())

@@ -113,7 +113,7 @@ def test_unclaimed_entry_and_bad_grouping() -> None:
     stray = [ManifestEntry(id="c/5.txt", sha256="5" * 64, size=1)]
     with pytest.raises(InputError, match="claimed by no source"):
         usage(stray, SOURCES, by="source")
-    with pytest.raises(InputError, match="--by"):
+    with pytest.raises(InputError, match="^grouping"):
         usage(ENTRIES, SOURCES, by="country")  # type: ignore[arg-type]
 
 
@@ -140,7 +140,7 @@ def signed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         spec, ENTRIES, lambda: summary, manifest_name=manifest.name, created=AT
     )
     (directory / "card.signed.json").write_bytes(
-        sign_envelope(card.PAYLOAD_TYPE, _json.canonical(statement), [key]).to_json()
+        sign_envelope(card.PAYLOAD_TYPE, _json.canonical(statement.to_dict()), [key]).to_json()
     )
     store = TrustStore().with_key(key.public, name="Test Lab", role="dataset-publisher")
     (directory / "trust.json").write_bytes(store.to_json())

@@ -91,9 +91,10 @@ class World:
             lambda: summaries[0],
             manifest_name=manifest_path.name,
             created=AT,
-            exclusions=exclusions,
+            exclusions=[card.Exclusion.from_dict(item) for item in exclusions],
         )
-        envelope = sign_envelope(card.PAYLOAD_TYPE, _json.canonical(statement), [self.developer])
+        payload = _json.canonical(statement.to_dict())
+        envelope = sign_envelope(card.PAYLOAD_TYPE, payload, [self.developer])
         signed = directory / "card.signed.json"
         signed.write_bytes(envelope.to_json())
         return signed, manifest_path
@@ -112,7 +113,7 @@ class World:
             removed_path=None,
             report_path=directory / "report.json",
             at=AT,
-        )
+        ).to_dict()
         entries = manifest_module.build_from_records(directory / "kept.jsonl")
         signed, manifest_path = self.card(name, entries, report["lists"])
         return signed, manifest_path, report
@@ -164,7 +165,7 @@ def test_entry_listed_later_is_newly_listed_not_a_violation(world: World) -> Non
     result = run_verify(world, signed, manifest_path, world.cache_v2, at=LATER)
     assert result.ok, failed(result)
     assert result.violations == []
-    assert result.newly_listed == [
+    assert [n.to_dict() for n in result.newly_listed] == [
         {
             "id": "r1",
             "list": "piracy",
@@ -197,7 +198,7 @@ def test_entries_on_the_claimed_version_are_violations(world: World) -> None:
     result = run_verify(world, signed, manifest_path, world.cache_v2, at=LATER)
     assert not result.ok
     assert "exclusions" in failed(result)
-    got = sorted((v["id"], v["list"], v["version"], v["entry"]["type"]) for v in result.violations)
+    got = sorted((v.id, v.list, v.version, v.entry.type) for v in result.violations)
     assert got == [
         ("r2", "piracy", 1, "domain"),
         ("r4", "piracy", 1, "sha256"),
@@ -205,7 +206,7 @@ def test_entries_on_the_claimed_version_are_violations(world: World) -> None:
         ("r6", "optout", 1, "text-sha256"),
     ]
     # r1 is only on v2: newly listed, reported alongside.
-    assert [(n["id"], n["version"]) for n in result.newly_listed] == [("r1", 2)]
+    assert [(n.id, n.version) for n in result.newly_listed] == [("r1", 2)]
 
 
 def test_required_list_not_applied_is_a_violation(world: World) -> None:
@@ -218,7 +219,7 @@ def test_required_list_not_applied_is_a_violation(world: World) -> None:
     result = run_verify(world, signed, manifest_path, world.cache_v1, trust=trust)
     assert not result.ok
     assert failed(result)["required lists"] == "not applied: optout"
-    assert result.violations == [
+    assert [v.to_dict() for v in result.violations] == [
         {
             "id": None,
             "list": "optout",
@@ -315,7 +316,7 @@ def test_unevaluable_manifest_urls_fail(world: World) -> None:
 def test_lists_need_a_manifest(world: World) -> None:
     signed, _, _ = world.filtered_card("no-manifest")
     envelope = Envelope.from_dict(json.loads(signed.read_text()), what="card")
-    with pytest.raises(InputError, match="--lists needs --manifest"):
+    with pytest.raises(InputError, match="^exclusion lists need a manifest"):
         verify(envelope, world.trust, at=AT, what="card", lists=CacheSource(world.cache_v1, AT))
 
 

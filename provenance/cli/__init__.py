@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from provenance import __version__
-from provenance.errors import ProvenanceError, ProvenanceWarning
+from provenance.errors import ParameterError, ProvenanceError, ProvenanceWarning
 
 
 class _LazyGroup(click.Group):
@@ -23,9 +23,8 @@ class _LazyGroup(click.Group):
     ``provenance NAME ...`` first imports ``provenance.cli._NAME`` alone and uses it if it
     defines the command NAME: start-up then costs only what that command imports (building a
     manifest of a few files should not wait for jsonschema, cryptography and numpy). Anything
-    else (``--help``, a command in a module of another name, an unknown name, and ``demo``,
-    whose steps are added by the other modules when they are imported) registers every module
-    with :func:`_register`, as before.
+    else (``--help``, a command in a module of another name, an unknown name) registers every
+    module with :func:`_register`.
     """
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
@@ -43,7 +42,7 @@ def _register_one(name: str) -> bool:
     import importlib.util
 
     module_name = f"provenance.cli._{name}"
-    if name == "demo" or not name.isidentifier() or importlib.util.find_spec(module_name) is None:
+    if not name.isidentifier() or importlib.util.find_spec(module_name) is None:
         return False
     commands = getattr(importlib.import_module(module_name), "COMMANDS", [])
     if not any(command.name == name for command in commands):
@@ -103,7 +102,10 @@ def _register() -> None:
 def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kw: Any) -> None:
     """Print our own warnings as one line each; other libraries' warnings are not for users."""
     if issubclass(category, ProvenanceWarning):
-        click.echo(f"warning: {message}", err=True)
+        from provenance.cli._common import warn
+
+        # Warnings name sources, ids and paths: printed escaped, as errors are.
+        warn(str(message))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -115,6 +117,29 @@ def main(argv: list[str] | None = None) -> None:
         _main(argv)
 
 
+OPTIONS = {
+    "threshold": "--threshold",
+    "expires_in": "--expires-in",
+    "connect_timeout": "--connect-timeout",
+    "read_timeout": "--read-timeout",
+    "total_timeout": "--timeout",
+    "max_bytes": "--max-bytes",
+    "max_upload": "--max-upload",
+    "lookup_burst": "--lookup-burst",
+    "lookup_rate": "--lookup-rate",
+    "idle_timeout": "--upload-idle-timeout",
+}
+"""The option that sets each library parameter a :class:`ParameterError` may name."""
+
+
+def describe_error(exc: ProvenanceError) -> str:
+    """The message of ``exc`` for a user of the command line: a parameter the library names is
+    called by the option that set it."""
+    if isinstance(exc, ParameterError) and exc.parameter in OPTIONS:
+        return exc.naming(OPTIONS[exc.parameter])
+    return str(exc)
+
+
 def _main(argv: list[str] | None) -> None:
     try:
         result = cli.main(args=argv, prog_name="provenance", standalone_mode=False)
@@ -122,7 +147,7 @@ def _main(argv: list[str] | None) -> None:
         from provenance.cli._common import echo
 
         # Messages name paths and ids, which may hold terminal controls: printed escaped.
-        echo(f"error: {exc}", err=True)
+        echo(f"error: {describe_error(exc)}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("error: aborted", err=True)

@@ -1,72 +1,29 @@
-"""``provenance card build|sign``."""
+"""``provenance card build|sign|show|draft``."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
-from provenance import _json, card, manifest
-from provenance._files import atomic_write, read_bytes
+from provenance import card
+from provenance.cli._card_draft import draft
 from provenance.cli._common import (
     PATH,
+    echo,
     json_option,
+    load_private_key,
+    load_trust,
     now_option,
-    passphrase_from_env,
     print_json,
-    real_now,
+    resolve_clock,
     resolve_now,
 )
-from provenance.envelope import Envelope, add_signature, sign_envelope
-from provenance.errors import FormatError
-from provenance.keys import load_private_key
-
-MAX_REPORT_BYTES = 16 * 1024 * 1024
 
 
 @click.group("card")
 def card_group() -> None:
     """Build and sign dataset cards."""
-
-
-def read_filter_report(path: Path) -> list[dict[str, Any]]:
-    """Return the ``lists`` applied according to a filter report.
-
-    Raises:
-        FormatError: the report is malformed.
-        SchemaError: it does not match ``schemas/filter-report.v1.json`` (whose ``lists`` items
-            are the card predicate's ``exclusions`` items), or names a list twice.
-    """
-    from provenance import schema
-
-    report = _json.loads_object(read_bytes(path, limit=MAX_REPORT_BYTES), what=str(path))
-    lists = report.get("lists")
-    if not isinstance(lists, list) or not all(isinstance(item, dict) for item in lists):
-        raise FormatError(f"{path}: a filter report needs a 'lists' array")
-    schema.validate(report, schema.FILTER_REPORT, what=f"{path} (filter report)")
-    names = [item["name"] for item in lists]
-    if len(set(names)) != len(names):
-        raise FormatError(f"{path}: the filter report names a list twice")
-    return lists
-
-
-def _fingerprints_commitment(manifest_path: Path) -> dict[str, str] | None:
-    """The card's record of the manifest's fingerprint sidecar, if there is one.
-
-    Raises:
-        InputError: the sidecar belongs to another manifest.
-        FormatError: the sidecar is corrupt.
-    """
-    from provenance import fpindex
-
-    sidecar = fpindex.sidecar_path(manifest_path)
-    if not sidecar.exists():
-        return None
-    # Opening checks the layout and that the sidecar was built for this very manifest.
-    with fpindex.FingerprintIndex.open(manifest_path, sidecar):
-        pass
-    return {"sha256": fpindex.file_sha256(sidecar), "name": sidecar.name}
 
 
 @card_group.command("build")
@@ -79,25 +36,18 @@ def build(
     spec_path: Path, manifest_path: Path, filter_report: Path | None, output: Path, now: str | None
 ) -> None:
     """Build an unsigned dataset card from SPEC (YAML or JSON) and a manifest."""
-    at = resolve_now(now)
-    spec = card.load_spec(read_bytes(spec_path, limit=card.MAX_SPEC_BYTES), what=str(spec_path))
-    exclusions = read_filter_report(filter_report) if filter_report else []
-    summaries: list[manifest.ManifestSummary] = []
-    statement = card.build_statement(
-        spec,
-        manifest.iter_manifest(manifest_path, on_summary=summaries.append),
-        lambda: summaries[0],
-        manifest_name=manifest_path.name,
-        created=at,
-        exclusions=exclusions,
-        fingerprints=_fingerprints_commitment(manifest_path),
+    statement = card.build_card(
+        spec_path,
+        manifest_path,
+        output=output,
+        at=resolve_now(now),
+        filter_report=filter_report,
     )
-    atomic_write(output, _json.pretty(statement))
-    predicate = statement["predicate"]
-    click.echo(
-        f"wrote {output}: {predicate['manifest']['entries']} entries in"
-        f" {len(predicate['sources'])} source(s), {len(predicate['licenses'])} license(s),"
-        f" {len(predicate['exclusions'])} exclusion list(s) applied"
+    predicate = statement.predicate
+    echo(
+        f"wrote {output}: {predicate.manifest.entries} entries in"
+        f" {len(predicate.sources)} source(s), {len(predicate.licenses)} license(s),"
+        f" {len(predicate.exclusions)} exclusion list(s) applied"
     )
 
 
@@ -108,23 +58,13 @@ def build(
 @click.option("-o", "--output", required=True, type=PATH, help="Signed card (may be CARD).")
 def sign(card_path: Path, key_path: Path, passphrase_env: str | None, output: Path) -> None:
     """Sign CARD; signing an already signed card adds a co-signature."""
-    key = load_private_key(key_path, passphrase=passphrase_from_env(passphrase_env))
-    document = card.unverified_card_document(
-        read_bytes(card_path, limit=card.MAX_CARD_BYTES), what=str(card_path)
+    signed = card.sign_card_file(
+        card_path, load_private_key(key_path, passphrase_env), output=output
     )
-    if isinstance(document, Envelope):
-        if document.payload_type != card.PAYLOAD_TYPE:
-            raise FormatError(f"{card_path}: payload type {document.payload_type!r} is not a card")
-        # The signer vouches for these exact bytes, so they must at least be a well-formed card.
-        unverified_statement = _json.loads_object(document.payload, what=f"{card_path}: payload")
-        card.check_statement(unverified_statement, what=f"{card_path}: payload")
-        envelope = add_signature(document, key)
-        verb = "co-signed"
-    else:
-        envelope = sign_envelope(card.PAYLOAD_TYPE, _json.canonical(document), [key])
-        verb = "signed"
-    atomic_write(output, envelope.to_json())
-    click.echo(f"{verb} {output} with key {key.keyid} ({len(envelope.signatures)} signature(s))")
+    echo(
+        f"{'co-signed' if signed.cosigned else 'signed'} {output} with key {signed.keyid}"
+        f" ({len(signed.envelope.signatures)} signature(s))"
+    )
 
 
 @card_group.command("show")
@@ -140,19 +80,11 @@ def show(signed_path: Path, trust_path: Path | None, as_json: bool, now: str | N
     With --trust the signatures are verified (exit 1 when the card does not verify). Without
     it nothing is verified, and everything shown is only what the file claims.
     """
-    from provenance.cli._trust import load_trust_store
-
-    at = resolve_now(now)
-    trust = load_trust_store(trust_path) if trust_path is not None else None
-    if trust is not None and now:
-        # A moved clock never revives an expired key: keys must be valid at the real time too.
-        trust = trust.with_real_time(real_now())
-    document = card.unverified_card_document(
-        read_bytes(signed_path, limit=card.MAX_CARD_BYTES), what=str(signed_path)
-    )
-    view = card.show_card(document, trust, at=at, what=str(signed_path))
+    clock = resolve_clock(now)
+    trust = load_trust(trust_path, clock) if trust_path is not None else None
+    view = card.show_card_file(signed_path, trust, at=clock.at)
     if not view.verified:
-        click.echo(
+        echo(
             f"warning: {signed_path}: NOT VERIFIED: {view.problem}; what is shown is only what"
             " the file claims",
             err=True,
@@ -164,108 +96,82 @@ def show(signed_path: Path, trust_path: Path | None, as_json: bool, now: str | N
     return 1 if trust is not None and not view.verified else 0
 
 
-def _text(value: Any) -> str:
-    """A value from the card for the terminal: control characters shown as escapes."""
-    text = str(value)
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
 def _print_card(view: card.CardView) -> None:
     """Print a card for people; an unverified one says so before, inside and after."""
     banner = (
-        ""
-        if view.verified
-        else "NOT VERIFIED: " + _text(view.problem) + " (everything below is unverified)"
+        "" if view.verified else f"NOT VERIFIED: {view.problem} (everything below is unverified)"
     )
     if banner:
-        click.echo(banner)
+        echo(banner)
     label = "" if view.verified else "unverified "
     statement = view.statement
-    predicate = statement["predicate"]
-    publisher = predicate["publisher"]
-    click.echo(
-        f"{label}card: {_text(predicate['name'])} {_text(predicate['version'])}"
-        f" by {_text(publisher['name'])}"
-        + (f" <{_text(publisher['url'])}>" if "url" in publisher else "")
-        + f", created {_text(predicate['created'])}"
+    predicate = statement.predicate
+    publisher = predicate.publisher
+    echo(
+        f"{label}card: {predicate.name} {predicate.version} by {publisher.name}"
+        + (f" <{publisher.url}>" if publisher.url is not None else "")
+        + f", created {predicate.created}"
     )
-    for line in predicate["description"].strip().splitlines():
-        click.echo(f"  {_text(line)}")
-    click.echo(f"{label}signatures ({len(view.signatures)}):")
+    for line in predicate.description.strip().splitlines():
+        echo(f"  {line}")
+    echo(f"{label}signatures ({len(view.signatures)}):")
     if not view.signatures:
-        click.echo("  none")
+        echo("  none")
     for signature in view.signatures:
         who = (
-            f"{signature.role} {_text(signature.name)} ({signature.keyid[:16]})"
+            f"{signature.role} {signature.name} ({signature.keyid[:16]})"
             if signature.role
-            else f"key {_text(signature.keyid[:64])} (the envelope's unverified key hint)"
+            else f"key {signature.keyid[:64]} (the envelope's unverified key hint)"
         )
-        detail = f": {_text(signature.detail)}" if signature.detail else ""
-        click.echo(f"  {signature.status:13} {who}{detail}")
-    click.echo(f"{label}sources ({len(predicate['sources'])}):")
-    for source in predicate["sources"]:
-        claims = [
-            f"{name} {', '.join(map(_text, source[key]))}"
-            for name, key in (("paths", "paths"), ("domains", "domains"))
-            if source.get(key)
-        ]
-        extra = [
-            f"{name} {_text(source[key])}"
-            for name, key in (
-                ("rights holder", "rightsHolder"),
-                ("agreement", "agreement"),
-                ("homepage", "homepage"),
-                ("legal basis", "legalBasis"),
-            )
-            if key in source
-        ]
-        click.echo(
-            f"  {_text(source['id'])} ({_text(source['name'])}): {source['kind']},"
-            f" {_text(source['license'])}, {source['records']:,} records,"
-            f" {source['bytes']:,} bytes"
+        detail = f": {signature.detail}" if signature.detail else ""
+        echo(f"  {signature.status:13} {who}{detail}")
+    echo(f"{label}sources ({len(predicate.sources)}):")
+    for source in predicate.sources:
+        echo(
+            f"  {source.id} ({source.name}): {source.kind}, {source.license},"
+            f" {source.records:,} records, {source.bytes:,} bytes"
         )
-        for line in [*claims, *extra]:
-            click.echo(f"      {line}")
-    click.echo(f"{label}licenses ({len(predicate['licenses'])}):")
-    for item in predicate["licenses"]:
-        click.echo(
-            f"  {_text(item['license'])}: {item['records']:,} records, {item['bytes']:,} bytes"
-        )
-    exclusions = predicate["exclusions"]
-    click.echo(f"{label}exclusion lists applied ({len(exclusions)}):")
-    if not exclusions:
-        click.echo("  none")
-    for item in exclusions:
-        matched = ", ".join(f"{_text(k)} {v:,}" for k, v in sorted(item["matched"].items()))
-        click.echo(
-            f"  {_text(item['name'])} v{item['version']} (sha256 {item['digest']}), applied"
-            f" {_text(item['applied'])}: removed {item['removed']:,}"
+        for name, value in (
+            ("paths", ", ".join(source.paths or ())),
+            ("domains", ", ".join(source.domains or ())),
+            ("rights holder", source.rights_holder),
+            ("agreement", source.agreement),
+            ("homepage", source.homepage),
+            ("legal basis", source.legal_basis),
+        ):
+            if value:
+                echo(f"      {name} {value}")
+    echo(f"{label}licenses ({len(predicate.licenses)}):")
+    for item in predicate.licenses:
+        echo(f"  {item.license}: {item.records:,} records, {item.bytes:,} bytes")
+    echo(f"{label}exclusion lists applied ({len(predicate.exclusions)}):")
+    if not predicate.exclusions:
+        echo("  none")
+    for exclusion in predicate.exclusions:
+        matched = ", ".join(f"{k} {v:,}" for k, v in sorted(exclusion.matched.items()))
+        signers = ", ".join(k[:16] for k in exclusion.signers) or "no key"
+        echo(
+            f"  {exclusion.name} v{exclusion.version} (sha256 {exclusion.digest}), applied"
+            f" {exclusion.applied}: removed {exclusion.removed:,}"
             + (f" (matched {matched})" if matched else "")
-            + f"; list signed by {', '.join(k[:16] for k in item['signers']) or 'no key'}"
+            + f"; list signed by {signers}"
         )
-    manifest_part = predicate["manifest"]
-    subject = statement["subject"][0]
-    click.echo(
-        f"{label}manifest: {_text(subject['name'])} sha256 {subject['digest']['sha256']},"
-        f" {manifest_part['entries']:,} entries, {manifest_part['bytes']:,} bytes,"
-        f" Merkle root {manifest_part['merkleRoot']}"
+    committed = predicate.manifest
+    echo(
+        f"{label}manifest: {statement.manifest_name} sha256 {statement.manifest_sha256},"
+        f" {committed.entries:,} entries, {committed.bytes:,} bytes,"
+        f" Merkle root {committed.merkle_root}"
     )
-    if "fingerprints" in manifest_part:
-        click.echo(f"  fingerprint index sha256 {manifest_part['fingerprints']['sha256']}")
-    generator = predicate["generator"]
-    click.echo(f"made by {_text(generator['name'])} {_text(generator['version'])}")
+    if committed.fingerprints is not None:
+        echo(f"  fingerprint index sha256 {committed.fingerprints.sha256}")
+    echo(f"made by {predicate.generator.name} {predicate.generator.version}")
     if banner:
-        click.echo(banner)
+        echo(banner)
     else:
         publishers = [s for s in view.signatures if s.status == "verified"]
-        click.echo("verified: " + "; ".join(f"{s.role} {_text(s.name)}" for s in publishers))
+        echo("verified: " + "; ".join(f"{s.role} {s.name}" for s in publishers))
 
+
+card_group.add_command(draft)
 
 COMMANDS = [card_group]
-
-# 'card draft' lives in its own module, which imports cards of other formats.
-from provenance.cli._card_draft import draft as _draft  # noqa: E402
-
-card_group.add_command(_draft)

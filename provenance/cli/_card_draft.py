@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-from provenance._files import atomic_write, read_bytes
-from provenance.cli._common import PATH
+from provenance.cli._common import PATH, echo
 
 
 @click.command("draft")
@@ -26,8 +25,7 @@ def draft(kind: str, card_path: Path, output: Path) -> None:
     Licenses are normalized to SPDX; what the card does not state, or does not map to one SPDX
     license, is NOASSERTION or TODO with a '# TODO:' comment saying why. Nothing is guessed.
     """
-    from provenance.exports.draft import MAX_CARD_BYTES, draft_spec
+    from provenance.exports.draft import draft_spec_file
 
-    text, todos = draft_spec(kind, read_bytes(card_path, limit=MAX_CARD_BYTES), what=str(card_path))
-    atomic_write(output, text.encode("utf-8"))
-    click.echo(f"wrote {output}: a spec draft with {todos} TODO(s) to settle before 'card build'")
+    todos = draft_spec_file(kind, card_path, output=output)
+    echo(f"wrote {output}: a spec draft with {todos} TODO(s) to settle before 'card build'")

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import re
 import sys
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from provenance._units import format_size
 from provenance.errors import InputError
 
-__all__ = ["echo", "escape", "format_size", "print_json"]
+if TYPE_CHECKING:
+    from provenance.keys import PrivateKey
+    from provenance.trust import TrustStore
+
+__all__ = ["echo", "escape", "format_size", "print_json", "warn"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -50,19 +56,74 @@ def resolve_now(text: str | None) -> dt.datetime:
 
     An override is announced on stderr every time it is used: a moved clock changes what
     verifies, so it is never silent. (Commands that judge keys also judge them at the real
-    time, see :attr:`provenance.trust.TrustStore.real_time`.)
+    time, see :func:`resolve_clock`.)
     """
-    if text:
-        from provenance.trust import format_time, parse_time
+    return resolve_clock(text).at
 
-        value = parse_time(text, what="--now")
-        click.echo(
-            f"warning: clock override: using {text} as the time (from --now or PROVENANCE_NOW),"
-            f" not the real time {format_time(real_now())}",
-            err=True,
-        )
-        return value
-    return real_now()
+
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """The time a command runs at: ``at``, and ``real_time`` when ``--now`` moved it.
+
+    A moved clock never revives an expired key: commands that judge keys judge them at the real
+    time too (:meth:`trust`, :attr:`provenance.trust.TrustStore.real_time`).
+    """
+
+    at: dt.datetime
+    real_time: dt.datetime | None = None
+
+    def trust(self, store: TrustStore) -> TrustStore:
+        """Return ``store`` judging keys at the real time too when the clock was moved."""
+        return store if self.real_time is None else store.with_real_time(self.real_time)
+
+
+def resolve_clock(text: str | None) -> Clock:
+    """Return the :class:`Clock` of a command: the ``--now`` value (announced on stderr), or
+    the system clock read once."""
+    if not text:
+        return Clock(real_now())
+    from provenance.trust import format_time, parse_time
+
+    value = parse_time(text, what="--now")
+    real = real_now()
+    click.echo(
+        f"warning: clock override: using {text} as the time (from --now or PROVENANCE_NOW),"
+        f" not the real time {format_time(real)}",
+        err=True,
+    )
+    return Clock(value, real)
+
+
+def load_trust(path: Path, clock: Clock) -> TrustStore:
+    """Read the trust store at ``path``, judging keys as ``clock`` says."""
+    from provenance.trust import read_trust_store
+
+    return clock.trust(read_trust_store(path))
+
+
+def load_private_key(path: Path, passphrase_env: str | None) -> PrivateKey:
+    """Read the private key at ``path``, decrypted with the passphrase in ``$passphrase_env``.
+
+    Raises:
+        KeyFormatError: as :func:`provenance.keys.load_private_key`; an encrypted key without
+            a passphrase says which option gives one.
+    """
+    from provenance.keys import load_private_key as load
+
+    with passphrase_hint():
+        return load(path, passphrase=passphrase_from_env(passphrase_env))
+
+
+@contextlib.contextmanager
+def passphrase_hint() -> Iterator[None]:
+    """Name ``--passphrase-env`` when a key turns out to be encrypted and no passphrase was given
+    (the library does not know the option's name)."""
+    from provenance.errors import KeyFormatError, PassphraseNeededError
+
+    try:
+        yield
+    except PassphraseNeededError as exc:
+        raise KeyFormatError(f"{exc} with --passphrase-env") from None
 
 
 def passphrase_from_env(variable: str | None) -> bytes | None:
@@ -116,6 +177,18 @@ def echo(text: str = "", *, err: bool = False) -> None:
     """Print one line for people, escaped by :func:`escape` (use for anything naming an id,
     a path or a name; ``text`` must not hold newlines of its own)."""
     click.echo(escape(text), err=err)
+
+
+def echo_lines(text: str) -> None:
+    """Print a text of several lines (a signed note, a receipt), each line escaped (only a
+    line feed ends a line: any other line break is shown as an escape)."""
+    for line in text.removesuffix("\n").split("\n"):
+        echo(line)
+
+
+def warn(message: str) -> None:
+    """Print ``warning: MESSAGE`` on stderr, escaped."""
+    echo(f"warning: {message}", err=True)
 
 
 def _json_escape(match: re.Match[str]) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from provenance.cli._common import echo, escape
 from provenance.errors import InputError, ProvenanceError
 
 
@@ -29,7 +30,7 @@ def samples_dir() -> Path:
     raise InputError("the samples are not installed; run the demo from a source checkout")
 
 
-class _Stage:
+class Stage:
     """Runs CLI commands as a user would, printing each command and what it prints."""
 
     def __init__(self, workdir: Path) -> None:
@@ -46,12 +47,14 @@ class _Stage:
         from provenance.cli import cli
 
         shown = " ".join(shlex.quote(a.replace(str(self.workdir) + "/", "")) for a in args)
-        click.secho(f"$ provenance {shown}", fg="cyan")
+        click.secho(escape(f"$ provenance {shown}"), fg="cyan")
         try:
             result = cli.main(args=list(args), prog_name="provenance", standalone_mode=False)
             code = result if isinstance(result, int) else 0
         except ProvenanceError as exc:
-            click.echo(f"error: {exc}", err=True)
+            from provenance.cli import describe_error
+
+            echo(f"error: {describe_error(exc)}", err=True)
             code = exc.exit_code
         click.echo(f"   (exit {code})")
         if code != expect:
@@ -59,9 +62,29 @@ class _Stage:
         return code
 
 
-DemoStep = Callable[[_Stage, Path, Path], None]
-EXTRA_STEPS: list[DemoStep] = []
-"""Further parts of the story (lists, creators) appended by other modules."""
+DemoStep = Callable[[Stage, Path, Path], None]
+"""A part of the story: ``step(stage, samples, work)`` plays it in the work directory."""
+
+
+def steps() -> list[DemoStep]:
+    """Return the parts of the story played after the developer's and the auditor's, in order.
+
+    Each part may use what the parts before it left in the work directory.
+    """
+    from provenance.cli._demo_creators import creator_lookup_step, creator_proofs_step
+    from provenance.cli._demo_export import export_step
+    from provenance.cli._demo_filter import filter_step
+    from provenance.cli._demo_lists import association_step
+    from provenance.cli._demo_registry import registry_step
+
+    return [
+        export_step,
+        association_step,
+        filter_step,
+        creator_lookup_step,
+        creator_proofs_step,
+        registry_step,
+    ]
 
 
 @click.command("demo")
@@ -78,7 +101,7 @@ def demo(keep: Path | None) -> None:
 
 
 def _play(samples: Path, work: Path) -> None:
-    stage = _Stage(work)
+    stage = Stage(work)
     data = work / "data"
     shutil.copytree(samples / "data", data)
     w = str(work)
@@ -181,7 +204,7 @@ def _play(samples: Path, work: Path) -> None:
     stage.say("relabelled the licensed news source as CC0 inside the signed card")
     stage.run("verify", f"{w}/card.forged.json", "--trust", f"{w}/trust.json", expect=1)
 
-    for step in EXTRA_STEPS:
+    for step in steps():
         step(stage, samples, work)
 
     stage.party("Done")

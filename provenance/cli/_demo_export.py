@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from provenance.cli._demo import EXTRA_STEPS, _Stage
+from provenance.cli._demo import Stage
 
 
-def export_step(stage: _Stage, samples: Path, work: Path) -> None:
+def export_step(stage: Stage, samples: Path, work: Path) -> None:
     """Export card.signed.json to every format; a forged card is not exported."""
     w = str(work)
     out = work / "exports"
@@ -38,6 +38,3 @@ def export_step(stage: _Stage, samples: Path, work: Path) -> None:
         "export", "html", f"{w}/card.forged.json", "--trust", f"{w}/trust.json",
         "-o", f"{o}/forged.html", expect=1,
     )  # fmt: skip
-
-
-EXTRA_STEPS.append(export_step)

@@ -7,11 +7,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from provenance.cli import _demo_lists as lists_demo  # first: its step comes before this one
-from provenance.cli._demo import EXTRA_STEPS, _Stage
+from provenance.cli import _demo_lists as lists_demo
+from provenance.cli._demo import Stage
 
 
-def filter_step(stage: _Stage, samples: Path, work: Path) -> None:
+def filter_step(stage: Stage, samples: Path, work: Path) -> None:
     """Filter samples/records.jsonl, card and sign it, verify it against the lists."""
     w = str(work)
     cache = str(lists_demo.cache_dir(work))
@@ -57,6 +57,3 @@ def filter_step(stage: _Stage, samples: Path, work: Path) -> None:
         stage.run(*verify, "--lists", auditor_cache)
         stage.say("with --strict (straight from the repository URL) the same finding fails")
         stage.run(*verify, "--lists", url, "--strict", expect=1)
-
-
-EXTRA_STEPS.append(filter_step)

@@ -2,7 +2,7 @@
 
 Reusable by later parts of the story (filter, verify, a second version of the list)::
 
-    from provenance.cli import _demo_lists as lists_demo   # import first: keeps step order
+    from provenance.cli import _demo_lists as lists_demo
 
     lists_demo.publish_list(stage, work, samples / "lists" / "piracy-v2.txt")
     with lists_demo.serving(lists_demo.repo_dir(work)) as url:
@@ -15,7 +15,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from provenance.cli._demo import EXTRA_STEPS, _Stage
+from provenance.cli._demo import Stage
 from provenance.lists._serve import serving
 
 LIST_NAME = "piracy"
@@ -54,7 +54,7 @@ def trust_path(work: Path) -> Path:
     return work / "trust.json"
 
 
-def publish_list(stage: _Stage, work: Path, entries: Path, *, expect: int = 0) -> None:
+def publish_list(stage: Stage, work: Path, entries: Path, *, expect: int = 0) -> None:
     """Publish the next version of the demo list from ``entries`` (any ENTRIES format)."""
     stage.run(
         "lists", "publish", str(entries), "--name", LIST_NAME, "--key", str(key_path(work)),
@@ -63,7 +63,7 @@ def publish_list(stage: _Stage, work: Path, entries: Path, *, expect: int = 0) -
     )  # fmt: skip
 
 
-def fetch_lists(stage: _Stage, work: Path, url: str, *, expect: int = 0) -> None:
+def fetch_lists(stage: Stage, work: Path, url: str, *, expect: int = 0) -> None:
     """Fetch every new list version from ``url`` into the demo cache."""
     stage.run(
         "lists", "fetch", url, "--trust", str(trust_path(work)), "--cache", str(cache_dir(work)),
@@ -71,7 +71,7 @@ def fetch_lists(stage: _Stage, work: Path, url: str, *, expect: int = 0) -> None
     )  # fmt: skip
 
 
-def association_step(stage: _Stage, samples: Path, work: Path) -> None:
+def association_step(stage: Stage, samples: Path, work: Path) -> None:
     """Generate the association's key, publish version 1, serve it, fetch and show it."""
     stage.party("Rights-holder association: publish a signed exclusion list")
     stage.run("key", "generate", str(key_path(work)))
@@ -99,6 +99,3 @@ def association_step(stage: _Stage, samples: Path, work: Path) -> None:
             "--cache", str(work / "lists-cache-mirror"), expect=1,
         )  # fmt: skip
     stage.say("the cache fetched from the real repository is untouched")
-
-
-EXTRA_STEPS.append(association_step)

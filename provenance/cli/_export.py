@@ -8,8 +8,14 @@ from pathlib import Path
 import click
 
 from provenance._files import atomic_write
-from provenance.cli import _demo_export  # noqa: F401 - appends the exports part of the demo
-from provenance.cli._common import PATH, now_option, passphrase_from_env, resolve_now
+from provenance.cli._common import (
+    PATH,
+    echo,
+    now_option,
+    passphrase_from_env,
+    passphrase_hint,
+    resolve_clock,
+)
 from provenance.errors import InputError
 from provenance.exports import FORMATS, MODALITIES, ExportOptions
 
@@ -85,7 +91,7 @@ def export_command(
     A card that does not verify exits 1 and nothing is written; so does a manifest (or, for
     oms, a data directory) that does not match the card.
     """
-    at = resolve_now(now)
+    clock = resolve_clock(now)
     if as_json and format_name != "eu-summary":
         raise InputError("--json applies to eu-summary only")
     if format_name == "oms":
@@ -93,17 +99,19 @@ def export_command(
             raise InputError("export oms needs --manifest, --data and --key")
         from provenance.exports.run import export_oms
 
-        data = export_oms(
-            signed_path,
-            trust_path,
-            manifest_path=manifest_path,
-            data_dir=data_dir,
-            key_path=key_path,
-            output=output,
-            at=at,
-            passphrase=passphrase_from_env(passphrase_env),
-            workers=workers,
-        )
+        with passphrase_hint():
+            data = export_oms(
+                signed_path,
+                trust_path,
+                manifest_path=manifest_path,
+                data_dir=data_dir,
+                key_path=key_path,
+                output=output,
+                at=clock.at,
+                passphrase=passphrase_from_env(passphrase_env),
+                workers=workers,
+                real_time=clock.real_time,
+            )
     else:
         if data_dir is not None or key_path is not None:
             raise InputError("--data and --key apply to oms only")
@@ -113,7 +121,8 @@ def export_command(
             format_name,
             signed_path,
             trust_path,
-            at=at,
+            at=clock.at,
+            real_time=clock.real_time,
             manifest_path=manifest_path,
             options=ExportOptions(
                 as_json=as_json,
@@ -127,7 +136,7 @@ def export_command(
             ),
         )
     atomic_write(output, data)
-    click.echo(f"wrote {output} ({format_name}, {len(data)} bytes) from the verified card")
+    echo(f"wrote {output} ({format_name}, {len(data)} bytes) from the verified card")
 
 
 COMMANDS = [export_command]

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
-from provenance.cli import _demo_filter  # noqa: F401 - appends the filter part of the demo
 from provenance.cli._columns import column_options, columns_from
-from provenance.cli._common import PATH, json_option, now_option, print_json, resolve_now
+from provenance.cli._common import (
+    PATH,
+    echo,
+    json_option,
+    load_trust,
+    now_option,
+    print_json,
+    resolve_clock,
+)
+
+if TYPE_CHECKING:
+    from provenance.filter_report import FilterReport
 
 
 @click.command("filter")
@@ -30,7 +40,7 @@ from provenance.cli._common import PATH, json_option, now_option, print_json, re
 )
 @click.option("-o", "--output", "kept", required=True, type=PATH, help="Kept records (or paths).")
 @click.option("--removed", type=PATH, help="Write the removed records (or paths) here.")
-@click.option("--report", type=PATH, help="Write the filter report (JSON) here.")
+@click.option("--report", "report_path", type=PATH, help="Write the filter report (JSON) here.")
 @click.option(
     "--list",
     "selectors",
@@ -53,7 +63,7 @@ def filter_command(
     trust_path: Path,
     kept: Path,
     removed: Path | None,
-    report: Path | None,
+    report_path: Path | None,
     selectors: tuple[str, ...],
     keep_missing_url: bool,
     as_json: bool,
@@ -69,59 +79,56 @@ def filter_command(
     missingUrl (unless --keep-missing-url). If no record has a URL while domain or URL entries
     are applied, nothing is written and the command exits 2.
     """
-    from provenance.cli._trust import load_trust_store
-    from provenance.filter import apply_lists, list_cache, select_lists
+    from provenance.filter import filter_file
 
-    at = resolve_now(now)
+    clock = resolve_clock(now)
     columns = columns_from(column_names)
-    store = load_trust_store(trust_path)
-    with list_cache(lists, store=store, at=at) as cache:
-        cached = select_lists(cache, selectors, at=at, store=store)
-        result = apply_lists(
-            input_path,
-            cached,
-            kept_path=kept,
-            removed_path=removed,
-            report_path=report,
-            at=at,
-            columns=columns,
-            keep_missing_url=keep_missing_url,
-        )
-    for note in result.get("notes", []):
-        click.echo(f"note: {note}", err=True)
+    report = filter_file(
+        input_path,
+        lists,
+        load_trust(trust_path, clock),
+        at=clock.at,
+        kept_path=kept,
+        removed_path=removed,
+        report_path=report_path,
+        selectors=selectors,
+        columns=columns,
+        keep_missing_url=keep_missing_url,
+    )
+    for note in report.notes or ():
+        echo(f"note: {note}", err=True)
     if as_json:
-        print_json(result)
+        print_json(report.to_dict())
         return
-    _print_summary(result, kept)
+    _print_summary(report, kept)
 
 
-def _print_summary(result: dict[str, Any], kept: Path) -> None:
-    records = result["records"]
-    dropped = [f"{records['removed']} matched"]
-    if records["unevaluable"]:
-        dropped.append(f"{records['unevaluable']} unevaluable")
-    missing = records.get("missingUrl", 0)
-    kept_missing = result.get("missingUrlPolicy") == "kept"
-    if missing and not kept_missing:
+def _print_summary(report: FilterReport, kept: Path) -> None:
+    records = report.records
+    dropped = [f"{records.removed} matched"]
+    if records.unevaluable:
+        dropped.append(f"{records.unevaluable} unevaluable")
+    missing = records.missing_url or 0
+    if missing and not report.missing_url_kept:
         dropped.append(f"{missing} without a URL")
-    click.echo(
-        f"kept {records['kept']} of {records['input']} record(s) in {kept};"
+    echo(
+        f"kept {records.kept} of {records.input} record(s) in {kept};"
         f" removed {', '.join(dropped[:-1]) + ' and ' if len(dropped) > 1 else ''}{dropped[-1]}"
     )
-    if missing and kept_missing:
-        click.echo(f"  kept {missing} record(s) without a URL: not checked by domain or URL")
-    for item in result["lists"]:
-        matched = ", ".join(f"{k} {v}" for k, v in item["matched"].items() if v) or "nothing"
-        click.echo(
-            f"  {item['name']} v{item['version']} ({item['digest'][:16]}): matched {matched};"
-            f" removed {item['removed']}"
+    if missing and report.missing_url_kept:
+        echo(f"  kept {missing} record(s) without a URL: not checked by domain or URL")
+    for item in report.lists:
+        matched = ", ".join(f"{k} {v}" for k, v in item.matched.items() if v) or "nothing"
+        echo(
+            f"  {item.name} v{item.version} ({item.digest[:16]}): matched {matched};"
+            f" removed {item.removed}"
         )
-    for example in result.get("unevaluableExamples", [])[:5]:
-        click.echo(f"  cannot evaluate {example['id']!r}: {example['reason']}")
-    examples = result.get("missingUrlExamples", [])
+    for example in (report.unevaluable_examples or ())[:5]:
+        echo(f"  cannot evaluate {example.id!r}: {example.reason}")
+    examples = report.missing_url_examples or ()
     if missing and examples:
         shown = ", ".join(repr(e) for e in examples[:5])
-        click.echo(f"  without a URL: {shown}{', ...' if missing > 5 else ''}")
+        echo(f"  without a URL: {shown}{', ...' if missing > 5 else ''}")
 
 
 COMMANDS = [filter_command]

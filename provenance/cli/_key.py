@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-from provenance.cli._common import PATH, passphrase_from_env
-from provenance.keys import ALGORITHMS, PrivateKey, write_key_pair
+from provenance.cli._common import PATH, echo, passphrase_from_env
+from provenance.errors import InputError, OutputExistsError
+from provenance.keys import ALGORITHMS, generate_key_pair
 
 
 @click.group()
@@ -33,11 +34,17 @@ def generate(keyfile: Path, algorithm: str, passphrase_env: str | None, force: b
 
     Prints the keyid: the SHA-256 of the public key's DER SubjectPublicKeyInfo.
     """
-    passphrase = passphrase_from_env(passphrase_env)
-    private = PrivateKey.generate(algorithm)  # type: ignore[arg-type]
-    public_path = write_key_pair(private, keyfile, passphrase=passphrase, force=force)
+    try:
+        private, public_path = generate_key_pair(
+            keyfile,
+            algorithm=algorithm,  # type: ignore[arg-type]
+            passphrase=passphrase_from_env(passphrase_env),
+            force=force,
+        )
+    except OutputExistsError as exc:
+        raise InputError(f"{exc}; use --force to overwrite") from None
     click.echo(f"keyid {private.keyid}")
-    click.echo(f"wrote {keyfile} (private, 0600) and {public_path} (public)", err=True)
+    echo(f"wrote {keyfile} (private, 0600) and {public_path} (public)", err=True)
 
 
 COMMANDS = [key]

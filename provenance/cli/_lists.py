@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
-from provenance.cli import _demo_lists  # noqa: F401 - appends the association's demo step
-from provenance.cli._common import PATH, json_option, now_option, passphrase_from_env, print_json
-from provenance.errors import InputError
-from provenance.keys import PrivateKey, load_private_key
+from provenance.cli._common import (
+    PATH,
+    echo,
+    json_option,
+    load_private_key,
+    load_trust,
+    now_option,
+    print_json,
+    resolve_clock,
+    resolve_now,
+    warn,
+)
+from provenance.keys import PrivateKey
 from provenance.lists.model import CATEGORIES, ENTRY_TYPES
 from provenance.trust import format_time
 
 
 def _keys(paths: tuple[Path, ...], passphrase_env: str | None) -> list[PrivateKey]:
-    passphrase = passphrase_from_env(passphrase_env)
-    return [load_private_key(path, passphrase=passphrase) for path in paths]
+    return [load_private_key(path, passphrase_env) for path in paths]
 
 
 def _cache_dir(value: Path | None) -> Path:
@@ -109,51 +116,30 @@ def publish_command(
     that type, one per line (e.g. --type url-prefix for 'host/path' lines). If the entries are
     those of the newest version, nothing is published ("unchanged", exit 0).
     """
-    from provenance.cli._common import resolve_now
-    from provenance.lists.entries import prepare_entries, read_entries
-    from provenance.lists.repository import describe, publish
+    from provenance.lists.repository import describe, publish_file
 
     at = resolve_now(now)
-    keys = _keys(key_paths, passphrase_env)
-    skipped: list[InputError] | None = [] if skip_invalid else None
-    entries = prepare_entries(
-        read_entries(
-            entries_path,
-            category=category,  # type: ignore[arg-type]
-            skipped=skipped,
-            entry_type=entry_type,  # type: ignore[arg-type]
-        ),
-        what=str(entries_path),
-    )
-    for error in (skipped or [])[:10]:
-        click.echo(f"warning: skipped {error}", err=True)
-    if skipped and len(skipped) > 10:
-        click.echo(f"warning: skipped {len(skipped) - 10} more line(s)", err=True)
-    result = publish(
+    run = publish_file(
+        entries_path,
         repo_dir,
-        entries,
         name=name,
-        keys=keys,
+        keys=_keys(key_paths, passphrase_env),
         at=at,
+        category=category,  # type: ignore[arg-type]
+        entry_type=entry_type,  # type: ignore[arg-type]
+        skip_invalid=skip_invalid,
         publisher=publisher,
         threshold=threshold,
         expires_in=expires_in,
     )
+    for error in run.skipped[:10]:
+        warn(f"skipped {error}")
+    if len(run.skipped) > 10:
+        warn(f"skipped {len(run.skipped) - 10} more line(s)")
     if as_json:
-        print_json(
-            {
-                "name": result.name,
-                "version": result.version,
-                "digest": result.digest,
-                "entries": result.entries,
-                "target": result.target,
-                "timestampExpires": format_time(result.timestamp_expires),
-                "signers": list(result.signers),
-                "unchanged": result.unchanged,
-            }
-        )
+        print_json(run.result.to_dict())
     else:
-        click.echo(describe(result))
+        echo(describe(run.result))
 
 
 @lists.command("refresh")
@@ -172,7 +158,6 @@ def refresh_command(
     as_json: bool,
 ) -> None:
     """Re-sign the timestamp (and anything expiring before it) so unchanged lists stay fresh."""
-    from provenance.cli._common import resolve_now
     from provenance.lists.repository import refresh
 
     result = refresh(
@@ -182,15 +167,9 @@ def refresh_command(
         expires_in=expires_in,
     )
     if as_json:
-        print_json(
-            {
-                "resigned": result.resigned,
-                "timestampExpires": format_time(result.timestamp_expires),
-            }
-        )
+        print_json(result.to_dict())
     else:
-        roles = ", ".join(f"{role} v{version}" for role, version in result.resigned.items())
-        click.echo(f"re-signed {roles}; timestamp expires {format_time(result.timestamp_expires)}")
+        echo(result.describe())
 
 
 @lists.command("fetch")
@@ -232,13 +211,11 @@ def fetch_command(
     as_json: bool,
 ) -> None:
     """Fetch and verify every new version of the trusted lists in the repository at URL."""
-    from provenance.cli._common import resolve_now
-    from provenance.cli._trust import load_trust_store
     from provenance.lists.cache import MAX_LIST_BYTES
     from provenance.lists.client import FetchOptions, fetch
 
-    at = resolve_now(now)
-    store = load_trust_store(trust_path)
+    clock = resolve_clock(now)
+    store = load_trust(trust_path, clock)
     options = FetchOptions(
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
@@ -246,47 +223,14 @@ def fetch_command(
         max_bytes=max_bytes if max_bytes is not None else MAX_LIST_BYTES,
         proxy=proxy,
     )
-    result = fetch(url, store=store, cache_dir=_cache_dir(cache), at=at, options=options)
+    result = fetch(url, store=store, cache_dir=_cache_dir(cache), at=clock.at, options=options)
     for note in result.notes:
-        click.echo(f"note: {note}", err=True)
+        echo(f"note: {note}", err=True)
     if as_json:
-        print_json(
-            {
-                "url": result.url,
-                "lists": [
-                    {
-                        **_list_summary(item),
-                        "new": list(result.new_versions.get(item.list.name, ())),
-                    }
-                    for item in result.lists
-                ],
-                "skipped": list(result.skipped),
-            }
-        )
+        print_json(result.to_dict())
         return
     for item in result.lists:
-        new = result.new_versions.get(item.list.name, ())
-        fetched = (
-            f"fetched v{new[0]}-v{new[-1]}"
-            if len(new) > 1
-            else (f"fetched v{new[0]}" if new else "up to date")
-        )
-        click.echo(
-            f"{item.list.name} v{item.list.version} ({len(item.list.entries)} entries,"
-            f" sha256 {item.digest}): {fetched}; fresh until {format_time(item.expires)}"
-        )
-
-
-def _list_summary(item: Any) -> dict[str, Any]:
-    return {
-        "name": item.list.name,
-        "version": item.list.version,
-        "digest": item.digest,
-        "expires": format_time(item.expires),
-        "entries": len(item.list.entries),
-        "signers": list(item.signers),
-        "url": item.url,
-    }
+        echo(result.describe(item))
 
 
 @lists.command("show")
@@ -309,32 +253,25 @@ def show_command(
     Each list must be signed by the keys the trust store pins for it, as 'lists fetch'
     requires (the cache is not trusted); one that is not is named and the command exits 1.
     """
-    from provenance.cli._common import resolve_now
-    from provenance.cli._trust import load_trust_store
-    from provenance.lists.cache import cached_versions, load_cached_lists
+    from provenance.lists.cache import cached_list_status
 
-    at = resolve_now(now)
-    store = load_trust_store(trust_path)
+    clock = resolve_clock(now)
+    store = load_trust(trust_path, clock)
     cache_dir = _cache_dir(cache)
-    items = load_cached_lists(
-        cache_dir, at=at, names=None if name is None else [name], allow_expired=True, store=store
+    statuses = cached_list_status(
+        cache_dir, at=clock.at, store=store, names=None if name is None else [name]
     )
-    rows = []
-    for item in items:
-        row = _list_summary(item)
-        row["versions"] = cached_versions(cache_dir, item.list.name, at=at)
-        row["expired"] = item.expires <= at
-        rows.append(row)
     if as_json:
-        print_json({"lists": rows})
+        print_json({"lists": [status.to_dict() for status in statuses]})
         return
-    if not rows:
-        click.echo(f"no lists cached in {cache_dir}")
-    for row in rows:
-        state = "EXPIRED" if row["expired"] else "fresh"
-        click.echo(
-            f"{row['name']} v{row['version']}  {row['entries']} entries  sha256 {row['digest']}"
-            f"  {state} until {row['expires']}  from {row['url']}"
+    if not statuses:
+        echo(f"no lists cached in {cache_dir}")
+    for status in statuses:
+        item = status.newest
+        echo(
+            f"{item.list.name} v{item.list.version}  {len(item.list.entries)} entries"
+            f"  sha256 {item.digest}  {'EXPIRED' if status.expired else 'fresh'} until"
+            f" {format_time(item.expires)}  from {item.url}"
         )
 
 
@@ -365,16 +302,13 @@ def diff_command(
     Both versions must be in the cache ('lists fetch' keeps every version). Entries are grouped
     by category, one per line: '+ TYPE VALUE' or '- TYPE VALUE'.
     """
-    from provenance.cli._common import resolve_now
     from provenance.lists.diff import diff_cached
 
-    at = resolve_now(now)
-    store = None
-    if trust_path is not None:
-        from provenance.cli._trust import load_trust_store
-
-        store = load_trust_store(trust_path)
-    result = diff_cached(_cache_dir(cache), name, old_version, new_version, at=at, store=store)
+    clock = resolve_clock(now)
+    store = load_trust(trust_path, clock) if trust_path is not None else None
+    result = diff_cached(
+        _cache_dir(cache), name, old_version, new_version, at=clock.at, store=store
+    )
     if store is None:
         click.echo(
             "note: the cached versions were checked against the repository's own keys only;"
@@ -386,22 +320,18 @@ def diff_command(
         return
     counts = result.counts()
     added, removed = len(result.added), len(result.removed)
-    click.echo(
+    echo(
         f"{name} v{old_version} ({result.old.digest[:16]}) -> v{new_version}"
         f" ({result.new.digest[:16]}): {added} added, {removed} removed"
     )
     for category in counts:
-        click.echo(f"{category}:")
+        echo(f"{category}:")
         for sign, entries in (("-", result.removed), ("+", result.added)):
             for entry in entries:
                 if entry.category == category:
-                    note = f"  # {_printable(entry.note)}" if entry.note else ""
-                    click.echo(f"{sign} {entry.type} {entry.value}{note}")
-
-
-def _printable(text: str) -> str:
-    """``text`` with control characters escaped: a signed note must not drive the terminal."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+                    # A signed note must not drive the terminal: echo escapes it.
+                    note = f"  # {entry.note}" if entry.note else ""
+                    echo(f"{sign} {entry.type} {entry.value}{note}")
 
 
 COMMANDS = [lists]

@@ -7,7 +7,16 @@ from typing import Any
 
 import click
 
-from provenance.cli._common import PATH, json_option, now_option, print_json, resolve_now
+from provenance.cli._common import (
+    PATH,
+    echo,
+    echo_lines,
+    json_option,
+    load_trust,
+    now_option,
+    print_json,
+    resolve_clock,
+)
 from provenance.errors import VerificationError
 
 
@@ -39,33 +48,32 @@ def verify(
     the card's statement). Exits 0 if the receipt holds, 1 if it does not (including a damaged
     receipt), 2 if a file is missing or malformed.
     """
-    from provenance.cli._trust import load_trust_store
     from provenance.logclient import verify_receipt_file
 
-    at = resolve_now(now)
-    store = load_trust_store(trust_path)
+    clock = resolve_clock(now)
+    store = load_trust(trust_path, clock)
     try:
-        report = verify_receipt_file(receipt, store, at=at, card=card_path)
+        report = verify_receipt_file(receipt, store, at=clock.at, card=card_path)
     except VerificationError as exc:
         if as_json:
             print_json({"ok": False, "error": str(exc)})
-        click.echo(f"error: receipt does not verify: {exc}", err=True)
+        echo(f"error: receipt does not verify: {exc}", err=True)
         return 1
     if as_json:
         print_json(report.to_dict())
         return 0
     entry = report.entry
-    click.echo(
+    echo(
         f"verified: entry {report.index} of log {report.checkpoint.origin}"
         f" (checkpoint of {report.checkpoint.size} entries)"
     )
-    click.echo(
+    echo(
         f"   card {entry.name} {entry.version}  id {entry.card}"
         f"  registered {entry.registered:%Y-%m-%dT%H:%M:%SZ}"
     )
-    click.echo(f"   publisher {', '.join(entry.publisher)}")
+    echo(f"   publisher {', '.join(entry.publisher)}")
     if report.card_checked:
-        click.echo(f"   the entry names the card {card_path}")
+        echo(f"   the entry names the card {card_path}")
     return 0
 
 
@@ -116,12 +124,11 @@ def monitor(
     """
     from provenance._http import FetchOptions
     from provenance.cli._common import progress_bar
-    from provenance.cli._trust import load_trust_store
     from provenance.logclient import monitor as run_monitor
     from provenance.tlog import LogEntry
 
-    at = resolve_now(now)
-    store = load_trust_store(trust_path)
+    clock = resolve_clock(now)
+    store = load_trust(trust_path, clock)
     options = FetchOptions(
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
@@ -136,7 +143,7 @@ def monitor(
         if as_json:
             registrations.append({"index": index, **entry.to_dict()})
             return
-        click.echo(
+        echo(
             f"#{index}  {entry.registered:%Y-%m-%dT%H:%M:%SZ}  {entry.name} {entry.version}"
             f"  card {_short(entry.card)}  publisher"
             f" {', '.join(_short(k) for k in entry.publisher)}"
@@ -156,7 +163,7 @@ def monitor(
             url,
             store,
             state_path,
-            at=at,
+            at=clock.at,
             options=options,
             on_registration=on_registration,
             on_progress=on_progress,
@@ -167,32 +174,32 @@ def monitor(
         previous = report.previous
         since = f", consistent with {previous.size} verified before" if previous else ""
         if report.ok:
-            click.echo(
+            echo(
                 f"log {report.origin} at {report.url}: checkpoint of {report.checkpoint.size}"
                 f" entries verified{since}; {report.registrations} new registration(s)"
             )
         if report.split_view is not None:
-            click.echo("evidence: the checkpoint verified before (from the state file):")
-            click.echo(report.split_view.previous.decode("utf-8"), nl=False)
-            click.echo("evidence: the checkpoint the log serves now:")
-            click.echo(report.split_view.current.decode("utf-8"), nl=False)
+            echo("evidence: the checkpoint verified before (from the state file):")
+            echo_lines(report.split_view.previous.decode("utf-8"))
+            echo("evidence: the checkpoint the log serves now:")
+            echo_lines(report.split_view.current.decode("utf-8"))
         for conflict in report.conflicts:
-            click.echo(
+            echo(
                 f"evidence: {conflict.name} {conflict.version} by {conflict.publisher}: card"
                 f" {conflict.first[1]} at #{conflict.first[0]}, card {conflict.second[1]} at"
                 f" #{conflict.second[0]}; a receipt for each:"
             )
             for receipt in conflict.receipts:
-                click.echo(receipt.decode("utf-8"), nl=False)
+                echo_lines(receipt.decode("utf-8"))
     if report.split_view is not None:
-        click.echo(
+        echo(
             f"error: split view: the log {report.origin} signed inconsistent checkpoints"
             f" ({report.split_view.reason}); the state was not changed",
             err=True,
         )
         return 1
     if report.conflicts:
-        click.echo(
+        echo(
             f"error: the log {report.origin} holds {len(report.conflicts)} pair(s) of different"
             " cards under one (publisher, name, version); the state was not changed",
             err=True,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -13,7 +12,6 @@ from provenance.cli._columns import column_options, columns_from
 from provenance.cli._common import PATH, echo, format_size, json_option, print_json, progress_bar
 from provenance.cli._walk import exclude_option, report_walk, symlinks_option
 from provenance.errors import InputError
-from provenance.records import DEFAULT_COLUMNS
 
 
 @click.group("manifest")
@@ -64,61 +62,34 @@ def build(
     get their normalized-text digest (textSha256) and near-duplicate fingerprints of texts and
     images go to a sidecar index OUTPUT.fp, which 'card build' records and 'lookup' uses.
     """
+    from provenance.manifest_files import build_manifest_file
+
     columns = columns_from(column_names)
     shard_spec = manifest.parse_shard(shard) if shard else None
-    prints: dict[str, Any] | None = None if no_fingerprints else {}
-    sidecar = _sidecar_path(output)
+    is_dir = input_path.is_dir()
+    if not is_dir and (excludes or symlinks == "error"):
+        raise InputError(
+            f"{input_path}: --exclude and --symlinks apply to a directory, not a records file"
+        )
     stats = manifest.WalkStats()
-    if input_path.is_dir():
-        if columns != DEFAULT_COLUMNS:
-            raise InputError(
-                f"{input_path}: is a directory; column names ({columns.describe()}) apply only"
-                " to records files"
-            )
-        bar = progress_bar(0, "hashing")
-        with bar:
-
-            def on_total(total: int) -> None:
-                bar.reset(total=total)
-
-            entries = manifest.build_from_directory(
-                input_path,
-                workers=workers,
-                shard=shard_spec,
-                exclude={os.path.realpath(output), os.path.realpath(sidecar)},
-                ignore=manifest.exclusion_matcher(excludes),
-                symlinks=symlinks,
-                stats=stats,
-                # Without a bar shown, the walk need not stat every file for a total.
-                progress=None if bar.disable else bar.update,
-                on_total=None if bar.disable else on_total,
-                prints=prints,
-            )
+    with progress_bar(0, "hashing" if is_dir else "records") as bar:
+        summary = build_manifest_file(
+            input_path,
+            output,
+            workers=workers,
+            shard=shard_spec,
+            ignore=manifest.exclusion_matcher(excludes),
+            symlinks=symlinks,
+            columns=columns,
+            fingerprints=not no_fingerprints,
+            stats=stats,
+            # Without a bar shown, the walk need not stat every file for a total.
+            progress=None if bar.disable else bar.update,
+            on_total=None if bar.disable else (lambda total: bar.reset(total=total)),
+        )
+    if is_dir:
         report_walk(stats, folder=input_path)
-    else:
-        if excludes or symlinks == "error":
-            raise InputError(
-                f"{input_path}: --exclude and --symlinks apply to a directory, not a records file"
-            )
-        with progress_bar(0, "records") as bar:
-            entries = manifest.build_from_records(
-                input_path, shard=shard_spec, progress=bar.update, prints=prints, columns=columns
-            )
-    summary = manifest.write_manifest(entries, output)
-    manifest.write_shard_record(output, shard_spec, summary)
-    if prints is not None:
-        from provenance import fpindex
-
-        fpindex.write_sidecar_for(entries, summary.digest, prints, sidecar)
-    elif sidecar.exists():
-        # A sidecar left from an earlier build would describe another manifest.
-        sidecar.unlink()
     _report(output, summary, as_json)
-
-
-def _sidecar_path(output: Path) -> Path:
-    """``fpindex.sidecar_path``, without importing fpindex (and numpy) for --no-fingerprints."""
-    return output.with_name(output.name + ".fp")
 
 
 @manifest_group.command("merge")
@@ -132,13 +103,9 @@ def merge(inputs: tuple[Path, ...], output: Path, as_json: bool) -> None:
     one build: a missing, repeated or stale shard is refused, naming it. Their fingerprint
     indexes (INPUT.fp) are merged too, into OUTPUT.fp.
     """
-    from provenance import fpindex
+    from provenance.manifest_files import merge_manifest_files
 
-    summary = manifest.merge_manifests(inputs, output)
-    manifest.write_shard_record(output, None, summary)
-    if fpindex.merge_sidecars(list(inputs), output) is None:
-        fpindex.sidecar_path(output).unlink(missing_ok=True)
-    _report(output, summary, as_json)
+    _report(output, merge_manifest_files(inputs, output), as_json)
 
 
 @manifest_group.command("show")

@@ -7,15 +7,16 @@ from pathlib import Path
 
 import click
 
-from provenance.cli import _demo_registry  # noqa: F401 - appends the registry part of the demo
 from provenance.cli._common import (
     PATH,
     echo,
     json_option,
+    load_private_key,
+    load_trust,
     now_option,
-    passphrase_from_env,
     print_json,
-    resolve_now,
+    resolve_clock,
+    warn,
 )
 from provenance.errors import InputError
 
@@ -77,7 +78,10 @@ def _network_options(function: click.decorators.FC) -> click.decorators.FC:
     help="The log's origin: the name of its key in checkpoints.",
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=int, default=8766, show_default=True, help="Port (0: any free).")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8766, show_default=True,
+    help="Port (0: any free).",
+)  # fmt: skip
 @click.option(
     "--max-upload",
     type=int,
@@ -133,20 +137,11 @@ def serve(
     """
     try:
         from provenance.registry.app import Settings
-        from provenance.registry.server import close_registry, open_registry
-        from provenance.registry.server import serve as run
+        from provenance.registry.server import run_registry
     except ImportError as exc:
         raise InputError(f"{_SERVER_EXTRA} ({exc})") from None
-    from provenance.cli._trust import load_trust_store
-    from provenance.keys import load_private_key
-    from provenance.registry.db import default_url
 
-    if max_upload < 1 or lookup_burst < 1 or not upload_idle_timeout > 0:
-        raise InputError("--max-upload, --lookup-burst and --upload-idle-timeout must be positive")
-    if not lookup_rate >= 0:
-        raise InputError("--lookup-rate must be 0 (no limit) or more")
-    store = load_trust_store(trust_path)
-    key = load_private_key(key_path, passphrase=passphrase_from_env(passphrase_env))
+    clock = resolve_clock(now)
     settings = Settings(
         origin=origin,
         max_upload=max_upload,
@@ -155,23 +150,21 @@ def serve(
         cache_directory=cache_dir,
         idle_timeout=upload_idle_timeout,
     )
-    url = db_url or default_url()
-    database, app = open_registry(url, store, key, settings, at=resolve_now(now))
 
-    def started(base: str) -> None:
-        echo(f"registry {origin} serving {base} (database {_shown(url)})")
+    def started(base: str, database: str) -> None:
+        echo(f"registry {origin} serving {base} (database {database})")
         sys.stdout.flush()
 
-    try:
-        run(app, host=host, port=port, on_started=started)
-    finally:
-        close_registry(database, app)
-
-
-def _shown(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
+    run_registry(
+        db_url,
+        load_trust(trust_path, clock),
+        load_private_key(key_path, passphrase_env),
+        settings,
+        at=clock.at,
+        host=host,
+        port=port,
+        on_started=started,
+    )
 
 
 @registry_group.command("push")
@@ -210,13 +203,11 @@ def push(
     if the registry refuses the card (untrusted signer, another card under this name and
     version, a manifest that is not the card's) or its receipt does not verify.
     """
-    from provenance._files import atomic_write
     from provenance._http import FetchOptions
     from provenance.cli._common import progress_bar
-    from provenance.cli._trust import load_trust_store
     from provenance.registry.client import push as run_push
 
-    store = load_trust_store(trust_path)
+    clock = resolve_clock(now)
     options = FetchOptions(
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
@@ -240,14 +231,13 @@ def push(
             url,
             signed,
             manifest_path,
-            store,
-            at=resolve_now(now),
+            load_trust(trust_path, clock),
+            at=clock.at,
             fingerprints=sidecar,
+            output=output,
             options=options,
             on_progress=on_progress,
         )
-    if output is not None:
-        atomic_write(output, report.receipt)
     if as_json:
         document = report.to_dict()
         document["receiptPath"] = str(output) if output is not None else None
@@ -292,31 +282,19 @@ def lookup(
     must verify with a transparency-log key of the trust store). Absent means no match in
     this registry's answer; for a proof, use 'provenance lookup' with the card and manifest.
     """
-    from provenance._files import read_bytes
     from provenance._http import FetchOptions
-    from provenance.cli._lookup import collect_works
-    from provenance.cli._trust import load_trust_store
-    from provenance.lookup import MAX_WORK_BYTES, STATUSES
-    from provenance.registry.client import lookup as run_lookup
+    from provenance.lookup import STATUSES
+    from provenance.registry.client import lookup_files
 
-    store = load_trust_store(trust_path)
+    clock = resolve_clock(now)
     options = FetchOptions(
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
         total_timeout=total_timeout,
         proxy=proxy,
     )
-    collected = collect_works(works)
-    contents = [
-        (label, read_bytes(path, limit=MAX_WORK_BYTES, what=label)) for label, path in collected
-    ]
-    results = run_lookup(
-        url,
-        contents,
-        store,
-        at=resolve_now(now),
-        options=options,
-        warn=lambda message: echo(f"warning: {message}", err=True),
+    results = lookup_files(
+        url, works, load_trust(trust_path, clock), at=clock.at, options=options, warn=warn
     )
     if as_json:
         print_json({"registry": url, "results": [result.to_dict() for result in results]})

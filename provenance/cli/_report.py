@@ -9,6 +9,7 @@ import click
 from provenance import proofs
 from provenance.cli._common import (
     PATH,
+    echo,
     json_option,
     now_option,
     print_json,
@@ -69,7 +70,7 @@ def usage(
 
 def _print_table(report: UsageReport) -> None:
     card = report.card
-    click.echo(
+    echo(
         f"usage by {report.by} in {card['name']} {card['version']}:"
         f" {report.total_records} records, {report.total_bytes} bytes"
     )
@@ -86,7 +87,7 @@ def _print_table(report: UsageReport) -> None:
     ]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for cells in [header, *rows]:
-        click.echo(
+        echo(
             "  ".join(
                 cell.ljust(width) if i == 0 else cell.rjust(width)
                 for i, (cell, width) in enumerate(zip(cells, widths, strict=True))

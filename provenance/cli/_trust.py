@@ -6,19 +6,8 @@ from pathlib import Path
 
 import click
 
-from provenance._files import atomic_write, read_bytes
-from provenance.cli._common import PATH, json_option, print_json
-from provenance.keys import load_public_key
-from provenance.trust import MAX_TRUST_STORE_BYTES, ROLES, TrustStore
-
-
-def load_trust_store(path: Path) -> TrustStore:
-    """Read and check the trust store at ``path``."""
-    return TrustStore.from_json(read_bytes(path, limit=MAX_TRUST_STORE_BYTES), what=str(path))
-
-
-def _load_or_new(path: Path) -> TrustStore:
-    return load_trust_store(path) if path.exists() else TrustStore()
+from provenance.cli._common import PATH, echo, json_option, print_json
+from provenance.trust import ROLES, add_trusted_key, read_trust_store, require_list
 
 
 @click.group()
@@ -46,13 +35,16 @@ def add(
     threshold: int | None,
 ) -> None:
     """Trust PUBKEY for ROLE in TRUST (created if missing)."""
-    store = _load_or_new(trust_path)
-    key = load_public_key(pubkey)
-    store = store.with_key(key, name=name, role=role, list_name=list_name, threshold=threshold)  # type: ignore[arg-type]
-    atomic_write(trust_path, store.to_json())
-    click.echo(
-        f"trusted {key.keyid} ({name}) as {role}" + (f" for list {list_name}" if list_name else "")
+    key = add_trusted_key(
+        trust_path,
+        pubkey,
+        name=name,
+        role=role,  # type: ignore[arg-type]
+        list_name=list_name,
+        threshold=threshold,
     )
+    for_list = f" for list {list_name}" if list_name else ""
+    echo(f"trusted {key.keyid} ({name}) as {role}{for_list}")
 
 
 @trust.command("require")
@@ -60,9 +52,8 @@ def add(
 @click.argument("name")
 def require(trust_path: Path, name: str) -> None:
     """Require cards to have applied exclusion list NAME."""
-    store = load_trust_store(trust_path).with_required(name)
-    atomic_write(trust_path, store.to_json())
-    click.echo(f"cards must now have applied list {name}")
+    require_list(trust_path, name)
+    echo(f"cards must now have applied list {name}")
 
 
 @trust.command("show")
@@ -70,18 +61,18 @@ def require(trust_path: Path, name: str) -> None:
 @json_option
 def show(trust_path: Path, as_json: bool) -> None:
     """Print the keys and list policies of TRUST."""
-    store = load_trust_store(trust_path)
+    store = read_trust_store(trust_path)
     if as_json:
         print_json(store.to_dict())
         return
     for keyid, trusted in sorted(store.keys.items()):
-        click.echo(
+        echo(
             f"{keyid}  {trusted.key.algorithm:10}"
             f"  {','.join(sorted(trusted.roles)):30}  {trusted.name}"
         )
     for name, policy in sorted(store.lists.items()):
         required = " (required)" if policy.required else ""
-        click.echo(f"list {name}: {policy.threshold} of {len(policy.keyids)} key(s){required}")
+        echo(f"list {name}: {policy.threshold} of {len(policy.keyids)} key(s){required}")
 
 
 COMMANDS = [trust]

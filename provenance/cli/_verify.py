@@ -2,37 +2,29 @@
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
 import os
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
-from provenance import card, manifest
-from provenance._files import read_bytes
+from provenance import manifest
 from provenance.cli._common import (
     PATH,
     echo,
     json_option,
+    load_trust,
     now_option,
     print_json,
     progress_bar,
-    real_now,
-    resolve_now,
+    resolve_clock,
 )
-from provenance.cli._trust import load_trust_store
 from provenance.cli._walk import exclude_option, symlinks_option
-from provenance.envelope import Envelope
-from provenance.errors import FormatError, InputError
-from provenance.trust import TrustStore
-from provenance.verify import DataDiff, Report, verify
+from provenance.errors import InputError
+from provenance.verify import DataDiff, Report, verify_file
 
 if TYPE_CHECKING:
-    from provenance.lists.audit import ListSource
+    from provenance.lists.audit import ListFinding
 
 
 @click.command("verify")
@@ -89,22 +81,19 @@ def verify_command(
     """
     if data_dir is None and (excludes or symlinks == "error"):
         raise InputError("--exclude and --symlinks apply to the files of --data")
-    at = resolve_now(now)
-    trust = load_trust_store(trust_path)
-    if now:
-        # A moved clock never revives an expired key: keys must be valid at the real time too.
-        trust = trust.with_real_time(real_now())
-    document = card.unverified_card_document(
-        read_bytes(signed_path, limit=card.MAX_CARD_BYTES), what=str(signed_path)
-    )
-    if not isinstance(document, Envelope):
-        raise FormatError(f"{signed_path}: the card is not signed; run 'provenance card sign'")
-    with _list_source(lists, trust, at) as source, progress_bar(0, "verifying") as bar:
-        report = verify(
-            document,
+    if manifest_path is None and data_dir is not None:
+        raise InputError("--data needs --manifest: the files are checked against the manifest")
+    if manifest_path is None and lists is not None:
+        raise InputError(
+            "--lists needs --manifest: the manifest entries are checked against the lists"
+        )
+    clock = resolve_clock(now)
+    trust = load_trust(trust_path, clock)
+    with progress_bar(0, "verifying") as bar:
+        report = verify_file(
+            signed_path,
             trust,
-            at=at,
-            what=str(signed_path),
+            at=clock.at,
             manifest_path=manifest_path,
             data_dir=data_dir,
             ignore=manifest.exclusion_matcher(excludes),
@@ -113,7 +102,7 @@ def verify_command(
             # Without a bar shown, the walk need not stat every file for a total.
             progress=None if bar.disable else bar.update,
             on_total=None if bar.disable else (lambda total: bar.reset(total=total)),
-            lists=source,
+            lists=lists,
             strict=strict,
         )
     if as_json:
@@ -159,35 +148,15 @@ def _print_data(data: DataDiff) -> None:
         echo("        (--json lists every path)")
 
 
-def _describe(item: dict[str, Any]) -> str:
+def _describe(finding: ListFinding) -> str:
     """One line for a violation or a newly listed entry."""
-    if item.get("entry") is None:
-        return f"list {item.get('list')}: {item.get('reason', '')}"
-    entry = item["entry"]
+    entry = finding.entry
+    if entry is None:
+        return f"list {finding.list}: {finding.reason or ''}"
     return (
-        f"{item['id']}: on {item['list']} v{item['version']}"
-        f" ({entry['type']} {entry['value']}, {entry['category']})"
+        f"{finding.id}: on {finding.list} v{finding.version}"
+        f" ({entry.type} {entry.value}, {entry.category})"
     )
-
-
-@contextlib.contextmanager
-def _list_source(
-    value: str | None, trust: TrustStore, at: dt.datetime
-) -> Iterator[ListSource | None]:
-    """Yield where ``--lists`` loads list versions from (fetching a URL into a temp cache)."""
-    if value is None:
-        yield None
-        return
-    from provenance.lists.audit import CacheSource
-
-    if value.startswith(("http://", "https://")):
-        from provenance.lists.client import fetch
-
-        with tempfile.TemporaryDirectory(prefix="provenance-lists-") as temp:
-            fetch(value, store=trust, cache_dir=Path(temp), at=at)
-            yield CacheSource(Path(temp), at)
-        return
-    yield CacheSource(Path(value), at)
 
 
 COMMANDS = [verify_command]

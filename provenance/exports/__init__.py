@@ -22,8 +22,8 @@ import math
 import posixpath
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
+from provenance.card.model import CardPredicate, CardStatement, Collection, Exclusion, Source
 from provenance.errors import InvalidURLError
 from provenance.manifest import ManifestEntry
 
@@ -49,28 +49,25 @@ class ExportCard:
     signed bytes after their signature verified.
     """
 
-    statement: Mapping[str, Any]
+    statement: CardStatement
     statement_sha256: str
     """SHA-256 of the signed payload: the card's identity."""
     signers: tuple[Signer, ...]
 
     @property
-    def predicate(self) -> Mapping[str, Any]:
+    def predicate(self) -> CardPredicate:
         """The card predicate."""
-        predicate: Mapping[str, Any] = self.statement["predicate"]
-        return predicate
+        return self.statement.predicate
 
     @property
     def manifest_name(self) -> str:
         """The manifest's file name, as the card's subject names it."""
-        name: str = self.statement["subject"][0]["name"]
-        return name
+        return self.statement.manifest_name
 
     @property
     def manifest_sha256(self) -> str:
         """The manifest file digest the card commits to."""
-        digest: str = self.statement["subject"][0]["digest"]["sha256"]
-        return digest
+        return self.statement.manifest_sha256
 
     @property
     def card_urn(self) -> str:
@@ -220,15 +217,15 @@ def top_domain_count(domains: int, *, sme: bool = False) -> int:
 # Licenses of the whole dataset
 
 
-def dataset_license(predicate: Mapping[str, Any]) -> str:
+def dataset_license(predicate: CardPredicate) -> str:
     """The SPDX expression of the dataset as a whole: every license in it, joined by ``AND``.
 
     The licenses are those the card counts records under (its sources' when it counts none).
     ``NOASSERTION`` if any of them is, since nothing can then be asserted of the whole.
     """
     expressions: list[str] = sorted(
-        {item["license"] for item in predicate["licenses"]}
-        or {source["license"] for source in predicate["sources"]}
+        {item.license for item in predicate.licenses}
+        or {source.license for source in predicate.sources}
     )
     if "NOASSERTION" in expressions:
         return "NOASSERTION"
@@ -237,14 +234,14 @@ def dataset_license(predicate: Mapping[str, Any]) -> str:
     return " AND ".join(f"({e})" if " " in e else e for e in expressions)
 
 
-def custom_license_refs(predicate: Mapping[str, Any]) -> dict[str, str | None]:
+def custom_license_refs(predicate: CardPredicate) -> dict[str, str | None]:
     """Every ``LicenseRef-`` id of the card, with the URL of its licensing agreement if a source
     under it gives its agreement as an http(s) URL (``None`` otherwise)."""
     from provenance.licenses import license_ids
 
     refs: dict[str, str | None] = {}
-    expressions = [(s["license"], s.get("agreement")) for s in predicate["sources"]]
-    expressions += [(item["license"], None) for item in predicate["licenses"]]
+    expressions = [(s.license, s.agreement) for s in predicate.sources]
+    expressions += [(item.license, None) for item in predicate.licenses]
     for expression, agreement in expressions:
         for license_id in license_ids(expression):
             if "LicenseRef-" not in license_id:
@@ -255,19 +252,26 @@ def custom_license_refs(predicate: Mapping[str, Any]) -> dict[str, str | None]:
     return dict(sorted(refs.items()))
 
 
-def collection_window(sources: Sequence[Mapping[str, Any]]) -> tuple[str | None, str | None]:
+def collection_of(source: Source) -> Collection | None:
+    """The source's collection window; None when the card states neither start nor end."""
+    window = source.collection
+    return window if window is not None and (window.start or window.end) else None
+
+
+def collection_window(sources: Sequence[Source]) -> tuple[str | None, str | None]:
     """The earliest start and latest end of the sources' collection windows (ISO dates)."""
-    starts = [s["collection"]["start"] for s in sources if s.get("collection", {}).get("start")]
-    ends = [s["collection"]["end"] for s in sources if s.get("collection", {}).get("end")]
+    periods = [s.collection for s in sources if s.collection is not None]
+    starts = [p.start for p in periods if p.start]
+    ends = [p.end for p in periods if p.end]
     return (min(starts) if starts else None, max(ends) if ends else None)
 
 
-def exclusion_line(item: Mapping[str, Any]) -> str:
+def exclusion_line(item: Exclusion) -> str:
     """One line describing an exclusion list the card says was applied."""
-    matched = ", ".join(f"{k} {v}" for k, v in sorted(item["matched"].items())) or "none"
+    matched = ", ".join(f"{k} {v}" for k, v in sorted(item.matched.items())) or "none"
     return (
-        f"exclusion list {item['name']} v{item['version']} (sha256 {item['digest']}),"
-        f" applied {item['applied']}: matched {matched}; {item['removed']} removed"
+        f"exclusion list {item.name} v{item.version} (sha256 {item.digest}),"
+        f" applied {item.applied}: matched {matched}; {item.removed} removed"
     )
 
 

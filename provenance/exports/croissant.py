@@ -15,11 +15,13 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from provenance.card.model import Source
 from provenance.exports import (
     TOOL_URL,
     ExportCard,
     ExportOptions,
     ManifestFacts,
+    collection_of,
     collection_window,
     custom_license_refs,
     dataset_license,
@@ -113,41 +115,41 @@ def _date_time(date: str, *, end: bool) -> str:
     return f"{date}T23:59:59Z" if end else f"{date}T00:00:00Z"
 
 
-def _source_entity(source: Mapping[str, Any], refs: Mapping[str, str | None]) -> dict[str, Any]:
+def _source_entity(source: Source, refs: Mapping[str, str | None]) -> dict[str, Any]:
     node: dict[str, Any] = {
-        "@id": f"urn:provenance:source:{source['id']}",
+        "@id": f"urn:provenance:source:{source.id}",
         "@type": "prov:Entity",
-        "name": source["name"],
-        "identifier": source["id"],
-        "additionalType": source["kind"],
+        "name": source.name,
+        "identifier": source.id,
+        "additionalType": source.kind,
     }
-    licenses = _licenses(source["license"], refs, source.get("agreement"))
+    licenses = _licenses(source.license, refs, source.agreement)
     if licenses:
         node["license"] = licenses[0] if len(licenses) == 1 else licenses
-    node["prov:value"] = f"license (SPDX): {source['license']}"
-    if source.get("homepage"):
-        node["url"] = source["homepage"]
-    if source.get("rightsHolder"):
-        node["copyrightHolder"] = {"@type": "sc:Organization", "name": source["rightsHolder"]}
-        node["prov:wasAttributedTo"] = {"@type": "prov:Agent", "prov:label": source["rightsHolder"]}
-    window = source.get("collection")
+    node["prov:value"] = f"license (SPDX): {source.license}"
+    if source.homepage:
+        node["url"] = source.homepage
+    if source.rights_holder:
+        node["copyrightHolder"] = {"@type": "sc:Organization", "name": source.rights_holder}
+        node["prov:wasAttributedTo"] = {"@type": "prov:Agent", "prov:label": source.rights_holder}
+    window = collection_of(source)
     if window:
         activity: dict[str, Any] = {"@type": "prov:Activity", "prov:label": "collection"}
-        if window.get("start"):
+        if window.start:
             activity["prov:startedAtTime"] = {
-                "@value": _date_time(window["start"], end=False),
+                "@value": _date_time(window.start, end=False),
                 "@type": _XSD_DATETIME,
             }
-        if window.get("end"):
+        if window.end:
             activity["prov:endedAtTime"] = {
-                "@value": _date_time(window["end"], end=True),
+                "@value": _date_time(window.end, end=True),
                 "@type": _XSD_DATETIME,
             }
         node["prov:wasGeneratedBy"] = activity
     node["description"] = (
-        f"{source['records']} records, {source['bytes']} bytes in the manifest"
-        + (f"; legal basis: {source['legalBasis']}" if source.get("legalBasis") else "")
-        + (f"; opt-outs honoured: {', '.join(source['optOut'])}" if source.get("optOut") else "")
+        f"{source.records} records, {source.bytes} bytes in the manifest"
+        + (f"; legal basis: {source.legal_basis}" if source.legal_basis else "")
+        + (f"; opt-outs honoured: {', '.join(source.opt_out)}" if source.opt_out else "")
     )
     return node
 
@@ -157,14 +159,14 @@ def document(
 ) -> dict[str, Any]:
     """The Croissant JSON-LD document of ``card``."""
     predicate = card.predicate
-    manifest = predicate["manifest"]
+    manifest = predicate.manifest
     refs = custom_license_refs(predicate)
-    publisher: dict[str, Any] = {"@type": "sc:Organization", "name": predicate["publisher"]["name"]}
-    if predicate["publisher"].get("url"):
-        publisher["url"] = predicate["publisher"]["url"]
+    publisher: dict[str, Any] = {"@type": "sc:Organization", "name": predicate.publisher.name}
+    if predicate.publisher.url:
+        publisher["url"] = predicate.publisher.url
     licenses: list[Any] = []
-    for expression in sorted({item["license"] for item in predicate["licenses"]}) or sorted(
-        {s["license"] for s in predicate["sources"]}
+    for expression in sorted({item.license for item in predicate.licenses}) or sorted(
+        {s.license for s in predicate.sources}
     ):
         for node in _licenses(expression, refs, None):
             if node not in licenses:
@@ -176,8 +178,8 @@ def document(
         "name": name,
         "description": (
             f"The dataset's manifest (JSON Lines, one entry per file or record):"
-            f" {manifest['entries']} entries, {manifest['bytes']} bytes of data; RFC 9162"
-            f" Merkle root (SHA-256) {manifest['merkleRoot']}."
+            f" {manifest.entries} entries, {manifest.bytes} bytes of data; RFC 9162"
+            f" Merkle root (SHA-256) {manifest.merkle_root}."
         ),
         "contentUrl": name,
         "encodingFormat": "application/jsonlines",
@@ -196,41 +198,39 @@ def document(
         }
         for column in columns
     ]
-    start, end = collection_window(predicate["sources"])
+    start, end = collection_window(predicate.sources)
     collection = []
-    for source in predicate["sources"]:
-        parts = [f"{source['id']} ({source['kind']}, license {source['license']})"]
-        if source.get("optOut"):
-            parts.append(f"opt-outs honoured: {', '.join(source['optOut'])}")
-        if source.get("legalBasis"):
-            parts.append(f"legal basis: {source['legalBasis']}")
-        if source.get("agreement"):
-            parts.append(f"agreement: {source['agreement']}")
+    for source in predicate.sources:
+        parts = [f"{source.id} ({source.kind}, license {source.license})"]
+        if source.opt_out:
+            parts.append(f"opt-outs honoured: {', '.join(source.opt_out)}")
+        if source.legal_basis:
+            parts.append(f"legal basis: {source.legal_basis}")
+        if source.agreement:
+            parts.append(f"agreement: {source.agreement}")
         collection.append("; ".join(parts))
     doc: dict[str, Any] = {
         "@context": CONTEXT,
         "@type": "sc:Dataset",
         "conformsTo": CONFORMS_TO,
-        "name": predicate["name"],
-        "description": predicate["description"].strip() or predicate["name"],
-        "version": predicate["version"],
-        "datePublished": predicate["created"],
+        "name": predicate.name,
+        "description": predicate.description.strip() or predicate.name,
+        "version": predicate.version,
+        "datePublished": predicate.created,
         # Where the dataset is published is not in the card; without it, the card's URN.
         "url": options.url or card.card_urn,
         "identifier": card.card_urn,
         "creator": publisher,
         "publisher": publisher,
         "license": licenses,
-        "citeAs": f"{predicate['publisher']['name']}. {predicate['name']} {predicate['version']}."
+        "citeAs": f"{predicate.publisher.name}. {predicate.name} {predicate.version}."
         f" Signed dataset card {card.card_urn}.",
         "keywords": ["training data", "provenance"],
         "rai:dataCollection": "Sources: " + " | ".join(collection),
-        "rai:dataCollectionType": sorted(
-            {COLLECTION_TYPE[s["kind"]] for s in predicate["sources"]}
-        ),
-        "rai:dataPreprocessingProtocol": [exclusion_line(e) for e in predicate["exclusions"]]
+        "rai:dataCollectionType": sorted({COLLECTION_TYPE[s.kind] for s in predicate.sources}),
+        "rai:dataPreprocessingProtocol": [exclusion_line(e) for e in predicate.exclusions]
         or ["No exclusion list applied, according to the signed card."],
-        "prov:wasDerivedFrom": [_source_entity(s, refs) for s in predicate["sources"]],
+        "prov:wasDerivedFrom": [_source_entity(s, refs) for s in predicate.sources],
         "prov:wasAttributedTo": {"@type": "prov:Agent", "prov:label": f"provenance ({TOOL_URL})"},
         "distribution": [file_object],
         "recordSet": [
@@ -252,8 +252,8 @@ def document(
     doc["rai:dataCollectionRawData"] = (
         f"License of the whole dataset (SPDX): {dataset_license(predicate)}. "
         + "; ".join(
-            f"{item['license']}: {item['records']} records, {item['bytes']} bytes"
-            for item in predicate["licenses"]
+            f"{item.license}: {item.records} records, {item.bytes} bytes"
+            for item in predicate.licenses
         )
     )
     return doc

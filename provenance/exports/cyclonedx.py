@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from provenance import __version__
+from provenance.card.model import PREDICATE_TYPE, Source
 from provenance.exports import (
     TOOL_URL,
     ExportCard,
@@ -49,38 +50,38 @@ def _licenses(expression: str, refs: Mapping[str, str | None]) -> list[dict[str,
     return [{"license": entry}]
 
 
-def _source_component(source: Mapping[str, Any], refs: Mapping[str, str | None]) -> dict[str, Any]:
-    data: dict[str, Any] = {"type": "dataset", "name": source["name"]}
-    if source.get("homepage"):
-        data["contents"] = {"url": source["homepage"]}
-    if source.get("rightsHolder"):
-        data["governance"] = {"owners": [{"organization": {"name": source["rightsHolder"]}}]}
+def _source_component(source: Source, refs: Mapping[str, str | None]) -> dict[str, Any]:
+    data: dict[str, Any] = {"type": "dataset", "name": source.name}
+    if source.homepage:
+        data["contents"] = {"url": source.homepage}
+    if source.rights_holder:
+        data["governance"] = {"owners": [{"organization": {"name": source.rights_holder}}]}
     properties = [
-        _property("source:id", source["id"]),
-        _property("source:kind", source["kind"]),
-        _property("source:license", source["license"]),
-        _property("source:records", source["records"]),
-        _property("source:bytes", source["bytes"]),
+        _property("source:id", source.id),
+        _property("source:kind", source.kind),
+        _property("source:license", source.license),
+        _property("source:records", source.records),
+        _property("source:bytes", source.bytes),
     ]
-    window = source.get("collection") or {}
-    if window.get("start"):
-        properties.append(_property("source:collection_start", window["start"]))
-    if window.get("end"):
-        properties.append(_property("source:collection_end", window["end"]))
-    if source.get("optOut"):
-        properties.append(_property("source:opt_out_signals", ",".join(source["optOut"])))
-    if source.get("legalBasis"):
-        properties.append(_property("source:legal_basis", source["legalBasis"]))
-    if source.get("agreement"):
-        properties.append(_property("source:agreement", source["agreement"]))
+    window = source.collection
+    if window is not None and window.start:
+        properties.append(_property("source:collection_start", window.start))
+    if window is not None and window.end:
+        properties.append(_property("source:collection_end", window.end))
+    if source.opt_out:
+        properties.append(_property("source:opt_out_signals", ",".join(source.opt_out)))
+    if source.legal_basis:
+        properties.append(_property("source:legal_basis", source.legal_basis))
+    if source.agreement:
+        properties.append(_property("source:agreement", source.agreement))
     component: dict[str, Any] = {
         "type": "data",
-        "bom-ref": f"source:{source['id']}",
-        "name": source["name"],
+        "bom-ref": f"source:{source.id}",
+        "name": source.name,
         "data": [data],
         "properties": properties,
     }
-    licenses = _licenses(source["license"], refs)
+    licenses = _licenses(source.license, refs)
     if licenses:
         component["licenses"] = licenses
     return component
@@ -91,32 +92,32 @@ def document(
 ) -> dict[str, Any]:
     """The CycloneDX 1.6 BOM of ``card``."""
     predicate = card.predicate
-    manifest = predicate["manifest"]
+    manifest = predicate.manifest
     refs = custom_license_refs(predicate)
     properties = [
         _property("card:sha256", card.statement_sha256),
-        _property("card:predicate_type", card.statement["predicateType"]),
+        _property("card:predicate_type", PREDICATE_TYPE),
         _property("manifest:name", card.manifest_name),
         _property("manifest:sha256", card.manifest_sha256),
-        _property("manifest:merkle_root", manifest["merkleRoot"]),
-        _property("manifest:entries", manifest["entries"]),
-        _property("manifest:bytes", manifest["bytes"]),
+        _property("manifest:merkle_root", manifest.merkle_root),
+        _property("manifest:entries", manifest.entries),
+        _property("manifest:bytes", manifest.bytes),
         _property("license", dataset_license(predicate)),
     ]
-    for item in predicate["licenses"]:
-        properties.append(_property(f"license:{item['license']}:records", item["records"]))
-        properties.append(_property(f"license:{item['license']}:bytes", item["bytes"]))
-    for item in predicate["exclusions"]:
-        prefix = f"exclusion:{item['name']}"
+    for item in predicate.licenses:
+        properties.append(_property(f"license:{item.license}:records", item.records))
+        properties.append(_property(f"license:{item.license}:bytes", item.bytes))
+    for exclusion in predicate.exclusions:
+        prefix = f"exclusion:{exclusion.name}"
         properties += [
-            _property(f"{prefix}:version", item["version"]),
-            _property(f"{prefix}:sha256", item["digest"]),
-            _property(f"{prefix}:removed", item["removed"]),
-            _property(f"{prefix}:applied", item["applied"]),
+            _property(f"{prefix}:version", exclusion.version),
+            _property(f"{prefix}:sha256", exclusion.digest),
+            _property(f"{prefix}:removed", exclusion.removed),
+            _property(f"{prefix}:applied", exclusion.applied),
         ]
         properties += [
             _property(f"{prefix}:matched:{category}", count)
-            for category, count in sorted(item["matched"].items())
+            for category, count in sorted(exclusion.matched.items())
         ]
     for signer in card.signers:
         properties.append(_property(f"signer:{signer.role}", f"{signer.name} {signer.keyid}"))
@@ -125,34 +126,34 @@ def document(
         "url": options.url.rstrip("/") + "/" + card.manifest_name
         if options.url
         else card.manifest_name,
-        "comment": f"manifest (JSON Lines); RFC 9162 Merkle root {manifest['merkleRoot']}",
+        "comment": f"manifest (JSON Lines); RFC 9162 Merkle root {manifest.merkle_root}",
         "hashes": [{"alg": "SHA-256", "content": card.manifest_sha256}],
     }
     dataset_data: dict[str, Any] = {
         "type": "dataset",
-        "name": predicate["name"],
-        "description": predicate["description"].strip() or predicate["name"],
+        "name": predicate.name,
+        "description": predicate.description.strip() or predicate.name,
         "contents": {
             "properties": [
-                {"name": "provenance:records", "value": str(manifest["entries"])},
-                {"name": "provenance:bytes", "value": str(manifest["bytes"])},
+                {"name": "provenance:records", "value": str(manifest.entries)},
+                {"name": "provenance:bytes", "value": str(manifest.bytes)},
             ]
         },
-        "governance": {"owners": [{"organization": {"name": predicate["publisher"]["name"]}}]},
+        "governance": {"owners": [{"organization": {"name": predicate.publisher.name}}]},
     }
-    supplier: dict[str, Any] = {"name": predicate["publisher"]["name"]}
-    if predicate["publisher"].get("url"):
-        supplier["url"] = [predicate["publisher"]["url"]]
+    supplier: dict[str, Any] = {"name": predicate.publisher.name}
+    if predicate.publisher.url:
+        supplier["url"] = [predicate.publisher.url]
     component: dict[str, Any] = {
         "type": "data",
-        "bom-ref": f"dataset:{predicate['name']}",
-        "name": predicate["name"],
-        "version": predicate["version"],
-        "description": predicate["description"].strip() or predicate["name"],
+        "bom-ref": f"dataset:{predicate.name}",
+        "name": predicate.name,
+        "version": predicate.version,
+        "description": predicate.description.strip() or predicate.name,
         "supplier": supplier,
         "externalReferences": [manifest_ref],
         "data": [dataset_data],
-        "pedigree": {"ancestors": [_source_component(s, refs) for s in predicate["sources"]]},
+        "pedigree": {"ancestors": [_source_component(s, refs) for s in predicate.sources]},
         "properties": properties,
     }
     whole = dataset_license(predicate)
@@ -167,7 +168,7 @@ def document(
         "serialNumber": uuid.uuid5(uuid.NAMESPACE_URL, card.card_urn).urn,
         "version": 1,
         "metadata": {
-            "timestamp": predicate["created"],
+            "timestamp": predicate.created,
             "tools": {
                 "components": [
                     {

@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -138,7 +139,7 @@ def _text(value: Any) -> str | None:
 
 
 def _front_matter(text: str, what: str) -> tuple[dict[str, Any], str]:
-    from provenance.card import _StrictLoader
+    from provenance.card.spec import _StrictLoader
 
     lines = text.splitlines()
     if not lines or lines[0].strip() != "---":
@@ -493,3 +494,21 @@ def draft_spec(kind: str, data: bytes, *, what: str) -> tuple[str, int]:
     text = result.to_yaml()
     load_spec(text.encode("utf-8"), what=f"spec drafted from {what}")
     return text, result.todo_count
+
+
+def draft_spec_file(kind: str, card_path: Path, *, output: Path) -> int:
+    """Draft a spec from the card file at ``card_path`` and write it (YAML) to ``output``.
+
+    Returns:
+        How many TODOs the draft holds.
+
+    Raises:
+        InputError: the card file is missing or unreadable.
+        FormatError, SchemaError: see :func:`draft_spec`.
+        LocalIOError: the draft cannot be written.
+    """
+    from provenance._files import atomic_write, read_bytes
+
+    text, todos = draft_spec(kind, read_bytes(card_path, limit=MAX_CARD_BYTES), what=str(card_path))
+    atomic_write(output, text.encode("utf-8"))
+    return todos

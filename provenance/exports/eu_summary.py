@@ -19,6 +19,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from provenance.card.model import CardPredicate, Source
 from provenance.exports import (
     ExportCard,
     ExportOptions,
@@ -43,23 +44,25 @@ def to_fill(what: str) -> str:
     return f"[TO FILL: {what}]"
 
 
-def _source_row(source: Mapping[str, Any]) -> dict[str, Any]:
+def _source_row(source: Source) -> dict[str, Any]:
+    """The summary's row of a source: the card's own JSON members that say something."""
+    described = source.to_dict()
     row: dict[str, Any] = {
-        "id": source["id"],
-        "name": source["name"],
-        "kind": source["kind"],
-        "license": source["license"],
-        "records": source["records"],
-        "bytes": source["bytes"],
+        "id": source.id,
+        "name": source.name,
+        "kind": source.kind,
+        "license": source.license,
+        "records": source.records,
+        "bytes": source.bytes,
     }
     for key in ("homepage", "rightsHolder", "agreement", "legalBasis", "collection", "optOut"):
-        if source.get(key):
-            row[key] = source[key]
+        if described.get(key):
+            row[key] = described[key]
     return row
 
 
-def _sources(predicate: Mapping[str, Any], kinds: Sequence[str]) -> list[dict[str, Any]]:
-    return [_source_row(s) for s in predicate["sources"] if s["kind"] in kinds]
+def _sources(predicate: CardPredicate, kinds: Sequence[str]) -> list[dict[str, Any]]:
+    return [_source_row(s) for s in predicate.sources if s.kind in kinds]
 
 
 def summary(
@@ -67,8 +70,8 @@ def summary(
 ) -> dict[str, Any]:
     """The summary as a JSON document (what ``--json`` writes)."""
     predicate = card.predicate
-    sources = predicate["sources"]
-    publisher = predicate["publisher"]
+    sources = predicate.sources
+    publisher = predicate.publisher
     missing: list[str] = []
 
     def fill(path: str, value: Any, what: str) -> Any:
@@ -95,14 +98,14 @@ def summary(
                 )
             size.append(row)
     start, end = collection_window(sources)
-    crawled = [s for s in sources if s["kind"] == "web-crawl"]
+    crawled = [s for s in sources if s.kind == "web-crawl"]
     crawl_start, crawl_end = collection_window(crawled)
     general = {
         "provider": {
-            "name": options.provider or publisher["name"],
+            "name": options.provider or publisher.name,
             "contact": fill(
                 "generalInformation.provider.contact",
-                options.provider_contact or publisher.get("contact"),
+                options.provider_contact or publisher.contact,
                 "provider's contact details",
             ),
             "authorisedRepresentative": fill(
@@ -137,9 +140,9 @@ def summary(
             "unknown": "not known: no manifest was given",
         }[how],
         "size": size or fill("generalInformation.size", None, "training data size per modality"),
-        "records": predicate["manifest"]["entries"],
-        "bytes": predicate["manifest"]["bytes"],
-        "typesOfContent": [f"{s['name']} ({s['kind']})" for s in sources],
+        "records": predicate.manifest.entries,
+        "bytes": predicate.manifest.bytes,
+        "typesOfContent": [f"{s.name} ({s.kind})" for s in sources],
         "latestCollectionDate": fill(
             "generalInformation.latestCollectionDate", end, "latest date of data collection"
         ),
@@ -178,7 +181,7 @@ def summary(
                 for rank, d in enumerate(domains[:listed], start=1)
             ],
         }
-    declared = sorted({d for s in crawled for d in s.get("domains", [])})
+    declared = sorted({d for s in crawled for d in s.domains or ()})
     crawl = {
         "used": bool(crawled),
         "sources": [_source_row(s) for s in crawled],
@@ -189,7 +192,7 @@ def summary(
             "start": fill("dataSources.crawled.collectionPeriod.start", crawl_start, "start"),
             "end": fill("dataSources.crawled.collectionPeriod.end", crawl_end, "end"),
         }
-        crawl["optOutSignalsHonoured"] = sorted({o for s in crawled for o in s.get("optOut", [])})
+        crawl["optOutSignalsHonoured"] = sorted({o for s in crawled for o in s.opt_out or ()})
         crawl["declaredDomains"] = declared
         crawl["topDomains"] = top or fill(
             "dataSources.crawled.topDomains", None, "most relevant domains (needs the manifest)"
@@ -203,7 +206,7 @@ def summary(
     data_sources = {
         "publicDatasets": {"used": bool(public), "sources": public},
         "licensedData": {
-            "used": any(s["kind"] == "licensed" for s in sources),
+            "used": any(s.kind == "licensed" for s in sources),
             "sources": _sources(predicate, ("licensed",)),
         },
         "otherPrivateThirdPartyData": {
@@ -215,31 +218,31 @@ def summary(
         },
         "crawled": crawl,
         "userData": {
-            "used": any(s["kind"] == "user-contributed" for s in sources),
+            "used": any(s.kind == "user-contributed" for s in sources),
             "sources": _sources(predicate, ("user-contributed",)),
         },
         "syntheticData": {
-            "used": any(s["kind"] == "synthetic" for s in sources),
+            "used": any(s.kind == "synthetic" for s in sources),
             "sources": _sources(predicate, ("synthetic",)),
         },
         "otherSources": {"used": False, "sources": []},
     }
-    lists = [
+    lists: list[dict[str, Any]] = [
         {
-            "name": e["name"],
-            "version": e["version"],
-            "sha256": e["digest"],
-            "applied": e["applied"],
-            "matched": dict(e["matched"]),
-            "removed": e["removed"],
+            "name": e.name,
+            "version": e.version,
+            "sha256": e.digest,
+            "applied": e.applied,
+            "matched": dict(e.matched),
+            "removed": e.removed,
         }
-        for e in predicate["exclusions"]
+        for e in predicate.exclusions
     ]
     illegal = [item for item in lists if item["matched"].get("illegal")]
     processing = {
         "reservationOfRights": {
             "optOutSignals": [
-                {"source": s["id"], "signals": s["optOut"]} for s in sources if s.get("optOut")
+                {"source": s.id, "signals": list(s.opt_out)} for s in sources if s.opt_out
             ],
             "exclusionLists": lists,
             "codeOfPracticeSignatory": fill(
@@ -257,18 +260,18 @@ def summary(
             ),
         },
     }
-    manifest = predicate["manifest"]
+    manifest = predicate.manifest
     return {
         "template": TEMPLATE,
         "card": {
             "urn": card.card_urn,
-            "name": predicate["name"],
-            "version": predicate["version"],
-            "created": predicate["created"],
+            "name": predicate.name,
+            "version": predicate.version,
+            "created": predicate.created,
             "license": dataset_license(predicate),
             "manifest": card.manifest_name,
             "manifestSha256": card.manifest_sha256,
-            "merkleRoot": manifest["merkleRoot"],
+            "merkleRoot": manifest.merkle_root,
             "signers": [{"keyid": s.keyid, "name": s.name, "role": s.role} for s in card.signers],
         },
         "generalInformation": general,

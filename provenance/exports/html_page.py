@@ -10,14 +10,16 @@ the card is HTML-escaped.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from html import escape
 from typing import Any
 
+from provenance.card.model import Collection
 from provenance.exports import (
     ExportCard,
     ExportOptions,
     ManifestFacts,
+    collection_of,
     collection_window,
     dataset_license,
     human_bytes,
@@ -96,13 +98,17 @@ def _code(text: str) -> str:
     return f"<code>{escape(text)}</code>"
 
 
+def _span(window: Collection | None) -> str | None:
+    return f"{window.start or '?'} to {window.end or '?'}" if window else None
+
+
 def page(card: ExportCard, facts: ManifestFacts | None, options: ExportOptions) -> str:
     """The HTML page of ``card``."""
     predicate = card.predicate
-    manifest = predicate["manifest"]
-    sources: Sequence[Mapping[str, Any]] = predicate["sources"]
+    manifest = predicate.manifest
+    sources = predicate.sources
     start, end = collection_window(sources)
-    title = f"{predicate['name']} {predicate['version']}"
+    title = f"{predicate.name} {predicate.version}"
     out: list[str] = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -114,26 +120,26 @@ def page(card: ExportCard, facts: ManifestFacts | None, options: ExportOptions) 
         f"<h1>{escape(title)}</h1>",
         f'<p class="sub"><span class="badge">signature verified</span> when this page was made,'
         " against the exporter's trust store. Published by"
-        f" {escape(predicate['publisher']['name'])}, card created"
-        f" {escape(predicate['created'])}.</p>",
-        f"<p>{escape(predicate['description'].strip())}</p>",
+        f" {escape(predicate.publisher.name)}, card created"
+        f" {escape(predicate.created)}.</p>",
+        f"<p>{escape(predicate.description.strip())}</p>",
         f"<p>License of the whole dataset (SPDX): {_code(dataset_license(predicate))}.",
-        f" {manifest['entries']:,} records, {human_bytes(manifest['bytes'])}"
-        f" ({manifest['bytes']:,} bytes)"
+        f" {manifest.entries:,} records, {human_bytes(manifest.bytes)}"
+        f" ({manifest.bytes:,} bytes)"
         + (f", collected {escape(start or '?')} to {escape(end or '?')}" if start or end else "")
         + ".</p>",
         "<h2>Charts</h2>",
         '<div class="charts">',
         bar_chart(
-            "Records per license", [(i["license"], i["records"]) for i in predicate["licenses"]],
+            "Records per license", [(i.license, i.records) for i in predicate.licenses],
             unit="records",
         ),
         bar_chart(
-            "Bytes per license", [(i["license"], i["bytes"]) for i in predicate["licenses"]],
+            "Bytes per license", [(i.license, i.bytes) for i in predicate.licenses],
             unit="bytes",
         ),
-        bar_chart("Records per source", [(s["id"], s["records"]) for s in sources], unit="records"),
-        bar_chart("Bytes per source", [(s["id"], s["bytes"]) for s in sources], unit="bytes"),
+        bar_chart("Records per source", [(s.id, s.records) for s in sources], unit="records"),
+        bar_chart("Bytes per source", [(s.id, s.bytes) for s in sources], unit="bytes"),
     ]  # fmt: skip
     if facts is not None and facts.entries.domains:
         out.append(
@@ -152,14 +158,11 @@ def page(card: ExportCard, facts: ManifestFacts | None, options: ExportOptions) 
              "opt-outs honoured", "legal basis", "records", "bytes"],
             [
                 [
-                    s["id"], s["name"], s["kind"], s["license"], s.get("rightsHolder"),
-                    s.get("agreement"),
-                    (
-                        f"{s['collection'].get('start', '?')} to {s['collection'].get('end', '?')}"
-                        if s.get("collection") else None
-                    ),
-                    ", ".join(s.get("optOut", [])) or None, s.get("legalBasis"),
-                    f"{s['records']:,}", f"{s['bytes']:,}",
+                    s.id, s.name, s.kind, s.license, s.rights_holder,
+                    s.agreement,
+                    _span(collection_of(s)),
+                    ", ".join(s.opt_out or ()) or None, s.legal_basis,
+                    f"{s.records:,}", f"{s.bytes:,}",
                 ]
                 for s in sources
             ],
@@ -170,22 +173,22 @@ def page(card: ExportCard, facts: ManifestFacts | None, options: ExportOptions) 
     out.append(
         _table(
             ["license (SPDX)", "records", "bytes"],
-            [[i["license"], f"{i['records']:,}", f"{i['bytes']:,}"] for i in predicate["licenses"]],
+            [[i.license, f"{i.records:,}", f"{i.bytes:,}"] for i in predicate.licenses],
             {1, 2},
         )
     )
     out.append("<h2>Exclusion lists applied</h2>")
-    if predicate["exclusions"]:
+    if predicate.exclusions:
         out.append(
             _table(
                 ["list", "version", "sha256 of the signed list", "matched", "removed", "applied"],
                 [
                     [
-                        e["name"], e["version"], e["digest"],
-                        ", ".join(f"{k} {v}" for k, v in sorted(e["matched"].items())) or "none",
-                        f"{e['removed']:,}", e["applied"],
+                        e.name, e.version, e.digest,
+                        ", ".join(f"{k} {v}" for k, v in sorted(e.matched.items())) or "none",
+                        f"{e.removed:,}", e.applied,
                     ]
-                    for e in predicate["exclusions"]
+                    for e in predicate.exclusions
                 ],
                 {1, 4},
             )
@@ -196,9 +199,9 @@ def page(card: ExportCard, facts: ManifestFacts | None, options: ExportOptions) 
     rows = [
         ["manifest file", card.manifest_name],
         ["sha256 of the manifest file", card.manifest_sha256],
-        ["RFC 9162 Merkle root (SHA-256)", manifest["merkleRoot"]],
-        ["entries", f"{manifest['entries']:,}"],
-        ["bytes of data", f"{manifest['bytes']:,}"],
+        ["RFC 9162 Merkle root (SHA-256)", manifest.merkle_root],
+        ["entries", f"{manifest.entries:,}"],
+        ["bytes of data", f"{manifest.bytes:,}"],
         ["card (sha256 of the signed statement)", card.statement_sha256],
     ]
     if facts is not None:
@@ -222,9 +225,9 @@ def page(card: ExportCard, facts: ManifestFacts | None, options: ExportOptions) 
         f"provenance verify card.signed.json --trust trust.json --manifest {card.manifest_name}",
         "   # add --data DATA_DIR to re-hash the files when the manifest lists a directory",
         f"provenance manifest show {card.manifest_name}"
-        f"   # digest {card.manifest_sha256[:16]}…, root {manifest['merkleRoot'][:16]}…",
+        f"   # digest {card.manifest_sha256[:16]}…, root {manifest.merkle_root[:16]}…",
     ]
-    if predicate["exclusions"]:
+    if predicate.exclusions:
         commands.append(
             "provenance verify card.signed.json --trust trust.json"
             f" --manifest {card.manifest_name} --lists LIST_REPOSITORY_URL"
@@ -234,7 +237,7 @@ def page(card: ExportCard, facts: ManifestFacts | None, options: ExportOptions) 
         out.append(f'<p class="note">Published at {_code(options.url)}.</p>')
     out.append(
         '<p class="note">Generated by provenance'
-        f" {escape(predicate['generator']['version'])} from the signed card; the card, not this"
+        f" {escape(predicate.generator.version)} from the signed card; the card, not this"
         " page, is the source of truth.</p>"
     )
     out.append("</main></body></html>")

@@ -9,15 +9,16 @@ are kept under a ``provenance:`` key (the Hub keeps keys it does not know).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import Any
 
 import yaml
 
+from provenance.card.model import PREDICATE_TYPE, CardPredicate
 from provenance.exports import (
     ExportCard,
     ExportOptions,
     ManifestFacts,
+    collection_of,
     collection_window,
     custom_license_refs,
     dataset_license,
@@ -57,12 +58,12 @@ def license_name(license_id: str) -> str:
     return re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9.-]", "-", license_id.lower())).strip("-.")
 
 
-def hub_licenses(predicate: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+def hub_licenses(predicate: CardPredicate) -> tuple[list[str], list[str]]:
     """The Hub ids for the card's licenses, and the SPDX ids the Hub has no id for."""
     hub: list[str] = []
     unmapped: list[str] = []
-    expressions = {item["license"] for item in predicate["licenses"]} or {
-        source["license"] for source in predicate["sources"]
+    expressions = {item.license for item in predicate.licenses} or {
+        source.license for source in predicate.sources
     }
     for expression in sorted(expressions):
         if expression == "NOASSERTION":
@@ -81,13 +82,13 @@ def hub_licenses(predicate: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     return hub, unmapped
 
 
-def source_datasets(predicate: Mapping[str, Any]) -> list[str]:
+def source_datasets(predicate: CardPredicate) -> list[str]:
     """``original`` for data first compiled here, ``extended|<id>`` for each source dataset."""
     values: list[str] = []
-    for source in predicate["sources"]:
-        if source["kind"] == "dataset":
-            match = _HUB_DATASET.match(source.get("homepage", ""))
-            values.append(f"extended|{match[1] if match else source['id']}")
+    for source in predicate.sources:
+        if source.kind == "dataset":
+            match = _HUB_DATASET.match(source.homepage or "")
+            values.append(f"extended|{match[1] if match else source.id}")
         elif "original" not in values:
             values.insert(0, "original")
     return values
@@ -96,9 +97,9 @@ def source_datasets(predicate: Mapping[str, Any]) -> list[str]:
 def front_matter(card: ExportCard, facts: ManifestFacts | None) -> dict[str, Any]:
     """The YAML metadata of the README."""
     predicate = card.predicate
-    manifest = predicate["manifest"]
+    manifest = predicate.manifest
     hub, unmapped = hub_licenses(predicate)
-    data: dict[str, Any] = {"pretty_name": predicate["name"], "license": hub}
+    data: dict[str, Any] = {"pretty_name": predicate.name, "license": hub}
     if unmapped:
         refs = custom_license_refs(predicate)
         data["license_name"] = (
@@ -106,7 +107,7 @@ def front_matter(card: ExportCard, facts: ManifestFacts | None) -> dict[str, Any
         )
         link = refs.get(unmapped[0]) if len(unmapped) == 1 else None
         data["license_link"] = link or "LICENSE.md"
-    data["size_categories"] = [size_category(manifest["entries"])]
+    data["size_categories"] = [size_category(manifest.entries)]
     data["source_datasets"] = source_datasets(predicate)
     data["tags"] = ["provenance"]
     data["configs"] = [
@@ -117,12 +118,12 @@ def front_matter(card: ExportCard, facts: ManifestFacts | None) -> dict[str, Any
     ]
     data["provenance"] = {
         "card_sha256": card.statement_sha256,
-        "predicate_type": card.statement["predicateType"],
+        "predicate_type": PREDICATE_TYPE,
         "manifest": card.manifest_name,
         "manifest_sha256": card.manifest_sha256,
-        "merkle_root": manifest["merkleRoot"],
-        "entries": manifest["entries"],
-        "bytes": manifest["bytes"],
+        "merkle_root": manifest.merkle_root,
+        "entries": manifest.entries,
+        "bytes": manifest.bytes,
         "license": dataset_license(predicate),
         "signers": [{"keyid": s.keyid, "name": s.name, "role": s.role} for s in card.signers],
     }
@@ -134,12 +135,12 @@ def front_matter(card: ExportCard, facts: ManifestFacts | None) -> dict[str, Any
 def export(card: ExportCard, facts: ManifestFacts | None, options: ExportOptions) -> bytes:
     """Return the README.md of a Hub dataset repository for ``card``."""
     predicate = card.predicate
-    manifest = predicate["manifest"]
+    manifest = predicate.manifest
     meta = front_matter(card, facts)
     yaml_text = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=1000)
     lines = ["---", yaml_text.rstrip("\n"), "---", ""]
     add = lines.append
-    add(f"# Dataset Card for {predicate['name']}")
+    add(f"# Dataset Card for {predicate.name}")
     add("")
     add(
         "This card was generated from a signed `provenance` dataset card (an in-toto Statement"
@@ -150,13 +151,13 @@ def export(card: ExportCard, facts: ManifestFacts | None, options: ExportOptions
     add("")
     add("### Dataset Description")
     add("")
-    add(predicate["description"].strip() or MORE)
+    add(predicate.description.strip() or MORE)
     add("")
-    publisher = predicate["publisher"]
-    add(f"- **Curated by:** {publisher['name']}")
-    if publisher.get("url"):
-        add(f"- **Publisher's site:** {publisher['url']}")
-    add(f"- **Version:** {predicate['version']}")
+    publisher = predicate.publisher
+    add(f"- **Curated by:** {publisher.name}")
+    if publisher.url:
+        add(f"- **Publisher's site:** {publisher.url}")
+    add(f"- **Version:** {predicate.version}")
     add(f"- **License:** `{dataset_license(predicate)}` (SPDX expression of the whole dataset)")
     if options.url:
         add(f"- **Repository:** {options.url}")
@@ -168,25 +169,25 @@ def export(card: ExportCard, facts: ManifestFacts | None, options: ExportOptions
         " | opt-outs honoured | legal basis | records | bytes |"
     )
     add("|---|---|---|---|---|---|---|---|---|---:|---:|")
-    for source in predicate["sources"]:
-        window = source.get("collection", {})
-        span = f"{window.get('start', '?')} to {window.get('end', '?')}" if window else None
+    for source in predicate.sources:
+        window = collection_of(source)
+        span = f"{window.start or '?'} to {window.end or '?'}" if window else None
         add(
             "| "
             + " | ".join(
                 md_cell(v)
                 for v in (
-                    source["id"],
-                    source["name"],
-                    source["kind"],
-                    source["license"],
-                    source.get("rightsHolder"),
-                    source.get("agreement"),
+                    source.id,
+                    source.name,
+                    source.kind,
+                    source.license,
+                    source.rights_holder,
+                    source.agreement,
                     span,
-                    ", ".join(source.get("optOut", [])) or None,
-                    source.get("legalBasis"),
-                    source["records"],
-                    source["bytes"],
+                    ", ".join(source.opt_out or ()) or None,
+                    source.legal_basis,
+                    source.records,
+                    source.bytes,
                 )
             )
             + " |"
@@ -202,8 +203,8 @@ def export(card: ExportCard, facts: ManifestFacts | None, options: ExportOptions
     add(
         f"`{card.manifest_name}` (JSON Lines{size}) lists every file or record: `id`, `sha256`,"
         " `size`, and where known `source`, `url`, `license`, `rightsHolder`. It holds"
-        f" {manifest['entries']} entries, {manifest['bytes']} bytes"
-        f" ({human_bytes(manifest['bytes'])}) of data in total."
+        f" {manifest.entries} entries, {manifest.bytes} bytes"
+        f" ({human_bytes(manifest.bytes)}) of data in total."
     )
     add("")
     add("## Dataset Creation")
@@ -212,17 +213,17 @@ def export(card: ExportCard, facts: ManifestFacts | None, options: ExportOptions
     add("")
     add("#### Data Collection and Processing")
     add("")
-    start, end = collection_window(predicate["sources"])
+    start, end = collection_window(predicate.sources)
     if start or end:
         add(f"Data was collected from {start or '?'} to {end or '?'}.")
         add("")
-    opt_outs = sorted({o for s in predicate["sources"] for o in s.get("optOut", [])})
+    opt_outs = sorted({o for s in predicate.sources for o in s.opt_out or ()})
     if opt_outs:
         add(f"Opt-out signals honoured: {', '.join(opt_outs)}.")
         add("")
     add("#### Who are the source data producers?")
     add("")
-    holders = sorted({s["rightsHolder"] for s in predicate["sources"] if s.get("rightsHolder")})
+    holders = sorted({s.rights_holder for s in predicate.sources if s.rights_holder})
     add(", ".join(holders) if holders else MORE)
     add("")
     add("### Personal and Sensitive Information")
@@ -233,8 +234,8 @@ def export(card: ExportCard, facts: ManifestFacts | None, options: ExportOptions
     add("")
     add("| license (SPDX) | records | bytes |")
     add("|---|---:|---:|")
-    for item in predicate["licenses"]:
-        add(f"| {md_cell(item['license'])} | {item['records']} | {item['bytes']} |")
+    for item in predicate.licenses:
+        add(f"| {md_cell(item.license)} | {item.records} | {item.bytes} |")
     add("")
     refs = custom_license_refs(predicate)
     if refs:
@@ -245,18 +246,18 @@ def export(card: ExportCard, facts: ManifestFacts | None, options: ExportOptions
         add("")
     add("## Exclusion lists applied")
     add("")
-    if predicate["exclusions"]:
+    if predicate.exclusions:
         add("| list | version | sha256 of the signed list | matched | removed | applied |")
         add("|---|---:|---|---|---:|---|")
-        for item in predicate["exclusions"]:
-            matched = ", ".join(f"{k} {v}" for k, v in sorted(item["matched"].items()))
+        for exclusion in predicate.exclusions:
+            matched = ", ".join(f"{k} {v}" for k, v in sorted(exclusion.matched.items()))
             add(
-                f"| {md_cell(item['name'])} | {item['version']} | `{item['digest']}` |"
-                f" {md_cell(matched or 'none')} | {item['removed']} | {item['applied']} |"
+                f"| {md_cell(exclusion.name)} | {exclusion.version} | `{exclusion.digest}` |"
+                f" {md_cell(matched or 'none')} | {exclusion.removed} | {exclusion.applied} |"
             )
         add("")
-        for item in predicate["exclusions"]:
-            add(f"- {exclusion_line(item)}")
+        for exclusion in predicate.exclusions:
+            add(f"- {exclusion_line(exclusion)}")
     else:
         add("The card records no exclusion list applied.")
     add("")
@@ -264,7 +265,7 @@ def export(card: ExportCard, facts: ManifestFacts | None, options: ExportOptions
     add("")
     add(
         f"The signed card commits to `{card.manifest_name}` by its SHA-256"
-        f" `{card.manifest_sha256}` and its RFC 9162 Merkle root `{manifest['merkleRoot']}`."
+        f" `{card.manifest_sha256}` and its RFC 9162 Merkle root `{manifest.merkle_root}`."
         f" The card's own digest (SHA-256 of the signed statement) is `{card.statement_sha256}`."
     )
     add("")

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from provenance import _json
+from provenance.card.model import PREDICATE_TYPE as CARD_PREDICATE_TYPE
 from provenance.envelope import pae
 from provenance.errors import InputError
 from provenance.exports import ExportCard
@@ -58,7 +59,7 @@ def statement(
     ordered = sorted(resources)
     check_resource_names([name for name, _ in ordered])
     subject = hashlib.sha256(b"".join(bytes.fromhex(digest) for _, digest in ordered))
-    manifest = card.predicate["manifest"]
+    manifest = card.predicate.manifest
     return {
         "_type": STATEMENT_TYPE,
         "subject": [{"name": subject_name, "digest": {"sha256": subject.hexdigest()}}],
@@ -76,10 +77,10 @@ def statement(
             "provenance_card": {
                 "uri": card.card_urn,
                 "statementSha256": card.statement_sha256,
-                "predicateType": card.statement["predicateType"],
+                "predicateType": CARD_PREDICATE_TYPE,
                 "manifest": card.manifest_name,
                 "manifestSha256": card.manifest_sha256,
-                "merkleRoot": manifest["merkleRoot"],
+                "merkleRoot": manifest.merkle_root,
             },
         },
     }

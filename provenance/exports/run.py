@@ -51,11 +51,16 @@ class Verified:
     trust: TrustStore
 
 
-def _read(signed_path: Path, trust_path: Path) -> tuple[Envelope, TrustStore]:
-    """Read the trust store and the signed card (nothing trusted yet)."""
+def _read(
+    signed_path: Path, trust_path: Path, real_time: dt.datetime | None = None
+) -> tuple[Envelope, TrustStore]:
+    """Read the trust store (judging keys at ``real_time`` too when given) and the signed card
+    (nothing trusted yet)."""
     trust = TrustStore.from_json(
         read_bytes(trust_path, limit=MAX_TRUST_STORE_BYTES), what=str(trust_path)
     )
+    if real_time is not None:
+        trust = trust.with_real_time(real_time)
     document = unverified_card_document(
         read_bytes(signed_path, limit=MAX_CARD_BYTES), what=str(signed_path)
     )
@@ -74,15 +79,22 @@ def _export_card(envelope: Envelope, card: VerifiedCard, trust: TrustStore) -> E
     return ExportCard(card.statement, statement_sha256, signers)
 
 
-def load_verified(signed_path: Path, trust_path: Path, *, at: dt.datetime) -> Verified:
-    """Read and verify the signed card at ``signed_path`` against the trust store.
+def load_verified(
+    signed_path: Path,
+    trust_path: Path,
+    *,
+    at: dt.datetime,
+    real_time: dt.datetime | None = None,
+) -> Verified:
+    """Read and verify the signed card at ``signed_path`` against the trust store, at ``at``
+    (and at ``real_time`` too when the clock was moved).
 
     Raises:
         InputError: a file is missing or malformed, the card is not signed, or the trust store
             has no dataset-publisher key.
         SignatureError: no trusted dataset-publisher key signed the card (or it was altered).
     """
-    envelope, trust = _read(signed_path, trust_path)
+    envelope, trust = _read(signed_path, trust_path, real_time)
     card = verify_card(envelope, trust, at=at, what=str(signed_path))
     # verify_card succeeded, so envelope.payload is exactly the verified bytes.
     return Verified(_export_card(envelope, card, trust), trust)
@@ -125,14 +137,9 @@ def check_manifest(
     summaries: list[ManifestSummary] = []
     consume(manifest_module.iter_manifest(manifest_path, on_summary=summaries.append))
     summary = summaries[0]
-    committed = card.predicate["manifest"]
+    committed = card.predicate.manifest
     actual = (summary.digest, summary.entries, summary.total_bytes, summary.root)
-    expected = (
-        card.manifest_sha256,
-        committed["entries"],
-        committed["bytes"],
-        committed["merkleRoot"],
-    )
+    expected = (card.manifest_sha256, committed.entries, committed.bytes, committed.merkle_root)
     if actual != expected:
         raise DigestMismatchError(
             f"{manifest_path}: changed while it was read, or its entry count, bytes or Merkle"
@@ -162,8 +169,11 @@ def export(
     at: dt.datetime,
     manifest_path: Path | None = None,
     options: ExportOptions | None = None,
+    real_time: dt.datetime | None = None,
 ) -> bytes:
     """Verify the card and return its export in ``format_name`` (any format but ``oms``).
+
+    Keys are judged at ``at``, and at ``real_time`` too when the clock was moved.
 
     Raises:
         InputError: an unknown format, or bad input (see :func:`load_verified`).
@@ -172,7 +182,7 @@ def export(
     """
     if format_name not in FORMATS or format_name == "oms":
         raise InputError(f"export format {format_name!r}: expected one of {', '.join(FORMATS)}")
-    verified = load_verified(signed_path, trust_path, at=at)
+    verified = load_verified(signed_path, trust_path, at=at, real_time=real_time)
     facts = manifest_facts(verified.card, manifest_path) if manifest_path is not None else None
     module = _module(format_name)
     result: bytes = module.export(verified.card, facts, options or ExportOptions())
@@ -197,8 +207,11 @@ def export_oms(
     at: dt.datetime,
     passphrase: bytes | None = None,
     workers: int = 1,
+    real_time: dt.datetime | None = None,
 ) -> bytes:
     """Verify the card, check ``data_dir`` against its manifest, and sign it for model_signing.
+
+    Keys are judged at ``at``, and at ``real_time`` too when the clock was moved.
 
     Returns:
         The Sigstore bundle (see :mod:`provenance.exports.oms`).
@@ -218,7 +231,7 @@ def export_oms(
     data_root = data_dir.resolve()
     if output.resolve().is_relative_to(data_root):
         raise InputError(f"{output}: the bundle must be written outside {data_dir}, which it signs")
-    envelope, trust = _read(signed_path, trust_path)
+    envelope, trust = _read(signed_path, trust_path, real_time)
     # verify() checks the signature, then the manifest against the card, then every file.
     report = verify(
         envelope,

@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
 from typing import Any
 
+from provenance.card.model import Source
 from provenance.exports import (
     TOOL_URL,
     ExportCard,
     ExportOptions,
     ManifestFacts,
+    collection_of,
     collection_window,
     custom_license_refs,
     dataset_license,
@@ -51,10 +52,10 @@ def document(
 ) -> dict[str, Any]:
     """The SPDX 3.0.1 JSON-LD document of ``card``."""
     predicate = card.predicate
-    manifest = predicate["manifest"]
+    manifest = predicate.manifest
     base = f"urn:provenance:card:sha256:{card.statement_sha256}"
     refs = custom_license_refs(predicate)
-    created = predicate["created"]
+    created = predicate.created
     graph: list[dict[str, Any]] = []
     elements: list[str] = []
 
@@ -76,11 +77,11 @@ def document(
             "createdUsing": [tool_id],
         }
     )
-    element("Organization", "publisher", name=predicate["publisher"]["name"])
+    element("Organization", "publisher", name=predicate.publisher.name)
     element(
         "Tool",
         "provenance",
-        name=f"provenance {predicate['generator']['version']}",
+        name=f"provenance {predicate.generator.version}",
         externalIdentifier=[
             {
                 "type": "ExternalIdentifier",
@@ -113,30 +114,30 @@ def document(
         )
 
     holders: dict[str, str] = {}
-    start, end = collection_window(predicate["sources"])
+    start, end = collection_window(predicate.sources)
     dataset_fields: dict[str, Any] = {
-        "name": predicate["name"],
-        "description": predicate["description"].strip() or predicate["name"],
-        "software_packageVersion": predicate["version"],
+        "name": predicate.name,
+        "description": predicate.description.strip() or predicate.name,
+        "software_packageVersion": predicate.version,
         "software_primaryPurpose": "data",
         "software_downloadLocation": options.url or "NOASSERTION",
         "releaseTime": created,
         "originatedBy": [publisher_id],
         "suppliedBy": publisher_id,
         "dataset_datasetType": types,
-        "dataset_datasetSize": manifest["bytes"],
+        "dataset_datasetSize": manifest.bytes,
         "dataset_dataCollectionProcess": "; ".join(
-            [f"{s['id']}: {s['kind']}" for s in predicate["sources"]]
+            [f"{s.id}: {s.kind}" for s in predicate.sources]
             + ([f"collected {start or '?'} to {end or '?'}"] if start or end else [])
         ),
-        "dataset_dataPreprocessing": [exclusion_line(e) for e in predicate["exclusions"]]
+        "dataset_dataPreprocessing": [exclusion_line(e) for e in predicate.exclusions]
         or ["no exclusion list applied (as the signed card records)"],
         "dataset_hasSensitivePersonalInformation": "noAssertion",
         "verifiedUsing": [
             {
                 "type": "Hash",
                 "algorithm": "other",
-                "hashValue": manifest["merkleRoot"],
+                "hashValue": manifest.merkle_root,
                 "comment": "RFC 9162 Merkle tree root (SHA-256) over the manifest's entries,"
                 f" committed to by signed provenance card {card.card_urn}",
             }
@@ -148,16 +149,16 @@ def document(
     declared("dataset", dataset_id, dataset_license(predicate))
 
     source_ids: list[str] = []
-    for source in predicate["sources"]:
+    for source in predicate.sources:
         fields = _source_fields(source, types)
-        holder = source.get("rightsHolder")
+        holder = source.rights_holder
         if holder:
             if holder not in holders:
                 holders[holder] = element("Organization", f"holder-{len(holders) + 1}", name=holder)
             fields["originatedBy"] = [holders[holder]]
-        source_id = element("dataset_DatasetPackage", f"source-{source['id']}", **fields)
+        source_id = element("dataset_DatasetPackage", f"source-{source.id}", **fields)
         source_ids.append(source_id)
-        declared(f"source-{source['id']}", source_id, source["license"])
+        declared(f"source-{source.id}", source_id, source.license)
     element(
         "Relationship",
         "derived-from-sources",
@@ -182,13 +183,10 @@ def document(
     )
     counts = {
         "licenses": {
-            i["license"]: {"records": i["records"], "bytes": i["bytes"]}
-            for i in predicate["licenses"]
+            i.license: {"records": i.records, "bytes": i.bytes} for i in predicate.licenses
         },
-        "sources": {
-            s["id"]: {"records": s["records"], "bytes": s["bytes"]} for s in predicate["sources"]
-        },
-        "entries": manifest["entries"],
+        "sources": {s.id: {"records": s.records, "bytes": s.bytes} for s in predicate.sources},
+        "entries": manifest.entries,
         "card": card.card_urn,
     }
     element(
@@ -205,7 +203,7 @@ def document(
             "type": "SpdxDocument",
             "spdxId": document_id,
             "creationInfo": "_:creationinfo",
-            "name": f"{predicate['name']} {predicate['version']} (from a signed provenance card)",
+            "name": f"{predicate.name} {predicate.version} (from a signed provenance card)",
             "profileConformance": ["core", "software", "dataset", "simpleLicensing"],
             "rootElement": [dataset_id],
             "element": elements,
@@ -214,30 +212,30 @@ def document(
     return {"@context": CONTEXT, "@graph": graph}
 
 
-def _source_fields(source: Mapping[str, Any], types: list[str]) -> dict[str, Any]:
-    process = [f"kind: {source['kind']}"]
-    window = source.get("collection")
+def _source_fields(source: Source, types: list[str]) -> dict[str, Any]:
+    process = [f"kind: {source.kind}"]
+    window = collection_of(source)
     if window:
-        process.append(f"collected {window.get('start', '?')} to {window.get('end', '?')}")
-    if source.get("optOut"):
-        process.append(f"opt-outs honoured: {', '.join(source['optOut'])}")
-    if source.get("legalBasis"):
-        process.append(f"legal basis: {source['legalBasis']}")
-    if source.get("agreement"):
-        process.append(f"licensing agreement: {source['agreement']}")
+        process.append(f"collected {window.start or '?'} to {window.end or '?'}")
+    if source.opt_out:
+        process.append(f"opt-outs honoured: {', '.join(source.opt_out)}")
+    if source.legal_basis:
+        process.append(f"legal basis: {source.legal_basis}")
+    if source.agreement:
+        process.append(f"licensing agreement: {source.agreement}")
     fields: dict[str, Any] = {
-        "name": source["name"],
+        "name": source.name,
         "software_primaryPurpose": "data",
-        "software_downloadLocation": source.get("homepage") or "NOASSERTION",
+        "software_downloadLocation": source.homepage or "NOASSERTION",
         "dataset_datasetType": types,
-        "dataset_datasetSize": source["bytes"],
+        "dataset_datasetSize": source.bytes,
         "dataset_dataCollectionProcess": "; ".join(process),
     }
-    if source["kind"] in AVAILABILITY:
-        fields["dataset_datasetAvailability"] = AVAILABILITY[source["kind"]]
-    if window and window.get("end"):
-        fields["builtTime"] = f"{window['end']}T23:59:59Z"
-    agreement = source.get("agreement")
+    if source.kind in AVAILABILITY:
+        fields["dataset_datasetAvailability"] = AVAILABILITY[source.kind]
+    if window and window.end:
+        fields["builtTime"] = f"{window.end}T23:59:59Z"
+    agreement = source.agreement
     if agreement and agreement.startswith(("https://", "http://")):
         fields["externalRef"] = [
             {"type": "ExternalRef", "externalRefType": "license", "locator": [agreement]}

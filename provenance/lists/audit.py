@@ -26,17 +26,21 @@ current answer). Fetching new versions still needs fresh metadata.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from provenance.card.model import Exclusion
 from provenance.errors import ProvenanceError
-from provenance.lists.cache import CachedList, trusted_signers
-from provenance.lists.match import ListIndex
 from provenance.manifest import ManifestEntry
 from provenance.trust import TrustStore
+
+if TYPE_CHECKING:
+    # Imported when used: the findings are read by every 'verify', the lists only by --lists.
+    from provenance.lists.cache import CachedList
 
 BATCH_SIZE = 65536
 """Manifest entries matched per call: digest lookups in a 10 M-entry index cost about 140 us
@@ -88,13 +92,85 @@ class CacheSource:
         return load_cached_lists(self.cache_dir, at=self.at, names=[name], allow_expired=True)[0]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListedEntry:
+    """The list entry that matched: its type, value and category."""
+
+    type: str
+    value: str
+    category: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ListedEntry:
+        """Return the entry of a finding's ``entry`` object."""
+        return cls(type=data["type"], value=data["value"], category=data["category"])
+
+    def to_dict(self) -> dict[str, str]:
+        """Return the ``entry`` object."""
+        return {"type": self.type, "value": self.value, "category": self.category}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListFinding:
+    """A violation or a newly listed entry found by holding a card against the lists.
+
+    Either a manifest entry (``id``) on version ``version`` of list ``list``, matched by
+    ``entry``; or, with ``id``, ``version`` and ``entry`` None, a list the card should have
+    applied and did not, and ``reason`` says why it should have. The JSON form (``verify
+    --json``) always has ``id``, ``list``, ``version`` and ``entry``, and ``reason`` when set;
+    ``ListFinding.from_dict(x.to_dict()) == x``.
+    """
+
+    id: str | None
+    list: str
+    version: int | None
+    entry: ListedEntry | None
+    reason: str | None = None
+
+    @classmethod
+    def required_not_applied(cls, name: str) -> ListFinding:
+        """The violation of a card that did not apply list ``name``, which the trust store
+        requires."""
+        return cls(
+            id=None,
+            list=name,
+            version=None,
+            entry=None,
+            reason="the trust store requires this list; the card did not apply it",
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ListFinding:
+        """Return the finding of its JSON form."""
+        entry = data["entry"]
+        return cls(
+            id=data["id"],
+            list=data["list"],
+            version=data["version"],
+            entry=None if entry is None else ListedEntry.from_dict(entry),
+            reason=data.get("reason"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form."""
+        document: dict[str, Any] = {
+            "id": self.id,
+            "list": self.list,
+            "version": self.version,
+            "entry": None if self.entry is None else self.entry.to_dict(),
+        }
+        if self.reason is not None:
+            document["reason"] = self.reason
+        return document
+
+
 @dataclass(slots=True)
 class ListAudit:
     """What the list checks found: named checks, violations and newly listed entries."""
 
     checks: list[tuple[str, bool, str]] = field(default_factory=list)
-    violations: list[dict[str, Any]] = field(default_factory=list)
-    newly_listed: list[dict[str, Any]] = field(default_factory=list)
+    violations: list[ListFinding] = field(default_factory=list)
+    newly_listed: list[ListFinding] = field(default_factory=list)
     violation_count: int = 0
     """Manifest entries on a claimed version, plus required lists not applied."""
     newly_listed_count: int = 0
@@ -107,27 +183,42 @@ class ListAudit:
         self.checks.append((name, ok, detail))
 
 
-def _entry_dict(entry: Any) -> dict[str, str]:
-    return {"type": entry.type, "value": entry.value, "category": entry.category}
-
-
 def _signer_names(keyids: Sequence[str], trust: TrustStore) -> str:
     return ", ".join(f"{trust.name_of(k)} ({k[:16]})" for k in keyids)
 
 
+@contextlib.contextmanager
+def open_list_source(value: str, trust: TrustStore, *, at: dt.datetime) -> Iterator[CacheSource]:
+    """Yield where list versions are loaded from: the cache directory ``value``, or, for a
+    repository URL, a temporary cache it is fetched into (verified against ``trust``).
+
+    Raises:
+        As :func:`provenance.lists.client.fetch` for a URL.
+    """
+    from provenance.lists.client import is_repository_url, temporary_cache
+
+    if is_repository_url(value):
+        with temporary_cache(value, store=trust, at=at) as cache:
+            yield CacheSource(cache, at)
+        return
+    yield CacheSource(Path(value), at)
+
+
 def _load_claimed(
-    claim: Mapping[str, Any], source: ListSource, trust: TrustStore, at: dt.datetime
+    claim: Exclusion, source: ListSource, trust: TrustStore, at: dt.datetime
 ) -> tuple[CachedList | None, str]:
     """Load and check one cited list version; return it (or None) and the check's detail."""
-    name, version = claim["name"], claim["version"]
+    from provenance.lists.cache import trusted_signers
+
+    name, version = claim.name, claim.version
     try:
         cached = source.load_version(name, version)
         signers = trusted_signers(cached, trust, at=at)
     except ProvenanceError as exc:
         return None, f"cannot be verified: {exc}"
-    if cached.digest != claim["digest"]:
+    if cached.digest != claim.digest:
         return None, (
-            f"the card cites digest {claim['digest']}, but the signed v{version} is {cached.digest}"
+            f"the card cites digest {claim.digest}, but the signed v{version} is {cached.digest}"
         )
     return cached, f"signed by {_signer_names(signers, trust)}; digest matches the card"
 
@@ -136,6 +227,8 @@ def _newer(
     name: str, claimed: CachedList, source: ListSource, trust: TrustStore, at: dt.datetime
 ) -> tuple[CachedList | None, str | None]:
     """Return the newest version of ``name`` if it is later than the claimed one."""
+    from provenance.lists.cache import trusted_signers
+
     try:
         newest = source.load_newest(name)
         trusted_signers(newest, trust, at=at)
@@ -177,7 +270,7 @@ def _batches(entries: Iterable[ManifestEntry]) -> Iterator[list[ManifestEntry]]:
 
 
 def audit_lists(
-    exclusions: Sequence[Mapping[str, Any]],
+    exclusions: Sequence[Exclusion],
     trust: TrustStore,
     entries: Iterable[ManifestEntry],
     source: ListSource,
@@ -199,19 +292,19 @@ def audit_lists(
         A :class:`ListAudit`; failures are failed checks and violations, not exceptions.
     """
     audit = ListAudit()
-    names = [claim["name"] for claim in exclusions]
+    names = [claim.name for claim in exclusions]
     claimed: list[CachedList] = []
     newer: list[CachedList] = []
     for claim in exclusions:
-        label = f"list {claim['name']} v{claim['version']}"
-        if names.count(claim["name"]) > 1:
+        label = f"list {claim.name} v{claim.version}"
+        if names.count(claim.name) > 1:
             audit.add(label, False, "the card cites this list more than once")
             continue
         cached, detail = _load_claimed(claim, source, trust, at)
         if cached is None:
             audit.add(label, False, detail)
             continue
-        later, problem = _newer(claim["name"], cached, source, trust, at)
+        later, problem = _newer(claim.name, cached, source, trust, at)
         if problem is not None:
             audit.add(label, False, f"{detail}; {problem}")
             continue
@@ -264,6 +357,8 @@ def _match_manifest(
     newer: Sequence[CachedList],
 ) -> int:
     """Match every entry; fill the audit's violations and newly listed. Return the count."""
+    from provenance.lists.match import ListIndex
+
     claimed_index = ListIndex([c.list for c in claimed])
     newer_index = ListIndex([c.list for c in newer]) if newer else None
     checked = 0
@@ -301,13 +396,13 @@ def _match_manifest(
     return checked
 
 
-def _record(target: list[dict[str, Any]], entry_id: str, the_list: Any, entry: Any) -> None:
+def _record(target: list[ListFinding], entry_id: str, the_list: Any, entry: Any) -> None:
     if len(target) < MAX_REPORTED:
         target.append(
-            {
-                "id": entry_id,
-                "list": the_list.name,
-                "version": the_list.version,
-                "entry": _entry_dict(entry),
-            }
+            ListFinding(
+                id=entry_id,
+                list=the_list.name,
+                version=the_list.version,
+                entry=ListedEntry(type=entry.type, value=entry.value, category=entry.category),
+            )
         )

@@ -37,6 +37,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tuf.api.exceptions import LengthOrHashMismatchError
 from tuf.api.metadata import TargetFile
@@ -50,7 +51,7 @@ from provenance.errors import (
 )
 from provenance.lists import _metadata
 from provenance.lists.model import ExclusionList, check_list_name, is_valid_list_name
-from provenance.trust import TrustStore
+from provenance.trust import TrustStore, format_time
 
 MAX_ROOT_BYTES = 512_000
 MAX_TIMESTAMP_BYTES = 16_384
@@ -87,6 +88,32 @@ class CachedList:
     expires: dt.datetime
     url: str
     anchor_signers: tuple[str, ...] = ()
+
+    def summary(self) -> dict[str, Any]:
+        """Return what ``lists fetch`` and ``lists show`` print of it (JSON): name, version,
+        digest, expiry, number of entries, signers and repository URL."""
+        return {
+            "name": self.list.name,
+            "version": self.list.version,
+            "digest": self.digest,
+            "expires": format_time(self.expires),
+            "entries": len(self.list.entries),
+            "signers": list(self.signers),
+            "url": self.url,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CachedListStatus:
+    """The newest cached version of a list, the versions cached, and whether it is fresh."""
+
+    newest: CachedList
+    versions: tuple[int, ...]
+    expired: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the ``lists show --json`` item."""
+        return {**self.newest.summary(), "versions": list(self.versions), "expired": self.expired}
 
 
 def default_cache_dir() -> Path:
@@ -419,6 +446,29 @@ def cached_versions(cache_dir: Path, name: str, *, at: dt.datetime) -> list[int]
     return sorted(repo.files[name]) if repo is not None else []
 
 
+def cached_list_status(
+    cache_dir: Path, *, at: dt.datetime, store: TrustStore, names: Iterable[str] | None = None
+) -> list[CachedListStatus]:
+    """Return the newest cached version of each list (or of each of ``names``), with the
+    versions cached and whether its metadata has expired (expired lists are shown, not refused).
+
+    Every list must be vouched for by ``store`` as ``lists fetch`` requires.
+
+    Raises:
+        As :func:`load_cached_lists` with ``store``.
+    """
+    return [
+        CachedListStatus(
+            item,
+            tuple(cached_versions(cache_dir, item.list.name, at=at)),
+            expired=item.expires <= at,
+        )
+        for item in load_cached_lists(
+            cache_dir, at=at, names=names, allow_expired=True, store=store
+        )
+    ]
+
+
 def trusted_signers(cached: CachedList, store: TrustStore, *, at: dt.datetime) -> tuple[str, ...]:
     """Return the signers of ``cached`` that ``store`` trusts for that list at ``at``.
 
@@ -435,7 +485,7 @@ def trusted_signers(cached: CachedList, store: TrustStore, *, at: dt.datetime) -
     if policy is None or not policy.keyids:
         raise SignatureError(
             f"list {name!r}: the trust store names no key for this list"
-            f" (add one with 'provenance trust add TRUST KEY --role list-publisher --list {name}')"
+            " (trust a list-publisher key for it first)"
         )
     valid = store.keys_for("list-publisher", at=at)
     trusted = tuple(k for k in cached.signers if k in policy.keyids and k in valid)

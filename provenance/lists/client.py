@@ -67,7 +67,7 @@ from provenance.lists.cache import (
     target_path,
     verified_digest,
 )
-from provenance.trust import TrustStore
+from provenance.trust import TrustStore, format_time
 
 # --- the fetcher --------------------------------------------------------------------------------
 
@@ -131,6 +131,30 @@ class FetchResult:
     new_versions: dict[str, tuple[int, ...]]
     skipped: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the ``lists fetch --json`` document."""
+        return {
+            "url": self.url,
+            "lists": [
+                {**item.summary(), "new": list(self.new_versions.get(item.list.name, ()))}
+                for item in self.lists
+            ],
+            "skipped": list(self.skipped),
+        }
+
+    def describe(self, item: CachedList) -> str:
+        """One line for people about a list of the repository: what was fetched of it."""
+        new = self.new_versions.get(item.list.name, ())
+        fetched = (
+            f"fetched v{new[0]}-v{new[-1]}"
+            if len(new) > 1
+            else (f"fetched v{new[0]}" if new else "up to date")
+        )
+        return (
+            f"{item.list.name} v{item.list.version} ({len(item.list.entries)} entries,"
+            f" sha256 {item.digest}): {fetched}; fresh until {format_time(item.expires)}"
+        )
 
 
 def check_repository_url(url: str) -> str:
@@ -255,7 +279,9 @@ def fetch(
     """
     base = check_repository_url(url)
     if not store.lists:
-        raise InputError("the trust store names no list keys; add one with 'trust add ... --list'")
+        raise InputError(
+            "the trust store names no list keys; trust a list-publisher key for a list first"
+        )
     created = not cache_dir.exists()
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -282,6 +308,26 @@ def fetch(
     finally:
         if own_fetcher and isinstance(active, RequestsFetcher):
             active.close()
+
+
+def is_repository_url(value: str) -> bool:
+    """Whether ``value`` names a list repository by URL (rather than a cache directory)."""
+    return value.startswith(("http://", "https://"))
+
+
+@contextlib.contextmanager
+def temporary_cache(url: str, *, store: TrustStore, at: dt.datetime) -> Iterator[Path]:
+    """Fetch the repository at ``url`` into a temporary cache, verified against ``store`` as
+    :func:`fetch` does, and yield the cache (removed when the block ends).
+
+    Raises:
+        As :func:`fetch`.
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="provenance-lists-") as temp:
+        fetch(url, store=store, cache_dir=Path(temp), at=at)
+        yield Path(temp)
 
 
 def _same_repository(generation: Path, mirror_root: Root, *, at: dt.datetime) -> Path | None:
@@ -459,8 +505,16 @@ def _check_unique_names(generation: Path, fetched: CachedRepository, *, at: dt.d
         if clash:
             raise InputError(
                 f"{fetched.url}: list {clash[0]!r} is already cached from {other.url}; use"
-                " another --cache directory for this repository"
+                " another cache directory for this repository"
             )
 
 
-__all__ = ["FetchOptions", "FetchResult", "RequestsFetcher", "check_repository_url", "fetch"]
+__all__ = [
+    "FetchOptions",
+    "FetchResult",
+    "RequestsFetcher",
+    "check_repository_url",
+    "fetch",
+    "is_repository_url",
+    "temporary_cache",
+]

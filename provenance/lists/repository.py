@@ -50,7 +50,7 @@ from tuf.api.metadata import (
 from tuf.api.serialization.json import JSONSerializer
 
 from provenance._files import atomic_write, read_bytes
-from provenance.errors import InputError, LocalIOError
+from provenance.errors import InputError, LocalIOError, ParameterError
 from provenance.keys import PrivateKey
 from provenance.lists import _metadata
 from provenance.lists._lock import fsync_directory, locked
@@ -65,7 +65,13 @@ from provenance.lists.cache import (
     target_path,
     verified_digest,
 )
-from provenance.lists.model import ExclusionList, ListEntry, check_list_name
+from provenance.lists.model import (
+    Category,
+    EntryType,
+    ExclusionList,
+    ListEntry,
+    check_list_name,
+)
 from provenance.trust import format_time
 
 DEFAULT_TIMESTAMP_DAYS = 7
@@ -94,6 +100,19 @@ class PublishResult:
     unchanged: bool = False
     """The entries were those of the newest version: nothing was written, ``version`` is it."""
 
+    def to_dict(self) -> dict[str, Any]:
+        """Return the ``lists publish --json`` document."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "digest": self.digest,
+            "entries": self.entries,
+            "target": self.target,
+            "timestampExpires": format_time(self.timestamp_expires),
+            "signers": list(self.signers),
+            "unchanged": self.unchanged,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class RefreshResult:
@@ -101,6 +120,15 @@ class RefreshResult:
 
     resigned: dict[str, int]
     timestamp_expires: dt.datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the ``lists refresh --json`` document."""
+        return {"resigned": self.resigned, "timestampExpires": format_time(self.timestamp_expires)}
+
+    def describe(self) -> str:
+        """Return the one-line human summary of a refresh."""
+        roles = ", ".join(f"{role} v{version}" for role, version in self.resigned.items())
+        return f"re-signed {roles}; timestamp expires {format_time(self.timestamp_expires)}"
 
 
 @dataclass
@@ -119,9 +147,9 @@ class _Repository:
         return self.directory / "metadata"
 
 
-def _days(value: int, *, what: str) -> dt.timedelta:
+def _days(value: int) -> dt.timedelta:
     if not 1 <= value <= MAX_EXPIRES_IN_DAYS:
-        raise InputError(f"{what}: must be between 1 and {MAX_EXPIRES_IN_DAYS} days")
+        raise ParameterError("expires_in", f"must be between 1 and {MAX_EXPIRES_IN_DAYS} days")
     return dt.timedelta(days=value)
 
 
@@ -160,7 +188,7 @@ def _check_repo_dir(repo_dir: Path, *, create: bool) -> None:
 
 def _signers(keys: Sequence[PrivateKey]) -> list[KeySigner]:
     if not keys:
-        raise InputError("--key: at least one signing key is needed")
+        raise InputError("signing keys: at least one is needed")
     unique: dict[str, KeySigner] = {}
     for key in keys:
         unique.setdefault(key.keyid, KeySigner(key))
@@ -200,8 +228,8 @@ def _new_repository(
     timestamp_days: dt.timedelta,
 ) -> _Repository:
     if not 1 <= threshold <= len(signers):
-        raise InputError(
-            f"--threshold {threshold}: must be between 1 and the {len(signers)} key(s) given"
+        raise ParameterError(
+            "threshold", f"must be between 1 and the {len(signers)} key(s) given", value=threshold
         )
     long_lived = at + dt.timedelta(days=LONG_LIVED_DAYS)
     root = Root(
@@ -399,16 +427,14 @@ def publish(
             verify (it would be unsafe to extend).
         LocalIOError: files cannot be written.
     """
-    check_list_name(name, what="--name")
+    check_list_name(name, what="list name")
     if expires_in is not None:
-        _days(expires_in, what="--expires-in")
+        _days(expires_in)
     signers = _signers(keys)
     _check_repo_dir(repo_dir, create=True)
     with locked(repo_dir):
         repo = _load_repository(repo_dir, at=at)
-        timestamp_days = _days(
-            expires_in if expires_in is not None else _recorded_days(repo), what="--expires-in"
-        )
+        timestamp_days = _days(expires_in if expires_in is not None else _recorded_days(repo))
         if repo is None:
             repo = _new_repository(
                 repo_dir,
@@ -418,9 +444,11 @@ def publish(
                 timestamp_days=timestamp_days,
             )
         elif threshold is not None and threshold != repo.root.signed.roles["root"].threshold:
-            raise InputError(
-                f"--threshold {threshold}: the repository already exists with threshold"
-                f" {repo.root.signed.roles['root'].threshold}; changing keys is not supported"
+            raise ParameterError(
+                "threshold",
+                "the repository already exists with threshold"
+                f" {repo.root.signed.roles['root'].threshold}; changing keys is not supported",
+                value=threshold,
             )
         _check_threshold(repo.root.signed, signers, what=f"repository {repo_dir}")
 
@@ -509,16 +537,14 @@ def refresh(
         LocalIOError: files cannot be written.
     """
     if expires_in is not None:
-        _days(expires_in, what="--expires-in")
+        _days(expires_in)
     signers = _signers(keys)
     _check_repo_dir(repo_dir, create=False)
     with locked(repo_dir):
         repo = _load_repository(repo_dir, at=at)
         if repo is None:
             raise InputError(f"{repo_dir}: not a list repository (no metadata/timestamp.json)")
-        timestamp_days = _days(
-            expires_in if expires_in is not None else _recorded_days(repo), what="--expires-in"
-        )
+        timestamp_days = _days(expires_in if expires_in is not None else _recorded_days(repo))
         _check_threshold(repo.root.signed, signers, what=f"repository {repo_dir}")
         new_expiry = at + timestamp_days
         resigned = _renew_root_if_due(repo, signers, at=at, timestamp_days=timestamp_days)
@@ -551,4 +577,65 @@ def describe(result: PublishResult) -> str:
     )
 
 
-__all__ = ["PublishResult", "RefreshResult", "describe", "publish", "refresh"]
+@dataclass(frozen=True, slots=True)
+class PublishRun:
+    """A publish from an ENTRIES file: what was published, and the lines skipped as invalid."""
+
+    result: PublishResult
+    skipped: tuple[InputError, ...] = ()
+
+
+def publish_file(
+    entries_path: Path,
+    repo_dir: Path,
+    *,
+    name: str,
+    keys: Sequence[PrivateKey],
+    at: dt.datetime,
+    category: Category = "other",
+    entry_type: EntryType | None = None,
+    skip_invalid: bool = False,
+    publisher: str | None = None,
+    threshold: int | None = None,
+    expires_in: int | None = None,
+) -> PublishRun:
+    """Publish the next version of list ``name`` from the ENTRIES file at ``entries_path``.
+
+    The file is read as :func:`provenance.lists.entries.read_entries` reads it (``category``
+    and ``entry_type`` for entries that do not say; with ``skip_invalid``, lines that cannot be
+    parsed are skipped and returned instead of failing), its entries deduplicated, then
+    published as :func:`publish` does.
+
+    Raises:
+        InputError: an unreadable or invalid ENTRIES file, or see :func:`publish`.
+        As :func:`publish`.
+    """
+    from provenance.lists.entries import prepare_entries, read_entries
+
+    skipped: list[InputError] | None = [] if skip_invalid else None
+    entries = prepare_entries(
+        read_entries(entries_path, category=category, skipped=skipped, entry_type=entry_type),
+        what=str(entries_path),
+    )
+    result = publish(
+        repo_dir,
+        entries,
+        name=name,
+        keys=keys,
+        at=at,
+        publisher=publisher,
+        threshold=threshold,
+        expires_in=expires_in,
+    )
+    return PublishRun(result, tuple(skipped or ()))
+
+
+__all__ = [
+    "PublishResult",
+    "PublishRun",
+    "RefreshResult",
+    "describe",
+    "publish",
+    "publish_file",
+    "refresh",
+]

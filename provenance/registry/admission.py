@@ -44,6 +44,7 @@ from provenance.errors import (
     SignatureError,
     VerificationError,
 )
+from provenance.fpsidecar import committed_sha256, open_committed
 from provenance.keys import PrivateKey
 from provenance.registry import db, sqllog, storage
 from provenance.registry._manifest import Commitment, read_against_card
@@ -201,9 +202,9 @@ class Registrar:
         predicate = verified.predicate
         committed = Commitment(
             verified.manifest_digest,
-            predicate["manifest"]["entries"],
-            predicate["manifest"]["bytes"],
-            predicate["manifest"]["merkleRoot"],
+            predicate.manifest.entries,
+            predicate.manifest.bytes,
+            predicate.manifest.merkle_root,
         )
         if committed.entries > MAX_ENTRIES:
             raise RefusedError(422, f"the manifest has more than {MAX_ENTRIES} entries")
@@ -213,19 +214,19 @@ class Registrar:
             if known is not None:  # registered by a concurrent push meanwhile
                 return Registered(known, created=False)
             for publisher in verified.publishers:
-                other = storage.card_under(conn, publisher, predicate["name"], predicate["version"])
+                other = storage.card_under(conn, publisher, predicate.name, predicate.version)
                 if other is not None:
                     raise RefusedError(
                         409,
                         f"publisher {publisher} already registered a different card as"
-                        f" {predicate['name']} {predicate['version']} (card {other.id}); a"
+                        f" {predicate.name} {predicate.version} (card {other.id}); a"
                         " re-release needs a new version",
                     )
             record = storage.CardRecord(
                 no=0,
                 id=card_id,
-                name=predicate["name"],
-                version=predicate["version"],
+                name=predicate.name,
+                version=predicate.version,
                 publisher=tuple(sorted(verified.publishers)),
                 entries=committed.entries,
                 merkle_root=committed.root,
@@ -266,8 +267,8 @@ class Registrar:
 
     def _sidecar_commitment(self, verified: VerifiedCard, upload: Upload) -> str | None:
         """The sidecar digest the card commits to, when a sidecar must (and may) be stored."""
-        recorded = verified.predicate["manifest"].get("fingerprints")
-        committed = recorded.get("sha256") if isinstance(recorded, dict) else None
+        # The rule of provenance.fpsidecar: a sidecar is used only if the card commits to it.
+        committed = committed_sha256(verified)
         if committed is None and upload.fingerprints is not None:
             raise RefusedError(
                 422,
@@ -280,13 +281,13 @@ class Registrar:
                 f"fingerprints: the card commits to a fingerprint index (sha256 {committed});"
                 " push it with the manifest",
             )
-        return committed if isinstance(committed, str) else None
+        return committed
 
     def _check_sidecar(self, upload: Upload, committed: str) -> None:
         assert upload.fingerprints is not None
         try:
-            with fpindex.FingerprintIndex.open(
-                upload.manifest, upload.fingerprints, expected_sha256=committed
+            with fpindex.FingerprintIndex.from_sidecar(
+                upload.manifest, open_committed(upload.fingerprints, committed)
             ) as index:
                 # Checks the fingerprint sections too (they are otherwise checked on first use).
                 index.text_candidates(np.zeros(0, dtype=np.uint64))

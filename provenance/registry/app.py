@@ -18,6 +18,7 @@ card's, 429 rate limited, 503 the database could not answer.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import tempfile
 import time
 from collections.abc import Callable
@@ -41,7 +42,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from provenance import __version__
-from provenance.errors import FormatError, UnavailableError
+from provenance.errors import FormatError, ParameterError, UnavailableError
 from provenance.fingerprints import ContentPrints
 from provenance.keys import PrivateKey
 from provenance.registry import db, models, upload
@@ -85,6 +86,26 @@ class Settings:
     """Where stored sidecars are cached for fingerprint lookups; default a temporary one."""
     idle_timeout: float = 60.0
     """Seconds an upload may stall before it is abandoned (408)."""
+
+    def __post_init__(self) -> None:
+        """Refuse values a registry cannot run with.
+
+        Raises:
+            ParameterError: a size, burst or timeout that is not positive, a rate that is not
+                a finite number >= 0.
+        """
+        if self.max_upload < 1:
+            raise ParameterError("max_upload", "must be at least 1 byte", value=self.max_upload)
+        if self.lookup_burst < 1:
+            raise ParameterError("lookup_burst", "must be at least 1", value=self.lookup_burst)
+        if not (math.isfinite(self.lookup_rate) and self.lookup_rate >= 0):
+            raise ParameterError(
+                "lookup_rate", "must be a number >= 0 (0: no limit)", value=self.lookup_rate
+            )
+        if not (math.isfinite(self.idle_timeout) and self.idle_timeout > 0):
+            raise ParameterError(
+                "idle_timeout", "must be a positive number of seconds", value=self.idle_timeout
+            )
 
 
 def _json(document: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

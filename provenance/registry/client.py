@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from provenance._files import file_sha256, read_bytes
+from provenance._files import atomic_write, read_bytes
 from provenance.envelope import MAX_ENVELOPE_BYTES, Envelope
 from provenance.errors import (
     FetchError,
@@ -56,30 +56,37 @@ _RETRIES = 5
 
 
 class MultipartBody:
-    """A ``multipart/form-data`` body read from files as it is sent (length known upfront)."""
+    """A ``multipart/form-data`` body (length known upfront): parts given as bytes are sent as
+    they are, parts given as files are read as they are sent, and hashed on the way
+    (:attr:`digests`), so that what was sent is what is checked."""
 
     def __init__(
         self,
-        parts: Sequence[tuple[str, Path, str]],
+        parts: Sequence[tuple[str, Path | bytes, str]],
         *,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> None:
-        """``parts``: (name, file, content type) each."""
+        """``parts``: (name, content or file, content type) each."""
         self.boundary = f"provenance-{secrets.token_hex(16)}"
-        self._segments: list[bytes | tuple[Path, int]] = []
-        for name, path, content_type in parts:
-            try:
-                size = os.stat(path).st_size
-            except OSError as exc:
-                raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+        self._segments: list[bytes | tuple[str, Path, int]] = []
+        for name, content, content_type in parts:
             head = (
                 f'--{self.boundary}\r\nContent-Disposition: form-data; name="{name}";'
                 f' filename="{name}"\r\nContent-Type: {content_type}\r\n\r\n'
             )
-            self._segments += [head.encode("ascii"), (path, size), b"\r\n"]
+            if isinstance(content, bytes):
+                self._segments += [head.encode("ascii") + content + b"\r\n"]
+                continue
+            try:
+                size = os.stat(content).st_size
+            except OSError as exc:
+                raise InputError(f"{content}: cannot read: {exc.strerror}") from None
+            self._segments += [head.encode("ascii"), (name, content, size), b"\r\n"]
         self._segments.append(f"--{self.boundary}--\r\n".encode("ascii"))
-        self.length = sum(s if isinstance(s, int) else _size(s) for s in self._segments)
+        self.length = sum(_size(s) for s in self._segments)
         self.on_progress = on_progress
+        self.digests: dict[str, str] = {}
+        """The SHA-256 of each file part, once it was sent whole."""
         self._chunks: Iterator[bytes] | None = None
         self._buffer = b""
         self.sent = 0
@@ -97,7 +104,8 @@ class MultipartBody:
             if isinstance(segment, bytes):
                 yield self._count(segment)
                 continue
-            path, size = segment
+            name, path, size = segment
+            digest = hashlib.sha256()
             handle: BinaryIO
             with path.open("rb") as handle:
                 read = 0
@@ -105,9 +113,11 @@ class MultipartBody:
                     read += len(chunk)
                     if read > size:
                         raise InputError(f"{path}: grew while it was being sent")
+                    digest.update(chunk)
                     yield self._count(chunk)
             if read != size:
                 raise InputError(f"{path}: changed size while it was being sent")
+            self.digests[name] = digest.hexdigest()
 
     def read(self, amount: int = -1) -> bytes:
         """Read up to ``amount`` bytes of the body (all that is left when negative)."""
@@ -131,8 +141,8 @@ class MultipartBody:
         return chunk
 
 
-def _size(segment: bytes | tuple[Path, int]) -> int:
-    return len(segment) if isinstance(segment, bytes) else segment[1]
+def _size(segment: bytes | tuple[str, Path, int]) -> int:
+    return len(segment) if isinstance(segment, bytes) else segment[2]
 
 
 def _message(answer: Answer) -> str:
@@ -218,10 +228,15 @@ def push(
     *,
     at: dt.datetime,
     fingerprints: Path | None = None,
+    output: Path | None = None,
     options: FetchOptions | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> PushReport:
-    """Push a signed card with its manifest (and sidecar) to the registry at ``url``.
+    """Push a signed card with its manifest (and sidecar) to the registry at ``url``; with
+    ``output``, write the receipt there once it verified (nothing is written otherwise).
+
+    The card is read once and sent as read; the manifest is hashed as it is sent, and the
+    receipt must name those bytes.
 
     Returns:
         The registration and its receipt, verified against the trust store's log keys.
@@ -242,11 +257,13 @@ def push(
     envelope_bytes = read_bytes(signed, limit=MAX_ENVELOPE_BYTES, what=str(signed))
     envelope = Envelope.from_json(envelope_bytes, what=str(signed))
     card_id = hashlib.sha256(envelope.payload).hexdigest()
-    parts = [("card", signed, "application/json"), ("manifest", manifest, "application/x-ndjson")]
+    parts: list[tuple[str, Path | bytes, str]] = [
+        ("card", envelope_bytes, "application/json"),
+        ("manifest", manifest, "application/x-ndjson"),
+    ]
     if fingerprints is not None:
         parts.append(("fingerprints", fingerprints, "application/octet-stream"))
     body = MultipartBody(parts, on_progress=on_progress)
-    manifest_sha256 = file_sha256(manifest, what=str(manifest), kind="manifest file")
     with Fetcher(options) as fetcher:
         answer = fetcher.post(
             f"{base}/v1/cards",
@@ -264,6 +281,9 @@ def push(
     index, checkpoint, entry = verified_entry(
         receipt_bytes, verifiers, what=f"the receipt from {base}"
     )
+    manifest_sha256 = body.digests.get("manifest")
+    if manifest_sha256 is None:  # the registry answered before the whole manifest was sent
+        raise VerificationError(f"push to {base}: answered before the manifest was sent whole")
     problems = []
     if entry.card != card_id:
         problems.append(f"it names card {entry.card}, not this card ({card_id})")
@@ -276,6 +296,8 @@ def push(
         raise VerificationError(
             f"the receipt from {base} is not for this push: " + "; ".join(problems)
         )
+    if output is not None:
+        atomic_write(output, receipt_bytes)
     return PushReport(answer.status == 201, document, receipt_bytes, index, checkpoint, entry)
 
 
@@ -535,12 +557,40 @@ def lookup(
     return results
 
 
+def lookup_files(
+    url: str,
+    works: Sequence[Path],
+    store: TrustStore,
+    *,
+    at: dt.datetime,
+    options: FetchOptions | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> list[RegistryResult]:
+    """Look up the files ``works`` (or folders of works, see
+    :func:`provenance.creators.collect_works`) in the registry at ``url`` (see :func:`lookup`).
+
+    Raises:
+        InputError: a work is missing, unreadable or larger than a lookup reads, and as
+            :func:`lookup`.
+        VerificationError, FetchError: as :func:`lookup`.
+    """
+    from provenance.creators import collect_works
+    from provenance.lookup import MAX_WORK_BYTES
+
+    contents = [
+        (label, read_bytes(path, limit=MAX_WORK_BYTES, what=label))
+        for label, path in collect_works(works)
+    ]
+    return lookup(url, contents, store, at=at, options=options, warn=warn)
+
+
 __all__ = [
     "MultipartBody",
     "PushReport",
     "RegistryMatch",
     "RegistryResult",
     "lookup",
+    "lookup_files",
     "push",
     "verified_entry",
 ]

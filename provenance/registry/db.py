@@ -146,6 +146,13 @@ def default_url() -> str:
     return f"sqlite:///{base / 'registry.db'}"
 
 
+def shown(url: str) -> str:
+    """Return the database URL ``url`` as it may be shown: without its password."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def engine_url(text: str) -> str:
     """Return the SQLAlchemy URL for a ``--db`` value.
 
@@ -299,6 +306,7 @@ __all__ = [
     "card",
     "card_name",
     "default_url",
+    "shown",
     "digest",
     "engine_url",
     "log_state",

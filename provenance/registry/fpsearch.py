@@ -26,6 +26,7 @@ from provenance._files import atomic_writer
 from provenance.errors import LocalIOError
 from provenance.fingerprints import ContentPrints
 from provenance.fpindex import FingerprintIndex
+from provenance.fpsidecar import open_committed
 from provenance.lookup import Thresholds, fingerprint_matches
 from provenance.registry import db
 from provenance.registry.storage import CardRecord, Storage, card_by_id
@@ -91,8 +92,8 @@ class FingerprintSearch:
             sidecar = directory / "manifest.jsonl.fp"
             self._materialize(record.manifest_sha256, manifest)
             self._materialize(record.fingerprints_sha256, sidecar)
-            index = FingerprintIndex.open(
-                manifest, sidecar, expected_sha256=record.fingerprints_sha256
+            index = FingerprintIndex.from_sidecar(
+                manifest, open_committed(sidecar, record.fingerprints_sha256)
             )
             self._indexes[card_id] = (record, index)
             return record, index

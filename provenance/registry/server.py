@@ -103,6 +103,32 @@ def serve(
         sock.close()
 
 
+def run_registry(
+    url: str | None,
+    trust: TrustStore,
+    key: PrivateKey,
+    settings: Settings,
+    *,
+    at: dt.datetime,
+    host: str,
+    port: int,
+    on_started: Callable[[str, str], None],
+) -> None:
+    """Open the registry (:func:`open_registry`; ``url`` None: :func:`db.default_url`) and serve
+    it (:func:`serve`) until stopped, then close it. ``on_started`` gets the base URL and the
+    database URL without its password.
+
+    Raises:
+        InputError, VerificationError, LocalIOError: as :func:`open_registry` and :func:`serve`.
+    """
+    url = url or db.default_url()
+    database, app = open_registry(url, trust, key, settings, at=at)
+    try:
+        serve(app, host=host, port=port, on_started=lambda base: on_started(base, db.shown(url)))
+    finally:
+        close_registry(database, app)
+
+
 @contextlib.contextmanager
 def background(app: object, *, host: str = "127.0.0.1") -> Iterator[str]:
     """Serve ``app`` on ``host`` (a free port) in a thread of this process; yield its URL.
@@ -142,4 +168,4 @@ def background(app: object, *, host: str = "127.0.0.1") -> Iterator[str]:
         sock.close()
 
 
-__all__ = ["background", "close_registry", "open_registry", "serve"]
+__all__ = ["background", "close_registry", "open_registry", "run_registry", "serve"]

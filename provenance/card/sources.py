@@ -1,0 +1,154 @@
+"""Which source claims each manifest entry, and the records, bytes and licenses that makes.
+
+Sources claim manifest entries by path globs (.gitignore style: ``*`` stays in one path
+segment, ``**`` spans any number; see :mod:`provenance.globs`) or by URL domains (the host and
+its subdomains). Sources are tried in the order written and the first that claims an entry, by
+either, takes it; a record's own ``source`` column wins over both. An entry's own ``license``
+wins over its source's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from provenance.card.model import SourceDescription
+from provenance.errors import FormatError, InputError
+from provenance.globs import GlobSet
+from provenance.licenses import normalize_license
+from provenance.manifest import ManifestEntry
+
+SourceLike = SourceDescription | Mapping[str, Any]
+"""A source: typed, or a spec's ``sources`` item (read with :meth:`SourceDescription.from_dict`)."""
+
+
+def described(sources: Sequence[SourceLike]) -> list[SourceDescription]:
+    """Return ``sources`` as typed descriptions (a card's :class:`~provenance.card.Source` is
+    one; a spec's dict is read)."""
+    return [
+        s if isinstance(s, SourceDescription) else SourceDescription.from_dict(s) for s in sources
+    ]
+
+
+def _host_of(url: str) -> str | None:
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return None
+    return host.rstrip(".").lower() if host else None
+
+
+class SourceAssigner:
+    """Maps manifest entries to sources, as the sources claim them.
+
+    The sources are tried in the order written; the first whose path globs match the entry's
+    id or whose domains hold the host of its URL takes it. A record's own ``source`` wins.
+    """
+
+    def __init__(self, sources: Sequence[SourceLike]) -> None:
+        """Compile the sources' path globs and domains.
+
+        Raises:
+            FormatError: a path glob is not valid.
+        """
+        self.sources = described(sources)
+        self._by_id = {s.id: s for s in self.sources}
+        self._globs: list[GlobSet] = []
+        for index, source in enumerate(self.sources):
+            try:
+                self._globs.append(GlobSet(source.paths or ()))
+            except FormatError as exc:
+                raise FormatError(f"sources/{index} ({source.id}): paths: {exc}") from None
+        # Each domain maps to the first source (by position) that lists it.
+        self._domains: dict[str, int] = {}
+        for index, source in enumerate(self.sources):
+            for domain in source.domains or ():
+                self._domains.setdefault(domain.rstrip(".").lower(), index)
+
+    def assign(self, entry: ManifestEntry) -> str:
+        """Return the id of the source claiming ``entry``.
+
+        Raises:
+            InputError: the entry names an unknown source, or no source claims it.
+        """
+        return self.source_of(entry).id
+
+    def source_of(self, entry: ManifestEntry) -> SourceDescription:
+        """Return the source claiming ``entry``.
+
+        Raises:
+            InputError: the entry names an unknown source, or no source claims it.
+        """
+        if entry.source is not None:
+            named = self._by_id.get(entry.source)
+            if named is None:
+                raise InputError(
+                    f"entry {entry.id!r} names source {entry.source!r},"
+                    " which the spec does not define"
+                )
+            return named
+        by_domain = len(self.sources)
+        if entry.url and self._domains:
+            host = _host_of(entry.url)
+            while host:
+                by_domain = min(by_domain, self._domains.get(host, by_domain))
+                _, _, host = host.partition(".")
+        # Only sources written before the one the domain names can still take the entry.
+        for index in range(by_domain):
+            globs = self._globs[index]
+            if globs and globs.matches(entry.id):
+                return self.sources[index]
+        if by_domain < len(self.sources):
+            return self.sources[by_domain]
+        raise InputError(
+            f"entry {entry.id!r} is claimed by no source; add a path glob or domain that covers it"
+        )
+
+
+def entry_license(entry: ManifestEntry, source: SourceDescription) -> str:
+    """Return the license of ``entry``: its own (normalized to SPDX), else its source's.
+
+    Raises:
+        FormatError: the entry's own license is not a valid SPDX expression.
+    """
+    if entry.license is None:
+        return source.license
+    try:
+        return normalize_license(entry.license)
+    except FormatError as exc:
+        raise FormatError(f"entry {entry.id!r}: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """Records and bytes per source id and per license expression."""
+
+    by_source: dict[str, tuple[int, int]]
+    by_license: dict[str, tuple[int, int]]
+
+
+def tally(entries: Iterable[ManifestEntry], sources: Sequence[SourceLike]) -> Tally:
+    """Count records and bytes per source and per license (an entry's own license wins).
+
+    Raises:
+        InputError: an entry is claimed by no source or names an unknown one.
+        FormatError: an entry's license is not a valid SPDX expression.
+    """
+    assigner = SourceAssigner(sources)
+    by_source = {s.id: [0, 0] for s in assigner.sources}
+    by_license: dict[str, list[int]] = {}
+    for entry in entries:
+        source = assigner.source_of(entry)
+        size = entry.size or 0
+        by_source[source.id][0] += 1
+        by_source[source.id][1] += size
+        license_id = source.license if entry.license is None else entry_license(entry, source)
+        counts = by_license.setdefault(license_id, [0, 0])
+        counts[0] += 1
+        counts[1] += size
+    return Tally(
+        {k: (v[0], v[1]) for k, v in by_source.items()},
+        {k: (v[0], v[1]) for k, v in sorted(by_license.items())},
+    )

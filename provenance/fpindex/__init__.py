@@ -1,0 +1,104 @@
+"""The fingerprint sidecar ``<manifest>.fp``: lookup indexes kept next to a manifest.
+
+The manifest stays lean (one ``textSha256`` per text entry); everything a creator's lookup
+needs beyond it lives in this binary file, whose SHA-256 the dataset card records in
+``predicate.manifest.fingerprints``. Layout (all integers little-endian)::
+
+    b"PVFPIDX1"                    8 bytes, magic
+    header length                  uint64
+    header                         RFC 8785 JSON, padded with spaces to a multiple of 8 bytes
+    sections                       raw arrays in the order the header lists them, each padded
+                                   with zero bytes to a multiple of 8 bytes
+
+The header names the format and version, the manifest it belongs to (``manifest.sha256`` and
+``manifest.entries``), the fingerprint methods and parameters, and each section's
+``{"name", "dtype", "count"}``. Sections (entries are numbered by their manifest line, from 0):
+
+- ``lineOffsets`` ``<u8`` [N+1]: byte offset of every manifest line (and the file size);
+- ``shaPrefix`` ``<u8`` [N]: the first 8 bytes of each entry's ``sha256`` as a big-endian
+  number; non-decreasing since the manifest is ordered by ``sha256``;
+- ``textShaPrefix`` ``<u8`` [T] and ``textShaEntry`` ``<u4`` [T]: the same for ``textSha256``,
+  sorted by (prefix, entry);
+- ``textFpCount`` ``<u4`` [N]: the number of text fingerprints of each entry;
+- ``fpHash`` ``<u8`` [M] and ``fpEntry`` ``<u4`` [M]: an inverted index of the text
+  fingerprints, sorted by (hash, entry);
+- ``imageEntry`` ``<u4`` [I] and ``imageHash`` ``<u8`` [I]: the pHash of every image entry,
+  by entry.
+
+The file is a pure function of the manifest and its entries' fingerprints, so it is
+byte-identical whatever the number of workers, and merging shards gives the single build's
+file. Opening checks the layout, every invariant above and that the manifest is the one named.
+
+Modules: :mod:`~provenance.fpindex.layout` (the format, pure), :mod:`~provenance.fpindex.scan`
+(what a lookup keeps of one read of a manifest), :mod:`~provenance.fpindex.index` (opening a
+manifest for lookups), :mod:`~provenance.fpindex.writing` (writing and merging sidecars). When a
+sidecar may be used at all, given a card, is :func:`provenance.fpsidecar.open_sidecar`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from provenance import _files
+from provenance.fpindex.index import FingerprintIndex, LineCheck
+from provenance.fpindex.layout import FORMAT, MAGIC, MAX_ENTRIES, MAX_HEADER_BYTES, VERSION
+from provenance.fpindex.scan import ManifestScan, scan_entries, scan_manifest
+from provenance.fpindex.writing import (
+    merge_sidecars,
+    read_entry_prints,
+    write_sidecar,
+    write_sidecar_for,
+)
+from provenance.fpsidecar import SUFFIX, Sidecar, open_sidecar, sidecar_path
+
+__all__ = [
+    "FORMAT",
+    "MAGIC",
+    "MAX_ENTRIES",
+    "MAX_HEADER_BYTES",
+    "SUFFIX",
+    "VERSION",
+    "FingerprintIndex",
+    "LineCheck",
+    "ManifestScan",
+    "Sidecar",
+    "file_sha256",
+    "merge_sidecars",
+    "open_sidecar",
+    "read_entry_prints",
+    "scan_entries",
+    "scan_manifest",
+    "sidecar_commitment",
+    "sidecar_path",
+    "write_sidecar",
+    "write_sidecar_for",
+]
+
+
+def file_sha256(path: Path) -> str:
+    """Return the SHA-256 (hex) of the file at ``path`` (see :func:`provenance._files.file_sha256`).
+
+    Raises:
+        InputError: missing or unreadable.
+        LocalIOError: a read fails.
+    """
+    return _files.file_sha256(path)
+
+
+def sidecar_commitment(manifest_path: Path) -> dict[str, str] | None:
+    """Return what a card built now records of the manifest's sidecar (``{"sha256", "name"}``),
+    or None when there is none beside it.
+
+    The sidecar is read once (:func:`~provenance.fpsidecar.open_sidecar`, no card yet): its
+    layout is checked and that it was built for this very manifest, and the digest recorded is
+    that of the same bytes.
+
+    Raises:
+        InputError: the sidecar belongs to another manifest, or is not a regular file.
+        FormatError: the sidecar is corrupt.
+    """
+    sidecar = open_sidecar(manifest_path, None)
+    if not sidecar.used:
+        return None
+    with FingerprintIndex.from_sidecar(manifest_path, sidecar):
+        return {"sha256": sidecar.sha256(), "name": sidecar.path.name}
