@@ -130,6 +130,8 @@ class RegistryServer:
     args: list[str]
     port: int = 0
     home: Path | None = None
+    tmpdir: Path | None = None
+    """The server's TMPDIR (where uploads are streamed), to check what it leaves there."""
     url: str = ""
     process: subprocess.Popen[str] | None = None
     stderr: list[str] = field(default_factory=list)
@@ -139,6 +141,8 @@ class RegistryServer:
         env.pop("PROVENANCE_NOW", None)
         if self.home is not None:
             env["PROVENANCE_HOME"] = str(self.home)
+        if self.tmpdir is not None:
+            env["TMPDIR"] = str(self.tmpdir)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "provenance", "registry", "serve", *self.args]
             + ["--port", str(self.port)],

@@ -70,16 +70,25 @@ def registry(
     server = RegistryServer(
         ["--trust", str(world.keys.cards_trust), "--log-key", str(world.keys.log_key)]
         + ["--db", database, "--max-upload", str(LIMIT), "--lookup-rate", "0"]
-        + ["--upload-idle-timeout", "2"]
+        + ["--upload-idle-timeout", "2"],
+        tmpdir=tmp_path_factory.mktemp("tmp"),
     )
     with server:
         yield server
 
 
 def _stored(registry: RegistryServer) -> tuple[bytes, list[str]]:
-    """The log's checkpoint and the registered cards: what a refused push must leave as is."""
+    """The log's checkpoint and the registered cards: what a refused push must leave as is.
+
+    Also checks that no upload is left on disk (each push streams to its own directory).
+    """
     status, _, checkpoint = http("GET", f"{registry.url}/log/checkpoint")
     assert status == 200  # the server keeps answering
+    assert registry.tmpdir is not None
+    deadline = time.monotonic() + 10  # a refused upload's directory goes when its task ends
+    while list(registry.tmpdir.glob("push-*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not list(registry.tmpdir.glob("push-*"))
     return checkpoint, [card["id"] for card in get_json(f"{registry.url}/v1/cards")["cards"]]
 
 

@@ -25,7 +25,7 @@ from provenance.keys import PrivateKey, load_private_key, write_key_pair
 from provenance.logclient import monitor, verify_receipt_file
 from provenance.registry import client
 from provenance.tlog import Tile, TiledTree, tiles_for_size
-from provenance.tlog_store import DirectoryTileStore, LogWriter
+from provenance.tlog_store import Appended, DirectoryTileStore, LogWriter
 from provenance.trust import TrustStore
 from tests.conftest import one_error_line, run_cli
 from tests.registry_support import (
@@ -227,3 +227,53 @@ def test_a_database_holding_another_logs_checkpoints_is_refused(
     assert result.returncode == 1 and "another log than 'example.org/log'" in result.stderr
     result = run_cli(*base, "--log-key", world.keys.log_key, "--origin", "has space")
     assert result.returncode == 2 and "cannot be a log origin" in one_error_line(result)
+
+
+def test_two_writers_on_one_database_append_one_linear_log(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Two registries on one database (two Database objects: no lock of this process is shared)
+    append at once. Only the database's lock (SQLite BEGIN IMMEDIATE, the PostgreSQL row lock
+    on the log's state) keeps them from both extending the same checkpoint: every append must
+    land, in one linear tree that each signed checkpoint is a prefix of."""
+    from provenance import merkle
+    from provenance.registry.db import Database
+    from provenance.registry.sqllog import SqlTileStore
+
+    url = _database(request, backend, tmp_path, "writers")
+    key = PrivateKey.generate()
+    databases = [Database.open(url) for _ in range(2)]
+    try:
+        writers = [LogWriter(SqlTileStore(d), key, origin=ORIGIN) for d in databases]
+        writers[0].create()
+        barrier = threading.Barrier(2)
+
+        def run(n: int) -> list[tuple[list[bytes], Appended]]:
+            barrier.wait()
+            done = []
+            for i in range(30):
+                batch = [f"writer {n} batch {i} entry {j}".encode() for j in range(3)]
+                done.append((batch, writers[n].append(batch)))
+            return done
+
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            futures = [pool.submit(run, n) for n in range(2)]
+            appended = [a for future in futures for a in future.result()]
+        final = writers[1].checkpoint().checkpoint
+        assert final.size == 2 * 30 * 3
+        starts = sorted(a.first_index for _, a in appended)
+        assert starts == list(range(0, final.size, 3))  # no two appends took the same place
+        tree = TiledTree(final.size, SqlTileStore(databases[0]), root=final.root)
+        for batch, result in appended:
+            old = result.checkpoint
+            proof = tree.consistency_proof(old.size)
+            merkle.verify_consistency(old.size, final.size, old.root, final.root, proof)
+            for offset, entry in enumerate(batch):
+                index = result.first_index + offset
+                merkle.verify_inclusion(
+                    index, final.size, merkle.leaf_hash(entry), tree.inclusion_proof(index),
+                    final.root,
+                )  # fmt: skip
+    finally:
+        for database in databases:
+            database.close()
