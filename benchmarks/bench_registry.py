@@ -183,7 +183,7 @@ def bench_postgres_ingest(work: Path, signed: Path, manifest: Path, trust: Trust
         peer_url = cluster.database("peer")
         Database.open(peer_url).close()
         with psycopg.connect(peer_url) as connection:
-            started = time.perf_counter()
+            started, used = time.perf_counter(), cpu()
             with (
                 connection.cursor() as cursor,
                 cursor.copy(
