@@ -303,7 +303,7 @@ def bench_http(work: Path, signed: Path, manifest: Path, sample: list[str], seco
         floor_port = _free_port()
         floor = subprocess.Popen([sys.executable, "-c", FLOOR_APP, str(floor_port)])
         try:
-            time.sleep(3)
+            _wait_for_port(floor_port, floor)
             wrk(
                 f"http://127.0.0.1:{floor_port}",
                 WRK_SINGLE % quoted,
@@ -329,6 +329,21 @@ def bench_http(work: Path, signed: Path, manifest: Path, sample: list[str], seco
     finally:
         process.terminate()
         process.wait(30)
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    """Wait until ``process`` accepts connections on ``port`` (a loaded machine starts slowly)."""
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the floor app did not start on port {port}") from None
+            time.sleep(0.1)
 
 
 def _free_port() -> int:
