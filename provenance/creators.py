@@ -212,6 +212,32 @@ class ProofCheck:
         return document
 
 
+def _card_and_receipts(
+    signed: SignedCardFiles, receipts: Sequence[Path]
+) -> tuple[proofs.CardRef, list[proofs.RegistryReceipt]]:
+    """The verified card and its verified registry receipts, the trust store read once."""
+    from provenance.logclient import registered_card
+    from provenance.trust import MAX_TRUST_STORE_BYTES, TrustStore
+
+    store = TrustStore.from_json(
+        read_bytes(signed.trust, limit=MAX_TRUST_STORE_BYTES), what=str(signed.trust)
+    )
+    if signed.real_time is not None:
+        store = store.with_real_time(signed.real_time)
+    ref = proofs.load_card(signed.card, store, at=signed.at)
+    registered: list[proofs.RegistryReceipt] = [
+        registered_card(
+            path,
+            store,
+            at=signed.at,
+            card_id=ref.commitment.statement_sha256,
+            card_name=str(signed.card),
+        )
+        for path in receipts
+    ]
+    return ref, registered
+
+
 def _unverified_claim(unverified_data: bytes) -> dict[str, Any]:
     """The claim, status and work a proof file states (it did not verify: for the report only)."""
     try:
@@ -236,6 +262,7 @@ def check_proof_file(
     signed: SignedCardFiles,
     *,
     work_path: Path | None = None,
+    receipts: Sequence[Path] = (),
     accept_publisher_order: bool = False,
 ) -> ProofCheck:
     """Check the proof at ``proof_path`` against the signed card, without the manifest.
@@ -243,7 +270,9 @@ def check_proof_file(
     The card is verified against the trust store, then the proof against the Merkle root and
     size the card commits to, and, with ``work_path``, that the proof is about that file. An
     absence claim also needs someone other than the publisher to vouch for the manifest's
-    order, unless ``accept_publisher_order`` (see :func:`provenance.proofs.order_basis`).
+    order: an auditor's co-signature, or a registry's receipt for the card among ``receipts``
+    (each verified against the store's transparency-log keys), unless
+    ``accept_publisher_order`` (see :func:`provenance.proofs.order_basis`).
 
     Returns:
         The check; a card or proof that does not verify is a :class:`ProofCheck` with a
@@ -259,13 +288,17 @@ def check_proof_file(
         content = read_bytes(work_path, limit=lookup.MAX_WORK_BYTES, what=str(work_path))
         work = proofs.WorkDigests.of(content)
     try:
-        ref = signed.load()
+        if receipts:
+            ref, registered = _card_and_receipts(signed, receipts)
+        else:
+            ref, registered = signed.load(), []
         verified = proofs.check_proof(
             unverified_data,
             ref,
             what=str(proof_path),
             work=work,
             work_label=str(work_path),
+            receipts=registered,
             accept_publisher_order=accept_publisher_order,
         )
     except VerificationError as exc:

@@ -60,6 +60,7 @@ __all__ = [
     "Status",
     "Thresholds",
     "WorkResult",
+    "fingerprint_matches",
     "lookup_works",
     "lookup_prepared",
     "open_for_lookup",
@@ -180,6 +181,26 @@ def _image_matches(
     ]
 
 
+def fingerprint_matches(
+    prints: ContentPrints, index: LookupIndex, thresholds: Thresholds | None = None
+) -> list[Match]:
+    """Return the near-duplicate and contained entries of ``index`` for a work's fingerprints.
+
+    This is what :func:`lookup_works` finds beyond exact and normalized matches (an entry may
+    be listed more than once, by text and by image); the registry uses it with fingerprints a
+    client computed.
+
+    Raises:
+        FormatError: the index turns out corrupt, or the manifest changed since it was opened.
+    """
+    limits = thresholds or Thresholds()
+    return [
+        Match(index.entry(number).id, _round(score), status, number)
+        for number, status, score in _text_matches(prints, index, limits)
+        + _image_matches(prints, index, limits)
+    ]
+
+
 def _lookup_one(
     label: str,
     digest: str,
@@ -189,24 +210,21 @@ def _lookup_one(
 ) -> WorkResult:
     best: dict[str, Match] = {}
 
-    def offer(number: int, entry_id: str, status: Status, score: float) -> None:
-        match = Match(entry_id, _round(score), status, number)
-        current = best.get(entry_id)
-        if current is None or (_RANK[status], -match.score) < (
+    def offer(match: Match) -> None:
+        current = best.get(match.id)
+        if current is None or (_RANK[match.status], -match.score) < (
             _RANK[current.status],
             -current.score,
         ):
-            best[entry_id] = match
+            best[match.id] = match
 
     for number, entry in index.exact_numbered(digest):
-        offer(number, entry.id, "exact", 1.0)
+        offer(Match(entry.id, 1.0, "exact", number))
     if prints.text_sha256 is not None:
         for number, entry in index.normalized_numbered(prints.text_sha256):
-            offer(number, entry.id, "normalized", 1.0)
-    for number, kind, score in _text_matches(prints, index, thresholds) + _image_matches(
-        prints, index, thresholds
-    ):
-        offer(number, index.entry(number).id, kind, score)
+            offer(Match(entry.id, 1.0, "normalized", number))
+    for match in fingerprint_matches(prints, index, thresholds):
+        offer(match)
     matches = sorted(best.values(), key=lambda m: (_RANK[m.status], -m.score, m.id))
     status: Status = matches[0].status if matches else "absent"
     return WorkResult(label, digest, status, tuple(matches), prints.text_sha256)

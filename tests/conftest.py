@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,8 +68,9 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One local Ray instance for the whole session (2 CPUs, no dashboard, loopback only),
     stopped at the end; yields its address for ``--ray-address``. Ray's start costs seconds,
     so every Ray test shares it (``RayExecutor`` joins an instance already running)."""
-    ray = pytest.importorskip("ray")
     import tempfile
+
+    import ray  # in the ray extra (part of all): the Ray tests fail, never skip, without it
 
     # Workers import this repository's tests (task functions) and provenance; no token file
     # in the home directory for a loopback-only test instance.
@@ -96,3 +98,12 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         import shutil
 
         shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Any:
+    """A private PostgreSQL cluster for the session (tests.registry_support), on 127.0.0.1."""
+    from tests.registry_support import postgres_cluster
+
+    with postgres_cluster() as cluster:
+        yield cluster
