@@ -132,7 +132,7 @@ class StandInRegistry:
         return card_id
 
     def range(self, prefix: str) -> dict[str, Any]:
-        """The answer to ``GET /v1/range/{prefix}`` (DESIGN.md section 6)."""
+        """The answer to ``GET /v1/range/{prefix}`` (docs/design.md §6)."""
         digests = []
         for key in sorted(self.index):
             kind, digest = key.split(":")

@@ -1,4 +1,4 @@
-"""``lists fetch`` against a real HTTP server on 127.0.0.1: the attacks of THREATS.md §L (and H)
+"""``lists fetch`` against a real HTTP server on 127.0.0.1: the L and H threats of docs/security.md
 staged one by one, each refused with the right error and the cache left byte-for-byte as it was."""
 
 from __future__ import annotations
@@ -353,7 +353,10 @@ def test_duplicate_signatures_do_not_count_twice(
 
 
 def test_one_key_under_two_keyids_counts_once() -> None:
-    """go-tuf PR #733: TUF counts keyids; we count distinct public keys (THREATS K4, L12)."""
+    """go-tuf PR #733: TUF counts keyids; we count distinct public keys.
+
+    docs/security.md K4, L12.
+    """
     key = PrivateKey.generate()
     signer = KeySigner(key)
     alias = tuf_key(key.public)
@@ -581,7 +584,7 @@ def test_cache_is_unchanged_after_any_failure(
     assert result.new_versions == {"piracy": (2,)}  # type: ignore[attr-defined]
 
 
-# --- the cache is not trusted (L20) --------------------------------------------------------------
+# --- the cache is not trusted (docs/security.md L20) ---------------------------------------------
 
 
 def _cached_file(cache: Path, pattern: str) -> Path:

@@ -168,7 +168,7 @@ def test_only_the_canonical_form_is_accepted(data: Any) -> None:
     "name", ["../a", "..", ".", "/", "a/b", "ö", "a\0", "", "A", "-a", "a" * 65, "1.ö", "a b"]
 )
 def test_fishy_list_names_are_refused(name: str) -> None:
-    """python-tuf's fishy_rolenames, and more (THREATS L17)."""
+    """python-tuf's fishy_rolenames, and more (docs/security.md L17)."""
     with pytest.raises(InputError, match="invalid list name"):
         check_list_name(name)
 

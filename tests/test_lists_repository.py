@@ -165,7 +165,7 @@ def test_a_tampered_repository_is_not_extended(tmp_path: Path) -> None:
 def test_interrupted_publish_leaves_the_old_state_served(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Files are written targets first and timestamp last (L15), each atomically."""
+    """Files are written targets first, timestamp last, each atomically (docs/security.md L15)."""
     assoc = Association(tmp_path)
     assoc.publish()
     timestamp = (assoc.repo / "metadata/timestamp.json").read_bytes()

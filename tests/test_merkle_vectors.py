@@ -1,4 +1,7 @@
-"""provenance.merkle against every transparency-dev inclusion and consistency probe (M3, M4)."""
+"""provenance.merkle against every transparency-dev inclusion and consistency probe.
+
+The threats: docs/security.md M3, M4.
+"""
 
 from __future__ import annotations
 
