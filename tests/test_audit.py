@@ -1,7 +1,8 @@
-"""``verify --lists``: a signed card's exclusion claims held against its manifest and the lists,
-fetched over HTTP from a real TUF repository on 127.0.0.1. Violations (on the version the card
-claims) versus newly listed (only on a later version), required lists, and every way a cited
-list can fail to verify."""
+"""The audit of ``verify --lists``: a signed card's exclusion claims held against the one read of
+its manifest and against the lists, fetched over HTTP from a real TUF repository on 127.0.0.1.
+Violations (on the version the card claims) versus newly listed (only on a later version),
+required lists, every way a cited list can fail to verify, and a manifest swapped during the run.
+"""
 
 from __future__ import annotations
 
