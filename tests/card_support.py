@@ -1,11 +1,25 @@
-"""Signed cards for the tests: one way to make each kind, shared by the test modules."""
+"""Signed cards for the tests, made one way each and shared by the test modules.
+
+- :func:`cli_world`: a card made as a user makes it, every step a ``provenance`` command.
+- :func:`sign_card_for`: a card over given manifest entries, made through the library, signed by
+  given keys.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from provenance import _json, card
+from provenance import manifest as manifest_module
+from provenance.envelope import Envelope, sign_envelope
+from provenance.keys import PrivateKey
+from provenance.manifest import ManifestEntry
 from tests.conftest import NOW, SAMPLES, run_cli
 
 
@@ -72,3 +86,51 @@ def verify_json(
     )
     assert "Traceback" not in result.stderr
     return result.returncode, json.loads(result.stdout) if result.stdout else {}
+
+
+@dataclass(frozen=True)
+class SignedCard:
+    """A manifest and the card that commits to it, signed, written in one directory."""
+
+    manifest: Path
+    """The manifest file (``manifest.jsonl``)."""
+    signed: Path
+    """The signed card (``card.signed.json``)."""
+    envelope: Envelope
+    statement: card.CardStatement
+    summary: manifest_module.ManifestSummary
+    """The manifest's digest, entry count, bytes and Merkle root, as written."""
+
+
+def sign_card_for(
+    directory: Path,
+    entries: Sequence[ManifestEntry],
+    signers: Sequence[PrivateKey],
+    *,
+    spec: Mapping[str, Any],
+    created: dt.datetime,
+    exclusions: Sequence[card.Exclusion] = (),
+) -> SignedCard:
+    """Write ``entries`` as ``directory/manifest.jsonl``, build the card statement of ``spec``
+    over it, and sign it with every key of ``signers`` (the first as the publisher, the others
+    co-signing) into ``directory/card.signed.json``.
+
+    ``spec`` goes to :func:`provenance.card.build_statement` as given (a document that
+    :func:`provenance.card.load_spec` returned, or one written to match it). No trust store is
+    written: which keys a test trusts, for which role, is what the test is about.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    manifest_path = directory / "manifest.jsonl"
+    summary = manifest_module.write_manifest(entries, manifest_path)
+    statement = card.build_statement(
+        spec,
+        entries,
+        lambda: summary,
+        manifest_name=manifest_path.name,
+        created=created,
+        exclusions=exclusions,
+    )
+    envelope = sign_envelope(card.PAYLOAD_TYPE, _json.canonical(statement.to_dict()), signers)
+    signed = directory / "card.signed.json"
+    signed.write_bytes(envelope.to_json())
+    return SignedCard(manifest_path, signed, envelope, statement, summary)

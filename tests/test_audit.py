@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from exclusion_support import NOW, T0, Association, entry, served, sha
 
-from provenance import _json, card
+from provenance import card
 from provenance import manifest as manifest_module
-from provenance.envelope import Envelope, sign_envelope
+from provenance.envelope import Envelope
 from provenance.errors import InputError
 from provenance.filter import apply_lists, select_lists
 from provenance.keys import PrivateKey
@@ -27,6 +27,7 @@ from provenance.manifest import ManifestEntry
 from provenance.normtext import norm_text_sha256
 from provenance.trust import TrustStore
 from provenance.verify import Report, verify
+from tests.card_support import sign_card_for
 from tests.conftest import one_error_line, run_cli
 
 AT = dt.datetime(2026, 7, 1, 6, tzinfo=dt.UTC)
@@ -83,22 +84,15 @@ class World:
         """Write a manifest of ``entries`` and a card citing ``exclusions``, signed."""
         directory = self.root / name
         directory.mkdir()
-        manifest_path = directory / "manifest.jsonl"
-        manifest_module.write_manifest(sorted(entries, key=ManifestEntry.sort_key), manifest_path)
-        summaries: list[manifest_module.ManifestSummary] = []
-        statement = card.build_statement(
-            SPEC,
-            manifest_module.iter_manifest(manifest_path, on_summary=summaries.append),
-            lambda: summaries[0],
-            manifest_name=manifest_path.name,
+        made = sign_card_for(
+            directory,
+            sorted(entries, key=ManifestEntry.sort_key),
+            [self.developer],
+            spec=SPEC,
             created=AT,
             exclusions=[card.Exclusion.from_dict(item) for item in exclusions],
         )
-        payload = _json.canonical(statement.to_dict())
-        envelope = sign_envelope(card.PAYLOAD_TYPE, payload, [self.developer])
-        signed = directory / "card.signed.json"
-        signed.write_bytes(envelope.to_json())
-        return signed, manifest_path
+        return made.signed, made.manifest
 
     def filtered_card(self, name: str) -> tuple[Path, Path, dict[str, Any]]:
         """The honest developer: filter with piracy v1 + optout v1, card the kept records."""

@@ -23,6 +23,7 @@ from provenance.errors import DigestMismatchError, FormatError, InputError, Veri
 from provenance.keys import PrivateKey
 from provenance.manifest import ManifestEntry, ManifestSummary, entry_bytes, write_manifest
 from provenance.trust import TrustStore
+from tests.card_support import sign_card_for
 from tests.conftest import NOW, ROOT, VECTORS, one_error_line, run_cli
 
 AT = dt.datetime(2026, 11, 29, 12, tzinfo=dt.UTC)
@@ -76,17 +77,10 @@ def make_world(
     auditor: PrivateKey | None = AUDITOR,
 ) -> World:
     """Sign a card for ``entries`` with ``key``, co-signed by ``auditor`` (trusted as one)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    manifest = directory / "manifest.jsonl"
-    summary = write_manifest(entries, manifest)
     spec = card.load_spec(json.dumps({**SPEC, "version": version}).encode(), what="spec")
-    statement = card.build_statement(
-        spec, entries, lambda: summary, manifest_name=manifest.name, created=AT
-    )
     signers = [key] if auditor is None else [key, auditor]
-    envelope = sign_envelope(card.PAYLOAD_TYPE, _json.canonical(statement.to_dict()), signers)
-    signed = directory / "card.signed.json"
-    signed.write_bytes(envelope.to_json())
+    made = sign_card_for(directory, entries, signers, spec=spec, created=AT)
+    manifest, signed = made.manifest, made.signed
     trust = directory / "trust.json"
     store = TrustStore().with_key(key.public, name="Test Lab", role="dataset-publisher")
     store = store.with_key(AUDITOR.public, name="Test Auditor", role="auditor")

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from provenance import _json, manifest
-from tests.card_support import cli_world, verify_json
+from provenance import manifest
+from tests.card_support import cli_world, sign_card_for, verify_json
 from tests.conftest import one_error_line, run_cli
 from tests.manifest_support import mixed_corpus
 
@@ -20,8 +20,6 @@ from tests.manifest_support import mixed_corpus
 def _signed_card(tmp_path: Path, data: Path, paths: list[str]) -> tuple[Any, Any, Path]:
     import datetime as dt
 
-    from provenance import card
-    from provenance.envelope import sign_envelope
     from provenance.keys import PrivateKey
     from provenance.trust import TrustStore
 
@@ -34,20 +32,16 @@ def _signed_card(tmp_path: Path, data: Path, paths: list[str]) -> tuple[Any, Any
             {"id": "s", "name": "S", "kind": "synthetic", "license": "CC0-1.0", "paths": paths}
         ],
     }
-    manifest_path = tmp_path / "m.jsonl"
-    manifest.write_manifest(manifest.build_from_directory(data, workers=2), manifest_path)
-    summaries: list[manifest.ManifestSummary] = []
-    statement = card.build_statement(
-        spec,
-        manifest.iter_manifest(manifest_path, on_summary=summaries.append),
-        lambda: summaries[0],
-        manifest_name=manifest_path.name,
+    key = PrivateKey.generate()
+    made = sign_card_for(
+        tmp_path / "card",
+        manifest.build_from_directory(data, workers=2),
+        [key],
+        spec=spec,
         created=dt.datetime(2026, 11, 29, tzinfo=dt.UTC),
     )
-    key = PrivateKey.generate()
     trust = TrustStore().with_key(key.public, name="P", role="dataset-publisher")
-    envelope = sign_envelope(card.PAYLOAD_TYPE, _json.canonical(statement.to_dict()), [key])
-    return envelope, trust, manifest_path
+    return made.envelope, trust, made.manifest
 
 
 @pytest.mark.usefixtures("small_thresholds")
