@@ -157,7 +157,9 @@ def test_a_tampered_repository_is_not_extended(tmp_path: Path) -> None:
     document["signed"]["targets"]["lists/piracy/v1.json"]["length"] += 1
     path.write_text(json.dumps(document))
     before = tree(assoc.repo)
-    with pytest.raises(VerificationError):
+    with pytest.raises(
+        VerificationError, match="targets metadata signed by 0 of the 1 distinct keys"
+    ):
         assoc.publish(at=T0 + DAY)
     assert tree(assoc.repo) == before
 
@@ -176,7 +178,7 @@ def test_interrupted_publish_leaves_the_old_state_served(
         atomic_write(path, data, mode=mode)
 
     monkeypatch.setattr(repository_module, "atomic_write", failing)
-    with pytest.raises(LocalIOError):
+    with pytest.raises(LocalIOError, match="cannot write: No space left on device"):
         assoc.publish(DOMAINS_V2, at=T0 + DAY)
     assert (assoc.repo / "metadata/timestamp.json").read_bytes() == timestamp
     state = _state(assoc.repo, at=T0 + DAY)
