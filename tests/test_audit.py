@@ -490,7 +490,7 @@ def test_report_is_frozen_and_its_document_reads_back(world: World) -> None:
     result = run_verify(
         world, signed, manifest_path, world.cache_v1, trust=world.trust.with_required("x")
     )
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'strict'"):
         result.strict = True  # type: ignore[misc]
     document = result.to_dict()
     assert [Check.from_dict(c) for c in document["checks"]] == list(result.checks)
