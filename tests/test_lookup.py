@@ -22,6 +22,7 @@ from provenance import fingerprints, fpindex, lookup, manifest
 from provenance.errors import DigestMismatchError
 from provenance.fingerprints import MIN_TOKENS, content_prints, text_fingerprints
 from provenance.normtext import norm_text_sha256
+from tests.card_support import cli_world
 from tests.conftest import NOW, ROOT, SAMPLES, one_error_line
 from tests.lookup_support import BOOKS, STORIES, WORKS, build, edit, image_png, make_corpus
 
@@ -296,39 +297,12 @@ def signed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The samples built, carded and signed through the CLI, with a trust store."""
     from tests.conftest import run_cli
 
-    work = tmp_path_factory.mktemp("signed")
+    work = cli_world(tmp_path_factory.mktemp("signed"))
+    # An independent auditor co-signs (after verify --manifest), so absence proofs count.
     steps = [
-        ("manifest", "build", SAMPLES / "data", "-o", work / "manifest.jsonl", "--workers", "1"),
-        ("key", "generate", work / "dev.key"),
-        (
-            "trust",
-            "add",
-            work / "trust.json",
-            work / "dev.key.pub",
-            "--name",
-            "Dev",
-            "--role",
-            "dataset-publisher",
-        ),
-        (
-            "card",
-            "build",
-            SAMPLES / "card-spec.yaml",
-            "--manifest",
-            work / "manifest.jsonl",
-            "-o",
-            work / "card.json",
-            "--now",
-            NOW,
-        ),
-        ("card", "sign", work / "card.json", "--key", work / "dev.key", "-o", work / "signed.json"),
-        # An independent auditor co-signs (after verify --manifest), so absence proofs count.
-        ("key", "generate", work / "auditor.key"),
-        ("trust", "add", work / "trust.json", work / "auditor.key.pub", "--name", "Auditor",
-         "--role", "auditor"),
         ("verify", work / "signed.json", "--trust", work / "trust.json", "--manifest",
          work / "manifest.jsonl", "--now", NOW),
-        ("card", "sign", work / "signed.json", "--key", work / "auditor.key", "-o",
+        ("card", "sign", work / "signed.json", "--key", work / "aud.key", "-o",
          work / "signed.json"),
     ]  # fmt: skip
     for step in steps:
