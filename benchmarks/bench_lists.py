@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Benchmark exclusion matching and ``filter`` (PERFORMANCE.md B5, B7 and filter end to end).
+"""Benchmark exclusion matching and ``filter`` (B5, B7 and filter end to end).
+
+The figures and goals are in the README's Performance section.
 
 Run from the repository (needs the ``bench`` extra: duckdb; datatrove is optional)::
 

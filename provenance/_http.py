@@ -3,8 +3,9 @@
 Every download enforces:
 
 - a connect timeout, a read timeout between bytes, **and** a total deadline (defaults 10 s, 30 s,
-  60 s): a server dripping one byte per read timeout cannot hold the client (THREATS L9); the
-  socket timeout is lowered to whatever is left of the deadline before each read;
+  60 s): a server dripping one byte per read timeout cannot hold the client
+  (docs/security.md L9); the socket timeout is lowered to whatever is left of the deadline
+  before each read;
 - a size cap counted on **decoded** bytes (a gzip bomb is cut off at the cap, L8);
   ``Accept-Encoding: identity`` is sent;
 - no redirect to another origin (scheme, host and port must stay the same; at most 3 hops, H3);

@@ -1,4 +1,4 @@
-"""The normalized-text digest ``norm-text-v1`` (DESIGN.md §2).
+"""The normalized-text digest ``norm-text-v1`` (docs/design.md §2.9).
 
 Defined so that a browser can compute it identically:
 

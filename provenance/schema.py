@@ -52,7 +52,7 @@ def _validator(name: str) -> jsonschema.protocols.Validator:
     except ImportError:  # pragma: no cover - referencing ships with jsonschema >= 4.18
         registry = None
     cls = jsonschema.validators.validator_for(schema)
-    # The schemas ship with the package and tests/test_manifest_perf_invariants.py checks them
+    # The schemas ship with the package and tests/test_schemas.py checks them
     # against their meta-schema; checking again on every run cost ~35 ms of each command.
     if registry is not None:
         return cls(schema, registry=registry)

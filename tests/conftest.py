@@ -107,3 +107,17 @@ def pg_cluster() -> Any:
 
     with postgres_cluster() as cluster:
         yield cluster
+
+
+@pytest.fixture
+def small_thresholds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Thresholds small enough for a corpus of a few hundred KiB to take every path."""
+    from provenance import manifest
+
+    monkeypatch.setattr(manifest.hashing, "_BUFFER_SIZE", 4096)
+    monkeypatch.setattr(manifest.hashing, "_LARGE_FILE", 48 * 1024)
+    monkeypatch.setattr(manifest.hashing, "_CHUNK_FILES", 16)
+    monkeypatch.setattr(manifest.hashing, "_CHUNK_BYTES", 40 * 1024)
+    monkeypatch.setattr(manifest.hashing, "_PARALLEL_FILES", 30)
+    monkeypatch.setattr(manifest.hashing, "_PARALLEL_BYTES", 64 * 1024)
+    monkeypatch.setattr(manifest.build, "_STAT_FIRST", 30)  # sizes known for some files, not others

@@ -279,16 +279,22 @@ def test_list_selection(assoc: Association) -> None:
     assert parse_list_selector("piracy@2") == ("piracy", 2)
     assert parse_list_selector("piracy") == ("piracy", None)
     for bad in ("@1", "piracy@0", "piracy@x", "piracy@"):
-        with pytest.raises(InputError):
+        with pytest.raises(
+            InputError,
+            match=(
+                r"^list selector '.*': (expected NAME or NAME@VERSION"
+                r"|VERSION must be a positive integer)"
+            ),
+        ):
             parse_list_selector(bad)
     with pytest.raises(InputError, match="twice"):
         select_lists(assoc.cache, ["piracy@1", "piracy@2"], at=AT, store=assoc.store)
-    with pytest.raises(NotCachedError):
+    with pytest.raises(NotCachedError, match="list 'piracy' version 9 is not in the cache"):
         select_lists(assoc.cache, ["piracy@9"], at=AT, store=assoc.store)
-    with pytest.raises(NotCachedError):
+    with pytest.raises(NotCachedError, match="list 'other' is not in the cache"):
         select_lists(assoc.cache, ["other"], at=AT, store=assoc.store)
     # Freeze: lists whose signed metadata expired are not applied.
-    with pytest.raises(ExpiredError):
+    with pytest.raises(ExpiredError, match="timestamp metadata expired"):
         select_lists(assoc.cache, [], at=T0 + dt.timedelta(days=30), store=assoc.store)
 
 

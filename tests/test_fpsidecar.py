@@ -151,7 +151,9 @@ def test_a_committed_sidecar_is_used_only_with_the_committed_digest(
     assert isinstance(e.value, DigestMismatchError)
     assert (e.value.actual, e.value.expected) == (hashlib.sha256(altered).hexdigest(), committed)
     # The same when the sidecar is named explicitly.
-    with pytest.raises(SidecarMismatchError):
+    with pytest.raises(
+        SidecarMismatchError, match="is not the fingerprint index the card commits to"
+    ):
         open_sidecar(m, card_for(m, committed), sidecar=sidecar_path(m))
 
 

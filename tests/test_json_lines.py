@@ -3,7 +3,7 @@ does ``_json.loads_lines``, which uses it: the same values, then the same error 
 
 The bulk path may decline (return None) whenever it likes, but when it answers, every line must
 be one that ``loads`` accepts, with the same value. Duplicate keys matter most: a filter reading
-one ``url`` and a trainer reading another is an evasion (THREATS: parser differentials).
+one ``url`` and a trainer reading another is an evasion (docs/security.md J1).
 """
 
 from __future__ import annotations

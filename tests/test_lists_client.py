@@ -1,4 +1,4 @@
-"""``lists fetch`` against a real HTTP server on 127.0.0.1: the attacks of THREATS.md §L (and H)
+"""``lists fetch`` against a real HTTP server on 127.0.0.1: the L and H threats of docs/security.md
 staged one by one, each refused with the right error and the cache left byte-for-byte as it was."""
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def test_new_versions_are_fetched_and_chained(
     assert newest.list.version == 3
     with pytest.raises(NotCachedError, match="version 4 is not in the cache"):
         load_cached_version(cache, "piracy", 4, at=T0 + 3 * HOUR)
-    with pytest.raises(NotCachedError):
+    with pytest.raises(NotCachedError, match="list 'optout' is not in the cache"):
         load_cached_lists(cache, at=T0, names=["optout"])
 
 
@@ -218,7 +218,7 @@ def test_freeze_expired_timestamp_is_refused(
     with pytest.raises(ExpiredError, match="expired"):
         do_fetch(server, assoc.trust(), cache, at=T0 + 8 * DAY)
     assert tree(cache) == before
-    with pytest.raises(ExpiredError):
+    with pytest.raises(ExpiredError, match="timestamp metadata expired"):
         load_cached_lists(cache, at=T0 + 8 * DAY)
     (stale,) = load_cached_lists(cache, at=T0 + 8 * DAY, allow_expired=True)
     assert stale.expires == T0 + 7 * DAY
@@ -231,7 +231,7 @@ def test_freeze_expired_timestamp_is_refused(
 def test_first_fetch_of_an_expired_repository_is_refused(
     assoc: Association, server: FaultyServer, cache: Path
 ) -> None:
-    with pytest.raises(ExpiredError):
+    with pytest.raises(ExpiredError, match=r"freeze refused: .*timestamp\.json is expired"):
         do_fetch(server, assoc.trust(), cache, at=T0 + 30 * DAY)
     assert not cache.exists()
 
@@ -270,7 +270,10 @@ def test_tampered_list_file_is_refused(
     assoc: Association, server: FaultyServer, cache: Path
 ) -> None:
     server.suffix_faults[".v1.json"] = transform(lambda b: b.replace(b"1337x.to", b"1338x.to"))
-    with pytest.raises(DigestMismatchError):
+    with pytest.raises(
+        DigestMismatchError,
+        match=r"the served file is not the one the signed metadata names \(tampered\)",
+    ):
         do_fetch(server, assoc.trust(), cache)
     assert not cache.exists()
 
@@ -301,7 +304,9 @@ def test_key_trusted_for_another_role_is_refused(
     store = TrustStore()
     store = store.with_key(other.public, name="o", role="list-publisher", list_name="piracy")
     store = store.with_key(assoc.keys[0].public, name="a", role="auditor")
-    with pytest.raises(SignatureError):
+    with pytest.raises(
+        SignatureError, match="is not signed by a threshold of the keys the trust store pins"
+    ):
         do_fetch(server, store, cache)
 
 
@@ -347,13 +352,16 @@ def test_duplicate_signatures_do_not_count_twice(
         return json.dumps(document).encode()
 
     server.faults["/metadata/root.json"] = transform(duplicate)
-    with pytest.raises(VerificationError):
+    with pytest.raises(VerificationError, match="not valid TUF root metadata"):
         do_fetch(server, assoc.trust(), cache)
     assert not cache.exists()
 
 
 def test_one_key_under_two_keyids_counts_once() -> None:
-    """go-tuf PR #733: TUF counts keyids; we count distinct public keys (THREATS K4, L12)."""
+    """go-tuf PR #733: TUF counts keyids; we count distinct public keys.
+
+    docs/security.md K4, L12.
+    """
     key = PrivateKey.generate()
     signer = KeySigner(key)
     alias = tuf_key(key.public)
@@ -473,7 +481,7 @@ def test_size_cap_counts_decoded_bytes(server: FaultyServer) -> None:
 
 def test_gzip_bomb_through_fetch(assoc: Association, server: FaultyServer, cache: Path) -> None:
     server.faults["/metadata/root.json"] = gzip_bomb
-    with pytest.raises(FetchError):
+    with pytest.raises(FetchError, match="exceeding the maximum allowed length"):
         do_fetch(server, assoc.trust(), cache)
     assert not cache.exists()
 
@@ -505,7 +513,7 @@ def test_truncated_body_is_refused(assoc: Association, server: FaultyServer, cac
 
 
 def test_unreachable_server(assoc: Association, cache: Path) -> None:
-    with pytest.raises(FetchError):
+    with pytest.raises(FetchError, match="cannot download http://127.0.0.1:9/"):
         fetch("http://127.0.0.1:9", store=assoc.trust(), cache_dir=cache, at=T0, options=FAST)
     assert not cache.exists()
 
@@ -571,7 +579,14 @@ def test_cache_is_unchanged_after_any_failure(
     before = tree(cache)
     inject, expected = FAULTS[fault]
     inject(server, tmp_path)
-    with pytest.raises(expected):
+    with pytest.raises(
+        expected,
+        match=(
+            r"HTTP 500|refusing redirect|exceeding the maximum allowed length"
+            r"|signed by 0/1 keys|no response from|in total \(received"
+            r"|not the one the signed metadata names|does not match expected hash|broke off"
+        ),
+    ):
         do_fetch(server, assoc.trust(), cache, at=T0 + 2 * HOUR)
     assert tree(cache) == before
     assert load_cached_lists(cache, at=T0 + 2 * HOUR)[0].list.version == 1
@@ -581,7 +596,7 @@ def test_cache_is_unchanged_after_any_failure(
     assert result.new_versions == {"piracy": (2,)}  # type: ignore[attr-defined]
 
 
-# --- the cache is not trusted (L20) --------------------------------------------------------------
+# --- the cache is not trusted (docs/security.md L20) ---------------------------------------------
 
 
 def _cached_file(cache: Path, pattern: str) -> Path:
@@ -607,7 +622,9 @@ def test_tampered_cached_metadata_is_detected(
     document = json.loads(path.read_bytes())
     document["signed"]["targets"]["lists/piracy/v1.json"]["length"] += 1
     path.write_bytes(json.dumps(document).encode())
-    with pytest.raises(VerificationError):
+    with pytest.raises(
+        VerificationError, match="targets metadata signed by 0 of the 1 distinct keys"
+    ):
         load_cached_lists(cache, at=T0 + HOUR)
     with pytest.raises(VerificationError, match="Remove the cache directory"):
         do_fetch(server, assoc.trust(), cache, at=T0 + 2 * HOUR)
@@ -652,7 +669,13 @@ def test_repository_urls(url: str, ok: bool) -> None:
     if ok:
         assert not check_repository_url(url).endswith("/")
     else:
-        with pytest.raises(InputError):
+        with pytest.raises(
+            InputError,
+            match=(
+                r"use https://|credentials in the URL are not allowed|has no query or fragment"
+                r"|not an http\(s\) URL of a list repository"
+            ),
+        ):
             check_repository_url(url)
 
 

@@ -156,7 +156,9 @@ def test_a_tampered_repository_is_not_extended(tmp_path: Path) -> None:
     document["signed"]["targets"]["lists/piracy/v1.json"]["length"] += 1
     path.write_text(json.dumps(document))
     before = tree(assoc.repo)
-    with pytest.raises(VerificationError):
+    with pytest.raises(
+        VerificationError, match="targets metadata signed by 0 of the 1 distinct keys"
+    ):
         assoc.publish(at=T0 + DAY)
     assert tree(assoc.repo) == before
 
@@ -164,7 +166,7 @@ def test_a_tampered_repository_is_not_extended(tmp_path: Path) -> None:
 def test_interrupted_publish_leaves_the_old_state_served(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Files are written targets first and timestamp last (L15), each atomically."""
+    """Files are written targets first, timestamp last, each atomically (docs/security.md L15)."""
     assoc = Association(tmp_path)
     assoc.publish()
     timestamp = (assoc.repo / "metadata/timestamp.json").read_bytes()
@@ -175,7 +177,7 @@ def test_interrupted_publish_leaves_the_old_state_served(
         atomic_write(path, data, mode=mode)
 
     monkeypatch.setattr(_repo, "atomic_write", failing)
-    with pytest.raises(LocalIOError):
+    with pytest.raises(LocalIOError, match="cannot write: No space left on device"):
         assoc.publish(DOMAINS_V2, at=T0 + DAY)
     assert (assoc.repo / "metadata/timestamp.json").read_bytes() == timestamp
     state = _state(assoc.repo, at=T0 + DAY)

@@ -9,7 +9,6 @@ import io
 import json
 import os
 import random
-import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -20,54 +19,15 @@ import numpy as np
 import pytest
 
 from provenance import fingerprints, fpindex, lookup, manifest
-from provenance.errors import DigestMismatchError, FormatError, InputError
+from provenance.errors import DigestMismatchError
 from provenance.fingerprints import MIN_TOKENS, content_prints, text_fingerprints
 from provenance.normtext import norm_text_sha256
+from tests.card_support import cli_world
 from tests.conftest import NOW, ROOT, SAMPLES, one_error_line
+from tests.lookup_support import BOOKS, STORIES, WORKS, build, edit, image_png, make_corpus
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 AT = dt.datetime(2026, 11, 29, 12, tzinfo=dt.UTC)
-
-BOOKS = sorted((SAMPLES / "data" / "books").glob("*.txt"))
-WORKS = sorted((SAMPLES / "works").glob("*.txt"))
-STORIES = BOOKS + WORKS  # the twelve Adventures of Sherlock Holmes, in order
-
-
-def edit(text: str, seed: int, *, drop: float = 0.15, change: float = 0.15) -> str:
-    """An edited copy: sentences dropped or changed, curly quotes, re-wrapped with CRLF."""
-    rng = random.Random(seed)
-    kept = []
-    for sentence in re.split(r"(?<=[.!?])\s+", text):
-        roll = rng.random()
-        if roll < drop:
-            continue
-        if roll < drop + change:
-            words = sentence.split()
-            if words:
-                words[rng.randrange(len(words))] = rng.choice(["very", "quite", "truly", "the"])
-            sentence = " ".join(words)
-        kept.append(sentence)
-    joined = re.sub(r'(^|(?<=\s))"', "\u201c", " ".join(kept)).replace('"', "\u201d")
-    words, lines = joined.split(), []
-    while words:
-        width = rng.randint(6, 14)
-        lines.append(" ".join(words[:width]))
-        words = words[width:]
-    return "\r\n".join(lines)
-
-
-def build(root: Path, output: Path, *, workers: int = 1, shard: str | None = None) -> Path:
-    """Build a manifest with fingerprints and its sidecar, as 'manifest build' does."""
-    prints: dict[str, fingerprints.ContentPrints] = {}
-    entries = manifest.build_from_directory(
-        root,
-        workers=workers,
-        shard=manifest.parse_shard(shard) if shard else None,
-        prints=prints,
-    )
-    manifest.write_manifest(entries, output)
-    fpindex.write_sidecar(output, prints)
-    return output
 
 
 def look(manifest_path: Path, works: list[tuple[str, bytes]]) -> list[lookup.WorkResult]:
@@ -78,29 +38,7 @@ def look(manifest_path: Path, works: list[tuple[str, bytes]]) -> list[lookup.Wor
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Stories I-X, the forum page quoting story XI, and an edited copy of story III."""
-    root = tmp_path_factory.mktemp("corpus")
-    data = root / "data"
-    (data / "books").mkdir(parents=True)
-    for path in BOOKS:
-        (data / "books" / path.name).write_bytes(path.read_bytes())
-    (data / "web").mkdir()
-    for path in (SAMPLES / "data" / "web").iterdir():
-        (data / "web" / path.name).write_bytes(path.read_bytes())
-    (data / "mirror").mkdir()
-    story = BOOKS[2].read_text(encoding="utf-8")
-    (data / "mirror" / "case-of-identity.txt").write_text(edit(story, 3), encoding="utf-8")
-    # A scraped page holding one fifth of story XII amid unrelated text (stories VI and VII).
-    twelve = WORKS[1].read_text(encoding="utf-8")
-    chapter = twelve[len(twelve) // 3 : len(twelve) // 3 + len(twelve) // 5]
-    page = (
-        BOOKS[5].read_text(encoding="utf-8")[:15000]
-        + "\n<div class='excerpt'>\n"
-        + edit(chapter, 12, drop=0.05, change=0.05)
-        + "\n</div>\n"
-        + BOOKS[6].read_text(encoding="utf-8")[:15000]
-    )
-    (data / "web" / "scraped-anthology.html").write_text(page, encoding="utf-8")
-    return build(data, root / "manifest.jsonl")
+    return make_corpus(tmp_path_factory.mktemp("corpus"))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -150,7 +88,7 @@ def test_batch_does_not_change_fingerprints() -> None:
 
 
 def test_content_prints_kinds() -> None:
-    png = _image(1)
+    png = image_png(1)
     text, binary, image, invalid = content_prints(
         [STORIES[0].read_bytes(), b"abc\x00def", png, b"\xff\xfe\xfd"]
     )
@@ -174,7 +112,7 @@ def test_every_text_status(corpus: Path) -> None:
         ("held-out XI", WORKS[0].read_bytes()),
         ("held-out XII", WORKS[1].read_bytes()),
         ("edited copy of III", BOOKS[2].read_bytes()),
-        ("not text", _image(5)),
+        ("not text", image_png(5)),
     ]
     results = {r.work: r for r in look(corpus, works)}
     assert results["exact"].status == "exact"
@@ -253,28 +191,6 @@ def test_distinct_senate_bill_lists_do_not_match(tmp_path: Path) -> None:
 # Images
 
 
-def _image(seed: int, size: int = 256) -> bytes:
-    from PIL import Image, ImageDraw
-
-    rng = random.Random(seed)
-    image = Image.new("RGB", (size, size), tuple(rng.randrange(256) for _ in range(3)))
-    draw = ImageDraw.Draw(image)
-    for _ in range(12):
-        box = (
-            sorted(rng.randrange(size) for _ in range(2)),
-            sorted(rng.randrange(size) for _ in range(2)),
-        )
-        shape = [box[0][0], box[1][0], box[0][1], box[1][1]]
-        colour = tuple(rng.randrange(256) for _ in range(3))
-        if rng.random() < 0.5:
-            draw.ellipse(shape, fill=colour)
-        else:
-            draw.rectangle(shape, fill=colour)
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
-
-
 def _resized_jpeg(png: bytes, scale: float, quality: int = 60) -> bytes:
     from PIL import Image
 
@@ -290,13 +206,13 @@ def test_image_statuses(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
     for seed in range(6):
-        (data / f"img-{seed}.png").write_bytes(_image(seed))
+        (data / f"img-{seed}.png").write_bytes(image_png(seed))
     index = build(data, tmp_path / "m.jsonl")
     works = [
-        ("exact", _image(0)),
-        ("half, jpeg q60", _resized_jpeg(_image(1), 0.5)),
-        ("larger, jpeg q60", _resized_jpeg(_image(2), 1.7)),
-        ("other", _image(99)),
+        ("exact", image_png(0)),
+        ("half, jpeg q60", _resized_jpeg(image_png(1), 0.5)),
+        ("larger, jpeg q60", _resized_jpeg(image_png(2), 1.7)),
+        ("other", image_png(99)),
     ]
     results = {r.work: r for r in look(index, works)}
     assert results["exact"].status == "exact"
@@ -310,7 +226,7 @@ def test_image_statuses(tmp_path: Path) -> None:
 
 def test_distinct_generated_images_are_far_apart() -> None:
     pytest.importorskip("imagehash")
-    hashes = [fingerprints.image_fingerprint(_image(seed)) for seed in range(40)]
+    hashes = [fingerprints.image_fingerprint(image_png(seed)) for seed in range(40)]
     distances = [
         bin(a ^ b).count("1")
         for i, a in enumerate(hashes)
@@ -323,7 +239,7 @@ def test_distinct_generated_images_are_far_apart() -> None:
 
 def test_corrupt_image_has_no_fingerprint() -> None:
     pytest.importorskip("imagehash")
-    assert fingerprints.image_fingerprint(_image(3)[:100]) is None
+    assert fingerprints.image_fingerprint(image_png(3)[:100]) is None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -336,113 +252,6 @@ def test_entries_carry_text_sha256(corpus: Path) -> None:
     one = by_id["books/01-a-scandal-in-bohemia.txt"]
     assert one.textSha256 == norm_text_sha256(BOOKS[0].read_bytes())
     assert all(e.textSha256 is not None for e in entries)
-
-
-def _text_tree(root: Path, files: int = 240) -> Path:
-    """Enough text (about 10 MiB) that --workers 2 really runs two processes."""
-    root.mkdir()
-    texts = [p.read_text(encoding="utf-8") for p in STORIES]
-    for number in range(files):
-        story = texts[number % len(texts)]
-        (root / f"doc-{number:04}.txt").write_text(edit(story, number, drop=0.02, change=0.02))
-    (root / "img.png").write_bytes(_image(1))
-    return root
-
-
-def test_sidecar_is_identical_across_workers_and_shards(tmp_path: Path) -> None:
-    data = _text_tree(tmp_path / "data")
-    one = build(data, tmp_path / "one.jsonl", workers=1)
-    two = build(data, tmp_path / "two.jsonl", workers=2)
-    assert one.read_bytes() == two.read_bytes()
-    assert fpindex.sidecar_path(one).read_bytes() == fpindex.sidecar_path(two).read_bytes()
-    shards = [build(data, tmp_path / f"s{k}.jsonl", shard=f"{k}/3") for k in range(3)]
-    merged = tmp_path / "merged.jsonl"
-    manifest.merge_manifests(shards, merged)
-    fpindex.merge_sidecars(shards, merged)
-    assert merged.read_bytes() == one.read_bytes()
-    assert fpindex.sidecar_path(merged).read_bytes() == fpindex.sidecar_path(one).read_bytes()
-
-
-def test_merge_needs_every_sidecar(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "a.txt").write_bytes(BOOKS[0].read_bytes())
-    a = build(data, tmp_path / "a.jsonl", shard="0/2")
-    b = build(data, tmp_path / "b.jsonl", shard="1/2")
-    fpindex.sidecar_path(b).unlink()
-    with pytest.raises(InputError, match="has no fingerprint index"):
-        fpindex.merge_sidecars([a, b], tmp_path / "m.jsonl")
-
-
-def _flip(path: Path, offset: int) -> None:
-    data = bytearray(path.read_bytes())
-    data[offset] ^= 0x01
-    path.write_bytes(bytes(data))
-
-
-def _upper_manifest_digest(path: Path) -> None:
-    """Write the header's manifest digest in upper case (same length: the layout holds)."""
-    data = path.read_bytes()
-    digest = re.search(rb'"manifest":\{"entries":[0-9]+,"sha256":"([0-9a-f]{64})"', data)
-    assert digest is not None
-    path.write_bytes(data.replace(digest[1], digest[1].upper(), 1))
-
-
-@pytest.mark.parametrize(
-    ("damage", "error", "message"),
-    [
-        (lambda p: _flip(p, 0), FormatError, "bad magic"),
-        (lambda p: _flip(p, 8), FormatError, "header length"),
-        (lambda p: _flip(p, 20), FormatError, "corrupt fingerprint index"),
-        (_upper_manifest_digest, FormatError, "lacks a valid 'manifest'"),
-        (lambda p: p.write_bytes(p.read_bytes()[:-8]), FormatError, "past the end"),
-        (lambda p: p.write_bytes(p.read_bytes() + b"\0" * 8), FormatError, "unexpected bytes"),
-        (lambda p: p.write_bytes(b"PVFP"), FormatError, "shorter than"),
-    ],
-)
-def test_corrupt_sidecar_is_refused(
-    corpus: Path,
-    tmp_path: Path,
-    damage: Callable[[Path], None],
-    error: type[Exception],
-    message: str,
-) -> None:
-    copy = tmp_path / "manifest.jsonl"
-    copy.write_bytes(corpus.read_bytes())
-    sidecar = fpindex.sidecar_path(copy)
-    sidecar.write_bytes(fpindex.sidecar_path(corpus).read_bytes())
-    damage(sidecar)
-    with pytest.raises(error, match=message):
-        fpindex.FingerprintIndex.open(copy)
-
-
-def test_unsorted_fingerprints_are_refused_on_use(corpus: Path, tmp_path: Path) -> None:
-    copy = tmp_path / "manifest.jsonl"
-    copy.write_bytes(corpus.read_bytes())
-    raw = bytearray(fpindex.sidecar_path(corpus).read_bytes())
-    with fpindex.FingerprintIndex.open(corpus) as index:
-        hashes = index._arrays["fpHash"]
-        start = (
-            hashes.__array_interface__["data"][0]
-            - np.frombuffer(index._keep[0], dtype=np.uint8).__array_interface__["data"][0]
-        )
-        del hashes
-    raw[start : start + 8] = b"\xff" * 8  # the smallest hash becomes the largest
-    fpindex.sidecar_path(copy).write_bytes(bytes(raw))
-    with (
-        fpindex.FingerprintIndex.open(copy) as index,
-        pytest.raises(FormatError, match="fpHash is not sorted"),
-    ):
-        lookup.lookup_works([("x", BOOKS[0].read_bytes())], index)
-
-
-def test_sidecar_of_another_manifest_is_refused(corpus: Path, tmp_path: Path) -> None:
-    copy = tmp_path / "manifest.jsonl"
-    entries = manifest.read_manifest(corpus).entries[1:]
-    manifest.write_manifest(entries, copy)
-    fpindex.sidecar_path(copy).write_bytes(fpindex.sidecar_path(corpus).read_bytes())
-    with pytest.raises(InputError, match="belongs to another manifest"):
-        fpindex.FingerprintIndex.open(copy)
 
 
 def test_without_sidecar_exact_and_normalized_still_work(corpus: Path, tmp_path: Path) -> None:
@@ -488,39 +297,12 @@ def signed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The samples built, carded and signed through the CLI, with a trust store."""
     from tests.conftest import run_cli
 
-    work = tmp_path_factory.mktemp("signed")
+    work = cli_world(tmp_path_factory.mktemp("signed"))
+    # An independent auditor co-signs (after verify --manifest), so absence proofs count.
     steps = [
-        ("manifest", "build", SAMPLES / "data", "-o", work / "manifest.jsonl", "--workers", "1"),
-        ("key", "generate", work / "dev.key"),
-        (
-            "trust",
-            "add",
-            work / "trust.json",
-            work / "dev.key.pub",
-            "--name",
-            "Dev",
-            "--role",
-            "dataset-publisher",
-        ),
-        (
-            "card",
-            "build",
-            SAMPLES / "card-spec.yaml",
-            "--manifest",
-            work / "manifest.jsonl",
-            "-o",
-            work / "card.json",
-            "--now",
-            NOW,
-        ),
-        ("card", "sign", work / "card.json", "--key", work / "dev.key", "-o", work / "signed.json"),
-        # An independent auditor co-signs (after verify --manifest), so absence proofs count.
-        ("key", "generate", work / "auditor.key"),
-        ("trust", "add", work / "trust.json", work / "auditor.key.pub", "--name", "Auditor",
-         "--role", "auditor"),
         ("verify", work / "signed.json", "--trust", work / "trust.json", "--manifest",
          work / "manifest.jsonl", "--now", NOW),
-        ("card", "sign", work / "signed.json", "--key", work / "auditor.key", "-o",
+        ("card", "sign", work / "signed.json", "--key", work / "aud.key", "-o",
          work / "signed.json"),
     ]  # fmt: skip
     for step in steps:
@@ -879,7 +661,7 @@ def test_image_library_warnings_never_reach_stderr(tmp_path: Path) -> None:
     data.mkdir()
     bomb = data / "huge.png"
     bomb.write_bytes(_bomb_png())
-    (data / "ok.png").write_bytes(_image(7))
+    (data / "ok.png").write_bytes(image_png(7))
     m = tmp_path / "manifest.jsonl"
     for workers in ("1", "2"):
         result = _cli("manifest", "build", data, "-o", m, "--workers", workers)

@@ -1,4 +1,4 @@
-"""norm-text-v1 (DESIGN.md §2) on tricky inputs."""
+"""norm-text-v1 (docs/design.md §2.9) on tricky inputs."""
 
 from __future__ import annotations
 

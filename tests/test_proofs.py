@@ -23,6 +23,7 @@ from provenance.errors import DigestMismatchError, FormatError, InputError, Veri
 from provenance.keys import PrivateKey
 from provenance.manifest import ManifestEntry, ManifestSummary, entry_bytes, write_manifest
 from provenance.trust import TrustStore
+from tests.card_support import sign_card_for
 from tests.conftest import NOW, ROOT, VECTORS, one_error_line, run_cli
 
 AT = dt.datetime(2026, 11, 29, 12, tzinfo=dt.UTC)
@@ -76,17 +77,10 @@ def make_world(
     auditor: PrivateKey | None = AUDITOR,
 ) -> World:
     """Sign a card for ``entries`` with ``key``, co-signed by ``auditor`` (trusted as one)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    manifest = directory / "manifest.jsonl"
-    summary = write_manifest(entries, manifest)
     spec = card.load_spec(json.dumps({**SPEC, "version": version}).encode(), what="spec")
-    statement = card.build_statement(
-        spec, entries, lambda: summary, manifest_name=manifest.name, created=AT
-    )
     signers = [key] if auditor is None else [key, auditor]
-    envelope = sign_envelope(card.PAYLOAD_TYPE, _json.canonical(statement.to_dict()), signers)
-    signed = directory / "card.signed.json"
-    signed.write_bytes(envelope.to_json())
+    made = sign_card_for(directory, entries, signers, spec=spec, created=AT)
+    manifest, signed = made.manifest, made.signed
     trust = directory / "trust.json"
     store = TrustStore().with_key(key.public, name="Test Lab", role="dataset-publisher")
     store = store.with_key(AUDITOR.public, name="Test Auditor", role="auditor")
@@ -249,7 +243,7 @@ def test_merkle_index_matches_the_reference_implementation(size: int) -> None:
     assert index.root() == merkle.root(leaves)
     for i in range(size) if size <= 100 else range(0, size, 7):
         assert index.audit_path(i) == merkle.inclusion_proof(i, leaves)
-    with pytest.raises(IndexError):
+    with pytest.raises(IndexError, match=r"leaf \d+ is outside a tree of \d+"):
         index.audit_path(size)
 
 
@@ -279,7 +273,13 @@ def test_proof_verifier_inclusion_step_against_transparency_dev(path: Path) -> N
         b64(case["root"]),
     )
     if case["wantErr"]:
-        with pytest.raises(proofs.ProofError):
+        with pytest.raises(
+            proofs.ProofError,
+            match=(
+                r"leads to another root|is not 32 bytes|longer than the tree allows"
+                r"|shorter than the tree requires|is outside a tree of size"
+            ),
+        ):
             proofs.verify_leaf(*args)
     else:
         proofs.verify_leaf(*args)
@@ -296,7 +296,10 @@ def test_transparency_dev_probes_through_proof_documents(world: World) -> None:
         leaf = document["leaves"][0]
         leaf["index"] = case["leafIdx"]
         leaf["auditPath"] = [base64.b64decode(p).hex() for p in case["proof"] or []]
-        with pytest.raises(VerificationError):
+        with pytest.raises(
+            VerificationError,
+            match=r"inclusion proof \d+ \(leaf \d+ of \d+\) is invalid|not a valid proof",
+        ):
             check(resign(document), world)
 
 
@@ -331,7 +334,7 @@ def test_every_single_byte_change_fails(world: World, case: str) -> None:
     mutants = _mutants(data)
     assert len(mutants) >= 2 * len(data) - 1
     for position, mutant in mutants:
-        with pytest.raises(VerificationError) as caught:
+        with pytest.raises(VerificationError, match="not a valid proof") as caught:
             check(mutant, world)
         assert caught.value.exit_code == 1, position
 
@@ -343,7 +346,7 @@ def test_every_single_byte_change_fails_in_an_empty_manifest(
     data = empty.builder().prove(sha("x")).to_json()
     check(data, empty)
     for position, mutant in _mutants(data):
-        with pytest.raises(VerificationError):
+        with pytest.raises(VerificationError, match="not a valid proof"):
             check(mutant, empty)
         assert position >= 0
 
@@ -373,7 +376,7 @@ def test_reformatted_proof_fails(world: World) -> None:
 def test_malformed_and_schema_invalid_proofs_fail_as_verification(world: World) -> None:
     data = world.builder().prove(world.entries[2].sha256).to_json()
     for bad in (data[:-10], b"", b"[]", b"\xff" + data, data.replace(b'"present"', b'"maybe"')):
-        with pytest.raises(proofs.ProofError) as caught:
+        with pytest.raises(proofs.ProofError, match="not a valid proof") as caught:
             check(bad, world)
         assert caught.value.exit_code == 1
 
@@ -544,7 +547,7 @@ def test_builder_detects_a_manifest_changed_after_indexing(tmp_path: Path, key: 
 def test_bad_work_digests_are_input_errors(world: World) -> None:
     builder = world.builder()
     for bad in ("", "A" * 64, "0" * 63, "g" * 64):
-        with pytest.raises(InputError):
+        with pytest.raises(InputError, match="is not 64 lowercase hex digits"):
             builder.prove(bad)
 
 
@@ -563,7 +566,7 @@ def test_write_proofs_single_file_and_directory(world: World, tmp_path: Path) ->
         ]
     )
     assert [p.claim for _, p in written] == ["present", "absent"]
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match="one file holds one proof, not 2"):
         proofs.write_proofs(builder, works, tmp_path / "x.json", single=True)
     (tmp_path / "file").write_text("x")
     with pytest.raises(InputError, match="not a directory"):
@@ -917,7 +920,9 @@ def test_a_registry_receipt_for_the_card_is_a_basis_for_absence(
     alone = make_world(tmp_path, entries_for(5), key, auditor=None)
     data = alone.builder().prove(between(alone.entries[0].sha256, alone.entries[1].sha256))
     proof = data.to_json()
-    with pytest.raises(proofs.UnattestedOrderError):
+    with pytest.raises(
+        proofs.UnattestedOrderError, match="the absence rests on the publisher's word alone"
+    ):
         proofs.check_proof(proof, alone.ref, what="p")
     receipt = _Receipt("Example Registry", alone.ref.commitment.statement_sha256)
     verified = proofs.check_proof(proof, alone.ref, what="p", receipts=[receipt])

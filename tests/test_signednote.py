@@ -110,15 +110,34 @@ def test_go_verifier_keys() -> None:
     peter = NoteVerifier.from_vkey(GO["peter_vkey"], what="vkey")
     assert peter.key_id == bytes.fromhex("c74f20a3")
     for bad in GO["bad_vkeys"]:
-        with pytest.raises(KeyFormatError):
+        with pytest.raises(
+            KeyFormatError,
+            match=(
+                r"the key part of the verifier key is not valid"
+                r"|signature type 0x65 is not supported"
+            ),
+        ):
             NoteVerifier.from_vkey(bad, what="vkey")
     text = GO["peter_vkey"]
     for cut in range(1, len(text)):  # every truncation, as Go's test does
-        with pytest.raises(KeyFormatError):
+        with pytest.raises(
+            KeyFormatError,
+            match=(
+                r"the key part of the verifier key is not valid"
+                r"|not a verifier key name\+keyid\+base64"
+            ),
+        ):
             NoteVerifier.from_vkey(text[:cut], what="vkey")
     for position in range(len(text)):  # every one-character change
         changed = text[:position] + chr(ord(text[position]) + 1) + text[position + 1 :]
-        with pytest.raises((KeyFormatError, InputError)):
+        with pytest.raises(
+            (KeyFormatError, InputError),
+            match=(
+                r"^vkey: (key ID [0-9a-f]{8} does not match the key|not a verifier key"
+                r"|the key part of the verifier key is not valid"
+                r"|signature type 0x[0-9a-f]{2} is not supported)"
+            ),
+        ):
             NoteVerifier.from_vkey(changed, what="vkey")
 
 
@@ -147,7 +166,13 @@ def test_go_invalid_signature_of_a_known_key_rejects_the_note() -> None:
 @pytest.mark.parametrize("index", range(len(GO["malformed_notes_signed_by_peter"])))
 def test_go_malformed_notes(index: int) -> None:
     peter = NoteVerifier.from_vkey(GO["peter_vkey"], what="p")
-    with pytest.raises(NoteError):
+    with pytest.raises(
+        NoteError,
+        match=(
+            r"no signature lines, or no final newline|no blank line before signatures"
+            r"|holds a control character|signature line \d+ is malformed"
+        ),
+    ):
         verify_note(GO["malformed_notes_signed_by_peter"][index].encode(), [peter], what="n")
 
 
@@ -219,7 +244,10 @@ def test_known_key_with_a_bad_signature_rejects_even_if_another_verifies() -> No
 def test_tampered_text_fails() -> None:
     signer, verifier = _verifier()
     note = sign_note("size 10\n", [signer])
-    with pytest.raises(SignatureError):
+    with pytest.raises(
+        SignatureError,
+        match=r"the signature by trusted key 'example\.com/log' \([0-9a-f]{8}\) does not verify",
+    ):
         verify_note(note.replace(b"size 10", b"size 11"), [verifier], what="n")
 
 
@@ -240,7 +268,13 @@ def test_tampered_text_fails() -> None:
 )
 def test_malformed_notes_are_refused(mangle: Any) -> None:
     signer, verifier = _verifier()
-    with pytest.raises(NoteError):
+    with pytest.raises(
+        NoteError,
+        match=(
+            r"signature line \d+ is malformed|no signature lines, or no final newline"
+            r"|no blank line before signatures|holds a control character"
+        ),
+    ):
         verify_note(mangle(sign_note("hello\n", [signer])), [verifier], what="n")
 
 
@@ -249,7 +283,7 @@ def test_truncated_signature_is_refused() -> None:
     note = sign_note("hello\n", [signer])
     encoded = note.rsplit(b" ", 1)[1].strip()
     short = base64.b64encode(base64.b64decode(encoded)[:4])
-    with pytest.raises(NoteError):
+    with pytest.raises(NoteError, match="signature line 1 is malformed"):
         verify_note(note.replace(encoded, short), [verifier], what="n")
 
 
@@ -278,7 +312,7 @@ def test_ambiguous_verifiers_are_refused() -> None:
 @pytest.mark.parametrize("name", ["", "a b", "a+b", "a\tb", "a\u00a0b", "a\u2003b", "a\nb"])
 def test_invalid_key_names(name: str) -> None:
     assert not valid_key_name(name)
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match="cannot name a note key"):
         NoteSigner.ed25519(name, PrivateKey.generate())
 
 
@@ -290,9 +324,11 @@ def test_ecdsa_keys_cannot_sign_notes() -> None:
 def test_sign_refuses_bad_text() -> None:
     signer, _ = _verifier()
     for text in ("no newline", "a\rb\n", "tab\there\n"):
-        with pytest.raises(ValueError):
+        with pytest.raises(
+            ValueError, match="a note text ends in a newline and holds no other control character"
+        ):
             sign_note(text, [signer])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="a note needs at least one signer"):
         sign_note("a\n", [])
 
 
@@ -318,7 +354,7 @@ def test_checkpoint_origin_must_be_the_signing_keys_name() -> None:
 def test_checkpoint_by_an_untrusted_key_is_refused() -> None:
     signer, _ = _verifier(ORIGIN)
     _, trusted = _verifier(ORIGIN)
-    with pytest.raises(SignatureError):
+    with pytest.raises(SignatureError, match="not signed by a trusted key"):
         verify_checkpoint(Checkpoint(ORIGIN, 1, bytes(32)).sign([signer]), [trusted], what="c")
 
 
@@ -340,7 +376,13 @@ def test_checkpoint_by_an_untrusted_key_is_refused() -> None:
 def test_malformed_checkpoints_are_refused(text: str) -> None:
     signer, verifier = _verifier(ORIGIN)
     note = text.encode() + b"\n" + signer.signature_line(text.encode()).encode()
-    with pytest.raises(NoteError):
+    with pytest.raises(
+        NoteError,
+        match=(
+            r"a checkpoint has at least three non-empty lines|is not a decimal number"
+            r"|is not the base64 of 32 bytes"
+        ),
+    ):
         verify_checkpoint(note, [verifier], what="c")
 
 
@@ -358,7 +400,7 @@ def test_non_canonical_base64_signature_is_refused() -> None:
     signer, verifier = _verifier()
     note = sign_note("hello\n", [signer]).decode()
     encoded = note.rsplit(" ", 1)[1].strip()  # 4 + 64 bytes: one padding character
-    with pytest.raises(NoteError):
+    with pytest.raises(NoteError, match="signature line 1 is malformed"):
         verify_note(note.replace(encoded, _non_canonical(encoded)).encode(), [verifier], what="n")
 
 

@@ -129,7 +129,9 @@ def test_append_refuses_tiles_that_do_not_match_the_checkpoint(
     data[0] ^= 1
     tile.write_bytes(bytes(data))
     before = snapshot(tmp_path / "log")
-    with pytest.raises(TileError):
+    with pytest.raises(
+        TileError, match="the tiles of the right edge do not hash to the checkpoint's root"
+    ):
         writer.append([b"x"])
     assert snapshot(tmp_path / "log") == before
 
@@ -178,9 +180,9 @@ def test_a_crash_before_the_checkpoint_leaves_the_old_log(
 
 def test_writer_needs_an_ed25519_key_and_a_valid_origin(tmp_path: Path) -> None:
     store = DirectoryTileStore(tmp_path / "log")
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match="cannot name a note key"):
         LogWriter(store, PrivateKey.generate(), origin="has space")
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match="is ecdsa-p256, not Ed25519"):
         LogWriter(store, PrivateKey.generate("ecdsa-p256"), origin=ORIGIN)
 
 
@@ -236,7 +238,9 @@ def test_the_writer_refuses_to_sign_a_tree_that_does_not_extend_the_old(
     monkeypatch.setattr(tlog_store, "extend", rewriting_history)
     with pytest.raises(merkle.ProofError, match="does not link the two roots"):
         writer.append([b"x"], receipts=False)  # the consistency proof alone refuses it
-    with pytest.raises(merkle.ProofError):
+    with pytest.raises(
+        merkle.ProofError, match="the consistency proof does not link the two roots"
+    ):
         writer.append([b"x"])
     assert snapshot(tmp_path / "log") == before
 

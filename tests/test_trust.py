@@ -82,7 +82,9 @@ def test_list_thresholds() -> None:
     with pytest.raises(FormatError, match="exceeds"):
         TrustStore.from_json(json.dumps(document).encode(), what="t")
     document["lists"]["piracy"]["threshold"] = 0
-    with pytest.raises(SchemaError):
+    with pytest.raises(
+        SchemaError, match="at lists/piracy/threshold: 0 is less than the minimum of 1"
+    ):
         TrustStore.from_json(json.dumps(document).encode(), what="t")
 
 

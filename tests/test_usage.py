@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
-from provenance import _json, card, proofs
-from provenance.envelope import sign_envelope
+from provenance import card, proofs
 from provenance.errors import DigestMismatchError, InputError
 from provenance.keys import PrivateKey
 from provenance.manifest import ManifestEntry, write_manifest
 from provenance.manifest import reader as manifest_reader
 from provenance.trust import TrustStore
 from provenance.usage import csv_text, usage, usage_report
+from tests.card_support import sign_card_for
 from tests.conftest import one_error_line, run_cli
 
 AT = dt.datetime(2026, 11, 29, 12, tzinfo=dt.UTC)
@@ -136,15 +136,8 @@ def test_csv_form() -> None:
 def signed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     directory = tmp_path_factory.mktemp("usage")
     key = PrivateKey.generate()
-    manifest = directory / "manifest.jsonl"
-    summary = write_manifest(ENTRIES, manifest)
     spec = card.load_spec(json.dumps(SPEC).encode(), what="spec")
-    statement = card.build_statement(
-        spec, ENTRIES, lambda: summary, manifest_name=manifest.name, created=AT
-    )
-    (directory / "card.signed.json").write_bytes(
-        sign_envelope(card.PAYLOAD_TYPE, _json.canonical(statement.to_dict()), [key]).to_json()
-    )
+    made = sign_card_for(directory, ENTRIES, [key], spec=spec, created=AT)
     store = TrustStore().with_key(key.public, name="Test Lab", role="dataset-publisher")
     (directory / "trust.json").write_bytes(store.to_json())
     other = PrivateKey.generate()
@@ -152,8 +145,8 @@ def signed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (directory / "stranger.json").write_bytes(stranger.to_json())
     return {
         "dir": directory,
-        "manifest": manifest,
-        "card": directory / "card.signed.json",
+        "manifest": made.manifest,
+        "card": made.signed,
         "trust": directory / "trust.json",
         "stranger": directory / "stranger.json",
     }

@@ -1,8 +1,8 @@
 """Offline verification of a list repository's TUF metadata: bytes in, verified state out.
 
 Used on the repository side (``publish`` and ``refresh`` check the state they extend) and on the
-client side (the cache is re-verified every time it is loaded, THREATS L20). It applies the TUF
-rules that do not need a network (python-tuf's Metadata API does the signature checks):
+client side (the cache is re-verified every time it is loaded, docs/security.md L20). It applies
+the TUF rules that do not need a network (python-tuf's Metadata API does the signature checks):
 
 1. the first root is signed by a threshold of its own root keys (it is the anchor; whether the
    anchor is trusted is decided by the caller against the trust store);
@@ -14,7 +14,7 @@ rules that do not need a network (python-tuf's Metadata API does the signature c
 4. no metadata has expired at ``at`` (unless the caller asks to see expired state).
 
 Thresholds are counted over *distinct public keys* (our SPKI keyids), not over TUF keyids, so one
-key listed under two keyids counts once (THREATS K4, L12).
+key listed under two keyids counts once (docs/security.md K4, L12).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ against ``sha256`` entries, ``textSha256`` against ``text-sha256`` entries):
 - a list the trust store marks as required that the card did not apply is a violation (checked
   by :mod:`provenance.verify` on every verification, lists or not).
 
-Monotonic (THREATS section 0, invariant 5): a cited list that cannot be loaded, is not signed by
+Monotonic (docs/security.md P1): a cited list that cannot be loaded, is not signed by
 keys trusted for it, or whose digest differs, fails its check, and so does a manifest URL that
 cannot be evaluated; nothing that cannot be checked is reported as clean.
 

@@ -7,7 +7,7 @@ Public API (used by ``filter``, ``verify`` and ``card build``)::
     cached_versions(cache_dir, name) -> list[int]
     default_cache_dir() -> Path
 
-The cache is **not trusted** (THREATS L20): every load re-verifies the cached TUF metadata
+The cache is **not trusted** (docs/security.md L20): every load re-verifies the cached TUF metadata
 (root chain, timestamp, snapshot, targets signatures and thresholds, mix-and-match, expiry at
 ``at``) and the SHA-256 and length of the list file against the signed targets metadata, before a
 single entry is parsed. What it cannot know is whether the repository's keys are the ones *you*
@@ -473,7 +473,7 @@ def cached_list_status(
 def trusted_signers(cached: CachedList, store: TrustStore, *, at: dt.datetime) -> tuple[str, ...]:
     """Return the signers of ``cached`` that ``store`` trusts for that list at ``at``.
 
-    The check ``lists fetch`` makes before accepting a list (THREATS L20: the cache is not
+    The check ``lists fetch`` makes before accepting a list (docs/security.md L20: the cache is not
     trusted): a threshold of the keys ``store`` pins for the list must have signed both the
     repository's targets metadata and the root the cache was anchored on.
 

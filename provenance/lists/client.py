@@ -1,10 +1,10 @@
 """``lists fetch``: a TUF client (python-tuf ngclient) with a fetcher that holds.
 
 Downloads go through :class:`provenance._http.Fetcher` (the only importer of ``requests``): per
-download a connect timeout, a read timeout **and** a total deadline (THREATS L9), a size cap on
-decoded bytes (L8; besides the per-file lengths TUF takes from signed metadata, L7), no redirect
-to another origin (H3), nothing taken from the environment (H2, H8); only ``https://`` URLs,
-except plain ``http://`` to a loopback address (tests, the demo).
+download a connect timeout, a read timeout **and** a total deadline (docs/security.md L9), a size
+cap on decoded bytes (L8; besides the per-file lengths TUF takes from signed metadata, L7), no
+redirect to another origin (H3), nothing taken from the environment (H2, H8); only ``https://``
+URLs, except plain ``http://`` to a loopback address (tests, the demo).
 
 Trust: the first fetch of a repository bootstraps from its current root only if that root is
 signed by a threshold of the keys the trust store pins for some list (``trust add ... --role
@@ -364,7 +364,8 @@ def _fetch_into(
             atomic_write(repo_dir / "url", base.encode("utf-8"))
     metadata_dir = repo_dir / "metadata"
     if bootstrap is None:
-        # The cache is not trusted (L20): re-verify it, and its anchor against the trust store.
+        # The cache is not trusted (docs/security.md L20): re-verify it, and its anchor against
+        # the trust store.
         try:
             old = read_repository(repo_dir, at=at, allow_expired=True)
         except VerificationError as exc:
@@ -396,7 +397,7 @@ def _fetch_into(
         bootstrap=bootstrap,
     )
     # python-tuf reads the clock itself; expiry must be judged at the time this command fixed
-    # (THREATS K8, and --now in tests). The attribute is the one its own tests set.
+    # (docs/security.md K8; tests move it with --now). The attribute is the one its own tests set.
     updater._trusted_set.reference_time = at  # noqa: SLF001
     updater.refresh()
 

@@ -73,7 +73,7 @@ def check_list_name(name: str, *, what: str = "list name") -> str:
     """Return ``name`` if it is a safe list name.
 
     Names become file names and URL path segments, so ``..``, ``/``, NUL or non-ASCII letters are
-    refused before anything is written or fetched (THREATS L17).
+    refused before anything is written or fetched (docs/security.md L17).
 
     Raises:
         InputError: the name does not match :data:`LIST_NAME_PATTERN`.

@@ -13,8 +13,8 @@ static web host; clients use ``<URL>/metadata/`` and ``<URL>/targets/``)::
 Each list version is the TUF target ``lists/<name>/v<N>.json``; its file is the canonical JSON of
 the list (:mod:`provenance.lists.model`), whose ``previous`` is the SHA-256 of version N-1's file,
 so the versions form a hash chain. Nothing is ever deleted or rewritten: a new version adds a
-target file, then new targets and snapshot metadata, then the timestamp (L15: a client never
-sees a timestamp before the files it names). Every file is written atomically.
+target file, then new targets and snapshot metadata, then the timestamp (docs/security.md L15:
+a client never sees a timestamp before the files it names). Every file is written atomically.
 
 One key may hold every role, or several keys with a threshold (``--key`` repeated,
 ``--threshold``): every given key signs every role it holds, and a threshold of distinct keys

@@ -1,4 +1,4 @@
-// The creator's page (DESIGN.md section 6): hash the chosen files in the browser, ask the
+// The creator's page (docs/design.md §6): hash the chosen files in the browser, ask the
 // registry only for 5-hex-digit prefixes (GET v1/range/{prefix}), compare full digests here, and
 // show one row per file:
 //   <li data-testid="result" data-file="NAME" data-status="exact|normalized|absent">

@@ -1,4 +1,4 @@
-// norm-text-v1 (DESIGN.md section 2), the same bytes as provenance/normtext.py:
+// norm-text-v1 (docs/design.md §2.9), the same bytes as provenance/normtext.py:
 //   1. strict UTF-8 (invalid: no digest)          4. NFKC, full case folding (Unicode 14.0
 //   2. drop one leading U+FEFF                        C+F, as Python 3.11's str.casefold), NFKC
 //   3. a code point unassigned in Unicode 14.0:   5. every run of White_Space -> one U+0020,

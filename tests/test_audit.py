@@ -1,7 +1,8 @@
-"""``verify --lists``: a signed card's exclusion claims held against its manifest and the lists,
-fetched over HTTP from a real TUF repository on 127.0.0.1. Violations (on the version the card
-claims) versus newly listed (only on a later version), required lists, and every way a cited
-list can fail to verify."""
+"""The audit of ``verify --lists``: a signed card's exclusion claims held against the one read of
+its manifest and against the lists, fetched over HTTP from a real TUF repository on 127.0.0.1.
+Violations (on the version the card claims) versus newly listed (only on a later version),
+required lists, every way a cited list can fail to verify, and a manifest swapped during the run.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from typing import Any
 import pytest
 from exclusion_support import NOW, T0, Association, entry, served, sha
 
-from provenance import _json, card
+from provenance import card
 from provenance import manifest as manifest_module
-from provenance.envelope import Envelope, sign_envelope
+from provenance.envelope import Envelope
 from provenance.errors import InputError
 from provenance.filter import apply_lists, select_lists
 from provenance.keys import PrivateKey
@@ -26,6 +27,7 @@ from provenance.manifest import ManifestEntry
 from provenance.normtext import norm_text_sha256
 from provenance.trust import TrustStore
 from provenance.verify import Report, verify
+from tests.card_support import sign_card_for
 from tests.conftest import one_error_line, run_cli
 
 AT = dt.datetime(2026, 7, 1, 6, tzinfo=dt.UTC)
@@ -82,22 +84,15 @@ class World:
         """Write a manifest of ``entries`` and a card citing ``exclusions``, signed."""
         directory = self.root / name
         directory.mkdir()
-        manifest_path = directory / "manifest.jsonl"
-        manifest_module.write_manifest(sorted(entries, key=ManifestEntry.sort_key), manifest_path)
-        summaries: list[manifest_module.ManifestSummary] = []
-        statement = card.build_statement(
-            SPEC,
-            manifest_module.iter_manifest(manifest_path, on_summary=summaries.append),
-            lambda: summaries[0],
-            manifest_name=manifest_path.name,
+        made = sign_card_for(
+            directory,
+            sorted(entries, key=ManifestEntry.sort_key),
+            [self.developer],
+            spec=SPEC,
             created=AT,
             exclusions=[card.Exclusion.from_dict(item) for item in exclusions],
         )
-        payload = _json.canonical(statement.to_dict())
-        envelope = sign_envelope(card.PAYLOAD_TYPE, payload, [self.developer])
-        signed = directory / "card.signed.json"
-        signed.write_bytes(envelope.to_json())
-        return signed, manifest_path
+        return made.signed, made.manifest
 
     def filtered_card(self, name: str) -> tuple[Path, Path, dict[str, Any]]:
         """The honest developer: filter with piracy v1 + optout v1, card the kept records."""
@@ -495,7 +490,7 @@ def test_report_is_frozen_and_its_document_reads_back(world: World) -> None:
     result = run_verify(
         world, signed, manifest_path, world.cache_v1, trust=world.trust.with_required("x")
     )
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'strict'"):
         result.strict = True  # type: ignore[misc]
     document = result.to_dict()
     assert [Check.from_dict(c) for c in document["checks"]] == list(result.checks)
