@@ -1082,7 +1082,13 @@ class ListIndex:
         try:
             for the_list in self.lists:
                 self._offsets.append(total)
-                _index_list(the_list, total, domains, ips, url_rules, digests)
+                # A list loaded from the cache's binary index hands over its digest rows as they
+                # are (provenance.lists.packed); the tables end up as _index_list leaves them.
+                index_into = getattr(the_list, "index_into", None)
+                if index_into is not None:
+                    index_into(total, domains, ips, url_rules, digests)
+                else:
+                    _index_list(the_list, total, domains, ips, url_rules, digests)
                 total += len(the_list.entries)
         finally:
             if paused:

@@ -26,7 +26,7 @@ import datetime as dt
 import gc
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args
 
@@ -189,7 +189,8 @@ class ExclusionList:
     issued: dt.datetime
     publisher: str
     previous: str | None
-    entries: tuple[ListEntry, ...]
+    entries: Sequence[ListEntry]
+    """A tuple; or, loaded from the cache's index, made on demand (:mod:`.packed`)."""
 
     def __post_init__(self) -> None:
         if not is_valid_list_name(self.name):
