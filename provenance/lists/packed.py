@@ -203,12 +203,12 @@ def _same_bytes(
             if pending is not None:
                 pending.result()
             pending = pool.submit(hasher.update, data)
+        if pending is not None:
+            pending.result()
         while data := unverified_list.read(max(0, min(_REST, limit + 1 - length))):
             equal = False
             length += len(data)
             hasher.update(data)
-        if pending is not None:
-            pending.result()
     return equal, hasher.hexdigest(), length
 
 
