@@ -1117,6 +1117,21 @@ class ListIndex:
         """Whether any ``text-sha256`` entry is indexed."""
         return self._text is not None
 
+    def listed_digests(self, *, text: bool = False) -> tuple[npt.NDArray[np.uint8], _Ints] | None:
+        """The listed ``sha256`` (or, with ``text``, ``text-sha256``) digests as rows of 32
+        bytes, and the internal entry number of each row (see :meth:`hit`); None if none.
+
+        For joins done elsewhere (:mod:`provenance.lists.joins`).
+        """
+        index = self._text if text else self._content
+        if index is None:
+            return None
+        rows = index._rows  # noqa: SLF001 - the index's own arrays, not copied
+        refs = index._refs  # noqa: SLF001
+        if refs is None:
+            refs = np.arange(rows.shape[0], dtype=np.int64)
+        return rows, refs.astype(np.int64, copy=False)
+
     def hit(self, ref: int) -> Hit:
         """Turn an internal entry number into a :class:`Hit`."""
         # Lists with no entries share their offset with the next list; bisect_right skips them.
