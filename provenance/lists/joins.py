@@ -22,10 +22,11 @@ from __future__ import annotations
 import concurrent.futures
 import itertools
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -124,24 +125,36 @@ class BucketJob:
     right: str
 
 
+_LOCAL = threading.local()
+
+
+def _connection() -> Any:
+    """This worker thread's DuckDB connection (one thread: the executor gives parallelism)."""
+    connection = getattr(_LOCAL, "connection", None)
+    if connection is None:
+        import duckdb
+
+        connection = duckdb.connect()
+        connection.execute("SET threads = 1")
+        _LOCAL.connection = connection
+    return connection
+
+
 def join_bucket(job: BucketJob) -> tuple[_Ints, _Ints]:
-    """Join one pair of bucket files with DuckDB (one thread: the executor gives parallelism).
+    """Join one pair of bucket files with DuckDB.
 
     Returns:
         ``(left numbers, right numbers)``: one pair per equal digest, in no particular order.
     """
-    import duckdb
-
-    connection = duckdb.connect()
-    try:
-        connection.execute("SET threads = 1")
-        result = connection.execute(
+    result = (
+        _connection()
+        .execute(
             "SELECT l.n AS left_n, r.n AS right_n"
             " FROM read_parquet(?) AS l JOIN read_parquet(?) AS r USING (sha256)",
             [job.left, job.right],
-        ).fetchnumpy()
-    finally:
-        connection.close()
+        )
+        .fetchnumpy()
+    )
     return (
         np.asarray(result["left_n"], dtype=np.int64),
         np.asarray(result["right_n"], dtype=np.int64),
