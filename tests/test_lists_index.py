@@ -292,6 +292,13 @@ def test_a_packed_list_indexes_exactly_as_its_entries(
     assert got.match_urls(urls) == expected.match_urls(urls)
     hits = [h for m in got.match_records(urls, contents, texts) for h in m.hits]
     assert {got.entry(h) for h in hits} == {expected.entry(h) for h in hits}
+    for lists_of_one in ([empty], [only_hashes], [plain[2]]):
+        one, packed_one = (
+            ListIndex(lists_of_one),
+            ListIndex([_indexed_copy(the_list, tmp_path) for the_list in lists_of_one]),
+        )
+        flags = ("has_url_entries", "has_content_entries", "has_text_entries", "entry_count")
+        assert [getattr(packed_one, f) for f in flags] == [getattr(one, f) for f in flags]
 
 
 def test_an_unindexable_packed_list_raises_as_the_plain_list(tmp_path: Path) -> None:

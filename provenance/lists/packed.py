@@ -329,7 +329,7 @@ class PackedList(ExclusionList):
             of_kind = (packed_kinds >= low) & (packed_kinds < high)
             have = int(np.count_nonzero(of_kind))
             rows, refs = digests[kind]
-            if have == count:  # the whole list: its rows as they are, numbered in order
+            if count and have == count:  # the whole list: its rows as they are, in order
                 rows.append(packed.rows)
                 refs.append(range(total, total + count))
                 continue
