@@ -277,7 +277,8 @@ def match_records_bucketed(
     problems: dict[int, str] = {}
     if index.has_url_entries:
         starts = range(0, count, shard_size)
-        shards = [UrlShard(index, urls[first : first + shard_size]) for first in starts]
+        url_index = index.urls_only()
+        shards = [UrlShard(url_index, urls[first : first + shard_size]) for first in starts]
         names = [f"records {first}-{min(count, first + shard_size) - 1}" for first in starts]
         answers = (executor or ThreadMap()).map(match_url_shard, shards, names=names)
         for first, (shard_refs, shard_problems) in zip(starts, answers, strict=True):

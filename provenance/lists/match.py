@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import bisect
 import concurrent.futures
+import copy
 import functools
 import gc
 import ipaddress
@@ -1131,6 +1132,14 @@ class ListIndex:
         if refs is None:
             refs = np.arange(rows.shape[0], dtype=np.int64)
         return rows, refs.astype(np.int64, copy=False)
+
+    def urls_only(self) -> ListIndex:
+        """A copy that matches URLs (:meth:`match_urls`) and nothing else: no digests and no
+        lists, so that it is small to send to the workers of URL matching tasks."""
+        part = copy.copy(self)
+        part.lists = ()
+        part._content = part._text = None
+        return part
 
     def hit(self, ref: int) -> Hit:
         """Turn an internal entry number into a :class:`Hit`."""
