@@ -314,3 +314,44 @@ def test_an_unindexable_packed_list_raises_as_the_plain_list(tmp_path: Path) -> 
     with pytest.raises(FormatError) as got:
         ListIndex([packed])
     assert str(got.value) == str(expected.value)
+
+
+class _CountingSource:
+    """A cache source that counts how often the newest version is loaded."""
+
+    def __init__(self, cache: Path, at: dt.datetime) -> None:
+        self.inner = CacheSource(cache, at)
+        self.newest_loads = 0
+
+    def load_version(self, name: str, version: int) -> CachedList:
+        return self.inner.load_version(name, version)
+
+    def newest_version(self, name: str) -> int:
+        return self.inner.newest_version(name)
+
+    def load_newest(self, name: str) -> CachedList:
+        self.newest_loads += 1
+        return self.inner.load_newest(name)
+
+
+def test_the_claimed_version_is_loaded_once_when_it_is_the_newest(
+    world: Association, lists: tuple[list[ListEntry], list[ListEntry]]
+) -> None:
+    entries = [ManifestEntry(id="r0", sha256=content(0)), ManifestEntry(id="r1", sha256=content(1))]
+    cached = CacheSource(world.cache, AT).load_version("piracy", 1)
+    claim = Exclusion(
+        name="piracy", version=1, digest=cached.digest, signers=cached.signers,
+        matched={}, removed=0, applied="2026-07-01T00:00:00Z",
+    )  # fmt: skip
+    source = _CountingSource(world.cache, AT)
+    audit = audit_lists([claim], world.store, entries, source, at=AT)
+    assert source.newest_loads == 0 and audit.violation_count == 1
+    # A later version is loaded, and what is only on it is newly listed.
+    world.publish("piracy", [*lists[0], ListEntry(type="sha256", value=content(1),
+                                                   category="piracy")],
+                  at=T0 + dt.timedelta(hours=1))  # fmt: skip
+    world.fetch(at=LATER)
+    source = _CountingSource(world.cache, LATER)
+    audit = audit_lists([claim], world.store, entries, source, at=LATER)
+    assert source.newest_loads == 1
+    assert (audit.violation_count, audit.newly_listed_count) == (1, 1)

@@ -85,6 +85,17 @@ class CacheSource:
 
         return load_cached_version(self.cache_dir, name, version, at=self.at, allow_expired=True)
 
+    def newest_version(self, name: str) -> int:
+        """The newest cached version of list ``name`` (its metadata verified, the list not
+        loaded); 0 if none is cached.
+
+        Raises:
+            ProvenanceError: the cache does not verify.
+        """
+        from provenance.lists.cache import cached_versions
+
+        return max(cached_versions(self.cache_dir, name, at=self.at), default=0)
+
     def load_newest(self, name: str) -> CachedList:
         """See :meth:`ListSource.load_newest`."""
         from provenance.lists.cache import load_cached_lists
@@ -229,6 +240,13 @@ def _newer(
     """Return the newest version of ``name`` if it is later than the claimed one."""
     from provenance.lists.cache import trusted_signers
 
+    newest_version = getattr(source, "newest_version", None)
+    if newest_version is not None:
+        # The claimed version is the newest one: it was just loaded and checked, and a list of
+        # millions of entries is not loaded twice. Any doubt: the full check below.
+        with contextlib.suppress(ProvenanceError):
+            if newest_version(name) == claimed.list.version:
+                return None, None
     try:
         newest = source.load_newest(name)
         trusted_signers(newest, trust, at=at)
