@@ -47,6 +47,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from provenance._contentkind import IMAGE_FIRST_BYTES as _IMAGE_FIRST_BYTES
+from provenance._contentkind import is_image
 from provenance.normtext import NormalizedBatch, normalize_batch
 
 __all__ = [
@@ -302,22 +304,7 @@ def text_fingerprints(data: bytes) -> U64:
 # ----------------------------------------------------------------------------------------------
 # Images
 
-_IMAGE_MAGIC = (
-    b"\x89PNG\r\n\x1a\n",
-    b"\xff\xd8\xff",  # JPEG
-    b"GIF87a",
-    b"GIF89a",
-    b"BM",
-    b"II*\x00",  # TIFF
-    b"MM\x00*",
-)
-_IMAGE_FIRST_BYTES = frozenset(m[:1] for m in (*_IMAGE_MAGIC, b"RIFF"))
 MAX_IMAGE_PIXELS = 64_000_000
-
-
-def is_image(data: bytes) -> bool:
-    """True if ``data`` starts like a PNG, JPEG, GIF, BMP, TIFF or WebP file."""
-    return data.startswith(_IMAGE_MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
 
 
 def images_available() -> bool:

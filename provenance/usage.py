@@ -1,10 +1,10 @@
 """The usage report: records, bytes and shares per rights holder, source or license.
 
 It is the basis on which a rights holder and a developer can discuss licensing and compensation,
-so it is computed only from a manifest that a verified card commits to (same file digest and
-Merkle root), with sources and licenses resolved exactly as the card's own counts are
-(:class:`provenance.card.SourceAssigner`; an entry's own license or rights holder wins over its
-source's).
+so it is computed only from a manifest that a verified card commits to (same file digest, entry
+count, bytes and Merkle root, of the one read that counts), with sources and licenses resolved
+exactly as the card's own counts are (:class:`provenance.card.SourceAssigner`; an entry's own
+license or rights holder wins over its source's).
 
 Rights holder of an entry: its ``rightsHolder``, else its source's ``rightsHolder`` in the card,
 else ``unknown (source <id>)`` so that entries with no stated holder stay apart per source.
@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from provenance._files import file_sha256
 from provenance.card import SourceAssigner, SourceLike, entry_license
-from provenance.errors import DigestMismatchError, InputError
-from provenance.manifest import ManifestEntry, ManifestSummary, iter_manifest
+from provenance.errors import InputError
+from provenance.manifest import ManifestEntry, ManifestSummary, read_committed
 from provenance.proofs import CardRef
 
 By = Literal["rights-holder", "source", "license"]
@@ -178,16 +177,12 @@ def usage(
 # I/O shell
 
 
-def _file_sha256(path: Path) -> str:
-    return file_sha256(path, kind="manifest file")
-
-
 def usage_report(manifest_path: Path, card: CardRef, *, by: By) -> UsageReport:
     """Report usage of the manifest at ``manifest_path``, which ``card`` must commit to.
 
-    The file's digest is checked against the card before anything in it is read, and again
-    (with the entry count and Merkle root) after the pass that counts, so a file replaced in
-    between is refused too.
+    The manifest is read once (:meth:`provenance.manifest.ManifestReader.consume`); the report
+    counted from its entries is returned only if the digest, entry count, bytes and Merkle root
+    of that same read are the card's, so a file replaced during the pass is refused too.
 
     Raises:
         DigestMismatchError: the manifest is not the one the card commits to.
@@ -195,33 +190,16 @@ def usage_report(manifest_path: Path, card: CardRef, *, by: By) -> UsageReport:
             or an entry is claimed by no source.
     """
     commitment = card.commitment
-    digest = _file_sha256(manifest_path)
-    if digest != commitment.manifest_sha256:
-        raise DigestMismatchError(
-            f"{manifest_path}: sha256 {digest} is not the manifest the card commits to"
-            f" ({commitment.manifest_sha256})"
-        )
-    summaries: list[ManifestSummary] = []
     predicate = card.card.predicate
-    report = usage(
-        iter_manifest(manifest_path, on_summary=summaries.append),
-        predicate.sources,
-        by=by,
-        card={
-            "name": predicate.name,
-            "version": predicate.version,
-            "statementSha256": commitment.statement_sha256,
-            "manifestSha256": commitment.manifest_sha256,
-        },
+    committed = ManifestSummary.from_card(commitment.manifest_sha256, predicate.manifest)
+    about = {
+        "name": predicate.name,
+        "version": predicate.version,
+        "statementSha256": commitment.statement_sha256,
+        "manifestSha256": commitment.manifest_sha256,
+    }
+    return read_committed(
+        manifest_path,
+        committed,
+        lambda entries: usage(entries, predicate.sources, by=by, card=about),
     )
-    summary = summaries[0]
-    if (summary.digest, summary.entries, summary.root) != (
-        commitment.manifest_sha256,
-        commitment.tree_size,
-        commitment.merkle_root,
-    ):
-        raise DigestMismatchError(
-            f"{manifest_path}: changed while it was read, or does not match the card's entry"
-            " count and Merkle root"
-        )
-    return report

@@ -1,34 +1,38 @@
 """Compose the checks of ``provenance verify`` into a :class:`Report`.
 
 Order matters: the envelope's signatures are checked first, and everything after that reads only
-the verified statement. With a manifest, its digest, entry count, bytes, Merkle root and per-source
-and per-license counts are held against the card; with a data directory, every file is re-hashed
-and compared with the manifest: changed, missing, extra and moved files (a file whose content is
-the manifest's under another path) are counted and listed by path (:class:`DataDiff`).
+the verified statement. A manifest is read once (:class:`provenance.manifest.ManifestReader`): its
+digest, entry count, bytes, Merkle root and per-source and per-license counts are held against
+the card, and every other check of its entries (the exclusion lists, the data directory) judges
+the entries of that same read, released only when the read is the manifest the card commits to.
+With a data directory, every file is re-hashed and compared with the manifest
+(:mod:`provenance.datadiff`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from provenance import manifest as manifest_module
 from provenance._units import format_size
-from provenance.card import VerifiedCard, tally, verify_card
+from provenance.card import Tallier, VerifiedCard, verify_card
+from provenance.datadiff import DataDiff, DataWalk, diff_data
 from provenance.envelope import Envelope
-from provenance.errors import DocumentTypeError, InputError, ProvenanceError, SignatureError
+from provenance.errors import DocumentTypeError, InputError, SignatureError
 from provenance.fpsidecar import SidecarMismatchError, open_sidecar
 from provenance.lists.audit import ListFinding
-from provenance.manifest import ManifestSummary
+from provenance.manifest import Manifest, ManifestEntry, ManifestReader, ManifestSummary
 from provenance.trust import TrustStore
 
 if TYPE_CHECKING:
-    from provenance.lists.audit import ListSource
+    from provenance.lists.audit import ListAudit, ListSource
+
+__all__ = ["Check", "DataDiff", "Report", "verify", "verify_file"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,18 +47,32 @@ class Check:
         """Return the JSON form."""
         return {"name": self.name, "ok": self.ok, "detail": self.detail}
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Check:
+        """Read back the JSON form (``to_dict``'s inverse).
 
-@dataclass(slots=True)
+        Raises:
+            ValueError: a member is missing or of the wrong type.
+        """
+        name, ok, detail = data.get("name"), data.get("ok"), data.get("detail")
+        if not isinstance(name, str) or not isinstance(ok, bool) or not isinstance(detail, str):
+            raise ValueError("a check has a string name and detail and a boolean ok")
+        return cls(name, ok, detail)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Report:
     """Everything ``verify`` found. ``ok`` is False if any check failed or any violation exists."""
 
-    checks: list[Check] = field(default_factory=list)
-    violations: list[ListFinding] = field(default_factory=list)
-    newly_listed: list[ListFinding] = field(default_factory=list)
+    checks: tuple[Check, ...] = ()
+    violations: tuple[ListFinding, ...] = ()
+    newly_listed: tuple[ListFinding, ...] = ()
     strict: bool = False
     card: VerifiedCard | None = None
     data: DataDiff | None = None
     """With a data directory: how its files differ from the manifest."""
+    manifest: Manifest | None = None
+    """With ``keep_manifest``: the manifest read, when it is the one the card commits to."""
 
     @property
     def ok(self) -> bool:
@@ -62,10 +80,6 @@ class Report:
         if self.strict and self.newly_listed:
             return False
         return all(c.ok for c in self.checks) and not self.violations and self.card is not None
-
-    def add(self, name: str, ok: bool, detail: str) -> None:
-        """Record a check."""
-        self.checks.append(Check(name, ok, detail))
 
     def to_dict(self) -> dict[str, Any]:
         """Return the ``--json`` document."""
@@ -78,6 +92,31 @@ class Report:
         if self.data is not None:
             document["data"] = self.data.to_dict()
         return document
+
+
+class _Found:
+    """What the checks find, gathered while they run; frozen into a :class:`Report` at the end."""
+
+    def __init__(self) -> None:
+        self.checks: list[Check] = []
+        self.violations: list[ListFinding] = []
+        self.newly_listed: list[ListFinding] = []
+        self.data: DataDiff | None = None
+        self.manifest: Manifest | None = None
+
+    def add(self, name: str, ok: bool, detail: str) -> None:
+        self.checks.append(Check(name, ok, detail))
+
+    def report(self, *, strict: bool, card: VerifiedCard | None) -> Report:
+        return Report(
+            checks=tuple(self.checks),
+            violations=tuple(self.violations),
+            newly_listed=tuple(self.newly_listed),
+            strict=strict,
+            card=card,
+            data=self.data,
+            manifest=self.manifest,
+        )
 
 
 def verify(
@@ -95,8 +134,13 @@ def verify(
     on_total: Callable[[int], None] | None = None,
     lists: ListSource | None = None,
     strict: bool = False,
+    keep_manifest: bool = False,
 ) -> Report:
     """Verify a signed card, and optionally its manifest and the data it describes.
+
+    The manifest is read once; the checks of its entries judge the entries of that read, and
+    count only when it is the manifest the card commits to (else they are reported as not
+    checked, beside the failed commitment).
 
     With ``lists`` (and a manifest), the exclusion lists the card claims to have applied are
     loaded at exactly the versions it cites and every manifest entry is matched against them
@@ -106,6 +150,9 @@ def verify(
     ``data_dir`` is walked as ``manifest build`` walks it (:func:`provenance.manifest.walk_files`
     with ``ignore`` and ``symlinks``; the manifest and its sidecars are left out when they lie
     inside it), so files excluded when the manifest was built must be excluded here too.
+
+    With ``keep_manifest`` (and a data directory, whose check holds the manifest anyway), the
+    report keeps the manifest read (``Report.manifest``) when it is the one the card commits to.
 
     Returns:
         A :class:`Report`; a failed signature or commitment is a failed check, not an exception.
@@ -119,40 +166,32 @@ def verify(
         raise InputError("a data directory needs a manifest: its files are checked against it")
     if lists is not None and manifest_path is None:
         raise InputError("exclusion lists need a manifest: its entries are checked against them")
-    report = Report(strict=strict)
+    found = _Found()
     try:
         card = verify_card(envelope, trust, at=at, what=what)
     except SignatureError as exc:
-        report.add("signature", False, str(exc))
-        return report
+        found.add("signature", False, str(exc))
+        return found.report(strict=strict, card=None)
     except DocumentTypeError as exc:
-        report.add("statement", False, str(exc))
-        return report
-    report.card = card
+        found.add("statement", False, str(exc))
+        return found.report(strict=strict, card=None)
     names = ", ".join(f"{trust.name_of(k)} ({k[:16]})" for k in card.publishers)
-    report.add("signature", True, f"signed by dataset publisher {names}")
+    found.add("signature", True, f"signed by dataset publisher {names}")
     if card.auditors:
         auditors = ", ".join(f"{trust.name_of(k)} ({k[:16]})" for k in card.auditors)
-        report.add("auditor co-signature", True, f"co-signed by auditor {auditors}")
-    report.add("statement", True, "in-toto Statement v1 and card predicate match their schemas")
-    _check_required_lists(report, card, trust)
+        found.add("auditor co-signature", True, f"co-signed by auditor {auditors}")
+    found.add("statement", True, "in-toto Statement v1 and card predicate match their schemas")
+    _check_required_lists(found, card, trust)
+    audit = None if lists is None else _ListCheck(card, trust, lists, at, strict)
     if data_dir is not None and manifest_path is not None:
-        # Checks the manifest too (the same checks, in the same order), while files are hashed.
-        _check_data(
-            report,
-            card,
-            manifest_path,
-            data_dir,
-            _DataWalk(ignore, symlinks, workers, progress, on_total),
-        )
+        walk = DataWalk(ignore, symlinks, workers, progress, on_total)
+        _check_data(found, card, manifest_path, data_dir, walk, audit, keep=keep_manifest)
     elif manifest_path is not None:
-        _check_manifest(report, card, manifest_path)
-    if lists is not None and manifest_path is not None:
-        _check_lists(report, card, trust, manifest_path, lists, at)
-    return report
+        _check_manifest_read(found, card, ManifestReader(manifest_path), audit)
+    return found.report(strict=strict, card=card)
 
 
-def _check_required_lists(report: Report, card: VerifiedCard, trust: TrustStore) -> None:
+def _check_required_lists(found: _Found, card: VerifiedCard, trust: TrustStore) -> None:
     """Hold the lists the card says it applied against those the trust store requires.
 
     This reads only the verified card, so it runs on every verification: a card that did not
@@ -161,57 +200,93 @@ def _check_required_lists(report: Report, card: VerifiedCard, trust: TrustStore)
     required = sorted(name for name, policy in trust.lists.items() if policy.required)
     applied = {claim.name for claim in card.predicate.exclusions}
     missing = [name for name in required if name not in applied]
-    report.violations.extend(ListFinding.required_not_applied(name) for name in missing)
+    found.violations.extend(ListFinding.required_not_applied(name) for name in missing)
     if not required:
         detail = "the trust store requires no list"
     elif missing:
         detail = f"not applied: {', '.join(missing)}"
     else:
         detail = f"the card applied every list the trust store requires ({', '.join(required)})"
-    report.add("required lists", not missing, detail)
+    found.add("required lists", not missing, detail)
 
 
-def _check_lists(
-    report: Report,
-    card: VerifiedCard,
-    trust: TrustStore,
-    manifest_path: Path,
-    lists: ListSource,
-    at: dt.datetime,
+def _committed(card: VerifiedCard) -> ManifestSummary:
+    return ManifestSummary.from_card(card.manifest_digest, card.predicate.manifest)
+
+
+@dataclass(frozen=True, slots=True)
+class _ListCheck:
+    """How ``verify --lists`` audits the manifest's entries (:func:`audit_lists`)."""
+
+    card: VerifiedCard
+    trust: TrustStore
+    source: ListSource
+    at: dt.datetime
+    strict: bool
+
+    def run(self, entries: Iterable[ManifestEntry]) -> ListAudit:
+        """Audit ``entries`` (streamed once)."""
+        from provenance.lists.audit import audit_lists
+
+        return audit_lists(
+            self.card.predicate.exclusions,
+            self.trust,
+            entries,
+            self.source,
+            at=self.at,
+            strict=self.strict,
+        )
+
+
+def _release_audit(
+    found: _Found, audit: ListAudit, summary: ManifestSummary, card: VerifiedCard
 ) -> None:
-    from provenance.lists.audit import audit_lists
-
-    audit = audit_lists(
-        card.predicate.exclusions,
-        trust,
-        manifest_module.iter_manifest(manifest_path),
-        lists,
-        at=at,
-        strict=report.strict,
-    )
+    """Report the audit of the entries read, if they are the entries the card commits to."""
+    if summary != _committed(card):
+        found.add(
+            "exclusion lists",
+            False,
+            "not checked: the manifest read is not the one the card commits to",
+        )
+        return
     for name, ok, detail in audit.checks:
-        report.add(name, ok, detail)
-    report.violations.extend(audit.violations)
-    report.newly_listed.extend(audit.newly_listed)
+        found.add(name, ok, detail)
+    found.violations.extend(audit.violations)
+    found.newly_listed.extend(audit.newly_listed)
 
 
-def _check_manifest(
-    report: Report,
-    card: VerifiedCard,
-    manifest_path: Path,
-    loaded: manifest_module.Manifest | None = None,
+def _check_manifest_read(
+    found: _Found, card: VerifiedCard, reader: ManifestReader, lists: _ListCheck | None
 ) -> None:
-    """Hold the manifest (read now, or already ``loaded``) against the card's commitments."""
-    summaries: list[ManifestSummary] = []
-    counts = tally(
-        loaded.entries
-        if loaded is not None
-        else manifest_module.iter_manifest(manifest_path, on_summary=summaries.append),
-        card.predicate.sources,
-    )
-    summary = loaded.summary if loaded is not None else summaries[0]
+    """Read the manifest once, feeding its entries to the counts and to the list audit, then
+    hold what was read against the card (and release the audit only if it matched)."""
+    tallier = Tallier(card.predicate.sources)
+
+    def entries() -> Iterator[ManifestEntry]:
+        for block in reader.blocks():
+            tallier.add(block.entries)
+            yield from block.entries
+
+    stream = entries()
+    audit = lists.run(stream) if lists is not None else None
+    for _ in stream:  # whatever the audit did not read still counts, and completes the read
+        pass
+    _check_commitment(found, card, reader.summary, tallier, reader.path)
+    if audit is not None:
+        _release_audit(found, audit, reader.summary, card)
+
+
+def _check_commitment(
+    found: _Found,
+    card: VerifiedCard,
+    summary: ManifestSummary,
+    counts: Tallier,
+    manifest_path: Path,
+) -> None:
+    """Hold a manifest's summary and counts (of one read) against the card's commitments."""
+    tallied = counts.result()
     committed = card.predicate.manifest
-    report.add(
+    found.add(
         "manifest digest",
         summary.digest == card.manifest_digest,
         f"sha256 {summary.digest}"
@@ -230,16 +305,16 @@ def _check_manifest(
     ):
         shown = shown or f"{actual}"
         detail = shown if actual == expected else f"{shown}, card says {said or expected}"
-        report.add(name, actual == expected, detail)
+        found.add(name, actual == expected, detail)
     mismatched = [
         source.id
         for source in card.predicate.sources
-        if counts.by_source.get(source.id) != (source.records, source.bytes)
+        if tallied.by_source.get(source.id) != (source.records, source.bytes)
     ]
-    _check_fingerprint_index(report, card, manifest_path)
+    _check_fingerprint_index(found, card, manifest_path)
     claimed = {e.license: (e.records, e.bytes) for e in card.predicate.licenses}
-    licenses_ok = claimed == counts.by_license
-    report.add(
+    licenses_ok = claimed == tallied.by_license
+    found.add(
         "sources and licenses",
         not mismatched and licenses_ok,
         "per-source and per-license counts match the manifest"
@@ -249,7 +324,7 @@ def _check_manifest(
     )
 
 
-def _check_fingerprint_index(report: Report, card: VerifiedCard, manifest_path: Path) -> None:
+def _check_fingerprint_index(found: _Found, card: VerifiedCard, manifest_path: Path) -> None:
     """Hold the sidecar fingerprint index beside the manifest against the card, if both exist.
 
     The sidecar is optional (lookups without it give exact and normalized matches only), so its
@@ -259,219 +334,53 @@ def _check_fingerprint_index(report: Report, card: VerifiedCard, manifest_path: 
         sidecar = open_sidecar(manifest_path, card)
     except SidecarMismatchError as exc:
         detail = f"{exc.path.name} sha256 {exc.actual}, card says {exc.expected}"
-        report.add("fingerprint index", False, detail)
+        found.add("fingerprint index", False, detail)
         return
     with sidecar:
         if sidecar.committed is None:
             return
         name = sidecar.path.name
         if not sidecar.used:
-            report.add("fingerprint index", True, f"not checked: no {name} beside the manifest")
+            found.add("fingerprint index", True, f"not checked: no {name} beside the manifest")
             return
-        report.add("fingerprint index", True, f"{name} sha256 {sidecar.sha256()}")
-
-
-@dataclass(frozen=True, slots=True)
-class DataDiff:
-    """How the files under a data directory differ from the manifest.
-
-    Paths are manifest ids (paths relative to the directory), each list sorted. A file whose
-    content is a missing entry's, found under a path the manifest does not list, is ``moved``
-    (from the entry's id to that path) rather than one missing plus one extra.
-    """
-
-    entries: int
-    """Entries in the manifest."""
-    changed: tuple[str, ...] = ()
-    missing: tuple[str, ...] = ()
-    extra: tuple[str, ...] = ()
-    moved: tuple[tuple[str, str], ...] = ()
-    unreadable: tuple[tuple[str, str], ...] = ()
-    """(path, why) for files that could not be hashed."""
-    stats: manifest_module.WalkStats = field(default_factory=manifest_module.WalkStats)
-    """What the walk skipped (symlinks, exclusions) and saw (hard links)."""
-
-    @property
-    def ok(self) -> bool:
-        """True when the files are exactly those of the manifest."""
-        return not (self.changed or self.missing or self.extra or self.moved or self.unreadable)
-
-    def counts(self) -> str:
-        """One line of counts: ``222 changed, 75 missing, 75 extra of 11,984``."""
-        if self.ok:
-            return f"all {self.entries:,} files match the manifest"
-        parts = [
-            f"{len(self.changed):,} changed",
-            f"{len(self.missing):,} missing",
-            f"{len(self.extra):,} extra",
-        ]
-        if self.moved:
-            parts.append(f"{len(self.moved):,} moved")
-        if self.unreadable:
-            parts.append(f"{len(self.unreadable):,} unreadable")
-        return f"{', '.join(parts)} of {self.entries:,}"
-
-    def examples(self, limit: int = 3) -> str:
-        """The first ``limit`` paths of each kind that differs, e.g. ``changed: a.txt, b.txt``."""
-        kinds: list[tuple[str, list[str]]] = [
-            ("changed", list(self.changed)),
-            ("missing", list(self.missing)),
-            ("extra", list(self.extra)),
-            ("moved", [f"{old} -> {new}" for old, new in self.moved]),
-            ("unreadable", [path for path, _ in self.unreadable]),
-        ]
-        parts = []
-        for kind, paths in kinds:
-            if paths:
-                more = f" and {len(paths) - limit:,} more" if len(paths) > limit else ""
-                parts.append(f"{kind}: {', '.join(paths[:limit])}{more}")
-        return "; ".join(parts)
-
-    def notes(self) -> str:
-        """What the walk skipped or saw, for the check's detail ("" when nothing)."""
-        stats = self.stats
-        notes = []
-        if stats.symlinks:
-            outside = (
-                f", {stats.symlinks_outside:,} pointing outside" if stats.symlinks_outside else ""
-            )
-            notes.append(f"{stats.symlinks:,} symlink(s) skipped{outside}")
-        if stats.excluded_files or stats.excluded_dirs:
-            notes.append(
-                f"{stats.excluded_files:,} file(s) and {stats.excluded_dirs:,} folder(s) excluded"
-            )
-        if stats.hard_linked:
-            notes.append(f"{stats.hard_linked:,} file(s) with other hard links")
-        return "; ".join(notes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the JSON form: every path of every kind, and the walk's counts."""
-        stats = self.stats
-        return {
-            "entries": self.entries,
-            "changed": list(self.changed),
-            "missing": list(self.missing),
-            "extra": list(self.extra),
-            "moved": [{"from": old, "to": new} for old, new in self.moved],
-            "unreadable": [{"id": path, "error": error} for path, error in self.unreadable],
-            "symlinksSkipped": stats.symlinks,
-            "symlinksOutside": stats.symlinks_outside,
-            "excludedFiles": stats.excluded_files,
-            "excludedFolders": stats.excluded_dirs,
-            "hardLinked": stats.hard_linked,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class _DataWalk:
-    """How ``verify --data`` walks and hashes the data directory."""
-
-    ignore: Callable[[str], bool] | None
-    symlinks: manifest_module.SymlinkPolicy
-    workers: int
-    progress: Callable[[int], None] | None
-    on_total: Callable[[int], None] | None
+        found.add("fingerprint index", True, f"{name} sha256 {sidecar.sha256()}")
 
 
 def _check_data(
-    report: Report,
+    found: _Found,
     card: VerifiedCard,
     manifest_path: Path,
     data_dir: Path,
-    walk: _DataWalk,
+    walk: DataWalk,
+    lists: _ListCheck | None,
+    *,
+    keep: bool,
 ) -> None:
-    """Check the manifest (:func:`_check_manifest`), then re-hash ``data_dir`` against it.
+    """Check the manifest (as :func:`_check_manifest_read`), then re-hash ``data_dir`` against it.
 
-    The manifest is read once; its checks against the card run in this process while the
-    worker processes hash the files (only those the manifest lists), so they cost no time.
-    Files the manifest does not list are hashed only when entries are missing, to tell moved
-    files from missing and extra ones.
+    The manifest is read once and held: its checks against the card (and the list audit of its
+    entries) run in this process while the worker processes hash the files
+    (:func:`provenance.datadiff.diff_data`), so they cost no time.
     """
     loaded = manifest_module.read_manifest(manifest_path)
-    expected = {e.id: e.sha256 for e in loaded.entries}
-    checked: list[bool] = []
-    stats = manifest_module.WalkStats()
+    audits: list[ListAudit] = []
 
     def check_manifest() -> None:
-        checked.append(True)
-        _check_manifest(report, card, manifest_path, loaded)
+        tallier = Tallier(card.predicate.sources)
+        tallier.add(loaded.entries)
+        _check_commitment(found, card, loaded.summary, tallier, manifest_path)
+        if lists is not None:
+            audits.append(lists.run(loaded.entries))
 
-    # The manifest and the sidecars written beside it are not data, as 'manifest build' skips
-    # them when it writes them into the folder it hashes.
-    beside = [manifest_path.with_name(manifest_path.name + s) for s in (".fp", ".shard.json")]
-    try:
-        hashed = manifest_module.hash_tree(
-            data_dir,
-            workers=walk.workers,
-            select=expected.__contains__,
-            exclude={os.path.realpath(p) for p in (manifest_path, *beside)},
-            ignore=walk.ignore,
-            symlinks=walk.symlinks,
-            stats=stats,
-            progress=walk.progress,
-            on_total=walk.on_total,
-            while_hashing=check_manifest,
-        )
-    except ProvenanceError:
-        if not checked:  # the walk failed: the manifest's own errors still come first
-            check_manifest()
-        raise
-    hashed.sort(key=lambda item: item[0].id)
-    on_disk = {ref.id for ref, _ in hashed}
-    changed: list[str] = []
-    unreadable: list[tuple[str, str]] = []
-    for ref, digest in hashed:
-        if digest is None:
-            continue
-        if digest.error is not None:
-            unreadable.append((ref.id, digest.error))
-        elif digest.sha256 != expected[ref.id]:
-            changed.append(ref.id)
-    missing = sorted(set(expected) - on_disk)
-    extra_refs = [ref for ref, digest in hashed if digest is None]
-    moved: list[tuple[str, str]] = []
-    if missing and extra_refs:
-        missing, extra_refs, moved = _find_moves(missing, extra_refs, expected, walk.workers)
-    diff = DataDiff(
-        entries=len(expected),
-        changed=tuple(changed),
-        missing=tuple(missing),
-        extra=tuple(ref.id for ref in extra_refs),
-        moved=tuple(moved),
-        unreadable=tuple(unreadable),
-        stats=stats,
-    )
-    report.data = diff
+    expected = {e.id: e.sha256 for e in loaded.entries}
+    diff = diff_data(expected, data_dir, manifest_path, walk, while_hashing=check_manifest)
+    found.data = diff
     notes = diff.notes()
-    report.add("data files", diff.ok, diff.counts() + (f" ({notes})" if notes else ""))
-
-
-def _find_moves(
-    missing: list[str],
-    extra_refs: list[Any],
-    expected: dict[str, str],
-    workers: int,
-) -> tuple[list[str], list[Any], list[tuple[str, str]]]:
-    """Pair missing entries with extra files of the same content (both in id order).
-
-    Returns:
-        The missing ids and extra files left unpaired, and the (from, to) pairs.
-    """
-    by_digest: dict[str, list[str]] = {}
-    for entry_id in missing:
-        by_digest.setdefault(expected[entry_id], []).append(entry_id)
-    digests = manifest_module.hash_files(extra_refs, workers=workers)
-    moved: list[tuple[str, str]] = []
-    left: list[Any] = []
-    for ref, digest in zip(extra_refs, digests, strict=True):
-        candidates = by_digest.get(digest.sha256) if digest.error is None else None
-        if candidates:
-            moved.append((candidates.pop(0), ref.id))
-        else:
-            left.append(ref)
-    paired = {old for old, _ in moved}
-    return [m for m in missing if m not in paired], left, moved
-
+    found.add("data files", diff.ok, diff.counts() + (f" ({notes})" if notes else ""))
+    for audit in audits:
+        _release_audit(found, audit, loaded.summary, card)
+    if keep and loaded.summary == _committed(card):
+        found.manifest = loaded
 
 
 def verify_file(

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from provenance import manifest, merkle
-from provenance.errors import FormatError, InputError, LocalIOError, UnsafePathError
+from provenance.errors import (
+    DigestMismatchError,
+    FormatError,
+    InputError,
+    LocalIOError,
+    UnsafePathError,
+)
 from provenance.manifest import ManifestEntry
 
 
@@ -162,7 +173,8 @@ def test_fifo_is_an_error_not_a_hang(tmp_path: Path) -> None:
 def test_fifo_swapped_in_after_the_walk_does_not_hang(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "pipe")
     result = manifest.hash_file(str(tmp_path / "pipe"))
-    assert result.error is not None and "not a regular file" in result.error
+    assert result.error is not None and result.error.kind is manifest.HashErrorKind.NOT_REGULAR
+    assert "not a regular file" in str(result.error)
 
 
 def test_unreadable_file_as_root_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -369,8 +381,8 @@ def test_progress_moves_while_a_large_file_is_hashed(
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "big.bin").write_bytes(b"x" * (64 * 1024))
     (tmp_path / "d" / "small.txt").write_bytes(b"y" * 100)
-    monkeypatch.setattr(manifest, "_BUFFER_SIZE", 4096)
-    monkeypatch.setattr(manifest, "_LARGE_FILE", 16 * 1024)
+    monkeypatch.setattr(manifest.hashing, "_BUFFER_SIZE", 4096)
+    monkeypatch.setattr(manifest.hashing, "_LARGE_FILE", 16 * 1024)
     real_readv = os.readv
 
     def slow_readv(fd: int, buffers: list[memoryview]) -> int:
@@ -402,9 +414,7 @@ def test_a_bad_id_among_good_ones_is_found_and_named(tmp_path: Path, bad: str) -
     ids = [f"f{k:03d}.txt" for k in range(50)] + GOOD_IDS + [bad]
     lines = sorted((hashlib.sha256(i.encode()).hexdigest(), i) for i in ids)
     path = tmp_path / "m.jsonl"
-    path.write_bytes(
-        b"".join(_json.canonical({"id": i, "sha256": d}) + b"\n" for d, i in lines)
-    )
+    path.write_bytes(b"".join(_json.canonical({"id": i, "sha256": d}) + b"\n" for d, i in lines))
     number = 1 + [i for _, i in lines].index(bad)
     with pytest.raises(FormatError, match=f"m.jsonl:{number}: invalid manifest entry: id "):
         manifest.read_manifest(path)
@@ -437,3 +447,193 @@ def test_exclusion_patterns_are_checked(tmp_path: Path) -> None:
     assert [match(p) for p in ("a.log", "d/a.log", "keep.log", "build/", "x/build/", "b")] == [
         True, True, False, True, True, False,
     ]  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------------------
+# ManifestReader: one checked read, then its summary; a committed read
+
+
+def _written(tmp_path: Path, count: int = 40) -> tuple[Path, list[ManifestEntry], Any]:
+    entries = sorted(
+        (
+            ManifestEntry(id=f"f{i:03d}", sha256=hashlib.sha256(b"%d" % i).hexdigest(), size=i)
+            for i in range(count)
+        ),
+        key=ManifestEntry.sort_key,
+    )
+    path = tmp_path / "m.jsonl"
+    return path, entries, manifest.write_manifest(entries, path)
+
+
+def test_reader_yields_the_entries_then_their_summary(tmp_path: Path) -> None:
+    path, entries, summary = _written(tmp_path)
+    reader = manifest.ManifestReader(path)
+    with pytest.raises(RuntimeError, match="has not been read to its end"):
+        _ = reader.summary
+    blocks = list(reader.blocks())
+    assert [e for b in blocks for e in b.entries] == entries
+    assert b"".join(b.data for b in blocks) == path.read_bytes()
+    assert [b.first for b in blocks] == [0]
+    assert reader.summary == summary
+    assert reader.file_size == path.stat().st_size and not reader.changed
+    with pytest.raises(RuntimeError, match="reads its file once"):
+        list(reader)
+
+
+def test_reader_blocks_near_a_bad_line_hold_each_line(tmp_path: Path) -> None:
+    path, entries, _ = _written(tmp_path, 5)
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:3]) + b"not json\n" + lines[4])
+    seen: list[manifest.ManifestBlock] = []
+    with pytest.raises(FormatError, match=r"m\.jsonl:4: malformed JSON"):
+        seen.extend(manifest.ManifestReader(path).blocks())
+    assert [(b.entries, b.data, b.offset, b.first) for b in seen] == [
+        ([entries[k]], lines[k], sum(map(len, lines[:k])), k) for k in range(3)
+    ]
+
+
+def test_committed_read_tells_another_file_from_a_malformed_one(tmp_path: Path) -> None:
+    path, _, summary = _written(tmp_path)
+    data = path.read_bytes()
+    bad = data.replace(b'"size":7}', b'"size":7,"size":7}', 1)
+    assert bad != data
+    path.write_bytes(bad)
+    # Not the committed file: a digest mismatch (a "no"), not a format error.
+    with pytest.raises(DigestMismatchError, match="is not the manifest the card commits to"):
+        list(manifest.ManifestReader(path, committed=summary))
+    # The committed file itself malformed (the card committed to it): the format error.
+    bad_summary = manifest.ManifestSummary(
+        hashlib.sha256(bad).hexdigest(), summary.entries, summary.total_bytes, summary.root
+    )
+    with pytest.raises(FormatError, match="not in canonical form"):
+        list(manifest.ManifestReader(path, committed=bad_summary))
+    # Without a commitment: the format error.
+    with pytest.raises(FormatError, match="not in canonical form"):
+        list(manifest.ManifestReader(path))
+
+
+def test_read_committed_releases_the_result_only_for_the_committed_bytes(tmp_path: Path) -> None:
+    path, entries, summary = _written(tmp_path)
+    assert manifest.read_committed(path, summary, list) == entries
+    # A consumer that stops early: the rest is read and checked all the same.
+    assert manifest.read_committed(path, summary, lambda it: next(it)) == entries[0]
+    for field, value in (
+        ("digest", "0" * 64),
+        ("entries", summary.entries + 1),
+        ("total_bytes", summary.total_bytes + 1),
+        ("root", "0" * 64),
+    ):
+        other = dataclasses.replace(summary, **{field: value})
+        with pytest.raises(DigestMismatchError):
+            manifest.read_committed(path, other, list)
+
+
+def test_a_consumer_refusing_an_entry_of_another_manifest_is_a_mismatch(tmp_path: Path) -> None:
+    path, _, summary = _written(tmp_path)
+
+    def refuse(entries: Iterator[ManifestEntry]) -> None:
+        next(entries)
+        raise InputError("entry claimed by no source")
+
+    with pytest.raises(InputError, match="claimed by no source"):
+        manifest.read_committed(path, summary, refuse)
+    other = dataclasses.replace(summary, digest="0" * 64)
+    with pytest.raises(DigestMismatchError, match="is not the manifest") as raised:
+        manifest.read_committed(path, other, refuse)
+    assert isinstance(raised.value.__cause__, InputError)
+
+
+def test_summary_from_card_and_differences() -> None:
+    from provenance.card import ManifestCommitment
+
+    committed = manifest.ManifestSummary.from_card(
+        "a" * 64, ManifestCommitment(entries=2, bytes=10, merkle_root="b" * 64)
+    )
+    assert committed == manifest.ManifestSummary("a" * 64, 2, 10, "b" * 64)
+    read = manifest.ManifestSummary("a" * 64, 3, 10, "c" * 64)
+    assert read.differences(committed) == [
+        "entries 3, card says 2",
+        f"Merkle root {'c' * 64}, card says {'b' * 64}",
+    ]
+    assert committed.differences(committed) == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "error"),
+    [
+        (manifest.HashErrorKind.CHANGED, LocalIOError),
+        (manifest.HashErrorKind.NOT_REGULAR, UnsafePathError),
+        (manifest.HashErrorKind.SYMLINK, UnsafePathError),
+        (manifest.HashErrorKind.PERMISSION, InputError),
+        (manifest.HashErrorKind.UNREADABLE, InputError),
+    ],
+)
+def test_hash_errors_are_typed_by_kind(kind: manifest.HashErrorKind, error: type) -> None:
+    raised = manifest.HashError(kind, "some reason").exception("data/x.txt")
+    assert type(raised) is error
+    assert str(raised) == "data/x.txt: some reason"
+
+
+def test_a_vanished_file_is_an_unreadable_hash_error(tmp_path: Path) -> None:
+    result = manifest.hash_file(str(tmp_path / "gone.txt"))
+    assert result.error is not None and result.error.kind is manifest.HashErrorKind.UNREADABLE
+    assert str(result.error) == "No such file or directory" and result.sha256 == ""
+
+
+_MAGIC_STARTS = [b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF89a", b"BM", b"RIFF", b"II*\x00"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(_MAGIC_STARTS), st.binary(max_size=300), st.booleans())
+def test_contents_skipped_by_the_hasher_have_no_fingerprints(
+    start: bytes, rest: bytes, nul: bool
+) -> None:
+    # The hasher keeps only contents that may_have_prints: what it skips must be exactly what
+    # content_prints would find nothing in.
+    from provenance._contentkind import may_have_prints
+    from provenance.fingerprints import content_prints
+
+    data = start + rest + (b"\x00" if nul else b"")
+    if not may_have_prints(data):
+        [found] = content_prints([data])
+        assert found.text_sha256 is None and len(found.text) == 0 and found.image is None
+
+
+def test_fingerprints_are_the_same_whether_binary_files_are_skipped(tmp_path: Path) -> None:
+    from provenance import fingerprints
+
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / "text.txt").write_bytes(b"The quick brown fox jumps over the lazy dog. " * 40)
+    (data / "binary.bin").write_bytes(bytes(range(256)) * 8)
+    (data / "nul-text.txt").write_bytes(b"almost text\x00" * 30)
+    (data / "empty.txt").write_bytes(b"")
+    prints: dict[str, Any] = {}
+    entries = manifest.build_from_directory(data, workers=1, prints=prints)
+    by_id = {e.id: e for e in entries}
+    contents = [(data / e.id).read_bytes() for e in entries]
+    expected = fingerprints.content_prints(contents, ordered=False)
+    for entry, found in zip(entries, expected, strict=True):
+        assert by_id[entry.id].textSha256 == found.text_sha256
+        if len(found.text) or found.image is not None:
+            assert prints[entry.id].text.tolist() == found.text.tolist()
+        else:
+            assert entry.id not in prints
+    assert by_id["text.txt"].textSha256 is not None and "text.txt" in prints
+
+
+@pytest.mark.parametrize("bad_line", [2, 39])
+def test_a_committed_malformed_manifest_is_its_format_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bad_line: int
+) -> None:
+    # Read in small blocks: the bytes after the bad line's block count in the file's digest.
+    monkeypatch.setattr(manifest.reader, "_READ_BLOCK", 256)
+    path, _, summary = _written(tmp_path)
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[bad_line - 1] = lines[bad_line - 1].replace(b'"id"', b'"id" ', 1)
+    path.write_bytes(b"".join(lines))
+    committed = dataclasses.replace(summary, digest=hashlib.sha256(path.read_bytes()).hexdigest())
+    with pytest.raises(FormatError, match=rf"m\.jsonl:{bad_line}: "):
+        list(manifest.ManifestReader(path, committed=committed))
+    with pytest.raises(DigestMismatchError, match="is not the manifest the card commits to"):
+        list(manifest.ManifestReader(path, committed=summary))

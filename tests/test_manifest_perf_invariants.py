@@ -29,20 +29,22 @@ from provenance.errors import FormatError, LocalIOError
 from provenance.manifest import ManifestEntry
 
 SCHEMA = json.loads(
-    (Path(manifest.__file__).parent / "schemas" / "manifest-entry.v1.json").read_text("utf-8")
+    (Path(manifest.__file__).parent.parent / "schemas" / "manifest-entry.v1.json").read_text(
+        "utf-8"
+    )
 )
 
 
 @pytest.fixture
 def small_thresholds(monkeypatch: pytest.MonkeyPatch) -> None:
     """Thresholds small enough for a corpus of a few hundred KiB to take every path."""
-    monkeypatch.setattr(manifest, "_BUFFER_SIZE", 4096)
-    monkeypatch.setattr(manifest, "_LARGE_FILE", 48 * 1024)
-    monkeypatch.setattr(manifest, "_CHUNK_FILES", 16)
-    monkeypatch.setattr(manifest, "_CHUNK_BYTES", 40 * 1024)
-    monkeypatch.setattr(manifest, "_PARALLEL_FILES", 30)
-    monkeypatch.setattr(manifest, "_PARALLEL_BYTES", 64 * 1024)
-    monkeypatch.setattr(manifest, "_STAT_FIRST", 30)  # sizes known for some files, not others
+    monkeypatch.setattr(manifest.hashing, "_BUFFER_SIZE", 4096)
+    monkeypatch.setattr(manifest.hashing, "_LARGE_FILE", 48 * 1024)
+    monkeypatch.setattr(manifest.hashing, "_CHUNK_FILES", 16)
+    monkeypatch.setattr(manifest.hashing, "_CHUNK_BYTES", 40 * 1024)
+    monkeypatch.setattr(manifest.hashing, "_PARALLEL_FILES", 30)
+    monkeypatch.setattr(manifest.hashing, "_PARALLEL_BYTES", 64 * 1024)
+    monkeypatch.setattr(manifest.build, "_STAT_FIRST", 30)  # sizes known for some files, not others
 
 
 @pytest.fixture
@@ -232,11 +234,11 @@ def _reference_read(path: Path) -> list[ManifestEntry]:
 @pytest.fixture(params=["in-process", "forked"])
 def small_blocks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Blocks of a few lines, and the Merkle tree in this process or in a forked one."""
-    monkeypatch.setattr(manifest, "_READ_BLOCK", 3000)
-    monkeypatch.setattr(manifest, "_WRITE_BLOCK", 16)
+    monkeypatch.setattr(manifest.reader, "_READ_BLOCK", 3000)
+    monkeypatch.setattr(manifest.writer, "_WRITE_BLOCK", 16)
     forked = request.param == "forked"
-    monkeypatch.setattr(manifest, "_MERKLE_PROCESS_BYTES", 0 if forked else 1 << 62)
-    monkeypatch.setattr(manifest, "_other_cores", lambda: forked)
+    monkeypatch.setattr(manifest._leaves, "MERKLE_PROCESS_BYTES", 0 if forked else 1 << 62)
+    monkeypatch.setattr(manifest._leaves, "other_cores", lambda: forked)
     return str(request.param)
 
 
@@ -374,9 +376,9 @@ def test_write_names_order_and_duplicate_errors_as_before(tmp_path: Path) -> Non
 def test_a_manifest_changed_while_read_is_reported(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(manifest, "_READ_BLOCK", 3000)
-    monkeypatch.setattr(manifest, "_MERKLE_PROCESS_BYTES", 0)
-    monkeypatch.setattr(manifest, "_other_cores", lambda: True)
+    monkeypatch.setattr(manifest.reader, "_READ_BLOCK", 3000)
+    monkeypatch.setattr(manifest._leaves, "MERKLE_PROCESS_BYTES", 0)
+    monkeypatch.setattr(manifest._leaves, "other_cores", lambda: True)
     path = tmp_path / "m.jsonl"
     manifest.write_manifest(_entries(300), path)
     real_pread = os.pread
@@ -518,13 +520,13 @@ def test_entry_decoder_agrees_with_the_schema(document: dict[str, Any]) -> None:
     except FormatError:
         assert not valid, f"the decoder refuses what the schema accepts: {line!r}"
         # The block reader's fast path never accepts what the line decoder refuses.
-        assert manifest._check_block(line + b"\n", manifest._ReadState()) is None
+        assert manifest.reader._check_block(line + b"\n", manifest.entry._OrderState()) is None
         return
     assert valid, f"the decoder accepts what the schema refuses: {line!r}"
     assert manifest.entry_bytes(entry) == line
     # The fast path accepts it too, unless the line is long enough to need the exact check.
-    fast = manifest._check_block(line + b"\n", manifest._ReadState())
-    assert fast == [entry] or (fast is None and len(line) >= manifest._LINE_WINDOW)
+    fast = manifest.reader._check_block(line + b"\n", manifest.entry._OrderState())
+    assert fast == [entry] or (fast is None and len(line) >= manifest.reader._LINE_WINDOW)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -685,7 +687,7 @@ def test_a_stopped_read_never_yields_a_digest(tmp_path: Path) -> None:
     (tmp_path / "big").write_bytes(bytes(5 * 4096))
     stop = threading.Event()
     stop.set()
-    [result] = manifest._hash_task([str(tmp_path / "big")], stop=stop)
+    [result] = manifest.hashing._hash_task([str(tmp_path / "big")], stop=stop)
     assert isinstance(result, manifest.FileDigest) and result.error and not result.sha256
 
 
@@ -713,5 +715,5 @@ def test_sort_entries_is_the_manifest_order(ties: bool) -> None:
     ]
     random.Random(7).shuffle(entries)
     expected = sorted(entries, key=ManifestEntry.sort_key)
-    manifest._sort_entries(entries)
+    manifest.sort_entries(entries)
     assert entries == expected

@@ -6,6 +6,8 @@ import csv
 import datetime as dt
 import io
 import json
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from provenance.envelope import sign_envelope
 from provenance.errors import DigestMismatchError, InputError
 from provenance.keys import PrivateKey
 from provenance.manifest import ManifestEntry, write_manifest
+from provenance.manifest import reader as manifest_reader
 from provenance.trust import TrustStore
 from provenance.usage import csv_text, usage, usage_report
 from tests.conftest import one_error_line, run_cli
@@ -207,18 +210,55 @@ def test_cli_refuses_a_wrong_manifest_or_an_untrusted_card(signed: dict[str, Pat
     assert "exclude each other" in one_error_line(result)
 
 
+def _swap_once_open(
+    signed: dict[str, Path], monkeypatch: pytest.MonkeyPatch, swap: Callable[[Path, Path], None]
+) -> tuple[proofs.CardRef, Path]:
+    """A copy of the committed manifest, and a hook: once the read has opened it (before its
+    bytes are read), ``swap(other, copy)`` puts a manifest of other entries in its place."""
+    ref = proofs.load_card(signed["card"], signed["trust"], at=AT)
+    other = signed["dir"] / "other.jsonl"
+    write_manifest(ENTRIES[1:], other)
+    target = signed["dir"] / "target.jsonl"
+    target.write_bytes(signed["manifest"].read_bytes())
+    real_read_blocks = manifest_reader._read_blocks
+
+    def swap_then_read(handle: Any, *args: Any) -> Any:
+        swap(other, target)
+        return real_read_blocks(handle, *args)
+
+    monkeypatch.setattr(manifest_reader, "_read_blocks", swap_then_read)
+    return ref, target
+
+
+def _rewrite_in_place(source: Path, target: Path) -> None:
+    with open(target, "r+b") as same_file:
+        same_file.truncate(0)
+        same_file.write(source.read_bytes())
+
+
 def test_a_manifest_replaced_between_the_two_reads_is_refused(
     signed: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The first read (digest only) sees the committed file; the counting pass sees another one.
-    ref = proofs.load_card(signed["card"], signed["trust"], at=AT)
-    other = signed["dir"] / "replaced.jsonl"
-    write_manifest(ENTRIES[1:], other)
-    monkeypatch.setattr(
-        "provenance.usage._file_sha256", lambda path: ref.commitment.manifest_sha256
-    )
+    # One read: the file is opened as the committed one, then rewritten in place before its
+    # bytes are read. The report counted from those bytes is never returned.
+    ref, target = _swap_once_open(signed, monkeypatch, _rewrite_in_place)
     with pytest.raises(DigestMismatchError, match="changed while it was read"):
-        usage_report(other, ref, by="rights-holder")
+        usage_report(target, ref, by="rights-holder")
+
+
+def test_a_manifest_replaced_after_it_was_opened_is_reported_as_read(
+    signed: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Replaced by a rename once open: the read goes on with the committed bytes, so the report
+    # is the committed manifest's, whatever the path names by the end.
+    expected = usage_report(
+        signed["manifest"],
+        proofs.load_card(signed["card"], signed["trust"], at=AT),
+        by="rights-holder",
+    )
+    ref, target = _swap_once_open(signed, monkeypatch, os.replace)
+    assert usage_report(target, ref, by="rights-holder") == expected
+    assert target.read_bytes() != signed["manifest"].read_bytes()
 
 
 @pytest.mark.parametrize(

@@ -150,12 +150,20 @@ def failed(report: Report) -> dict[str, str]:
     return {c.name: c.detail for c in report.checks if not c.ok}
 
 
+def violations(report: Report) -> list[dict[str, Any]]:
+    return [v.to_dict() for v in report.violations]
+
+
+def newly_listed(report: Report) -> list[dict[str, Any]]:
+    return [n.to_dict() for n in report.newly_listed]
+
+
 def test_honest_card_verifies_clean(world: World) -> None:
     signed, manifest_path, report = world.filtered_card("honest")
     assert report["records"]["kept"] == 2
     result = run_verify(world, signed, manifest_path, world.cache_v1)
     assert result.ok, failed(result)
-    assert result.violations == [] and result.newly_listed == []
+    assert violations(result) == [] and newly_listed(result) == []
     names = [c.name for c in result.checks]
     assert "list piracy v1" in names and "list optout v1" in names and "exclusions" in names
 
@@ -164,8 +172,8 @@ def test_entry_listed_later_is_newly_listed_not_a_violation(world: World) -> Non
     signed, manifest_path, _ = world.filtered_card("later")
     result = run_verify(world, signed, manifest_path, world.cache_v2, at=LATER)
     assert result.ok, failed(result)
-    assert result.violations == []
-    assert [n.to_dict() for n in result.newly_listed] == [
+    assert violations(result) == []
+    assert newly_listed(result) == [
         {
             "id": "r1",
             "list": "piracy",
@@ -198,7 +206,7 @@ def test_entries_on_the_claimed_version_are_violations(world: World) -> None:
     result = run_verify(world, signed, manifest_path, world.cache_v2, at=LATER)
     assert not result.ok
     assert "exclusions" in failed(result)
-    got = sorted((v.id, v.list, v.version, v.entry.type) for v in result.violations)
+    got = sorted((v["id"], v["list"], v["version"], v["entry"]["type"]) for v in violations(result))
     assert got == [
         ("r2", "piracy", 1, "domain"),
         ("r4", "piracy", 1, "sha256"),
@@ -206,7 +214,7 @@ def test_entries_on_the_claimed_version_are_violations(world: World) -> None:
         ("r6", "optout", 1, "text-sha256"),
     ]
     # r1 is only on v2: newly listed, reported alongside.
-    assert [(n.id, n.version) for n in result.newly_listed] == [("r1", 2)]
+    assert [(n["id"], n["version"]) for n in newly_listed(result)] == [("r1", 2)]
 
 
 def test_required_list_not_applied_is_a_violation(world: World) -> None:
@@ -219,7 +227,7 @@ def test_required_list_not_applied_is_a_violation(world: World) -> None:
     result = run_verify(world, signed, manifest_path, world.cache_v1, trust=trust)
     assert not result.ok
     assert failed(result)["required lists"] == "not applied: optout"
-    assert [v.to_dict() for v in result.violations] == [
+    assert violations(result) == [
         {
             "id": None,
             "list": "optout",
@@ -368,3 +376,130 @@ def test_cli_verifies_an_old_card_offline_after_expiry(world: World) -> None:
         frozen = run_cli(*args, "--lists", url, "--now", year_later)
     assert frozen.returncode == 1
     assert "freeze refused" in one_error_line(frozen)
+
+
+# ----------------------------------------------------------------------------------------------
+# One read: the entries matched against the lists are the entries the card commits to
+
+
+def _dishonest_and_clean(world: World, name: str) -> tuple[Path, Path, Path]:
+    """A signed card over a manifest with listed entries, and a clean manifest to swap in."""
+    signed, honest_manifest, report = world.filtered_card(f"{name}-honest")
+    directory = world.root / f"{name}-records"
+    directory.mkdir()
+    source = directory / "records.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    entries = manifest_module.build_from_records(source)
+    signed, manifest_path = world.card(name, entries, report["lists"])
+    clean = world.root / f"{name}-clean.jsonl"
+    shutil.copyfile(honest_manifest, clean)
+    return signed, manifest_path, clean
+
+
+class _SwappingSource:
+    """Lists from a cache; loading the first one replaces the manifest with ``clean``.
+
+    That is the moment, in a verify that read the manifest twice, between the read held against
+    the card and the read matched against the lists."""
+
+    def __init__(self, cache: Path, at: dt.datetime, manifest_path: Path, clean: Path) -> None:
+        self._source = CacheSource(cache, at)
+        self._swap = (clean, manifest_path)
+
+    def _swap_once(self) -> None:
+        if self._swap is not None:
+            clean, target = self._swap
+            shutil.copyfile(clean, target)  # in place: the same file, other bytes
+            self._swap = None  # type: ignore[assignment]
+
+    def load_version(self, name: str, version: int) -> Any:
+        self._swap_once()
+        return self._source.load_version(name, version)
+
+    def load_newest(self, name: str) -> Any:
+        self._swap_once()
+        return self._source.load_newest(name)
+
+
+def _verify_swapping(
+    world: World, signed: Path, manifest_path: Path, clean: Path, data_dir: Path | None = None
+) -> Report:
+    envelope = Envelope.from_dict(json.loads(signed.read_text()), what="card")
+    return verify(
+        envelope,
+        world.trust,
+        at=AT,
+        what=str(signed),
+        manifest_path=manifest_path,
+        data_dir=data_dir,
+        lists=_SwappingSource(world.cache_v1, AT, manifest_path, clean),
+    )
+
+
+def test_a_manifest_swapped_while_the_lists_load_cannot_pass(world: World) -> None:
+    signed, manifest_path, clean = _dishonest_and_clean(world, "swap-lists")
+    result = _verify_swapping(world, signed, manifest_path, clean)
+    assert manifest_path.read_bytes() == clean.read_bytes()  # the swap happened
+    assert not result.ok
+    problems = failed(result)
+    assert "card says" in problems["manifest digest"]
+    assert problems["exclusion lists"] == (
+        "not checked: the manifest read is not the one the card commits to"
+    )
+    assert "exclusions" not in {c.name for c in result.checks if c.ok}
+    assert violations(result) == []
+
+
+def test_with_data_the_lists_judge_the_manifest_read_once(world: World, tmp_path: Path) -> None:
+    # With --data the manifest is read (once) before the files are hashed and the lists load:
+    # swapping it then changes nothing; the committed entries are the ones found listed.
+    signed, manifest_path, clean = _dishonest_and_clean(world, "swap-data")
+    result = _verify_swapping(world, signed, manifest_path, clean, data_dir=tmp_path)
+    assert manifest_path.read_bytes() == clean.read_bytes()
+    assert not result.ok
+    assert "manifest digest" not in failed(result)
+    assert "exclusions" in failed(result)
+    assert sorted(v["id"] for v in violations(result)) == ["r2", "r4", "r5"]
+
+
+def test_a_manifest_replaced_once_open_is_judged_as_read(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Renamed over once the read has opened it: the read goes on with the committed file, and
+    # its listed entries are found.
+    from provenance.manifest import reader as manifest_reader
+
+    signed, manifest_path, clean = _dishonest_and_clean(world, "swap-open")
+    real_read_blocks = manifest_reader._read_blocks
+
+    def replace_then_read(handle: Any, *args: Any) -> Any:
+        replacement = manifest_path.with_name("replacement.jsonl")
+        shutil.copyfile(clean, replacement)
+        replacement.replace(manifest_path)
+        return real_read_blocks(handle, *args)
+
+    monkeypatch.setattr(manifest_reader, "_read_blocks", replace_then_read)
+    result = run_verify(world, signed, manifest_path, world.cache_v1)
+    assert manifest_path.read_bytes() == clean.read_bytes()
+    assert "manifest digest" not in failed(result)
+    assert sorted(v["id"] for v in violations(result)) == ["r2", "r4", "r5"]
+
+
+def test_report_is_frozen_and_its_document_reads_back(world: World) -> None:
+    import dataclasses
+
+    from provenance.lists.audit import ListFinding
+    from provenance.verify import Check
+
+    signed, manifest_path, _ = world.filtered_card("document")
+    result = run_verify(
+        world, signed, manifest_path, world.cache_v1, trust=world.trust.with_required("x")
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.strict = True  # type: ignore[misc]
+    document = result.to_dict()
+    assert [Check.from_dict(c) for c in document["checks"]] == list(result.checks)
+    assert document["violations"] == [ListFinding.required_not_applied("x").to_dict()]
+    assert document["ok"] is False and result.ok is False
+    with pytest.raises(ValueError, match="boolean ok"):
+        Check.from_dict({"name": "n", "ok": "yes", "detail": "d"})

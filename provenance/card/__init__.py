@@ -46,6 +46,7 @@ from provenance.card.model import (
 from provenance.card.sources import (
     SourceAssigner,
     SourceLike,
+    Tallier,
     Tally,
     described,
     entry_license,
@@ -96,6 +97,7 @@ __all__ = [
     "SourceDescription",
     "SourceLike",
     "Subject",
+    "Tallier",
     "Tally",
     "VerifiedCard",
     "build_card",

@@ -129,6 +129,46 @@ class Tally:
     by_license: dict[str, tuple[int, int]]
 
 
+class Tallier:
+    """Counts records and bytes per source and per license as entries are added (see
+    :func:`tally`), so that one pass over a manifest can feed it and another check."""
+
+    def __init__(self, sources: Sequence[SourceLike]) -> None:
+        """Compile the sources (see :class:`SourceAssigner`)."""
+        self._assigner = SourceAssigner(sources)
+        self._by_source = {s.id: [0, 0] for s in self._assigner.sources}
+        self._by_license: dict[str, list[int]] = {}
+
+    def add(self, entries: Iterable[ManifestEntry]) -> None:
+        """Count ``entries``.
+
+        Raises:
+            InputError: an entry is claimed by no source or names an unknown one.
+            FormatError: an entry's license is not a valid SPDX expression.
+        """
+        source_of, by_source, by_license = (
+            self._assigner.source_of,
+            self._by_source,
+            self._by_license,
+        )
+        for entry in entries:
+            source = source_of(entry)
+            size = entry.size or 0
+            by_source[source.id][0] += 1
+            by_source[source.id][1] += size
+            license_id = source.license if entry.license is None else entry_license(entry, source)
+            counts = by_license.setdefault(license_id, [0, 0])
+            counts[0] += 1
+            counts[1] += size
+
+    def result(self) -> Tally:
+        """The counts of the entries added so far."""
+        return Tally(
+            {k: (v[0], v[1]) for k, v in self._by_source.items()},
+            {k: (v[0], v[1]) for k, v in sorted(self._by_license.items())},
+        )
+
+
 def tally(entries: Iterable[ManifestEntry], sources: Sequence[SourceLike]) -> Tally:
     """Count records and bytes per source and per license (an entry's own license wins).
 
@@ -136,19 +176,6 @@ def tally(entries: Iterable[ManifestEntry], sources: Sequence[SourceLike]) -> Ta
         InputError: an entry is claimed by no source or names an unknown one.
         FormatError: an entry's license is not a valid SPDX expression.
     """
-    assigner = SourceAssigner(sources)
-    by_source = {s.id: [0, 0] for s in assigner.sources}
-    by_license: dict[str, list[int]] = {}
-    for entry in entries:
-        source = assigner.source_of(entry)
-        size = entry.size or 0
-        by_source[source.id][0] += 1
-        by_source[source.id][1] += size
-        license_id = source.license if entry.license is None else entry_license(entry, source)
-        counts = by_license.setdefault(license_id, [0, 0])
-        counts[0] += 1
-        counts[1] += size
-    return Tally(
-        {k: (v[0], v[1]) for k, v in by_source.items()},
-        {k: (v[0], v[1]) for k, v in sorted(by_license.items())},
-    )
+    tallier = Tallier(sources)
+    tallier.add(entries)
+    return tallier.result()

@@ -113,7 +113,7 @@ def merge(inputs: tuple[Path, ...], output: Path, as_json: bool) -> None:
 @json_option
 def show(path: Path, as_json: bool) -> None:
     """Check a manifest and print its digest, entry count, bytes and Merkle root."""
-    summary = manifest.read_manifest(path).summary
+    summary = manifest.ManifestReader(path).finish()  # streamed: memory does not grow
     _report(path, summary, as_json, verb="checked")
 
 

@@ -2,9 +2,9 @@
 
 Order matters. The card's signature is verified first and only the verified statement is
 exported; an unsigned, untrusted or tampered card stops everything before anything is written.
-A manifest is then held against the card: its file digest before any entry is read, and after
-the one pass that gathers its facts, the digest, entry count, bytes and Merkle root computed
-while reading it (so a file swapped during the pass is refused too).
+A manifest is read once (:class:`provenance.manifest.ManifestReader`): the facts gathered from
+its entries are used only if the digest, entry count, bytes and Merkle root of that same read
+are the card's (so a file swapped during the pass is refused too).
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from provenance import manifest as manifest_module
-from provenance._files import open_input, read_bytes
+from provenance._files import read_bytes
 from provenance.card import MAX_CARD_BYTES, VerifiedCard, unverified_card_document, verify_card
 from provenance.envelope import Envelope
 from provenance.errors import (
@@ -25,21 +24,20 @@ from provenance.errors import (
     FormatError,
     InputError,
     KeyFormatError,
-    LocalIOError,
     SignatureError,
 )
 from provenance.exports import (
     FORMATS,
-    EntryFacts,
     ExportCard,
     ExportOptions,
     ManifestFacts,
     Signer,
     collect_entry_facts,
 )
-from provenance.manifest import ManifestEntry, ManifestSummary
+from provenance.manifest import ManifestEntry, ManifestReader, ManifestSummary
 from provenance.trust import TrustStore
 
+T = TypeVar("T")
 MAX_TRUST_STORE_BYTES = 4 * 1024 * 1024
 
 
@@ -100,52 +98,26 @@ def load_verified(
     return Verified(_export_card(envelope, card, trust), trust)
 
 
-def _digest_and_size(path: Path) -> tuple[str, int]:
-    with open_input(path, kind="manifest file") as handle:
-        digest = hashlib.sha256()
-        size = 0
-        try:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-                size += len(chunk)
-        except OSError as exc:
-            raise LocalIOError(f"{path}: cannot read: {exc.strerror}") from None
-    return digest.hexdigest(), size
-
-
 def check_manifest(
     card: ExportCard,
     manifest_path: Path,
-    consume: Callable[[Iterator[ManifestEntry]], object],
-) -> int:
-    """Stream the manifest's entries into ``consume`` if it is the manifest the card commits to.
+    consume: Callable[[Iterator[ManifestEntry]], T],
+) -> tuple[T, int]:
+    """Stream the manifest's entries into ``consume``, in one read, and return its result if
+    the bytes read are the manifest the card commits to.
 
     Returns:
-        The manifest file's size in bytes.
+        What ``consume`` returned, and the manifest file's size in bytes.
 
     Raises:
         DigestMismatchError: the file's digest, entry count, bytes or Merkle root differ from
-            the card's (before any entry is used, or after the pass if it changed meanwhile).
+            the card's (its result is then never used).
         InputError, FormatError, LocalIOError: the manifest is missing, unreadable or invalid.
     """
-    digest, size = _digest_and_size(manifest_path)
-    if digest != card.manifest_sha256:
-        raise DigestMismatchError(
-            f"{manifest_path}: sha256 {digest} is not the manifest the card commits to"
-            f" ({card.manifest_sha256})"
-        )
-    summaries: list[ManifestSummary] = []
-    consume(manifest_module.iter_manifest(manifest_path, on_summary=summaries.append))
-    summary = summaries[0]
-    committed = card.predicate.manifest
-    actual = (summary.digest, summary.entries, summary.total_bytes, summary.root)
-    expected = (card.manifest_sha256, committed.entries, committed.bytes, committed.merkle_root)
-    if actual != expected:
-        raise DigestMismatchError(
-            f"{manifest_path}: changed while it was read, or its entry count, bytes or Merkle"
-            " root differ from the card's"
-        )
-    return size
+    committed = ManifestSummary.from_card(card.manifest_sha256, card.predicate.manifest)
+    reader = ManifestReader(manifest_path, committed=committed)
+    result = reader.consume(consume)
+    return result, reader.file_size
 
 
 def manifest_facts(card: ExportCard, manifest_path: Path) -> ManifestFacts:
@@ -154,11 +126,8 @@ def manifest_facts(card: ExportCard, manifest_path: Path) -> ManifestFacts:
     Raises:
         DigestMismatchError, InputError, FormatError, LocalIOError: see :func:`check_manifest`.
     """
-    gathered: list[EntryFacts] = []
-    size = check_manifest(
-        card, manifest_path, lambda entries: gathered.append(collect_entry_facts(entries))
-    )
-    return ManifestFacts(size, gathered[0])
+    facts, size = check_manifest(card, manifest_path, collect_entry_facts)
+    return ManifestFacts(size, facts)
 
 
 def export(
@@ -232,7 +201,8 @@ def export_oms(
     if output.resolve().is_relative_to(data_root):
         raise InputError(f"{output}: the bundle must be written outside {data_dir}, which it signs")
     envelope, trust = _read(signed_path, trust_path, real_time)
-    # verify() checks the signature, then the manifest against the card, then every file.
+    # verify() checks the signature, then the manifest against the card, then every file; it
+    # keeps the manifest it read (once), for the bundle to list exactly the entries checked.
     report = verify(
         envelope,
         trust,
@@ -241,6 +211,7 @@ def export_oms(
         manifest_path=manifest_path,
         data_dir=data_dir,
         workers=workers,
+        keep_manifest=True,
     )
     failed = [c for c in report.checks if not c.ok]
     if report.card is None:
@@ -258,10 +229,9 @@ def export_oms(
             f"{key_path}: an {key.algorithm} key; model_signing 1.1.1 verifies only elliptic-curve"
             " (ECDSA) signatures and refuses Ed25519, so sign with an ECDSA P-256 key"
         )
-    resources: list[tuple[str, str]] = []
-    check_manifest(
-        card, manifest_path, lambda entries: resources.extend((e.id, e.sha256) for e in entries)
-    )
+    if report.manifest is None:  # pragma: no cover - every check passed, so it is the card's
+        raise DigestMismatchError(f"{manifest_path}: is not the manifest the card commits to")
+    resources = [(e.id, e.sha256) for e in report.manifest.entries]
     return oms.bundle(
         card,
         resources,

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
 
-from provenance.errors import FormatError, InputError, LocalIOError
+from provenance.errors import FormatError, InputError
 from provenance.lists.match import Digest, ListIndex
 from provenance.normtext import normalize_batch
 from provenance.records import Record, safe_join
@@ -107,6 +107,5 @@ def read_file(path: Path, need_text: bool, what: str) -> tuple[bytes, bytes | No
             return hashlib.sha256(data).digest(), data
     result = hash_file(str(path))
     if result.error is not None:
-        error = LocalIOError if "changed" in result.error else InputError
-        raise error(f"{what}: {path}: {result.error}")
+        raise result.error.exception(f"{what}: {path}")
     return bytes.fromhex(result.sha256), None
