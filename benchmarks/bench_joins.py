@@ -7,6 +7,7 @@ Run from the repository (needs the ``scale`` extra: duckdb, pyarrow)::
     python benchmarks/bench_joins.py --only lists    # verify --lists from the cache
     python benchmarks/bench_joins.py --only join --buckets 16,64
     python benchmarks/bench_joins.py --scale 0.01    # a quick run
+    python benchmarks/bench_joins.py --keep /tmp/bj  # keep the data (7 minutes to make) for reruns
 
 Every measurement runs in a fresh process (its peak RSS is its own, ``VmHWM``) on data generated
 deterministically into a temporary directory deleted afterwards; figures are medians of
@@ -225,6 +226,31 @@ def worker_lists_no_index(work: Path) -> dict[str, Any]:
     return _audit(work, iter_manifest(work / "manifest.jsonl"))
 
 
+def worker_lists_parts(work: Path) -> dict[str, Any]:
+    """Where the time of the lists path goes: the cached list loaded (metadata re-verified, the
+    file hashed, the index checked against it), the digests indexed, the manifest's matched."""
+    import provenance.lists.match  # noqa: F401
+    from provenance.lists.audit import BATCH_SIZE, CacheSource
+    from provenance.lists.match import ListIndex
+    from provenance.manifest import iter_manifest
+
+    hexes = [e.sha256 for e in iter_manifest(work / "manifest.jsonl")]
+    start = time.perf_counter()
+    cached = CacheSource(work / "cache", AT).load_version("big", 1)
+    loaded = time.perf_counter()
+    rss_loaded = _rss_mib()
+    index = ListIndex([cached.list])
+    indexed = time.perf_counter()
+    hits = 0
+    for first in range(0, len(hexes), BATCH_SIZE):
+        hits += sum(1 for r in index.match_digests(hexes[first : first + BATCH_SIZE]) if r)
+    end = time.perf_counter()
+    return {
+        "seconds": end - start, "load": loaded - start, "index": indexed - loaded,
+        "match": end - indexed, "hits": hits, "rss_loaded": rss_loaded,
+    }  # fmt: skip
+
+
 def _duckdb_join(left: Path, right: Path, *, pairs: bool) -> dict[str, Any]:
     import duckdb
 
@@ -273,6 +299,7 @@ WORKERS: dict[str, Callable[..., dict[str, Any]]] = {
     "lists-memory": worker_lists_memory,
     "lists-file": worker_lists_file,
     "lists-no-index": worker_lists_no_index,
+    "lists-parts": worker_lists_parts,
     "duckdb-hex": worker_duckdb_hex,
     "duckdb-bin": worker_duckdb_bin,
     "join-single": worker_join_single,
@@ -293,7 +320,7 @@ def run_worker(name: str, work: Path, *args: str, runs: int) -> dict[str, Any]:
             return {"error": lines[-1] if lines else "?"}
         results.append(json.loads(completed.stdout.strip().splitlines()[-1]))
     merged = dict(results[-1])
-    for key in ("seconds", "rss_mib", "rss_before"):
+    for key in ("seconds", "rss_mib", "rss_before", "load", "index", "match", "rss_loaded"):
         if key in merged:
             merged[key] = statistics.median(r[key] for r in results)
     return merged
@@ -323,7 +350,8 @@ def bench_lists(work: Path, scale: float, runs: int) -> None:
         " from benchmarks.bench_joins import make_lists_data as m;"
         f" m(Path(sys.argv[2]), {listed}, {manifest}, {hits})"
     )
-    subprocess.run([sys.executable, "-c", code, str(ROOT), str(work)], check=True)
+    if not (work / "cache").is_dir():  # --keep: generated once
+        subprocess.run([sys.executable, "-c", code, str(ROOT), str(work)], check=True)
     (list_file,) = (work / "cache/current/repos").glob("*/lists/big/v1.json")
     print(
         f"\nlists  verify --lists: {manifest:,} manifest entries ({hits:,} listed) vs a cached"
@@ -345,6 +373,13 @@ def bench_lists(work: Path, scale: float, runs: int) -> None:
     }
     for name in names:
         _row(labels[name], results[name], peers)
+    parts = run_worker("lists-parts", work, runs=runs)
+    if "load" in parts:
+        print(
+            f"  ours, by step: load the cached list {parts['load']:.3f} s (peak RSS then"
+            f" {parts['rss_loaded']:.0f} MB), index its digests {parts['index']:.3f} s, match"
+            f" {manifest:,} digests {parts['match']:.3f} s; peak RSS {parts['rss_mib']:.0f} MB"
+        )
     memory = results["lists-memory"]
     if "rss_before" in memory:
         print(f"  (the 1M manifest entries in memory take {memory['rss_before']:.0f} MB of its RSS"
@@ -359,7 +394,8 @@ def bench_join(work: Path, scale: float, runs: int, buckets: list[int]) -> None:
         " from benchmarks.bench_joins import make_join_data as m;"
         f" m(Path(sys.argv[2]), {listed}, {manifest}, {hits}, {buckets!r})"
     )
-    subprocess.run([sys.executable, "-c", code, str(ROOT), str(work)], check=True)
+    if not all((work / f"b{count}").is_dir() for count in buckets):
+        subprocess.run([sys.executable, "-c", code, str(ROOT), str(work)], check=True)
     print(
         f"\njoin  prepartitioned: {manifest:,} manifest digests ({hits:,} listed) vs {listed:,}"
         f" listed  [data written in {time.perf_counter() - started:.0f} s]"
@@ -378,6 +414,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every size by this")
     parser.add_argument("--runs", type=int, default=3, help="runs per measurement (median)")
     parser.add_argument("--buckets", default="16", help="join: comma-separated bucket counts")
+    parser.add_argument("--keep", type=Path, help="generate into this directory (or reuse it)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args, extra = parser.parse_known_args()
@@ -387,7 +424,8 @@ def main() -> None:
         print(json.dumps(result))
         return
     print(f"load average {_load()}, {os.cpu_count()} cores, Python {sys.version.split()[0]}")
-    work = Path(tempfile.mkdtemp(prefix="bench-joins-"))
+    work = args.keep or Path(tempfile.mkdtemp(prefix="bench-joins-"))
+    work.mkdir(parents=True, exist_ok=True)
     try:
         only = set(args.only.split(","))
         if "lists" in only:
@@ -395,7 +433,8 @@ def main() -> None:
         if "join" in only:
             bench_join(work, args.scale, args.runs, [int(b) for b in args.buckets.split(",")])
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
     print(f"\nload average {_load()} at the end")
 
 
