@@ -11,19 +11,17 @@ category) and its 32 digest bytes; every other entry is kept as its canonical JS
     ends:  u64 per JSON-kept entry (where its text ends in the blob)
     blob:  the JSON texts of the other entries, back to back
 
-**The index is never trusted for what it says.** The cache is not trusted (THREATS L20), and an
-index could be stale (another version) or edited (an entry removed, so that a listed digest no
-longer matches). So loading an index re-encodes the whole list file from it, a block at a time,
-exactly as publishing encodes a list (RFC 8785, :mod:`provenance.lists.model`), and checks the
-SHA-256 and length of those bytes against the signed target entry, as loading the list file
-itself would. Only an index that reproduces the signed bytes is used; what is then indexed is
-what was re-encoded, so it is exactly the signed list. Any other index is refused, and
-:mod:`provenance.lists.cache` rebuilds it from the list file (full parse, full checks).
-
-Re-encoding costs about what hashing the list file costs (the two run on two cores); it replaces
-reading, parsing and checking millions of JSON objects and building one Python object per entry:
-entries are made on demand (:class:`PackedEntries`), and :class:`~provenance.lists.match.ListIndex`
-takes the digest rows as they are (:meth:`PackedList.index_into`).
+**The index is never trusted for what it says.** The cache is not trusted (THREATS L20): an index
+could be stale (another version) or edited (a listed digest removed, so that a record on the list
+would pass). So a load still reads the list file once, hashing it against the signed target entry
+as loading the file itself does, and compares its bytes with the list re-encoded from the index
+(exactly as publishing encodes a list, RFC 8785), a block at a time, on two cores. Only an index
+that reproduces the verified bytes is used, so what is indexed is exactly the signed list; any
+other is refused, and :mod:`provenance.lists.cache` loads the file (full parse, full checks) and
+rebuilds it. What the index saves is parsing millions of JSON objects and one Python object per
+entry: entries are made on demand (:class:`PackedEntries`), and
+:class:`~provenance.lists.match.ListIndex` takes the digest rows as they are
+(:meth:`PackedList.index_into`).
 """
 
 from __future__ import annotations
@@ -34,6 +32,7 @@ import hashlib
 import itertools
 import operator
 import os
+import re
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -61,6 +60,7 @@ _CODE = {kind: code for code, kind in enumerate(_KINDS)}
 _BLOCK = 1 << 16
 """Entries re-encoded per block: about 7 MB of JSON, hashed while the next block is built."""
 _INDEX_SUFFIX = ".index"
+_INDEX_NAME = re.compile(r"\Av[1-9][0-9]{0,15}\.index\Z")
 
 
 class _Header(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -88,7 +88,7 @@ def index_path(list_path: Path) -> Path:
 
 def is_index_name(name: str) -> bool:
     """Whether a file name in a cached list's directory is an index (``vN.index``)."""
-    return name.endswith(_INDEX_SUFFIX) and name[1 : -len(_INDEX_SUFFIX)].isdigit()
+    return _INDEX_NAME.match(name) is not None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -274,9 +274,6 @@ class PackedEntries(Sequence[ListEntry]):
 
     __hash__ = None  # type: ignore[assignment]
 
-    def __repr__(self) -> str:
-        return f"<{len(self)} packed list entries>"
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PackedList(ExclusionList):
@@ -287,8 +284,7 @@ class PackedList(ExclusionList):
 
     def to_bytes(self) -> bytes:
         """Return the file bytes (re-encoded from the index, which reproduced them on load)."""
-        header = _header_of(self, digest="", length=0)
-        return b"".join(self.packed.blocks(*_head_and_tail(header)))
+        return b"".join(self.packed.blocks(*_head_and_tail(_header_of(self))))
 
     def counts(self) -> dict[str, int]:
         """Return the number of entries per category (categories without entries omitted)."""
@@ -405,19 +401,16 @@ class _Sub:
     entries: list[ListEntry]
 
 
-def _header_of(the_list: ExclusionList, *, digest: str, length: int) -> _Header:
+def _header_of(the_list: ExclusionList, **sizes: Any) -> _Header:
+    """The header of ``the_list``'s index; ``sizes`` are the other fields (all 0 if absent)."""
+    fields = {"digest": "", **dict.fromkeys(("length", "entries", "packed", "others", "blob"), 0)}
     return _Header(
         name=the_list.name,
         version=the_list.version,
         issued=model._format_time(the_list.issued),
         publisher=the_list.publisher,
         previous=the_list.previous,
-        digest=digest,
-        length=length,
-        entries=0,
-        packed=0,
-        others=0,
-        blob=0,
+        **{**fields, **sizes},
     )
 
 
@@ -445,15 +438,12 @@ def write_index(path: Path, the_list: ExclusionList, *, digest: str, length: int
     values = list(itertools.compress(map(operator.attrgetter("value"), entries), is_packed))
     rows = hex_digest_rows(values) if values else np.zeros((0, 32), dtype=np.uint8)
     others = [e for e, packed in zip(entries, is_packed, strict=True) if not packed]
-    texts = [
-        model._encoder.encode(
-            model._EntryDoc(type=e.type, value=e.value, category=e.category, note=e.note)
-        )
-        for e in others
-    ]
+    texts = [_canonical(e) for e in others]
     ends = np.cumsum(np.array([len(t) for t in texts], dtype=np.uint64), dtype=np.uint64)
-    header = msgspec.structs.replace(
-        _header_of(the_list, digest=digest, length=length),
+    header = _header_of(
+        the_list,
+        digest=digest,
+        length=length,
         entries=len(entries),
         packed=len(values),
         others=len(others),
@@ -568,18 +558,12 @@ def _load(handle: Any, size: int, *, digest: str, length: int) -> tuple[_Header,
         np.any(np.diff(ends.astype(np.int64)) < 0) or int(ends[-1]) != header.blob
     ):
         raise _RefusedError("the index's JSON entries do not add up")
-    bounds = [0, *ends.tolist()]
-    texts = tuple(blob[a:b] for a, b in itertools.pairwise(bounds))
-    others = tuple(_other_entry(text) for text in texts)
-    packed = _Packed(
-        kinds=kinds,
-        rows=rows,
-        others=others,
-        # The texts hashed are the entries' own canonical encodings, so what is hashed is what
-        # is indexed.
-        other_texts=tuple(_canonical(entry) for entry in others),
-        other_positions=tuple(np.flatnonzero(is_other).tolist()),
-    )
+    bounds = itertools.pairwise([0, *ends.tolist()])
+    others = tuple(_other_entry(blob[a:b]) for a, b in bounds)
+    # What is compared with the file is each entry's own canonical encoding: what is indexed.
+    texts = tuple(_canonical(entry) for entry in others)
+    positions = tuple(np.flatnonzero(is_other).tolist())
+    packed = _Packed(kinds, rows, others, texts, positions)
     the_list = PackedList(
         name=header.name,
         version=header.version,
@@ -607,11 +591,5 @@ def _canonical(entry: ListEntry) -> bytes:
     return model._encoder.encode(doc)
 
 
-__all__ = [
-    "PackedEntries",
-    "PackedList",
-    "index_path",
-    "is_index_name",
-    "load_index",
-    "write_index",
-]
+__all__ = ["PackedEntries", "PackedList", "index_path", "is_index_name", "load_index"]
+__all__ += ["write_index"]
