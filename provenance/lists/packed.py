@@ -37,7 +37,7 @@ import os
 import re
 import struct
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, overload
 
@@ -357,39 +357,31 @@ class PackedList(ExclusionList):
     def _index_others(
         self,
         total: int,
-        domains: dict[str, tuple[int, ...]],
-        ips: dict[str, tuple[int, ...]],
+        domains: dict[str, Any],
+        ips: dict[str, Any],
         url_rules: dict[str, list[Any]],
     ) -> None:
-        """Index the entries kept as JSON that are not digests (hosts and URLs)."""
+        """Index the entries kept as JSON that are not digests (hosts and URLs): each run of
+        them in list order, numbered as in the whole list, by the index's own code."""
         from provenance.lists import match
 
         packed = self.packed
-        chosen = [
-            (position, entry)
-            for position, entry in zip(packed.other_positions, packed.others, strict=True)
-            if entry.type not in _DIGEST_TYPES
-        ]
-        if not chosen:
-            return
-        sub = _Sub(self.name, self.version, [entry for _, entry in chosen])
-        sub_domains: dict[str, tuple[int, ...]] = {}
-        sub_ips: dict[str, tuple[int, ...]] = {}
-        sub_rules: dict[str, list[Any]] = {}
+        runs: list[tuple[int, list[ListEntry]]] = []
+        for position, entry in zip(packed.other_positions, packed.others, strict=True):
+            if entry.type in _DIGEST_TYPES:
+                continue
+            if runs and runs[-1][0] + len(runs[-1][1]) == position:
+                runs[-1][1].append(entry)
+            else:
+                runs.append((position, [entry]))
         try:
-            match._index_list(sub, 0, sub_domains, sub_ips, sub_rules, _no_digests())
+            for first, entries in runs:
+                run = _Sub(self.name, self.version, entries)
+                match._index_list(run, total + first, domains, ips, url_rules, _no_digests())
         except FormatError:
             # Raise what indexing the whole list raises: the same entry, by its own number.
             match._index_list(self, total, {}, {}, {}, _no_digests())
             raise
-        ref_of = [total + position for position, _ in chosen]
-        for table, sub_table in ((domains, sub_domains), (ips, sub_ips)):
-            for host, sub_refs in sub_table.items():
-                table[host] = table.get(host, ()) + tuple(ref_of[r] for r in sub_refs)
-        for host, rules in sub_rules.items():
-            url_rules.setdefault(host, []).extend(
-                replace(rule, ref=ref_of[rule.ref]) for rule in rules
-            )
 
 
 def _no_digests() -> dict[str, tuple[list[Any], list[Any]]]:
