@@ -12,17 +12,17 @@ deterministically into a temporary directory that is deleted afterwards; figures
 ``--runs`` runs and every figure is printed with its ratio to the peers measured in the same run:
 
 - **B5**, content-hash check: 1,000,000 manifest digests (10,000 listed) against 10,000,000
-  listed digests. Ours: :class:`provenance.lists.match.DigestIndex` built from the raw 32-byte
+  listed digests. Ours: :class:`provenance.lists.digests.DigestIndex` built from the raw 32-byte
   digests (read, index, look up); from hex lines decoded by
-  :func:`provenance.lists.match.hex_digests` (the bulk decoder the index uses for list entries
-  and manifest digests); and the real path, :class:`~provenance.lists.match.ListIndex` over
+  :func:`provenance._kernels.hex_digests` (the bulk decoder the index uses for list entries
+  and manifest digests); and the real path, :class:`~provenance.lists.index.ListIndex` over
   hex-string entries and ``match_digests`` on hex strings (timed from loaded strings). Peers:
   a DuckDB join over the same digests in Parquet, as ``FIXED_LEN_BYTE_ARRAY(32)`` and as hex
   ``VARCHAR``; and, with ``--set-baseline``, a Python set of hex strings (about 2 GB). Goal:
   time and peak RSS at most 1.5x DuckDB (from hex: DuckDB's hex join).
 - **B7**, domain matching: 1,000,000 URLs (5 % on a listed domain through a subdomain, some of
   those spelled evasively) against 1,000,000 listed domains. Ours:
-  :meth:`provenance.lists.match.ListIndex.match_urls` (WHATWG/UTS-46 normalization with a
+  :meth:`provenance.lists.index.ListIndex.match_urls` (WHATWG/UTS-46 normalization with a
   checked fast path). Peers: ``urllib.parse.urlsplit(...).hostname`` plus a suffix loop over a
   set, and Hugging Face datatrove's ``URLFilter`` (offline PSL snapshot). Goal: >= 600,000
   URLs/s, >= 2x the urllib loop, >= 10x datatrove. Hits found are printed for each: the peers
@@ -200,7 +200,7 @@ def _read_hex_lines(path: Path) -> Any:
     time (a block of lines is read into one reused buffer and decoded into the result)."""
     import numpy as np
 
-    from provenance.lists.match import hex_digests
+    from provenance._kernels import hex_digests
 
     count = path.stat().st_size // 65
     rows = np.empty((count, 32), dtype=np.uint8)

@@ -9,7 +9,6 @@ a typed result whose ``to_dict`` is the command's ``--json`` document.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +16,9 @@ from typing import Any
 
 from provenance import _json, lookup, proofs
 from provenance._files import read_bytes
+from provenance._hex import is_sha256_hex
 from provenance.errors import FormatError, InputError, VerificationError
 
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 BATCH = 256
 """Works read and looked up at a time (each is read whole, up to ``lookup.MAX_WORK_BYTES``)."""
 
@@ -201,7 +200,7 @@ def _unverified_claim(unverified_data: bytes) -> dict[str, Any]:
     digest = work.get("sha256") if isinstance(work, dict) else None
     claimed: dict[str, Any] = {
         "claim": claim if claim in ("present", "absent") else None,
-        "work": digest if isinstance(digest, str) and _HEX64.match(digest) else None,
+        "work": digest if is_sha256_hex(digest) else None,
     }
     status = document.get("status")
     if status in proofs.STATUSES:

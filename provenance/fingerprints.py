@@ -21,7 +21,8 @@ Hashes, all modulo 2**64: a token's hash is splitmix64's finalizer of
 ``first ^ last * 0xA0761D6478BD642F ^ length * 0xD6E8FEB86659FD93``, where ``first`` is its first
 ``min(length, 8)`` UTF-8 bytes and ``last`` its last 8 bytes (0 if it has at most 8) read as
 little-endian integers; an n-gram's hash is ``sum(hash[i + t] * Q**t for t < NGRAM)`` with
-``Q = 0x9E3779B97F4A7C15``; the fingerprints are the minima of the windows (0 never is one).
+``Q = 0x9E3779B97F4A7C15`` (the polynomial hash of :mod:`provenance._kernels`, whose base is Q);
+the fingerprints are the minima of the windows (0 never is one).
 ``tests/test_fingerprints_equiv.py`` holds this definition written out plainly.
 
 The computation is vectorized with numpy over a batch of texts (the fingerprints of a text do
@@ -49,6 +50,7 @@ import numpy.typing as npt
 
 from provenance._contentkind import IMAGE_FIRST_BYTES as _IMAGE_FIRST_BYTES
 from provenance._contentkind import is_image
+from provenance._kernels import polynomial_prefix, window_hashes
 from provenance.normtext import NormalizedBatch, normalize_batch
 
 __all__ = [
@@ -77,28 +79,11 @@ assert np.dtype(np.intp).itemsize == 8, "needs a 64-bit platform"
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
-_Q = 0x9E3779B97F4A7C15  # odd, so invertible modulo 2**64
-_Q_INV = pow(_Q, -1, 2**64)
 _LEN_MIX = np.uint64(0xD6E8FEB86659FD93)
 _LAST_MIX = np.uint64(0xA0761D6478BD642F)
 _LOW_MASKS = np.array(
     [0] + [(1 << (8 * k)) - 1 for k in range(1, 8)] + [2**64 - 1], dtype=np.uint64
 )
-_powers: tuple[U64, U64] = (_EMPTY, _EMPTY)
-
-
-def _power_tables(size: int) -> tuple[U64, U64]:
-    """Q**i and Q**-i modulo 2**64 for i < size (cached, grown on demand)."""
-    global _powers
-    if len(_powers[0]) < size:
-        grown = max(size, 2 * len(_powers[0]), 1 << 16)
-        with np.errstate(over="ignore"):
-            q = np.full(grown, _Q, dtype=np.uint64)
-            q[0] = 1
-            q_inv = np.full(grown, _Q_INV, dtype=np.uint64)
-            q_inv[0] = 1
-            _powers = (np.cumprod(q, dtype=np.uint64), np.cumprod(q_inv, dtype=np.uint64))
-    return _powers
 
 
 def _tokens(data: bytes) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
@@ -229,16 +214,8 @@ def _fingerprints(
     if not len(long_enough):
         return result
     first_window, end_window = first_window[long_enough], end_window[long_enough]
-    wh = _word_hashes(data, starts, ends)
-    pw, pw_inv = _power_tables(n_words + 1)
-    with np.errstate(over="ignore"):
-        prefix = np.zeros(n_words + 1, dtype=np.uint64)
-        wh *= pw[:n_words]
-        np.cumsum(wh, out=prefix[1:])
-        n_grams = n_words - NGRAM + 1
-        # sum_t wh[i+t] * Q**t: uniform when the word hashes are, so no further mixing.
-        grams = np.subtract(prefix[NGRAM:], prefix[:n_grams])
-        grams *= pw_inv[:n_grams]
+    # sum_t wh[i+t] * Q**t: uniform when the word hashes are, so no further mixing.
+    grams = window_hashes(polynomial_prefix(_word_hashes(data, starts, ends)), NGRAM)
     # Winnowing keeps, of every window of one text, the n-grams equal to the window's minimum:
     # the text's fingerprints are the set of the minima of its windows (0 excepted, which the
     # first implementation could not tell from padding). Consecutive windows mostly share

@@ -27,11 +27,11 @@ import msgspec
 
 from provenance import _json
 from provenance._files import open_input
+from provenance._hex import is_sha256_hex
 from provenance.errors import FormatError, InputError, LocalIOError, UnsafePathError
 
 RecordFormat = Literal["jsonl", "csv", "parquet"]
 MAX_RECORD_BYTES = 256 * 1024 * 1024
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +164,7 @@ def _content_problem(
 ) -> str | None:
     """What is wrong with a record's content fields (absent ones are None), or None."""
     if (text is None) + (path is None) + (digest is None) == 2:
-        if digest is None or _HEX64.fullmatch(digest):
+        if digest is None or is_sha256_hex(digest):
             return None
         return f"{columns.sha256!r} must be 64 lowercase hex digits"
     given = [

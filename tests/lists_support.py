@@ -3,7 +3,9 @@ a repository factory, and a byte-for-byte snapshot of a directory tree."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import gzip
 import http.server
 import os
@@ -13,6 +15,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pytest
 
 from provenance.keys import PrivateKey
 from provenance.lists.client import FetchOptions
@@ -272,3 +276,28 @@ class Timer:
 def iter_target_paths(repo: Path) -> Iterator[str]:
     for path in sorted((repo / "targets").rglob("*.json")):
         yield "/targets/" + str(path.relative_to(repo / "targets"))
+
+
+@contextlib.contextmanager
+def collector_watched(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """Refuse ``gc.disable()`` inside, and list the generation of every collection run there.
+
+    Building millions of objects the cyclic collector tracks sets off a collection about every
+    700 of them; objects it does not track (ints, strings, ``gc=False`` structs) none.
+    """
+
+    def refuse() -> None:
+        raise AssertionError("a library constructor paused the garbage collector")
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    collections: list[int] = []
+    monkeypatch.setattr(gc, "disable", refuse)
+    gc.collect()
+    gc.callbacks.append(count)
+    try:
+        yield collections
+    finally:
+        gc.callbacks.remove(count)

@@ -48,7 +48,7 @@ from provenance.errors import (
     VerificationError,
 )
 from provenance.keys import PrivateKey
-from provenance.lists import _metadata
+from provenance.lists import _metadata, _repo
 from provenance.lists import repository as repo_module
 from provenance.lists._tufkeys import KeySigner, tuf_key
 from provenance.lists.cache import (
@@ -93,13 +93,13 @@ def do_fetch(
 
 
 def resign(
-    assoc: Association, mutate: Callable[[repo_module._Repository], None], *, at: dt.datetime
+    assoc: Association, mutate: Callable[[_repo.Repository], None], *, at: dt.datetime
 ) -> None:
     """Let the association (holding its keys) publish arbitrary, validly signed metadata."""
-    repo = repo_module._load_repository(assoc.repo, at=at)
+    repo = _repo.load_repository(assoc.repo, at=at)
     assert repo is not None
     mutate(repo)
-    repo_module._bump_snapshot_and_timestamp(
+    _repo.bump_snapshot_and_timestamp(
         repo,
         [KeySigner(k) for k in assoc.keys],
         at=at,
@@ -107,13 +107,13 @@ def resign(
         resign_snapshot=True,
         resign_targets=True,
     )
-    repo_module._write(repo)
+    _repo.write_new_files(repo)
 
 
-def add_list_file(repo: repo_module._Repository, path: str, data: bytes) -> None:
+def add_list_file(repo: _repo.Repository, path: str, data: bytes) -> None:
     info = TargetFile.from_data(path, data, ["sha256"])
     repo.targets.signed.targets[path] = info
-    repo.new_files.append((repo_module._target_file(repo.directory, info), data))
+    repo.new_files.append((_repo.target_file(repo.directory, info), data))
 
 
 # --- the normal path --------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import gc
 import json
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from provenance.lists.entries import (
     read_entries,
 )
 from provenance.lists.model import ExclusionList, ListEntry, check_list_name
+from tests.lists_support import collector_watched
 
 VECTORS = Path(__file__).resolve().parent / "vectors" / "blocklists"
 T0 = dt.datetime(2026, 7, 1, tzinfo=dt.UTC)
@@ -140,6 +142,30 @@ def test_round_trip_and_canonical_bytes() -> None:
     assert ExclusionList.from_bytes(data, what="x") == parsed
     assert parsed.counts() == {"illegal": 1, "opt-out": 2, "other": 1, "piracy": 3}
     assert len(parsed.digest()) == 64
+
+
+def test_entries_are_decoded_untracked_without_pausing_the_collector(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A big list loads without gc.disable(): its entries are objects the collector never scans."""
+    document = {**VALID, "entries": [
+        {"type": "domain", "value": f"host{n}.example", "category": "piracy"} for n in range(50_000)
+    ]}  # fmt: skip
+    data = _json.canonical(document)
+    with collector_watched(monkeypatch) as collections:
+        parsed = ExclusionList.from_bytes(data, what="x")
+    assert len(parsed.entries) == 50_000
+    assert not any(gc.is_tracked(entry) for entry in parsed.entries[:1000])
+    # 50,000 tracked objects would set off about 70 collections; a few lists and dicts none.
+    assert len(collections) <= 2
+    entry = ListEntry(type="domain", value="a.example", category="piracy")
+    assert not gc.is_tracked(entry)
+    with pytest.raises(ValueError, match="unknown entry type"):
+        ListEntry(type="regex", value="a", category="piracy")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown category"):
+        ListEntry(type="domain", value="a", category="spam")  # type: ignore[arg-type]
+    with pytest.raises(FormatError, match="previous: 'AB"):
+        ExclusionList.from_bytes(_json.canonical(_with("previous", "AB" * 32)), what="x")
 
 
 @pytest.mark.parametrize(

@@ -14,14 +14,13 @@ from tuf.api.metadata import Metadata
 from provenance._files import atomic_write
 from provenance.errors import InputError, LocalIOError, SignatureError, VerificationError
 from provenance.keys import PrivateKey
-from provenance.lists import _metadata
-from provenance.lists import repository as repository_module
+from provenance.lists import _metadata, _repo
 from provenance.lists.model import ExclusionList
 from provenance.lists.repository import publish, refresh
 
 
 def _state(repo: Path, *, at: dt.datetime) -> _metadata.VerifiedRepository:
-    loaded = repository_module._load_repository(repo, at=at, allow_expired=False)
+    loaded = _repo.load_repository(repo, at=at, allow_expired=False)
     assert loaded is not None
     return _metadata.VerifiedRepository(
         loaded.root, loaded.timestamp, loaded.snapshot, loaded.targets, {}, ()
@@ -94,7 +93,7 @@ def test_several_lists_share_one_repository(tmp_path: Path) -> None:
 def test_both_key_algorithms(tmp_path: Path, algorithm: str) -> None:
     assoc = Association(tmp_path, keys=[PrivateKey.generate(algorithm)])  # type: ignore[arg-type]
     assoc.publish()
-    loaded = repository_module._load_repository(assoc.repo, at=T0)
+    loaded = _repo.load_repository(assoc.repo, at=T0)
     assert loaded is not None
     signers = _metadata.role_signers(loaded.root.signed, "targets", loaded.targets, what="targets")
     assert signers == (assoc.keys[0].keyid,)
@@ -175,7 +174,7 @@ def test_interrupted_publish_leaves_the_old_state_served(
             raise LocalIOError(f"{path}: cannot write: No space left on device")
         atomic_write(path, data, mode=mode)
 
-    monkeypatch.setattr(repository_module, "atomic_write", failing)
+    monkeypatch.setattr(_repo, "atomic_write", failing)
     with pytest.raises(LocalIOError):
         assoc.publish(DOMAINS_V2, at=T0 + DAY)
     assert (assoc.repo / "metadata/timestamp.json").read_bytes() == timestamp

@@ -380,12 +380,21 @@ def _flip(path: Path, offset: int) -> None:
     path.write_bytes(bytes(data))
 
 
+def _upper_manifest_digest(path: Path) -> None:
+    """Write the header's manifest digest in upper case (same length: the layout holds)."""
+    data = path.read_bytes()
+    digest = re.search(rb'"manifest":\{"entries":[0-9]+,"sha256":"([0-9a-f]{64})"', data)
+    assert digest is not None
+    path.write_bytes(data.replace(digest[1], digest[1].upper(), 1))
+
+
 @pytest.mark.parametrize(
     ("damage", "error", "message"),
     [
         (lambda p: _flip(p, 0), FormatError, "bad magic"),
         (lambda p: _flip(p, 8), FormatError, "header length"),
         (lambda p: _flip(p, 20), FormatError, "corrupt fingerprint index"),
+        (_upper_manifest_digest, FormatError, "lacks a valid 'manifest'"),
         (lambda p: p.write_bytes(p.read_bytes()[:-8]), FormatError, "past the end"),
         (lambda p: p.write_bytes(p.read_bytes() + b"\0" * 8), FormatError, "unexpected bytes"),
         (lambda p: p.write_bytes(b"PVFP"), FormatError, "shorter than"),

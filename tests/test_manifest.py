@@ -543,6 +543,17 @@ def test_a_consumer_refusing_an_entry_of_another_manifest_is_a_mismatch(tmp_path
     assert isinstance(raised.value.__cause__, InputError)
 
 
+def test_a_committed_read_of_a_file_it_cannot_open_is_that_error(tmp_path: Path) -> None:
+    path, _, summary = _written(tmp_path)
+    path.unlink()
+    os.mkfifo(path)  # not a regular file: refused when it is opened, before any entry
+
+    with pytest.raises(InputError, match="not a regular file"):
+        manifest.read_committed(path, summary, list)
+    with pytest.raises(InputError, match="not a regular file"):
+        manifest.read_committed(path, summary, lambda entries: next(entries))
+
+
 def test_summary_from_card_and_differences() -> None:
     from provenance.card import ManifestCommitment
 

@@ -16,8 +16,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from provenance.errors import FormatError, InvalidURLError
-from provenance.lists import match
+from provenance import _kernels
+from provenance.errors import FormatError, InputError, InvalidURLError
+from provenance.lists import _accel
+from provenance.lists import urls as lists_urls
+from provenance.lists._refs import refs_of
+from provenance.lists.entries import read_entries
 from provenance.lists.match import (
     DigestIndex,
     Hit,
@@ -33,6 +37,7 @@ from provenance.lists.match import (
 )
 from provenance.lists.model import ExclusionList, ListEntry
 from tests.conftest import VECTORS
+from tests.lists_support import collector_watched
 
 URL_VECTORS = VECTORS / "url"
 SPECIAL = {"http:", "https:", "ws:", "wss:", "ftp:", "file:"}
@@ -176,7 +181,7 @@ def test_idna_test_v2_non_transitional() -> None:
                 or not expected.strip(".")
                 or set(expected) & _FORBIDDEN_DOMAIN
                 or _ends_in_number(expected)
-                or any(match._unassigned_in_unicode14(ch) for ch in to_unicode)
+                or any(lists_urls._unassigned_in_unicode14(ch) for ch in to_unicode)
             ), (source, expected)
             refused_for_reason += 1
     assert valid_same > 700 and invalid_refused > 5000
@@ -307,7 +312,7 @@ def test_normalize_host_refuses(text: str) -> None:
 @given(st.text(alphabet="abcxyz019-.", min_size=1, max_size=24))
 def test_host_fast_path_equals_the_parser(text: str) -> None:
     try:
-        slow: str | None = parse_host(text)[0]
+        slow: str | None = lists_urls._parse_host_with_parser(text)[0]
     except InvalidURLError:
         slow = None
     try:
@@ -694,54 +699,54 @@ def test_hex_digests_accept_exactly_lower_case_hex_digits(position: int, newline
         data[position] = byte
         text = bytes(data) + (b"\n" if newlines else b"")
         if chr(byte) in _HEX:
-            decoded = match.hex_digests(text, newlines=newlines)
+            decoded = _kernels.hex_digests(text, newlines=newlines)
             assert decoded.tobytes() == bytes.fromhex(data.decode())
         else:
             with pytest.raises(ValueError, match="digest 0 holds a character"):
-                match.hex_digests(text, newlines=newlines)
+                _kernels.hex_digests(text, newlines=newlines)
 
 
 @pytest.mark.parametrize("count", [0, 1, 7, 8191, 8192, 8193, 20000])
 def test_hex_digests_round_trip(count: int) -> None:
     rows = np.random.default_rng(count).integers(0, 256, size=(count, 32), dtype=np.uint8)
     text = rows.tobytes().hex()
-    assert np.array_equal(match.hex_digests(text.encode()), rows)
+    assert np.array_equal(_kernels.hex_digests(text.encode()), rows)
     lines = "".join(text[i : i + 64] + "\n" for i in range(0, len(text), 64)).encode()
-    assert np.array_equal(match.hex_digests(lines, newlines=True), rows)
+    assert np.array_equal(_kernels.hex_digests(lines, newlines=True), rows)
     # Unaligned memory (a view one byte into a buffer) decodes the same.
-    assert np.array_equal(match.hex_digests(memoryview(b"x" + text.encode())[1:]), rows)
+    assert np.array_equal(_kernels.hex_digests(memoryview(b"x" + text.encode())[1:]), rows)
     values = [text[i : i + 64] for i in range(0, len(text), 64)]
-    assert np.array_equal(match.hex_digest_rows(values), rows)
+    assert np.array_equal(_kernels.hex_digest_rows(values), rows)
     out = np.zeros((count, 32), dtype=np.uint8)
-    assert match.hex_digests(text.encode(), out=out) is out
+    assert _kernels.hex_digests(text.encode(), out=out) is out
     assert np.array_equal(out, rows)
 
 
 def test_hex_digests_on_two_cores(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(match, "_HEX_PARALLEL_ROWS", 4)
-    monkeypatch.setattr(match, "_HEX_ROWS_PER_STEP", 3)
-    monkeypatch.setattr(match, "_other_cores", lambda: True)
+    monkeypatch.setattr(_kernels, "_HEX_PARALLEL_ROWS", 4)
+    monkeypatch.setattr(_kernels, "_HEX_ROWS_PER_STEP", 3)
+    monkeypatch.setattr(_kernels, "other_cores", lambda: True)
     rows = np.random.default_rng(5).integers(0, 256, size=(101, 32), dtype=np.uint8)
     text = bytearray(rows.tobytes().hex().encode())
-    assert np.array_equal(match.hex_digests(bytes(text)), rows)
+    assert np.array_equal(_kernels.hex_digests(bytes(text)), rows)
     text[90 * 64] = ord("X")  # in the second half
     with pytest.raises(ValueError, match="digest 90 holds"):
-        match.hex_digests(bytes(text))
+        _kernels.hex_digests(bytes(text))
     text[7 * 64 + 5] = ord("X")  # the first half's is named first
     with pytest.raises(ValueError, match="digest 7 holds"):
-        match.hex_digests(bytes(text))
+        _kernels.hex_digests(bytes(text))
 
 
 def test_hex_digests_name_the_first_bad_digest() -> None:
     good = b"0" * 64
     with pytest.raises(ValueError, match="not a whole number"):
-        match.hex_digests(good + b"0")
+        _kernels.hex_digests(good + b"0")
     with pytest.raises(ValueError, match="digest 2 holds"):
-        match.hex_digests(good * 2 + b"0" * 63 + b"G" + good)
+        _kernels.hex_digests(good * 2 + b"0" * 63 + b"G" + good)
     with pytest.raises(ValueError, match="digest 1 is not 64 digits and a newline"):
-        match.hex_digests(good + b"\n" + good + b"\r", newlines=True)
+        _kernels.hex_digests(good + b"\n" + good + b"\r", newlines=True)
     with pytest.raises(ValueError, match="digest 9000 holds"):  # in the second step
-        match.hex_digests(good * 9000 + b"0" * 63 + b":" + good * 10)
+        _kernels.hex_digests(good * 9000 + b"0" * 63 + b":" + good * 10)
 
 
 @pytest.mark.parametrize(
@@ -757,16 +762,16 @@ def test_hex_digests_name_the_first_bad_digest() -> None:
 )
 def test_hex_digest_rows_refuse_anything_but_64_lower_case_digits(values: list[str]) -> None:
     with pytest.raises(FormatError, match="is not a SHA-256"):
-        match.hex_digest_rows(values)
+        _kernels.hex_digest_rows(values)
 
 
 def test_hex_digest_rows_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(match, "_HEX_VALUES_PER_CHUNK", 3)
+    monkeypatch.setattr(_kernels, "_HEX_VALUES_PER_CHUNK", 3)
     rows = np.random.default_rng(1).integers(0, 256, size=(10, 32), dtype=np.uint8)
     values = [bytes(r).hex() for r in rows]
-    assert np.array_equal(match.hex_digest_rows(values), rows)
+    assert np.array_equal(_kernels.hex_digest_rows(values), rows)
     with pytest.raises(FormatError, match="'x"):
-        match.hex_digest_rows([*values[:7], "x" * 64, *values[8:]])
+        _kernels.hex_digest_rows([*values[:7], "x" * 64, *values[8:]])
 
 
 def test_digest_entries_mixed_with_others_and_across_lists() -> None:
@@ -951,13 +956,13 @@ def test_match_urls_verifies_every_candidate_exactly(urls: list[str | None]) -> 
     # A filter that lets every suffix through (as hash collisions would) changes nothing: each
     # candidate is looked up exactly. Small steps check that results land at the right place.
     index = ListIndex(DEEP.lists)
-    index._suffixes._bitmap[:] = 0xFF
-    step = match._URLS_PER_STEP
+    index._accelerator._suffixes._bitmap[:] = 0xFF
+    step = _accel._URLS_PER_STEP
     try:
-        match._URLS_PER_STEP = 3
+        _accel._URLS_PER_STEP = 3
         refs, bad = index.match_urls(urls)
     finally:
-        match._URLS_PER_STEP = step
+        _accel._URLS_PER_STEP = step
     assert (refs, set(bad)) == _exact(index, urls)
 
 
@@ -969,6 +974,94 @@ def test_match_urls_long_hosts_and_many_urls() -> None:
     assert refs[0] == DEEP.match_url(f"http://{long_host}/") != ()
 
 
+BLOCKLISTS = VECTORS / "blocklists"
+
+
+def _real_index() -> tuple[ListIndex, list[str], list[str]]:
+    """The match index over the real blocklist excerpts, with their domain and url-prefix values."""
+    domains: list[ListEntry] = []
+    for name in ("blocklistproject-piracy-head.txt", "ut1-warez-domains-head.txt"):
+        domains += read_entries(BLOCKLISTS / name, category="piracy")
+    skipped: list[InputError] = []  # dweb.link, a public suffix, cannot be listed
+    domains += read_entries(BLOCKLISTS / "ut1-filehosting-domains-153.txt", skipped=skipped)
+    prefixes = read_entries(
+        BLOCKLISTS / "ut1-warez-urls.txt", category="piracy", entry_type="url-prefix"
+    )
+    lists = [FakeList("domains", 1, domains), FakeList("urls", 1, prefixes)]
+    return ListIndex(lists), [e.value for e in domains], [e.value for e in prefixes]
+
+
+REAL, REAL_DOMAINS, REAL_PREFIXES = _real_index()
+_SPELLINGS = [
+    "http://{}/", "https://www.{}/a/b?c#d", "HTTP://{}./", "http://sub.{}:8080/x", "http://not{}/",
+    "http://{}.evil.example/", "https://user:pw@{}/", "http:\\\\{}\\x", "  http://{}\t/ ",
+    "http://{}:443/", "ftp://{}/", "{}/x", "http://{}..", "https://{}/%2e%2e/x",
+]  # fmt: skip
+
+
+def test_match_urls_equals_match_url_on_real_lists_and_wpt_urls() -> None:
+    # Every listed value of the real blocklists in many spellings, and every URL of the WHATWG
+    # test data: the accelerator answers exactly as the specification does.
+    values = REAL_DOMAINS + REAL_PREFIXES
+    urls = [spelling.format(value) for value in values for spelling in _SPELLINGS]
+    urls += [case["input"] for case in _wpt_cases()]
+    refs, bad = REAL.match_urls(urls)
+    assert (refs, set(bad)) == _exact(REAL, urls)
+    # Not vacuous: most listed values are found through the fast path and some through rules.
+    assert sum(map(bool, refs)) > 4 * len(values)
+    assert any(ref >= len(REAL_DOMAINS) for found in refs for ref in found)
+    assert len(bad) > 100
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.builds(
+            lambda scheme, sub, value, rest: f"{scheme}{sub}{value}{rest}",
+            st.sampled_from(["http://", "https://", "HTTPS://", "http:/", ""]),
+            st.sampled_from(["", "www.", "a.b.", "x-", "WWW.", "."]),
+            st.sampled_from(REAL_DOMAINS + REAL_PREFIXES),
+            st.text(alphabet="/.:%2eA?#\\@x", max_size=8),
+        ),
+        max_size=40,
+    )
+)
+def test_match_urls_equals_match_url_on_real_lists_fuzzed(urls: list[str]) -> None:
+    refs, bad = REAL.match_urls(urls)
+    assert (refs, set(bad)) == _exact(REAL, urls)
+
+
+def test_match_url_is_the_rule_and_the_accelerator_is_held_to_it() -> None:
+    # A broken accelerator (a filter that lets no suffix through) changes what match_urls
+    # finds, which the equality tests above would catch, and nothing that match_url finds: the
+    # specification does not go through the accelerator.
+    urls = ["http://www.b.a.com/", "https://q.org/x", "http://c.b.a.com./", "http://10.0.0.1/"]
+    index = ListIndex(DEEP.lists)
+    want = [index.match_url(url) for url in urls]
+    assert all(want)
+    index._accelerator._suffixes._bitmap[:] = 0
+    assert [index.match_url(url) for url in urls] == want
+    refs, bad = index.match_urls(urls)
+    assert not bad and refs != want
+    assert refs[2:] == want[2:]  # the trailing-dot host and the IP went to match_url
+
+
+def test_big_index_is_built_without_pausing_the_collector(monkeypatch: pytest.MonkeyPatch) -> None:
+    hosts = [f"h{n}.example" for n in range(100_000)]
+    lists = [
+        FakeList("one", 1, [Entry("domain", h) for h in hosts]),
+        FakeList(
+            "two", 1, [Entry("domain", h) for h in hosts[:10]] + [Entry("domain", "xn--p1ai")]
+        ),
+    ]
+    with collector_watched(monkeypatch) as collections:
+        index = ListIndex(lists)
+    # A tuple per host would be 100,000 tracked objects (over 100 collections).
+    assert len(collections) <= 2
+    assert index.match_url("http://www.h5.example/") == (5, 100_000 + 5)
+    assert index.match_url("http://h99999.example/") == (99_999,)
+
+
 @settings(max_examples=600, deadline=None)
 @given(
     st.sampled_from(["http://", "https://", "HTTP://", "http:/", "http:\\\\", "ftp://", ""]),
@@ -976,10 +1069,10 @@ def test_match_urls_long_hosts_and_many_urls() -> None:
 )
 def test_batch_host_pattern_equals_the_parser(scheme: str, rest: str) -> None:
     url = scheme + rest
-    found = match._FAST_URL_HOST.match(url)
+    found = lists_urls.PLAIN_URL.match(url)
     assert found is not None  # it always matches; group 1 is the host or None
     host = found[1]
-    if host is not None and not match._needs_parser(host):  # what match_urls takes as plain
+    if host is not None and not _accel._needs_parser(host):  # what match_urls takes as plain
         assert parse_url(url).host == host
         assert fast_host(url) == host  # a subset of the single-URL fast path
 
@@ -995,13 +1088,14 @@ def test_suffix_hashes_equal_a_reference(hosts: list[str]) -> None:
             starts.append(position + offset)
             ends.append(position + len(host))
         position += len(host) + 1
-    got = match._range_hashes(data, np.array(starts), np.array(ends))
+    got = _accel._byte_hashes(data, np.array(starts), np.array(ends))
     text = data.tobytes()
     for start, end, value in zip(starts, ends, got.tolist(), strict=True):
+        # The polynomial hash of the kernels, each byte counted as byte + 1.
         want = 0
-        for byte in text[start:end]:
-            want = (want * match._HASH_BASE + byte + 1) % (1 << 64)
-        assert value == want
+        for power, byte in enumerate(text[start:end]):
+            want += (byte + 1) * pow(_kernels.HASH_BASE, power, 1 << 64)
+        assert value == want % (1 << 64)
 
 
 _HOST_VALUES = [
@@ -1042,8 +1136,8 @@ def test_index_tables_equal_adding_entries_one_at_a_time(
             number += 1
         fakes.append(FakeList(f"l{n}", 1, values))
     index = ListIndex(fakes)
-    assert index._domains == domains
-    assert index._ips == ips
+    assert {host: refs_of(slot) for host, slot in index._domains.items()} == domains
+    assert {host: refs_of(slot) for host, slot in index._ips.items()} == ips
 
 
 def test_invalid_digest_entry_names_list_and_entry() -> None:

@@ -19,11 +19,12 @@ from provenance.card.model import Exclusion
 from provenance.filter_report import FilterReport, RecordCounts, UnevaluableExample
 from provenance.lists.cache import CachedList
 from provenance.lists.match import NO_MATCH, ListIndex, RecordMatch
+from provenance.lists.model import URL_ENTRY_TYPES
 from provenance.trust import format_time
 
 MAX_EXAMPLES = 100
 """How many unevaluable records (and records without a URL) the report names (all are counted)."""
-URL_TYPES = frozenset({"domain", "url-prefix", "url"})
+URL_TYPES = frozenset(URL_ENTRY_TYPES)
 
 
 @dataclass(slots=True)

@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from provenance import _json
+from provenance._hex import is_sha256_hex
 from provenance.errors import FormatError
 from provenance.fingerprints import IMAGE_METHOD, NGRAM, TEXT_METHOD, WINDOW
 from provenance.normtext import NORM_TEXT_NAME
@@ -108,7 +109,7 @@ def parse(path: object, mapped: Any, size: int) -> tuple[dict[str, Any], dict[st
     manifest = header.get("manifest")
     if (
         not isinstance(manifest, dict)
-        or not isinstance(manifest.get("sha256"), str)
+        or not is_sha256_hex(manifest.get("sha256"))
         or not isinstance(manifest.get("entries"), int)
         or isinstance(manifest.get("entries"), bool)
         or not 0 <= manifest["entries"] <= MAX_ENTRIES

@@ -46,6 +46,7 @@ from tuf.api.exceptions import LengthOrHashMismatchError
 from tuf.api.metadata import TargetFile
 
 from provenance._files import open_input, read_bytes
+from provenance._hex import Sha256Hex
 from provenance.errors import (
     DigestMismatchError,
     FormatError,
@@ -281,7 +282,7 @@ def checked_list(
     )
 
 
-def verified_digest(data: bytes, info: TargetFile, *, what: str) -> str:
+def verified_digest(data: bytes, info: TargetFile, *, what: str) -> Sha256Hex:
     """Return the SHA-256 hex of ``data`` after checking it against ``info``.
 
     Raises:
@@ -293,7 +294,7 @@ def verified_digest(data: bytes, info: TargetFile, *, what: str) -> str:
         info.verify_length_and_hashes(data)
     except LengthOrHashMismatchError as exc:
         raise DigestMismatchError(f"{what}: does not match the signed metadata: {exc}") from None
-    return hashlib.sha256(data).hexdigest()
+    return Sha256Hex(hashlib.sha256(data).hexdigest())
 
 
 def read_repository(

@@ -29,6 +29,7 @@ from provenance.errors import FormatError, InputError, LocalIOError
 from provenance.lists import match
 from provenance.lists.model import (
     CATEGORIES,
+    DIGEST_ENTRY_TYPES,
     ENTRY_TYPES,
     MAX_NOTE_LENGTH,
     MAX_VALUE_LENGTH,
@@ -107,7 +108,7 @@ def normalize_entry(entry: ListEntry, *, what: str) -> ListEntry:
     value = entry.value.strip()
     if entry.type == "domain":
         value = normalize_domain(value, what=what)
-    elif entry.type in ("sha256", "text-sha256"):
+    elif entry.type in DIGEST_ENTRY_TYPES:
         value = value.lower()
     problem = value_problem(entry.type, value)
     if problem is not None or not value or len(value) > MAX_VALUE_LENGTH:

@@ -32,14 +32,8 @@ import numpy as np
 import numpy.typing as npt
 
 from provenance.errors import InputError
-from provenance.lists.match import (
-    NO_MATCH,
-    Digest,
-    ListIndex,
-    RecordMatch,
-    digests_array,
-    hex_digest_rows,
-)
+from provenance.lists.digests import digest_rows
+from provenance.lists.match import NO_MATCH, Digest, ListIndex, RecordMatch
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -196,11 +190,7 @@ def _query_rows(digests: Sequence[Digest | None]) -> tuple[_Rows, _Ints]:
     values = [digests[n] for n in present]
     if not values:
         return np.zeros((0, 32), dtype=np.uint8), np.zeros(0, dtype=np.int64)
-    rows = (
-        hex_digest_rows(cast("Sequence[str]", values))
-        if isinstance(values[0], str)
-        else digests_array(cast("Sequence[bytes]", values))
-    )
+    rows = digest_rows(cast("Sequence[Digest]", values))
     return rows, np.asarray(present, dtype=np.int64)
 
 

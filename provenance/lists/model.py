@@ -16,6 +16,9 @@ Entry values are checked for shape here (a host name, a bracketed IPv6 literal, 
 a URL without spaces or control characters). Normalizing what a publisher typed (IDNA, case,
 public suffixes) happens when the list is published (:mod:`provenance.lists.entries`).
 
+The entry types and categories are defined here and nowhere else; matching
+(:mod:`provenance.lists.match`) and the command line take them from this module.
+
 Round trip: ``ExclusionList.from_bytes(x.to_bytes(), what=...) == x`` and
 ``ExclusionList.from_dict(x.to_dict(), what=...) == x``.
 """
@@ -23,7 +26,6 @@ Round trip: ``ExclusionList.from_bytes(x.to_bytes(), what=...) == x`` and
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
@@ -32,12 +34,17 @@ from typing import Annotated, Any, Literal, get_args
 
 import msgspec
 
+from provenance._hex import Sha256Hex, first_invalid_sha256_hex, is_sha256_hex, sha256_hex
 from provenance.errors import FormatError, InputError
 
 EntryType = Literal["domain", "url-prefix", "url", "sha256", "text-sha256"]
 Category = Literal["piracy", "opt-out", "illegal", "other"]
 ENTRY_TYPES: tuple[EntryType, ...] = get_args(EntryType)
 CATEGORIES: tuple[Category, ...] = get_args(Category)
+URL_ENTRY_TYPES: tuple[EntryType, ...] = ("domain", "url-prefix", "url")
+"""The types matched against a record's URL."""
+DIGEST_ENTRY_TYPES: tuple[EntryType, ...] = ("sha256", "text-sha256")
+"""The types matched against a content digest (``sha256``) or a norm-text-v1 digest."""
 
 LIST_NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 """List names: lower-case ASCII, digits, ``.``, ``_``, ``-``; they become paths and URL parts."""
@@ -48,7 +55,6 @@ MAX_PUBLISHER_LENGTH = 200
 MAX_VERSION = 2**53 - 1
 
 _NAME_RE = re.compile(r"\A[a-z0-9][a-z0-9._-]{0,63}\Z")
-_HEX64_RE = re.compile(r"\A[0-9a-f]{64}\Z")
 # A host as published: ASCII lower case (IDNA A-labels), no empty label, no trailing dot. IPv4
 # literals fit this pattern too; IPv6 literals are bracketed, as the WHATWG URL host serializer
 # writes them.
@@ -81,42 +87,15 @@ def check_list_name(name: str, *, what: str = "list name") -> str:
 
 def value_problem(entry_type: str, value: str) -> str | None:
     """Return why ``value`` is not a well-formed value for ``entry_type``, or None if it is."""
-    if entry_type in ("sha256", "text-sha256"):
-        return None if _HEX64_RE.match(value) else "must be 64 lower-case hex digits"
+    if entry_type in DIGEST_ENTRY_TYPES:
+        return None if is_sha256_hex(value) else "must be 64 lower-case hex digits"
     if entry_type == "domain":
         if _HOST_RE.match(value) or _IPV6_RE.match(value):
             return None
         return "must be a lower-case ASCII host name (IDNA A-labels, no trailing dot) or IP literal"
-    if entry_type in ("url", "url-prefix"):
+    if entry_type in URL_ENTRY_TYPES:
         return None if _URLISH_RE.match(value) else "must not contain spaces or control characters"
     return f"unknown entry type {entry_type!r}"
-
-
-# --- typed decoding (mirrors schemas/exclusion-list.v1.json; tests prove they agree) ----------
-
-_Hex64 = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
-
-
-class _EntryDoc(
-    msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True, gc=False
-):
-    type: EntryType
-    value: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_VALUE_LENGTH)]
-    category: Category
-    note: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NOTE_LENGTH)] | None = None
-
-
-class _ListDoc(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    name: Annotated[str, msgspec.Meta(pattern=LIST_NAME_PATTERN)]
-    version: Annotated[int, msgspec.Meta(ge=1, le=MAX_VERSION)]
-    issued: Annotated[str, msgspec.Meta(pattern=_TIME_PATTERN)]
-    publisher: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_PUBLISHER_LENGTH)]
-    previous: _Hex64 | None
-    entries: list[_EntryDoc]
-
-
-_encoder = msgspec.json.Encoder(order="sorted")
-_decoder = msgspec.json.Decoder(_ListDoc)
 
 
 def _parse_time(text: str, *, what: str) -> dt.datetime:
@@ -133,16 +112,34 @@ def _format_time(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ListEntry:
-    """One listed item: a ``domain``, ``url-prefix``, ``url``, ``sha256`` or ``text-sha256``."""
+class ListEntry(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    omit_defaults=True,
+    gc=False,
+):
+    """One listed item: a ``domain``, ``url-prefix``, ``url``, ``sha256`` or ``text-sha256``.
+
+    A frozen msgspec Struct rather than a dataclass, and one the cyclic garbage collector does
+    not track (``gc=False``; it holds only strings, so it cannot be part of a reference cycle):
+    a list of millions of entries is decoded straight into these, with no Python code per entry
+    and no collector pass over them. Its fields mirror ``schemas/exclusion-list.v1.json``
+    (the tests prove they agree); the length limits are checked when decoding.
+    """
 
     type: EntryType
-    value: str
+    value: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_VALUE_LENGTH)]
     category: Category
-    note: str | None = None
+    note: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NOTE_LENGTH)] | None = None
 
     def __post_init__(self) -> None:
+        """Refuse an unknown type or category (decoding checks them too).
+
+        Raises:
+            ValueError: ``type`` or ``category`` is not one of the known ones.
+        """
         if self.type not in ENTRY_TYPES:
             raise ValueError(f"unknown entry type {self.type!r}")
         if self.category not in CATEGORIES:
@@ -156,10 +153,13 @@ class ListEntry:
             FormatError: a missing or unknown field, a wrong type, or a malformed value.
         """
         try:
-            doc = msgspec.convert(dict(data), _EntryDoc)
+            entry = msgspec.convert(dict(data), cls)
         except msgspec.ValidationError as exc:
             raise FormatError(f"{what}: invalid list entry: {exc}") from None
-        return _entry_of(doc, what=what)
+        problem = value_problem(entry.type, entry.value)
+        if problem is not None:
+            raise FormatError(f"{what}: {entry.type} entry {entry.value[:100]!r} {problem}")
+        return entry
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form (``note`` only when present)."""
@@ -173,11 +173,20 @@ class ListEntry:
         return (self.type, self.value)
 
 
-def _entry_of(doc: _EntryDoc, *, what: str) -> ListEntry:
-    problem = value_problem(doc.type, doc.value)
-    if problem is not None:
-        raise FormatError(f"{what}: {doc.type} entry {doc.value[:100]!r} {problem}")
-    return ListEntry(type=doc.type, value=doc.value, category=doc.category, note=doc.note)
+# --- typed decoding (mirrors schemas/exclusion-list.v1.json; tests prove they agree) ----------
+
+
+class _ListDoc(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: Annotated[str, msgspec.Meta(pattern=LIST_NAME_PATTERN)]
+    version: Annotated[int, msgspec.Meta(ge=1, le=MAX_VERSION)]
+    issued: Annotated[str, msgspec.Meta(pattern=_TIME_PATTERN)]
+    publisher: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_PUBLISHER_LENGTH)]
+    previous: str | None  # checked by _list_of (sha256_hex)
+    entries: list[ListEntry]
+
+
+_encoder = msgspec.json.Encoder(order="sorted")
+_decoder = msgspec.json.Decoder(_ListDoc)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -188,7 +197,7 @@ class ExclusionList:
     version: int
     issued: dt.datetime
     publisher: str
-    previous: str | None
+    previous: Sha256Hex | None
     entries: Sequence[ListEntry]
     """A tuple; or, loaded from the cache's index, made on demand (:mod:`.packed`)."""
 
@@ -255,16 +264,13 @@ class ExclusionList:
             issued=_format_time(self.issued),
             publisher=self.publisher,
             previous=self.previous,
-            entries=[
-                _EntryDoc(type=e.type, value=e.value, category=e.category, note=e.note)
-                for e in self.entries
-            ],
+            entries=list(self.entries),
         )
         return _encoder.encode(doc)
 
-    def digest(self) -> str:
+    def digest(self) -> Sha256Hex:
         """Return the SHA-256 hex of :meth:`to_bytes`, the digest cards cite."""
-        return hashlib.sha256(self.to_bytes()).hexdigest()
+        return Sha256Hex(hashlib.sha256(self.to_bytes()).hexdigest())
 
     def counts(self) -> dict[str, int]:
         """Return the number of entries per category (categories without entries omitted)."""
@@ -274,9 +280,9 @@ class ExclusionList:
         return dict(sorted(result.items()))
 
 
-# Whole-list checks: one regular-expression pass over all values of a kind joined by newlines
-# (which no valid value contains) instead of one match per entry, which dominated load time.
-_HEX64_RUN = re.compile(r"(?:[0-9a-f]{64}\n)*")
+# Whole-list checks: one pass over all values of a kind joined by newlines (which no valid value
+# contains) instead of one match per entry, which dominated load time; digests are checked by the
+# bulk form of the one SHA-256 check.
 _HOST_RUN = re.compile(r"(?:(?:(?:[a-z0-9_-]{1,63}\.)*[a-z0-9_-]{1,63}|\[[0-9a-f:.]{2,45}\])\n)*")
 _URLISH_RUN = re.compile(r"[^\x00-\x20\x7f]+(?:\n[^\x00-\x20\x7f]+)*\n")
 _KIND = {
@@ -288,12 +294,12 @@ _KIND = {
 }
 
 
-def _check_values(entries: list[_EntryDoc], *, what: str) -> None:
+def _check_values(entries: list[ListEntry], *, what: str) -> None:
     groups: dict[str, list[str]] = {"hex": [], "host": [], "url": []}
     for item in entries:
         groups[_KIND[item.type]].append(item.value)
     ok = (
-        _HEX64_RUN.fullmatch("\n".join(groups["hex"]) + "\n" if groups["hex"] else "")
+        first_invalid_sha256_hex(groups["hex"]) is None
         and _HOST_RUN.fullmatch("\n".join(groups["host"]) + "\n" if groups["host"] else "")
         and max(map(len, groups["host"]), default=0) <= 253
         and (not groups["url"] or _URLISH_RUN.fullmatch("\n".join(groups["url"]) + "\n"))
@@ -315,24 +321,13 @@ def _list_of(doc: _ListDoc, *, what: str) -> ExclusionList:
         raise FormatError(
             f"{what}: 'previous' must be null for version 1 and a digest for later versions"
         )
+    previous = None if doc.previous is None else sha256_hex(doc.previous, what=f"{what}: previous")
     _check_values(doc.entries, what=what)
-    # Millions of small objects: without pausing the cyclic collector, its repeated passes over
-    # the growing heap cost more than building the entries (none of them can form a cycle).
-    paused = gc.isenabled()
-    gc.disable()
-    try:
-        entries = tuple(
-            ListEntry(type=item.type, value=item.value, category=item.category, note=item.note)
-            for item in doc.entries
-        )
-    finally:
-        if paused:
-            gc.enable()
     return ExclusionList(
         name=doc.name,
         version=doc.version,
         issued=_parse_time(doc.issued, what=what),
         publisher=doc.publisher,
-        previous=doc.previous,
-        entries=entries,
+        previous=previous,
+        entries=tuple(doc.entries),  # the decoded entries themselves: nothing is rebuilt
     )

@@ -46,8 +46,10 @@ import numpy as np
 import numpy.typing as npt
 
 from provenance._files import atomic_writer
+from provenance._hex import sha256_hex
 from provenance.errors import FormatError, ProvenanceError
 from provenance.lists import model
+from provenance.lists.digests import digest_rows
 from provenance.lists.model import CATEGORIES, Category, EntryType, ExclusionList, ListEntry
 
 MAGIC = b"provenance list index 1\n"
@@ -100,8 +102,8 @@ def is_index_name(name: str) -> bool:
 def _entry_bytes(kind: EntryType, category: Category) -> tuple[bytes, bytes]:
     """The canonical JSON of a packed entry around its 64 hex digits, as the model encodes it."""
     placeholder = "0" * 64
-    doc = model._EntryDoc(type=kind, value=placeholder, category=category)
-    before, after = model._encoder.encode(doc).split(placeholder.encode("ascii"))
+    entry = ListEntry(type=kind, value=placeholder, category=category)
+    before, after = model._encoder.encode(entry).split(placeholder.encode("ascii"))
     return before, after
 
 
@@ -308,13 +310,12 @@ class PackedList(ExclusionList):
         digests: dict[str, tuple[list[Any], list[Any]]],
     ) -> None:
         """Add this list's entries (numbered from ``total``) to a ListIndex's tables, exactly as
-        indexing its entries one by one would (:func:`provenance.lists.match._index_list`), with
+        indexing its entries one by one would (:func:`provenance.lists.index._index_list`), with
         the digest rows taken as they are.
 
         Raises:
             FormatError: as indexing the entries one by one raises.
         """
-        from provenance.lists import match
 
         packed = self.packed
         kinds = packed.kinds
@@ -343,7 +344,7 @@ class PackedList(ExclusionList):
                 if entry.type == kind
             ]
             if noted:  # digest entries with a note: merged in, in list order
-                extra = match.hex_digest_rows([value for _, value in noted])
+                extra = digest_rows([value for _, value in noted])
                 kind_rows = np.concatenate([kind_rows, extra])
                 kind_positions = np.concatenate(
                     [kind_positions, np.array([p for p, _ in noted], dtype=np.int64)]
@@ -363,7 +364,7 @@ class PackedList(ExclusionList):
     ) -> None:
         """Index the entries kept as JSON that are not digests (hosts and URLs): each run of
         them in list order, numbered as in the whole list, by the index's own code."""
-        from provenance.lists import match
+        from provenance.lists import index as lists_index
 
         packed = self.packed
         runs: list[tuple[int, list[ListEntry]]] = []
@@ -377,10 +378,10 @@ class PackedList(ExclusionList):
         try:
             for first, entries in runs:
                 run = _Sub(self.name, self.version, entries)
-                match._index_list(run, total + first, domains, ips, url_rules, _no_digests())
+                lists_index._index_list(run, total + first, domains, ips, url_rules, _no_digests())
         except FormatError:
             # Raise what indexing the whole list raises: the same entry, by its own number.
-            match._index_list(self, total, {}, {}, {}, _no_digests())
+            lists_index._index_list(self, total, {}, {}, {}, _no_digests())
             raise
 
 
@@ -427,10 +428,8 @@ def write_index(path: Path, the_list: ExclusionList, *, digest: str, length: int
         count=len(entries),
     )
     is_packed = (kinds != OTHER).tolist()
-    from provenance.lists.match import hex_digest_rows
-
     values = list(itertools.compress(map(operator.attrgetter("value"), entries), is_packed))
-    rows = hex_digest_rows(values) if values else np.zeros((0, 32), dtype=np.uint8)
+    rows = digest_rows(values) if values else np.zeros((0, 32), dtype=np.uint8)
     others = [e for e, packed in zip(entries, is_packed, strict=True) if not packed]
     texts = [_canonical(e) for e in others]
     ends = np.cumsum(np.array([len(t) for t in texts], dtype=np.uint64), dtype=np.uint64)
@@ -563,7 +562,7 @@ def _load(handle: Any, size: int, *, digest: str, length: int) -> tuple[_Header,
         version=header.version,
         issued=model._parse_time(header.issued, what="list index"),
         publisher=header.publisher,
-        previous=header.previous,
+        previous=None if header.previous is None else sha256_hex(header.previous, what="index"),
         entries=PackedEntries(packed),
         packed=packed,
     )
@@ -572,17 +571,17 @@ def _load(handle: Any, size: int, *, digest: str, length: int) -> tuple[_Header,
 
 def _other_entry(text: bytes) -> ListEntry:
     try:
-        doc = msgspec.json.decode(text, type=model._EntryDoc)
+        entry = msgspec.json.decode(text, type=ListEntry)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise _RefusedError(f"an entry kept as JSON is not valid: {exc}") from None
-    return model._entry_of(doc, what="list index")
+    problem = model.value_problem(entry.type, entry.value)
+    if problem is not None:
+        raise _RefusedError(f"an entry kept as JSON is not valid: {problem}")
+    return entry
 
 
 def _canonical(entry: ListEntry) -> bytes:
-    doc = model._EntryDoc(
-        type=entry.type, value=entry.value, category=entry.category, note=entry.note
-    )
-    return model._encoder.encode(doc)
+    return model._encoder.encode(entry)
 
 
 __all__ = ["PackedEntries", "PackedList", "index_path", "is_index_name", "load_index"]

@@ -30,41 +30,35 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tuf.api.metadata import (
-    Metadata,
-    MetaFile,
-    Role,
-    Root,
-    Snapshot,
-    TargetFile,
-    Targets,
-    Timestamp,
-)
-from tuf.api.serialization.json import JSONSerializer
+from tuf.api.metadata import TargetFile
 
-from provenance._files import atomic_write, read_bytes
+from provenance._files import read_bytes
+from provenance._hex import Sha256Hex
 from provenance.errors import InputError, LocalIOError, ParameterError
 from provenance.keys import PrivateKey
-from provenance.lists import _metadata
-from provenance.lists._lock import fsync_directory, locked
-from provenance.lists._tufkeys import KeySigner
-from provenance.lists.cache import (
-    MAX_ROOT_BYTES,
-    MAX_ROOT_VERSIONS,
-    MAX_SNAPSHOT_BYTES,
-    MAX_TARGETS_BYTES,
-    MAX_TIMESTAMP_BYTES,
-    parse_target_path,
-    target_path,
-    verified_digest,
+from provenance.lists._lock import locked
+from provenance.lists._repo import (
+    EXPIRES_IN_FIELD,
+    LONG_LIVED_DAYS,
+    ROLES,
+    Repository,
+    bump_snapshot_and_timestamp,
+    check_threshold,
+    list_versions,
+    load_repository,
+    new_repository,
+    read_back,
+    renew_root_if_due,
+    signers_of,
+    target_file,
+    write_new_files,
 )
+from provenance.lists.cache import target_path, verified_digest
 from provenance.lists.model import (
     Category,
     EntryType,
@@ -75,15 +69,7 @@ from provenance.lists.model import (
 from provenance.trust import format_time
 
 DEFAULT_TIMESTAMP_DAYS = 7
-EXPIRES_IN_FIELD = "x-provenance-expires-in-days"
-"""Where the timestamp records its own lifetime (an unrecognized field to TUF clients)."""
-LONG_LIVED_DAYS = 365
-"""Root, targets and snapshot expire after a year; ``refresh`` renews them when due."""
 MAX_EXPIRES_IN_DAYS = 3650
-ROLES = _metadata.TOP_LEVEL_ROLES
-
-_ROOT_FILE_RE = re.compile(r"\A([1-9][0-9]{0,15})\.root\.json\Z")
-_SERIALIZER = JSONSerializer(compact=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,29 +117,13 @@ class RefreshResult:
         return f"re-signed {roles}; timestamp expires {format_time(self.timestamp_expires)}"
 
 
-@dataclass
-class _Repository:
-    """The repository's current metadata (verified) and what a publish or refresh changes."""
-
-    directory: Path
-    root: Metadata[Root]
-    timestamp: Metadata[Timestamp]
-    snapshot: Metadata[Snapshot]
-    targets: Metadata[Targets]
-    new_files: list[tuple[Path, bytes]] = field(default_factory=list)
-
-    @property
-    def metadata_dir(self) -> Path:
-        return self.directory / "metadata"
-
-
 def _days(value: int) -> dt.timedelta:
     if not 1 <= value <= MAX_EXPIRES_IN_DAYS:
         raise ParameterError("expires_in", f"must be between 1 and {MAX_EXPIRES_IN_DAYS} days")
     return dt.timedelta(days=value)
 
 
-def _recorded_days(repo: _Repository | None) -> int:
+def _recorded_days(repo: Repository | None) -> int:
     """The timestamp lifetime the repository recorded, else the default."""
     if repo is None:
         return DEFAULT_TIMESTAMP_DAYS
@@ -184,209 +154,6 @@ def _check_repo_dir(repo_dir: Path, *, create: bool) -> None:
         raise InputError(f"{repo_dir}: a parent of it is not a directory") from None
     except OSError as exc:
         raise LocalIOError(f"{repo_dir}: cannot create the repository: {exc.strerror}") from None
-
-
-def _signers(keys: Sequence[PrivateKey]) -> list[KeySigner]:
-    if not keys:
-        raise InputError("signing keys: at least one is needed")
-    unique: dict[str, KeySigner] = {}
-    for key in keys:
-        unique.setdefault(key.keyid, KeySigner(key))
-    return list(unique.values())
-
-
-def _sign(
-    metadata: Metadata[Any], role: str, root: Root, signers: Sequence[KeySigner], *, what: str
-) -> None:
-    """Sign ``metadata`` with every given key that holds ``role``; a threshold must sign."""
-    metadata.signatures.clear()
-    allowed = set(root.roles[role].keyids)
-    for signer in signers:
-        if signer.public_key.keyid in allowed:
-            metadata.sign(signer, append=True)
-    _metadata.role_signers(root, role, metadata, what=what)
-
-
-def _check_threshold(root: Root, signers: Sequence[KeySigner], *, what: str) -> None:
-    """Refuse early (before writing anything) when the keys cannot meet every threshold."""
-    for role in ROLES:
-        holders = [s for s in signers if s.public_key.keyid in root.roles[role].keyids]
-        threshold = root.roles[role].threshold
-        if len(holders) < threshold:
-            raise InputError(
-                f"{what}: the {role} role needs {threshold} of its keys; {len(holders)} of the"
-                f" given key(s) belong to it (keyids {', '.join(s.keyid for s in signers)})"
-            )
-
-
-def _new_repository(
-    directory: Path,
-    signers: Sequence[KeySigner],
-    *,
-    threshold: int,
-    at: dt.datetime,
-    timestamp_days: dt.timedelta,
-) -> _Repository:
-    if not 1 <= threshold <= len(signers):
-        raise ParameterError(
-            "threshold", f"must be between 1 and the {len(signers)} key(s) given", value=threshold
-        )
-    long_lived = at + dt.timedelta(days=LONG_LIVED_DAYS)
-    root = Root(
-        version=1,
-        expires=long_lived,
-        roles={role: Role([], threshold) for role in ROLES},
-        consistent_snapshot=True,
-    )
-    for signer in signers:
-        for role in ROLES:
-            root.add_key(signer.public_key, role)
-    root_md = Metadata(root)
-    _sign(root_md, "root", root, signers, what="new root")
-    # Versions start at 0 here: the first publish bumps every role to version 1.
-    targets = Metadata(Targets(version=1, expires=long_lived))
-    snapshot = Metadata(Snapshot(version=1, expires=long_lived))
-    timestamp = Metadata(Timestamp(version=1, expires=at + timestamp_days))
-    for unsigned in (targets, snapshot, timestamp):
-        unsigned.signed.version = 0
-    repo = _Repository(directory, root_md, timestamp, snapshot, targets)
-    repo.new_files.append((repo.metadata_dir / "1.root.json", root_md.to_bytes(_SERIALIZER)))
-    return repo
-
-
-def _load_repository(
-    directory: Path, *, at: dt.datetime, allow_expired: bool = True
-) -> _Repository | None:
-    """Read and verify the repository in ``directory``; None if there is none yet."""
-    metadata = directory / "metadata"
-    if not (metadata / "timestamp.json").exists() and not (metadata / "1.root.json").exists():
-        return None
-    what = f"repository {directory}"
-    versions = sorted(
-        int(m.group(1)) for n in os.listdir(metadata) if (m := _ROOT_FILE_RE.match(n))
-    )
-    if not versions or versions != list(range(1, len(versions) + 1)):
-        raise InputError(f"{what}: root versions {versions} in metadata/ are not 1..N")
-    if len(versions) > MAX_ROOT_VERSIONS:
-        raise InputError(f"{what}: more than {MAX_ROOT_VERSIONS} root versions")
-    roots = [read_bytes(metadata / f"{v}.root.json", limit=MAX_ROOT_BYTES) for v in versions]
-    timestamp = read_bytes(metadata / "timestamp.json", limit=MAX_TIMESTAMP_BYTES)
-    ts = _metadata.parse(timestamp, Timestamp, what=f"{what}: timestamp")
-    snapshot_version = ts.signed.snapshot_meta.version
-    snapshot = read_bytes(metadata / f"{snapshot_version}.snapshot.json", limit=MAX_SNAPSHOT_BYTES)
-    snap = _metadata.parse(snapshot, Snapshot, what=f"{what}: snapshot")
-    targets_meta = snap.signed.meta.get("targets.json")
-    if targets_meta is None:
-        raise InputError(f"{what}: snapshot names no targets metadata")
-    targets = read_bytes(metadata / f"{targets_meta.version}.targets.json", limit=MAX_TARGETS_BYTES)
-    # Re-verify what we are about to extend: signing on top of tampered metadata would give the
-    # tampering our signature. Expired metadata is fine here (refresh exists to renew it).
-    state = _metadata.verify_top_level(
-        roots, timestamp, snapshot, targets, at=at, allow_expired=allow_expired, what=what
-    )
-    return _Repository(directory, state.root, state.timestamp, state.snapshot, state.targets)
-
-
-def _target_file(directory: Path, info: TargetFile) -> Path:
-    parent, _, base = info.path.rpartition("/")
-    return directory / "targets" / parent / f"{info.hashes['sha256']}.{base}"
-
-
-def _versions(targets: Targets, name: str) -> dict[int, TargetFile]:
-    result: dict[int, TargetFile] = {}
-    for path, info in targets.targets.items():
-        parsed = parse_target_path(path)
-        if parsed is not None and parsed[0] == name:
-            result[parsed[1]] = info
-    return result
-
-
-def _bump_snapshot_and_timestamp(
-    repo: _Repository,
-    signers: Sequence[KeySigner],
-    *,
-    at: dt.datetime,
-    timestamp_days: dt.timedelta,
-    resign_snapshot: bool,
-    resign_targets: bool,
-) -> dict[str, int]:
-    """Re-sign targets (if asked), snapshot (if asked or targets changed) and the timestamp."""
-    root = repo.root.signed
-    long_lived = at + dt.timedelta(days=LONG_LIVED_DAYS)
-    resigned: dict[str, int] = {}
-    meta = repo.metadata_dir
-    if resign_targets:
-        repo.targets.signed.version += 1
-        repo.targets.signed.expires = long_lived
-        _sign(repo.targets, "targets", root, signers, what="targets")
-        data = repo.targets.to_bytes(_SERIALIZER)
-        repo.new_files.append((meta / f"{repo.targets.signed.version}.targets.json", data))
-        repo.snapshot.signed.meta["targets.json"] = MetaFile.from_data(
-            repo.targets.signed.version, data, ["sha256"]
-        )
-        resigned["targets"] = repo.targets.signed.version
-        resign_snapshot = True
-    if resign_snapshot:
-        repo.snapshot.signed.version += 1
-        repo.snapshot.signed.expires = long_lived
-        _sign(repo.snapshot, "snapshot", root, signers, what="snapshot")
-        data = repo.snapshot.to_bytes(_SERIALIZER)
-        repo.new_files.append((meta / f"{repo.snapshot.signed.version}.snapshot.json", data))
-        repo.timestamp.signed.snapshot_meta = MetaFile.from_data(
-            repo.snapshot.signed.version, data, ["sha256"]
-        )
-        resigned["snapshot"] = repo.snapshot.signed.version
-    repo.timestamp.signed.version += 1
-    repo.timestamp.signed.expires = at + timestamp_days
-    repo.timestamp.signed.unrecognized_fields[EXPIRES_IN_FIELD] = timestamp_days.days
-    _sign(repo.timestamp, "timestamp", root, signers, what="timestamp")
-    repo.new_files.append((meta / "timestamp.json", repo.timestamp.to_bytes(_SERIALIZER)))
-    resigned["timestamp"] = repo.timestamp.signed.version
-    return resigned
-
-
-def _renew_root_if_due(
-    repo: _Repository,
-    signers: Sequence[KeySigner],
-    *,
-    at: dt.datetime,
-    timestamp_days: dt.timedelta,
-) -> dict[str, int]:
-    """Re-sign the root as version N+1 (same keys) if it expires before the new timestamp."""
-    root = repo.root.signed
-    if root.expires > at + timestamp_days:
-        return {}
-    root.version += 1
-    root.expires = at + max(dt.timedelta(days=LONG_LIVED_DAYS), timestamp_days)
-    _sign(repo.root, "root", root, signers, what="root")
-    data = repo.root.to_bytes(_SERIALIZER)
-    repo.new_files.append((repo.metadata_dir / f"{root.version}.root.json", data))
-    return {"root": root.version}
-
-
-def _write(repo: _Repository) -> None:
-    """Write the new files in order (targets, metadata, root.json, timestamp last), atomically."""
-    for path, data in repo.new_files:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, data)
-        if path.name.endswith(".root.json"):
-            atomic_write(path.parent / "root.json", data)
-        fsync_directory(path.parent)
-
-
-def _read_back(repo: _Repository, *, at: dt.datetime, target: TargetFile | None = None) -> None:
-    """Re-read and verify what was written (L15): publish fails loudly rather than serve junk.
-
-    Raises:
-        VerificationError: the written repository does not verify at ``at``.
-    """
-    loaded = _load_repository(repo.directory, at=at, allow_expired=False)
-    if loaded is None:
-        raise InputError(f"repository {repo.directory}: nothing was written")
-    if target is not None:
-        what = f"repository {repo.directory}: {target.path} (read back)"
-        path = _target_file(repo.directory, target)
-        verified_digest(read_bytes(path, limit=target.length, what=what), target, what=what)
 
 
 def publish(
@@ -430,13 +197,13 @@ def publish(
     check_list_name(name, what="list name")
     if expires_in is not None:
         _days(expires_in)
-    signers = _signers(keys)
+    signers = signers_of(keys)
     _check_repo_dir(repo_dir, create=True)
     with locked(repo_dir):
-        repo = _load_repository(repo_dir, at=at)
+        repo = load_repository(repo_dir, at=at)
         timestamp_days = _days(expires_in if expires_in is not None else _recorded_days(repo))
         if repo is None:
-            repo = _new_repository(
+            repo = new_repository(
                 repo_dir,
                 signers,
                 threshold=threshold if threshold is not None else 1,
@@ -450,17 +217,17 @@ def publish(
                 f" {repo.root.signed.roles['root'].threshold}; changing keys is not supported",
                 value=threshold,
             )
-        _check_threshold(repo.root.signed, signers, what=f"repository {repo_dir}")
+        check_threshold(repo.root.signed, signers, what=f"repository {repo_dir}")
 
-        versions = _versions(repo.targets.signed, name)
+        versions = list_versions(repo.targets.signed, name)
         version = max(versions, default=0) + 1
         if sorted(versions) != list(range(1, version)):
             raise InputError(f"repository {repo_dir}: list {name!r} versions are not 1..N")
-        previous_digest: str | None = None
+        previous_digest: Sha256Hex | None = None
         previous: ExclusionList | None = None
         if version > 1:
             info = versions[version - 1]
-            path = _target_file(repo_dir, info)
+            path = target_file(repo_dir, info)
             what = f"repository {repo_dir}: {info.path}"
             data = read_bytes(path, limit=info.length, what=what)
             previous_digest = verified_digest(data, info, what=what)
@@ -495,9 +262,9 @@ def publish(
         data = document.to_bytes()
         info = TargetFile.from_data(target_path(name, version), data, ["sha256"])
         repo.targets.signed.targets[info.path] = info
-        repo.new_files.append((_target_file(repo_dir, info), data))
-        _renew_root_if_due(repo, signers, at=at, timestamp_days=timestamp_days)
-        _bump_snapshot_and_timestamp(
+        repo.new_files.append((target_file(repo_dir, info), data))
+        renew_root_if_due(repo, signers, at=at, timestamp_days=timestamp_days)
+        bump_snapshot_and_timestamp(
             repo,
             signers,
             at=at,
@@ -505,8 +272,8 @@ def publish(
             resign_snapshot=True,
             resign_targets=True,
         )
-        _write(repo)
-        _read_back(repo, at=at, target=info)
+        write_new_files(repo)
+        read_back(repo, at=at, target=info)
     return PublishResult(
         name=name,
         version=version,
@@ -538,18 +305,18 @@ def refresh(
     """
     if expires_in is not None:
         _days(expires_in)
-    signers = _signers(keys)
+    signers = signers_of(keys)
     _check_repo_dir(repo_dir, create=False)
     with locked(repo_dir):
-        repo = _load_repository(repo_dir, at=at)
+        repo = load_repository(repo_dir, at=at)
         if repo is None:
             raise InputError(f"{repo_dir}: not a list repository (no metadata/timestamp.json)")
         timestamp_days = _days(expires_in if expires_in is not None else _recorded_days(repo))
-        _check_threshold(repo.root.signed, signers, what=f"repository {repo_dir}")
+        check_threshold(repo.root.signed, signers, what=f"repository {repo_dir}")
         new_expiry = at + timestamp_days
-        resigned = _renew_root_if_due(repo, signers, at=at, timestamp_days=timestamp_days)
+        resigned = renew_root_if_due(repo, signers, at=at, timestamp_days=timestamp_days)
         resigned.update(
-            _bump_snapshot_and_timestamp(
+            bump_snapshot_and_timestamp(
                 repo,
                 signers,
                 at=at,
@@ -558,8 +325,8 @@ def refresh(
                 resign_targets=repo.targets.signed.expires <= new_expiry,
             )
         )
-        _write(repo)
-        _read_back(repo, at=at)
+        write_new_files(repo)
+        read_back(repo, at=at)
     return RefreshResult(resigned=resigned, timestamp_expires=new_expiry)
 
 
@@ -631,6 +398,11 @@ def publish_file(
 
 
 __all__ = [
+    "DEFAULT_TIMESTAMP_DAYS",
+    "EXPIRES_IN_FIELD",
+    "LONG_LIVED_DAYS",
+    "MAX_EXPIRES_IN_DAYS",
+    "ROLES",
     "PublishResult",
     "PublishRun",
     "RefreshResult",

@@ -6,19 +6,14 @@ import contextlib
 import os
 import sys
 
+from provenance._cores import other_cores as other_cores  # defined once, numpy-free
+
 
 def flush_std_streams() -> None:
     """Flush stdout and stderr before forking, so a child can never write their buffers again."""
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
-
-
-def other_cores() -> bool:
-    """True if this process may run on more than one core."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0)) > 1
-    return (os.cpu_count() or 1) > 1
 
 
 def start_methods() -> list[str]:

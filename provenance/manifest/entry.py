@@ -18,11 +18,12 @@ from typing import Annotated, Any
 
 import msgspec
 
+from provenance._hex import SHA256_HEX_PATTERN, first_invalid_sha256_hex
 from provenance.errors import FormatError
 
 MAX_ID_LENGTH = 4096
 MAX_LINE_BYTES = 64 * 1024
-_HEX64 = "^[0-9a-f]{64}$"
+_HEX64 = SHA256_HEX_PATTERN
 
 # A digest field is 64 characters (msgspec checks that) of lowercase hex (_hex_error checks
 # that, for a whole block of entries at once: msgspec's per-value regex, the schema's
@@ -67,11 +68,8 @@ _decoder = msgspec.json.Decoder(ManifestEntry)
 
 
 def _all_hex(digests: list[str]) -> bool:
-    """True if every string is lowercase hex (their lengths are checked by the decoder)."""
-    try:
-        return not "".join(digests).encode("ascii").translate(None, b"0123456789abcdef")
-    except UnicodeEncodeError:
-        return False
+    """True if every string is 64 lower-case hex digits (the one check, provenance._hex)."""
+    return first_invalid_sha256_hex(digests) is None
 
 
 def _hex_error(entries: list[ManifestEntry]) -> str | None:

@@ -419,10 +419,14 @@ class ManifestReader:
     def _read(self) -> Iterator[ManifestBlock]:
         path = self.path
         what = str(path)
-        handle = open_input(path, kind="manifest file")  # closed in the finally below
+        try:
+            handle = open_input(path, kind="manifest file")
+        except BaseException:
+            self._failed = True
+            raise
         tree: LeafTree | LeafTreeProcess | None = None
         file_hash = hashlib.sha256()
-        try:
+        try:  # the handle is closed in the finally below
             try:
                 before = os.fstat(handle.fileno())
                 tree = leaf_tree(handle.fileno(), before.st_size, follow=False)

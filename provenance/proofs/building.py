@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from provenance import _files, merkle
 from provenance._files import atomic_write
+from provenance._hex import is_sha256_hex
 from provenance.errors import DigestMismatchError, InputError, LocalIOError
 from provenance.manifest import ManifestEntry, entry_bytes
 from provenance.merkle import ProofError
@@ -215,7 +216,7 @@ class ProofBuilder:
         planned: list[tuple[ProofRequest, Status, tuple[int, ...]]] = []
         for request in requests:
             work = request.work.sha256
-            if len(work) != 64 or work.strip("0123456789abcdef"):
+            if not is_sha256_hex(work):
                 raise InputError(f"work digest {work!r} is not 64 lowercase hex digits")
             if request.status == "absent":
                 claim, indexes = locate(self._digests, bytes.fromhex(work))

@@ -1,11 +1,12 @@
 """The manifest as proofs and card-bound lookups read it: once, and checked against the card.
 
 :func:`read_against_card` is the one place where :mod:`provenance.proofs` and
-:mod:`provenance.lookup` read a manifest that a card commits to. Everything they keep of the
-manifest (leaf hashes, line offsets, digests, ids) is computed by a consumer from the entries
-of that one read, and released only once the bytes read are known to be the card's; lines read
-again later (to put an entry into a proof or a lookup's answer) are checked against the leaf
-hashes kept.
+:mod:`provenance.lookup` read a manifest that a card commits to, through the one committed
+reader every check of a manifest against a card uses
+(:func:`provenance.manifest.read_committed`). Everything they keep of the manifest (leaf
+hashes, line offsets, digests, ids) is computed by a consumer from the entries of that one
+read, and released only once the bytes read are known to be the card's; lines read again later
+(to put an entry into a proof or a lookup's answer) are checked against the leaf hashes kept.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from provenance.manifest import ManifestEntry, ManifestSummary, iter_manifest
+from provenance.manifest import ManifestEntry, ManifestSummary, read_committed
 from provenance.proofs.inputs import CardRef
 
 __all__ = ["read_against_card"]
@@ -35,14 +36,11 @@ def read_against_card(
 
     Raises:
         InputError, FormatError, LocalIOError: the manifest is missing, not a regular file,
-            unreadable or invalid.
-        DigestMismatchError: the file's digest, entry count or Merkle root is not the card's.
+            unreadable or invalid (when it is the card's: see
+            :meth:`provenance.manifest.ManifestReader.consume`).
+        DigestMismatchError: the file's digest, entry count, bytes or Merkle root is not the
+            card's.
     """
-    summaries: list[ManifestSummary] = []
-    entries = iter_manifest(manifest_path, on_summary=summaries.append)
-    result = consume(entries)
-    for _ in entries:
-        pass
-    summary = summaries[0]
-    card.commitment.check_manifest(manifest_path, summary.digest, summary.entries, summary.root)
-    return result
+    verified = card.card
+    committed = ManifestSummary.from_card(verified.manifest_digest, verified.predicate.manifest)
+    return read_committed(manifest_path, committed, consume)
