@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -73,6 +73,15 @@ class FetchOptions:
                 raise ParameterError(name, "must be a positive number of seconds")
         if self.max_bytes < 1:
             raise ParameterError("max_bytes", "must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An HTTP answer of any status: its status, body and headers."""
+
+    status: int
+    body: bytes
+    headers: Mapping[str, str]
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -181,6 +190,57 @@ class Fetcher:
             return self._body(response, current, deadline, cap)
         raise FetchError(f"download of {url}: more than {MAX_REDIRECTS} redirects")
 
+    def post(
+        self,
+        url: str,
+        *,
+        data: Any,
+        headers: Mapping[str, str],
+        max_bytes: int | None = None,
+    ) -> Answer:
+        """POST ``data`` (bytes, or a file-like object streamed as it is read) to ``url``.
+
+        Any status is returned, with the body of the answer (at most ``max_bytes`` decoded
+        bytes); redirects are not followed. The connect and read timeouts apply; the total
+        deadline applies to reading the answer once the upload is sent.
+
+        Raises:
+            SlowDownloadError: a timeout.
+            TooLargeError: an answer larger than the cap.
+            FetchError: connection failure or a broken answer.
+        """
+        options = self.options
+        cap = options.max_bytes if max_bytes is None else min(max_bytes, options.max_bytes)
+        try:
+            response = self.session.post(
+                url,
+                data=data,
+                headers=dict(headers),
+                stream=True,
+                allow_redirects=False,
+                verify=True,
+                timeout=(options.connect_timeout, options.read_timeout),
+            )
+        except requests.exceptions.ConnectTimeout:
+            raise SlowDownloadError(
+                f"connect timeout to {url} ({options.connect_timeout:g} s)"
+            ) from None
+        except requests.exceptions.Timeout:
+            raise SlowDownloadError(
+                f"no response from {url} within {options.read_timeout:g} s"
+            ) from None
+        except requests.exceptions.RequestException as exc:
+            raise FetchError(f"cannot POST to {url}: {_reason(exc)}") from None
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > cap:
+            response.close()
+            raise TooLargeError(
+                f"the answer of {url} announces {declared} bytes, more than the {cap}-byte limit"
+            )
+        deadline = time.monotonic() + options.total_timeout
+        body = b"".join(self._body(response, url, deadline, cap))
+        return Answer(response.status_code, body, dict(response.headers))
+
     def _body(
         self, response: requests.Response, url: str, deadline: float, cap: int
     ) -> Iterator[bytes]:
@@ -276,6 +336,7 @@ def check_base_url(url: str, *, what: str) -> str:
 
 
 __all__ = [
+    "Answer",
     "FetchOptions",
     "Fetcher",
     "HTTPStatusError",

@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from provenance import _json, lookup, proofs
 from provenance._files import read_bytes
@@ -21,6 +21,9 @@ from provenance.errors import FormatError, InputError, VerificationError
 
 BATCH = 256
 """Works read and looked up at a time (each is read whole, up to ``lookup.MAX_WORK_BYTES``)."""
+
+if TYPE_CHECKING:
+    from provenance.fingerprints import ContentPrints
 
 
 def collect_works(paths: Sequence[Path]) -> list[tuple[str, Path]]:
@@ -98,6 +101,16 @@ class SignedCardFiles:
         return proofs.load_card(self.card, self.trust, at=self.at, real_time=self.real_time)
 
 
+def _prepare_batch(
+    batch: tuple[tuple[str, Path], ...],
+) -> list[tuple[str, str, ContentPrints]]:
+    """Read and fingerprint a batch of works (a task): ``(label, sha256, prints)`` each."""
+    works = [
+        (label, read_bytes(path, limit=lookup.MAX_WORK_BYTES, what=label)) for label, path in batch
+    ]
+    return lookup.prepare_works(works)
+
+
 def lookup_files(
     works: Sequence[Path],
     manifest_path: Path,
@@ -106,8 +119,13 @@ def lookup_files(
     sidecar: Path | None = None,
     signed: SignedCardFiles | None = None,
     proof_out: Path | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> LookupRun:
     """Look up every work of ``works`` (files, or folders of works) in a manifest.
+
+    The works are read and fingerprinted in batches: here with the ``local`` executor, as Ray
+    tasks with ``ray`` (on ``ray_address``, or a local instance); matching runs here.
 
     With a ``signed`` card, the card is verified and the manifest (and the fingerprint sidecar,
     when the card commits to one) is checked against it (see
@@ -129,12 +147,17 @@ def lookup_files(
         index,
         builder,
     ):
-        for start in range(0, len(collected), BATCH):
-            batch = [
-                (label, read_bytes(path, limit=lookup.MAX_WORK_BYTES, what=label))
-                for label, path in collected[start : start + BATCH]
-            ]
-            results.extend(lookup.lookup_works(batch, index))
+        batches = [tuple(collected[i : i + BATCH]) for i in range(0, len(collected), BATCH)]
+        if executor == "local":
+            for batch in batches:
+                results.extend(lookup.lookup_prepared(_prepare_batch(batch), index))
+        else:
+            from provenance.executors import make_executor
+
+            with make_executor(executor, address=ray_address) as runner:
+                names = [f"works {b[0][0]} .." for b in batches]
+                for prepared in runner.map(_prepare_batch, batches, names=names):
+                    results.extend(lookup.lookup_prepared(prepared, index))
     if proof_out is None or builder is None:
         return LookupRun(tuple(results))
     requests = lookup.proof_requests(results)
@@ -189,6 +212,32 @@ class ProofCheck:
         return document
 
 
+def _card_and_receipts(
+    signed: SignedCardFiles, receipts: Sequence[Path]
+) -> tuple[proofs.CardRef, list[proofs.RegistryReceipt]]:
+    """The verified card and its verified registry receipts, the trust store read once."""
+    from provenance.logclient import registered_card
+    from provenance.trust import MAX_TRUST_STORE_BYTES, TrustStore
+
+    store = TrustStore.from_json(
+        read_bytes(signed.trust, limit=MAX_TRUST_STORE_BYTES), what=str(signed.trust)
+    )
+    if signed.real_time is not None:
+        store = store.with_real_time(signed.real_time)
+    ref = proofs.load_card(signed.card, store, at=signed.at)
+    registered: list[proofs.RegistryReceipt] = [
+        registered_card(
+            path,
+            store,
+            at=signed.at,
+            card_id=ref.commitment.statement_sha256,
+            card_name=str(signed.card),
+        )
+        for path in receipts
+    ]
+    return ref, registered
+
+
 def _unverified_claim(unverified_data: bytes) -> dict[str, Any]:
     """The claim, status and work a proof file states (it did not verify: for the report only)."""
     try:
@@ -213,6 +262,7 @@ def check_proof_file(
     signed: SignedCardFiles,
     *,
     work_path: Path | None = None,
+    receipts: Sequence[Path] = (),
     accept_publisher_order: bool = False,
 ) -> ProofCheck:
     """Check the proof at ``proof_path`` against the signed card, without the manifest.
@@ -220,7 +270,9 @@ def check_proof_file(
     The card is verified against the trust store, then the proof against the Merkle root and
     size the card commits to, and, with ``work_path``, that the proof is about that file. An
     absence claim also needs someone other than the publisher to vouch for the manifest's
-    order, unless ``accept_publisher_order`` (see :func:`provenance.proofs.order_basis`).
+    order: an auditor's co-signature, or a registry's receipt for the card among ``receipts``
+    (each verified against the store's transparency-log keys), unless
+    ``accept_publisher_order`` (see :func:`provenance.proofs.order_basis`).
 
     Returns:
         The check; a card or proof that does not verify is a :class:`ProofCheck` with a
@@ -236,13 +288,17 @@ def check_proof_file(
         content = read_bytes(work_path, limit=lookup.MAX_WORK_BYTES, what=str(work_path))
         work = proofs.WorkDigests.of(content)
     try:
-        ref = signed.load()
+        if receipts:
+            ref, registered = _card_and_receipts(signed, receipts)
+        else:
+            ref, registered = signed.load(), []
         verified = proofs.check_proof(
             unverified_data,
             ref,
             what=str(proof_path),
             work=work,
             work_label=str(work_path),
+            receipts=registered,
             accept_publisher_order=accept_publisher_order,
         )
     except VerificationError as exc:

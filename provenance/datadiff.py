@@ -120,6 +120,9 @@ class DataWalk:
     workers: int
     progress: Callable[[int], None] | None
     on_total: Callable[[int], None] | None
+    executor: str = "local"
+    """``local`` (this machine's hashing processes) or ``ray`` (shards of files as Ray tasks)."""
+    ray_address: str | None = None
 
 
 def diff_data(
@@ -155,18 +158,35 @@ def diff_data(
     # them when it writes them into the folder it hashes.
     beside = [manifest_path.with_name(manifest_path.name + s) for s in (".fp", ".shard.json")]
     try:
-        hashed = manifest_module.hash_tree(
-            data_dir,
-            workers=walk.workers,
-            select=expected.__contains__,
-            exclude={os.path.realpath(p) for p in (manifest_path, *beside)},
-            ignore=walk.ignore,
-            symlinks=walk.symlinks,
-            stats=stats,
-            progress=walk.progress,
-            on_total=walk.on_total,
-            while_hashing=run,
-        )
+        if walk.executor != "local":
+            from provenance.sharded import hash_tree_on
+
+            hashed = hash_tree_on(
+                data_dir,
+                executor=walk.executor,
+                ray_address=walk.ray_address,
+                workers=walk.workers,
+                select=expected.__contains__,
+                exclude={os.path.realpath(p) for p in (manifest_path, *beside)},
+                ignore=walk.ignore,
+                symlinks=walk.symlinks,
+                stats=stats,
+                progress=walk.progress,
+                while_hashing=run,
+            )
+        else:
+            hashed = manifest_module.hash_tree(
+                data_dir,
+                workers=walk.workers,
+                select=expected.__contains__,
+                exclude={os.path.realpath(p) for p in (manifest_path, *beside)},
+                ignore=walk.ignore,
+                symlinks=walk.symlinks,
+                stats=stats,
+                progress=walk.progress,
+                on_total=walk.on_total,
+                while_hashing=run,
+            )
     except ProvenanceError:
         if not ran:  # the walk failed: the manifest's own errors still come first
             while_hashing()

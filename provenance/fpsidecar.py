@@ -36,6 +36,7 @@ __all__ = [
     "Sidecar",
     "SidecarMismatchError",
     "committed_sha256",
+    "open_committed",
     "open_sidecar",
     "sidecar_path",
 ]
@@ -160,6 +161,20 @@ def open_sidecar(
             note=f"the card commits to a fingerprint index but {path} does not exist:"
             " near-duplicate and contained statuses are unavailable",
         )
+    return open_committed(path, committed)
+
+
+def open_committed(path: Path, committed: str) -> Sidecar:
+    """Read the sidecar at ``path``, once, and check it has the SHA-256 ``committed`` (which a
+    verified card commits to, e.g. as a registry recorded it when it admitted the card).
+
+    Returns:
+        The sidecar, to be used.
+
+    Raises:
+        InputError, LocalIOError: as :func:`open_sidecar`.
+        SidecarMismatchError: its digest is not ``committed``.
+    """
     data = _read(path)
     # The digest of the bytes read, which are the bytes every later use reads.
     actual = hashlib.sha256(data).hexdigest()

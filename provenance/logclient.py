@@ -141,20 +141,59 @@ def verify_receipt_file(
             key named as its origin, the inclusion proof fails, the entry is not a
             ``provenance.card/v1`` entry, or it names another card.
     """
+    expected = None if card is None else (card_id(card), str(card))
+    return _verify_receipt_file(path, store, at=at, expected=expected)
+
+
+def _verify_receipt_file(
+    path: Path, store: TrustStore, *, at: dt.datetime, expected: tuple[str, str] | None
+) -> ReceiptReport:
+    """:func:`verify_receipt_file`; ``expected`` is the card's id and how to name it."""
     what = str(path)
     verifiers = log_verifiers(store, at=at)
     unverified_data = read_bytes(path, limit=MAX_RECEIPT_BYTES, what=what)
     receipt = Receipt.parse(unverified_data, what=what)
     verified = verify_receipt(receipt, verifiers, what=what)
     entry = _entry(verified.entry, verified.index, what=what)
-    if card is not None:
-        expected = card_id(card)
-        if entry.card != expected:
-            raise VerificationError(
-                f"{what}: the logged entry names card {entry.card}, not {card}"
-                f" (whose id is {expected})"
-            )
-    return ReceiptReport(verified.index, verified.checkpoint.checkpoint, entry, card is not None)
+    if expected is not None and entry.card != expected[0]:
+        raise VerificationError(
+            f"{what}: the logged entry names card {entry.card}, not {expected[1]}"
+            f" (whose id is {expected[0]})"
+        )
+    checkpoint = verified.checkpoint.checkpoint
+    return ReceiptReport(verified.index, checkpoint, entry, expected is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredCard:
+    """A card's registry receipt, verified: a :class:`provenance.proofs.RegistryReceipt`.
+
+    The registry checks a manifest's ``(sha256, id)`` order when it admits a card, so a
+    verified receipt for the card is a basis for its absence proofs.
+    """
+
+    registry: str
+    """The log's origin (the name of its trusted key)."""
+    statement_sha256: str
+    """The card's id, as its log entry names it."""
+    index: int
+
+
+def registered_card(
+    path: Path, store: TrustStore, *, at: dt.datetime, card_id: str, card_name: str
+) -> RegisteredCard:
+    """Verify the receipt at ``path`` for the card whose id is ``card_id`` (a card already
+    verified and read once by the caller; ``card_name`` names it in messages).
+
+    Returns:
+        The registration, as a basis for absence claims about that card.
+
+    Raises:
+        InputError, VerificationError: as :func:`verify_receipt_file` (including a receipt
+            that names another card).
+    """
+    report = _verify_receipt_file(path, store, at=at, expected=(card_id, card_name))
+    return RegisteredCard(report.checkpoint.origin, report.entry.card, report.index)
 
 
 # --- monitoring ----------------------------------------------------------------------------------
@@ -473,9 +512,11 @@ __all__ = [
     "MonitorReport",
     "MonitorState",
     "ReceiptReport",
+    "RegisteredCard",
     "SplitView",
     "card_id",
     "log_verifiers",
     "monitor",
+    "registered_card",
     "verify_receipt_file",
 ]

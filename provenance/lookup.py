@@ -35,7 +35,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import numpy as np
 
@@ -46,7 +46,12 @@ from provenance.fpsidecar import open_sidecar
 from provenance.manifest import ManifestEntry
 
 if TYPE_CHECKING:
+    from provenance.partlookup import PartitionedLookup
     from provenance.proofs import CardRef, ProofBuilder, ProofRequest
+
+    # What a lookup searches: a manifest's fingerprint index, or a partitioned manifest read
+    # part by part (provenance.partlookup).
+    LookupIndex: TypeAlias = FingerprintIndex | PartitionedLookup
 
 __all__ = [
     "MAX_WORK_BYTES",
@@ -55,8 +60,11 @@ __all__ = [
     "Status",
     "Thresholds",
     "WorkResult",
+    "fingerprint_matches",
     "lookup_works",
+    "lookup_prepared",
     "open_for_lookup",
+    "prepare_works",
     "proof_requests",
 ]
 
@@ -129,7 +137,7 @@ def _round(score: float) -> float:
 
 
 def _text_matches(
-    prints: ContentPrints, index: FingerprintIndex, thresholds: Thresholds
+    prints: ContentPrints, index: LookupIndex, thresholds: Thresholds
 ) -> list[tuple[int, Status, float]]:
     work_count = len(prints.text)
     if not work_count:
@@ -160,7 +168,7 @@ def _text_matches(
 
 
 def _image_matches(
-    prints: ContentPrints, index: FingerprintIndex, thresholds: Thresholds
+    prints: ContentPrints, index: LookupIndex, thresholds: Thresholds
 ) -> list[tuple[int, Status, float]]:
     if prints.image is None:
         return []
@@ -173,34 +181,50 @@ def _image_matches(
     ]
 
 
+def fingerprint_matches(
+    prints: ContentPrints, index: LookupIndex, thresholds: Thresholds | None = None
+) -> list[Match]:
+    """Return the near-duplicate and contained entries of ``index`` for a work's fingerprints.
+
+    This is what :func:`lookup_works` finds beyond exact and normalized matches (an entry may
+    be listed more than once, by text and by image); the registry uses it with fingerprints a
+    client computed.
+
+    Raises:
+        FormatError: the index turns out corrupt, or the manifest changed since it was opened.
+    """
+    limits = thresholds or Thresholds()
+    return [
+        Match(index.entry(number).id, _round(score), status, number)
+        for number, status, score in _text_matches(prints, index, limits)
+        + _image_matches(prints, index, limits)
+    ]
+
+
 def _lookup_one(
     label: str,
-    content: bytes,
+    digest: str,
     prints: ContentPrints,
-    index: FingerprintIndex,
+    index: LookupIndex,
     thresholds: Thresholds,
 ) -> WorkResult:
-    digest = hashlib.sha256(content).hexdigest()
     best: dict[str, Match] = {}
 
-    def offer(number: int, entry_id: str, status: Status, score: float) -> None:
-        match = Match(entry_id, _round(score), status, number)
-        current = best.get(entry_id)
-        if current is None or (_RANK[status], -match.score) < (
+    def offer(match: Match) -> None:
+        current = best.get(match.id)
+        if current is None or (_RANK[match.status], -match.score) < (
             _RANK[current.status],
             -current.score,
         ):
-            best[entry_id] = match
+            best[match.id] = match
 
     for number, entry in index.exact_numbered(digest):
-        offer(number, entry.id, "exact", 1.0)
+        offer(Match(entry.id, 1.0, "exact", number))
     if prints.text_sha256 is not None:
         for number, entry in index.normalized_numbered(prints.text_sha256):
-            offer(number, entry.id, "normalized", 1.0)
-    for number, kind, score in _text_matches(prints, index, thresholds) + _image_matches(
-        prints, index, thresholds
-    ):
-        offer(number, index.entry(number).id, kind, score)
+            offer(Match(entry.id, 1.0, "normalized", number))
+    for match in fingerprint_matches(prints, index, thresholds):
+        offer(match)
     matches = sorted(best.values(), key=lambda m: (_RANK[m.status], -m.score, m.id))
     status: Status = matches[0].status if matches else "absent"
     return WorkResult(label, digest, status, tuple(matches), prints.text_sha256)
@@ -208,7 +232,7 @@ def _lookup_one(
 
 def lookup_works(
     works: Sequence[tuple[str, bytes]],
-    index: FingerprintIndex,
+    index: LookupIndex,
     *,
     thresholds: Thresholds | None = None,
     images: bool = True,
@@ -222,11 +246,38 @@ def lookup_works(
         FormatError: the index turns out corrupt, or the manifest changed since it was opened.
         LocalIOError: the manifest cannot be read.
     """
-    limits = thresholds or Thresholds()
+    return lookup_prepared(prepare_works(works, images=images), index, thresholds=thresholds)
+
+
+def prepare_works(
+    works: Sequence[tuple[str, bytes]], *, images: bool = True
+) -> list[tuple[str, str, ContentPrints]]:
+    """What a lookup needs of each ``(label, content)``: ``(label, sha256, prints)``.
+
+    The costly part of a lookup (fingerprinting), which an executor may run elsewhere.
+    """
     prints = content_prints([content for _, content in works], images=images)
     return [
-        _lookup_one(label, content, work_prints, index, limits)
+        (label, hashlib.sha256(content).hexdigest(), work_prints)
         for (label, content), work_prints in zip(works, prints, strict=True)
+    ]
+
+
+def lookup_prepared(
+    works: Sequence[tuple[str, str, ContentPrints]],
+    index: LookupIndex,
+    *,
+    thresholds: Thresholds | None = None,
+) -> list[WorkResult]:
+    """:func:`lookup_works` on works already prepared (:func:`prepare_works`), in order.
+
+    Raises:
+        As :func:`lookup_works`.
+    """
+    limits = thresholds or Thresholds()
+    return [
+        _lookup_one(label, digest, work_prints, index, limits)
+        for label, digest, work_prints in works
     ]
 
 
@@ -246,7 +297,7 @@ def open_for_lookup(
     sidecar: Path | None = None,
     card: CardRef | None = None,
     warn: Callable[[str], None],
-) -> Iterator[tuple[FingerprintIndex, ProofBuilder | None]]:
+) -> Iterator[tuple[LookupIndex, ProofBuilder | PartitionedLookup | None]]:
     """Open a manifest (and its fingerprint sidecar) for :func:`lookup_works`.
 
     The sidecar (``sidecar``, or the one beside the manifest) is used as
@@ -273,6 +324,18 @@ def open_for_lookup(
                 warn(chosen.note)
             yield index, None
         return
+    from provenance.partitions import is_partitioned
+
+    if is_partitioned(manifest_path) and sidecar is None:
+        from provenance.partlookup import open_partitioned
+
+        # Only the parts a lookup needs are read (None: a part holds textSha256s).
+        if (partitioned := open_partitioned(manifest_path, card)) is not None:
+            try:
+                yield partitioned, partitioned
+            finally:
+                partitioned.close()
+            return
     from provenance.proofs import ProofBuilder, read_against_card
 
     def scan(entries: Iterator[ManifestEntry]) -> fpindex.ManifestScan:

@@ -78,6 +78,19 @@ class TreeBuilder:
             self.size += span
             start += span
 
+    def append_subtree(self, height: int, digest: bytes) -> None:
+        """Append the root of a perfect subtree of ``2**height`` leaves, as :meth:`extend` on
+        those leaves would.
+
+        Raises:
+            ValueError: the tree's size is not a multiple of ``2**height`` (the subtree would
+                not be aligned, so it is not a subtree of the whole tree).
+        """
+        if self.size & ((1 << height) - 1):
+            raise ValueError(f"a subtree of 2**{height} leaves cannot follow {self.size} leaves")
+        self._push(height, digest)
+        self.size += 1 << height
+
     def _push(self, height: int, digest: bytes) -> None:
         stack = self._stack
         while stack and stack[-1][0] == height:
@@ -108,9 +121,9 @@ def perfect_root(leaves: Sequence[bytes]) -> bytes:
     sha256 = hashlib.sha256
     level = list(leaves)
     while len(level) > 1:
-        level = [
-            sha256(b"\x01" + a + b).digest() for a, b in zip(level[::2], level[1::2], strict=True)
-        ]
+        # Pairs from one iterator: no copies of the level (as slicing [::2] and [1::2] made).
+        pairs = iter(level)
+        level = [sha256(b"\x01" + a + b).digest() for a, b in zip(pairs, pairs, strict=True)]
     return level[0]
 
 

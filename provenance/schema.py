@@ -22,6 +22,7 @@ CARD_STATEMENT = "card-statement.v1.json"
 CARD_SPEC = "card-spec.v1.json"
 MANIFEST_ENTRY = "manifest-entry.v1.json"
 MANIFEST_SHARD = "manifest-shard.v1.json"
+MANIFEST_INDEX = "manifest-index.v1.json"
 TRUST_STORE = "trust-store.v1.json"
 FILTER_REPORT = "filter-report.v1.json"
 

@@ -135,6 +135,8 @@ def verify(
     lists: ListSource | None = None,
     strict: bool = False,
     keep_manifest: bool = False,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> Report:
     """Verify a signed card, and optionally its manifest and the data it describes.
 
@@ -150,6 +152,9 @@ def verify(
     ``data_dir`` is walked as ``manifest build`` walks it (:func:`provenance.manifest.walk_files`
     with ``ignore`` and ``symlinks``; the manifest and its sidecars are left out when they lie
     inside it), so files excluded when the manifest was built must be excluded here too.
+
+    ``executor`` (``local`` or ``ray``, with ``ray_address``) is where the data's files are
+    hashed (:mod:`provenance.executors`).
 
     With ``keep_manifest`` (and a data directory, whose check holds the manifest anyway), the
     report keeps the manifest read (``Report.manifest``) when it is the one the card commits to.
@@ -184,7 +189,7 @@ def verify(
     _check_required_lists(found, card, trust)
     audit = None if lists is None else _ListCheck(card, trust, lists, at, strict)
     if data_dir is not None and manifest_path is not None:
-        walk = DataWalk(ignore, symlinks, workers, progress, on_total)
+        walk = DataWalk(ignore, symlinks, workers, progress, on_total, executor, ray_address)
         _check_data(found, card, manifest_path, data_dir, walk, audit, keep=keep_manifest)
     elif manifest_path is not None:
         _check_manifest_read(found, card, ManifestReader(manifest_path), audit)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,3 +61,49 @@ def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
     assert "Traceback" not in result.stderr, result.stderr
     assert len(lines) == 1, result.stderr
     return lines[0]
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One local Ray instance for the whole session (2 CPUs, no dashboard, loopback only),
+    stopped at the end; yields its address for ``--ray-address``. Ray's start costs seconds,
+    so every Ray test shares it (``RayExecutor`` joins an instance already running)."""
+    import tempfile
+
+    import ray  # in the ray extra (part of all): the Ray tests fail, never skip, without it
+
+    # Workers import this repository's tests (task functions) and provenance; no token file
+    # in the home directory for a loopback-only test instance.
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "RAY_AUTH_MODE")}
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), saved["PYTHONPATH"]]))
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    # Ray's session folder holds Unix sockets, whose paths must stay short.
+    temp = tempfile.mkdtemp(prefix="ray-")
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        _node_ip_address="127.0.0.1",
+        _temp_dir=temp,
+    )
+    try:
+        yield str(ray.get_runtime_context().gcs_address)
+    finally:
+        ray.shutdown()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        import shutil
+
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Any:
+    """A private PostgreSQL cluster for the session (tests.registry_support), on 127.0.0.1."""
+    from tests.registry_support import postgres_cluster
+
+    with postgres_cluster() as cluster:
+        yield cluster

@@ -1,35 +1,32 @@
-"""Support for the browser tests of the creator's page: Chromium, and a stand-in registry.
+"""Support for the browser tests of the creator's page: Chromium, and the real registry.
 
-STAND-IN: ``StandInRegistry`` is NOT the registry. It is a small ``http.server`` that serves the
-page's assets and the read-only calls the page makes (``GET /v1/range/{prefix}``, and the card
-links), answering from real signed cards and manifests built by the tests, so that the page can
-be tested end to end before the registry exists (issue 10, item 1). The registry's own tests
-replace it with the real server; nothing in the package uses this module.
+:class:`PageRegistry` serves the registry's own app (:func:`provenance.registry.app.create_app`,
+over a real SQLite database whose cards were pushed with ``registry push``) with uvicorn on
+127.0.0.1, in a thread of the test process, so that the tests can
+
+- record every request the server receives (method, path, headers, body), byte for byte;
+- move the rate limiter's clock (the real limiter answers 429 with its ``Retry-After``);
+- and, for one test, make the registry's range answers malformed (``tamper_range``): a fault
+  the real registry never produces, injected in front of it.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
+import asyncio
 import json
-import mimetypes
 import re
 import shutil
+import socket
 import threading
-from collections.abc import Iterator
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from provenance import _json
-from provenance.card import unverified_card_document, verify_card
-from provenance.envelope import Envelope
-from provenance.trust import TrustStore
 
 ROOT = Path(__file__).resolve().parents[1]
 STATIC = ROOT / "provenance" / "registry" / "static"
@@ -67,7 +64,7 @@ def chromium() -> Iterator[Any]:
 
 @dataclass
 class Recorded:
-    """One request the stand-in received."""
+    """One request the registry received."""
 
     method: str
     path: str
@@ -75,176 +72,178 @@ class Recorded:
     body: bytes
 
 
-@dataclass
-class _Card:
+@dataclass(frozen=True)
+class RegisteredCard:
+    """A card as ``GET /v1/cards`` lists it."""
+
     id: str
     name: str
     version: str
     publisher: list[str]
-    envelope: bytes
-    manifest: bytes
 
 
-@dataclass
-class StandInRegistry:
-    """STAND-IN for the registry (see the module docstring). Use as a context manager."""
+class _Recorder:
+    """ASGI middleware: records every request, and can answer range queries itself."""
 
-    cards: list[_Card] = field(default_factory=list)
-    index: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    requests: list[Recorded] = field(default_factory=list)
-    range_status: int | None = None
-    """When set, every range query answers this status (e.g. 429, with Retry-After: 30)."""
-    _server: ThreadingHTTPServer | None = None
+    def __init__(self, app: Any, registry: PageRegistry) -> None:
+        self.app = app
+        self.registry = registry
 
-    def add_card(self, signed: Path, manifest: Path, trust: Path) -> str:
-        """Admit a card as the registry would: signature, then manifest digest; return its id."""
-        envelope_bytes = signed.read_bytes()
-        manifest_bytes = manifest.read_bytes()
-        store = TrustStore.from_json(trust.read_bytes(), what="trust")
-        document = unverified_card_document(envelope_bytes, what="card")
-        assert isinstance(document, Envelope)
-        card = verify_card(document, store, at=dt.datetime.now(dt.UTC), what="card")
-        assert card.manifest_digest == hashlib.sha256(manifest_bytes).hexdigest()
-        card_id = hashlib.sha256(document.payload).hexdigest()
-        predicate = card.predicate
-        self.cards.append(
-            _Card(
-                card_id,
-                predicate.name,
-                predicate.version,
-                list(card.publishers),
-                envelope_bytes,
-                manifest_bytes,
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        query = scope.get("query_string", b"").decode("latin-1")
+        path = scope["path"] + (f"?{query}" if query else "")
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        recorded = Recorded(scope["method"], path, headers, b"")
+        self.registry.requests.append(recorded)
+
+        async def recording() -> Any:
+            message = await receive()
+            if message["type"] == "http.request":
+                recorded.body += message.get("body", b"")
+            return message
+
+        tamper = self.registry.tamper_range
+        match = re.fullmatch(r"/v1/range/([0-9a-f]{5})", scope["path"])
+        if tamper is not None and match:
+            body = json.dumps(tamper(match.group(1))).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"application/json")],
+                }
             )
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, recording, send)
+
+
+class PageRegistry:
+    """The real registry over ``database`` (see the module docstring); a context manager."""
+
+    RATE = 1 / 30
+    """Lookups per second per client after the burst: a client over it waits 30 s."""
+    BURST = 10_000
+
+    def __init__(self, database: Path, trust: Path, log_key: Path) -> None:
+        self.database = database
+        self.trust = trust
+        self.log_key = log_key
+        self.requests: list[Recorded] = []
+        self.tamper_range: Callable[[str], dict[str, Any]] | None = None
+        self.now = 1_000_000.0
+        """The rate limiter's clock (seconds); tests move it."""
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self._database: Any = None
+        self._app: Any = None
+
+    def __enter__(self) -> PageRegistry:
+        import uvicorn
+
+        from provenance.keys import load_private_key
+        from provenance.registry.app import Settings, create_app
+        from provenance.registry.db import Database
+        from provenance.trust import TrustStore
+
+        self._database = Database.open(f"sqlite:///{self.database}")
+        store = TrustStore.from_json(self.trust.read_bytes(), what="trust")
+        settings = Settings(lookup_rate=self.RATE, lookup_burst=self.BURST)
+        self._app = create_app(
+            self._database,
+            store,
+            load_private_key(self.log_key),
+            settings,
+            monotonic=lambda: self.now,
         )
-        for line in manifest_bytes.splitlines():
-            entry = _json.loads_object(line, what="manifest")
-            match = {
-                "card": card_id,
-                "name": predicate.name,
-                "version": predicate.version,
-                "publisher": list(card.publishers),
-                "entry": entry["id"],
-            }
-            for kind in ("sha256", "textSha256"):
-                if kind in entry:
-                    self.index.setdefault(f"{kind}:{entry[kind]}", []).append(match)
-        return card_id
-
-    def range(self, prefix: str) -> dict[str, Any]:
-        """The answer to ``GET /v1/range/{prefix}`` (DESIGN.md section 6)."""
-        digests = []
-        for key in sorted(self.index):
-            kind, digest = key.split(":")
-            if digest.startswith(prefix):
-                digests.append({"digest": digest, "kind": kind, "matches": self.index[key]})
-        return {"prefix": prefix, "digests": digests}
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/"
-
-    def range_requests(self) -> list[str]:
-        return [r.path for r in self.requests if r.path.startswith("/v1/range/")]
-
-    def __enter__(self) -> StandInRegistry:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(64)
+        self._socket = sock
+        config = uvicorn.Config(
+            _Recorder(self._app, self), log_level="warning", access_log=False, lifespan="off"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._server.serve(sockets=[sock])), daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the registry did not start")
+            time.sleep(0.01)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        """Stop serving (the page, already loaded, then finds the registry gone)."""
+        if self._server is None:
+            return
+        self._server.should_exit = True
+        assert self._thread is not None
+        self._thread.join(30)
+        self._socket.close()
+        self._app.state.search.close()
+        self._database.close()
+        self._server = None
 
+    @property
+    def url(self) -> str:
+        host, port = self._socket.getsockname()[:2]
+        return f"http://{host!s}:{port}/"
 
-def _handler(registry: StandInRegistry) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+    @property
+    def cards(self) -> list[RegisteredCard]:
+        """The registered cards, oldest first."""
+        with urllib.request.urlopen(f"{self.url}v1/cards") as answer:
+            listed = json.loads(answer.read())["cards"]
+        return [
+            RegisteredCard(c["id"], c["name"], c["version"], c["publisher"])
+            for c in reversed(listed)
+        ]
+
+    def range_requests(self) -> list[str]:
+        return [r.path for r in self.requests if r.path.startswith("/v1/range/")]
+
+    def exhaust_lookups(self) -> None:
+        """Spend this client's (127.0.0.1's) lookups: the next one answers 429."""
+        limiter = self._app.state.limiter
+        while limiter.take("127.0.0.1") is None:
             pass
 
-        def _record(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            registry.requests.append(
-                Recorded(self.command, self.path, dict(self.headers.items()), body)
-            )
+    def let_time_pass(self, seconds: float) -> None:
+        """Move the rate limiter's clock."""
+        self.now += seconds
 
-        def _send(
-            self, status: int, body: bytes, kind: str, headers: dict[str, str] | None = None
-        ) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(body)
 
-        def _json(self, status: int, document: Any, headers: dict[str, str] | None = None) -> None:
-            self._send(status, json.dumps(document).encode(), "application/json", headers)
+def empty_registry(directory: Path) -> PageRegistry:
+    """A registry with no card (its own log key, an empty trust store), to serve the page."""
+    from provenance.keys import PrivateKey, write_key_pair
+    from provenance.trust import TrustStore
 
-        def do_POST(self) -> None:  # noqa: N802 - the base's name
-            self._record()
-            self._json(405, {"error": "the stand-in answers GET only"})
+    directory.mkdir(parents=True, exist_ok=True)
+    write_key_pair(PrivateKey.generate(), directory / "log.key")
+    (directory / "trust.json").write_bytes(TrustStore().to_json())
+    return PageRegistry(directory / "registry.db", directory / "trust.json", directory / "log.key")
 
-        def do_GET(self) -> None:  # noqa: N802 - the base's name
-            self._record()
-            path = self.path.split("?", 1)[0]
-            if path == "/":
-                self._send(200, (STATIC / "index.html").read_bytes(), "text/html; charset=utf-8")
-            elif path.startswith("/static/"):
-                self._static(path.removeprefix("/static/"))
-            elif match := re.fullmatch(r"/v1/range/([^/]*)", path):
-                self._range(match.group(1))
-            elif match := re.fullmatch(r"/v1/cards/([0-9a-f]{64})(/envelope|/manifest)?", path):
-                self._card(match.group(1), match.group(2))
-            else:
-                self._json(404, {"error": "not found"})
 
-        def _static(self, name: str) -> None:
-            target = (STATIC / name).resolve()
-            if not target.is_relative_to(STATIC) or not target.is_file():
-                self._json(404, {"error": "not found"})
-                return
-            kind = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-            if target.suffix == ".js":
-                kind = "text/javascript"
-            self._send(200, target.read_bytes(), kind)
+def push_cards(
+    database: Path, trust: Path, log_key: Path, client_trust: Path, cards: list[tuple[Path, Path]]
+) -> None:
+    """Register ``cards`` (signed card, manifest) in ``database`` with ``registry push``."""
+    from tests.conftest import run_cli
 
-        def _range(self, prefix: str) -> None:
-            if not re.fullmatch(r"[0-9a-f]{5}", prefix):
-                self._json(400, {"error": "prefix must be 5 lowercase hex digits"})
-            elif registry.range_status is not None:
-                status = registry.range_status
-                self._json(
-                    status, {"error": HTTPStatus(status).phrase.lower()}, {"Retry-After": "30"}
-                )
-            else:
-                self._json(200, registry.range(prefix))
-
-        def _card(self, card_id: str, part: str | None) -> None:
-            card = next((card for card in registry.cards if card.id == card_id), None)
-            if card is None:
-                self._json(404, {"error": "no such card"})
-            elif part == "/envelope":
-                self._send(200, card.envelope, "application/json")
-            elif part == "/manifest":
-                self._send(200, card.manifest, "application/x-ndjson")
-            else:
-                document = {
-                    "id": card.id,
-                    "name": card.name,
-                    "version": card.version,
-                    "publisher": card.publisher,
-                }
-                self._json(200, document)
-
-    return Handler
+    with PageRegistry(database, trust, log_key) as registry:
+        for signed, manifest in cards:
+            result = run_cli(
+                "registry", "push", signed, "--manifest", manifest,
+                *(("--fingerprints", f"{manifest}.fp") if Path(f"{manifest}.fp").exists() else ()),
+                "--registry", registry.url.rstrip("/"), "--trust", client_trust,
+            )  # fmt: skip
+            assert result.returncode == 0, result.stderr

@@ -365,6 +365,10 @@ def test_demo_runs() -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "FAIL  data files: 1 changed, 1 missing, 1 extra of 19" in result.stdout
     assert "changed:    news/2026-04-library-reopens.txt" in result.stdout
+    # The registry part: pushed, looked up across datasets, the receipt a basis for absence.
+    assert "registered: example-corpus 1.0.0 as entry 0 of log" in result.stdout
+    assert "the manifest's order was checked by registry localhost/provenance" in result.stdout
+    assert "1 new registration(s)" in result.stdout
     assert "every party's check behaved as expected" in result.stdout
 
 

@@ -249,7 +249,7 @@ def test_demo_steps_are_listed_in_one_place() -> None:
     from provenance.cli import _demo
 
     before = [step.__name__ for step in _demo.steps()]
-    for module in ("_lists", "_filter", "_lookup", "_proof", "_export", "_card"):
+    for module in ("_lists", "_filter", "_lookup", "_proof", "_export", "_card", "_registry"):
         importlib.import_module(f"provenance.cli.{module}")
     assert (
         [step.__name__ for step in _demo.steps()]
@@ -260,5 +260,6 @@ def test_demo_steps_are_listed_in_one_place() -> None:
             "filter_step",
             "creator_lookup_step",
             "creator_proofs_step",
+            "registry_step",
         ]
     )

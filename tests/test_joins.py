@@ -1,19 +1,18 @@
 """Bucketed exclusion joins (DuckDB per hash-prefix bucket, as tasks): the same answers as the
 matcher, for 1, 3 and 16 buckets, on real-ish lists and records (evasive URL spellings,
-text-sha256, digests on two lists, unevaluable URLs), through threads and real processes."""
+text-sha256, digests on two lists, unevaluable URLs), on threads and on the process pool of
+provenance.executors."""
 
 from __future__ import annotations
 
-import concurrent.futures
-from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 import pytest
 from joins_support import content, make_lists, make_records, text
 
 from provenance.errors import InputError
+from provenance.executors import LocalExecutor
 from provenance.lists.match import ListIndex
 from provenance.lists.model import ExclusionList
 
@@ -26,17 +25,6 @@ from provenance.lists.joins import (  # noqa: E402
     match_records_bucketed,
     write_buckets,
 )
-
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-class ProcessMap:
-    """A real process pool behind the executor interface (what provenance.executors does)."""
-
-    def map(self, fn: Callable[[T], R], items: Sequence[T], *, names: Sequence[str]) -> Iterator[R]:
-        with concurrent.futures.ProcessPoolExecutor(2) as pool:
-            yield from pool.map(fn, items)
 
 
 def _lists() -> list[ExclusionList]:
@@ -75,9 +63,10 @@ def test_bucketed_matching_takes_bytes_digests_and_real_processes(tmp_path: Path
     contents = [bytes.fromhex(c) if c else None for c in CONTENTS]
     texts = [bytes.fromhex(t) if t else None for t in TEXTS]
     expected = INDEX.match_records(URLS, contents, texts)
-    got = match_records_bucketed(
-        INDEX, URLS, contents, texts, directory=tmp_path, buckets=3, executor=ProcessMap()
-    )
+    with LocalExecutor(2) as executor:  # the process pool of provenance.executors
+        got = match_records_bucketed(
+            INDEX, URLS, contents, texts, directory=tmp_path, buckets=3, executor=executor
+        )
     assert got == expected
 
 

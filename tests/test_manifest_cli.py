@@ -358,14 +358,22 @@ def test_control_and_bidi_characters_are_refused_in_records_and_file_names(
     assert ok.returncode == 0, ok.stderr
 
 
-def test_names_from_a_trust_store_are_escaped_in_verify_output(
-    keys: Path, tmp_path: Path
-) -> None:
+def test_names_from_a_trust_store_are_escaped_in_verify_output(keys: Path, tmp_path: Path) -> None:
     trust = tmp_path / "trust.json"
     name = "Lab\x1b[2K\rok    everything"
-    assert run_cli(
-        "trust", "add", trust, keys / "dev.key.pub", "--name", name, "--role", "dataset-publisher"
-    ).returncode == 0
+    assert (
+        run_cli(
+            "trust",
+            "add",
+            trust,
+            keys / "dev.key.pub",
+            "--name",
+            name,
+            "--role",
+            "dataset-publisher",
+        ).returncode
+        == 0
+    )
     data = _files(tmp_path / "data", {"a.txt": "a"})
     out = tmp_path / "m.jsonl"
     assert run_cli("manifest", "build", data, "-o", out).returncode == 0

@@ -1,7 +1,7 @@
-"""The creator's page end to end in Chromium, against the STAND-IN registry of page_support.
+"""The creator's page end to end in Chromium, against the real registry (page_support).
 
-Real signed cards and manifests are built through the CLI; the page is served by the stand-in
-(to be replaced by the real registry in its own tests). Checked: the statuses of an exact copy, a
+Real signed cards and manifests are built and pushed through the CLI; the page is served by the
+registry, whose every received request is recorded. Checked: the statuses of an exact copy, a
 re-encoded and re-wrapped copy (normalized) and absent works; that no request carries a full
 64-hex digest (every request URL, header and body is recorded, in the browser and at the server);
 the card links and the proof command; errors (429, unreachable); names shown as text; large files
@@ -31,7 +31,7 @@ import pytest
 
 from provenance.normtext import norm_text_sha256
 from tests.conftest import NOW, ROOT, SAMPLES, run_cli
-from tests.page_support import HEX64, StandInRegistry, chromium
+from tests.page_support import HEX64, PageRegistry, chromium, push_cards
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -60,6 +60,9 @@ sources:
 class Cards:
     trust: Path
     signed: list[tuple[Path, Path]]
+    database: Path
+    """A registry's database where both cards are registered."""
+    log_key: Path
 
 
 def _cli(*args: str | Path) -> None:
@@ -108,22 +111,25 @@ def cards(tmp_path_factory: pytest.TempPathFactory) -> Cards:
     shutil.copy(SAMPLES / "data/books/01-a-scandal-in-bohemia.txt", second / "pages/scandal.txt")
     (second / "pages/chanson.txt").write_text(CHANSON, encoding="utf-8")
     (work / "second.yaml").write_text(SECOND_SPEC)
-    return Cards(
-        trust,
-        [
-            _card(work, SAMPLES / "data", SAMPLES / "card-spec.yaml", "example"),
-            _card(work, second, work / "second.yaml", "web"),
-        ],
-    )
+    signed = [
+        _card(work, SAMPLES / "data", SAMPLES / "card-spec.yaml", "example"),
+        _card(work, second, work / "second.yaml", "web"),
+    ]
+    _cli("key", "generate", work / "log.key")
+    client_trust = work / "client-trust.json"
+    _cli(
+        "trust", "add", client_trust, work / "log.key.pub", "--name", "localhost/provenance",
+        "--role", "transparency-log",
+    )  # fmt: skip
+    database = work / "registry.db"
+    push_cards(database, trust, work / "log.key", client_trust, signed)
+    return Cards(trust, signed, database, work / "log.key")
 
 
 @pytest.fixture
-def registry(cards: Cards) -> Iterator[StandInRegistry]:
-    stand_in = StandInRegistry()
-    for signed, manifest in cards.signed:
-        stand_in.add_card(signed, manifest, cards.trust)
-    with stand_in:
-        yield stand_in
+def registry(cards: Cards) -> Iterator[PageRegistry]:
+    with PageRegistry(cards.database, cards.trust, cards.log_key) as registry:
+        yield registry
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +146,7 @@ class Session:
 
 
 @pytest.fixture
-def session(browser: Any, registry: StandInRegistry) -> Iterator[Session]:
+def session(browser: Any, registry: PageRegistry) -> Iterator[Session]:
     context = browser.new_context(viewport={"width": 1100, "height": 900})
     page = context.new_page()
     seen: list[dict[str, Any]] = []
@@ -173,9 +179,7 @@ def _wait_until_done(page: Any, count: int) -> dict[str, Any]:
     return {row.get_attribute("data-file"): row for row in (rows.nth(k) for k in range(count))}
 
 
-def _assert_nothing_full_left(
-    session: Session, registry: StandInRegistry, digests: set[str]
-) -> None:
+def _assert_nothing_full_left(session: Session, registry: PageRegistry, digests: set[str]) -> None:
     """No request carries a full digest; every one stays on the registry's origin."""
     assert session.requests
     for request in session.requests:
@@ -242,7 +246,7 @@ def _screenshot(page: Any, tmp_path: Path, name: str) -> Path:
 
 
 def test_statuses_cards_proof_command_and_no_full_digest_leaves(
-    session: Session, registry: StandInRegistry, cards: Cards, tmp_path: Path
+    session: Session, registry: PageRegistry, cards: Cards, tmp_path: Path
 ) -> None:
     page = session.page
     files = _creator_files(tmp_path / "works")
@@ -330,7 +334,7 @@ def test_statuses_cards_proof_command_and_no_full_digest_leaves(
 
 
 def test_a_large_file_is_streamed_through_hash_wasm(
-    session: Session, registry: StandInRegistry, tmp_path: Path
+    session: Session, registry: PageRegistry, tmp_path: Path
 ) -> None:
     """Above 256 MiB the page streams the file through hash-wasm instead of WebCrypto."""
     big = tmp_path / "big.bin"
@@ -352,7 +356,7 @@ def test_a_large_file_is_streamed_through_hash_wasm(
 
 
 def test_small_chunks_and_the_streaming_path_give_the_same_statuses(
-    browser: Any, registry: StandInRegistry, tmp_path: Path
+    browser: Any, registry: PageRegistry, tmp_path: Path
 ) -> None:
     """With tiny thresholds (?webcrypto-max=&chunk=, test hooks) every file takes the streaming
     path in 4 KiB reads: the same digests and statuses."""
@@ -375,11 +379,11 @@ def test_small_chunks_and_the_streaming_path_give_the_same_statuses(
 
 
 def test_rate_limited_then_checked_again(
-    session: Session, registry: StandInRegistry, tmp_path: Path
+    session: Session, registry: PageRegistry, tmp_path: Path
 ) -> None:
     work = tmp_path / "scandal.txt"
     shutil.copy(SAMPLES / "data/books/01-a-scandal-in-bohemia.txt", work)
-    registry.range_status = 429
+    registry.exhaust_lookups()  # the real limiter: this client must wait 30 s
     session.page.set_input_files("#files", str(work))
     rows = _wait_until_done(session.page, 1)
     assert rows["scandal.txt"].get_attribute("data-status") == "error"  # never "absent"
@@ -388,14 +392,14 @@ def test_rate_limited_then_checked_again(
     assert "limiting lookups" in banner.inner_text() and "(HTTP 429)" in banner.inner_text()
     assert "Try again in 30 s" in banner.inner_text()
     assert "HTTP 429" in rows["scandal.txt"].inner_text()
-    registry.range_status = None
+    registry.let_time_pass(3600)
     session.page.get_by_role("button", name="Check again").click()
     session.page.wait_for_selector("[data-testid=result][data-status=exact]")
     assert not banner.is_visible()
     _assert_nothing_full_left(session, registry, _digests(work))
 
 
-def test_registry_unreachable(session: Session, registry: StandInRegistry, tmp_path: Path) -> None:
+def test_registry_unreachable(session: Session, registry: PageRegistry, tmp_path: Path) -> None:
     work = tmp_path / "scandal.txt"
     shutil.copy(SAMPLES / "data/books/01-a-scandal-in-bohemia.txt", work)
     registry.stop()  # the page and its workers are loaded; the registry goes away
@@ -410,14 +414,14 @@ def test_registry_unreachable(session: Session, registry: StandInRegistry, tmp_p
 
 
 def test_malformed_answer_is_an_error_not_absent(
-    session: Session, registry: StandInRegistry, tmp_path: Path
+    session: Session, registry: PageRegistry, tmp_path: Path
 ) -> None:
     work = tmp_path / "scandal.txt"
     shutil.copy(SAMPLES / "data/books/01-a-scandal-in-bohemia.txt", work)
     digest = hashlib.sha256(work.read_bytes()).hexdigest()
-    # A registry answering with a digest outside the prefix asked for.
-    original = registry.range
-    registry.range = lambda prefix: {  # type: ignore[method-assign]
+    # A registry answering with a digest outside the prefix asked for (injected in front of
+    # the real registry, which never answers so).
+    registry.tamper_range = lambda prefix: {
         "prefix": prefix,
         "digests": [{"digest": "f" * 64, "kind": "sha256", "matches": []}],
     }
@@ -425,14 +429,14 @@ def test_malformed_answer_is_an_error_not_absent(
         session.page.set_input_files("#files", str(work))
         rows = _wait_until_done(session.page, 1)
     finally:
-        registry.range = original  # type: ignore[method-assign]
+        registry.tamper_range = None
     assert rows["scandal.txt"].get_attribute("data-status") == "error"
     assert "malformed answer" in session.page.locator("#banner").inner_text()
     assert digest[:5] != "fffff"
 
 
 def test_names_and_registry_text_are_shown_as_text(
-    session: Session, registry: StandInRegistry, tmp_path: Path
+    session: Session, registry: PageRegistry, tmp_path: Path
 ) -> None:
     name = '<img src=x onerror="window.__pwned=1">.txt'
     work = tmp_path / name
@@ -445,7 +449,7 @@ def test_names_and_registry_text_are_shown_as_text(
     assert session.page.locator("img").count() == 0
 
 
-def test_drop_zone_and_labels(session: Session, registry: StandInRegistry) -> None:
+def test_drop_zone_and_labels(session: Session, registry: PageRegistry) -> None:
     page = session.page
     assert page.get_by_label(re.compile("choose files")).get_attribute("id") == "files"
     assert page.get_by_role("heading", level=1).inner_text() == "Is my work in a training dataset?"
@@ -467,7 +471,7 @@ def test_drop_zone_and_labels(session: Session, registry: StandInRegistry) -> No
 
 
 def test_the_command_shown_yields_a_proof(
-    session: Session, registry: StandInRegistry, cards: Cards, tmp_path: Path
+    session: Session, registry: PageRegistry, cards: Cards, tmp_path: Path
 ) -> None:
     """Run the commands the page shows for an exact copy, as the creator would (with curl when
     it is installed), and verify the proof they write."""

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from provenance._pagetables import _assigned
 from provenance._unicode14 import CN_ENDS, CN_STARTS
 from provenance.normtext import norm_text_sha256, normalize_batch
-from tests.page_support import StandInRegistry, chromium
+from tests.page_support import chromium, empty_registry
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -98,8 +98,9 @@ SETUP = """async () => {
 
 
 @pytest.fixture(scope="module")
-def page() -> Iterator[Any]:
-    with StandInRegistry() as registry, chromium() as browser:
+def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    registry = empty_registry(tmp_path_factory.mktemp("registry"))
+    with registry, chromium() as browser:
         page = browser.new_page()
         page.goto(registry.url)
         page.wait_for_selector("body[data-ready=true]", state="attached")

@@ -103,7 +103,8 @@ def build_card(
         spec,
         manifest.iter_manifest(manifest_path, on_summary=summaries.append),
         lambda: summaries[0],
-        manifest_name=manifest_path.name,
+        # A partitioned manifest's subject is its index (DESIGN §8).
+        manifest_name="index.json" if manifest_path.is_dir() else manifest_path.name,
         created=at,
         exclusions=exclusions,
         fingerprints=_fingerprints_commitment(manifest_path),

@@ -73,6 +73,7 @@ def _register() -> None:
         _lookup,
         _manifest,
         _proof,
+        _registry,
         _report,
         _trust,
         _verify,
@@ -89,6 +90,7 @@ def _register() -> None:
         _report,
         _lists,
         _log,
+        _registry,
         _filter,
         _export,
         _demo,
@@ -122,6 +124,10 @@ OPTIONS = {
     "read_timeout": "--read-timeout",
     "total_timeout": "--timeout",
     "max_bytes": "--max-bytes",
+    "max_upload": "--max-upload",
+    "lookup_burst": "--lookup-burst",
+    "lookup_rate": "--lookup-rate",
+    "idle_timeout": "--upload-idle-timeout",
 }
 """The option that sets each library parameter a :class:`ParameterError` may name."""
 

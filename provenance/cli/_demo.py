@@ -75,6 +75,7 @@ def steps() -> list[DemoStep]:
     from provenance.cli._demo_export import export_step
     from provenance.cli._demo_filter import filter_step
     from provenance.cli._demo_lists import association_step
+    from provenance.cli._demo_registry import registry_step
 
     return [
         export_step,
@@ -82,6 +83,7 @@ def steps() -> list[DemoStep]:
         filter_step,
         creator_lookup_step,
         creator_proofs_step,
+        registry_step,
     ]
 
 

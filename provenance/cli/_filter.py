@@ -17,13 +17,14 @@ from provenance.cli._common import (
     print_json,
     resolve_clock,
 )
+from provenance.cli._executor import check_executor, executor_options
 
 if TYPE_CHECKING:
     from provenance.filter_report import FilterReport
 
 
 @click.command("filter")
-@click.argument("input_path", metavar="INPUT", type=PATH)
+@click.argument("inputs", metavar="INPUT...", nargs=-1, required=True)
 @click.option(
     "--lists",
     "lists",
@@ -55,10 +56,17 @@ if TYPE_CHECKING:
     help="Keep records without a URL (default: remove them when domain or URL entries are"
     " applied); the report and the card say how many were not checked.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="With several inputs: files filtered at once (default: all cores; with --executor"
+    " ray, the CPUs of a local Ray instance).",
+)
+@executor_options
 @json_option
 @now_option
 def filter_command(
-    input_path: Path,
+    inputs: tuple[str, ...],
     lists: str | None,
     trust_path: Path,
     kept: Path,
@@ -66,11 +74,18 @@ def filter_command(
     report_path: Path | None,
     selectors: tuple[str, ...],
     keep_missing_url: bool,
+    workers: int | None,
+    executor: str,
+    ray_address: str | None,
     as_json: bool,
     now: str | None,
     **column_names: str,
 ) -> None:
     """Remove from INPUT every record an exclusion list matches.
+
+    Several INPUTs (or globs such as 'crawl/*.parquet') are records files of one format,
+    filtered as one dataset (one task per file, on --executor local or ray): KEPT and --removed
+    hold their records in input order, and the report counts them all.
 
     INPUT is a records file (JSON Lines, CSV or Parquet with the columns of 'manifest build')
     or a directory. KEPT and --removed are written in the input's format, in input order; for
@@ -80,21 +95,35 @@ def filter_command(
     are applied, nothing is written and the command exits 2.
     """
     from provenance.filter import filter_file
+    from provenance.filter.shards import filter_inputs
+    from provenance.sharded import expand_inputs
 
+    check_executor(executor, ray_address)
     clock = resolve_clock(now)
     columns = columns_from(column_names)
-    report = filter_file(
-        input_path,
-        lists,
-        load_trust(trust_path, clock),
-        at=clock.at,
-        kept_path=kept,
-        removed_path=removed,
-        report_path=report_path,
-        selectors=selectors,
-        columns=columns,
-        keep_missing_url=keep_missing_url,
-    )
+    paths = expand_inputs(inputs)
+    common = {
+        "at": clock.at,
+        "kept_path": kept,
+        "removed_path": removed,
+        "report_path": report_path,
+        "selectors": selectors,
+        "columns": columns,
+        "keep_missing_url": keep_missing_url,
+    }
+    store = load_trust(trust_path, clock)
+    if len(paths) == 1 and executor == "local":
+        report = filter_file(paths[0], lists, store, **common)  # type: ignore[arg-type]
+    else:
+        report = filter_inputs(
+            paths,
+            lists,
+            store,
+            executor=executor,
+            ray_address=ray_address,
+            workers=workers,
+            **common,  # type: ignore[arg-type]
+        )
     for note in report.notes or ():
         echo(f"note: {note}", err=True)
     if as_json:

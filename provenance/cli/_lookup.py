@@ -16,6 +16,7 @@ from provenance.cli._common import (
     resolve_clock,
     warn,
 )
+from provenance.cli._executor import check_executor, executor_options
 from provenance.errors import InputError
 
 
@@ -37,6 +38,7 @@ from provenance.errors import InputError
     help="Write a proof for each work (a file for one work, else a directory): of presence of"
     " the matched entry, labelled with the status, or of absence for an absent work.",
 )
+@executor_options
 @now_option
 @json_option
 def lookup_command(
@@ -46,6 +48,8 @@ def lookup_command(
     card_path: Path | None,
     trust_path: Path | None,
     proof_out: Path | None,
+    executor: str,
+    ray_address: str | None,
     now: str | None,
     as_json: bool,
 ) -> None:
@@ -55,7 +59,9 @@ def lookup_command(
     near-duplicate (an edited copy), contained (a substantial part inside a larger record) or
     absent, with the matching entries and a similarity score. With --card and --trust the
     manifest (and the fingerprint index, if the card commits to one) is checked against the
-    signed card first.
+    signed card first; a partitioned manifest (a directory) is then read only in the parts
+    that the works' digests fall in. --executor ray reads and fingerprints the works in Ray
+    tasks.
     """
     from provenance.creators import SignedCardFiles, lookup_files
     from provenance.lookup import STATUSES
@@ -68,8 +74,16 @@ def lookup_command(
     if card_path is not None and trust_path is not None:
         clock = resolve_clock(now)
         signed = SignedCardFiles(card_path, trust_path, clock.at, clock.real_time)
+    check_executor(executor, ray_address)
     run = lookup_files(
-        works, manifest_path, warn=warn, sidecar=sidecar, signed=signed, proof_out=proof_out
+        works,
+        manifest_path,
+        warn=warn,
+        sidecar=sidecar,
+        signed=signed,
+        proof_out=proof_out,
+        executor=executor,
+        ray_address=ray_address,
     )
     if as_json:
         print_json(run.to_dict())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import click
 from provenance import manifest
 from provenance.cli._columns import column_options, columns_from
 from provenance.cli._common import PATH, echo, format_size, json_option, print_json, progress_bar
+from provenance.cli._executor import check_executor, executor_options
 from provenance.cli._walk import exclude_option, report_walk, symlinks_option
 from provenance.errors import InputError
 
@@ -20,14 +22,25 @@ def manifest_group() -> None:
 
 
 @manifest_group.command("build")
-@click.argument("input_path", metavar="INPUT", type=PATH)
-@click.option("-o", "--output", required=True, type=PATH, help="Manifest file to write.")
+@click.argument("inputs", metavar="INPUT...", nargs=-1, required=True)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    help="Manifest file to write; OUT/ (a trailing slash, or an existing directory) writes a"
+    " partitioned manifest (OUT/index.json and OUT/part-NNNNN.jsonl).",
+)
+@click.option(
+    "--partitions",
+    type=click.IntRange(min=1, max=65536),
+    help="Parts of a partitioned manifest (hash-prefix ranges).  [default: 16]",
+)
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
     default=lambda: os.cpu_count() or 1,
     show_default="all cores",
-    help="Hashing processes.",
+    help="Hashing processes (with --executor ray: the CPUs of a local Ray instance).",
 )
 @click.option(
     "--shard",
@@ -40,22 +53,28 @@ def manifest_group() -> None:
 @click.option(
     "--no-fingerprints",
     is_flag=True,
-    help="Skip textSha256 and the near-duplicate fingerprint index (OUTPUT.fp) for lookups.",
+    help="Skip textSha256 and the near-duplicate fingerprint index (OUTPUT.fp) for lookups"
+    " (needed for several inputs, a partitioned manifest or --executor ray).",
 )
+@executor_options
 @column_options
 @json_option
 def build(
-    input_path: Path,
-    output: Path,
+    inputs: tuple[str, ...],
+    output: str,
+    partitions: int | None,
     workers: int,
     shard: str | None,
     excludes: tuple[str, ...],
     symlinks: manifest.SymlinkPolicy,
     no_fingerprints: bool,
+    executor: str,
+    ray_address: str | None,
     as_json: bool,
     **column_names: str,
 ) -> None:
-    """Hash INPUT (a directory, or a .jsonl/.csv/.parquet records file) into a manifest.
+    """Hash INPUT (directories, .jsonl/.csv/.parquet records files, or globs of them such as
+    'crawl/*.parquet': one dataset, ids unique across them) into a manifest.
 
     A directory's ids are the files' paths under it: they must be valid UTF-8 in Unicode NFC
     with no control characters (rename or --exclude the others). By default text entries also
@@ -63,49 +82,98 @@ def build(
     images go to a sidecar index OUTPUT.fp, which 'card build' records and 'lookup' uses.
     """
     from provenance.manifest_files import build_manifest_file
+    from provenance.sharded import build_dataset
 
+    check_executor(executor, ray_address)
     columns = columns_from(column_names)
-    shard_spec = manifest.parse_shard(shard) if shard else None
-    is_dir = input_path.is_dir()
-    if not is_dir and (excludes or symlinks == "error"):
+    output_path = Path(output)
+    partitioned = output.endswith(("/", os.sep)) or output_path.is_dir()
+    if partitions is not None and not partitioned:
+        raise click.UsageError("--partitions applies to a partitioned manifest (-o OUT/)")
+    single = len(inputs) == 1 and not glob.has_magic(inputs[0])
+    input_path = Path(inputs[0])
+    is_dir = all(Path(i).is_dir() for i in inputs)
+    if shard and not (single and not partitioned and executor == "local"):
+        raise click.UsageError(
+            "--shard builds one INPUT into one file on --executor local; several inputs,"
+            " partitioned manifests and Ray split the work themselves"
+        )
+    if single and not input_path.is_dir() and (excludes or symlinks == "error"):
         raise InputError(
             f"{input_path}: --exclude and --symlinks apply to a directory, not a records file"
         )
     stats = manifest.WalkStats()
     with progress_bar(0, "hashing" if is_dir else "records") as bar:
-        summary = build_manifest_file(
-            input_path,
-            output,
-            workers=workers,
-            shard=shard_spec,
-            ignore=manifest.exclusion_matcher(excludes),
-            symlinks=symlinks,
-            columns=columns,
-            fingerprints=not no_fingerprints,
-            stats=stats,
+        common = {
+            "ignore": manifest.exclusion_matcher(excludes),
+            "symlinks": symlinks,
+            "columns": columns,
+            "fingerprints": not no_fingerprints,
+            "stats": stats,
             # Without a bar shown, the walk need not stat every file for a total.
-            progress=None if bar.disable else bar.update,
-            on_total=None if bar.disable else (lambda total: bar.reset(total=total)),
-        )
-    if is_dir:
-        report_walk(stats, folder=input_path)
-    _report(output, summary, as_json)
+            "progress": None if bar.disable else bar.update,
+            "on_total": None if bar.disable else (lambda total: bar.reset(total=total)),
+        }
+        if shard:
+            summary = build_manifest_file(
+                input_path,
+                output_path,
+                workers=workers,
+                shard=manifest.parse_shard(shard),
+                **common,  # type: ignore[arg-type]
+            )
+        else:
+            summary = build_dataset(
+                inputs,
+                output_path,
+                partitioned=partitioned,
+                partition_count=partitions or 16,
+                executor=executor,
+                ray_address=ray_address,
+                workers=workers,
+                **common,  # type: ignore[arg-type]
+            )
+    for item in inputs:
+        if Path(item).is_dir():
+            report_walk(stats, folder=Path(item))
+            break
+    _report(output_path, summary, as_json)
 
 
 @manifest_group.command("merge")
 @click.argument("inputs", nargs=-1, required=True, type=PATH)
-@click.option("-o", "--output", required=True, type=PATH, help="Merged manifest to write.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    help="Merged manifest to write: a file, or OUT/ (a trailing slash, or an existing"
+    " directory) for a partitioned manifest.",
+)
+@click.option(
+    "--partitions",
+    type=click.IntRange(min=1, max=65536),
+    help="Parts of a partitioned OUTPUT.  [default: 16]",
+)
 @json_option
-def merge(inputs: tuple[Path, ...], output: Path, as_json: bool) -> None:
-    """Merge manifests built separately (e.g. with --shard) into one.
+def merge(inputs: tuple[Path, ...], output: str, partitions: int | None, as_json: bool) -> None:
+    """Merge manifests built separately (e.g. with --shard) into one, or turn a manifest
+    file into a partitioned manifest (-o OUT/) and back (INPUT a partitioned manifest).
 
     Shards (built with --shard K/N, K counting from 0) must be the complete set 0/N ... N-1/N of
     one build: a missing, repeated or stale shard is refused, naming it. Their fingerprint
-    indexes (INPUT.fp) are merged too, into OUTPUT.fp.
+    indexes (INPUT.fp) are merged too, into OUTPUT.fp (a manifest file only).
     """
     from provenance.manifest_files import merge_manifest_files
+    from provenance.sharded import merge_to_partitioned
 
-    _report(output, merge_manifest_files(inputs, output), as_json)
+    output_path = Path(output)
+    if output.endswith(("/", os.sep)) or output_path.is_dir():
+        summary = merge_to_partitioned(inputs, output_path, partition_count=partitions or 16)
+    elif partitions is not None:
+        raise click.UsageError("--partitions applies to a partitioned manifest (-o OUT/)")
+    else:
+        summary = merge_manifest_files(inputs, output_path)
+    _report(output_path, summary, as_json)
 
 
 @manifest_group.command("show")

@@ -33,6 +33,14 @@ def proof_group() -> None:
     " digest for a normalized copy).",
 )
 @click.option(
+    "--receipt",
+    "receipt_paths",
+    multiple=True,
+    type=PATH,
+    help="A registry's receipt (.tlog-proof) for the card, signed by a transparency-log key of"
+    " the trust store: the registry checked the manifest's order, a basis for absence claims.",
+)
+@click.option(
     "--accept-publisher-order",
     is_flag=True,
     help="Accept an absence claim although only the publisher vouches for the manifest's"
@@ -45,6 +53,7 @@ def verify(
     signed_path: Path,
     trust_path: Path,
     work_path: Path | None,
+    receipt_paths: tuple[Path, ...],
     accept_publisher_order: bool,
     as_json: bool,
     now: str | None,
@@ -55,9 +64,11 @@ def verify(
     proof against the Merkle root and size the card commits to. A proof of absence holds only
     if the manifest is sorted, which the publisher alone could fake: it is accepted only when
     a trusted auditor other than the publisher co-signed the card (auditors co-sign after
-    'verify --manifest' checked the order), or with --accept-publisher-order. Exits 0 if the
-    proof holds, 1 if it does not (including a damaged or altered proof file, or a card that
-    does not verify), 2 if a file is missing or the card or trust store is malformed.
+    'verify --manifest' checked the order), when a registry's receipt for the card is given
+    (--receipt: the registry checks the order on admission), or with --accept-publisher-order.
+    Exits 0 if the proof holds, 1 if it does not (including a damaged or altered proof file, or
+    a card that does not verify), 2 if a file is missing or the card or trust store is
+    malformed.
     """
     from provenance.creators import SignedCardFiles, check_proof_file
 
@@ -66,10 +77,14 @@ def verify(
         proof_path,
         SignedCardFiles(signed_path, trust_path, clock.at, clock.real_time),
         work_path=work_path,
+        receipts=receipt_paths,
         accept_publisher_order=accept_publisher_order,
     )
     if check.proof is None or check.card is None:
-        advice = "; pass --accept-publisher-order to accept it knowingly"
+        advice = (
+            "; give a registry's receipt for the card (--receipt), or pass"
+            " --accept-publisher-order to accept it knowingly"
+        )
         advice = advice if check.unattested_order else ""
         if as_json:
             print_json(check.to_dict(advice=advice))

@@ -19,6 +19,7 @@ from provenance.cli._common import (
     progress_bar,
     resolve_clock,
 )
+from provenance.cli._executor import check_executor, executor_options
 from provenance.cli._walk import exclude_option, symlinks_option
 from provenance.errors import InputError
 from provenance.verify import DataDiff, Report, verify_file
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
 @click.option(
     "--strict", is_flag=True, help="With --lists, entries listed after the card was made fail."
 )
+@executor_options
 @json_option
 @now_option
 def verify_command(
@@ -65,6 +67,8 @@ def verify_command(
     workers: int,
     lists: str | None,
     strict: bool,
+    executor: str,
+    ray_address: str | None,
     as_json: bool,
     now: str | None,
 ) -> int:
@@ -87,6 +91,9 @@ def verify_command(
         raise InputError(
             "--lists needs --manifest: the manifest entries are checked against the lists"
         )
+    check_executor(executor, ray_address)
+    if executor != "local" and data_dir is None:
+        raise click.UsageError("--executor applies to the files of --data")
     clock = resolve_clock(now)
     trust = load_trust(trust_path, clock)
     with progress_bar(0, "verifying") as bar:
@@ -104,6 +111,8 @@ def verify_command(
             on_total=None if bar.disable else (lambda total: bar.reset(total=total)),
             lists=lists,
             strict=strict,
+            executor=executor,
+            ray_address=ray_address,
         )
     if as_json:
         print_json(report.to_dict())

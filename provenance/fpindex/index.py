@@ -19,6 +19,7 @@ from provenance.fpindex.layout import U64, check_prints, check_sections, corrupt
 from provenance.fpindex.scan import ManifestScan, prefix, scan_manifest
 from provenance.fpsidecar import Sidecar, open_sidecar
 from provenance.manifest import ManifestEntry, decode_entry
+from provenance.partitions import ManifestLines, open_lines
 
 LineCheck = Callable[[int, bytes], None]
 """Called with (entry number, manifest line without its newline) for every line read after
@@ -50,6 +51,7 @@ class FingerprintIndex:
         self._check_prints = check_prints
         self._line_check = line_check
         self._fd: int | None = None
+        self._lines: ManifestLines | None = None  # when no file was hashed and kept open
 
     # -- opening ---------------------------------------------------------------------------------
 
@@ -186,6 +188,9 @@ class FingerprintIndex:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        if self._lines is not None:
+            self._lines.close()
+            self._lines = None
         self._arrays = {}
         for item in self._keep:
             # numpy views still alive keep the mapping; it goes with them.
@@ -215,10 +220,12 @@ class FingerprintIndex:
         offsets = self._arrays["lineOffsets"]
         start, end = int(offsets[number]), int(offsets[number + 1])
         try:
-            if self._fd is None:
-                with _files.open_input(self.manifest_path, kind="manifest file") as handle:
-                    self._fd = os.dup(handle.fileno())
-            line = os.pread(self._fd, end - start, start)
+            if self._fd is not None:
+                line = os.pread(self._fd, end - start, start)
+            else:  # a manifest file or the parts of a partitioned one
+                if self._lines is None:
+                    self._lines = open_lines(self.manifest_path)
+                line = self._lines.pread(end - start, start)
         except OSError as exc:
             raise LocalIOError(f"{self.manifest_path}: cannot read: {exc.strerror}") from None
         if not line.endswith(b"\n"):

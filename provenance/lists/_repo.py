@@ -185,6 +185,25 @@ def list_versions(targets: Targets, name: str) -> dict[int, TargetFile]:
     return result
 
 
+def _next_version(
+    repo: Repository,
+    metadata: Metadata[Any],
+    role: str,
+    signers: Sequence[KeySigner],
+    *,
+    expires: dt.datetime,
+) -> MetaFile:
+    """Sign ``metadata`` (role ``role``) as its next version, expiring at ``expires``, and add
+    its file ``<version>.<role>.json``; return what the role above it records of that file."""
+    metadata.signed.version += 1
+    metadata.signed.expires = expires
+    sign(metadata, role, repo.root.signed, signers, what=role)
+    data = metadata.to_bytes(SERIALIZER)
+    version = metadata.signed.version
+    repo.new_files.append((repo.metadata_dir / f"{version}.{role}.json", data))
+    return MetaFile.from_data(version, data, ["sha256"])
+
+
 def bump_snapshot_and_timestamp(
     repo: Repository,
     signers: Sequence[KeySigner],
@@ -195,36 +214,26 @@ def bump_snapshot_and_timestamp(
     resign_targets: bool,
 ) -> dict[str, int]:
     """Re-sign targets (if asked), snapshot (if asked or targets changed) and the timestamp."""
-    root = repo.root.signed
     long_lived = at + dt.timedelta(days=LONG_LIVED_DAYS)
     resigned: dict[str, int] = {}
-    meta = repo.metadata_dir
     if resign_targets:
-        repo.targets.signed.version += 1
-        repo.targets.signed.expires = long_lived
-        sign(repo.targets, "targets", root, signers, what="targets")
-        data = repo.targets.to_bytes(SERIALIZER)
-        repo.new_files.append((meta / f"{repo.targets.signed.version}.targets.json", data))
-        repo.snapshot.signed.meta["targets.json"] = MetaFile.from_data(
-            repo.targets.signed.version, data, ["sha256"]
+        repo.snapshot.signed.meta["targets.json"] = _next_version(
+            repo, repo.targets, "targets", signers, expires=long_lived
         )
         resigned["targets"] = repo.targets.signed.version
         resign_snapshot = True
     if resign_snapshot:
-        repo.snapshot.signed.version += 1
-        repo.snapshot.signed.expires = long_lived
-        sign(repo.snapshot, "snapshot", root, signers, what="snapshot")
-        data = repo.snapshot.to_bytes(SERIALIZER)
-        repo.new_files.append((meta / f"{repo.snapshot.signed.version}.snapshot.json", data))
-        repo.timestamp.signed.snapshot_meta = MetaFile.from_data(
-            repo.snapshot.signed.version, data, ["sha256"]
+        repo.timestamp.signed.snapshot_meta = _next_version(
+            repo, repo.snapshot, "snapshot", signers, expires=long_lived
         )
         resigned["snapshot"] = repo.snapshot.signed.version
     repo.timestamp.signed.version += 1
     repo.timestamp.signed.expires = at + timestamp_days
     repo.timestamp.signed.unrecognized_fields[EXPIRES_IN_FIELD] = timestamp_days.days
-    sign(repo.timestamp, "timestamp", root, signers, what="timestamp")
-    repo.new_files.append((meta / "timestamp.json", repo.timestamp.to_bytes(SERIALIZER)))
+    sign(repo.timestamp, "timestamp", repo.root.signed, signers, what="timestamp")
+    repo.new_files.append(
+        (repo.metadata_dir / "timestamp.json", repo.timestamp.to_bytes(SERIALIZER))
+    )
     resigned["timestamp"] = repo.timestamp.signed.version
     return resigned
 
@@ -237,15 +246,11 @@ def renew_root_if_due(
     timestamp_days: dt.timedelta,
 ) -> dict[str, int]:
     """Re-sign the root as version N+1 (same keys) if it expires before the new timestamp."""
-    root = repo.root.signed
-    if root.expires > at + timestamp_days:
+    if repo.root.signed.expires > at + timestamp_days:
         return {}
-    root.version += 1
-    root.expires = at + max(dt.timedelta(days=LONG_LIVED_DAYS), timestamp_days)
-    sign(repo.root, "root", root, signers, what="root")
-    data = repo.root.to_bytes(SERIALIZER)
-    repo.new_files.append((repo.metadata_dir / f"{root.version}.root.json", data))
-    return {"root": root.version}
+    expires = at + max(dt.timedelta(days=LONG_LIVED_DAYS), timestamp_days)
+    _next_version(repo, repo.root, "root", signers, expires=expires)
+    return {"root": repo.root.signed.version}
 
 
 def write_new_files(repo: Repository) -> None:

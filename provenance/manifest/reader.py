@@ -418,6 +418,9 @@ class ManifestReader:
 
     def _read(self) -> Iterator[ManifestBlock]:
         path = self.path
+        if path.name == "index.json" or path.is_dir():  # a partitioned manifest
+            yield from self._read_partitioned()
+            return
         what = str(path)
         try:
             handle = open_input(path, kind="manifest file")
@@ -471,6 +474,19 @@ class ManifestReader:
             if tree is not None:
                 tree.close()
             handle.close()
+
+    def _read_partitioned(self) -> Iterator[ManifestBlock]:
+        from provenance import partitions
+
+        summaries: list[ManifestSummary] = []
+        try:
+            for block in partitions.read_blocks(self.path, self.committed, summaries.append):
+                self.file_size += len(block.data)
+                yield block
+        except BaseException:
+            self._failed = True
+            raise
+        self._summary = summaries[0]
 
     def _refuse_malformed(self, handle: BinaryIO, file_hash: Any, error: FormatError) -> NoReturn:
         """Raise ``error``, or, when its file is not the committed one, a digest mismatch.
@@ -527,12 +543,13 @@ def iter_manifest(
         FormatError: a line is invalid, not canonical, or out of order, or an id repeats.
         LocalIOError: the file cannot be read, or changed while it was read.
     """
-    if on_summary is None:
+    if on_summary is None and not (path.name == "index.json" or path.is_dir()):
         yield from _iter_without_root(path, on_digest)
         return
     reader = ManifestReader(path)
     yield from reader
-    on_summary(reader.summary)
+    if on_summary is not None:
+        on_summary(reader.summary)
     if on_digest is not None:
         on_digest(reader.summary.digest)
 

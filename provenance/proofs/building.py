@@ -7,9 +7,9 @@ from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from provenance import _files, merkle
+from provenance import merkle
 from provenance._files import atomic_write
 from provenance._hex import is_sha256_hex
 from provenance.errors import DigestMismatchError, InputError, LocalIOError
@@ -27,6 +27,9 @@ from provenance.proofs.model import (
 from provenance.proofs.reading import read_against_card
 from provenance.proofs.tree import MerkleIndex, locate
 from provenance.proofs.verifying import verify_proof
+
+if TYPE_CHECKING:
+    from provenance.partlookup import PartitionedLookup
 
 
 class ScannedManifest(Protocol):
@@ -168,12 +171,14 @@ class ProofBuilder:
             )
 
     def _lines(self, indexes: Sequence[int]) -> list[bytes]:
+        from provenance.partitions import open_lines
+
         try:
-            with _files.open_input(self._path, kind="manifest file") as handle:
+            with open_lines(self._path) as reader:  # a file, or the parts of a partitioned one
                 lines = []
                 for i in indexes:
                     start, end = int(self._offsets[i]), int(self._offsets[i + 1])
-                    lines.append(os.pread(handle.fileno(), end - start - 1, start))
+                    lines.append(reader.pread(end - start - 1, start))
                 return lines
         except OSError as exc:
             raise LocalIOError(f"{self._path}: cannot read: {exc.strerror}") from None
@@ -272,7 +277,7 @@ def proof_file_names(works: Sequence[tuple[str, str]]) -> list[str]:
 
 
 def write_proofs(
-    builder: ProofBuilder,
+    builder: ProofBuilder | PartitionedLookup,
     works: Sequence[tuple[str, str | ProofRequest]],
     out: Path,
     *,

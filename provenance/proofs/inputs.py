@@ -30,15 +30,17 @@ class CardRef:
 
 def load_card(
     signed_path: Path,
-    trust_path: Path,
+    trust_path: Path | TrustStore,
     *,
     at: dt.datetime,
     real_time: dt.datetime | None = None,
 ) -> CardRef:
     """Read ``signed_path`` and verify it as a dataset card against the trust store.
 
-    Keys are judged at ``at`` and, when the clock was moved (``real_time`` given, see
-    :attr:`provenance.trust.TrustStore.real_time`), at the real time too.
+    ``trust_path`` is the trust store's file, or the store already read (by a caller that
+    needs it for more than the card: it is read once). Keys are judged at ``at`` and, when the
+    clock was moved (``real_time`` given, see :attr:`provenance.trust.TrustStore.real_time`),
+    at the real time too.
 
     Returns:
         The verified card and its commitment (identity = SHA-256 of the verified payload).
@@ -48,9 +50,12 @@ def load_card(
             as dataset-publisher.
         SignatureError: no trusted dataset-publisher key signed the card.
     """
-    trust = TrustStore.from_json(
-        read_bytes(trust_path, limit=MAX_TRUST_STORE_BYTES), what=str(trust_path)
-    )
+    if isinstance(trust_path, TrustStore):
+        trust = trust_path
+    else:
+        trust = TrustStore.from_json(
+            read_bytes(trust_path, limit=MAX_TRUST_STORE_BYTES), what=str(trust_path)
+        )
     if real_time is not None:
         trust = trust.with_real_time(real_time)
     document = unverified_card_document(

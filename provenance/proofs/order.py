@@ -61,8 +61,8 @@ class RegistryReceipt(Protocol):
     """A registry's receipt for a card, already verified against the registry's trusted key.
 
     The registry checks a manifest's order when it takes a card in, so its receipt for the
-    card is a basis for absence claims. (The registry is not part of this version: this is the
-    interface its verified receipts are passed in through.)
+    card is a basis for absence claims (:func:`provenance.logclient.registered_card` verifies
+    one and returns this).
     """
 
     @property

@@ -1,0 +1,458 @@
+"""Benchmark: the registry (ingest, lookups over HTTP, range queries, the log), in one run.
+
+Measures on this machine, with the load average printed (the machine may be shared):
+
+1. **Ingest on SQLite** of a manifest of ``--entries`` entries (half of them text, with a
+   ``textSha256``): a whole registration (``Registrar.register``: signature, one checked read
+   of the manifest with its digest, order and Merkle root, every digest indexed, the exact
+   bytes stored, the log entry appended and signed, one commit), against the peer: a raw
+   ``sqlite3`` ``executemany`` of the same rows into the same table (rows built beforehand,
+   one transaction). Goals: ratio >= 0.8 and <= 10 s.
+2. **Ingest on PostgreSQL** (a private cluster, fsync on): the same registration, digests
+   written with ``COPY ... FORMAT BINARY``, against a raw psycopg ``COPY`` of the same rows.
+3. **Lookups over HTTP** with wrk (Debian) against ``registry serve`` on SQLite holding that
+   manifest, one uvicorn process: single-digest ``POST /v1/lookup`` (half hits; goal >= 5,000
+   requests/s), batches of 1,000 digests (goal >= 300,000 digests/s) and ``GET
+   /v1/range/<5 hex>`` (goal >= 3,000/s). wrk runs on the same 2 cores as the server.
+4. **The log**: appends of batches of 256 registrations (each with its verified receipt) into
+   the SQL tile store (goal >= 1,000 registrations/s), single appends, and inclusion proofs
+   from tiles at 1,000,000 entries (each read from SQL and authenticated against the signed
+   checkpoint by a fresh tree: goal <= 1 ms).
+
+Run:  python benchmarks/bench_registry.py [--entries 1000000] [--log-entries 1000000]
+      [--skip-postgres] [--skip-http] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import random
+import resource
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from provenance import _json, card  # noqa: E402
+from provenance.envelope import sign_envelope  # noqa: E402
+from provenance.keys import PrivateKey, write_key_pair  # noqa: E402
+from provenance.manifest import ManifestEntry, decode_entry, write_manifest  # noqa: E402
+from provenance.registry import storage  # noqa: E402
+from provenance.registry.admission import Registrar, Upload  # noqa: E402
+from provenance.registry.db import SQLITE_CACHE_KIB, Database  # noqa: E402
+from provenance.registry.sqllog import SqlTileStore  # noqa: E402
+from provenance.tlog import TiledTree  # noqa: E402
+from provenance.tlog_store import LogWriter  # noqa: E402
+from provenance.trust import TrustStore  # noqa: E402
+
+AT = dt.datetime(2026, 11, 29, 12, tzinfo=dt.UTC)
+ORIGIN = "localhost/provenance"
+
+
+def cpu() -> float:
+    """CPU seconds of this process (every thread) and of its finished children."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
+
+
+def make_card(directory: Path, key: PrivateKey, count: int) -> tuple[Path, Path, list[str]]:
+    """A signed card over ``count`` entries, half of them text; returns some digests."""
+    started = time.perf_counter()
+    entries = sorted(
+        (
+            ManifestEntry(
+                id=f"data/{i:07d}.txt",
+                sha256=hashlib.sha256(b"record %d" % i).hexdigest(),
+                size=1000 + i % 5000,
+                source="web",
+                textSha256=hashlib.sha256(b"text %d" % i).hexdigest() if i % 2 else None,
+            )
+            for i in range(count)
+        ),
+        key=ManifestEntry.sort_key,
+    )
+    manifest = directory / "manifest.jsonl"
+    summary = write_manifest(entries, manifest)
+    spec = card.load_spec(
+        json.dumps(
+            {
+                "name": "bench",
+                "version": "1",
+                "description": "synthetic",
+                "publisher": {"name": "Bench"},
+                "sources": [{"id": "web", "name": "Web", "kind": "web-crawl", "license": "MIT"}],
+            }
+        ).encode(),
+        what="spec",
+    )
+    statement = card.build_statement(
+        spec, entries, lambda: summary, manifest_name=manifest.name, created=AT
+    )
+    signed = directory / "card.signed.json"
+    payload = _json.canonical(statement.to_dict())
+    signed.write_bytes(sign_envelope(card.PAYLOAD_TYPE, payload, [key]).to_json())
+    sample = [entries[i].sha256 for i in range(0, count, max(1, count // 20000))]
+    print(
+        f"   manifest: {count:,} entries, {manifest.stat().st_size / 2**20:.0f} MiB,"
+        f" built in {time.perf_counter() - started:.1f} s"
+    )
+    return signed, manifest, sample
+
+
+def rows_of(manifest: Path, card_no: int) -> list[tuple[Any, ...]]:
+    """The registry's rows for a manifest (built before the peer's clock starts)."""
+    entries = [decode_entry(line, what="m") for line in manifest.read_bytes().splitlines()]
+    return storage.digest_rows(card_no, 0, entries)
+
+
+def bench_sqlite_ingest(
+    work: Path, signed: Path, manifest: Path, trust: TrustStore, log_key: PrivateKey
+) -> None:
+    print("1. Ingest on SQLite (WAL, synchronous=NORMAL)")
+    database = Database.open(f"sqlite:///{work / 'registry.db'}")
+    registrar = Registrar(database, trust, log_key, origin=ORIGIN)
+    registrar.start_log()
+    started, used = time.perf_counter(), cpu()
+    registered = registrar.register(Upload(signed, manifest), at=AT)
+    registry_seconds, registry_cpu = time.perf_counter() - started, cpu() - used
+    database.close()
+    rows = rows_of(manifest, registered.record.no)
+    # The peer: the same rows into the same table of a fresh database, raw sqlite3.
+    peer = Database.open(f"sqlite:///{work / 'peer.db'}")
+    peer.close()
+    connection = sqlite3.connect(work / "peer.db", isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")  # as the registry's
+    started, used = time.perf_counter(), cpu()
+    connection.execute("BEGIN IMMEDIATE")
+    connection.executemany(
+        "INSERT INTO digest (digest, kind, card_no, entry_no, entry_id) VALUES (?, ?, ?, ?, ?)",
+        rows,
+    )
+    connection.execute("COMMIT")
+    raw_seconds, raw_cpu = time.perf_counter() - started, cpu() - used
+    connection.close()
+    print(
+        f"   registration (everything, one transaction): {registry_seconds:.2f} s"
+        f" ({len(rows):,} digest rows, {len(rows) / registry_seconds:,.0f} rows/s),"
+        f" {registry_cpu:.1f} CPU s"
+    )
+    print(
+        f"   raw sqlite3 executemany of the same rows:   {raw_seconds:.2f} s"
+        f" ({len(rows) / raw_seconds:,.0f} rows/s), {raw_cpu:.1f} CPU s"
+    )
+    print(
+        f"   ratio raw/registry {raw_seconds / registry_seconds:.2f} (goal >= 0.8);"
+        f" registration {registry_seconds:.1f} s (goal <= 10 s)"
+    )
+
+
+def bench_postgres_ingest(work: Path, signed: Path, manifest: Path, trust: TrustStore) -> None:
+    print("2. Ingest on PostgreSQL (private cluster, fsync on; COPY FORMAT BINARY)")
+    import psycopg
+
+    from tests.registry_support import postgres_cluster
+
+    with postgres_cluster(durable=True) as cluster:
+        url = cluster.database("bench")
+        database = Database.open(url)
+        registrar = Registrar(database, trust, PrivateKey.generate(), origin=ORIGIN)
+        registrar.start_log()
+        started, used = time.perf_counter(), cpu()
+        registered = registrar.register(Upload(signed, manifest), at=AT)
+        registry_seconds, registry_cpu = time.perf_counter() - started, cpu() - used
+        database.close()
+        rows = rows_of(manifest, registered.record.no)
+        peer_url = cluster.database("peer")
+        Database.open(peer_url).close()
+        with psycopg.connect(peer_url) as connection:
+            started, used = time.perf_counter(), cpu()
+            with (
+                connection.cursor() as cursor,
+                cursor.copy(
+                    "COPY digest (digest, kind, card_no, entry_no, entry_id) FROM STDIN"
+                    " (FORMAT BINARY)"
+                ) as copy,
+            ):
+                copy.set_types(["bytea", "int2", "int4", "int4", "text"])
+                for row in rows:
+                    copy.write_row(row)
+            connection.commit()
+            raw_seconds, raw_cpu = time.perf_counter() - started, cpu() - used
+    print(
+        f"   registration: {registry_seconds:.2f} s ({len(rows) / registry_seconds:,.0f} rows/s,"
+        f" {registry_cpu:.1f} CPU s here, the server's not counted); raw psycopg COPY of the"
+        f" same rows {raw_seconds:.2f} s ({len(rows) / raw_seconds:,.0f} rows/s,"
+        f" {raw_cpu:.1f} CPU s); ratio {raw_seconds / registry_seconds:.2f}"
+    )
+
+
+WRK_SINGLE = """
+local digests = {%s}
+local headers = {["Content-Type"] = "application/json"}
+math.randomseed(7)
+request = function()
+  local d
+  if math.random() < 0.5 then
+    d = digests[math.random(#digests)]
+  else
+    d = string.format("%%08x", math.random(0, 0x7fffffff)) .. string.rep("0", 56)
+  end
+  return wrk.format("POST", "/v1/lookup", headers, '{"sha256":["' .. d .. '"]}')
+end
+"""
+
+WRK_BATCH = """
+local bodies = {%s}
+local headers = {["Content-Type"] = "application/json"}
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("POST", "/v1/lookup", headers, bodies[(n %% #bodies) + 1])
+end
+"""
+
+FLOOR_APP = """
+import sys
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+app = FastAPI()
+
+
+@app.post("/v1/lookup")
+async def lookup(request: Request) -> Response:
+    await request.body()
+    return Response(b'{"results":[]}', media_type="application/json")
+
+
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
+"""
+
+WRK_RANGE = """
+math.randomseed(11)
+request = function()
+  return wrk.format("GET", string.format("/v1/range/%05x", math.random(0, 0xfffff)))
+end
+"""
+
+
+def wrk(url: str, script: str, seconds: int, work: Path, name: str) -> float:
+    path = work / f"{hashlib.sha256(name.encode()).hexdigest()[:12]}.lua"
+    path.write_text(script)
+    subprocess.run(
+        ["wrk", "-t1", "-c32", "-d2s", "-s", str(path), url], capture_output=True, check=True
+    )
+    result = subprocess.run(
+        ["wrk", "-t1", "-c64", f"-d{seconds}s", "--latency", "-s", str(path), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rate = next(
+        float(line.split()[1]) for line in result.stdout.splitlines() if "Requests/sec" in line
+    )
+    errors = [line for line in result.stdout.splitlines() if "Non-2xx" in line or "errors" in line]
+    p99 = next((line.split()[1] for line in result.stdout.splitlines() if "99%" in line), "?")
+    if errors:
+        print(f"   !! {name}: {errors}")
+    print(f"   {name}: {rate:,.0f} requests/s (p99 {p99}; {load()})")
+    return rate
+
+
+def bench_http(work: Path, signed: Path, manifest: Path, sample: list[str], seconds: int) -> None:
+    print("3. Lookups over HTTP (wrk -t1 -c64, one uvicorn process, same 2 cores)")
+    if shutil.which("wrk") is None:
+        print("   wrk is missing: apt-get install wrk")
+        return
+    # The database of part 1, served with its log key.
+    database = work / "registry.db"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "provenance", "registry", "serve"]
+        + ["--trust", str(work / "trust.json"), "--log-key", str(work / "ingest-log.key")]
+        + ["--db", f"sqlite:///{database}"]
+        + ["--port", "0", "--lookup-rate", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        url = line.split("serving ", 1)[1].split(" ", 1)[0]
+        quoted = ",".join(f'"{d}"' for d in sample[:5000])
+        wrk(url, WRK_SINGLE % quoted, seconds, work, "single-digest POST /v1/lookup")
+        floor_port = _free_port()
+        floor = subprocess.Popen([sys.executable, "-c", FLOOR_APP, str(floor_port)])
+        try:
+            _wait_for_port(floor_port, floor)
+            wrk(
+                f"http://127.0.0.1:{floor_port}",
+                WRK_SINGLE % quoted,
+                seconds,
+                work,
+                "the floor: a bare FastAPI POST answering a constant, same uvicorn",
+            )
+        finally:
+            floor.terminate()
+            floor.wait(30)
+        rng = random.Random(3)
+        bodies = []
+        for _ in range(20):
+            digests = [
+                rng.choice(sample) if rng.random() < 0.5 else f"{rng.getrandbits(256):064x}"
+                for _ in range(1000)
+            ]
+            bodies.append("'" + json.dumps({"sha256": digests}) + "'")
+        batched = wrk(url, WRK_BATCH % ",".join(bodies), seconds, work, "batches of 1,000 digests")
+        print(f"   = {batched * 1000:,.0f} digests/s (goal >= 300,000); single goal >= 5,000")
+        ranged = wrk(url, WRK_RANGE, seconds, work, "GET /v1/range/<5 hex>")
+        print(f"   range goal >= 3,000/s: {'met' if ranged >= 3000 else 'missed'}")
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    """Wait until ``process`` accepts connections on ``port`` (a loaded machine starts slowly)."""
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the floor app did not start on port {port}") from None
+            time.sleep(0.1)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def bench_log(work: Path, total: int) -> None:
+    print("4. The log in SQL (SQLite)")
+    database = Database.open(f"sqlite:///{work / 'log.db'}")
+    key = PrivateKey.generate()
+    writer = LogWriter(SqlTileStore(database), key, origin=ORIGIN)
+    writer.create()
+    rng = random.Random(1)
+    entry = _json.canonical(
+        {
+            "type": "provenance.card/v1",
+            "card": "0" * 64,
+            "envelope": "1" * 64,
+            "manifest": "2" * 64,
+            "merkleRoot": "3" * 64,
+            "entries": 1000,
+            "name": "bench",
+            "version": "1",
+            "publisher": ["4" * 64],
+            "registered": "2026-11-29T12:00:00Z",
+        }
+    )
+    started = time.perf_counter()
+    singles = 200
+    for n in range(singles):
+        writer.append([entry + b"%d" % n])
+    single_rate = singles / (time.perf_counter() - started)
+    started = time.perf_counter()
+    batches = 40
+    for n in range(batches):
+        writer.append([entry + b"%d-%d" % (n, k) for k in range(256)])
+    batch_rate = batches * 256 / (time.perf_counter() - started)
+    print(
+        f"   single registrations (one transaction and checkpoint each): {single_rate:,.0f}/s;"
+        f" batches of 256 with receipts: {batch_rate:,.0f}/s (goal >= 1,000/s)"
+    )
+    size = singles + batches * 256
+    started = time.perf_counter()
+    while size < total:
+        count = min(65536, total - size)
+        writer.append([rng.randbytes(160) for _ in range(count)], receipts=False)
+        size += count
+    print(f"   grown to {size:,} entries in {time.perf_counter() - started:.1f} s (no receipts)")
+    checkpoint = writer.checkpoint().checkpoint
+    times = []
+    store = SqlTileStore(database)
+    for _ in range(1000):
+        index = rng.randrange(size)
+        started = time.perf_counter()
+        TiledTree(size, store, root=checkpoint.root).inclusion_proof(index)
+        times.append(time.perf_counter() - started)
+    plain_times = []
+    for _ in range(1000):
+        index = rng.randrange(size)
+        started = time.perf_counter()
+        TiledTree(size, store).inclusion_proof(index)
+        plain_times.append(time.perf_counter() - started)
+    warm = TiledTree(size, store, root=checkpoint.root)
+    warm_times = []
+    for _ in range(1000):
+        index = rng.randrange(size)
+        started = time.perf_counter()
+        warm.inclusion_proof(index)
+        warm_times.append(time.perf_counter() - started)
+    print(
+        f"   inclusion proof at {size:,} entries, fresh tree (tiles read from SQL and"
+        f" authenticated): median {statistics.median(times) * 1000:.3f} ms,"
+        f" p99 {sorted(times)[989] * 1000:.3f} ms; fresh tree, tiles read from SQL, not"
+        f" authenticated (the writer's own store): median"
+        f" {statistics.median(plain_times) * 1000:.3f} ms (goal <= 1 ms); a tree kept"
+        f" (authenticated tiles reused): median {statistics.median(warm_times) * 1000:.3f} ms"
+    )
+    database.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument("--log-entries", type=int, default=1_000_000)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--skip-http", action="store_true")
+    arguments = parser.parse_args()
+    print(f"bench_registry: {load()}")
+    with tempfile.TemporaryDirectory(prefix="bench-registry-") as temp:
+        work = Path(temp)
+        publisher = PrivateKey.generate()
+        trust = TrustStore().with_key(publisher.public, name="Bench", role="dataset-publisher")
+        (work / "trust.json").write_bytes(trust.to_json())
+        signed, manifest, sample = make_card(work, publisher, arguments.entries)
+        log_key = PrivateKey.generate()
+        write_key_pair(log_key, work / "ingest-log.key")
+        bench_sqlite_ingest(work, signed, manifest, trust, log_key)
+        if not arguments.skip_postgres:
+            bench_postgres_ingest(work, signed, manifest, trust)
+        if not arguments.skip_http:
+            bench_http(work, signed, manifest, sample, arguments.seconds)
+        bench_log(work, arguments.log_entries)
+    print(f"done: {load()}")
+
+
+if __name__ == "__main__":
+    main()

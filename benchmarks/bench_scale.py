@@ -1,0 +1,321 @@
+#!/usr/bin/env python3
+"""Benchmark web-scale builds (issue 12): Ray against the local executor, partitioned manifests,
+the Merkle pass over partitions. Not a test: run it by hand and read the figures.
+
+Run from the repository with the ``ray`` extra installed (``pip install -e .[ray]``)::
+
+    python benchmarks/bench_scale.py                         # every measurement
+    python benchmarks/bench_scale.py --only ray-small --only merkle
+    python benchmarks/bench_scale.py --only partitioned --entries 1000000 --entries 10000000
+    python benchmarks/bench_scale.py --json out.json
+
+Measurements (one function each, registered in ``MEASUREMENTS``; other sections add theirs):
+
+- ``ray-small``: ``manifest build`` of the small-file corpus (20,000 x 4 KiB in 20 folders) on
+  the local executor (today's process pool) and on Ray (shards of 512 files as Ray tasks), Ray
+  started once and warmed up first; median of ``--runs``, alternating. Goal: Ray >= 0.8x local.
+- ``ray-records``: the same for a records corpus (8 JSON Lines files x 25,000 texts), both
+  through the shard-by-shard build (one task per file).
+- ``partitioned``: a partitioned manifest of ``--entries`` records (16 records files giving
+  each record's sha256, 64 parts) built on the local executor: wall time, the time per phase,
+  and the peak RSS of the driver and of the largest task (``RUSAGE_CHILDREN``), per entry.
+- ``merkle``: the Merkle pass over partitions (each part's aligned subtree roots from its leaf
+  hashes, then the root from those) against the SHA-256 limit for 64-byte inputs (a tight
+  ``hashlib.sha256(x).digest()`` loop over as many 64-byte inputs as the tree has inner nodes).
+  Goal: >= 0.8x the limit.
+
+The machine is shared: the load average is printed with the figures; compare ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+MEASUREMENTS: dict[str, Callable[[argparse.Namespace, Path], dict[str, Any]]] = {}
+
+
+def measurement(name: str) -> Callable[[Callable[..., dict[str, Any]]], Callable[..., Any]]:
+    def register(function: Callable[..., dict[str, Any]]) -> Callable[..., Any]:
+        MEASUREMENTS[name] = function
+        return function
+
+    return register
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _small_corpus(root: Path, files: int = 20_000, folders: int = 20) -> Path:
+    rng = random.Random(1)
+    for i in range(files):
+        folder = root / f"d{i % folders:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"f{i:06d}.bin").write_bytes(rng.randbytes(4096))
+    return root
+
+
+def _records_corpus(root: Path, files: int = 8, per_file: int = 25_000) -> list[str]:
+    root.mkdir(parents=True, exist_ok=True)
+    paths = []
+    rng = random.Random(2)
+    for k in range(files):
+        path = root / f"part-{k:03d}.jsonl"
+        with path.open("w") as handle:
+            for i in range(per_file):
+                text = f"record {k}-{i} " + "".join(rng.choices("abcdefgh ", k=200))
+                handle.write(json.dumps({"id": f"r{k}-{i}", "text": text}) + "\n")
+        paths.append(str(path))
+    return paths
+
+
+def _time(function: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def _ray_vs_local(
+    args: argparse.Namespace, work: Path, inputs: list[str], local_kind: str
+) -> dict[str, Any]:
+    import ray
+
+    from provenance import sharded
+
+    started = time.perf_counter()
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+             _node_ip_address="127.0.0.1")  # fmt: skip
+    ray_start = time.perf_counter() - started
+    out = work / "out.jsonl"
+
+    def local() -> None:
+        sharded.build_dataset(inputs, out, fingerprints=False, executor="local")
+
+    def on_ray() -> None:
+        sharded.build_dataset(inputs, out, fingerprints=False, executor="ray")
+
+    try:
+        local()
+        on_ray()  # warm: workers started, functions shipped
+        times: dict[str, list[float]] = {"local": [], "ray": []}
+        for _ in range(args.runs):
+            times["local"].append(_time(local))
+            times["ray"].append(_time(on_ray))
+    finally:
+        ray.shutdown()
+    medians = {k: statistics.median(v) for k, v in times.items()}
+    ratios = [a / b for a, b in zip(times["local"], times["ray"], strict=True)]
+    return {
+        "local": local_kind,
+        "ray start s": round(ray_start, 2),
+        "local s": round(medians["local"], 3),
+        "ray s": round(medians["ray"], 3),
+        "ray / local speed (median of per-round ratios)": round(statistics.median(ratios), 3),
+        "goal": ">= 0.8",
+    }
+
+
+@measurement("ray-small")
+def ray_small(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    corpus = _small_corpus(work / "small")
+    result = _ray_vs_local(args, work, [str(corpus)], "one folder: today's process pool")
+    result["files"] = 20_000
+    return result
+
+
+@measurement("ray-records")
+def ray_records(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    inputs = _records_corpus(work / "records")
+    result = _ray_vs_local(args, work, inputs, "8 files: shard by shard on a process pool")
+    result["records"] = 8 * 25_000
+    return result
+
+
+def _digest_records(root: Path, entries: int, files: int) -> list[str]:
+    """Records files whose records give their sha256 (nothing to hash: the build's own cost)."""
+    root.mkdir(parents=True, exist_ok=True)
+    paths, per_file = [], entries // files
+    for k in range(files):
+        path = root / f"digests-{k:03d}.jsonl"
+        with path.open("w") as handle:
+            lines = []
+            for i in range(per_file):
+                digest = hashlib.sha256(f"{k}:{i}".encode()).hexdigest()
+                lines.append(f'{{"id":"r{k}-{i}","sha256":"{digest}","size":{i % 5000}}}\n')
+                if len(lines) >= 100_000:
+                    handle.write("".join(lines))
+                    lines = []
+            handle.write("".join(lines))
+        paths.append(str(path))
+    return paths
+
+
+@measurement("partitioned")
+def partitioned(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """Each size in a fresh child process, so that RUSAGE_CHILDREN is that build's alone."""
+    import subprocess
+
+    results = {}
+    for entries in args.entries:
+        target = str(work / f"p{entries}")
+        code = (
+            f"import json,sys; sys.path.insert(0, {str(REPO)!r});"
+            "from benchmarks.bench_scale import _partitioned_child;"
+            f"print(json.dumps(_partitioned_child({entries}, {target!r}, {args.workers})))"
+        )
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              check=False)  # fmt: skip
+        if done.returncode:
+            results[str(entries)] = {"error": done.stderr.strip().splitlines()[-1:]}
+        else:
+            results[str(entries)] = json.loads(done.stdout.strip().splitlines()[-1])
+        shutil.rmtree(work / f"p{entries}", ignore_errors=True)
+    return results
+
+
+def _partitioned_child(entries: int, folder: str, workers: int) -> dict[str, Any]:
+    from provenance import sharded
+    from provenance.executors import LocalExecutor
+
+    work = Path(folder)
+    files = 16
+    started = time.perf_counter()
+    inputs = _digest_records(work / "in", entries, files)
+    generated = time.perf_counter() - started
+    size = sum(os.path.getsize(p) for p in inputs)
+    shards = sharded.plan_shards([Path(p) for p in inputs])
+    phases: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    original = LocalExecutor.map
+
+    def used() -> float:
+        # CPU seconds of this process and of its reaped children (each map's pool is joined
+        # when the map ends, so a phase's workers are counted once it is over).
+        me = resource.getrusage(resource.RUSAGE_SELF)
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+    def timed_map(self: Any, fn: Any, items: Any, *, names: Any) -> Any:
+        start, start_cpu = time.perf_counter(), used()
+        yield from original(self, fn, items, names=names)
+        phases[fn.__name__] = phases.get(fn.__name__, 0.0) + time.perf_counter() - start
+        cpu[fn.__name__] = cpu.get(fn.__name__, 0.0) + used() - start_cpu
+
+    LocalExecutor.map = timed_map  # type: ignore[method-assign]
+    with LocalExecutor(workers) as runner:
+        start = time.perf_counter()
+        summary = sharded.build(shards, work / "out", executor=runner, partition_count=64)
+        wall = time.perf_counter() - start
+    out_bytes = sum(p.stat().st_size for p in (work / "out").iterdir())
+    start, start_cpu = time.perf_counter(), used()
+    from provenance import manifest
+
+    checked = manifest.ManifestReader(work / "out")
+    for _ in checked.blocks():
+        pass
+    read = time.perf_counter() - start
+    read_cpu = used() - start_cpu
+    assert checked.summary == summary
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    driver = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {
+        "entries": summary.entries,
+        "input MB": round(size / 1e6, 1),
+        "manifest MB": round(out_bytes / 1e6, 1),
+        "generate s": round(generated, 1),
+        "build s": round(wall, 2),
+        "phases s": {k.lstrip("_"): round(v, 2) for k, v in phases.items()},
+        "phases CPU us per entry": {
+            k.lstrip("_"): round(v / entries * 1e6, 2) for k, v in cpu.items()
+        },
+        "build us per entry": round(wall / entries * 1e6, 2),
+        "read+check s": round(read, 2),
+        "read+check CPU us per entry": round(read_cpu / entries * 1e6, 2),
+        "peak RSS largest task MB": round(children / 1e6, 1),
+        "peak RSS driver MB": round(driver / 1e6, 1),
+        "workers": workers,
+        "shards": files,
+        "partitions": 64,
+    }
+
+
+@measurement("merkle")
+def merkle_pass(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    from provenance import merkle, partitions
+
+    count = args.merkle_leaves
+    leaves = [hashlib.sha256(i.to_bytes(8, "big")).digest() for i in range(count)]
+    cuts = sorted(random.Random(3).sample(range(1, count), 63))
+    bounds = [0, *cuts, count]
+    inputs = [leaf + leaf for leaf in leaves[: count - 1]]  # as many 64-byte inputs as nodes
+
+    def limit() -> None:
+        sha256 = hashlib.sha256
+        [sha256(item).digest() for item in inputs]
+
+    def over_parts() -> bytes:
+        whole = merkle.TreeBuilder()
+        for lo, hi in zip(bounds, bounds[1:], strict=False):
+            tree = partitions.OffsetTree(lo)
+            tree.extend(leaves[lo:hi])
+            for height, digest in tree.blocks():
+                whole.append_subtree(height, digest)
+        return whole.root()
+
+    assert over_parts() == merkle.root(leaves)
+    times: dict[str, list[float]] = {"limit": [], "parts": []}
+    for _ in range(args.runs):
+        times["limit"].append(_time(limit))
+        times["parts"].append(_time(over_parts))
+    ratios = [a / b for a, b in zip(times["limit"], times["parts"], strict=True)]
+    return {
+        "leaves": count,
+        "parts": 64,
+        "sha256 of 64-byte inputs, s": round(statistics.median(times["limit"]), 3),
+        "Merkle pass over parts, s": round(statistics.median(times["parts"]), 3),
+        "pass / limit speed": round(statistics.median(ratios), 3),
+        "goal": ">= 0.8",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", action="append", choices=sorted(MEASUREMENTS))
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--entries", type=int, action="append")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--merkle-leaves", type=int, default=1 << 20)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    args.entries = args.entries or [1_000_000]
+    report: dict[str, Any] = {"load before": load(), "cores": os.cpu_count()}
+    for name in args.only or list(MEASUREMENTS):
+        work = Path(tempfile.mkdtemp(prefix=f"bench-scale-{name}-"))
+        try:
+            report[name] = MEASUREMENTS[name](args, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        report[name]["load after"] = load()
+        print(json.dumps({name: report[name]}, indent=2), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

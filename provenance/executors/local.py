@@ -1,0 +1,144 @@
+"""The local executor: a process pool on this machine's cores (the default executor)."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import multiprocessing
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+from provenance.executors.base import ShardFailedError, shard_error
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+_IN_FLIGHT_PER_WORKER = 2
+# Which process started each shard (the pid), so that the shard of a worker that died can be
+# named: a broken pool fails every task in flight, not only the dead worker's.
+_started: Any = None
+
+
+def _init_worker(started: Any) -> None:
+    global _started
+    _started = started
+    # A worker must die with the driver's Ctrl-C handling, not print its own traceback, and
+    # die of SIGTERM when the pool stops it (not run a handler inherited from the driver).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _run(fn: Callable[[T], R], index: int, item: T) -> R:
+    _started[index] = os.getpid()
+    return fn(item)
+
+
+def _cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+class LocalExecutor:
+    """Runs shards on a pool of ``workers`` processes (all cores by default), or in this
+    process when there is one worker or one shard."""
+
+    name = "local"
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers if workers is not None else _cores()
+
+    def __enter__(self) -> LocalExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Nothing to release: each :meth:`map` starts and stops its own pool."""
+
+    def map(
+        self, fn: Callable[[T], R], items: Sequence[T], *, names: Sequence[str]
+    ) -> Iterator[R]:
+        """See :meth:`provenance.executors.Executor.map`."""
+        if self.workers <= 1 or len(items) <= 1:
+            for item, name in zip(items, names, strict=True):
+                try:
+                    yield fn(item)
+                except (OSError, Exception) as exc:
+                    raise shard_error(exc, name) from None
+            return
+        yield from self._map_pool(fn, items, names)
+
+    def _map_pool(
+        self, fn: Callable[[T], R], items: Sequence[T], names: Sequence[str]
+    ) -> Iterator[R]:
+        context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+        started = context.Array("q", len(items), lock=False)
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        pool = ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=(started,),
+        )
+        processes: dict[int, Any] = {}
+        window: collections.deque[tuple[int, Future[R]]] = collections.deque()
+        limit = self.workers * _IN_FLIGHT_PER_WORKER
+        finished = False
+        try:
+            following = iter(range(len(items)))
+            for index in following:
+                window.append((index, pool.submit(_run, fn, index, items[index])))
+                if len(window) >= limit:
+                    break
+            processes.update(getattr(pool, "_processes", None) or {})
+            while window:
+                index, future = window.popleft()
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    raise self._dead_worker(processes, started, names) from None
+                except (OSError, Exception) as exc:
+                    raise shard_error(exc, names[index]) from None
+                for index in following:
+                    window.append((index, pool.submit(_run, fn, index, items[index])))
+                    processes.update(getattr(pool, "_processes", None) or {})
+                    break
+                yield result
+            finished = True
+        finally:
+            if finished:
+                pool.shutdown()
+            else:
+                live = list(getattr(pool, "_processes", None) or {})
+                pool.shutdown(wait=False, cancel_futures=True)
+                for pid in live:
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGTERM)
+
+    @staticmethod
+    def _dead_worker(
+        processes: dict[int, Any], started: Any, names: Sequence[str]
+    ) -> ShardFailedError:
+        """The error for a pool broken by a worker that died: names the shard it was running
+        (the pool terminates the other workers itself, with SIGTERM)."""
+        for pid, process in processes.items():
+            process.join(1)  # the pool is stopping them all; wait to read how each ended
+            code = process.exitcode
+            if code is None or code == -signal.SIGTERM:
+                continue
+            shards = [k for k in range(len(started)) if started[k] == pid]
+            if shards:
+                how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+                return ShardFailedError(
+                    f"{names[shards[-1]]}: the worker process running this shard died ({how})"
+                )
+        return ShardFailedError("a worker process died; the shard it ran is not known")

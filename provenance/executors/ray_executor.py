@@ -1,0 +1,118 @@
+"""The Ray executor: shards as Ray tasks, on a local Ray instance or a cluster.
+
+The only module that imports ray (the ``ray`` extra). Ray is used as a task scheduler only (Ray
+Core tasks, no Ray Data): each shard is one task of one CPU, a few per CPU in flight, results
+fetched in input order. Tasks are never retried, so that a shard that fails is reported once,
+named, rather than run again behind the caller's back.
+
+On a cluster, the inputs and outputs must be on a filesystem every node sees (tasks read the
+input shards and write their partial results there, as the driver does).
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import ray
+import ray.exceptions
+
+from provenance.errors import UnavailableError
+from provenance.executors.base import ShardFailedError, shard_error
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+_IN_FLIGHT_PER_WORKER = 2
+
+
+def _call(fn: Callable[[T], R], item: T) -> R:
+    return fn(item)
+
+
+class RayExecutor:
+    """Runs shards as Ray tasks.
+
+    Connects to the Ray instance already initialised in this process if there is one, else to
+    ``address``, else starts a local instance of ``workers`` CPUs (all cores by default)
+    without a dashboard, which :meth:`close` stops again.
+    """
+
+    name = "ray"
+
+    def __init__(self, *, address: str | None = None, workers: int | None = None) -> None:
+        self._owned = False
+        if not ray.is_initialized():
+            try:
+                if address is not None:
+                    ray.init(address=address, log_to_driver=False)
+                else:
+                    # A local instance listens on the loopback interface only.
+                    ray.init(
+                        num_cpus=workers,
+                        include_dashboard=False,
+                        log_to_driver=False,
+                        _node_ip_address="127.0.0.1",
+                    )
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                where = address or "a local instance"
+                raise UnavailableError(f"ray {where}: cannot start or connect: {exc}") from None
+            self._owned = True
+        resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
+        self.workers = max(1, int(resources.get("CPU", 1)))
+        self._remote: Any = ray.remote(num_cpus=1, max_retries=0)(_call)
+
+    def __enter__(self) -> RayExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the local Ray instance this executor started (one it joined is left running)."""
+        if self._owned and ray.is_initialized():
+            ray.shutdown()
+            self._owned = False
+
+    def map(
+        self, fn: Callable[[T], R], items: Sequence[T], *, names: Sequence[str]
+    ) -> Iterator[R]:
+        """See :meth:`provenance.executors.Executor.map`."""
+        window: collections.deque[tuple[int, Any]] = collections.deque()
+        limit = self.workers * _IN_FLIGHT_PER_WORKER
+        following = iter(range(len(items)))
+        finished = False
+        try:
+            for index in following:
+                window.append((index, self._remote.remote(fn, items[index])))
+                if len(window) >= limit:
+                    break
+            while window:
+                index, ref = window.popleft()
+                result = self._get(ref, names[index])
+                for index in following:
+                    window.append((index, self._remote.remote(fn, items[index])))
+                    break
+                yield result
+            finished = True
+        finally:
+            if not finished:
+                for _, ref in window:
+                    ray.cancel(ref, force=True)
+
+    @staticmethod
+    def _get(ref: Any, name: str) -> Any:
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayTaskError as exc:
+            cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+            raise shard_error(cause, name) from None
+        except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError) as exc:
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ShardFailedError(
+                f"{name}: the Ray worker running this shard died ({detail})"
+            ) from None
+        except ray.exceptions.RayError as exc:
+            raise ShardFailedError(f"{name}: Ray could not run this shard: {exc}") from None
+

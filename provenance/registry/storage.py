@@ -1,0 +1,420 @@
+"""What the registry stores and answers from: cards, their digests, the bytes pushed.
+
+Reads (:class:`Storage`): the registered cards, the exact bytes pushed (streamed from the
+``blob`` table), and digest lookups, by full digest (:meth:`Storage.lookup`) or by a 5-hex
+prefix (:meth:`Storage.range`). Lookups on SQLite run on a sqlite3 connection kept per thread
+(:meth:`Storage.lookup_fast`), held equal to the plain SQLAlchemy query by a test.
+
+Writes (:func:`insert_card`, :func:`insert_digests`, :func:`store_blob`) happen inside a
+registration's write transaction (:mod:`provenance.registry.admission`); digests are bulk
+inserted with ``executemany`` on SQLite and ``COPY ... FORMAT BINARY`` on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import repeat
+from operator import attrgetter
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, select
+
+from provenance.errors import LocalIOError
+from provenance.manifest import ManifestEntry
+from provenance.registry import db
+
+MAX_LOOKUP_DIGESTS = 1000
+_SHA256 = attrgetter("sha256")
+_ID = attrgetter("id")
+_READ_CHUNK = db.BLOB_CHUNK
+_DIGEST_COLUMNS = "digest, kind, card_no, entry_no, entry_id"
+
+
+@dataclass(frozen=True, slots=True)
+class CardRecord:
+    """A registered card: what its first push answered, and what was stored."""
+
+    no: int
+    id: str
+    name: str
+    version: str
+    publisher: tuple[str, ...]
+    entries: int
+    merkle_root: str
+    envelope_sha256: str
+    manifest_sha256: str
+    fingerprints_sha256: str | None
+    registered: str
+    log_index: int
+    receipt: bytes
+
+    def to_dict(self, *, receipt: bool) -> dict[str, Any]:
+        """Return the JSON form: ``{"id", "name", "version", "publisher", "entries",
+        "logIndex", "registered", "fingerprints"}``, plus ``"receipt"`` when asked."""
+        document: dict[str, Any] = {
+            "id": self.id,
+            "name": self.name,
+            "version": self.version,
+            "publisher": list(self.publisher),
+            "entries": self.entries,
+            "logIndex": self.log_index,
+            "registered": self.registered,
+            "fingerprints": self.fingerprints_sha256 is not None,
+        }
+        if receipt:
+            document["receipt"] = self.receipt.decode("utf-8")
+        return document
+
+    def match(self, entry_id: str) -> dict[str, Any]:
+        """Return a lookup match of entry ``entry_id`` of this card."""
+        return {
+            "card": self.id,
+            "name": self.name,
+            "version": self.version,
+            "publisher": list(self.publisher),
+            "entry": entry_id,
+        }
+
+
+def _hex(value: bytes | None) -> str | None:
+    return None if value is None else bytes(value).hex()
+
+
+def _record(row: Any) -> CardRecord:
+    return CardRecord(
+        no=row.no,
+        id=bytes(row.id).hex(),
+        name=row.name,
+        version=row.version,
+        publisher=tuple(json.loads(row.publisher)),
+        entries=row.entries,
+        merkle_root=bytes(row.merkle_root).hex(),
+        envelope_sha256=bytes(row.envelope_sha256).hex(),
+        manifest_sha256=bytes(row.manifest_sha256).hex(),
+        fingerprints_sha256=_hex(row.fingerprints_sha256),
+        registered=row.registered,
+        log_index=row.log_index,
+        receipt=bytes(row.receipt),
+    )
+
+
+# --- writing (inside a registration's transaction) ---------------------------------------------
+
+
+def card_by_id(conn: Connection, card_id: str) -> CardRecord | None:
+    """Return the card registered under ``card_id`` (hex), or None."""
+    row = conn.execute(select(db.card).where(db.card.c.id == bytes.fromhex(card_id))).first()
+    return None if row is None else _record(row)
+
+
+def card_under(conn: Connection, publisher: str, name: str, version: str) -> CardRecord | None:
+    """Return the card registered under (publisher keyid, name, version), or None."""
+    row = conn.execute(
+        select(db.card)
+        .join(db.card_name, db.card_name.c.card_no == db.card.c.no)
+        .where(
+            db.card_name.c.publisher == publisher,
+            db.card_name.c.name == name,
+            db.card_name.c.version == version,
+        )
+    ).first()
+    return None if row is None else _record(row)
+
+
+def insert_card(conn: Connection, record: CardRecord) -> int:
+    """Insert the card's row and its (publisher, name, version) rows; return its number."""
+    values = {
+        "id": bytes.fromhex(record.id),
+        "name": record.name,
+        "version": record.version,
+        "publisher": json.dumps(list(record.publisher)),
+        "entries": record.entries,
+        "merkle_root": bytes.fromhex(record.merkle_root),
+        "envelope_sha256": bytes.fromhex(record.envelope_sha256),
+        "manifest_sha256": bytes.fromhex(record.manifest_sha256),
+        "fingerprints_sha256": (
+            None
+            if record.fingerprints_sha256 is None
+            else bytes.fromhex(record.fingerprints_sha256)
+        ),
+        "registered": record.registered,
+        "log_index": record.log_index,
+        "receipt": record.receipt,
+    }
+    number = conn.execute(db.card.insert().values(**values).returning(db.card.c.no)).scalar_one()
+    conn.execute(
+        db.card_name.insert(),
+        [
+            {"publisher": p, "name": record.name, "version": record.version, "card_no": number}
+            for p in record.publisher
+        ],
+    )
+    return int(number)
+
+
+def set_log_entry(conn: Connection, number: int, log_index: int, receipt: bytes) -> None:
+    """Record where card ``number`` went in the log and its receipt."""
+    conn.execute(
+        db.card.update().where(db.card.c.no == number).values(log_index=log_index, receipt=receipt)
+    )
+
+
+def digest_rows(
+    card_no: int, first: int, entries: Sequence[ManifestEntry]
+) -> list[tuple[Any, ...]]:
+    """The ``digest`` rows of a block of entries (``first`` is the first entry's number)."""
+    fromhex = bytes.fromhex
+    numbers = range(first, first + len(entries))
+    rows = list(
+        zip(
+            map(fromhex, map(_SHA256, entries)),
+            repeat(db.KIND_SHA256),
+            repeat(card_no),
+            numbers,
+            map(_ID, entries),
+            strict=False,
+        )
+    )
+    texts = [(n, e) for n, e in zip(numbers, entries, strict=True) if e.textSha256 is not None]
+    rows.extend(
+        (fromhex(entry.textSha256), db.KIND_TEXT_SHA256, card_no, number, entry.id)  # type: ignore[arg-type]
+        for number, entry in texts
+    )
+    return rows
+
+
+def insert_digests(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Bulk insert ``digest`` rows: ``executemany`` on SQLite, binary ``COPY`` on PostgreSQL."""
+    if not rows:
+        return
+    if conn.dialect.name == "sqlite":
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor.executemany(f"INSERT INTO digest ({_DIGEST_COLUMNS}) VALUES (?, ?, ?, ?, ?)", rows)
+        cursor.close()
+        return
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy(f"COPY digest ({_DIGEST_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(["bytea", "int2", "int4", "int4", "text"])
+        for row in rows:
+            copy.write_row(row)
+
+
+def store_blob(conn: Connection, path: Path, expected: str, *, what: str) -> None:
+    """Store the bytes of ``path`` under their SHA-256, which must be ``expected`` (hex).
+
+    The digest is computed from the very bytes stored; a file that is not ``expected`` raises
+    (and the transaction, rolled back, stores nothing). Bytes already stored are kept.
+
+    Raises:
+        LocalIOError: the file cannot be read, or its bytes are not ``expected``.
+    """
+    key = bytes.fromhex(expected)
+    if conn.execute(select(db.blob.c.seq).where(db.blob.c.sha256 == key).limit(1)).first():
+        return
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            seq = 0
+            while chunk := handle.read(_READ_CHUNK):
+                digest.update(chunk)
+                conn.execute(db.blob.insert().values(sha256=key, seq=seq, data=chunk))
+                seq += 1
+    except OSError as exc:
+        raise LocalIOError(f"{what}: cannot read the upload: {exc.strerror}") from None
+    if digest.hexdigest() != expected:
+        raise LocalIOError(f"{what}: the upload changed while it was stored")
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+class Storage:
+    """Read access to the registry's database (see the module docstring)."""
+
+    def __init__(self, database: db.Database) -> None:
+        self.database = database
+        self._cards: dict[int, CardRecord] = {}
+        self._templates: dict[int, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def close(self) -> None:
+        """Forget the cache (connections are the database's)."""
+        self._cards = {}
+
+    # -- cards --
+
+    def cards(self) -> list[CardRecord]:
+        """Every registered card, newest first."""
+        with self.database.read() as conn:
+            rows = conn.execute(select(db.card).order_by(db.card.c.log_index.desc())).all()
+        return [_record(row) for row in rows]
+
+    def card(self, card_id: str) -> CardRecord | None:
+        """The card registered under ``card_id`` (lowercase hex), or None."""
+        with self.database.read() as conn:
+            return card_by_id(conn, card_id)
+
+    def count(self) -> int:
+        """How many cards are registered."""
+        with self.database.read() as conn:
+            return int(conn.execute(select(func.count()).select_from(db.card)).scalar_one())
+
+    def _card_numbers(self, numbers: Iterable[int]) -> dict[int, CardRecord]:
+        """The cards of ``numbers``, from the cache (refreshed when one is new)."""
+        wanted = set(numbers)
+        if not wanted <= self._cards.keys():
+            with self._lock, self.database.read() as conn:
+                rows = conn.execute(select(db.card).where(db.card.c.no.in_(wanted))).all()
+                cards = dict(self._cards)
+                cards.update((row.no, _record(row)) for row in rows)
+                # What every match of a card starts from (its entry is added per match).
+                self._templates = {
+                    number: {k: v for k, v in card.match("").items() if k != "entry"}
+                    for number, card in cards.items()
+                }
+                self._cards = cards
+        return self._cards
+
+    def blob(self, sha256: str) -> Iterator[bytes] | None:
+        """The stored bytes with SHA-256 ``sha256`` (hex) in chunks, or None if not stored."""
+        key = bytes.fromhex(sha256)
+        with self.database.read() as conn:
+            count = conn.execute(
+                select(func.count()).select_from(db.blob).where(db.blob.c.sha256 == key)
+            ).scalar_one()
+        if not count:
+            return None
+
+        def chunks() -> Iterator[bytes]:
+            for seq in range(count):
+                with self.database.read() as conn:
+                    data = conn.execute(
+                        select(db.blob.c.data).where(
+                            and_(db.blob.c.sha256 == key, db.blob.c.seq == seq)
+                        )
+                    ).scalar_one()
+                yield bytes(data)
+
+        return chunks()
+
+    def blob_size(self, sha256: str) -> int:
+        """The size of the stored bytes with SHA-256 ``sha256`` (0 if not stored)."""
+        with self.database.read() as conn:
+            total = conn.execute(
+                select(func.sum(func.length(db.blob.c.data))).where(
+                    db.blob.c.sha256 == bytes.fromhex(sha256)
+                )
+            ).scalar()
+        return int(total or 0)
+
+    # -- digests --
+
+    def _answer(
+        self, wanted: Sequence[tuple[str, int]], rows: Iterable[tuple[Any, ...]]
+    ) -> list[dict[str, Any]]:
+        """Group ``(digest, kind, card_no, entry_no, entry_id)`` rows by requested digest."""
+        found: dict[tuple[str, int], list[tuple[int, int, str]]] = {}
+        for digest, kind, card_no, entry_no, entry_id in rows:
+            found.setdefault((digest.hex(), kind), []).append((card_no, entry_no, entry_id))
+        self._card_numbers({number for hits in found.values() for number, _, _ in hits})
+        templates = self._templates
+        kinds = db.KINDS
+        results = []
+        for key in wanted:
+            hits = found.get(key)
+            matches = []
+            if hits:
+                hits.sort()
+                for number, _, entry_id in hits:
+                    match = templates[number].copy()
+                    match["entry"] = entry_id
+                    matches.append(match)
+            results.append({"digest": key[0], "kind": kinds[key[1]], "matches": matches})
+        return results
+
+    def lookup(self, wanted: Sequence[tuple[str, int]]) -> list[dict[str, Any]]:
+        """Answer ``(digest hex, kind)`` pairs, in order, with every registered match.
+
+        The plain query (SQLAlchemy Core); :meth:`lookup_fast` is held equal to it.
+        """
+        keys = sorted({bytes.fromhex(d) for d, _ in wanted})
+        rows: list[tuple[Any, ...]] = []
+        if keys:
+            with self.database.read() as conn:
+                columns = (db.digest.c[name.strip()] for name in _DIGEST_COLUMNS.split(","))
+                rows = [
+                    tuple(row)
+                    for row in conn.execute(select(*columns).where(db.digest.c.digest.in_(keys)))
+                ]
+        return self._answer(wanted, rows)
+
+    def lookup_fast(self, wanted: Sequence[tuple[str, int]]) -> list[dict[str, Any]]:
+        """:meth:`lookup` on a sqlite3 connection kept for this thread (SQLite only)."""
+        if not self.database.is_sqlite:
+            return self.lookup(wanted)
+        keys = [bytes.fromhex(d) for d in {d for d, _ in wanted}]
+        rows: list[tuple[Any, ...]] = []
+        if keys:
+            cursor = self._cursor()
+            marks = ",".join("?" * len(keys))
+            rows = cursor.execute(
+                f"SELECT {_DIGEST_COLUMNS} FROM digest WHERE digest IN ({marks})", keys
+            ).fetchall()
+        return self._answer(wanted, rows)
+
+    def _cursor(self) -> Any:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = self.database.raw_sqlite()
+        return connection.cursor()
+
+    def range(self, prefix: str) -> list[dict[str, Any]]:
+        """Every registered digest starting with the hex ``prefix`` (5 digits), by digest and
+        kind, each with its matches."""
+        low = bytes.fromhex(prefix + "0" * (64 - len(prefix)))
+        high = bytes.fromhex(prefix + "f" * (64 - len(prefix)))
+        if self.database.is_sqlite:
+            rows = (
+                self._cursor()
+                .execute(
+                    f"SELECT {_DIGEST_COLUMNS} FROM digest WHERE digest BETWEEN ? AND ?",
+                    (low, high),
+                )
+                .fetchall()
+            )
+        else:
+            with self.database.read() as conn:
+                rows = [
+                    tuple(row)
+                    for row in conn.execute(
+                        select(
+                            db.digest.c.digest,
+                            db.digest.c.kind,
+                            db.digest.c.card_no,
+                            db.digest.c.entry_no,
+                            db.digest.c.entry_id,
+                        ).where(db.digest.c.digest.between(low, high))
+                    )
+                ]
+        wanted = sorted({(bytes(row[0]).hex(), row[1]) for row in rows})
+        return self._answer(wanted, rows)
+
+
+__all__ = [
+    "MAX_LOOKUP_DIGESTS",
+    "CardRecord",
+    "Storage",
+    "card_by_id",
+    "card_under",
+    "digest_rows",
+    "insert_card",
+    "insert_digests",
+    "set_log_entry",
+    "store_blob",
+]

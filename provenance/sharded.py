@@ -1,0 +1,510 @@
+"""Building one manifest from many inputs, shard by shard, on an executor (local or Ray).
+
+The inputs (records files, folders, globs of them) form one dataset. Each *shard* (a records
+file, or a chunk of a folder's files) is hashed by one task, which sorts its own entries and
+spills them to per-partition run files, and its ids to per-bucket id files; no task holds more
+than its shard. Then one task per id bucket checks that no id appears in two shards, and one
+task per partition merges that partition's runs into its part file (a streamed k-way merge)
+and computes the part's aligned Merkle subtree roots from its position in the whole tree. The
+driver writes the index (or, for a single-file manifest, moves the one part into place) and
+computes the root from the parts' subtree roots. The result is byte-identical to a one-machine
+build of the same entries whatever the executor, the shards and the partition count.
+
+Temporary files live beside the output (on a cluster, the output's filesystem must be one every
+node sees) and are removed whatever happens; nothing is moved into place unless every task
+succeeded.
+"""
+
+from __future__ import annotations
+
+import glob
+import heapq
+import os
+import shutil
+import uuid
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+from provenance import manifest, partitions
+from provenance.errors import InputError, LocalIOError
+from provenance.executors import Executor
+from provenance.records import DEFAULT_COLUMNS, Columns
+
+_FILES_PER_SHARD = 512
+_BYTES_PER_SHARD = 64 << 20
+_RUN_CHUNK = 1 << 18  # bytes of a run file read at a time by a partition's merge
+_decoder = msgspec.json.Decoder(manifest.ManifestEntry)
+
+
+def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
+    """Expand globs (``crawl/*.parquet``) in ``inputs``, in order; each match sorted.
+
+    Raises:
+        InputError: a glob matches nothing, or an input is given twice.
+    """
+    found: list[Path] = []
+    for item in inputs:
+        text = str(item)
+        if glob.has_magic(text):
+            matches = sorted(glob.glob(text))
+            if not matches:
+                raise InputError(f"{text}: matches no file")
+            found.extend(Path(m) for m in matches)
+        else:
+            found.append(Path(text))
+    seen: dict[str, Path] = {}
+    for path in found:
+        real = os.path.realpath(path)
+        if real in seen:
+            raise InputError(f"{path}: given twice (also as {seen[real]})")
+        seen[real] = path
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """One unit of work: a records file, or some files of a folder (as (id, path))."""
+
+    name: str
+    records: str | None = None
+    files: tuple[tuple[str, str], ...] = ()
+    columns: Columns = DEFAULT_COLUMNS
+
+
+def plan_shards(
+    inputs: Sequence[Path],
+    *,
+    columns: Columns = DEFAULT_COLUMNS,
+    exclude: set[str] | None = None,
+    ignore: Callable[[str], bool] | None = None,
+    symlinks: manifest.SymlinkPolicy = "skip",
+    stats: manifest.WalkStats | None = None,
+) -> list[Shard]:
+    """Split ``inputs`` into shards: each records file is one, each folder is walked (ids are
+    paths under it) and cut into shards of at most 512 files or 64 MiB.
+
+    Raises:
+        InputError, UnsafePathError, LocalIOError: as :func:`provenance.manifest.walk_files`;
+            a missing input.
+    """
+    shards: list[Shard] = []
+    for path in inputs:
+        if path.is_dir():
+            files = manifest.walk_files(
+                path, exclude=exclude, ignore=ignore, symlinks=symlinks, stats=stats
+            )
+            chunk: list[tuple[str, str]] = []
+            size = 0
+            for ref in files:
+                chunk.append((ref.id, ref.path))
+                size += max(ref.size, 0)
+                if len(chunk) >= _FILES_PER_SHARD or size >= _BYTES_PER_SHARD:
+                    shards.append(_files_shard(path, chunk))
+                    chunk, size = [], 0
+            if chunk:
+                shards.append(_files_shard(path, chunk))
+        elif not os.path.lexists(path):
+            raise InputError(f"{path}: no such file or directory")
+        else:
+            shards.append(Shard(name=str(path), records=str(path), columns=columns))
+    return shards
+
+
+def _files_shard(root: Path, chunk: list[tuple[str, str]]) -> Shard:
+    first, last = chunk[0][0], chunk[-1][0]
+    name = f"{root}/{first}" if len(chunk) == 1 else f"{root} ({first} .. {last})"
+    return Shard(name=name, files=tuple(chunk))
+
+
+def shard_entries(shard: Shard) -> list[manifest.ManifestEntry]:
+    """Hash one shard, returning its entries in manifest order.
+
+    Raises:
+        As :func:`provenance.manifest.build_from_records` for a records file, and for files as
+        :func:`provenance.manifest.build_from_directory` (the path of the first failing file,
+        by id, named).
+    """
+    if shard.records is not None:
+        return manifest.build_from_records(Path(shard.records), columns=shard.columns)
+    entries = []
+    for entry_id, path in shard.files:
+        digest = manifest.hash_file(path)
+        if digest.error is not None:
+            # Files are in id order: the first failure by id is named, as one machine does.
+            raise digest.error.exception(path)
+        entries.append(manifest.ManifestEntry(id=entry_id, sha256=digest.sha256, size=digest.size))
+    entries.sort(key=manifest.ManifestEntry.sort_key)
+    return entries
+
+
+# ----------------------------------------------------------------------------------------------
+# Tasks (module-level functions: executors pickle them by reference)
+
+
+@dataclass(frozen=True, slots=True)
+class _ShardTask:
+    shard: Shard
+    index: int
+    workdir: str
+    partitions: int
+    spill_ids: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _ShardDone:
+    counts: tuple[int, ...]
+    data_bytes: int
+
+
+def _run_name(workdir: str, partition: int, shard: int) -> str:
+    return os.path.join(workdir, f"run-{partition:05d}-{shard:06d}.jsonl")
+
+
+def _ids_name(workdir: str, bucket: int, shard: int) -> str:
+    return os.path.join(workdir, f"ids-{bucket:05d}-{shard:06d}.txt")
+
+
+def _id_bucket(entry_id: str, buckets: int) -> int:
+    return zlib.crc32(entry_id.encode("utf-8")) % buckets
+
+
+def _hash_shard(task: _ShardTask) -> _ShardDone:
+    """Hash a shard; spill its entries by partition and its ids by bucket (both sorted)."""
+    entries = shard_entries(task.shard)
+    count = task.partitions
+    counts = [0] * count
+    start = 0
+    while start < len(entries):
+        k = partitions.partition_of(entries[start].sha256, count)
+        end = start
+        while end < len(entries) and partitions.partition_of(entries[end].sha256, count) == k:
+            end += 1
+        _write(_run_name(task.workdir, k, task.index), manifest.entry_lines(entries[start:end]))
+        counts[k] = end - start
+        start = end
+    buckets: list[list[str]] = [[] for _ in range(count if task.spill_ids else 0)]
+    for entry in entries if task.spill_ids else ():
+        buckets[_id_bucket(entry.id, count)].append(entry.id)
+    for bucket, ids in enumerate(buckets):
+        if ids:
+            ids.sort()
+            data = "".join(f"{i}\t{task.index}\n" for i in ids).encode("utf-8")
+            _write(_ids_name(task.workdir, bucket, task.index), data)
+    return _ShardDone(tuple(counts), sum(e.size or 0 for e in entries))
+
+
+def _write(path: str, data: bytes) -> None:
+    try:
+        with open(path, "xb") as handle:
+            handle.write(data)
+    except OSError as exc:
+        raise LocalIOError(f"{path}: cannot write: {exc.strerror}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class _IdsTask:
+    bucket: int
+    files: tuple[str, ...]
+    names: tuple[str, ...]
+
+
+def _check_ids(task: _IdsTask) -> None:
+    """Refuse an id that two shards both hold (each shard's own ids are unique already)."""
+
+    def lines(path: str) -> Iterator[str]:
+        with open(path, encoding="utf-8") as handle:
+            yield from handle
+
+    previous: tuple[str, str] | None = None
+    for line in heapq.merge(*(lines(f) for f in task.files)):
+        entry_id, _, shard = line.rstrip("\n").rpartition("\t")
+        if previous is not None and previous[0] == entry_id:
+            first, second = task.names[int(previous[1])], task.names[int(shard)]
+            raise InputError(f"id {entry_id!r} appears in two inputs: {first} and {second}")
+        previous = (entry_id, shard)
+
+
+@dataclass(frozen=True, slots=True)
+class _PartTask:
+    k: int
+    partitions: int
+    offset: int
+    runs: tuple[str, ...]
+    output: str
+
+
+def _merge_part(task: _PartTask) -> partitions.PartInfo:
+    """Merge one partition's sorted runs into its part file (a streamed k-way merge)."""
+
+    def entries(path: str) -> Iterator[manifest.ManifestEntry]:
+        # Streamed a chunk of whole lines at a time: memory is the runs' chunks, not the part.
+        with open(path, "rb") as handle:
+            while lines := handle.readlines(_RUN_CHUNK):
+                yield from _decoder.decode_lines(b"".join(lines))
+
+    merged = heapq.merge(*(entries(r) for r in task.runs), key=manifest.ManifestEntry.sort_key)
+    return partitions.write_part(
+        merged, Path(task.output), offset=task.offset, k=task.k, partitions=task.partitions
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# The driver
+
+
+def build(
+    shards: Sequence[Shard],
+    output: Path,
+    *,
+    executor: Executor,
+    partition_count: int | None,
+    progress: Callable[[int], None] | None = None,
+    check_ids: bool = True,
+) -> manifest.ManifestSummary:
+    """Build the manifest of ``shards`` into ``output``: a single file when
+    ``partition_count`` is None, else a partitioned manifest of that many parts.
+
+    ``check_ids`` false skips the check that no id is in two shards, for shards that cannot
+    share one (the files of one folder).
+
+    Returns:
+        The summary of what was written (for a partitioned manifest, the index's digest).
+
+    Raises:
+        InputError: an id in two shards (both named), or a bad output directory; and as the
+            shards' builders, with the shard named.
+        ShardFailedError: a worker died (the shard named).
+        LocalIOError: reading or writing failed. Nothing is left behind on any error.
+    """
+    count = partition_count or 1
+    partitions.check_partitions(count)
+    if partition_count is not None:
+        partitions.check_output_dir(output)
+    workdir = output.with_name(f".{output.name}.runs-{uuid.uuid4().hex[:12]}")
+    staging: Path | None = None
+    try:
+        workdir.mkdir()
+        names = [s.name for s in shards]
+        tasks = [
+            _ShardTask(s, i, str(workdir), count, check_ids) for i, s in enumerate(shards)
+        ]
+        done: list[_ShardDone] = []
+        for result in executor.map(_hash_shard, tasks, names=names):
+            done.append(result)
+            if progress is not None:
+                progress(result.data_bytes)
+        id_tasks = []
+        for bucket in range(count):
+            files = [_ids_name(str(workdir), bucket, i) for i in range(len(shards))]
+            present = tuple(f for f in files if os.path.exists(f))
+            if len(present) > 1:
+                id_tasks.append(_IdsTask(bucket, present, tuple(names)))
+        for _ in executor.map(_check_ids, id_tasks, names=[str(output)] * len(id_tasks)):
+            pass
+        staging = partitions.staging_dir(output)
+        part_tasks, offset = [], 0
+        for k in range(count):
+            runs = tuple(
+                _run_name(str(workdir), k, i) for i, d in enumerate(done) if d.counts[k]
+            )
+            part_tasks.append(
+                _PartTask(k, count, offset, runs, str(staging / partitions.part_name(k)))
+            )
+            offset += sum(d.counts[k] for d in done)
+        parts = list(
+            executor.map(
+                _merge_part, part_tasks, names=[partitions.part_name(k) for k in range(count)]
+            )
+        )
+        index = partitions.make_index(parts)
+        if partition_count is None:
+            part = parts[0]
+            try:
+                os.replace(staging / part.file, output)
+            except OSError as exc:
+                raise LocalIOError(f"{output}: cannot write: {exc.strerror}") from None
+            return manifest.ManifestSummary(
+                part.sha256, part.entries, part.data_bytes, index.merkle_root
+            )
+        data = partitions.index_bytes(index)
+        from provenance._files import atomic_write
+
+        atomic_write(staging / partitions.INDEX_NAME, data)
+        partitions.publish(staging, output)
+        staging = None
+        return partitions.summary_of(index, data)
+    except OSError as exc:
+        raise LocalIOError(f"{workdir}: {exc.strerror}") from None
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def build_dataset(
+    inputs: Sequence[str | Path],
+    output: Path,
+    *,
+    partitioned: bool = False,
+    partition_count: int = 16,
+    executor: str = "local",
+    ray_address: str | None = None,
+    workers: int | None = None,
+    ignore: Callable[[str], bool] | None = None,
+    symlinks: manifest.SymlinkPolicy = "skip",
+    columns: Columns = DEFAULT_COLUMNS,
+    fingerprints: bool = True,
+    stats: manifest.WalkStats | None = None,
+    progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> manifest.ManifestSummary:
+    """Hash ``inputs`` (records files, folders or globs of them: one dataset) into the manifest
+    ``output``, partitioned into ``partition_count`` parts when ``partitioned``.
+
+    One input into one file on the local executor is built as
+    :func:`provenance.manifest_files.build_manifest_file` builds it (with its fingerprint
+    sidecar); anything else is built shard by shard (:func:`build`), byte-identical.
+
+    Raises:
+        InputError: fingerprints asked for a build by shards (not supported yet), a glob that
+            matches nothing, an input given twice, an id in two inputs; and as the builders.
+        ShardFailedError, UnavailableError: a worker died; Ray cannot be started or reached.
+        LocalIOError: reading or writing failed (nothing is left half-written).
+    """
+    from provenance.executors import make_executor
+    from provenance.manifest_files import build_manifest_file, sidecar_path
+
+    paths = expand_inputs(inputs)
+    if len(paths) == 1 and not partitioned and executor == "local":
+        return build_manifest_file(
+            paths[0],
+            output,
+            workers=workers or (os.cpu_count() or 1),
+            ignore=ignore,
+            symlinks=symlinks,
+            columns=columns,
+            fingerprints=fingerprints,
+            stats=stats,
+            progress=progress,
+            on_total=on_total,
+        )
+    if fingerprints:
+        raise InputError(
+            f"{output}: fingerprint sidecars are built only for one input into one manifest file"
+            " on the local executor; build this manifest without fingerprints"
+        )
+    if not any(p.is_dir() for p in paths) and (ignore is not None or symlinks == "error"):
+        raise InputError("exclusions and the symlink policy apply to folders, not records files")
+    exclude = {os.path.realpath(output), os.path.realpath(sidecar_path(output))}
+    shards = plan_shards(
+        paths, columns=columns, exclude=exclude, ignore=ignore, symlinks=symlinks, stats=stats
+    )
+    if on_total is not None and all(p.is_dir() for p in paths):
+        on_total(sum(os.path.getsize(p) for s in shards for _, p in s.files))
+    with make_executor(executor, workers=workers, address=ray_address) as runner:
+        summary = build(
+            shards,
+            output,
+            executor=runner,
+            partition_count=partition_count if partitioned else None,
+            progress=progress,
+            # The files of one folder have distinct ids; records files check their own.
+            check_ids=len(paths) > 1,
+        )
+    if not partitioned:
+        # Files left from an earlier build of this output would describe another manifest.
+        manifest.write_shard_record(output, None, summary)
+        try:
+            sidecar_path(output).unlink(missing_ok=True)
+        except OSError as exc:
+            raise LocalIOError(f"{sidecar_path(output)}: cannot remove: {exc.strerror}") from None
+    return summary
+
+
+def merge_to_partitioned(
+    inputs: Sequence[Path], output: Path, *, partition_count: int
+) -> manifest.ManifestSummary:
+    """Merge manifests (files, shards of one build, or partitioned) into the partitioned
+    manifest ``output``: as ``manifest.merge_manifests`` merges them, then split into parts.
+
+    Raises:
+        InputError: an input has a fingerprint sidecar (not partitioned yet); and as
+            :func:`provenance.manifest.merge_manifests` and
+            :func:`provenance.partitions.write_partitioned`.
+        FormatError, LocalIOError: as those.
+    """
+    from provenance.manifest_files import sidecar_path
+
+    for path in inputs:
+        if os.path.lexists(sidecar_path(path)):
+            raise InputError(
+                f"{path}: has a fingerprint sidecar ({sidecar_path(path).name}), which a"
+                " partitioned manifest cannot carry yet; merge into a manifest file instead"
+            )
+    partitions.check_partitions(partition_count)
+    partitions.check_output_dir(output)
+    merged = output.with_name(f".{output.name}.merge-{uuid.uuid4().hex[:12]}.jsonl")
+    try:
+        manifest.merge_manifests(inputs, merged)
+        return partitions.write_partitioned(
+            manifest.iter_manifest(merged), output, partitions=partition_count
+        )
+    finally:
+        merged.unlink(missing_ok=True)
+
+
+def _hash_paths(paths: tuple[str, ...]) -> list[manifest.FileDigest]:
+    """Hash files in order (a task): problems in ``FileDigest.error``, not raised."""
+    return [manifest.hash_file(path) for path in paths]
+
+
+def hash_tree_on(
+    root: Path,
+    *,
+    executor: str,
+    ray_address: str | None = None,
+    workers: int | None = None,
+    select: Callable[[str], bool] | None = None,
+    exclude: set[str] | None = None,
+    ignore: Callable[[str], bool] | None = None,
+    symlinks: manifest.SymlinkPolicy = "skip",
+    stats: manifest.WalkStats | None = None,
+    progress: Callable[[int], None] | None = None,
+    while_hashing: Callable[[], None] | None = None,
+) -> list[tuple[manifest.FileRef, manifest.FileDigest | None]]:
+    """:func:`provenance.manifest.hash_tree` on an executor: ``root`` is walked here, the files
+    ``select`` accepts are hashed in shards of files (tasks), and ``while_hashing`` runs here
+    once the first shard is back. Same result as ``hash_tree``.
+
+    Raises:
+        InputError, UnsafePathError, LocalIOError: as :func:`provenance.manifest.walk_files`.
+        ShardFailedError, UnavailableError: a worker died; Ray cannot be started or reached.
+    """
+    from provenance.executors import make_executor
+
+    files = manifest.walk_files(
+        root, exclude=exclude, ignore=ignore, symlinks=symlinks, stats=stats
+    )
+    chosen = [ref for ref in files if select is None or select(ref.id)]
+    chunks = [
+        tuple(ref.path for ref in chosen[i : i + _FILES_PER_SHARD])
+        for i in range(0, len(chosen), _FILES_PER_SHARD)
+    ]
+    digests: dict[str, manifest.FileDigest] = {}
+    with make_executor(executor, workers=workers, address=ray_address) as runner:
+        results = runner.map(_hash_paths, chunks, names=[f"{root} ({c[0]} ..)" for c in chunks])
+        for number, (chunk, done) in enumerate(zip(chunks, results, strict=True)):
+            digests.update(zip(chunk, done, strict=True))
+            if progress is not None:
+                progress(sum(d.size for d in done))
+            if number == 0 and while_hashing is not None:
+                while_hashing()
+    if not chunks and while_hashing is not None:
+        while_hashing()
+    if stats is not None:
+        stats.hard_linked += sum(d.linked for d in digests.values())
+    return [(ref, digests.get(ref.path)) for ref in files]

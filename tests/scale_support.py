@@ -1,0 +1,26 @@
+"""Task functions for the executor tests: module-level, so both executors can import them."""
+
+from __future__ import annotations
+
+import os
+
+from provenance.errors import FormatError
+
+
+def square(value: int) -> int:
+    """A task that returns ``value * value``."""
+    return value * value
+
+
+def fail_on_negative(value: int) -> int:
+    """A task that raises a FormatError for a negative value."""
+    if value < 0:
+        raise FormatError(f"negative value {value}")
+    return value
+
+
+def die_on_negative(value: int) -> int:
+    """A task whose worker process dies (as if killed) on a negative value."""
+    if value < 0:
+        os._exit(9)
+    return value

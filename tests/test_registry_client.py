@@ -1,0 +1,148 @@
+"""The clients believe a registry only as far as its log key signed: a registry (the real app,
+served in process) whose answers are altered on the way is caught.
+
+- ``registry push``: a receipt that does not verify with the trusted log key, or that is for
+  another card, is refused (exit 1) and not written;
+- ``registry lookup``: a card named in an answer must have a receipt that verifies, and its log
+  entry must carry the name, version and publishers the answer gave.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provenance.keys import load_private_key
+from provenance.registry.app import Settings, create_app
+from provenance.registry.db import Database
+from provenance.registry.server import background
+from provenance.trust import TrustStore
+from tests.conftest import one_error_line, run_cli
+from tests.registry_support import Card, Keys, make_card, make_keys, ok, sample_data
+
+pytestmark = pytest.mark.timeout(300)
+
+Rewrite = Callable[[str, bytes], bytes]
+
+
+class _Rewriting:
+    """ASGI middleware: passes each answer body through ``rewrite(path, body)`` when set."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.rewrite: Rewrite | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        rewrite = self.rewrite
+        if scope["type"] != "http" or rewrite is None:
+            await self.app(scope, receive, send)
+            return
+        start: dict[str, Any] = {}
+        body = bytearray()
+
+        async def collect(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            elif message["type"] == "http.response.body":
+                body.extend(message.get("body", b""))
+                if not message.get("more_body"):
+                    new = rewrite(scope["path"], bytes(body))
+                    headers = [(k, v) for k, v in start["headers"] if k != b"content-length"]
+                    headers.append((b"content-length", str(len(new)).encode()))
+                    await send({**start, "headers": headers})
+                    await send({"type": "http.response.body", "body": new})
+
+        await self.app(scope, receive, collect)
+
+
+@dataclass
+class World:
+    keys: Keys
+    example: Card
+    other: Card
+    url: str
+    proxy: _Rewriting
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    work = tmp_path_factory.mktemp("client")
+    keys = make_keys(work / "keys")
+    example = make_card(keys, sample_data(work), "example")
+    (work / "other").mkdir()
+    (work / "other" / "a.txt").write_text("the other card's only text\n")
+    other = make_card(keys, work / "other", "other")
+    database = Database.open(f"sqlite:///{work / 'registry.db'}")
+    store = TrustStore.from_json(keys.cards_trust.read_bytes(), what="trust")
+    app = create_app(database, store, load_private_key(keys.log_key), Settings(lookup_rate=0))
+    proxy = _Rewriting(app)
+    try:
+        with background(proxy) as url:
+            ok(*other.push_args(url, keys.trust))
+            yield World(keys, example, other, url, proxy)
+    finally:
+        app.state.search.close()
+        database.close()
+
+
+def test_a_receipt_for_another_card_is_refused_and_not_written(
+    world: World, tmp_path: Path
+) -> None:
+    stored = tmp_path / "other.tlog-proof"
+    ok(*world.other.push_args(world.url, world.keys.trust), "-o", stored)
+
+    def swap(path: str, body: bytes) -> bytes:
+        if path != "/v1/cards":
+            return body
+        document = json.loads(body)
+        document["receipt"] = stored.read_text()
+        return json.dumps(document).encode()
+
+    world.proxy.rewrite = swap
+    try:
+        out = tmp_path / "example.tlog-proof"
+        result = run_cli(*world.example.push_args(world.url, world.keys.trust), "-o", out)
+    finally:
+        world.proxy.rewrite = None
+    assert result.returncode == 1
+    line = one_error_line(result)
+    assert "is not for this push" in line and "names card" in line
+    assert not out.exists()
+
+
+def test_a_receipt_signed_by_an_untrusted_log_key_is_refused(world: World, tmp_path: Path) -> None:
+    ok("key", "generate", tmp_path / "stranger.key")
+    trust = tmp_path / "trust.json"
+    ok("trust", "add", trust, tmp_path / "stranger.key.pub", "--name", "localhost/provenance",
+       "--role", "transparency-log")  # fmt: skip
+    out = tmp_path / "r.tlog-proof"
+    result = run_cli(*world.other.push_args(world.url, trust), "-o", out)
+    assert result.returncode == 1 and not out.exists()
+    assert "receipt" in one_error_line(result)
+
+
+def test_lookup_refuses_an_answer_that_misnames_a_card(world: World, tmp_path: Path) -> None:
+    work = tmp_path / "a.txt"
+    work.write_text("the other card's only text\n")
+    good = run_cli("registry", "lookup", work, "--registry", world.url, "--trust", world.keys.trust)
+    assert good.returncode == 0 and good.stdout.startswith("exact"), good.stderr
+
+    def rename(path: str, body: bytes) -> bytes:
+        if path != "/v1/lookup":
+            return body
+        return body.replace(b'"name":"other"', b'"name":"a-famous-dataset"')
+
+    world.proxy.rewrite = rename
+    try:
+        result = run_cli(
+            "registry", "lookup", work, "--registry", world.url, "--trust", world.keys.trust
+        )
+    finally:
+        world.proxy.rewrite = None
+    assert result.returncode == 1
+    assert "otherwise than its log entry" in one_error_line(result)

@@ -1,0 +1,155 @@
+"""The registry's storage in process: the fast lookup path held equal to the plain query, range
+answers against a brute-force reading of the manifests, and the rate limiter's arithmetic."""
+
+from __future__ import annotations
+
+import random
+
+import msgspec
+import pytest
+
+from provenance.keys import PrivateKey
+from provenance.manifest import decode_entry
+from provenance.registry.admission import Registrar, Upload
+from provenance.registry.db import KIND_SHA256, KIND_TEXT_SHA256, Database
+from provenance.registry.ratelimit import RateLimiter
+from provenance.registry.storage import Storage
+from provenance.trust import TrustStore
+from tests.registry_support import AT, ORIGIN, synthetic_card
+
+Listed = list[list[tuple[str, str, str]]]
+"""Per card: (card id, entry id, digest), a textSha256 digest prefixed with ``t:``."""
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Storage, Listed]:
+    """A registry database holding three cards, the third listing the first's digests again."""
+    work = tmp_path_factory.mktemp("storage")
+    publisher = PrivateKey.generate()
+    trust = TrustStore().with_key(publisher.public, name="Lab", role="dataset-publisher")
+    database = Database.open(f"sqlite:///{work / 'r.db'}")
+    registrar = Registrar(database, trust, PrivateKey.generate(), origin=ORIGIN)
+    registrar.start_log()
+    first = synthetic_card(work / "0", publisher, "storage-0", 300, texts=True)
+    copies = [
+        msgspec.structs.replace(decode_entry(line, what="manifest"), id="copy/" + str(n))
+        for n, line in enumerate(first.manifest.read_bytes().splitlines())
+    ]
+    cards = [
+        first,
+        synthetic_card(work / "1", publisher, "storage-1", 300, texts=True),
+        synthetic_card(work / "2", publisher, "storage-2", entries=copies),
+    ]
+    listed: Listed = []
+    for made in cards:
+        registrar.register(Upload(made.signed, made.manifest), at=AT)
+        entries = []
+        for line in made.manifest.read_bytes().splitlines():
+            entry = decode_entry(line, what="manifest")
+            entries.append((made.id, entry.id, entry.sha256))
+            if entry.textSha256 is not None:
+                entries.append((made.id, entry.id, "t:" + entry.textSha256))
+        listed.append(entries)
+    return Storage(database), listed
+
+
+def test_the_fast_lookup_equals_the_plain_query(
+    filled: tuple[Storage, Listed],
+) -> None:
+    storage, listed = filled
+    rng = random.Random(5)
+    known = [digest for entries in listed for _, _, digest in entries]
+    for _ in range(30):
+        wanted = []
+        for _ in range(rng.randrange(1, 60)):
+            pick = rng.choice(known) if rng.random() < 0.7 else f"{rng.getrandbits(256):064x}"
+            kind = KIND_TEXT_SHA256 if pick.startswith("t:") else KIND_SHA256
+            if rng.random() < 0.1:  # a digest asked as the other kind: no match
+                kind = 1 - kind
+            wanted.append((pick.removeprefix("t:"), kind))
+        assert storage.lookup_fast(wanted) == storage.lookup(wanted)
+    assert storage.lookup_fast([]) == storage.lookup([]) == []
+
+
+def test_answers_agree_with_the_manifests(
+    filled: tuple[Storage, Listed],
+) -> None:
+    storage, listed = filled
+    expected: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    for entries in listed:
+        for card_id, entry_id, digest in entries:
+            kind = "textSha256" if digest.startswith("t:") else "sha256"
+            expected.setdefault((digest.removeprefix("t:"), kind), set()).add((card_id, entry_id))
+    shared = [key for key, found in expected.items() if len(found) == 2]
+    assert shared  # the third card repeats the first one's digests
+    for digest, kind in shared[:20] + list(expected)[:40]:
+        answer = storage.lookup([(digest, KIND_SHA256 if kind == "sha256" else KIND_TEXT_SHA256)])
+        found = {(m["card"], m["entry"]) for m in answer[0]["matches"]}
+        assert found == expected[(digest, kind)]
+        prefix = digest[:5]
+        ranged = storage.range(prefix)
+        want = {key for key in expected if key[0].startswith(prefix)}
+        assert {(item["digest"], item["kind"]) for item in ranged} == want
+        for item in ranged:
+            got = {(m["card"], m["entry"]) for m in item["matches"]}
+            assert got == expected[(item["digest"], item["kind"])]
+
+
+def test_the_rate_limiter_allows_a_burst_then_its_rate() -> None:
+    now = [100.0]
+    limiter = RateLimiter(2.0, 3, clock=lambda: now[0])
+    assert [limiter.take("a") for _ in range(3)] == [None, None, None]
+    assert limiter.take("a") == 1  # half a second to the next token: 1 s, rounded up
+    assert limiter.take("b") is None  # per client
+    now[0] += 0.5
+    assert limiter.take("a") is None and limiter.take("a") == 1
+    now[0] += 100
+    assert [limiter.take("a") for _ in range(4)] == [None, None, None, 1]  # never above the burst
+    slow = RateLimiter(1 / 30, 1, clock=lambda: now[0])
+    assert slow.take("c") is None and slow.take("c") == 30
+    assert RateLimiter(0, 1).take("d") is None and not RateLimiter(0, 1).enabled
+    with pytest.raises(ValueError):
+        RateLimiter(-1, 1)
+
+
+def test_the_lookup_decoder_accepts_exactly_what_the_documented_model_accepts() -> None:
+    import json
+
+    import msgspec
+    import pydantic
+
+    from provenance.registry import models
+
+    hex64, hex16 = "ab" * 32, "0f" * 8
+    documents: list[object] = [
+        {},
+        {"sha256": [hex64], "textSha256": [hex64]},
+        {"sha256": [hex64.upper()]},
+        {"sha256": [hex64 + "\n"]},
+        {"sha256": [hex64[:-1]]},
+        {"sha256": hex64},
+        {"sha256": [hex64] * 1000},
+        {"sha256": [hex64] * 1001},
+        {"fingerprints": [{"text": [hex16], "image": hex16}]},
+        {"fingerprints": [{"text": [hex16 + "0"]}]},
+        {"fingerprints": [{"image": None}]},
+        {"fingerprints": [{"other": 1}]},
+        {"fingerprints": [{}] * 101},
+        {"other": []},
+        [],
+        {"sha256": [1]},
+        {"textSha256": None},
+    ]
+    for document in documents:
+        data = json.dumps(document).encode()
+        try:
+            models.LookupRequest.model_validate_json(data)
+            documented = True
+        except pydantic.ValidationError:
+            documented = False
+        try:
+            models.LOOKUP_DECODER.decode(data)
+            decoded = True
+        except msgspec.ValidationError:
+            decoded = False
+        assert decoded == documented, document
