@@ -85,6 +85,17 @@ class CacheSource:
 
         return load_cached_version(self.cache_dir, name, version, at=self.at, allow_expired=True)
 
+    def newest_version(self, name: str) -> int:
+        """The newest cached version of list ``name`` (its metadata verified, the list not
+        loaded); 0 if none is cached.
+
+        Raises:
+            ProvenanceError: the cache does not verify.
+        """
+        from provenance.lists.cache import cached_versions
+
+        return max(cached_versions(self.cache_dir, name, at=self.at), default=0)
+
     def load_newest(self, name: str) -> CachedList:
         """See :meth:`ListSource.load_newest`."""
         from provenance.lists.cache import load_cached_lists
@@ -229,6 +240,13 @@ def _newer(
     """Return the newest version of ``name`` if it is later than the claimed one."""
     from provenance.lists.cache import trusted_signers
 
+    newest_version = getattr(source, "newest_version", None)
+    if newest_version is not None:
+        # The claimed version is the newest one: it was just loaded and checked, and a list of
+        # millions of entries is not loaded twice. Any doubt: the full check below.
+        with contextlib.suppress(ProvenanceError):
+            if newest_version(name) == claimed.list.version:
+                return None, None
     try:
         newest = source.load_newest(name)
         trusted_signers(newest, trust, at=at)
@@ -357,7 +375,7 @@ def _match_manifest(
     newer: Sequence[CachedList],
 ) -> int:
     """Match every entry; fill the audit's violations and newly listed. Return the count."""
-    from provenance.lists.match import ListIndex
+    from provenance.lists.match import NO_MATCH, ListIndex
 
     claimed_index = ListIndex([c.list for c in claimed])
     newer_index = ListIndex([c.list for c in newer]) if newer else None
@@ -374,7 +392,14 @@ def _match_manifest(
             if newer_index is not None
             else [None] * len(batch)
         )
-        for entry, now, then in zip(batch, results, later, strict=True):
+        # Almost every entry matches nothing (the one NO_MATCH object): only the others are
+        # looked at, in order, instead of a Python loop over the whole manifest.
+        interesting = [n for n, r in enumerate(results) if r is not NO_MATCH]
+        if newer_index is not None:
+            also = [n for n, r in enumerate(later) if r is not NO_MATCH]
+            interesting = sorted({*interesting, *also}) if also else interesting
+        for number in interesting:
+            entry, now, then = batch[number], results[number], later[number]
             on_claimed = set()
             for hit in now.hits:
                 the_list = claimed[hit.list_number].list

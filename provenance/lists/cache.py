@@ -22,6 +22,8 @@ Layout (``lists fetch`` writes it; nothing else does)::
         metadata/                          python-tuf ngclient metadata (root_history/, root.json,
                                            timestamp.json, snapshot.json, targets.json)
         lists/<name>/v<N>.json             every fetched version, byte-for-byte as published
+        lists/<name>/v<N>.index            its binary index (provenance.lists.packed): used only
+                                           when it re-encodes to the signed bytes, else rebuilt
 
 A fetch builds a new generation (hard links to the unchanged files plus what it downloads),
 verifies it, and only then repoints ``current``; after any failure the old generation is exactly
@@ -30,6 +32,7 @@ as it was.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import os
@@ -42,16 +45,18 @@ from typing import Any
 from tuf.api.exceptions import LengthOrHashMismatchError
 from tuf.api.metadata import TargetFile
 
-from provenance._files import read_bytes
+from provenance._files import open_input, read_bytes
 from provenance._hex import Sha256Hex
 from provenance.errors import (
     DigestMismatchError,
     FormatError,
     NotCachedError,
+    ProvenanceError,
     SignatureError,
 )
 from provenance.lists import _metadata
 from provenance.lists.model import ExclusionList, check_list_name, is_valid_list_name
+from provenance.lists.packed import index_path, is_index_name, load_index, write_index
 from provenance.trust import TrustStore, format_time
 
 MAX_ROOT_BYTES = 512_000
@@ -205,8 +210,44 @@ class CachedRepository:
             raise DigestMismatchError(
                 f"{what}: not named by the cached targets metadata (cache tampered?); fetch again"
             )
+        if "sha256" in info.hashes and info.length <= MAX_LIST_BYTES:
+            # The binary index, used only if the list file has the signed digest and the index
+            # re-encodes to exactly its bytes; otherwise the file is loaded as it is.
+            packed = None
+            with contextlib.suppress(ProvenanceError), open_input(path, what=what) as unverified:
+                packed, _ = load_index(
+                    index_path(path),
+                    unverified,
+                    digest=info.hashes["sha256"],
+                    length=info.length,
+                    name=name,
+                    version=version,
+                )
+            if packed is not None:
+                return CachedList(
+                    list=packed,
+                    digest=info.hashes["sha256"],
+                    signers=self.state.signers["targets"],
+                    expires=self.state.expires,
+                    url=self.url,
+                    anchor_signers=self.state.anchor_signers,
+                )
         data = read_bytes(path, limit=min(info.length, MAX_LIST_BYTES), what=what)
-        return checked_list(data, info, name=name, version=version, what=what, repo=self)
+        cached = checked_list(data, info, name=name, version=version, what=what, repo=self)
+        save_index(path, cached, length=len(data))
+        return cached
+
+
+def save_index(list_path: Path, cached: CachedList, *, length: int) -> None:
+    """(Re)write the binary index of a verified cached list file, or leave it if the cache
+    cannot be written (loading then parses the list file, as without an index)."""
+    with contextlib.suppress(ProvenanceError):
+        write_index(
+            index_path(list_path),
+            cached.list,
+            digest=cached.digest,
+            length=length,
+        )
 
 
 def checked_list(
@@ -286,6 +327,8 @@ def read_repository(
             if not is_valid_list_name(list_dir.name) or not list_dir.is_dir():
                 raise FormatError(f"{what}: unexpected entry {list_dir.name!r} in lists/")
             for item in sorted(list_dir.iterdir()):
+                if is_index_name(item.name):
+                    continue  # the binary index of a list file, checked when it is used
                 match = _LIST_FILE_RE.match(item.name)
                 if match is None:
                     raise FormatError(f"{what}: unexpected file {item}")

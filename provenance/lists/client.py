@@ -64,6 +64,7 @@ from provenance.lists.cache import (
     iter_repositories,
     read_repository,
     repo_key,
+    save_index,
     target_path,
     verified_digest,
 )
@@ -495,6 +496,7 @@ def _download_version(
                 f"{what}: 'previous' is {parsed.previous}, but v{version - 1} has sha256"
                 f" {expected} (the hash chain is broken); kept the cached lists"
             )
+    save_index(destination, cached, length=len(data))
     return cached
 
 

@@ -24,6 +24,7 @@ Entries are added to the tables one at a time, in list order, except that a list
 from __future__ import annotations
 
 import bisect
+import copy
 import itertools
 import operator
 from collections.abc import Iterable, Sequence
@@ -122,7 +123,13 @@ class ListIndex:
         total = 0
         for the_list in self.lists:
             self._offsets.append(total)
-            _index_list(the_list, total, domains, ips, url_rules, digests)
+            # A list loaded from the cache's binary index hands over its digest rows as they
+            # are (provenance.lists.packed); the tables end up as _index_list leaves them.
+            index_into = getattr(the_list, "index_into", None)
+            if index_into is not None:
+                index_into(total, domains, ips, url_rules, digests)
+            else:
+                _index_list(the_list, total, domains, ips, url_rules, digests)
             total += len(the_list.entries)
         self.entry_count = total
         self._domains = domains
@@ -149,6 +156,31 @@ class ListIndex:
     def has_text_entries(self) -> bool:
         """Whether any ``text-sha256`` entry is indexed."""
         return self._text is not None
+
+    def listed_digests(
+        self, *, text: bool = False
+    ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]] | None:
+        """The listed ``sha256`` (or, with ``text``, ``text-sha256``) digests as rows of 32
+        bytes, and the internal entry number of each row (see :meth:`hit`); None if none.
+
+        For joins done elsewhere (:mod:`provenance.lists.joins`).
+        """
+        index = self._text if text else self._content
+        if index is None:
+            return None
+        rows = index._rows  # noqa: SLF001 - the index's own arrays, not copied
+        refs = index._refs  # noqa: SLF001
+        if refs is None:
+            refs = np.arange(rows.shape[0], dtype=np.int64)
+        return rows, refs.astype(np.int64, copy=False)
+
+    def urls_only(self) -> ListIndex:
+        """A copy that matches URLs (:meth:`match_urls`) and nothing else: no digests and no
+        lists, so that it is small to send to the workers of URL matching tasks."""
+        part = copy.copy(self)
+        part.lists = ()
+        part._content = part._text = None
+        return part
 
     def hit(self, ref: int) -> Hit:
         """Turn an internal entry number into a :class:`Hit`."""

@@ -28,7 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args
 
@@ -198,7 +198,8 @@ class ExclusionList:
     issued: dt.datetime
     publisher: str
     previous: Sha256Hex | None
-    entries: tuple[ListEntry, ...]
+    entries: Sequence[ListEntry]
+    """A tuple; or, loaded from the cache's index, made on demand (:mod:`.packed`)."""
 
     def __post_init__(self) -> None:
         if not is_valid_list_name(self.name):

@@ -1,0 +1,357 @@
+"""The binary index of cached list versions (``lists/NAME/vN.index``): written on fetch, used on
+load, refused and rebuilt when it is stale, damaged or edited, and the same findings either way.
+Real TUF repositories served on 127.0.0.1, real caches."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from exclusion_support import T0, Association
+from joins_support import content, make_lists, make_records, text
+
+from provenance.card.model import Exclusion
+from provenance.errors import DigestMismatchError, FormatError
+from provenance.lists import packed as packed_module
+from provenance.lists.audit import CacheSource, audit_lists
+from provenance.lists.cache import (
+    CachedList,
+    checked_list,
+    load_cached_lists,
+    load_cached_version,
+    read_repository,
+)
+from provenance.lists.match import ListIndex
+from provenance.lists.model import ExclusionList, ListEntry
+from provenance.lists.packed import PackedList, index_path, load_index, write_index
+from provenance.manifest import ManifestEntry
+
+AT = dt.datetime(2026, 7, 1, 6, tzinfo=dt.UTC)
+LATER = T0 + dt.timedelta(hours=2)
+
+
+def _list_file(cache: Path, name: str, version: int) -> Path:
+    (path,) = (cache / "current" / "repos").glob(f"*/lists/{name}/v{version}.json")
+    return path
+
+
+@pytest.fixture(scope="module")
+def lists() -> tuple[list[ListEntry], list[ListEntry]]:
+    return make_lists()
+
+
+@pytest.fixture
+def world(tmp_path: Path, lists: tuple[list[ListEntry], list[ListEntry]]) -> Association:
+    assoc = Association(tmp_path / "assoc")
+    assoc.publish("piracy", lists[0])
+    assoc.publish("optout", lists[1])
+    assoc.fetch()
+    return assoc
+
+
+def _plain(path: Path) -> ExclusionList:
+    return ExclusionList.from_bytes(path.read_bytes(), what=str(path))
+
+
+def test_fetch_writes_the_index_and_loading_uses_it(world: Association) -> None:
+    for cached in load_cached_lists(world.cache, at=AT):
+        path = _list_file(world.cache, cached.list.name, 1)
+        assert index_path(path).is_file()
+        assert isinstance(cached.list, PackedList)
+        plain = _plain(path)
+        assert cached.list.entries == plain.entries
+        assert tuple(cached.list.entries) == plain.entries
+        assert [cached.list.entries[i] for i in range(len(plain.entries))] == list(plain.entries)
+        assert cached.list.to_bytes() == path.read_bytes()
+        assert cached.list.counts() == plain.counts()
+        same = ("name", "version", "issued", "publisher", "previous")
+        assert [getattr(cached.list, f) for f in same] == [getattr(plain, f) for f in same]
+
+
+def test_a_missing_index_is_rebuilt_on_load(world: Association) -> None:
+    path = _list_file(world.cache, "piracy", 1)
+    written = index_path(path).read_bytes()
+    index_path(path).unlink()
+    (first,) = load_cached_lists(world.cache, at=AT, names=["piracy"])
+    assert not isinstance(first.list, PackedList)  # parsed from the file, as without indexes
+    assert index_path(path).read_bytes() == written
+    (second,) = load_cached_lists(world.cache, at=AT, names=["piracy"])
+    assert isinstance(second.list, PackedList)
+    assert second.list.entries == first.list.entries and second.digest == first.digest
+
+
+def _forge(path: Path, entries: Sequence[ListEntry]) -> None:
+    """Write, with the library's own writer, an index of ``entries`` that claims to be the
+    index of the list file at ``path``: its header names that file's digest and length."""
+    plain = _plain(path)
+    digest = packed_module.hashlib.sha256(path.read_bytes()).hexdigest()
+    forged = ExclusionList(
+        name=plain.name,
+        version=plain.version,
+        issued=plain.issued,
+        publisher=plain.publisher,
+        previous=plain.previous,
+        entries=tuple(entries),
+    )
+    write_index(index_path(path), forged, digest=digest, length=path.stat().st_size)
+
+
+def test_an_edited_index_is_refused_and_rebuilt(world: Association) -> None:
+    """The attack: remove a listed digest from the index (header and sizes all consistent),
+    so that a record on the list would pass. The index does not re-encode to the signed file:
+    it is refused, and rebuilt from the file."""
+    path = _list_file(world.cache, "piracy", 1)
+    written = index_path(path).read_bytes()
+    plain = _plain(path)
+    listed = content(0)
+    assert any(e.value == listed for e in plain.entries)
+    # Replaced by another digest, so that the index keeps its exact size.
+    edited = [
+        ListEntry(type="sha256", value=content(1), category="piracy") if e.value == listed else e
+        for e in plain.entries
+    ]
+    _forge(path, sorted(edited, key=ListEntry.sort_key))
+    assert index_path(path).read_bytes() != written
+    assert len(index_path(path).read_bytes()) == len(written)
+
+    with open(path, "rb") as unverified:
+        refused, why = load_index(
+            index_path(path),
+            unverified,
+            digest=packed_module.hashlib.sha256(path.read_bytes()).hexdigest(),
+            length=path.stat().st_size,
+            name="piracy",
+            version=1,
+        )
+    assert refused is None and "does not reproduce the list file" in why
+
+    (cached,) = load_cached_lists(world.cache, at=AT, names=["piracy"])
+    index = ListIndex([cached.list])
+    assert index.match_digests([listed, content(1)]) != [(), ()]
+    assert index.match_digests([listed])[0], "the listed digest must still match"
+    assert not index.match_digests([content(1)])[0]
+    assert index_path(path).read_bytes() == written, "rebuilt from the list file"
+
+
+def test_an_index_with_an_entry_removed_is_refused(world: Association) -> None:
+    path = _list_file(world.cache, "optout", 1)
+    written = index_path(path).read_bytes()
+    plain = _plain(path)
+    _forge(path, [e for e in plain.entries if e.value != text(0)])
+    (cached,) = load_cached_lists(world.cache, at=AT, names=["optout"])
+    assert ListIndex([cached.list]).match_digests([text(0)], text=True)[0]
+    assert index_path(path).read_bytes() == written
+
+
+def test_a_stale_index_is_refused_and_rebuilt(
+    world: Association, lists: tuple[list[ListEntry], list[ListEntry]]
+) -> None:
+    newer = [e for e in lists[0] if e.value != content(0)]
+    world.publish("piracy", newer, at=T0 + dt.timedelta(hours=1))
+    world.fetch(at=LATER)
+    v1, v2 = _list_file(world.cache, "piracy", 1), _list_file(world.cache, "piracy", 2)
+    written = index_path(v2).read_bytes()
+    shutil.copyfile(index_path(v1), index_path(v2))  # another version's index
+    cached = load_cached_version(world.cache, "piracy", 2, at=LATER)
+    assert cached.list.version == 2
+    assert cached.list.entries == _plain(v2).entries
+    assert index_path(v2).read_bytes() == written
+    with open(v2, "rb") as unverified:
+        _, why = load_index(
+            index_path(v1), unverified, digest=cached.digest, length=v2.stat().st_size,
+            name="piracy", version=2,
+        )  # fmt: skip
+    assert "stale" in why
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip-header", "garbage"])
+def test_a_damaged_index_is_rebuilt(world: Association, damage: str) -> None:
+    path = _list_file(world.cache, "optout", 1)
+    written = index_path(path).read_bytes()
+    data = bytearray(written)
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    elif damage == "flip-header":
+        data[30] ^= 0x20
+    else:
+        data = bytearray(b"\0" * 100)
+    index_path(path).write_bytes(bytes(data))
+    (cached,) = load_cached_lists(world.cache, at=AT, names=["optout"])
+    assert cached.list.entries == _plain(path).entries
+    assert index_path(path).read_bytes() == written
+
+
+def test_a_tampered_list_file_is_refused_even_with_a_valid_index(world: Association) -> None:
+    path = _list_file(world.cache, "piracy", 1)
+    assert index_path(path).is_file()
+    path.write_bytes(path.read_bytes().replace(b"01cinema.com", b"01cinema.con"))
+    with pytest.raises(DigestMismatchError, match="does not match the signed metadata"):
+        load_cached_lists(world.cache, at=AT, names=["piracy"])
+
+
+class _PlainSource:
+    """Every list version parsed from its file, as without indexes."""
+
+    def __init__(self, cache: Path) -> None:
+        self.cache = cache
+
+    def _load(self, name: str, version: int) -> CachedList:
+        (repo_dir,) = (self.cache / "current" / "repos").iterdir()
+        repo = read_repository(repo_dir, at=AT, allow_expired=True)
+        info = repo.targetinfo(name, version)
+        assert info is not None
+        data = repo.files[name][version].read_bytes()
+        return checked_list(data, info, name=name, version=version, what="plain", repo=repo)
+
+    def load_version(self, name: str, version: int) -> CachedList:
+        return self._load(name, version)
+
+    def load_newest(self, name: str) -> CachedList:
+        (repo_dir,) = (self.cache / "current" / "repos").iterdir()
+        repo = read_repository(repo_dir, at=AT, allow_expired=True)
+        return self._load(name, max(repo.files[name]))
+
+
+def test_findings_are_the_same_with_and_without_the_index(
+    world: Association, lists: tuple[list[ListEntry], list[ListEntry]]
+) -> None:
+    urls, contents, texts = make_records(2000, *lists)
+    entries = [
+        ManifestEntry(id=f"r{n}", sha256=c or content(10**6 + n), url=u, textSha256=t)
+        for n, (u, c, t) in enumerate(zip(urls, contents, texts, strict=True))
+    ]
+    source = CacheSource(world.cache, AT)
+    claims = []
+    for name in ("optout", "piracy"):
+        cached = source.load_version(name, 1)
+        assert isinstance(cached.list, PackedList)
+        claims.append(
+            Exclusion(
+                name=name,
+                version=1,
+                digest=cached.digest,
+                signers=cached.signers,
+                matched={},
+                removed=0,
+                applied="2026-07-01T00:00:00Z",
+            )  # fmt: skip
+        )
+    store = world.store
+    indexed = audit_lists(claims, store, entries, source, at=AT)
+    plain = audit_lists(claims, store, entries, _PlainSource(world.cache), at=AT)
+    assert indexed.violation_count > 500 and indexed.unevaluable > 0
+    assert indexed.violations == plain.violations
+    assert indexed.violation_count == plain.violation_count
+    assert (indexed.unevaluable, indexed.unevaluable_example) == (
+        plain.unevaluable,
+        plain.unevaluable_example,
+    )
+    assert [c[:2] for c in indexed.checks] == [c[:2] for c in plain.checks]
+
+
+def _indexed_copy(the_list: ExclusionList, directory: Path) -> PackedList:
+    data = the_list.to_bytes()
+    path = directory / f"{the_list.name}-v{the_list.version}.json"
+    path.write_bytes(data)
+    digest = packed_module.hashlib.sha256(data).hexdigest()
+    write_index(index_path(path), the_list, digest=digest, length=len(data))
+    with open(path, "rb") as unverified:
+        loaded, why = load_index(
+            index_path(path), unverified, digest=digest, length=len(data),
+            name=the_list.name, version=the_list.version,
+        )  # fmt: skip
+    assert loaded is not None, why
+    return loaded
+
+
+def _list(name: str, entries: Sequence[ListEntry]) -> ExclusionList:
+    return ExclusionList(
+        name=name, version=1, issued=T0, publisher="P", previous=None, entries=tuple(entries)
+    )
+
+
+def test_a_packed_list_indexes_exactly_as_its_entries(
+    tmp_path: Path, lists: tuple[list[ListEntry], list[ListEntry]]
+) -> None:
+    empty = _list("empty", [])
+    only_hashes = _list("hashes", [e for e in lists[0] if e.type == "sha256"])
+    plain = [_list("piracy", lists[0]), empty, _list("optout", lists[1]), only_hashes]
+    packed = [_indexed_copy(the_list, tmp_path) for the_list in plain]
+    urls, contents, texts = make_records(3000, *lists)
+    expected = ListIndex(plain)
+    got = ListIndex(packed)
+    assert got.match_records(urls, contents, texts) == expected.match_records(urls, contents, texts)
+    for text_kind in (False, True):
+        queries = texts if text_kind else contents
+        assert got.match_digests(queries, text=text_kind) == expected.match_digests(
+            queries, text=text_kind
+        )
+    assert got.match_urls(urls) == expected.match_urls(urls)
+    hits = [h for m in got.match_records(urls, contents, texts) for h in m.hits]
+    assert {got.entry(h) for h in hits} == {expected.entry(h) for h in hits}
+    for lists_of_one in ([empty], [only_hashes], [plain[2]]):
+        one, packed_one = (
+            ListIndex(lists_of_one),
+            ListIndex([_indexed_copy(the_list, tmp_path) for the_list in lists_of_one]),
+        )
+        flags = ("has_url_entries", "has_content_entries", "has_text_entries", "entry_count")
+        assert [getattr(packed_one, f) for f in flags] == [getattr(one, f) for f in flags]
+
+
+def test_an_unindexable_packed_list_raises_as_the_plain_list(tmp_path: Path) -> None:
+    """A URL entry the list format accepts but matching refuses: the same error, naming the
+    same entry, whether the list came from its index or not."""
+    entries = [ListEntry(type="sha256", value=content(n), category="piracy") for n in range(5)] + [
+        ListEntry(type="url-prefix", value="ftp://files.example/x", category="piracy")
+    ]
+    plain = _list("odd", sorted(entries, key=ListEntry.sort_key))
+    packed = _indexed_copy(plain, tmp_path)
+    with pytest.raises(FormatError) as expected:
+        ListIndex([plain])
+    with pytest.raises(FormatError) as got:
+        ListIndex([packed])
+    assert str(got.value) == str(expected.value)
+
+
+class _CountingSource:
+    """A cache source that counts how often the newest version is loaded."""
+
+    def __init__(self, cache: Path, at: dt.datetime) -> None:
+        self.inner = CacheSource(cache, at)
+        self.newest_loads = 0
+
+    def load_version(self, name: str, version: int) -> CachedList:
+        return self.inner.load_version(name, version)
+
+    def newest_version(self, name: str) -> int:
+        return self.inner.newest_version(name)
+
+    def load_newest(self, name: str) -> CachedList:
+        self.newest_loads += 1
+        return self.inner.load_newest(name)
+
+
+def test_the_claimed_version_is_loaded_once_when_it_is_the_newest(
+    world: Association, lists: tuple[list[ListEntry], list[ListEntry]]
+) -> None:
+    entries = [ManifestEntry(id="r0", sha256=content(0)), ManifestEntry(id="r1", sha256=content(1))]
+    cached = CacheSource(world.cache, AT).load_version("piracy", 1)
+    claim = Exclusion(
+        name="piracy", version=1, digest=cached.digest, signers=cached.signers,
+        matched={}, removed=0, applied="2026-07-01T00:00:00Z",
+    )  # fmt: skip
+    source = _CountingSource(world.cache, AT)
+    audit = audit_lists([claim], world.store, entries, source, at=AT)
+    assert source.newest_loads == 0 and audit.violation_count == 1
+    # A later version is loaded, and what is only on it is newly listed.
+    world.publish("piracy", [*lists[0], ListEntry(type="sha256", value=content(1),
+                                                   category="piracy")],
+                  at=T0 + dt.timedelta(hours=1))  # fmt: skip
+    world.fetch(at=LATER)
+    source = _CountingSource(world.cache, LATER)
+    audit = audit_lists([claim], world.store, entries, source, at=LATER)
+    assert source.newest_loads == 1
+    assert (audit.violation_count, audit.newly_listed_count) == (1, 1)
