@@ -145,7 +145,7 @@ class Fetcher:
                 raise SlowDownloadError(
                     f"download of {url} exceeded {options.total_timeout:g} s in total"
                 )
-            try:
+            with _request_errors(current, options, "download"):
                 response = self.session.get(
                     current,
                     stream=True,
@@ -156,16 +156,6 @@ class Fetcher:
                         min(options.read_timeout, remaining),
                     ),
                 )
-            except requests.exceptions.ConnectTimeout:
-                raise SlowDownloadError(
-                    f"connect timeout to {current} ({options.connect_timeout:g} s)"
-                ) from None
-            except requests.exceptions.Timeout:
-                raise SlowDownloadError(
-                    f"no response from {current} within {options.read_timeout:g} s"
-                ) from None
-            except requests.exceptions.RequestException as exc:
-                raise FetchError(f"cannot download {current}: {_reason(exc)}") from None
             if response.status_code in _REDIRECTS:
                 location = response.headers.get("Location", "")
                 response.close()
@@ -212,7 +202,7 @@ class Fetcher:
         """
         options = self.options
         cap = options.max_bytes if max_bytes is None else min(max_bytes, options.max_bytes)
-        try:
+        with _request_errors(url, options, "POST to"):
             response = self.session.post(
                 url,
                 data=data,
@@ -222,16 +212,6 @@ class Fetcher:
                 verify=True,
                 timeout=(options.connect_timeout, options.read_timeout),
             )
-        except requests.exceptions.ConnectTimeout:
-            raise SlowDownloadError(
-                f"connect timeout to {url} ({options.connect_timeout:g} s)"
-            ) from None
-        except requests.exceptions.Timeout:
-            raise SlowDownloadError(
-                f"no response from {url} within {options.read_timeout:g} s"
-            ) from None
-        except requests.exceptions.RequestException as exc:
-            raise FetchError(f"cannot POST to {url}: {_reason(exc)}") from None
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > cap:
             response.close()
@@ -294,6 +274,28 @@ def _set_read_timeout(raw: urllib3.HTTPResponse, seconds: float) -> None:
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.settimeout(max(seconds, 0.001))
+
+
+@contextlib.contextmanager
+def _request_errors(url: str, options: FetchOptions, action: str) -> Iterator[None]:
+    """Turn what ``requests`` raises while asking ``url`` into this module's errors.
+
+    Raises:
+        SlowDownloadError: a connect or read timeout.
+        FetchError: any other failure, said as ``cannot <action> <url>: <reason>``.
+    """
+    try:
+        yield
+    except requests.exceptions.ConnectTimeout:
+        raise SlowDownloadError(
+            f"connect timeout to {url} ({options.connect_timeout:g} s)"
+        ) from None
+    except requests.exceptions.Timeout:
+        raise SlowDownloadError(
+            f"no response from {url} within {options.read_timeout:g} s"
+        ) from None
+    except requests.exceptions.RequestException as exc:
+        raise FetchError(f"cannot {action} {url}: {_reason(exc)}") from None
 
 
 def _reason(exc: BaseException) -> str:

@@ -66,8 +66,12 @@ def key_id(name: str, signature_type: int, public: bytes) -> bytes:
     ]
 
 
-def _b64decode(text: str) -> bytes | None:
-    """Standard base64 with padding, canonical only (re-encoding gives the same text)."""
+def canonical_b64decode(text: str) -> bytes | None:
+    """Return the bytes of ``text`` in standard padded base64, or None if it is not canonical.
+
+    Canonical: only the base64 alphabet with its padding, and re-encoding gives the same text
+    (so one value has one spelling in a signed note or a receipt).
+    """
     try:
         raw = base64.b64decode(text.encode("ascii"), validate=True)
     except (binascii.Error, ValueError, UnicodeEncodeError):
@@ -109,7 +113,7 @@ class NoteVerifier:
         if len(parts) != 3 or not valid_key_name(parts[0]) or not _HEX8.match(parts[1]):
             raise KeyFormatError(f"{what}: not a verifier key name+keyid+base64")
         name, id_hex, encoded = parts
-        raw = _b64decode(encoded)
+        raw = canonical_b64decode(encoded)
         if raw is None or len(raw) != 33:
             raise KeyFormatError(f"{what}: the key part of the verifier key is not valid")
         if raw[0] != SIGNATURE_TYPE_ED25519:
@@ -197,7 +201,7 @@ class UnverifiedNote:
         signatures: list[NoteSignature] = []
         for number, line in enumerate(lines, 1):
             name, _, encoded = line.removeprefix(_SIGNATURE_PREFIX).partition(" ")
-            raw = _b64decode(encoded)
+            raw = canonical_b64decode(encoded)
             if (
                 not line.startswith(_SIGNATURE_PREFIX)
                 or not valid_key_name(name)
@@ -324,7 +328,7 @@ class Checkpoint:
         origin, size_text, root_text, *extensions = lines
         if not _DECIMAL.match(size_text) or int(size_text) > MAX_TREE_SIZE:
             raise NoteError(f"{what}: tree size {size_text!r} is not a decimal number")
-        root = _b64decode(root_text)
+        root = canonical_b64decode(root_text)
         if root is None or len(root) != 32:
             raise NoteError(f"{what}: root hash {root_text!r} is not the base64 of 32 bytes")
         return cls(origin, int(size_text), root, tuple(extensions))
@@ -379,6 +383,7 @@ __all__ = [
     "UnverifiedNote",
     "VerifiedCheckpoint",
     "VerifiedNote",
+    "canonical_b64decode",
     "key_id",
     "sign_note",
     "valid_key_name",

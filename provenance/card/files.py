@@ -47,7 +47,7 @@ def read_signed_card(path: Path) -> Envelope:
     """
     document = read_card_document(path)
     if not isinstance(document, Envelope):
-        raise FormatError(f"{path}: the card is not signed; run 'provenance card sign'")
+        raise FormatError(f"{path}: the card is not signed; sign it first")
     return document
 
 

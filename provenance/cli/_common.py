@@ -46,6 +46,51 @@ def now_option(function: F) -> F:
     )(function)
 
 
+def timeout_options(
+    *,
+    read: float = 30.0,
+    read_help: str = "Seconds between bytes.",
+    total: float = 60.0,
+    total_help: str = "Seconds in total per download.",
+) -> Callable[[F], F]:
+    """Return a decorator adding ``--connect-timeout``, ``--read-timeout`` and ``--timeout``.
+
+    They arrive as ``connect_timeout``, ``read_timeout`` and ``total_timeout`` (seconds).
+    """
+    options = [
+        click.option(
+            "--connect-timeout",
+            type=float,
+            default=10.0,
+            show_default=True,
+            help="Seconds to connect.",
+        ),
+        click.option("--read-timeout", type=float, default=read, show_default=True, help=read_help),
+        click.option(
+            "--timeout",
+            "total_timeout",
+            type=float,
+            default=total,
+            show_default=True,
+            help=total_help,
+        ),
+    ]
+
+    def decorate(function: F) -> F:
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return decorate
+
+
+def proxy_option(
+    help_text: str = "HTTP(S) proxy (the environment is not consulted).",
+) -> Callable[[F], F]:
+    """Return a decorator adding ``--proxy URL`` (arrives as ``proxy``, None when not given)."""
+    return click.option("--proxy", metavar="URL", help=help_text)
+
+
 def real_now() -> dt.datetime:
     """Return the system clock, to the second."""
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -249,3 +294,23 @@ def progress_bar(total: int, description: str, *, unit: str = "B") -> Any:
         leave=False,
         file=sys.stderr,
     )
+
+
+def progress_callback(bar: Any) -> Callable[[int, int], None]:
+    """Return an ``on_progress(done, total)`` callback that moves ``bar`` to ``done`` of ``total``.
+
+    The bar's total is reset whenever the reported total changes (it may be learnt late); a bar
+    that is not shown is left alone.
+    """
+    shown = 0
+
+    def on_progress(done: int, total: int) -> None:
+        nonlocal shown
+        if bar.disable:
+            return
+        if bar.total != total:
+            bar.reset(total=total)
+        bar.update(done - shown)
+        shown = done
+
+    return on_progress

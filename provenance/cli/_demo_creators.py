@@ -10,9 +10,11 @@ from pathlib import Path
 from provenance.cli._demo import Stage
 
 
-def creator_lookup_step(stage: Stage, samples: Path, work: Path) -> None:
-    """Demo: a creator looks up a portfolio of three stories against the signed card."""
-    portfolio = work / "portfolio"
+def make_portfolio(samples: Path, portfolio: Path) -> Path:
+    """Copy the creator's three stories (I, in the dataset; XI and XII, not) into ``portfolio``.
+
+    Returns ``portfolio``.
+    """
     portfolio.mkdir(exist_ok=True)
     for source in (
         samples / "data" / "books" / "01-a-scandal-in-bohemia.txt",
@@ -20,6 +22,12 @@ def creator_lookup_step(stage: Stage, samples: Path, work: Path) -> None:
         samples / "works" / "12-the-adventure-of-the-copper-beeches.txt",
     ):
         shutil.copyfile(source, portfolio / source.name)
+    return portfolio
+
+
+def creator_lookup_step(stage: Stage, samples: Path, work: Path) -> None:
+    """Demo: a creator looks up a portfolio of three stories against the signed card."""
+    make_portfolio(samples, work / "portfolio")
     w = str(work)
     stage.party("Creator: was my work used? (lookup against the signed card)")
     stage.say("a portfolio of three stories: I (in the dataset as is), XI and XII (never licensed)")

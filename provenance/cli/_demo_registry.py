@@ -4,10 +4,10 @@ an absence proof, and the log monitored."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from provenance.cli._demo import Stage
+from provenance.cli._demo_creators import make_portfolio
 
 
 def registry_step(stage: Stage, samples: Path, work: Path) -> None:
@@ -56,14 +56,7 @@ def registry_step(stage: Stage, samples: Path, work: Path) -> None:
                 "log", "verify", f"{w}/card.tlog-proof", "--trust", trust,
                 "--card", f"{w}/card.signed.json",
             )  # fmt: skip
-            portfolio = work / "registry-portfolio"
-            portfolio.mkdir(exist_ok=True)
-            for source in (
-                samples / "data" / "books" / "01-a-scandal-in-bohemia.txt",
-                samples / "works" / "11-the-adventure-of-the-beryl-coronet.txt",
-                samples / "works" / "12-the-adventure-of-the-copper-beeches.txt",
-            ):
-                shutil.copyfile(source, portfolio / source.name)
+            portfolio = make_portfolio(samples, work / "registry-portfolio")
             stage.say("a creator asks every registered dataset at once (digests and fingerprints)")
             stage.run("registry", "lookup", str(portfolio), *common)
             stage.say("the registry checked the manifest's order on admission: its receipt")

@@ -14,8 +14,10 @@ from provenance.cli._common import (
     load_trust,
     now_option,
     print_json,
+    proxy_option,
     resolve_clock,
     resolve_now,
+    timeout_options,
     warn,
 )
 from provenance.keys import PrivateKey
@@ -176,26 +178,13 @@ def refresh_command(
 @click.argument("url")
 @click.option("--trust", "trust_path", type=PATH, required=True, help="Trust store.")
 @_CACHE_OPTION
-@click.option(
-    "--connect-timeout", type=float, default=10.0, show_default=True, help="Seconds to connect."
-)
-@click.option(
-    "--read-timeout", type=float, default=30.0, show_default=True, help="Seconds between bytes."
-)
-@click.option(
-    "--timeout",
-    "total_timeout",
-    type=float,
-    default=60.0,
-    show_default=True,
-    help="Seconds in total per download.",
-)
+@timeout_options()
 @click.option(
     "--max-bytes",
     type=int,
     help="Largest download accepted, counted after decoding (default 4 GiB).",
 )
-@click.option("--proxy", metavar="URL", help="HTTP(S) proxy (the environment is not consulted).")
+@proxy_option()
 @now_option
 @json_option
 def fetch_command(

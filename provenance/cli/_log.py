@@ -15,7 +15,11 @@ from provenance.cli._common import (
     load_trust,
     now_option,
     print_json,
+    progress_bar,
+    progress_callback,
+    proxy_option,
     resolve_clock,
+    timeout_options,
 )
 from provenance.errors import VerificationError
 
@@ -87,21 +91,8 @@ def verify(
     type=PATH,
     help="Where the last verified checkpoint is kept (created on the first run).",
 )
-@click.option(
-    "--connect-timeout", type=float, default=10.0, show_default=True, help="Seconds to connect."
-)
-@click.option(
-    "--read-timeout", type=float, default=30.0, show_default=True, help="Seconds between bytes."
-)
-@click.option(
-    "--timeout",
-    "total_timeout",
-    type=float,
-    default=60.0,
-    show_default=True,
-    help="Seconds in total per download.",
-)
-@click.option("--proxy", metavar="URL", help="HTTP(S) proxy (the environment is not consulted).")
+@timeout_options()
+@proxy_option()
 @json_option
 @now_option
 def monitor(
@@ -123,7 +114,6 @@ def monitor(
     two different cards under one (publisher, name, version); the state is then left as it was.
     """
     from provenance._http import FetchOptions
-    from provenance.cli._common import progress_bar
     from provenance.logclient import monitor as run_monitor
     from provenance.tlog import LogEntry
 
@@ -137,7 +127,6 @@ def monitor(
     )
     registrations: list[dict[str, Any]] = []
     bar = progress_bar(0, "reading the log", unit="entries")
-    shown = 0
 
     def on_registration(index: int, entry: LogEntry) -> None:
         if as_json:
@@ -149,15 +138,6 @@ def monitor(
             f" {', '.join(_short(k) for k in entry.publisher)}"
         )
 
-    def on_progress(done: int, total: int) -> None:
-        nonlocal shown
-        if bar.disable:
-            return
-        if bar.total != total:
-            bar.reset(total=total)
-        bar.update(done - shown)
-        shown = done
-
     with bar:
         report = run_monitor(
             url,
@@ -166,7 +146,7 @@ def monitor(
             at=clock.at,
             options=options,
             on_registration=on_registration,
-            on_progress=on_progress,
+            on_progress=progress_callback(bar),
         )
     if as_json:
         print_json({**report.to_dict(), "registrations": registrations})

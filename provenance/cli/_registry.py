@@ -9,13 +9,18 @@ import click
 
 from provenance.cli._common import (
     PATH,
+    F,
     echo,
     json_option,
     load_private_key,
     load_trust,
     now_option,
     print_json,
+    progress_bar,
+    progress_callback,
+    proxy_option,
     resolve_clock,
+    timeout_options,
     warn,
 )
 from provenance.errors import InputError
@@ -28,38 +33,14 @@ def registry_group() -> None:
     """Run a registry of signed cards, push cards to it, look works up in it."""
 
 
-def _network_options(function: click.decorators.FC) -> click.decorators.FC:
-    for option in reversed(
-        [
-            click.option(
-                "--connect-timeout",
-                type=float,
-                default=10.0,
-                show_default=True,
-                help="Seconds to connect.",
-            ),
-            click.option(
-                "--read-timeout",
-                type=float,
-                default=300.0,
-                show_default=True,
-                help="Seconds to wait for the registry's answer.",
-            ),
-            click.option(
-                "--timeout",
-                "total_timeout",
-                type=float,
-                default=600.0,
-                show_default=True,
-                help="Seconds in total to read each answer.",
-            ),
-            click.option(
-                "--proxy", metavar="URL", help="HTTP(S) proxy (not from the environment)."
-            ),
-        ]
-    ):
-        function = option(function)
-    return function
+def _network_options(function: F) -> F:
+    function = proxy_option("HTTP(S) proxy (not from the environment).")(function)
+    return timeout_options(
+        read=300.0,
+        read_help="Seconds to wait for the registry's answer.",
+        total=600.0,
+        total_help="Seconds in total to read each answer.",
+    )(function)
 
 
 @registry_group.command("serve")
@@ -204,7 +185,6 @@ def push(
     version, a manifest that is not the card's) or its receipt does not verify.
     """
     from provenance._http import FetchOptions
-    from provenance.cli._common import progress_bar
     from provenance.registry.client import push as run_push
 
     clock = resolve_clock(now)
@@ -215,16 +195,6 @@ def push(
         proxy=proxy,
     )
     bar = progress_bar(0, "uploading", unit="B")
-    shown = 0
-
-    def on_progress(done: int, total: int) -> None:
-        nonlocal shown
-        if bar.disable:
-            return
-        if bar.total != total:
-            bar.reset(total=total)
-        bar.update(done - shown)
-        shown = done
 
     with bar:
         report = run_push(
@@ -236,7 +206,7 @@ def push(
             fingerprints=sidecar,
             output=output,
             options=options,
-            on_progress=on_progress,
+            on_progress=progress_callback(bar),
         )
     if as_json:
         document = report.to_dict()

@@ -16,12 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from provenance._files import read_bytes
-from provenance.card import MAX_CARD_BYTES, VerifiedCard, unverified_card_document, verify_card
+from provenance.card import VerifiedCard, read_signed_card, verify_card
 from provenance.envelope import Envelope
 from provenance.errors import (
     DigestMismatchError,
-    FormatError,
     InputError,
     KeyFormatError,
     SignatureError,
@@ -35,10 +33,9 @@ from provenance.exports import (
     collect_entry_facts,
 )
 from provenance.manifest import ManifestEntry, ManifestReader, ManifestSummary
-from provenance.trust import TrustStore
+from provenance.trust import TrustStore, read_trust_store
 
 T = TypeVar("T")
-MAX_TRUST_STORE_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,17 +51,10 @@ def _read(
 ) -> tuple[Envelope, TrustStore]:
     """Read the trust store (judging keys at ``real_time`` too when given) and the signed card
     (nothing trusted yet)."""
-    trust = TrustStore.from_json(
-        read_bytes(trust_path, limit=MAX_TRUST_STORE_BYTES), what=str(trust_path)
-    )
+    trust = read_trust_store(trust_path)
     if real_time is not None:
         trust = trust.with_real_time(real_time)
-    document = unverified_card_document(
-        read_bytes(signed_path, limit=MAX_CARD_BYTES), what=str(signed_path)
-    )
-    if not isinstance(document, Envelope):
-        raise FormatError(f"{signed_path}: the card is not signed; sign it before exporting it")
-    return document, trust
+    return read_signed_card(signed_path), trust
 
 
 def _export_card(envelope: Envelope, card: VerifiedCard, trust: TrustStore) -> ExportCard:

@@ -10,12 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from provenance._files import read_bytes
-from provenance.card import MAX_CARD_BYTES, VerifiedCard, unverified_card_document
+from provenance.card import VerifiedCard, read_signed_card
 from provenance.card import verify_card as _verify_card
-from provenance.envelope import Envelope
-from provenance.errors import FormatError
 from provenance.proofs.model import MAX_PROOF_BYTES, CardCommitment
-from provenance.trust import MAX_TRUST_STORE_BYTES, TrustStore
+from provenance.trust import TrustStore, read_trust_store
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,19 +48,10 @@ def load_card(
             as dataset-publisher.
         SignatureError: no trusted dataset-publisher key signed the card.
     """
-    if isinstance(trust_path, TrustStore):
-        trust = trust_path
-    else:
-        trust = TrustStore.from_json(
-            read_bytes(trust_path, limit=MAX_TRUST_STORE_BYTES), what=str(trust_path)
-        )
+    trust = trust_path if isinstance(trust_path, TrustStore) else read_trust_store(trust_path)
     if real_time is not None:
         trust = trust.with_real_time(real_time)
-    document = unverified_card_document(
-        read_bytes(signed_path, limit=MAX_CARD_BYTES), what=str(signed_path)
-    )
-    if not isinstance(document, Envelope):
-        raise FormatError(f"{signed_path}: the card is not signed; run 'provenance card sign'")
+    document = read_signed_card(signed_path)
     card = _verify_card(document, trust, at=at, what=str(signed_path))
     # verify_card succeeded, so document.payload is exactly the verified bytes.
     statement_sha256 = hashlib.sha256(document.payload).hexdigest()

@@ -7,28 +7,17 @@ can change without touching the rest of the package.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from provenance import manifest
 from provenance.errors import DigestMismatchError
-from provenance.manifest import ManifestEntry
+from provenance.manifest import ManifestEntry, ManifestSummary
 
 _BLOCK = 8192
 
 
-@dataclass(frozen=True, slots=True)
-class Commitment:
-    """What a verified card commits its manifest to."""
-
-    digest: str
-    entries: int
-    total_bytes: int
-    root: str
-
-
 def read_against_card(
-    path: Path, committed: Commitment, consume: Callable[[int, list[ManifestEntry]], None]
+    path: Path, committed: ManifestSummary, consume: Callable[[int, list[ManifestEntry]], None]
 ) -> None:
     """Read the manifest at ``path`` once, handing ``consume(first, entries)`` each block of
     checked entries (``first`` is the position of the block's first entry), then check that
@@ -56,21 +45,11 @@ def read_against_card(
             block = []
     if block:
         consume(first, block)
-    summary = found[0]
-    differences = [
-        f"{name} {mine}, card says {theirs}"
-        for name, mine, theirs in (
-            ("sha256", summary.digest, committed.digest),
-            ("entries", summary.entries, committed.entries),
-            ("bytes", summary.total_bytes, committed.total_bytes),
-            ("Merkle root", summary.root, committed.root),
-        )
-        if mine != theirs
-    ]
+    differences = found[0].differences(committed)
     if differences:
         raise DigestMismatchError(
             "the manifest is not the one the card commits to: " + "; ".join(differences)
         )
 
 
-__all__ = ["Commitment", "read_against_card"]
+__all__ = ["read_against_card"]

@@ -46,8 +46,9 @@ from provenance.errors import (
 )
 from provenance.fpsidecar import committed_sha256, open_committed
 from provenance.keys import PrivateKey
+from provenance.manifest import ManifestSummary
 from provenance.registry import db, sqllog, storage
-from provenance.registry._manifest import Commitment, read_against_card
+from provenance.registry._manifest import read_against_card
 from provenance.tlog import LogEntry
 from provenance.tlog_store import LogWriter
 from provenance.trust import TrustStore, format_time
@@ -60,7 +61,9 @@ class _StopError(Exception):
     """The writer gave up: the reader stops too."""
 
 
-def _index_manifest(conn: Connection, number: int, manifest: Path, committed: Commitment) -> None:
+def _index_manifest(
+    conn: Connection, number: int, manifest: Path, committed: ManifestSummary
+) -> None:
     """Read the manifest against the card in a second thread while this one writes its digests.
 
     Reading (decoding, checking, hashing) and writing (the database's B-tree work, which runs
@@ -200,12 +203,7 @@ class Registrar:
         if known is not None:
             return Registered(known, created=False)
         predicate = verified.predicate
-        committed = Commitment(
-            verified.manifest_digest,
-            predicate.manifest.entries,
-            predicate.manifest.bytes,
-            predicate.manifest.merkle_root,
-        )
+        committed = ManifestSummary.from_card(verified.manifest_digest, predicate.manifest)
         if committed.entries > MAX_ENTRIES:
             raise RefusedError(422, f"the manifest has more than {MAX_ENTRIES} entries")
         sidecar = self._sidecar_commitment(verified, upload)

@@ -53,8 +53,8 @@ def _read_tiles(conn: Connection, tiles: Sequence[Tile]) -> list[bytes]:
     return result
 
 
-class _Transaction:
-    """A :class:`~provenance.tlog_store.LogTransaction` on an open write transaction."""
+class _OnConnection:
+    """Reads of the log through one connection whose transaction the caller holds open."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -64,6 +64,10 @@ class _Transaction:
 
     def read_tiles(self, tiles: Sequence[Tile]) -> Sequence[bytes]:
         return _read_tiles(self.conn, tiles)
+
+
+class _Transaction(_OnConnection):
+    """A :class:`~provenance.tlog_store.LogTransaction` on an open write transaction."""
 
     def write_tiles(self, tiles: Mapping[Tile, bytes]) -> None:
         if tiles:
@@ -150,17 +154,8 @@ class SqlTileStore:
             yield _Transaction(conn)
 
 
-class _BoundStore:
+class _BoundStore(_OnConnection):
     """A tile store whose transaction is one the caller already holds open."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-
-    def read_checkpoint(self) -> bytes | None:
-        return _read_checkpoint(self.conn)
-
-    def read_tiles(self, tiles: Sequence[Tile]) -> Sequence[bytes]:
-        return _read_tiles(self.conn, tiles)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[_Transaction]:

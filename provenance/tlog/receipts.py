@@ -8,14 +8,18 @@ with nothing but the log's public key (:func:`verify_receipt`).
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from provenance import merkle
 from provenance.errors import VerificationError
-from provenance.signednote import NoteVerifier, VerifiedCheckpoint, verify_checkpoint
+from provenance.signednote import (
+    NoteVerifier,
+    VerifiedCheckpoint,
+    canonical_b64decode,
+    verify_checkpoint,
+)
 from provenance.tlog.tiles import HASH_SIZE
 
 RECEIPT_HEADER = "c2sp.org/tlog-proof@v1"
@@ -27,14 +31,6 @@ _DECIMAL = re.compile(r"(?:0|[1-9][0-9]{0,18})\Z")
 
 class ReceiptError(VerificationError):
     """A receipt is malformed (a damaged receipt does not verify)."""
-
-
-def _b64decode(text: str) -> bytes | None:
-    try:
-        raw = base64.b64decode(text.encode("ascii"), validate=True)
-    except (binascii.Error, ValueError, UnicodeEncodeError):
-        return None
-    return raw if base64.b64encode(raw).decode("ascii") == text else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +74,7 @@ class Receipt:
         position = 1
         extra: bytes | None = None
         if position < len(lines) and lines[position].startswith("extra "):
-            extra = _b64decode(lines[position][len("extra ") :])
+            extra = canonical_b64decode(lines[position][len("extra ") :])
             if extra is None:
                 raise ReceiptError(f"{what}: the extra line is not base64")
             position += 1
@@ -92,7 +88,7 @@ class Receipt:
             raise ReceiptError(f"{what}: more than {MAX_PROOF_HASHES} proof hashes")
         proof: list[bytes] = []
         for number, line in enumerate(proof_lines, 1):
-            digest = _b64decode(line)
+            digest = canonical_b64decode(line)
             if digest is None or len(digest) != HASH_SIZE:
                 raise ReceiptError(f"{what}: proof line {number} is not the base64 of 32 bytes")
             proof.append(digest)
