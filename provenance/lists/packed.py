@@ -11,12 +11,12 @@ category) and its 32 digest bytes; every other entry is kept as its canonical JS
     ends:  u64 per JSON-kept entry (where its text ends in the blob)
     blob:  the JSON texts of the other entries, back to back
 
-**The index is never trusted for what it says.** The cache is not trusted (docs/security.md L20):
-an index could be stale (another version) or edited (a listed digest removed, so that a record
-on the list would pass). So a load still reads the list file once, hashing it against the signed
-target entry as loading the file itself does, and compares its bytes with the list re-encoded
-from the index (exactly as publishing encodes a list, RFC 8785), a block at a time, on two cores. Only an index
-that reproduces the verified bytes is used, so what is indexed is exactly the signed list; any
+**The index is never trusted for what it says.** The cache is not trusted (docs/security.md L20): an
+index could be stale (another version) or edited (a listed digest removed, so that a record on the
+list would pass). So a load still reads the list file once, hashing it against the signed target
+entry as loading the file itself does, and compares its bytes with the list re-encoded from the
+index (exactly as publishing encodes a list, RFC 8785), a block at a time, on two cores. Only an
+index that reproduces the verified bytes is used, so what is indexed is exactly the signed list; any
 other is refused, and :mod:`provenance.lists.cache` loads the file (full parse, full checks) and
 rebuilds it. What the index saves is parsing millions of JSON objects and one Python object per
 entry: entries are made on demand (:class:`PackedEntries`), and
