@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -133,6 +134,12 @@ class LocalExecutor:
         for pid, process in processes.items():
             process.join(1)  # the pool is stopping them all; wait to read how each ended
             code = process.exitcode
+            # The pool's own thread reaps its workers too: while it holds a child's status, this
+            # thread's poll reads None for a process already dead. Read again until it is set.
+            deadline = time.monotonic() + 1.0
+            while code is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+                code = process.exitcode
             if code is None or code == -signal.SIGTERM:
                 continue
             shards = [k for k in range(len(started)) if started[k] == pid]
