@@ -29,6 +29,12 @@ deterministically into a temporary directory that is deleted afterwards; figures
   set, and Hugging Face datatrove's ``URLFilter`` (offline PSL snapshot). Goal: >= 600,000
   URLs/s, >= 2x the urllib loop, >= 10x datatrove. Hits found are printed for each: the peers
   miss the evasive spellings.
+- **B5 real path** (``--only b5real``): the real ``verify --lists`` path, from a list cache
+  holding one signed list of 10,000,000 ``sha256`` entries (published and fetched over
+  127.0.0.1 by the toolkit) and the manifest file of 1,000,000 entries (10,000 listed) to the
+  violations (``benchmarks/bench_joins.py``'s data and workers: ``lists-file``, ``lists-memory``,
+  ``duckdb-hex``, ``duckdb-bin``). One line gives the time and peak-RSS ratios to DuckDB's join
+  over the same digests from Parquet, with the goals of issue 12: <= 2x time, <= 1.5x memory.
 - **filter** end to end (``provenance.filter.apply_lists``: strict JSON Lines reading, matching,
   writing kept and removed, report) on 1,000,000 and 10,000,000 records against a list of
   100,000 domains and 100,000 hashes: records per second, and peak RSS, which must not grow
@@ -559,9 +565,59 @@ def bench_filter(work: Path, scale: float, runs: int) -> None:
             (work / leftover).unlink(missing_ok=True)
 
 
+def bench_b5_real(work: Path, scale: float, runs: int) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import bench_joins
+
+    listed, manifest, hits = int(10_000_000 * scale), int(1_000_000 * scale), int(10_000 * scale)
+    started = time.perf_counter()
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from pathlib import Path;"
+        " from benchmarks.bench_joins import make_lists_data as m;"
+        f" m(Path(sys.argv[2]), {listed}, {manifest}, {hits})"
+    )
+    if not (work / "cache").is_dir():  # --keep: generated once
+        subprocess.run([sys.executable, "-c", code, str(ROOT), str(work)], check=True)
+    (list_file,) = (work / "cache/current/repos").glob("*/lists/big/v1.json")
+    index_size = list_file.with_suffix(".index").stat().st_size
+    print(
+        f"\nB5 real path  verify --lists: {manifest:,} manifest entries ({hits:,} listed) vs a"
+        f" cached list of {listed:,} sha256 entries ({list_file.stat().st_size / 1e9:.2f} GB,"
+        f" index {index_size / 1e9:.2f} GB)  [data made in {time.perf_counter() - started:.0f} s]"
+    )
+    names = ["duckdb-hex", "duckdb-bin", "lists-file", "lists-memory"]
+    results = {n: bench_joins.run_worker(n, work, runs=runs) for n in names}
+    labels = {
+        "duckdb-hex": "DuckDB join, Parquet hex VARCHAR (2 threads)",
+        "duckdb-bin": "DuckDB join, Parquet FIXED_LEN_BYTE_ARRAY(32) (2 threads)",
+        "lists-file": "ours: cache + manifest file -> violations (verify)",
+        "lists-memory": "ours: cache -> violations (manifest entries in memory)",
+    }
+    peers = [results["duckdb-hex"], results["duckdb-bin"]]
+    print(f"  {'':<58} {'time':>8} {'peak RSS':>10}  {'vs DuckDB hex':>13}"
+          f"  {'vs DuckDB bin':>13}  hits")  # fmt: skip
+    for name in names:
+        bench_joins._row(labels[name], results[name], peers)
+    ours, duck, duck_bin = results["lists-file"], results["duckdb-hex"], results["duckdb-bin"]
+    if not any("error" in r for r in (ours, duck, duck_bin)):
+        time_ratio = ours["seconds"] / duck["seconds"]
+        rss_ratio = ours["rss_mib"] / duck["rss_mib"]
+        time_bin = ours["seconds"] / duck_bin["seconds"]
+        rss_bin = ours["rss_mib"] / duck_bin["rss_mib"]
+        print(
+            f"  B5 real path, {listed:,} listed: time {time_ratio:.2f}x DuckDB hex"
+            f" ({time_bin:.2f}x binary), goal <= 2x {'met' if time_ratio <= 2 else 'MISSED'};"
+            f" memory {rss_ratio:.2f}x ({rss_bin:.2f}x binary), goal <= 1.5x"
+            f" {'met' if rss_ratio <= 1.5 else 'MISSED'}"
+            f"  [load {' '.join(f'{x:.2f}' for x in os.getloadavg())}]"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="b5,b7,filter", help="comma-separated: b5, b7, filter")
+    parser.add_argument(
+        "--only", default="b5,b7,filter", help="comma-separated: b5, b5real, b7, filter"
+    )
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every size by this")
     parser.add_argument("--runs", type=int, default=3, help="runs per measurement (median)")
     parser.add_argument("--set-baseline", action="store_true", help="B5: also a Python set (~2 GB)")
@@ -582,6 +638,8 @@ def main() -> None:
         only = set(args.only.split(","))
         if "b5" in only:
             bench_b5(work, args.scale, args.runs, args.set_baseline)
+        if "b5real" in only:
+            bench_b5_real(work, args.scale, args.runs)
         if "b7" in only:
             bench_b7(work, args.scale, args.runs)
         if "filter" in only:

@@ -23,7 +23,9 @@ Layout (``lists fetch`` writes it; nothing else does)::
                                            timestamp.json, snapshot.json, targets.json)
         lists/<name>/v<N>.json             every fetched version, byte-for-byte as published
         lists/<name>/v<N>.index            its binary index (provenance.lists.packed): used only
-                                           when it re-encodes to the signed bytes, else rebuilt
+                                           when it is the signed packed form (a list published
+                                           with one) or re-encodes to the signed list bytes,
+                                           else rebuilt
 
 A fetch builds a new generation (hard links to the unchanged files plus what it downloads),
 verifies it, and only then repoints ``current``; after any failure the old generation is exactly
@@ -32,6 +34,7 @@ as it was.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import datetime as dt
 import hashlib
@@ -56,7 +59,15 @@ from provenance.errors import (
 )
 from provenance.lists import _metadata
 from provenance.lists.model import ExclusionList, check_list_name, is_valid_list_name
-from provenance.lists.packed import index_path, is_index_name, load_index, write_index
+from provenance.lists.packed import (
+    chunks_digest,
+    encode_index,
+    index_path,
+    is_index_name,
+    load_index,
+    load_signed_index,
+    write_chunks,
+)
 from provenance.trust import TrustStore, format_time
 
 MAX_ROOT_BYTES = 512_000
@@ -70,6 +81,7 @@ MAX_ROOT_VERSIONS = 256
 _GENERATION_RE = re.compile(r"\Ag-[0-9a-f]{32}\Z")
 _REPO_RE = re.compile(r"\A[0-9a-f]{32}\Z")
 _LIST_FILE_RE = re.compile(r"\Av([1-9][0-9]{0,15})\.json\Z")
+_SHA256_RE = re.compile(r"\A[0-9a-f]{64}\Z")
 _ROOT_FILE_RE = re.compile(r"\A([1-9][0-9]{0,15})\.root\.json\Z")
 
 
@@ -135,6 +147,42 @@ def target_path(name: str, version: int) -> str:
     return f"lists/{name}/v{version}.json"
 
 
+PACKED_FIELD = "provenance-packed"
+"""The key, in a list target entry's ``custom`` field, of its packed form's length and SHA-256."""
+
+
+def packed_form_field(chunks: list[bytes]) -> dict[str, Any]:
+    """Return the ``custom`` field of a list target entry that signs the packed form ``chunks``
+    (:func:`provenance.lists.packed.encode_index`) of the list."""
+    digest, length = chunks_digest(chunks)
+    return {PACKED_FIELD: {"length": length, "sha256": digest}}
+
+
+def signed_packed_form(info: TargetFile, *, what: str) -> tuple[str, int] | None:
+    """Return the SHA-256 hex and length of the packed form the list target entry ``info``
+    signs, or None for a list published without one.
+
+    Raises:
+        FormatError: the entry names a packed form, but not as a length and a SHA-256.
+    """
+    custom = info.unrecognized_fields.get("custom")
+    if not isinstance(custom, dict) or PACKED_FIELD not in custom:
+        return None
+    field = custom[PACKED_FIELD]
+    length = field.get("length") if isinstance(field, dict) else None
+    digest = field.get("sha256") if isinstance(field, dict) else None
+    if (
+        not isinstance(field, dict)
+        or sorted(field) != ["length", "sha256"]
+        or type(length) is not int
+        or length < 0
+        or not isinstance(digest, str)
+        or not _SHA256_RE.match(digest)
+    ):
+        raise FormatError(f"{what}: the signed packed form is not a length and a sha256")
+    return digest, length
+
+
 def parse_target_path(path: str) -> tuple[str, int] | None:
     """Return ``(name, version)`` for a list target path, or None for any other path."""
     parts = path.split("/")
@@ -198,7 +246,8 @@ class CachedRepository:
 
         Raises:
             NotCachedError: that version is not cached.
-            DigestMismatchError: the file differs from what the signed metadata names.
+            DigestMismatchError: the file differs from what the signed metadata names, or the
+                signed packed form of the list is not the packed form of the signed list.
             FormatError: the (authentic) file is not a valid list of that name and version.
         """
         path = self.files.get(name, {}).get(version)
@@ -210,7 +259,12 @@ class CachedRepository:
             raise DigestMismatchError(
                 f"{what}: not named by the cached targets metadata (cache tampered?); fetch again"
             )
-        if "sha256" in info.hashes and info.length <= MAX_LIST_BYTES:
+        packed_info = signed_packed_form(info, what=what)
+        if packed_info is not None and "sha256" in info.hashes and info.length <= MAX_LIST_BYTES:
+            signed = self._load_signed_index(path, info, packed_info, name, version)
+            if signed is not None:
+                return signed
+        elif "sha256" in info.hashes and info.length <= MAX_LIST_BYTES:
             # The binary index, used only if the list file has the signed digest and the index
             # re-encodes to exactly its bytes; otherwise the file is loaded as it is.
             packed = None
@@ -224,29 +278,88 @@ class CachedRepository:
                     version=version,
                 )
             if packed is not None:
-                return CachedList(
-                    list=packed,
-                    digest=info.hashes["sha256"],
-                    signers=self.state.signers["targets"],
-                    expires=self.state.expires,
-                    url=self.url,
-                    anchor_signers=self.state.anchor_signers,
-                )
+                return self._cached(packed, info)
         data = read_bytes(path, limit=min(info.length, MAX_LIST_BYTES), what=what)
         cached = checked_list(data, info, name=name, version=version, what=what, repo=self)
-        save_index(path, cached, length=len(data))
+        rebuilt = save_index(path, cached, length=len(data))
+        if packed_info is not None:
+            check_packed_form(rebuilt, packed_info, what=what)
         return cached
 
+    def _cached(self, the_list: ExclusionList, info: TargetFile) -> CachedList:
+        return CachedList(
+            list=the_list,
+            digest=info.hashes["sha256"],
+            signers=self.state.signers["targets"],
+            expires=self.state.expires,
+            url=self.url,
+            anchor_signers=self.state.anchor_signers,
+        )
 
-def save_index(list_path: Path, cached: CachedList, *, length: int) -> None:
+    def _load_signed_index(
+        self, path: Path, info: TargetFile, packed_info: tuple[str, int], name: str, version: int
+    ) -> CachedList | None:
+        """The list from its index, when the index is exactly the signed packed form and the
+        list file hashes as signed; None to load the file instead (which names what is wrong
+        with it, and rebuilds the index)."""
+        # The list file is still hashed (a cached file that differs from the signed one is
+        # refused, as without the packed form), on a second thread while the index is read,
+        # hashed and parsed: the index is believed for its own signed hash, not for the file.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            file_digest = pool.submit(_file_digest, path, limit=info.length)
+            packed, _ = load_signed_index(
+                index_path(path),
+                packed_digest=packed_info[0],
+                packed_length=packed_info[1],
+                digest=info.hashes["sha256"],
+                length=info.length,
+                name=name,
+                version=version,
+            )
+            try:
+                computed = file_digest.result()
+            except OSError:
+                return None
+        if packed is None or computed != (info.hashes["sha256"], info.length):
+            return None
+        return self._cached(packed, info)
+
+
+def _file_digest(path: Path, *, limit: int) -> tuple[str, int]:
+    """The SHA-256 hex and length of the file at ``path`` (read to at most ``limit`` + 1)."""
+    hasher = hashlib.sha256()
+    length = 0
+    with open(path, "rb") as handle:
+        while data := handle.read(min(1 << 20, limit + 1 - length)):
+            hasher.update(data)
+            length += len(data)
+    return hasher.hexdigest(), length
+
+
+def save_index(list_path: Path, cached: CachedList, *, length: int) -> tuple[str, int]:
     """(Re)write the binary index of a verified cached list file, or leave it if the cache
-    cannot be written (loading then parses the list file, as without an index)."""
+    cannot be written (loading then parses the list file, as without an index).
+
+    Returns:
+        The SHA-256 hex and length of the index (its packed form), written or not.
+    """
+    chunks = encode_index(cached.list, digest=cached.digest, length=length)
     with contextlib.suppress(ProvenanceError):
-        write_index(
-            index_path(list_path),
-            cached.list,
-            digest=cached.digest,
-            length=length,
+        write_chunks(index_path(list_path), chunks)
+    return chunks_digest(chunks)
+
+
+def check_packed_form(computed: tuple[str, int], signed: tuple[str, int], *, what: str) -> None:
+    """Check that the packed form ``computed`` from a verified list (SHA-256 hex and length) is
+    the one ``signed`` for it in its target entry (:func:`signed_packed_form`).
+
+    Raises:
+        DigestMismatchError: it is not: the publisher signed the packed form of another list.
+    """
+    if computed != signed:
+        raise DigestMismatchError(
+            f"{what}: the signed packed form (sha256 {signed[0]}, {signed[1]} bytes) is not the"
+            " packed form of the signed list (the repository signs two different lists)"
         )
 
 

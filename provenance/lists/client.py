@@ -59,12 +59,14 @@ from provenance.lists.cache import (
     MAX_TIMESTAMP_BYTES,
     CachedList,
     CachedRepository,
+    check_packed_form,
     checked_list,
     current_generation,
     iter_repositories,
     read_repository,
     repo_key,
     save_index,
+    signed_packed_form,
     target_path,
     verified_digest,
 )
@@ -496,7 +498,11 @@ def _download_version(
                 f"{what}: 'previous' is {parsed.previous}, but v{version - 1} has sha256"
                 f" {expected} (the hash chain is broken); kept the cached lists"
             )
-    save_index(destination, cached, length=len(data))
+    packed = save_index(destination, cached, length=len(data))
+    packed_info = signed_packed_form(info, what=what)
+    if packed_info is not None:
+        # Checked once, here: loading then believes the index for its signed hash alone.
+        check_packed_form(packed, packed_info, what=what)
     return cached
 
 

@@ -11,15 +11,23 @@ category) and its 32 digest bytes; every other entry is kept as its canonical JS
     ends:  u64 per JSON-kept entry (where its text ends in the blob)
     blob:  the JSON texts of the other entries, back to back
 
-**The index is never trusted for what it says.** The cache is not trusted (docs/security.md L20): an
-index could be stale (another version) or edited (a listed digest removed, so that a record on the
-list would pass). So a load still reads the list file once, hashing it against the signed target
-entry as loading the file itself does, and compares its bytes with the list re-encoded from the
-index (exactly as publishing encodes a list, RFC 8785), a block at a time, on two cores. Only an
-index that reproduces the verified bytes is used, so what is indexed is exactly the signed list; any
-other is refused, and :mod:`provenance.lists.cache` loads the file (full parse, full checks) and
-rebuilds it. What the index saves is parsing millions of JSON objects and one Python object per
-entry: entries are made on demand (:class:`PackedEntries`), and
+**An index is believed only for a signed hash, or after reproducing the signed list.** The cache
+is not trusted (docs/security.md L20): an index could be stale (another version) or edited (a
+listed digest removed, so that a record on the list would pass).
+
+- A list published with its packed form (``lists publish`` signs these exact bytes as the target
+  ``lists/NAME/vN.index``, L25): :func:`load_signed_index` reads the index once, hashes it
+  against the signed target entry, and parses only those bytes (the arrays are views of them).
+  A fetch checks once that the signed packed form is exactly the packed form of the verified
+  list (:func:`encode_index` is a pure function of the list's bytes), so loading need not
+  re-encode anything.
+- A list published without one: :func:`load_index` still reads the list file once, hashing it
+  against the signed target entry, and compares its bytes with the list re-encoded from the
+  index (exactly as publishing encodes a list, RFC 8785), a block at a time, on two cores.
+
+Any other index is refused, and :mod:`provenance.lists.cache` loads the file (full parse, full
+checks) and rebuilds it. What the index saves is parsing millions of JSON objects and one Python
+object per entry: entries are made on demand (:class:`PackedEntries`), and
 :class:`~provenance.lists.match.ListIndex` takes the digest rows as they are
 (:meth:`PackedList.index_into`).
 """
@@ -413,13 +421,10 @@ def _header_of(the_list: ExclusionList, **sizes: Any) -> _Header:
 # Writing and loading
 
 
-def write_index(path: Path, the_list: ExclusionList, *, digest: str, length: int) -> None:
-    """Write the index of ``the_list``, whose file (verified) has SHA-256 ``digest`` and
-    ``length`` bytes, to ``path`` atomically.
-
-    Raises:
-        LocalIOError: the file cannot be written.
-    """
+def encode_index(the_list: ExclusionList, *, digest: str, length: int) -> list[bytes]:
+    """Return the index of ``the_list``, whose file has SHA-256 ``digest`` and ``length``
+    bytes, as chunks of bytes: the same bytes for the same list wherever it is encoded (what
+    ``lists publish`` signs as the list's packed form, and what a fetch checks it against)."""
     entries = the_list.entries
     code_of = _CODE.get
     kinds = np.fromiter(
@@ -443,14 +448,44 @@ def write_index(path: Path, the_list: ExclusionList, *, digest: str, length: int
         blob=int(ends[-1]) if len(texts) else 0,
     )
     encoded = msgspec.json.encode(header)
+    return [
+        MAGIC + struct.pack("<Q", len(encoded)) + encoded,
+        b"\0" * _pad(len(MAGIC) + 8 + len(encoded)),
+        kinds.tobytes(),
+        b"\0" * _pad(kinds.size),
+        np.ascontiguousarray(rows).tobytes(),
+        ends.astype("<u8").tobytes(),
+        b"".join(texts),
+    ]
+
+
+def chunks_digest(chunks: Sequence[bytes]) -> tuple[str, int]:
+    """Return the SHA-256 hex and the length of the bytes ``chunks`` make together."""
+    hasher = hashlib.sha256()
+    for chunk in chunks:
+        hasher.update(chunk)
+    return hasher.hexdigest(), sum(map(len, chunks))
+
+
+def write_chunks(path: Path, chunks: Sequence[bytes]) -> None:
+    """Write ``chunks`` (see :func:`encode_index`) to ``path`` atomically.
+
+    Raises:
+        LocalIOError: the file cannot be written.
+    """
     with atomic_writer(path) as out:
-        out.write(MAGIC + struct.pack("<Q", len(encoded)) + encoded)
-        out.write(b"\0" * _pad(len(MAGIC) + 8 + len(encoded)))
-        out.write(kinds.tobytes())
-        out.write(b"\0" * _pad(kinds.size))
-        out.write(np.ascontiguousarray(rows).reshape(-1).data)
-        out.write(ends.astype("<u8").tobytes())
-        out.write(b"".join(texts))
+        for chunk in chunks:
+            out.write(chunk)
+
+
+def write_index(path: Path, the_list: ExclusionList, *, digest: str, length: int) -> None:
+    """Write the index of ``the_list``, whose file (verified) has SHA-256 ``digest`` and
+    ``length`` bytes, to ``path`` atomically.
+
+    Raises:
+        LocalIOError: the file cannot be written.
+    """
+    write_chunks(path, encode_index(the_list, digest=digest, length=length))
 
 
 def _pad(size: int) -> int:
@@ -475,6 +510,7 @@ def load_index(
     SHA-256 ``digest`` and ``length``.
 
     The list file is read once: hashed, and compared with the list re-encoded from the index.
+    (For a list published with its packed form, :func:`load_signed_index` needs neither.)
 
     Returns:
         ``(packed list, "")`` when the file has the signed digest and length and the index
@@ -483,9 +519,8 @@ def load_index(
         loads and checks the list file itself, which says what is wrong with it.
     """
     try:
-        with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            header, packed_list = _load(handle, size, digest=digest, length=length)
+        unverified_index = _read_file(path, limit=_MAX_INDEX_BYTES)
+        header, packed_list = _parse(unverified_index, digest=digest, length=length)
     except FileNotFoundError:
         return None, "no index"
     except OSError as exc:
@@ -507,41 +542,95 @@ def load_index(
     return packed_list, ""
 
 
-def _read_exactly(handle: Any, size: int) -> bytes:
-    data = handle.read(size)
-    if len(data) != size:
-        raise _RefusedError("the index is truncated")
-    return bytes(data)
+_MAX_INDEX_BYTES = 2 * 1024**3
 
 
-def _load(handle: Any, size: int, *, digest: str, length: int) -> tuple[_Header, PackedList]:
-    """Read an index whose header names the list file of ``digest`` and ``length``."""
-    if _read_exactly(handle, len(MAGIC)) != MAGIC:
+def load_signed_index(
+    path: Path,
+    *,
+    packed_digest: str,
+    packed_length: int,
+    digest: str,
+    length: int,
+    name: str,
+    version: int,
+) -> tuple[PackedList | None, str]:
+    """Load the index at ``path`` of list ``name`` version ``version``, a list published with
+    its packed form: the signed targets metadata gives the SHA-256 ``packed_digest`` and
+    ``packed_length`` of the packed form, and ``digest`` and ``length`` of the list file.
+
+    The index is read once into memory, hashed, and only then parsed (zero-copy views of the
+    bytes that hashed as signed). The list file is not read here: the caller checks it.
+
+    Returns:
+        ``(packed list, "")`` when the index is exactly the signed packed form and names the
+        list file of ``digest`` and ``length``; ``(None, why)`` otherwise (no index, or a
+        stale, damaged or edited one): the caller then loads the list file and rebuilds it.
+    """
+    try:
+        unverified_index = _read_file(path, limit=packed_length)
+    except FileNotFoundError:
+        return None, "no index"
+    except OSError as exc:
+        return None, f"cannot read the index: {exc.strerror}"
+    if len(unverified_index) != packed_length or (
+        hashlib.sha256(unverified_index).hexdigest() != packed_digest
+    ):
+        return None, "the index is not the signed packed form (stale, damaged or edited)"
+    verified_index = unverified_index
+    try:
+        header, packed_list = _parse(verified_index, digest=digest, length=length)
+    except (_RefusedError, ProvenanceError, ValueError, msgspec.DecodeError) as exc:
+        return None, f"the signed packed form is not usable: {exc}"
+    if (header.name, header.version) != (name, version):
+        return None, f"the signed packed form is of {header.name!r} v{header.version}"
+    return packed_list, ""
+
+
+def _read_file(path: Path, *, limit: int) -> bytes:
+    """The bytes of the file at ``path``: all of them, or ``limit`` + 1 if it is longer.
+
+    Raises:
+        OSError: it cannot be read.
+    """
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        return bytes(handle.read(min(size, limit) + 1))
+
+
+def _parse(data: bytes, *, digest: str, length: int) -> tuple[_Header, PackedList]:
+    """Parse an index whose header must name the list file of ``digest`` and ``length``; the
+    arrays are views of ``data`` (no copy)."""
+    size = len(data)
+    if data[: len(MAGIC)] != MAGIC or size < len(MAGIC) + 8:
         raise _RefusedError("not a list index of this format")
-    (header_size,) = struct.unpack("<Q", _read_exactly(handle, 8))
+    (header_size,) = struct.unpack_from("<Q", data, len(MAGIC))
     if header_size > 1 << 20:
         raise _RefusedError("the index header is too large")
-    header = _header_decoder.decode(_read_exactly(handle, header_size))
+    start = len(MAGIC) + 8 + header_size
+    if start > size:
+        raise _RefusedError("the index is truncated")
+    header = _header_decoder.decode(data[len(MAGIC) + 8 : start])
     # Cheap refusals first: made from another file, or sizes that do not add up.
     if (header.digest, header.length) != (digest, length):
         raise _RefusedError("the index was made from another list file (stale)")
     if header.packed + header.others != header.entries:
         raise _RefusedError("the index's entry counts do not add up")
-    start = len(MAGIC) + 8 + header_size
     expected = (
         start + _pad(start) + header.entries + _pad(header.entries)
         + 32 * header.packed + 8 * header.others + header.blob
     )  # fmt: skip
     if size != expected:
         raise _RefusedError(f"the index is {size} bytes, its header says {expected}")
-    _read_exactly(handle, _pad(start))
-    kinds = np.frombuffer(_read_exactly(handle, header.entries), dtype=np.uint8)
-    _read_exactly(handle, _pad(header.entries))
-    rows = np.empty((header.packed, 32), dtype=np.uint8)
-    if handle.readinto(rows.reshape(-1).data) != rows.nbytes:
-        raise _RefusedError("the index is truncated")
-    ends = np.frombuffer(_read_exactly(handle, 8 * header.others), dtype="<u8")
-    blob = _read_exactly(handle, header.blob)
+    at = start + _pad(start)
+    kinds = np.frombuffer(data, dtype=np.uint8, count=header.entries, offset=at)
+    at += header.entries + _pad(header.entries)
+    rows = np.frombuffer(data, dtype=np.uint8, count=32 * header.packed, offset=at)
+    rows = rows.reshape(header.packed, 32)
+    at += 32 * header.packed
+    ends = np.frombuffer(data, dtype="<u8", count=header.others, offset=at)
+    at += 8 * header.others
+    blob = data[at:]
     is_other = kinds == OTHER
     if int(np.count_nonzero(is_other)) != header.others or (
         int(np.count_nonzero(kinds >= len(_KINDS))) != header.others
@@ -584,5 +673,5 @@ def _canonical(entry: ListEntry) -> bytes:
     return model._encoder.encode(entry)
 
 
-__all__ = ["PackedEntries", "PackedList", "index_path", "is_index_name", "load_index"]
-__all__ += ["write_index"]
+__all__ = ["PackedEntries", "PackedList", "chunks_digest", "encode_index", "index_path"]
+__all__ += ["is_index_name", "load_index", "load_signed_index", "write_chunks", "write_index"]

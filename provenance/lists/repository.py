@@ -12,7 +12,11 @@ static web host; clients use ``<URL>/metadata/`` and ``<URL>/targets/``)::
 
 Each list version is the TUF target ``lists/<name>/v<N>.json``; its file is the canonical JSON of
 the list (:mod:`provenance.lists.model`), whose ``previous`` is the SHA-256 of version N-1's file,
-so the versions form a hash chain. Nothing is ever deleted or rewritten: a new version adds a
+so the versions form a hash chain. The target entry also signs, in its ``custom`` field, the
+length and SHA-256 of the list's packed form (:func:`provenance.lists.packed.encode_index`, a
+function of the list alone): clients check at fetch that the packed form they compute from the
+verified list is that one, then load the list from their cached copy of it, believing it for its
+signed hash (docs/security.md L25). Nothing is ever deleted or rewritten: a new version adds a
 target file, then new targets and snapshot metadata, then the timestamp (docs/security.md L15:
 a client never sees a timestamp before the files it names). Every file is written atomically.
 
@@ -58,7 +62,7 @@ from provenance.lists._repo import (
     target_file,
     write_new_files,
 )
-from provenance.lists.cache import target_path, verified_digest
+from provenance.lists.cache import packed_form_field, target_path, verified_digest
 from provenance.lists.model import (
     Category,
     EntryType,
@@ -66,6 +70,7 @@ from provenance.lists.model import (
     ListEntry,
     check_list_name,
 )
+from provenance.lists.packed import encode_index
 from provenance.trust import format_time
 
 DEFAULT_TIMESTAMP_DAYS = 7
@@ -261,6 +266,13 @@ def publish(
         )
         data = document.to_bytes()
         info = TargetFile.from_data(target_path(name, version), data, ["sha256"])
+        # The digest of its packed form (provenance.lists.packed) is signed with it, so that a
+        # client's cached index is believed for that hash instead of being checked against the
+        # list on every load (docs/security.md L25).
+        digest = hashlib.sha256(data).hexdigest()
+        info.unrecognized_fields["custom"] = packed_form_field(
+            encode_index(document, digest=digest, length=len(data))
+        )
         repo.targets.signed.targets[info.path] = info
         repo.new_files.append((target_file(repo_dir, info), data))
         renew_root_if_due(repo, signers, at=at, timestamp_days=timestamp_days)
