@@ -10,6 +10,7 @@ import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from exclusion_support import T0, Association
 from joins_support import content, make_lists
@@ -26,6 +27,7 @@ from provenance.lists.cache import (
     signed_packed_form,
 )
 from provenance.lists.client import FetchOptions, fetch
+from provenance.lists.digests import DigestIndex
 from provenance.lists.model import ExclusionList, ListEntry
 from provenance.lists.packed import PackedList, encode_index, index_path, load_signed_index
 
@@ -290,3 +292,32 @@ def test_a_malformed_packed_form_field_is_refused(
     _sign_packed_field(assoc, lambda field: field.__setitem__("length", "12"))
     with pytest.raises(FormatError, match="not a length and a sha256"):
         _fetch(assoc, server, at=AT + dt.timedelta(hours=1))
+
+
+def test_digest_index_over_rows_already_in_order_agrees_with_a_set() -> None:
+    """Rows of a published list come in byte order, and the index then skips its sort: its
+    answers are those of a set, as for rows in any order (the same rows shuffled)."""
+    rng = np.random.default_rng(11)
+    rows = rng.integers(0, 256, size=(4000, 32), dtype=np.uint8)
+    rows[:40, :8] = rows[40:80, :8]  # shared 8-byte prefixes, different digests
+    rows = np.concatenate([rows, rows[:5]])  # the same digest twice
+    ordered = rows[np.lexsort(rows.T[::-1])]
+    shuffled_order = rng.permutation(ordered.shape[0])
+    queries = np.concatenate(
+        [ordered[::9], ordered[:40] ^ np.uint8(1), rng.integers(0, 256, (300, 32), np.uint8)]
+    )
+    by_digest: dict[bytes, list[int]] = {}
+    for number, digest in enumerate(ordered):
+        by_digest.setdefault(digest.tobytes(), []).append(number)
+    want = sorted(
+        (q, n) for q, digest in enumerate(queries) for n in by_digest.get(digest.tobytes(), [])
+    )
+    in_order = DigestIndex(ordered)
+    numbers, found = in_order.lookup(queries)
+    assert sorted(zip(numbers.tolist(), found.tolist(), strict=True)) == want
+    shuffled = DigestIndex(ordered[shuffled_order], shuffled_order.astype(np.int64))
+    numbers, found = shuffled.lookup(queries)
+    assert sorted(zip(numbers.tolist(), found.tolist(), strict=True)) == want
+    for index in (in_order, shuffled):
+        keys = index._keys
+        assert bool(np.all(keys[1:] >= keys[:-1]))
