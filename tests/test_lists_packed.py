@@ -295,8 +295,8 @@ def test_a_malformed_packed_form_field_is_refused(
 
 
 def test_digest_index_over_rows_already_in_order_agrees_with_a_set() -> None:
-    """Rows of a published list come in byte order, and the index then skips its sort: its
-    answers are those of a set, as for rows in any order (the same rows shuffled)."""
+    """Rows of a published list come in byte order, and the index then searches them in place
+    (no sorted keys): its answers are those of a set, as for the same rows shuffled."""
     rng = np.random.default_rng(11)
     rows = rng.integers(0, 256, size=(4000, 32), dtype=np.uint8)
     rows[:40, :8] = rows[40:80, :8]  # shared 8-byte prefixes, different digests
@@ -318,6 +318,35 @@ def test_digest_index_over_rows_already_in_order_agrees_with_a_set() -> None:
     shuffled = DigestIndex(ordered[shuffled_order], shuffled_order.astype(np.int64))
     numbers, found = shuffled.lookup(queries)
     assert sorted(zip(numbers.tolist(), found.tolist(), strict=True)) == want
-    for index in (in_order, shuffled):
-        keys = index._keys
-        assert bool(np.all(keys[1:] >= keys[:-1]))
+    assert in_order._sample is not None and in_order._keys is None  # searched in place
+    assert shuffled._keys is not None and shuffled._sample is None
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 8, 9, 17, 1000])
+def test_digest_index_in_place_agrees_with_a_set_on_shared_prefixes(size: int) -> None:
+    """Rows in order searched in place: long runs of one 8-byte prefix (more rows than a
+    stride, as a publisher may list on purpose), duplicates, queries before the first row and
+    after the last, and near misses; the same answers as a set and as the sorted keys."""
+    rng = np.random.default_rng(size)
+    rows = rng.integers(0, 256, size=(size, 32), dtype=np.uint8)
+    if size > 20:
+        rows[100:130, :8] = rows[100, :8]  # one prefix on 30 rows
+        rows[500:510] = rows[500]  # one digest ten times
+    rows = rows[np.lexsort(rows.T[::-1])]
+    edges = np.stack([np.zeros(32, np.uint8), np.full(32, 255, np.uint8)])
+    near = rows.copy()
+    near[:, 31] ^= 1
+    queries = np.concatenate([rows, near, edges, rng.integers(0, 256, (50, 32), np.uint8)])
+    by_digest: dict[bytes, list[int]] = {}
+    for number, digest in enumerate(rows):
+        by_digest.setdefault(digest.tobytes(), []).append(number)
+    want = sorted(
+        (q, n) for q, digest in enumerate(queries) for n in by_digest.get(digest.tobytes(), [])
+    )
+    in_place = DigestIndex(rows)
+    assert in_place._sample is not None and in_place._keys is None
+    by_key = DigestIndex(rows[::-1], np.arange(size, dtype=np.int64)[::-1].copy())
+    assert size == 1 or by_key._keys is not None
+    for index in (in_place, by_key):
+        numbers, found = index.lookup(queries)
+        assert sorted(zip(numbers.tolist(), found.tolist(), strict=True)) == want

@@ -25,12 +25,18 @@ Digest = bytes | str
 
 
 class DigestIndex:
-    """Exact lookup of 32-byte digests among many, in about 40 bytes per digest.
+    """Exact lookup of 32-byte digests among many, in about 40 bytes per digest (33 when the
+    digests come in order).
 
-    The digests are kept as one ``(n, 32)`` uint8 array. A sorted uint64 array holds, per row,
-    the digest's first 8 bytes (big-endian) with the low ``bits`` bits replaced by the row
-    number; a query's candidates are the keys sharing its prefix, confirmed against all 32 bytes.
+    The digests are kept as one ``(n, 32)`` uint8 array, and their 8-byte big-endian prefixes
+    are searched. Rows in order of prefix (the rows of a published list, whose entries are in
+    order of value) are searched in place, through every ``STRIDE``-th prefix: about one byte
+    per digest more. Rows in any other order get a sorted uint64 array holding, per row, the
+    prefix with the low ``bits`` bits replaced by the row number. Either way a query's
+    candidates are the rows sharing its prefix, confirmed against all 32 bytes.
     """
+
+    STRIDE = 8
 
     def __init__(self, digests: npt.NDArray[np.uint8], refs: npt.NDArray[np.int64] | None = None):
         """Index ``digests`` (shape ``(n, 32)``); ``refs[i]`` is what row ``i`` reports."""
@@ -40,25 +46,26 @@ class DigestIndex:
         self._rows = np.ascontiguousarray(digests, dtype=np.uint8)
         self._refs = refs
         self._bits = max(1, (count - 1).bit_length()) if count else 1
+        self._low = np.uint64((1 << self._bits) - 1)
+        self._keys: npt.NDArray[np.uint64] | None = None
+        self._sample: npt.NDArray[np.uint64] | None = None
+        if _in_prefix_order(self._rows):
+            self._sample = self._prefixes(self._rows[:: self.STRIDE])
+            return
         keys = self._prefixes(self._rows)
         keys >>= np.uint64(self._bits)
         keys <<= np.uint64(self._bits)
         # Row numbers into the low bits, a chunk at a time (no n-sized temporary).
-        chunk = 1 << 20
-        for start in range(0, count, chunk):
-            stop = min(count, start + chunk)
+        for start in range(0, count, _CHUNK):
+            stop = min(count, start + _CHUNK)
             keys[start:stop] |= np.arange(start, stop, dtype=np.uint64)
-        # Published lists are in order of value (provenance.lists.model.ListEntry.sort_key), so
-        # the rows of one list usually come sorted: one pass to see it instead of a sort.
-        if count > 1 and not bool(np.all(keys[1:] >= keys[:-1])):
-            keys.sort()
+        keys.sort()
         self._keys = keys
-        self._low = np.uint64((1 << self._bits) - 1)
 
     @staticmethod
     def _prefixes(rows: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint64]:
-        # Big-endian: rows in byte order give keys in order (see __init__). One copy of the
-        # first 8 bytes of each row (a strided view of the rows as uint64), swapped on the way.
+        # Big-endian, so that rows in byte order have prefixes in order. One copy of the first
+        # 8 bytes of each row (a strided view of the rows as uint64), swapped on the way.
         return rows.view(">u8")[:, 0].astype(np.uint64)
 
     def __len__(self) -> int:
@@ -69,7 +76,8 @@ class DigestIndex:
     def nbytes(self) -> int:
         """Memory held by the index."""
         refs = 0 if self._refs is None else self._refs.nbytes
-        return int(self._rows.nbytes + self._keys.nbytes + refs)
+        keys = self._keys if self._keys is not None else self._sample
+        return int(self._rows.nbytes + (0 if keys is None else keys.nbytes) + refs)
 
     def lookup(self, queries: npt.NDArray[np.uint8]) -> tuple[_Ints, _Ints]:
         """Find every indexed row equal to each query row (shape ``(m, 32)``).
@@ -81,28 +89,12 @@ class DigestIndex:
         if len(self) == 0 or queries.shape[0] == 0:
             return empty, empty
         queries = np.ascontiguousarray(queries, dtype=np.uint8)
-        prefixes = self._prefixes(queries)
-        prefixes >>= np.uint64(self._bits)
-        prefixes <<= np.uint64(self._bits)
-        order = np.argsort(prefixes)
-        sorted_prefixes = prefixes[order]
-        keys = self._keys
-        low = np.searchsorted(keys, sorted_prefixes, side="left")
-        # Almost every query misses: find the ones whose prefix is present with one search,
-        # then the end of their candidate range with a second search over those alone.
-        found = (keys[np.minimum(low, keys.size - 1)] & ~self._low) == sorted_prefixes
-        found &= low < keys.size
-        hit = np.nonzero(found)[0]
-        if hit.size == 0:
+        if self._sample is not None:
+            query_numbers, rows = self._candidates_in_place(queries)
+        else:
+            query_numbers, rows = self._candidates_by_key(queries)
+        if rows.size == 0:
             return empty, empty
-        high = np.searchsorted(keys, sorted_prefixes[hit] | self._low, side="right")
-        # Expand every candidate range [low, high) into single positions.
-        repeat = high - low[hit]
-        query_positions = np.repeat(hit, repeat)
-        starts = np.repeat(low[hit], repeat)
-        offsets = np.arange(query_positions.size) - np.repeat(np.cumsum(repeat) - repeat, repeat)
-        rows = (self._keys[starts + offsets] & self._low).astype(np.int64)
-        query_numbers = order[query_positions].astype(np.int64)
         equal = np.all(self._rows[rows] == queries[query_numbers], axis=1)
         query_numbers, rows = query_numbers[equal], rows[equal]
         sort = np.lexsort((rows, query_numbers))
@@ -110,10 +102,87 @@ class DigestIndex:
         refs = rows if self._refs is None else self._refs[rows].astype(np.int64)
         return query_numbers, refs
 
+    def _candidates_by_key(self, queries: npt.NDArray[np.uint8]) -> tuple[_Ints, _Ints]:
+        """``(query number, row)`` for every row sharing a query's prefix (sorted keys)."""
+        keys = self._keys
+        assert keys is not None
+        prefixes = self._prefixes(queries)
+        prefixes >>= np.uint64(self._bits)
+        prefixes <<= np.uint64(self._bits)
+        order = np.argsort(prefixes)
+        sorted_prefixes = prefixes[order]
+        low = np.searchsorted(keys, sorted_prefixes, side="left")
+        # Almost every query misses: find the ones whose prefix is present with one search,
+        # then the end of their candidate range with a second search over those alone.
+        found = (keys[np.minimum(low, keys.size - 1)] & ~self._low) == sorted_prefixes
+        found &= low < keys.size
+        hit = np.nonzero(found)[0]
+        high = np.searchsorted(keys, sorted_prefixes[hit] | self._low, side="right")
+        query_positions, positions = _expand(hit, low[hit], high)
+        rows = (keys[positions] & self._low).astype(np.int64)
+        return order[query_positions].astype(np.int64), rows
+
+    def _candidates_in_place(self, queries: npt.NDArray[np.uint8]) -> tuple[_Ints, _Ints]:
+        """``(query number, row)`` for every row sharing a query's prefix (rows in order)."""
+        prefixes = self._prefixes(queries)
+        order = np.argsort(prefixes)
+        sorted_prefixes = prefixes[order]
+        low = self._first_row(sorted_prefixes, above=False)
+        count = len(self)
+        found = self._row_prefixes(np.minimum(low, count - 1)) == sorted_prefixes
+        found &= low < count
+        hit = np.nonzero(found)[0]
+        high = self._first_row(sorted_prefixes[hit], above=True)
+        query_positions, rows = _expand(hit, low[hit], high)
+        return order[query_positions].astype(np.int64), rows
+
+    def _row_prefixes(self, rows: _Ints) -> npt.NDArray[np.uint64]:
+        return self._rows.view(">u8")[:, 0][rows].astype(np.uint64)
+
+    def _first_row(self, prefixes: npt.NDArray[np.uint64], *, above: bool) -> _Ints:
+        """Per prefix, the first row whose prefix is greater than or equal to it (with
+        ``above``: greater). The sample narrows it to one stride of rows, searched at once."""
+        sample = self._sample
+        assert sample is not None
+        stride, count = self.STRIDE, len(self)
+        # The sample entries before the answer: the row starting the last of them is before it
+        # too, and the row starting the next one is not, so the answer is in that stride.
+        before = np.searchsorted(sample, prefixes, side="right" if above else "left")
+        base = np.maximum(before - 1, 0) * stride
+        window = base[:, None] + np.arange(stride, dtype=np.int64)
+        inside = window < count
+        values = self._row_prefixes(np.minimum(window, count - 1))
+        earlier = values <= prefixes[:, None] if above else values < prefixes[:, None]
+        first: _Ints = base + np.sum(earlier & inside, axis=1, dtype=np.int64)
+        return first
+
     def count_matches(self, queries: npt.NDArray[np.uint8]) -> int:
         """The number of query rows equal to at least one indexed row."""
         query_numbers, _ = self.lookup(queries)
         return int(np.unique(query_numbers).size)
+
+
+def _in_prefix_order(rows: npt.NDArray[np.uint8]) -> bool:
+    """Whether the 8-byte big-endian prefixes of ``rows`` never decrease (checked a chunk at a
+    time: no n-sized temporary)."""
+    count = rows.shape[0]
+    for start in range(0, max(0, count - 1), _CHUNK):
+        part = DigestIndex._prefixes(rows[start : start + _CHUNK + 1])
+        if not bool(np.all(part[1:] >= part[:-1])):
+            return False
+    return True
+
+
+def _expand(hit: _Ints, low: _Ints, high: _Ints) -> tuple[_Ints, _Ints]:
+    """Every position in ``[low[i], high[i])``, with ``hit[i]`` beside each of them."""
+    repeat = high - low
+    positions = np.repeat(hit, repeat)
+    starts = np.repeat(low, repeat)
+    offsets = np.arange(positions.size) - np.repeat(np.cumsum(repeat) - repeat, repeat)
+    return positions, (starts + offsets).astype(np.int64)
+
+
+_CHUNK = 1 << 20
 
 
 def digests_array(digests: Sequence[bytes]) -> npt.NDArray[np.uint8]:
