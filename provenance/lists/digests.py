@@ -1,8 +1,9 @@
 """Exact lookup of SHA-256 digests among millions (``sha256`` and ``text-sha256`` entries).
 
-Pure numpy, no I/O. Content digests are matched with a sorted array of 64-bit keys (a 64-bit
-prefix of the digest with the row number packed into its low bits), confirmed on all 32 bytes:
-about 40 bytes per listed hash instead of the ~150 of a Python set of strings. Hex digests
+Pure numpy, no I/O. Content digests are matched by their 64-bit prefixes, confirmed on all 32
+bytes: rows already in order (a published list's) are searched in place, about 33 bytes per
+listed hash; others through a sorted array of 64-bit keys (the prefix with the row number packed
+into its low bits), about 40; a Python set of strings takes ~150. Hex digests
 (list entries, manifest fields) are checked and decoded in bulk by
 :func:`provenance._kernels.hex_digest_rows`.
 """
