@@ -45,7 +45,9 @@ from provenance.fpindex.layout import FORMAT, MAGIC, MAX_ENTRIES, MAX_HEADER_BYT
 from provenance.fpindex.scan import ManifestScan, scan_entries, scan_manifest
 from provenance.fpindex.writing import (
     merge_sidecars,
+    pack_prints,
     read_entry_prints,
+    unpack_prints,
     write_sidecar,
     write_sidecar_for,
 )
@@ -65,11 +67,13 @@ __all__ = [
     "file_sha256",
     "merge_sidecars",
     "open_sidecar",
+    "pack_prints",
     "read_entry_prints",
     "scan_entries",
     "scan_manifest",
     "sidecar_commitment",
     "sidecar_path",
+    "unpack_prints",
     "write_sidecar",
     "write_sidecar_for",
 ]

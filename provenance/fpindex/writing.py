@@ -162,6 +162,53 @@ def _inverted_index(numbers: list[int], texts: list[U64]) -> tuple[U64, U32]:
     return fp_hash[fresh], key[fresh].astype(np.uint32)
 
 
+def pack_prints(entries: Sequence[ManifestEntry], prints: Mapping[str, ContentPrints]) -> bytes:
+    """Return the fingerprints of ``entries`` (in order; None for those ``prints`` does not
+    name) as bytes for a task to hand to another (:func:`unpack_prints`): the entry count,
+    then per entry its text fingerprint count, an image flag and pHash, then the fingerprints.
+    """
+    count = len(entries)
+    found = [prints.get(e.id) for e in entries]
+    sizes = np.array([0 if p is None else len(p.text) for p in found], dtype="<u4")
+    flags = np.array([p is not None and p.image is not None for p in found], dtype=np.uint8)
+    images = np.array(
+        [p.image if p is not None and p.image is not None else 0 for p in found], dtype="<u8"
+    )
+    texts = [np.asarray(p.text, dtype="<u8") for p in found if p is not None and len(p.text)]
+    hashes = np.concatenate(texts) if texts else np.zeros(0, dtype="<u8")
+    return b"".join(
+        (count.to_bytes(8, "little"), sizes.tobytes(), flags.tobytes(), images.tobytes(),
+         hashes.tobytes())
+    )
+
+
+def unpack_prints(data: bytes) -> list[ContentPrints | None]:
+    """Return what :func:`pack_prints` packed, per entry in order (None: no fingerprints).
+
+    Raises:
+        ValueError: ``data`` is not what :func:`pack_prints` wrote.
+    """
+    count = int.from_bytes(data[:8], "little")
+    position = 8
+    sizes = np.frombuffer(data, dtype="<u4", count=count, offset=position)
+    position += 4 * count
+    flags = np.frombuffer(data, dtype=np.uint8, count=count, offset=position)
+    position += count
+    images = np.frombuffer(data, dtype="<u8", count=count, offset=position)
+    position += 8 * count
+    hashes = np.frombuffer(data, dtype="<u8", offset=position).astype(np.uint64)
+    if len(hashes) != int(sizes.sum()):
+        raise ValueError("packed fingerprints of the wrong length")
+    bounds = np.zeros(count + 1, dtype=np.intp)
+    np.cumsum(sizes, out=bounds[1:])
+    result: list[ContentPrints | None] = []
+    for k in range(count):
+        text = hashes[bounds[k] : bounds[k + 1]]
+        image = int(images[k]) if flags[k] else None
+        result.append(ContentPrints(None, text, image) if len(text) or image is not None else None)
+    return result
+
+
 def _write(target: Path, manifest_digest: str, count: int, arrays: dict[str, Any]) -> str:
     digest = hashlib.sha256()
     with atomic_writer(target) as handle:

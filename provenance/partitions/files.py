@@ -316,6 +316,7 @@ def read_part(
         last=last,
         subtrees=tuple(d.hex() for _, d in tree.blocks()),
         text_entries=text_entries,
+        fingerprints=part.fingerprints,  # checked by whoever reads the sidecar
     )
     if found != part:
         raise DigestMismatchError(f"{what}: {part.file} is not the part the index describes")
