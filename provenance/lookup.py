@@ -317,6 +317,21 @@ def open_for_lookup(
         DigestMismatchError: the manifest is not the card's, or the sidecar is not the one the
             card commits to.
     """
+    from provenance.partitions import is_partitioned
+
+    if is_partitioned(manifest_path) and sidecar is None:
+        from provenance.partlookup import open_partitioned
+
+        # Only the parts a lookup needs are read, and their sidecar parts as the card allows
+        # (None: a part holds textSha256s and there are no sidecars to find them by).
+        if (partitioned := open_partitioned(manifest_path, card)) is not None:
+            if partitioned.note is not None:
+                warn(partitioned.note)
+            try:
+                yield partitioned, partitioned if card is not None else None
+            finally:
+                partitioned.close()
+            return
     if card is None:
         chosen = open_sidecar(manifest_path, None, sidecar=sidecar)
         with FingerprintIndex.from_sidecar(manifest_path, chosen) as index:
@@ -324,18 +339,6 @@ def open_for_lookup(
                 warn(chosen.note)
             yield index, None
         return
-    from provenance.partitions import is_partitioned
-
-    if is_partitioned(manifest_path) and sidecar is None:
-        from provenance.partlookup import open_partitioned
-
-        # Only the parts a lookup needs are read (None: a part holds textSha256s).
-        if (partitioned := open_partitioned(manifest_path, card)) is not None:
-            try:
-                yield partitioned, partitioned
-            finally:
-                partitioned.close()
-            return
     from provenance.proofs import ProofBuilder, read_against_card
 
     def scan(entries: Iterator[ManifestEntry]) -> fpindex.ManifestScan:

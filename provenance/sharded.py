@@ -155,9 +155,12 @@ def shard_entries(
                 textSha256=None if found is None else found.text_sha256,
             )
         )
-        if prints is not None and found is not None:
-            if len(found.text) or found.image is not None:
-                prints[entry_id] = found
+        if (
+            prints is not None
+            and found is not None
+            and (len(found.text) or found.image is not None)
+        ):
+            prints[entry_id] = found
     entries.sort(key=manifest.ManifestEntry.sort_key)
     return entries
 
@@ -383,9 +386,9 @@ def build(
         staging = partitions.staging_dir(output)
         part_tasks, offset = [], 0
         for k in range(count):
-            present = [i for i, d in enumerate(done) if d.counts[k]]
-            runs = tuple(_run_name(str(workdir), k, i) for i in present)
-            packed = tuple(_prints_name(str(workdir), k, i) for i in present)
+            holding = [i for i, d in enumerate(done) if d.counts[k]]
+            runs = tuple(_run_name(str(workdir), k, i) for i in holding)
+            packed = tuple(_prints_name(str(workdir), k, i) for i in holding)
             part_tasks.append(
                 _PartTask(
                     k,

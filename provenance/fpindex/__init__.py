@@ -39,7 +39,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from provenance import _files
+from provenance.errors import InputError
 from provenance.fpindex.index import FingerprintIndex, LineCheck
 from provenance.fpindex.layout import FORMAT, MAGIC, MAX_ENTRIES, MAX_HEADER_BYTES, VERSION
 from provenance.fpindex.scan import ManifestScan, scan_entries, scan_manifest
@@ -97,12 +100,43 @@ def sidecar_commitment(manifest_path: Path) -> dict[str, str] | None:
     layout is checked and that it was built for this very manifest, and the digest recorded is
     that of the same bytes.
 
+    For a partitioned manifest whose index lists sidecar parts, every part is read once and
+    checked (the digest the index lists, its layout, built for its part), and what is recorded
+    is the index's digest and name: the card commits to the index, which lists the parts'.
+
     Raises:
-        InputError: the sidecar belongs to another manifest, or is not a regular file.
+        InputError: the sidecar belongs to another manifest, is not a regular file, or (a
+            partitioned manifest) a part's sidecar is missing.
         FormatError: the sidecar is corrupt.
+        DigestMismatchError: a part's sidecar is not the one the index lists.
     """
+    from provenance.partitions import is_partitioned
+
+    if is_partitioned(manifest_path):
+        return _parts_commitment(manifest_path)
     sidecar = open_sidecar(manifest_path, None)
     if not sidecar.used:
         return None
     with FingerprintIndex.from_sidecar(manifest_path, sidecar):
         return {"sha256": sidecar.sha256(), "name": sidecar.path.name}
+
+
+def _parts_commitment(manifest_path: Path) -> dict[str, str] | None:
+    from provenance.fpsidecar import open_part_sidecars
+    from provenance.partitions import index_path
+
+    sidecars = open_part_sidecars(manifest_path, None)
+    if not sidecars.index.has_fingerprints:
+        return None
+    if not sidecars.used:  # listed, but none present: a card must not commit to absent files
+        raise InputError(f"{sidecars.note}; rebuild the manifest, or build it without them")
+    for k, part in enumerate(sidecars.index.parts):
+        opened = FingerprintIndex.for_part(
+            sidecars.directory / part.file,
+            sidecars.open_part(k),
+            manifest_sha256=part.sha256,
+            manifest_bytes=part.bytes,
+        )
+        with opened:
+            opened.postings(np.zeros(0, dtype=np.uint64))  # checks the fingerprint sections
+    return {"sha256": sidecars.index_sha256, "name": index_path(manifest_path).name}
