@@ -518,28 +518,37 @@ def merge_to_partitioned(
 ) -> manifest.ManifestSummary:
     """Merge manifests (files, shards of one build, or partitioned) into the partitioned
     manifest ``output``: as ``manifest.merge_manifests`` merges them, then split into parts.
+    The inputs' fingerprint sidecars (all or none of them must have some) are carried over,
+    one sidecar per part, byte-identical to a partitioned build's.
 
     Raises:
-        InputError: an input has a fingerprint sidecar (not partitioned yet); and as
+        InputError: some inputs have fingerprint sidecars and others not; and as
             :func:`provenance.manifest.merge_manifests` and
             :func:`provenance.partitions.write_partitioned`.
-        FormatError, LocalIOError: as those.
+        FormatError, DigestMismatchError: a sidecar is corrupt or not the one listed.
+        LocalIOError: as those.
     """
-    from provenance.manifest_files import sidecar_path
+    from provenance import fpindex
 
-    for path in inputs:
-        if os.path.lexists(sidecar_path(path)):
-            raise InputError(
-                f"{path}: has a fingerprint sidecar ({sidecar_path(path).name}), which a"
-                " partitioned manifest cannot carry yet; merge into a manifest file instead"
-            )
     partitions.check_partitions(partition_count)
     partitions.check_output_dir(output)
+    prints = fpindex.merged_prints(list(inputs))
+    writer: partitions.PartSidecarWriter | None = None
+    if prints is not None:
+        found = prints
+
+        def writer(
+            entries: list[manifest.ManifestEntry], part: partitions.PartInfo, path: Path
+        ) -> partitions.SidecarPart:
+            own = {e.id: found[e.id] for e in entries if e.id in found}
+            digest = fpindex.write_sidecar_for(entries, part.sha256, own, path)
+            return partitions.SidecarPart(path.name, digest, path.stat().st_size)
+
     merged = output.with_name(f".{output.name}.merge-{uuid.uuid4().hex[:12]}.jsonl")
     try:
         manifest.merge_manifests(inputs, merged)
         return partitions.write_partitioned(
-            manifest.iter_manifest(merged), output, partitions=partition_count
+            manifest.iter_manifest(merged), output, partitions=partition_count, sidecars=writer
         )
     finally:
         merged.unlink(missing_ok=True)

@@ -48,7 +48,9 @@ from provenance.fpindex.layout import FORMAT, MAGIC, MAX_ENTRIES, MAX_HEADER_BYT
 from provenance.fpindex.scan import ManifestScan, scan_entries, scan_manifest
 from provenance.fpindex.writing import (
     merge_sidecars,
+    merged_prints,
     pack_prints,
+    prints_of,
     read_entry_prints,
     unpack_prints,
     write_sidecar,
@@ -69,8 +71,10 @@ __all__ = [
     "Sidecar",
     "file_sha256",
     "merge_sidecars",
+    "merged_prints",
     "open_sidecar",
     "pack_prints",
+    "prints_of",
     "read_entry_prints",
     "scan_entries",
     "scan_manifest",

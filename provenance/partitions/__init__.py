@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from provenance.partitions.files import (
     ManifestLines,
+    PartSidecarWriter,
     check_output_dir,
     index_bytes,
     make_index,
@@ -61,6 +62,7 @@ __all__ = [
     "SIDECAR_SUFFIX",
     "ManifestIndex",
     "ManifestLines",
+    "PartSidecarWriter",
     "OffsetTree",
     "PartInfo",
     "SidecarPart",
