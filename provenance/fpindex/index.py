@@ -144,8 +144,7 @@ class FingerprintIndex:
             index._check_owner(header, manifest_sha256)
             if int(arrays["lineOffsets"][-1]) != manifest_bytes:
                 raise corrupt(path, "line offsets do not match the part's size")
-            count = header["manifest"]["entries"]
-            index._check_prints = lambda: check_prints(path, arrays, count)
+            index._check_prints = lambda: check_prints(path, arrays, header)
         except BaseException:
             index.close()
             raise
@@ -186,7 +185,6 @@ class FingerprintIndex:
         path = self.sidecar
         assert path is not None
         a = self._arrays
-        count = header["manifest"]["entries"]
         check_sections(path, header, a)
         # The manifest must be the one the sidecar was built for.
         if scan is not None:
@@ -200,7 +198,7 @@ class FingerprintIndex:
                 raise corrupt(path, "line offsets do not match the manifest's lines")
         elif int(offsets[-1]) != size:
             raise corrupt(path, "line offsets do not match the manifest's size")
-        self._check_prints = lambda: check_prints(path, a, count)
+        self._check_prints = lambda: check_prints(path, a, header)
 
     def _open_manifest(self) -> tuple[str, int]:
         """Open the manifest, hash it and keep it open: lines are read later from the file
@@ -275,7 +273,9 @@ class FingerprintIndex:
 
     def _range(self, keys: str, values: str | None, prefix: int) -> Iterator[int]:
         array = self._arrays[keys]
-        key = np.uint64(prefix)
+        # Version 2 keeps 4-byte prefixes: the key is then the digest's first 4 bytes.
+        key = np.uint64(prefix) >> np.uint64(64 - 8 * array.itemsize)
+        key = key.astype(array.dtype)
         lo = int(np.searchsorted(array, key, side="left"))
         hi = int(np.searchsorted(array, key, side="right"))
         for position in range(lo, hi):
