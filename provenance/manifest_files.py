@@ -109,7 +109,8 @@ def build_manifest_file(
 
 def merge_manifest_files(inputs: Sequence[Path], output: Path) -> manifest.ManifestSummary:
     """Merge manifests built separately (shards: the complete set of one build) into ``output``,
-    with their fingerprint sidecars (all or none of the inputs must have one).
+    with their fingerprint sidecars (all or none of the inputs must have one; a partitioned
+    input's are its parts').
 
     Returns:
         The summary of the merged manifest.
@@ -121,8 +122,12 @@ def merge_manifest_files(inputs: Sequence[Path], output: Path) -> manifest.Manif
     """
     from provenance import fpindex
 
+    # The sidecars are read (and checked) first: a refused one leaves nothing written.
+    prints = fpindex.merged_prints(list(inputs))
     summary = manifest.merge_manifests(inputs, output)
     manifest.write_shard_record(output, None, summary)
-    if fpindex.merge_sidecars(list(inputs), output) is None:
+    if prints is None:
         _remove(fpindex.sidecar_path(output))
+    else:
+        fpindex.write_sidecar(output, prints)
     return summary
