@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 import numpy as np
 
 from provenance import fpindex
+from provenance.errors import InputError
 from provenance.fingerprints import ContentPrints, content_prints
 from provenance.fpindex import FingerprintIndex
 from provenance.fpsidecar import open_sidecar
@@ -319,7 +320,12 @@ def open_for_lookup(
     """
     from provenance.partitions import is_partitioned
 
-    if is_partitioned(manifest_path) and sidecar is None:
+    if is_partitioned(manifest_path) and sidecar is not None:
+        raise InputError(
+            f"{sidecar}: a partitioned manifest's fingerprint sidecars are its parts' (listed in"
+            f" {manifest_path}'s index.json); no other can be named"
+        )
+    if is_partitioned(manifest_path):
         from provenance.partlookup import open_partitioned
 
         # Only the parts a lookup needs are read, and their sidecar parts as the card allows

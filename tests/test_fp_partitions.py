@@ -541,3 +541,36 @@ def test_entry_numbers_take_the_fewest_bytes_and_round_trip(count: int) -> None:
     values = np.array(sorted({0, max(count - 1, 0), count // 2}), dtype=np.uint32)
     packed = np.frombuffer(layout.pack_entries(values, width), dtype=np.uint8)
     assert np.array_equal(layout.unpack_entries(packed, width), values)
+
+
+def test_cli_lookup_on_ray_finds_what_local_finds_on_the_parts(
+    world: World, ray_cluster: str, cli: Cli, tmp_path: Path
+) -> None:
+    works = tmp_path / "works"
+    works.mkdir()
+    for name, data in _works():
+        (works / name.replace(" ", "-")).write_bytes(data)
+    signed = ["--card", world.root / "local-p3.signed.json", "--trust", world.root / "trust.json"]
+    runs = {}
+    for executor in ("local", "ray"):
+        options = ["--executor", executor]
+        if executor == "ray":
+            options += ["--ray-address", ray_cluster]
+        runs[executor] = cli(
+            "lookup", works, "--manifest", world.parted(3), *signed, *options, "--now", NOW,
+            "--json",
+        )  # fmt: skip
+        assert runs[executor].returncode == 0, runs[executor].stderr
+    local = json.loads(runs["local"].stdout)
+    assert json.loads(runs["ray"].stdout) == local
+    statuses = {Path(r["work"]).name: r["status"] for r in local["results"]}
+    assert statuses["held-out-XII"] == "contained" and statuses["edited"] == "near-duplicate"
+
+
+def test_a_named_sidecar_is_refused_for_a_partitioned_manifest(world: World) -> None:
+    named = world.parted(3) / partitions.sidecar_name(0)
+    with (
+        pytest.raises(InputError, match="sidecars are its parts'"),
+        lookup.open_for_lookup(world.parted(3), sidecar=named, warn=print),
+    ):
+        pass  # pragma: no cover - refused on opening
