@@ -13,6 +13,7 @@ start-up.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -122,12 +123,24 @@ def merge_manifest_files(inputs: Sequence[Path], output: Path) -> manifest.Manif
     """
     from provenance import fpindex
 
-    # The sidecars are read (and checked) first: a refused one leaves nothing written.
-    prints = fpindex.merged_prints(list(inputs))
-    summary = manifest.merge_manifests(inputs, output)
+    # Merged beside the output first: a sidecar refused after the manifests were merged leaves
+    # nothing written.
+    staged = output.with_name(f".{output.name}.merge-{uuid.uuid4().hex[:12]}")
+    try:
+        summary = manifest.merge_manifests(inputs, staged)
+        prints = fpindex.merged_prints(list(inputs))
+        if prints is not None:
+            fpindex.write_sidecar(staged, prints)
+        try:
+            os.replace(staged, output)
+            if prints is not None:
+                os.replace(fpindex.sidecar_path(staged), fpindex.sidecar_path(output))
+        except OSError as exc:
+            raise LocalIOError(f"{output}: cannot write: {exc.strerror}") from None
+    finally:
+        _remove(staged)
+        _remove(fpindex.sidecar_path(staged))
     manifest.write_shard_record(output, None, summary)
     if prints is None:
         _remove(fpindex.sidecar_path(output))
-    else:
-        fpindex.write_sidecar(output, prints)
     return summary

@@ -5,7 +5,9 @@ file, or a chunk of a folder's files) is hashed by one task, which sorts its own
 spills them to per-partition run files, and its ids to per-bucket id files; no task holds more
 than its shard. Then one task per id bucket checks that no id appears in two shards, and one
 task per partition merges that partition's runs into its part file (a streamed k-way merge)
-and computes the part's aligned Merkle subtree roots from its position in the whole tree. The
+and computes the part's aligned Merkle subtree roots from its position in the whole tree. With
+fingerprints, each shard also spills its entries' fingerprints beside each run, and the
+partition's task writes the part's fingerprint sidecar (holding that partition, not more). The
 driver writes the index (or, for a single-file manifest, moves the one part into place) and
 computes the root from the parts' subtree roots. The result is byte-identical to a one-machine
 build of the same entries whatever the executor, the shards and the partition count.

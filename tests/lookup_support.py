@@ -92,15 +92,18 @@ def make_corpus(root: Path) -> Path:
     (data / "mirror").mkdir()
     story = BOOKS[2].read_text(encoding="utf-8")
     (data / "mirror" / "case-of-identity.txt").write_text(edit(story, 3), encoding="utf-8")
-    # A scraped page holding one fifth of story XII amid unrelated text (stories VI and VII).
+    (data / "web" / "scraped-anthology.html").write_text(scraped_page(), encoding="utf-8")
+    return build(data, root / "manifest.jsonl")
+
+
+def scraped_page() -> str:
+    """A scraped page holding one fifth of story XII amid unrelated text (stories VI and VII)."""
     twelve = WORKS[1].read_text(encoding="utf-8")
     chapter = twelve[len(twelve) // 3 : len(twelve) // 3 + len(twelve) // 5]
-    page = (
+    return (
         BOOKS[5].read_text(encoding="utf-8")[:15000]
         + "\n<div class='excerpt'>\n"
         + edit(chapter, 12, drop=0.05, change=0.05)
         + "\n</div>\n"
         + BOOKS[6].read_text(encoding="utf-8")[:15000]
     )
-    (data / "web" / "scraped-anthology.html").write_text(page, encoding="utf-8")
-    return build(data, root / "manifest.jsonl")

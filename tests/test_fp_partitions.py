@@ -34,7 +34,7 @@ from provenance.fpsidecar import SidecarMismatchError, open_part_sidecars
 from provenance.partlookup import PartitionedLookup
 from provenance.proofs import CardRef, load_card
 from tests.conftest import NOW, SAMPLES, one_error_line, run_cli
-from tests.lookup_support import BOOKS, WORKS, edit
+from tests.lookup_support import BOOKS, WORKS, edit, scraped_page
 
 AT = dt.datetime(2026, 11, 29, 12, tzinfo=dt.UTC)
 COUNTS = (1, 3, 16)
@@ -100,16 +100,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     shutil.copytree(SAMPLES / "data", data)
     story = BOOKS[2].read_text(encoding="utf-8")
     (data / "web" / "mirror-case-of-identity.txt").write_text(edit(story, 3), encoding="utf-8")
-    twelve = WORKS[1].read_text(encoding="utf-8")
-    chapter = twelve[len(twelve) // 3 : len(twelve) // 3 + len(twelve) // 5]
-    page = (
-        BOOKS[5].read_text(encoding="utf-8")[:15000]
-        + "\n<div class='excerpt'>\n"
-        + edit(chapter, 12, drop=0.05, change=0.05)
-        + "\n</div>\n"
-        + BOOKS[6].read_text(encoding="utf-8")[:15000]
-    )
-    (data / "web" / "scraped-anthology.html").write_text(page, encoding="utf-8")
+    (data / "web" / "scraped-anthology.html").write_text(scraped_page(), encoding="utf-8")
     single = root / "single.jsonl"
     # One input into one file on the local executor: the one-machine builder.
     sharded.build_dataset([data], single, workers=2)
@@ -311,6 +302,18 @@ def _text_part(path: Path) -> int:
     return next(k for k, p in enumerate(index.parts) if p.text_entries)
 
 
+def _cli_refuses(cli: Cli, world: World, copy3: Path, k: int, *, exit_code: int) -> str:
+    """Run lookup (which must exit ``exit_code`` naming part ``k``'s sidecar) and verify (which
+    must say no) on ``copy3`` against its card; return verify's output."""
+    signed = ["--card", world.root / "local-p3.signed.json", "--trust", world.root / "trust.json"]
+    result = cli("lookup", WORKS[0], "--manifest", copy3, *signed, "--now", NOW)
+    assert result.returncode == exit_code
+    assert partitions.sidecar_name(k) in one_error_line(result)
+    verified = cli("verify", signed[1], "--trust", signed[3], "--manifest", copy3, "--now", NOW)
+    assert verified.returncode == 1
+    return verified.stdout
+
+
 def test_a_tampered_sidecar_part_is_a_verified_no(world: World, copy3: Path, cli: Cli) -> None:
     k = _text_part(copy3)
     sidecar = copy3 / partitions.sidecar_name(k)
@@ -324,13 +327,8 @@ def test_a_tampered_sidecar_part_is_a_verified_no(world: World, copy3: Path, cli
     # Without a card, the index's own listing still refuses it.
     with pytest.raises(SidecarMismatchError, match="index.json lists"):
         _look(copy3, None)
-    signed = ["--card", world.root / "local-p3.signed.json", "--trust", world.root / "trust.json"]
-    result = cli("lookup", WORKS[0], "--manifest", copy3, *signed, "--now", NOW)
-    assert result.returncode == 1
-    assert partitions.sidecar_name(k) in one_error_line(result)
-    verified = cli("verify", signed[1], "--trust", signed[3], "--manifest", copy3, "--now", NOW)
-    assert verified.returncode == 1
-    assert f"FAIL  fingerprint index: {partitions.sidecar_name(k)} sha256" in verified.stdout
+    verified = _cli_refuses(cli, world, copy3, k, exit_code=1)
+    assert f"FAIL  fingerprint index: {partitions.sidecar_name(k)} sha256" in verified
     # A card cannot be built on it either.
     built = cli(
         "card", "build", SAMPLES / "card-spec.yaml", "--manifest", copy3, "-o",
@@ -371,12 +369,7 @@ def test_a_missing_sidecar_part_is_refused_and_none_present_is_said(
     (copy3 / partitions.sidecar_name(k)).unlink()
     with pytest.raises(InputError, match="missing, while .* lists it"):
         _look(copy3, card)
-    signed = ["--card", world.root / "local-p3.signed.json", "--trust", world.root / "trust.json"]
-    result = cli("lookup", WORKS[0], "--manifest", copy3, *signed, "--now", NOW)
-    assert result.returncode == 2
-    assert partitions.sidecar_name(k) in one_error_line(result)
-    verified = cli("verify", signed[1], "--trust", signed[3], "--manifest", copy3, "--now", NOW)
-    assert verified.returncode == 1 and "FAIL  fingerprint index:" in verified.stdout
+    assert "FAIL  fingerprint index:" in _cli_refuses(cli, world, copy3, k, exit_code=2)
     # None present: looked up without them, and said so (as for a missing single sidecar).
     for name in os.listdir(copy3):
         if name.endswith(".fp"):

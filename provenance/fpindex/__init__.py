@@ -10,20 +10,30 @@ needs beyond it lives in this binary file, whose SHA-256 the dataset card record
     sections                       raw arrays in the order the header lists them, each padded
                                    with zero bytes to a multiple of 8 bytes
 
-The header names the format and version, the manifest it belongs to (``manifest.sha256`` and
-``manifest.entries``), the fingerprint methods and parameters, and each section's
-``{"name", "dtype", "count"}``. Sections (entries are numbered by their manifest line, from 0):
+The header names the format and version (2; version 1 is still read), the manifest it belongs
+to (``manifest.sha256`` and ``manifest.entries``), the fingerprint methods and parameters, the
+widths ``entryBytes`` (1 to 4: the fewest that number every entry) and ``lineBytes`` (2, or 4
+when a line reaches 64 KiB), and each section's ``{"name", "dtype", "count"}``. Sections
+(entries are numbered by their manifest line, from 0; ``entry`` is an ``entryBytes``-byte
+unsigned integer):
 
-- ``lineOffsets`` ``<u8`` [N+1]: byte offset of every manifest line (and the file size);
-- ``shaPrefix`` ``<u8`` [N]: the first 8 bytes of each entry's ``sha256`` as a big-endian
-  number; non-decreasing since the manifest is ordered by ``sha256``;
-- ``textShaPrefix`` ``<u8`` [T] and ``textShaEntry`` ``<u4`` [T]: the same for ``textSha256``,
-  sorted by (prefix, entry);
-- ``textFpCount`` ``<u4`` [N]: the number of text fingerprints of each entry;
-- ``fpHash`` ``<u8`` [M] and ``fpEntry`` ``<u4`` [M]: an inverted index of the text
-  fingerprints, sorted by (hash, entry);
-- ``imageEntry`` ``<u4`` [I] and ``imageHash`` ``<u8`` [I]: the pHash of every image entry,
+- ``lineLengths`` [N]: the byte length of every manifest line, newline included (``lineBytes``
+  each); readers add them up into line offsets;
+- ``shaPrefix`` ``<u4`` [N]: the first 4 bytes of each entry's ``sha256`` as a big-endian
+  number; non-decreasing since the manifest is ordered by ``sha256`` (a lookup reads every
+  candidate line and compares the whole digest);
+- ``textShaPrefix`` ``<u4`` [T] and ``textShaEntry`` ``entry`` [T]: the same for
+  ``textSha256``, in the order of (8-byte prefix, entry);
+- ``fpHash`` ``<u8`` [M] and ``fpEntry`` ``entry`` [M]: an inverted index of the text
+  fingerprints, sorted by (hash, entry); each entry's fingerprint count is counted from it;
+- ``imageEntry`` ``entry`` [I] and ``imageHash`` ``<u8`` [I]: the pHash of every image entry,
   by entry.
+
+Version 1 had ``lineOffsets`` ``<u8`` [N+1], 8-byte prefixes, 4-byte entry numbers and a
+``textFpCount`` ``<u4`` [N] section; readers see both versions as version 1's arrays.
+
+A partitioned manifest has one sidecar per part (``part-NNNNN.jsonl.fp``, the sidecar of that
+part as a manifest file), listed with its digest in the manifest's ``index.json``.
 
 The file is a pure function of the manifest and its entries' fingerprints, so it is
 byte-identical whatever the number of workers, and merging shards gives the single build's
