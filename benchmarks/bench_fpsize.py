@@ -56,15 +56,19 @@ def _sections(sidecar: Path) -> tuple[dict[str, int], int]:
     sizes = {}
     for section in header["sections"]:
         dtype = section["dtype"]
-        item = {layout.ENTRY: header.get("entryBytes"), layout.LINE: header.get("lineBytes")}.get(
-            dtype
-        ) or np.dtype(dtype).itemsize
+        widths = {
+            layout.ENTRY: header.get("entryBytes"),
+            layout.LINE: header.get("lineBytes"),
+            layout.KEY: header.get("keyBytes"),
+        }
+        item = widths.get(dtype) or np.dtype(dtype).itemsize
         sizes[section["name"]] = section["count"] * item
     layout.check_prints(sidecar, arrays, header)
     if header["version"] != 1:  # the same sidecar in format 1, for the comparison
         arrays = dict(arrays)
         for name in ("shaPrefix", "textShaPrefix"):  # 8-byte prefixes in format 1 (the size)
             arrays[name] = np.zeros(len(arrays[name]), dtype=np.uint64)
+        arrays["fpHash"], arrays["fpEntry"] = arrays["fpKeys"].by_hash(arrays["fpEntry"])
     count = header["manifest"]["entries"]
     old = sum(len(p) for p in layout.encode(header["manifest"]["sha256"], count, arrays, version=1))
     return sizes, old

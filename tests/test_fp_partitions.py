@@ -493,7 +493,14 @@ def _as_version_1(sidecar: Path, out: Path) -> None:
     layout.check_prints(sidecar, arrays, header)  # unpacks fpEntry, counts textFpCount
     # Format 1 keeps 8-byte digest prefixes: from the manifest itself.
     scan = fpindex.scan_manifest(sidecar.with_name(sidecar.name[: -len(".fp")]))
-    arrays = dict(arrays, shaPrefix=scan.sha_prefix, textShaPrefix=scan.text_prefix)
+    fp_hash, fp_entry = arrays["fpKeys"].by_hash(arrays["fpEntry"])
+    arrays = dict(
+        arrays,
+        shaPrefix=scan.sha_prefix,
+        textShaPrefix=scan.text_prefix,
+        fpHash=fp_hash,
+        fpEntry=fp_entry,
+    )
     count = header["manifest"]["entries"]
     pieces = layout.encode(header["manifest"]["sha256"], count, arrays, version=1)
     out.write_bytes(b"".join(pieces))
@@ -567,3 +574,53 @@ def test_a_named_sidecar_is_refused_for_a_partitioned_manifest(world: World) -> 
         lookup.open_for_lookup(world.parted(3), sidecar=named, warn=print),
     ):
         pass  # pragma: no cover - refused on opening
+
+
+@pytest.mark.parametrize("count", [0, 1, 40, 5_000, 300_000])
+def test_packed_keys_find_what_a_search_of_the_sorted_hashes_finds(count: int) -> None:
+    """Version 2's bucketed keys against version 1's plain search of the hashes, sorted."""
+    rng = np.random.default_rng(count)
+    # Window minima crowd at small values; some hashes are held by several entries.
+    hashes = (rng.integers(0, 2**63, size=count, dtype=np.uint64) >> np.uint64(5)) + np.uint64(1)
+    if count > 10:
+        hashes[: count // 10] = hashes[count // 10 : 2 * (count // 10)]
+    entries = rng.integers(0, 1000, size=count).astype(np.uint32)
+    order = np.lexsort((entries, hashes))
+    hashes, entries = hashes[order], entries[order]
+    table, raw, keyed_entries, bits, width = layout.pack_keys(hashes, entries)
+    assert (bits, width) == layout.key_layout(count)
+    keys = layout.PackedKeys(table, np.frombuffer(raw, dtype=np.uint8), bits, width)
+    keys.check("x")
+    assert len(keys) == count
+    back, back_entries = keys.by_hash(keyed_entries)
+    assert np.array_equal(back, hashes) and np.array_equal(back_entries, entries)
+    queries = np.concatenate(
+        [hashes[:: max(1, count // 50)], rng.integers(1, 2**58, size=50, dtype=np.uint64)]
+    )
+    first, lengths = keys.postings(queries)
+    lo = np.searchsorted(hashes, queries, side="left")
+    hi = np.searchsorted(hashes, queries, side="right")
+    assert np.array_equal(lengths, hi - lo)
+    for q, start, length in zip(queries.tolist(), first.tolist(), lengths.tolist(), strict=True):
+        held = keyed_entries[start : start + length]
+        assert sorted(held.tolist()) == sorted(entries[hashes == np.uint64(q)].tolist())
+
+
+def test_packed_keys_out_of_order_or_too_wide_are_refused() -> None:
+    hashes = np.arange(1, 41, dtype=np.uint64) * np.uint64(2**57)
+    table, raw, _, bits, width = layout.pack_keys(hashes, np.zeros(40, dtype=np.uint32))
+    assert bits and (64 - bits) % 8, "the test needs spare bits in each key's top byte"
+    wide = bytearray(raw)
+    wide[width - 1] = 0xFF
+    with pytest.raises(FormatError, match="wider than its bits"):
+        layout.PackedKeys(table, np.frombuffer(bytes(wide), np.uint8), bits, width).check("x")
+    swapped = bytearray(raw)
+    swapped[:width], swapped[width : 2 * width] = raw[width : 2 * width], raw[:width]
+    keys = layout.PackedKeys(table, np.frombuffer(bytes(swapped), np.uint8), bits, width)
+    assert int(table[1]) >= 2  # both in the first bucket: out of order within it
+    with pytest.raises(FormatError, match="fpKeys is not sorted"):
+        keys.check("x")
+    short = table.copy()
+    short[-1] -= 1
+    with pytest.raises(FormatError, match="does not cover"):
+        layout.PackedKeys(short, np.frombuffer(raw, np.uint8), bits, width).check("x")

@@ -15,7 +15,14 @@ import numpy.typing as npt
 from provenance import _files
 from provenance.errors import FormatError, InputError, LocalIOError
 from provenance.fingerprints import ContentPrints
-from provenance.fpindex.layout import U64, check_prints, check_sections, corrupt, parse
+from provenance.fpindex.layout import (
+    U64,
+    PackedKeys,
+    check_prints,
+    check_sections,
+    corrupt,
+    parse,
+)
 from provenance.fpindex.scan import ManifestScan, prefix, scan_manifest
 from provenance.fpsidecar import Sidecar, open_sidecar
 from provenance.manifest import ManifestEntry, decode_entry
@@ -332,6 +339,9 @@ class FingerprintIndex:
         if self._check_prints is not None:
             self._check_prints()
             self._check_prints = None
+        if "fpKeys" in self._arrays:  # version 2: by key, in buckets
+            keys: PackedKeys = self._arrays["fpKeys"]  # type: ignore[assignment]
+            return keys.postings(prints)
         fp_hash = self._arrays["fpHash"]
         if not len(prints) or not len(fp_hash):
             empty = np.zeros(len(prints), dtype=np.intp)
@@ -382,10 +392,17 @@ class FingerprintIndex:
             self._check_prints()
             self._check_prints = None
         a = self._arrays
-        text = np.sort(a["fpHash"][a["fpEntry"] == number])
+        text = np.sort(self._hashes()[a["fpEntry"] == number])
         images = np.flatnonzero(a["imageEntry"] == number)
         image = int(a["imageHash"][images[0]]) if len(images) else None
         return ContentPrints(None, text, image)
+
+    def _hashes(self) -> U64:
+        """Every fingerprint of the inverted index, in its order (aligned with ``fpEntry``)."""
+        if "fpKeys" in self._arrays:
+            keys: PackedKeys = self._arrays["fpKeys"]  # type: ignore[assignment]
+            return keys.hashes()
+        return self._arrays["fpHash"]
 
     def prints_by_id(self) -> dict[str, ContentPrints]:
         """Return the fingerprints the sidecar holds for each entry id (what merging needs).
@@ -400,7 +417,7 @@ class FingerprintIndex:
         a = self._arrays
         ids = [self.entry(n).id for n in range(self.size)]
         order = np.argsort(a["fpEntry"], kind="stable")
-        hashes, owners = a["fpHash"][order], a["fpEntry"][order]
+        hashes, owners = self._hashes()[order], a["fpEntry"][order]
         bounds = np.searchsorted(owners, np.arange(self.size + 1), side="left")
         images = dict(zip(a["imageEntry"].tolist(), a["imageHash"].tolist(), strict=True))
         result: dict[str, ContentPrints] = {}

@@ -43,6 +43,14 @@ SECTIONS_V1: tuple[tuple[str, str], ...] = (
     ("imageEntry", "<u4"),
     ("imageHash", "<u8"),
 )
+KEY = "key"
+"""The dtype named for ``fpKeys`` in version 2: ``keyBytes`` bytes each (:class:`PackedKeys`)."""
+KEY_MULTIPLIER = 0x9E3779B97F4A7C15
+"""Odd, so multiplying by it modulo 2**64 is a bijection: a fingerprint's key. Winnowed hashes
+are window minima, crowded at small values; their keys are spread evenly over the buckets."""
+KEY_INVERSE = pow(KEY_MULTIPLIER, -1, 2**64)
+MAX_KEY_BITS = 32
+
 LINE = "line"
 """The dtype named for ``lineLengths`` in version 2: ``lineBytes`` bytes each (2, or 4 when a
 line is 64 KiB or longer)."""
@@ -52,7 +60,8 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("shaPrefix", "<u4"),
     ("textShaPrefix", "<u4"),
     ("textShaEntry", ENTRY),
-    ("fpHash", "<u8"),
+    ("fpBuckets", "<u4"),
+    ("fpKeys", KEY),
     ("fpEntry", ENTRY),
     ("imageEntry", ENTRY),
     ("imageHash", "<u8"),
@@ -62,7 +71,134 @@ version 1's offsets (a line is far below 4 GiB); the digests' prefixes are their
 not 8 (a lookup reads every candidate's line and compares the whole digest, so a shorter prefix
 only adds a rare candidate, never loses one); entry numbers take the fewest bytes that number
 every entry; and each entry's fingerprint count, which the inverted index already says, is
-counted when the fingerprints are first used."""
+counted when the fingerprints are first used. The inverted index is kept by key (the
+fingerprint times :data:`KEY_MULTIPLIER`, modulo 2**64), sorted by (key, entry): ``fpBuckets``
+[2**keyBits + 1] holds where each bucket of keys (their top ``keyBits`` bits) starts, and
+``fpKeys`` [M] each key's remaining ``64 - keyBits`` bits in ``keyBytes`` bytes, so that a key
+costs ``keyBytes`` bytes plus its share of the bucket table instead of 8 (see
+:func:`key_layout`)."""
+
+
+def key_layout(count: int) -> tuple[int, int]:
+    """The ``(keyBits, keyBytes)`` of a sidecar with ``count`` fingerprints: the fewest bytes
+    in all (bucket table and remainders), with at most about 32 keys per bucket on average (a
+    lookup reads every key of the buckets it queries)."""
+    best: tuple[int, int, int] | None = None
+    for bits in range(max(0, (max(count, 1) - 1).bit_length() - 5), MAX_KEY_BITS + 1):
+        width = (64 - bits + 7) // 8
+        cost = 4 * (2**bits + 1) + width * count
+        if best is None or cost < best[0]:
+            best = (cost, bits, width)
+    assert best is not None
+    return best[1], best[2]
+
+
+class PackedKeys:
+    """Version 2's inverted index keys (``fpBuckets`` and ``fpKeys``), searched in place."""
+
+    def __init__(self, buckets: U32, raw: npt.NDArray[np.uint8], bits: int, width: int) -> None:
+        self.buckets = buckets
+        self.raw = raw
+        self.bits = bits
+        self.width = width
+
+    def __len__(self) -> int:
+        return len(self.raw) // self.width
+
+    def _rests(self, positions: npt.NDArray[np.intp]) -> U64:
+        rows = self.raw.reshape(-1, self.width)[positions]
+        wide = np.zeros((len(rows), 8), dtype=np.uint8)
+        wide[:, : self.width] = rows
+        return wide.view("<u8").reshape(-1).astype(np.uint64, copy=False)
+
+    def _split(self, keys: U64) -> tuple[npt.NDArray[np.intp], U64]:
+        if not self.bits:
+            return np.zeros(len(keys), dtype=np.intp), keys
+        shift = np.uint64(64 - self.bits)
+        mask = np.uint64((1 << (64 - self.bits)) - 1)
+        return (keys >> shift).astype(np.intp), keys & mask
+
+    def keys(self, start: int, stop: int) -> U64:
+        """The whole keys of positions ``start .. stop-1``."""
+        positions = np.arange(start, stop, dtype=np.intp)
+        rests = self._rests(positions)
+        if not self.bits:
+            return rests
+        bucket = np.searchsorted(self.buckets, positions, side="right") - 1
+        return (bucket.astype(np.uint64) << np.uint64(64 - self.bits)) | rests
+
+    def hashes(self) -> U64:
+        """Every fingerprint, in index order (by key)."""
+        with np.errstate(over="ignore"):
+            return self.keys(0, len(self)) * np.uint64(KEY_INVERSE)
+
+    def by_hash(self, entries: U32) -> tuple[U64, U32]:
+        """The inverted index as version 1 kept it, sorted by (hash, entry), from ``entries``
+        (``fpEntry``, in key order)."""
+        hashes = self.hashes()
+        order = np.lexsort((entries, hashes))
+        return hashes[order], np.asarray(entries, dtype=np.uint32)[order]
+
+    def postings(self, prints: U64) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+        """Where each of ``prints`` starts in the index, and how many entries hold it."""
+        with np.errstate(over="ignore"):
+            keys = np.asarray(prints, dtype=np.uint64) * np.uint64(KEY_MULTIPLIER)
+        bucket, rest = self._split(keys)
+        lo = self.buckets[bucket].astype(np.intp)
+        sizes = self.buckets[bucket + 1].astype(np.intp) - lo
+        first = np.zeros(len(keys), dtype=np.intp)
+        total = int(sizes.sum())
+        if not total:
+            return first, np.zeros(len(keys), dtype=np.intp)
+        owner = np.repeat(np.arange(len(keys), dtype=np.intp), sizes)
+        positions = np.repeat(lo - np.cumsum(sizes) + sizes, sizes) + np.arange(total)
+        # Equal keys are adjacent within their bucket: the matches of one print are a range.
+        hit = self._rests(positions) == rest[owner]
+        owners, where = owner[hit], positions[hit]
+        found, at = np.unique(owners, return_index=True)
+        first[found] = where[at]
+        return first, np.bincount(owners, minlength=len(keys)).astype(np.intp)
+
+    def check(self, path: object) -> None:
+        """Check the bucket table and that the keys are sorted, a block at a time.
+
+        Raises:
+            FormatError: a bucket table that does not cover the keys, a remainder wider than
+                its bits, or keys out of order.
+        """
+        table, count = self.buckets, len(self)
+        if len(table) != 2**self.bits + 1 or table[0] != 0 or int(table[-1]) != count:
+            raise corrupt(path, "section fpBuckets does not cover section fpKeys")
+        if not is_sorted(table):
+            raise corrupt(path, "section fpBuckets is not sorted")
+        spare = 8 * self.width - (64 - self.bits)
+        if spare and count and int(self.raw.reshape(-1, self.width)[:, -1].max()) >> (8 - spare):
+            raise corrupt(path, "section fpKeys holds a key wider than its bits")
+        previous: int | None = None
+        for start in range(0, count, 1 << 20):
+            block = self.keys(start, min(count, start + (1 << 20)))
+            if not is_sorted(block) or (previous is not None and int(block[0]) < previous):
+                raise corrupt(path, "section fpKeys is not sorted")
+            previous = int(block[-1])
+
+
+def pack_keys(hashes: U64, entries: U32) -> tuple[U32, bytes, U32, int, int]:
+    """Version 2's ``fpBuckets``, ``fpKeys`` (packed) and ``fpEntry`` order from the inverted
+    index sorted by (hash, entry), with its ``keyBits`` and ``keyBytes``."""
+    with np.errstate(over="ignore"):
+        keys = np.asarray(hashes, dtype=np.uint64) * np.uint64(KEY_MULTIPLIER)
+    order = np.argsort(keys, kind="stable")  # equal keys (equal hashes) keep entry order
+    keys, entries = keys[order], np.asarray(entries)[order]
+    bits, width = key_layout(len(keys))
+    table = np.zeros(2**bits + 1, dtype="<u4")
+    if bits:
+        bucket = (keys >> np.uint64(64 - bits)).astype(np.intp)
+        keys = keys & np.uint64((1 << (64 - bits)) - 1)
+    else:
+        bucket = np.zeros(len(keys), dtype=np.intp)
+    np.cumsum(np.bincount(bucket, minlength=2**bits), out=table[1:])
+    raw = keys.astype("<u8").view(np.uint8).reshape(-1, 8)[:, :width].tobytes()
+    return table, raw, entries.astype(np.uint32), bits, width
 
 
 def entry_bytes(count: int) -> int:
@@ -140,10 +276,19 @@ def encode(
         header["entryBytes"] = width
         header["lineBytes"] = line_width = 2 if longest < 2**16 else 4
         values["lineLengths"] = lengths
+        table, keys, values["fpEntry"], bits, key_width = pack_keys(
+            arrays["fpHash"], arrays["fpEntry"]
+        )
+        header["keyBits"], header["keyBytes"] = bits, key_width
+        values["fpBuckets"], packed_keys = table, keys
         for name in ("shaPrefix", "textShaPrefix"):
             values[name] = np.asarray(arrays[name], dtype=np.uint64) >> np.uint64(32)
     header["sections"] = [
-        {"name": name, "dtype": dtype, "count": int(len(values[name]))}
+        {
+            "name": name,
+            "dtype": dtype,
+            "count": int(len(values["fpEntry" if name == "fpKeys" else name])),
+        }
         for name, dtype in sections
     ]
     header_bytes = _json.canonical(header)
@@ -156,6 +301,8 @@ def encode(
             data = pack_entries(values[name], width)
         elif dtype == LINE:
             data = pack_entries(values[name], line_width)
+        elif dtype == KEY:
+            data = packed_keys
         else:
             data = np.ascontiguousarray(values[name], dtype=np.dtype(dtype)).tobytes()
         yield data + b"\0" * (-len(data) % 8)
@@ -203,14 +350,26 @@ def parse(path: object, mapped: Any, size: int) -> tuple[dict[str, Any], dict[st
                 " with this version of provenance",
             )
     expected_sections = SECTIONS_V1 if version == 1 else SECTIONS
-    width = line_width = 4
+    width: Any = 4
+    line_width: Any = 4
+    key_bits: Any = 0
+    key_width: Any = 8
     if version == 2:
-        width = header.get("entryBytes")  # type: ignore[assignment]
+        width = header.get("entryBytes")
         if width != entry_bytes(manifest["entries"]) or isinstance(width, bool):
             raise corrupt(path, f"entryBytes {width!r} does not fit {manifest['entries']} entries")
-        line_width = header.get("lineBytes")  # type: ignore[assignment]
+        line_width = header.get("lineBytes")
         if line_width not in (2, 4) or isinstance(line_width, bool):
             raise corrupt(path, f"lineBytes {line_width!r} is not 2 or 4")
+        key_bits, key_width = header.get("keyBits"), header.get("keyBytes")
+        if (
+            not isinstance(key_bits, int)
+            or isinstance(key_bits, bool)
+            or not 0 <= key_bits <= MAX_KEY_BITS
+            or key_width != (64 - key_bits + 7) // 8
+            or isinstance(key_width, bool)
+        ):
+            raise corrupt(path, f"keyBits {key_bits!r} and keyBytes {key_width!r} do not fit")
     sections = header.get("sections")
     names = (
         [(s.get("name"), s.get("dtype")) for s in sections if isinstance(s, dict)]
@@ -226,8 +385,8 @@ def parse(path: object, mapped: Any, size: int) -> tuple[dict[str, Any], dict[st
         count = section.get("count")
         if not isinstance(count, int) or isinstance(count, bool) or count < 0:
             raise corrupt(path, f"section {section['name']}: bad count")
-        packed = section["dtype"] in (ENTRY, LINE)
-        item = line_width if section["dtype"] == LINE else width
+        packed = section["dtype"] in (ENTRY, LINE, KEY)
+        item = {LINE: line_width, KEY: key_width}.get(section["dtype"], width)
         dtype = np.dtype(np.uint8 if packed else section["dtype"])
         length = count * (item if packed else dtype.itemsize)
         padded = length + (-length % 8)
@@ -238,6 +397,8 @@ def parse(path: object, mapped: Any, size: int) -> tuple[dict[str, Any], dict[st
         )
         if section["name"] == "fpEntry" and packed:
             arrays["fpEntryPacked"] = array
+        elif section["dtype"] == KEY:
+            arrays["fpKeys"] = PackedKeys(arrays.pop("fpBuckets"), array, key_bits, key_width)
         elif packed:
             arrays[section["name"]] = unpack_entries(array, item)
         else:
@@ -272,9 +433,9 @@ def check_sections(path: object, header: dict[str, Any], a: dict[str, npt.NDArra
     }
     if "textFpCount" in a:  # version 1
         expected |= {"textFpCount": count, "fpEntry": len(a["fpHash"])}
-    elif header["fpEntries"] != len(a["fpHash"]):
+    elif header["fpEntries"] != len(a["fpKeys"]):
         raise corrupt(
-            path, f"section fpEntry has {header['fpEntries']} values, expected {len(a['fpHash'])}"
+            path, f"section fpEntry has {header['fpEntries']} values, expected {len(a['fpKeys'])}"
         )
     for name, want in expected.items():
         if len(a[name]) != want:
@@ -303,8 +464,11 @@ def check_prints(path: object, a: dict[str, npt.NDArray[Any]], header: dict[str,
     count = header["manifest"]["entries"]
     if "fpEntryPacked" in a:
         a["fpEntry"] = unpack_entries(a.pop("fpEntryPacked"), header["entryBytes"])
-    fp_hash, fp_entry = a["fpHash"], a["fpEntry"]
-    if not is_sorted(fp_hash):
+    fp_entry = a["fpEntry"]
+    if "fpKeys" in a:
+        keys: PackedKeys = a["fpKeys"]  # type: ignore[assignment]
+        keys.check(path)
+    elif not is_sorted(a["fpHash"]):
         raise corrupt(path, "section fpHash is not sorted")
     if len(fp_entry) and int(fp_entry.max()) >= count:
         raise corrupt(path, f"section fpEntry names an entry beyond {count}")
