@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 from provenance import fingerprints, fpindex, manifest
+from provenance.fpindex import layout
 from tests.conftest import SAMPLES
 
 BOOKS = sorted((SAMPLES / "data" / "books").glob("*.txt"))
@@ -107,3 +108,23 @@ def scraped_page() -> str:
         + "\n</div>\n"
         + BOOKS[6].read_text(encoding="utf-8")[:15000]
     )
+
+
+def sidecar_as_version_1(sidecar: Path, manifest_path: Path) -> bytes:
+    """The bytes of ``sidecar`` (format 2, of ``manifest_path``) in format 1: the same content
+    as the first implementation wrote it."""
+    data = sidecar.read_bytes()
+    header, arrays = layout.parse(sidecar, data, len(data))
+    layout.check_prints(sidecar, arrays, header)  # unpacks fpEntry, counts textFpCount
+    # Format 1 keeps 8-byte digest prefixes: from the manifest itself.
+    scan = fpindex.scan_manifest(manifest_path)
+    fp_hash, fp_entry = arrays["fpKeys"].by_hash(arrays["fpEntry"])
+    arrays = dict(
+        arrays,
+        shaPrefix=scan.sha_prefix,
+        textShaPrefix=scan.text_prefix,
+        fpHash=fp_hash,
+        fpEntry=fp_entry,
+    )
+    count = header["manifest"]["entries"]
+    return b"".join(layout.encode(header["manifest"]["sha256"], count, arrays, version=1))

@@ -34,7 +34,7 @@ from provenance.fpsidecar import SidecarMismatchError, open_part_sidecars
 from provenance.partlookup import PartitionedLookup
 from provenance.proofs import CardRef, load_card
 from tests.conftest import NOW, SAMPLES, one_error_line, run_cli
-from tests.lookup_support import BOOKS, WORKS, edit, scraped_page
+from tests.lookup_support import BOOKS, WORKS, edit, scraped_page, sidecar_as_version_1
 
 AT = dt.datetime(2026, 11, 29, 12, tzinfo=dt.UTC)
 COUNTS = (1, 3, 16)
@@ -487,31 +487,13 @@ def test_merge_refuses_a_partitioned_input_whose_sidecars_are_gone(
 # The format: version 2 is smaller; version 1 is still read
 
 
-def _as_version_1(sidecar: Path, out: Path) -> None:
-    data = sidecar.read_bytes()
-    header, arrays = layout.parse(sidecar, data, len(data))
-    layout.check_prints(sidecar, arrays, header)  # unpacks fpEntry, counts textFpCount
-    # Format 1 keeps 8-byte digest prefixes: from the manifest itself.
-    scan = fpindex.scan_manifest(sidecar.with_name(sidecar.name[: -len(".fp")]))
-    fp_hash, fp_entry = arrays["fpKeys"].by_hash(arrays["fpEntry"])
-    arrays = dict(
-        arrays,
-        shaPrefix=scan.sha_prefix,
-        textShaPrefix=scan.text_prefix,
-        fpHash=fp_hash,
-        fpEntry=fp_entry,
-    )
-    count = header["manifest"]["entries"]
-    pieces = layout.encode(header["manifest"]["sha256"], count, arrays, version=1)
-    out.write_bytes(b"".join(pieces))
-
-
 def test_format_1_sidecars_are_still_read_with_the_same_findings(
     world: World, tmp_path: Path
 ) -> None:
     m = tmp_path / "m.jsonl"
     shutil.copy(world.single, m)
-    _as_version_1(fpindex.sidecar_path(world.single), fpindex.sidecar_path(m))
+    old = sidecar_as_version_1(fpindex.sidecar_path(world.single), world.single)
+    fpindex.sidecar_path(m).write_bytes(old)
     raw = fpindex.sidecar_path(m).read_bytes()
     header, _ = layout.parse(m, raw, len(raw))
     assert header["version"] == 1

@@ -24,13 +24,17 @@ unsigned integer):
   candidate line and compares the whole digest);
 - ``textShaPrefix`` ``<u4`` [T] and ``textShaEntry`` ``entry`` [T]: the same for
   ``textSha256``, in the order of (8-byte prefix, entry);
-- ``fpHash`` ``<u8`` [M] and ``fpEntry`` ``entry`` [M]: an inverted index of the text
-  fingerprints, sorted by (hash, entry); each entry's fingerprint count is counted from it;
+- ``fpBuckets`` ``<u4`` [2**keyBits + 1], ``fpKeys`` [M] and ``fpEntry`` ``entry`` [M]: an
+  inverted index of the text fingerprints by key (the fingerprint times an odd constant,
+  modulo 2**64), sorted by (key, entry): where each bucket of keys (their top ``keyBits``
+  bits) starts, and each key's other bits in ``keyBytes`` bytes (see
+  :class:`~provenance.fpindex.layout.PackedKeys`); each entry's fingerprint count is counted
+  from it;
 - ``imageEntry`` ``entry`` [I] and ``imageHash`` ``<u8`` [I]: the pHash of every image entry,
   by entry.
 
-Version 1 had ``lineOffsets`` ``<u8`` [N+1], 8-byte prefixes, 4-byte entry numbers and a
-``textFpCount`` ``<u4`` [N] section; readers see both versions as version 1's arrays.
+Version 1 had ``lineOffsets`` ``<u8`` [N+1], 8-byte prefixes, ``fpHash`` ``<u8`` [M] sorted by
+(hash, entry), 4-byte entry numbers and a ``textFpCount`` ``<u4`` [N] section.
 
 A partitioned manifest has one sidecar per part (``part-NNNNN.jsonl.fp``, the sidecar of that
 part as a manifest file), listed with its digest in the manifest's ``index.json``.

@@ -310,10 +310,11 @@ def encode(
 
 def parse(path: object, mapped: Any, size: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """Parse a sidecar's ``size`` bytes (``mapped``: bytes or a mapping) as the header and
-    each section's array, by name, as version 1 named them: ``lineOffsets`` (from version 2's
-    ``lineLengths``) and entry numbers as uint32. Version 2's ``fpEntry`` is left packed, as
-    ``fpEntryPacked``, until :func:`check_prints` (the fingerprint sections are the bulk of
-    the file, used only by near-duplicate lookups); the other arrays are views of ``mapped``
+    each section's array, by name: ``lineOffsets`` (from version 2's ``lineLengths``) and
+    entry numbers as uint32 for both versions; version 2's keys as ``fpKeys``, a
+    :class:`PackedKeys` (version 1's ``fpHash`` array otherwise), and its ``fpEntry`` left
+    packed, as ``fpEntryPacked``, until :func:`check_prints` (the fingerprint sections are the
+    bulk of the file, used only by near-duplicate lookups). Arrays are views of ``mapped``
     where their encoding allows.
 
     Raises:
