@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 import numpy as np
 
 from provenance import fpindex
+from provenance.errors import InputError
 from provenance.fingerprints import ContentPrints, content_prints
 from provenance.fpindex import FingerprintIndex
 from provenance.fpsidecar import open_sidecar
@@ -317,6 +318,26 @@ def open_for_lookup(
         DigestMismatchError: the manifest is not the card's, or the sidecar is not the one the
             card commits to.
     """
+    from provenance.partitions import is_partitioned
+
+    if is_partitioned(manifest_path) and sidecar is not None:
+        raise InputError(
+            f"{sidecar}: a partitioned manifest's fingerprint sidecars are its parts' (listed in"
+            f" {manifest_path}'s index.json); no other can be named"
+        )
+    if is_partitioned(manifest_path):
+        from provenance.partlookup import open_partitioned
+
+        # Only the parts a lookup needs are read, and their sidecar parts as the card allows
+        # (None: a part holds textSha256s and there are no sidecars to find them by).
+        if (partitioned := open_partitioned(manifest_path, card)) is not None:
+            if partitioned.note is not None:
+                warn(partitioned.note)
+            try:
+                yield partitioned, partitioned if card is not None else None
+            finally:
+                partitioned.close()
+            return
     if card is None:
         chosen = open_sidecar(manifest_path, None, sidecar=sidecar)
         with FingerprintIndex.from_sidecar(manifest_path, chosen) as index:
@@ -324,18 +345,6 @@ def open_for_lookup(
                 warn(chosen.note)
             yield index, None
         return
-    from provenance.partitions import is_partitioned
-
-    if is_partitioned(manifest_path) and sidecar is None:
-        from provenance.partlookup import open_partitioned
-
-        # Only the parts a lookup needs are read (None: a part holds textSha256s).
-        if (partitioned := open_partitioned(manifest_path, card)) is not None:
-            try:
-                yield partitioned, partitioned
-            finally:
-                partitioned.close()
-            return
     from provenance.proofs import ProofBuilder, read_against_card
 
     def scan(entries: Iterator[ManifestEntry]) -> fpindex.ManifestScan:

@@ -13,6 +13,7 @@ start-up.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -109,7 +110,8 @@ def build_manifest_file(
 
 def merge_manifest_files(inputs: Sequence[Path], output: Path) -> manifest.ManifestSummary:
     """Merge manifests built separately (shards: the complete set of one build) into ``output``,
-    with their fingerprint sidecars (all or none of the inputs must have one).
+    with their fingerprint sidecars (all or none of the inputs must have one; a partitioned
+    input's are its parts').
 
     Returns:
         The summary of the merged manifest.
@@ -121,8 +123,24 @@ def merge_manifest_files(inputs: Sequence[Path], output: Path) -> manifest.Manif
     """
     from provenance import fpindex
 
-    summary = manifest.merge_manifests(inputs, output)
+    # Merged beside the output first: a sidecar refused after the manifests were merged leaves
+    # nothing written.
+    staged = output.with_name(f".{output.name}.merge-{uuid.uuid4().hex[:12]}")
+    try:
+        summary = manifest.merge_manifests(inputs, staged)
+        prints = fpindex.merged_prints(list(inputs))
+        if prints is not None:
+            fpindex.write_sidecar(staged, prints)
+        try:
+            os.replace(staged, output)
+            if prints is not None:
+                os.replace(fpindex.sidecar_path(staged), fpindex.sidecar_path(output))
+        except OSError as exc:
+            raise LocalIOError(f"{output}: cannot write: {exc.strerror}") from None
+    finally:
+        _remove(staged)
+        _remove(fpindex.sidecar_path(staged))
     manifest.write_shard_record(output, None, summary)
-    if fpindex.merge_sidecars(list(inputs), output) is None:
+    if prints is None:
         _remove(fpindex.sidecar_path(output))
     return summary

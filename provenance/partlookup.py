@@ -9,10 +9,13 @@ lookup of one work reads one part; an absence proof whose neighbours sit at the 
 part reads the neighbouring part too. Every proof is verified against the card before it is
 returned, as :class:`provenance.proofs.ProofBuilder` does.
 
-This path serves exact matches (and absences). Normalized matches need every entry's
-``textSha256``: when any part holds one (the index counts them per part), lookups read the whole
-manifest instead (:func:`open_partitioned` returns None), and near-duplicate fingerprints are
-not partitioned yet.
+Normalized, near-duplicate and contained matches use the parts' fingerprint sidecars
+(``part-NNNNN.jsonl.fp``, listed in the index), as :func:`provenance.fpsidecar.open_part_sidecars`
+decides given the card: a normalized or near-duplicate lookup searches every sidecar part (each
+read once, when first needed, and checked against the digest the index lists), then reads only
+the parts that hold a candidate. A manifest whose parts hold ``textSha256`` but whose sidecars
+are not to be used is read whole instead (:func:`open_partitioned` returns None), since only
+reading every entry finds its normalized copies.
 """
 
 from __future__ import annotations
@@ -20,12 +23,14 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from provenance import merkle, partitions
 from provenance.errors import DigestMismatchError, InputError
+from provenance.fpsidecar import PartSidecars, open_part_sidecars
 from provenance.manifest import ManifestEntry, entry_bytes
 from provenance.merkle import ProofError
 from provenance.proofs.inputs import CardRef
@@ -45,21 +50,62 @@ class _Part:
 
 
 class PartitionedLookup:
-    """A partitioned manifest opened against a card, as both the index a lookup searches and
-    the builder of its proofs."""
+    """A partitioned manifest opened against a card (or, without one, checked against nothing
+    but its own index), as both the index a lookup searches and the builder of its proofs."""
 
-    has_text_prints = False
-
-    def __init__(self, path: Path, card: CardRef) -> None:
+    def __init__(self, path: Path, card: CardRef | None) -> None:
         self._path = path
-        self.commitment = card.commitment
-        self.index, digest = partitions.read_index(path)
-        self.commitment.check_manifest(
-            partitions.index_path(path), digest, self.index.entries, self.index.merkle_root
+        self.commitment = card.commitment if card is not None else None
+        self.sidecars: PartSidecars = open_part_sidecars(
+            path, card.card if card is not None else None
         )
+        self.index, digest = self.sidecars.index, self.sidecars.index_sha256
+        if self.commitment is not None:
+            self.commitment.check_manifest(
+                partitions.index_path(path), digest, self.index.entries, self.index.merkle_root
+            )
         self._directory = partitions.index_path(path).parent
         self._offsets = self.index.offsets()
         self._parts: dict[int, _Part] = {}
+        self._prints: dict[int, Any] = {}  # part -> FingerprintIndex of its sidecar
+
+    @property
+    def has_text_prints(self) -> bool:
+        """True when the parts' fingerprint sidecars are used."""
+        return self.sidecars.used
+
+    @property
+    def note(self) -> str | None:
+        """Why the sidecar parts are not used (one sentence), if there is something to say."""
+        return self.sidecars.note
+
+    @property
+    def sidecars_read(self) -> list[int]:
+        """The parts whose sidecars were read so far, in order."""
+        return sorted(self._prints)
+
+    def _part_prints(self, k: int) -> Any:
+        """Part ``k``'s sidecar, read once and checked against the index."""
+        if k not in self._prints:
+            from provenance.fpindex import FingerprintIndex
+
+            info = self.index.parts[k]
+            self._prints[k] = FingerprintIndex.for_part(
+                self._directory / info.file,
+                self.sidecars.open_part(k),
+                manifest_sha256=info.sha256,
+                manifest_bytes=info.bytes,
+            )
+        return self._prints[k]
+
+    def _parts_with(self, attribute: str) -> list[int]:
+        if not self.sidecars.used:
+            return []
+        return [
+            k
+            for k, part in enumerate(self.index.parts)
+            if part.entries and (attribute != "text" or part.text_entries)
+        ]
 
     @property
     def size(self) -> int:
@@ -111,26 +157,57 @@ class PartitionedLookup:
         return [(self._offsets[k] + i, part.entries[i]) for i in range(lo, hi)]
 
     def normalized_numbered(self, text_sha256: str) -> list[tuple[int, ManifestEntry]]:
-        """None: no part holds a textSha256 (see :func:`open_partitioned`)."""
-        return []
+        """The entries whose textSha256 is ``text_sha256``, with their numbers: every sidecar
+        part holding text entries is searched, and only the parts of candidates read."""
+        found = []
+        for k in self._parts_with("text"):
+            for local in self._part_prints(k).text_sha_candidates(text_sha256):
+                entry = self._part(k).entries[local]
+                if entry.textSha256 == text_sha256:
+                    found.append((self._offsets[k] + local, entry))
+        return sorted(found, key=lambda item: item[0])
 
     def text_candidates(
         self, prints: npt.NDArray[np.uint64], *, max_postings: int = 100_000
     ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-        """None: a partitioned manifest has no fingerprint sidecar yet."""
+        """As :meth:`provenance.fpindex.FingerprintIndex.text_candidates` on the single file:
+        every sidecar part is searched, and a fingerprint is skipped as boilerplate when the
+        parts together hold it more than ``max_postings`` times."""
+        parts = self._parts_with("text")
         empty = np.zeros(0, dtype=np.intp)
-        return empty, empty, empty
+        if not parts or not len(prints):
+            return empty, empty, empty
+        ranges = [self._part_prints(k).postings(prints) for k in parts]
+        total = np.sum([lengths for _, lengths in ranges], axis=0)
+        keep = (total > 0) & (total <= max_postings)
+        found = []
+        for k, (lo, lengths) in zip(parts, ranges, strict=True):
+            entries, shared, counts = self._part_prints(k).candidates_in(lo, lengths, keep)
+            found.append((entries + self._offsets[k], shared, counts))
+        return (
+            np.concatenate([f[0] for f in found]).astype(np.intp),
+            np.concatenate([f[1] for f in found]).astype(np.intp),
+            np.concatenate([f[2] for f in found]).astype(np.intp),
+        )
 
     def image_candidates(
         self, phash: int, *, max_distance: int
     ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-        """None: a partitioned manifest has no fingerprint sidecar yet."""
+        """As :meth:`provenance.fpindex.FingerprintIndex.image_candidates`, over every part."""
         empty = np.zeros(0, dtype=np.intp)
-        return empty, empty
+        entries, distances = [empty], [empty]
+        for k in self._parts_with("image"):
+            found, far = self._part_prints(k).image_candidates(phash, max_distance=max_distance)
+            entries.append(found.astype(np.intp) + self._offsets[k])
+            distances.append(far.astype(np.intp))
+        return np.concatenate(entries), np.concatenate(distances)
 
     def close(self) -> None:
-        """Forget the parts read."""
+        """Forget the parts read, and release their sidecars."""
         self._parts = {}
+        for opened in self._prints.values():
+            opened.close()
+        self._prints = {}
 
     # -- proofs --------------------------------------------------------------------------------
 
@@ -187,6 +264,8 @@ class PartitionedLookup:
         """
         from provenance.proofs import ProofRequest
 
+        if self.commitment is None:
+            raise ValueError(f"{self._path}: opened without a card, so nothing to prove against")
         proofs = []
         for request in requests:
             assert isinstance(request, ProofRequest)
@@ -227,15 +306,18 @@ class PartitionedLookup:
         return proofs
 
 
-def open_partitioned(path: Path, card: CardRef) -> PartitionedLookup | None:
-    """Open the partitioned manifest at ``path`` for lookups against ``card`` reading only the
-    parts needed, or return None when a part holds a textSha256 (then every part must be read).
+def open_partitioned(path: Path, card: CardRef | None) -> PartitionedLookup | None:
+    """Open the partitioned manifest at ``path`` for lookups against ``card`` (or none),
+    reading only the parts needed, or return None when a part holds a textSha256 and the
+    sidecar parts are not to be used (then every part must be read).
 
     Raises:
-        InputError, FormatError, SchemaError: a missing or malformed index.
-        DigestMismatchError: the index is not the one the card commits to.
+        InputError, FormatError, SchemaError: a missing or malformed index; some sidecar parts
+            missing while others are present.
+        DigestMismatchError: the index is not the one the card commits to, or the card commits
+            to other fingerprints.
     """
     opened = PartitionedLookup(path, card)
-    if any(p.text_entries for p in opened.index.parts):
+    if not opened.sidecars.used and any(p.text_entries for p in opened.index.parts):
         return None
     return opened

@@ -5,7 +5,9 @@ file, or a chunk of a folder's files) is hashed by one task, which sorts its own
 spills them to per-partition run files, and its ids to per-bucket id files; no task holds more
 than its shard. Then one task per id bucket checks that no id appears in two shards, and one
 task per partition merges that partition's runs into its part file (a streamed k-way merge)
-and computes the part's aligned Merkle subtree roots from its position in the whole tree. The
+and computes the part's aligned Merkle subtree roots from its position in the whole tree. With
+fingerprints, each shard also spills its entries' fingerprints beside each run, and the
+partition's task writes the part's fingerprint sidecar (holding that partition, not more). The
 driver writes the index (or, for a single-file manifest, moves the one part into place) and
 computes the root from the parts' subtree roots. The result is byte-identical to a one-machine
 build of the same entries whatever the executor, the shards and the partition count.
@@ -17,6 +19,7 @@ succeeded.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import heapq
 import os
@@ -26,6 +29,7 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -120,8 +124,14 @@ def _files_shard(root: Path, chunk: list[tuple[str, str]]) -> Shard:
     return Shard(name=name, files=tuple(chunk))
 
 
-def shard_entries(shard: Shard) -> list[manifest.ManifestEntry]:
+def shard_entries(
+    shard: Shard, prints: dict[str, Any] | None = None
+) -> list[manifest.ManifestEntry]:
     """Hash one shard, returning its entries in manifest order.
+
+    With ``prints`` (a dict), contents are fingerprinted as one machine's build does: text
+    entries get ``textSha256`` and ``prints`` each entry id's
+    :class:`provenance.fingerprints.ContentPrints` that has near-duplicate fingerprints.
 
     Raises:
         As :func:`provenance.manifest.build_from_records` for a records file, and for files as
@@ -129,14 +139,30 @@ def shard_entries(shard: Shard) -> list[manifest.ManifestEntry]:
         by id, named).
     """
     if shard.records is not None:
-        return manifest.build_from_records(Path(shard.records), columns=shard.columns)
+        return manifest.build_from_records(
+            Path(shard.records), columns=shard.columns, prints=prints
+        )
     entries = []
     for entry_id, path in shard.files:
-        digest = manifest.hash_file(path)
+        digest = manifest.hash_file(path, fingerprint=prints is not None)
         if digest.error is not None:
             # Files are in id order: the first failure by id is named, as one machine does.
             raise digest.error.exception(path)
-        entries.append(manifest.ManifestEntry(id=entry_id, sha256=digest.sha256, size=digest.size))
+        found = digest.prints
+        entries.append(
+            manifest.ManifestEntry(
+                id=entry_id,
+                sha256=digest.sha256,
+                size=digest.size,
+                textSha256=None if found is None else found.text_sha256,
+            )
+        )
+        if (
+            prints is not None
+            and found is not None
+            and (len(found.text) or found.image is not None)
+        ):
+            prints[entry_id] = found
     entries.sort(key=manifest.ManifestEntry.sort_key)
     return entries
 
@@ -152,6 +178,7 @@ class _ShardTask:
     workdir: str
     partitions: int
     spill_ids: bool
+    fingerprints: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +191,10 @@ def _run_name(workdir: str, partition: int, shard: int) -> str:
     return os.path.join(workdir, f"run-{partition:05d}-{shard:06d}.jsonl")
 
 
+def _prints_name(workdir: str, partition: int, shard: int) -> str:
+    return os.path.join(workdir, f"prints-{partition:05d}-{shard:06d}.bin")
+
+
 def _ids_name(workdir: str, bucket: int, shard: int) -> str:
     return os.path.join(workdir, f"ids-{bucket:05d}-{shard:06d}.txt")
 
@@ -173,8 +204,10 @@ def _id_bucket(entry_id: str, buckets: int) -> int:
 
 
 def _hash_shard(task: _ShardTask) -> _ShardDone:
-    """Hash a shard; spill its entries by partition and its ids by bucket (both sorted)."""
-    entries = shard_entries(task.shard)
+    """Hash a shard; spill its entries by partition and its ids by bucket (both sorted), and
+    with fingerprints each partition's fingerprints beside its run, in the run's order."""
+    prints: dict[str, Any] | None = {} if task.fingerprints else None
+    entries = shard_entries(task.shard, prints)
     count = task.partitions
     counts = [0] * count
     start = 0
@@ -184,6 +217,11 @@ def _hash_shard(task: _ShardTask) -> _ShardDone:
         while end < len(entries) and partitions.partition_of(entries[end].sha256, count) == k:
             end += 1
         _write(_run_name(task.workdir, k, task.index), manifest.entry_lines(entries[start:end]))
+        if prints is not None:
+            from provenance.fpindex import pack_prints
+
+            packed = pack_prints(entries[start:end], prints)
+            _write(_prints_name(task.workdir, k, task.index), packed)
         counts[k] = end - start
         start = end
     buckets: list[list[str]] = [[] for _ in range(count if task.spill_ids else 0)]
@@ -235,10 +273,16 @@ class _PartTask:
     offset: int
     runs: tuple[str, ...]
     output: str
+    prints: tuple[str, ...] | None = None
+    """With fingerprints: each run's packed fingerprints (the sidecar is ``output`` + .fp)."""
 
 
 def _merge_part(task: _PartTask) -> partitions.PartInfo:
-    """Merge one partition's sorted runs into its part file (a streamed k-way merge)."""
+    """Merge one partition's sorted runs into its part file (a streamed k-way merge), and
+    with fingerprints write the part's sidecar (the part's entries and fingerprints are then
+    held: memory is bounded by the partition, not the dataset)."""
+    if task.prints is not None:
+        return _merge_part_with_prints(task, task.prints)
 
     def entries(path: str) -> Iterator[manifest.ManifestEntry]:
         # Streamed a chunk of whole lines at a time: memory is the runs' chunks, not the part.
@@ -249,6 +293,36 @@ def _merge_part(task: _PartTask) -> partitions.PartInfo:
     merged = heapq.merge(*(entries(r) for r in task.runs), key=manifest.ManifestEntry.sort_key)
     return partitions.write_part(
         merged, Path(task.output), offset=task.offset, k=task.k, partitions=task.partitions
+    )
+
+
+def _merge_part_with_prints(task: _PartTask, packed: tuple[str, ...]) -> partitions.PartInfo:
+    from provenance import fpindex
+    from provenance.fingerprints import ContentPrints
+
+    prints: dict[str, ContentPrints] = {}
+    runs: list[list[manifest.ManifestEntry]] = []
+    for run, prints_file in zip(task.runs, packed, strict=True):
+        with open(run, "rb") as handle:
+            entries = _decoder.decode_lines(handle.read())
+        with open(prints_file, "rb") as handle:
+            found = fpindex.unpack_prints(handle.read())
+        if len(found) != len(entries):
+            raise LocalIOError(f"{prints_file}: does not match {run}")
+        for entry, content in zip(entries, found, strict=True):
+            if content is not None:
+                prints[entry.id] = content
+        runs.append(entries)
+    merged = list(heapq.merge(*runs, key=manifest.ManifestEntry.sort_key))
+    output = Path(task.output)
+    part = partitions.write_part(
+        merged, output, offset=task.offset, k=task.k, partitions=task.partitions
+    )
+    sidecar = output.with_name(partitions.sidecar_name(task.k))
+    digest = fpindex.write_sidecar_for(merged, part.sha256, prints, sidecar)
+    size = sidecar.stat().st_size
+    return dataclasses.replace(
+        part, fingerprints=partitions.SidecarPart(sidecar.name, digest, size)
     )
 
 
@@ -264,9 +338,14 @@ def build(
     partition_count: int | None,
     progress: Callable[[int], None] | None = None,
     check_ids: bool = True,
+    fingerprints: bool = False,
 ) -> manifest.ManifestSummary:
     """Build the manifest of ``shards`` into ``output``: a single file when
     ``partition_count`` is None, else a partitioned manifest of that many parts.
+
+    With ``fingerprints``, text entries get ``textSha256`` and each part its fingerprint
+    sidecar, written by the part's own task (for a single file, ``output`` + ``.fp``; for a
+    partitioned manifest, ``part-NNNNN.jsonl.fp``, listed in the index).
 
     ``check_ids`` false skips the check that no id is in two shards, for shards that cannot
     share one (the files of one folder).
@@ -290,7 +369,8 @@ def build(
         workdir.mkdir()
         names = [s.name for s in shards]
         tasks = [
-            _ShardTask(s, i, str(workdir), count, check_ids) for i, s in enumerate(shards)
+            _ShardTask(s, i, str(workdir), count, check_ids, fingerprints)
+            for i, s in enumerate(shards)
         ]
         done: list[_ShardDone] = []
         for result in executor.map(_hash_shard, tasks, names=names):
@@ -308,11 +388,18 @@ def build(
         staging = partitions.staging_dir(output)
         part_tasks, offset = [], 0
         for k in range(count):
-            runs = tuple(
-                _run_name(str(workdir), k, i) for i, d in enumerate(done) if d.counts[k]
-            )
+            holding = [i for i, d in enumerate(done) if d.counts[k]]
+            runs = tuple(_run_name(str(workdir), k, i) for i in holding)
+            packed = tuple(_prints_name(str(workdir), k, i) for i in holding)
             part_tasks.append(
-                _PartTask(k, count, offset, runs, str(staging / partitions.part_name(k)))
+                _PartTask(
+                    k,
+                    count,
+                    offset,
+                    runs,
+                    str(staging / partitions.part_name(k)),
+                    packed if fingerprints else None,
+                )
             )
             offset += sum(d.counts[k] for d in done)
         parts = list(
@@ -325,6 +412,11 @@ def build(
             part = parts[0]
             try:
                 os.replace(staging / part.file, output)
+                if part.fingerprints is not None:
+                    os.replace(
+                        staging / part.fingerprints.file,
+                        output.with_name(output.name + partitions.SIDECAR_SUFFIX),
+                    )
             except OSError as exc:
                 raise LocalIOError(f"{output}: cannot write: {exc.strerror}") from None
             return manifest.ManifestSummary(
@@ -366,12 +458,13 @@ def build_dataset(
     ``output``, partitioned into ``partition_count`` parts when ``partitioned``.
 
     One input into one file on the local executor is built as
-    :func:`provenance.manifest_files.build_manifest_file` builds it (with its fingerprint
-    sidecar); anything else is built shard by shard (:func:`build`), byte-identical.
+    :func:`provenance.manifest_files.build_manifest_file` builds it; anything else is built
+    shard by shard (:func:`build`), byte-identical, fingerprint sidecars included (one per
+    part of a partitioned manifest).
 
     Raises:
-        InputError: fingerprints asked for a build by shards (not supported yet), a glob that
-            matches nothing, an input given twice, an id in two inputs; and as the builders.
+        InputError: a glob that matches nothing, an input given twice, an id in two inputs;
+            and as the builders.
         ShardFailedError, UnavailableError: a worker died; Ray cannot be started or reached.
         LocalIOError: reading or writing failed (nothing is left half-written).
     """
@@ -392,11 +485,6 @@ def build_dataset(
             progress=progress,
             on_total=on_total,
         )
-    if fingerprints:
-        raise InputError(
-            f"{output}: fingerprint sidecars are built only for one input into one manifest file"
-            " on the local executor; build this manifest without fingerprints"
-        )
     if not any(p.is_dir() for p in paths) and (ignore is not None or symlinks == "error"):
         raise InputError("exclusions and the symlink policy apply to folders, not records files")
     exclude = {os.path.realpath(output), os.path.realpath(sidecar_path(output))}
@@ -414,12 +502,14 @@ def build_dataset(
             progress=progress,
             # The files of one folder have distinct ids; records files check their own.
             check_ids=len(paths) > 1,
+            fingerprints=fingerprints,
         )
     if not partitioned:
         # Files left from an earlier build of this output would describe another manifest.
         manifest.write_shard_record(output, None, summary)
         try:
-            sidecar_path(output).unlink(missing_ok=True)
+            if not fingerprints:
+                sidecar_path(output).unlink(missing_ok=True)
         except OSError as exc:
             raise LocalIOError(f"{sidecar_path(output)}: cannot remove: {exc.strerror}") from None
     return summary
@@ -430,28 +520,37 @@ def merge_to_partitioned(
 ) -> manifest.ManifestSummary:
     """Merge manifests (files, shards of one build, or partitioned) into the partitioned
     manifest ``output``: as ``manifest.merge_manifests`` merges them, then split into parts.
+    The inputs' fingerprint sidecars (all or none of them must have some) are carried over,
+    one sidecar per part, byte-identical to a partitioned build's.
 
     Raises:
-        InputError: an input has a fingerprint sidecar (not partitioned yet); and as
+        InputError: some inputs have fingerprint sidecars and others not; and as
             :func:`provenance.manifest.merge_manifests` and
             :func:`provenance.partitions.write_partitioned`.
-        FormatError, LocalIOError: as those.
+        FormatError, DigestMismatchError: a sidecar is corrupt or not the one listed.
+        LocalIOError: as those.
     """
-    from provenance.manifest_files import sidecar_path
+    from provenance import fpindex
 
-    for path in inputs:
-        if os.path.lexists(sidecar_path(path)):
-            raise InputError(
-                f"{path}: has a fingerprint sidecar ({sidecar_path(path).name}), which a"
-                " partitioned manifest cannot carry yet; merge into a manifest file instead"
-            )
     partitions.check_partitions(partition_count)
     partitions.check_output_dir(output)
+    prints = fpindex.merged_prints(list(inputs))
+    writer: partitions.PartSidecarWriter | None = None
+    if prints is not None:
+        found = prints
+
+        def writer(
+            entries: list[manifest.ManifestEntry], part: partitions.PartInfo, path: Path
+        ) -> partitions.SidecarPart:
+            own = {e.id: found[e.id] for e in entries if e.id in found}
+            digest = fpindex.write_sidecar_for(entries, part.sha256, own, path)
+            return partitions.SidecarPart(path.name, digest, path.stat().st_size)
+
     merged = output.with_name(f".{output.name}.merge-{uuid.uuid4().hex[:12]}.jsonl")
     try:
         manifest.merge_manifests(inputs, merged)
         return partitions.write_partitioned(
-            manifest.iter_manifest(merged), output, partitions=partition_count
+            manifest.iter_manifest(merged), output, partitions=partition_count, sidecars=writer
         )
     finally:
         merged.unlink(missing_ok=True)

@@ -23,7 +23,7 @@ from provenance._units import format_size
 from provenance.card import Tallier, VerifiedCard, verify_card
 from provenance.datadiff import DataDiff, DataWalk, diff_data
 from provenance.envelope import Envelope
-from provenance.errors import DocumentTypeError, InputError, SignatureError
+from provenance.errors import DigestMismatchError, DocumentTypeError, InputError, SignatureError
 from provenance.fpsidecar import SidecarMismatchError, open_sidecar
 from provenance.lists.audit import ListFinding
 from provenance.manifest import Manifest, ManifestEntry, ManifestReader, ManifestSummary
@@ -335,6 +335,11 @@ def _check_fingerprint_index(found: _Found, card: VerifiedCard, manifest_path: P
     The sidecar is optional (lookups without it give exact and normalized matches only), so its
     absence is reported, not failed; a sidecar that differs from the one committed fails.
     """
+    from provenance.partitions import is_partitioned
+
+    if is_partitioned(manifest_path):
+        _check_part_sidecars(found, card, manifest_path)
+        return
     try:
         sidecar = open_sidecar(manifest_path, card)
     except SidecarMismatchError as exc:
@@ -349,6 +354,35 @@ def _check_fingerprint_index(found: _Found, card: VerifiedCard, manifest_path: P
             found.add("fingerprint index", True, f"not checked: no {name} beside the manifest")
             return
         found.add("fingerprint index", True, f"{name} sha256 {sidecar.sha256()}")
+
+
+def _check_part_sidecars(found: _Found, card: VerifiedCard, manifest_path: Path) -> None:
+    """:func:`_check_fingerprint_index` for a partitioned manifest: every sidecar part the
+    card's index lists is read once and held against the digest listed."""
+    from provenance.fpsidecar import open_part_sidecars
+
+    try:
+        sidecars = open_part_sidecars(manifest_path, card)
+        if sidecars.committed is None:
+            return
+        if not sidecars.used:
+            found.add("fingerprint index", True, f"not checked: {sidecars.note}")
+            return
+        for k in range(sidecars.index.partitions):
+            sidecars.open_part(k).close()
+    except SidecarMismatchError as exc:
+        detail = f"{exc.path.name} sha256 {exc.actual}, index.json says {exc.expected}"
+        found.add("fingerprint index", False, detail)
+        return
+    except (DigestMismatchError, InputError) as exc:
+        found.add("fingerprint index", False, str(exc))
+        return
+    found.add(
+        "fingerprint index",
+        True,
+        f"{sidecars.index.partitions} sidecar parts match index.json sha256"
+        f" {sidecars.index_sha256}",
+    )
 
 
 def _check_data(

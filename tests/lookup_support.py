@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 from provenance import fingerprints, fpindex, manifest
+from provenance.fpindex import layout
 from tests.conftest import SAMPLES
 
 BOOKS = sorted((SAMPLES / "data" / "books").glob("*.txt"))
@@ -92,15 +93,38 @@ def make_corpus(root: Path) -> Path:
     (data / "mirror").mkdir()
     story = BOOKS[2].read_text(encoding="utf-8")
     (data / "mirror" / "case-of-identity.txt").write_text(edit(story, 3), encoding="utf-8")
-    # A scraped page holding one fifth of story XII amid unrelated text (stories VI and VII).
+    (data / "web" / "scraped-anthology.html").write_text(scraped_page(), encoding="utf-8")
+    return build(data, root / "manifest.jsonl")
+
+
+def scraped_page() -> str:
+    """A scraped page holding one fifth of story XII amid unrelated text (stories VI and VII)."""
     twelve = WORKS[1].read_text(encoding="utf-8")
     chapter = twelve[len(twelve) // 3 : len(twelve) // 3 + len(twelve) // 5]
-    page = (
+    return (
         BOOKS[5].read_text(encoding="utf-8")[:15000]
         + "\n<div class='excerpt'>\n"
         + edit(chapter, 12, drop=0.05, change=0.05)
         + "\n</div>\n"
         + BOOKS[6].read_text(encoding="utf-8")[:15000]
     )
-    (data / "web" / "scraped-anthology.html").write_text(page, encoding="utf-8")
-    return build(data, root / "manifest.jsonl")
+
+
+def sidecar_as_version_1(sidecar: Path, manifest_path: Path) -> bytes:
+    """The bytes of ``sidecar`` (format 2, of ``manifest_path``) in format 1: the same content
+    as the first implementation wrote it."""
+    data = sidecar.read_bytes()
+    header, arrays = layout.parse(sidecar, data, len(data))
+    layout.check_prints(sidecar, arrays, header)  # unpacks fpEntry, counts textFpCount
+    # Format 1 keeps 8-byte digest prefixes: from the manifest itself.
+    scan = fpindex.scan_manifest(manifest_path)
+    fp_hash, fp_entry = arrays["fpKeys"].by_hash(arrays["fpEntry"])
+    arrays = dict(
+        arrays,
+        shaPrefix=scan.sha_prefix,
+        textShaPrefix=scan.text_prefix,
+        fpHash=fp_hash,
+        fpEntry=fp_entry,
+    )
+    count = header["manifest"]["entries"]
+    return b"".join(layout.encode(header["manifest"]["sha256"], count, arrays, version=1))

@@ -34,6 +34,7 @@ from provenance.fingerprints import (
 )
 from provenance.normtext import normalize_batch, reference_normalize
 from tests.conftest import SAMPLES
+from tests.lookup_support import sidecar_as_version_1
 
 STORIES = sorted((SAMPLES / "data" / "books").glob("*.txt")) + sorted(
     (SAMPLES / "works").glob("*.txt")
@@ -212,9 +213,13 @@ def test_pinned_manifest_and_sidecar(tmp_path: Path, workers: int) -> None:
     digest = fpindex.write_sidecar_for(entries, summary.digest, prints, tmp_path / "a.fp")
     _, rescanned = fpindex.write_sidecar(output, prints, tmp_path / "b.fp")
     assert summary.digest == "563139fac59447db8c55ac31829e5ebf900fce1bd9d324131de3635de90b5523"
-    expected = "443262836248d12da4775e485a29004a98294a8dd84c1a5aa90b0d691c59889d"
+    expected = "2fbdcfb38237de18c77cf721c3933eb63eed648f8a36f903b730a0b092598581"  # format 2
     assert digest == rescanned == expected
     assert fpindex.file_sha256(tmp_path / "a.fp") == digest
+    # The same content in format 1 is the first implementation's sidecar, byte for byte.
+    old = sidecar_as_version_1(tmp_path / "a.fp", output)
+    first = "443262836248d12da4775e485a29004a98294a8dd84c1a5aa90b0d691c59889d"
+    assert hashlib.sha256(old).hexdigest() == first
 
 
 # ----------------------------------------------------------------------------------------------

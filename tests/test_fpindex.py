@@ -111,17 +111,20 @@ def test_unsorted_fingerprints_are_refused_on_use(corpus: Path, tmp_path: Path) 
     copy.write_bytes(corpus.read_bytes())
     raw = bytearray(fpindex.sidecar_path(corpus).read_bytes())
     with fpindex.FingerprintIndex.open(corpus) as index:
-        hashes = index._arrays["fpHash"]
+        keys = index._arrays["fpKeys"]
         start = (
-            hashes.__array_interface__["data"][0]
+            keys.raw.__array_interface__["data"][0]
             - np.frombuffer(index._keep[0], dtype=np.uint8).__array_interface__["data"][0]
         )
-        del hashes
-    raw[start : start + 8] = b"\xff" * 8  # the smallest hash becomes the largest
+        width, bits = keys.width, keys.bits
+        assert int(keys.buckets[1]) >= 2  # the first bucket holds more than one key
+        del keys
+    # The smallest key becomes the largest of its bucket (every bit its remainder has set).
+    raw[start : start + width] = ((1 << (64 - bits)) - 1).to_bytes(8, "little")[:width]
     fpindex.sidecar_path(copy).write_bytes(bytes(raw))
     with (
         fpindex.FingerprintIndex.open(copy) as index,
-        pytest.raises(FormatError, match="fpHash is not sorted"),
+        pytest.raises(FormatError, match="fpKeys is not sorted"),
     ):
         lookup.lookup_works([("x", BOOKS[0].read_bytes())], index)
 

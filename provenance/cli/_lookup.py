@@ -27,8 +27,9 @@ from provenance.errors import InputError
     "--fingerprints",
     "sidecar",
     type=PATH,
-    help="The fingerprint index (default: MANIFEST.fp next to the manifest, if present). With"
-    " --card it is used only if the card commits to its digest.",
+    help="The fingerprint index (default: MANIFEST.fp next to the manifest, if present; a"
+    " partitioned manifest's are its parts', OUT/part-NNNNN.jsonl.fp). With --card it is used"
+    " only if the card commits to its digest.",
 )
 @click.option("--card", "card_path", type=PATH, help="Signed card to check the manifest against.")
 @click.option("--trust", "trust_path", type=PATH, help="Trust store for --card.")
@@ -60,8 +61,8 @@ def lookup_command(
     absent, with the matching entries and a similarity score. With --card and --trust the
     manifest (and the fingerprint index, if the card commits to one) is checked against the
     signed card first; a partitioned manifest (a directory) is then read only in the parts
-    that the works' digests fall in. --executor ray reads and fingerprints the works in Ray
-    tasks.
+    that the works' digests fall in, while normalized and near-duplicate lookups search every
+    part's fingerprint sidecar. --executor ray reads and fingerprints the works in Ray tasks.
     """
     from provenance.creators import SignedCardFiles, lookup_files
     from provenance.lookup import STATUSES

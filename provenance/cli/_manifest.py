@@ -53,8 +53,8 @@ def manifest_group() -> None:
 @click.option(
     "--no-fingerprints",
     is_flag=True,
-    help="Skip textSha256 and the near-duplicate fingerprint index (OUTPUT.fp) for lookups"
-    " (needed for several inputs, a partitioned manifest or --executor ray).",
+    help="Skip textSha256 and the near-duplicate fingerprint index for lookups (OUTPUT.fp, or"
+    " OUT/part-NNNNN.jsonl.fp beside each part of a partitioned manifest).",
 )
 @executor_options
 @column_options
@@ -79,7 +79,9 @@ def build(
     A directory's ids are the files' paths under it: they must be valid UTF-8 in Unicode NFC
     with no control characters (rename or --exclude the others). By default text entries also
     get their normalized-text digest (textSha256) and near-duplicate fingerprints of texts and
-    images go to a sidecar index OUTPUT.fp, which 'card build' records and 'lookup' uses.
+    images go to a sidecar index OUTPUT.fp (a partitioned manifest: one per part,
+    OUT/part-NNNNN.jsonl.fp, listed in OUT/index.json), which 'card build' records and 'lookup'
+    uses.
     """
     from provenance.manifest_files import build_manifest_file
     from provenance.sharded import build_dataset
@@ -161,7 +163,8 @@ def merge(inputs: tuple[Path, ...], output: str, partitions: int | None, as_json
 
     Shards (built with --shard K/N, K counting from 0) must be the complete set 0/N ... N-1/N of
     one build: a missing, repeated or stale shard is refused, naming it. Their fingerprint
-    indexes (INPUT.fp) are merged too, into OUTPUT.fp (a manifest file only).
+    indexes (INPUT.fp, or a partitioned INPUT's part sidecars) are merged too, into OUTPUT.fp
+    or one sidecar per part of a partitioned OUTPUT.
     """
     from provenance.manifest_files import merge_manifest_files
     from provenance.sharded import merge_to_partitioned

@@ -15,7 +15,14 @@ import numpy.typing as npt
 from provenance import _files
 from provenance.errors import FormatError, InputError, LocalIOError
 from provenance.fingerprints import ContentPrints
-from provenance.fpindex.layout import U64, check_prints, check_sections, corrupt, parse
+from provenance.fpindex.layout import (
+    U64,
+    PackedKeys,
+    check_prints,
+    check_sections,
+    corrupt,
+    parse,
+)
 from provenance.fpindex.scan import ManifestScan, prefix, scan_manifest
 from provenance.fpsidecar import Sidecar, open_sidecar
 from provenance.manifest import ManifestEntry, decode_entry
@@ -116,6 +123,49 @@ class FingerprintIndex:
         return index
 
     @classmethod
+    def for_part(
+        cls, part_path: Path, sidecar: Sidecar, *, manifest_sha256: str, manifest_bytes: int
+    ) -> FingerprintIndex:
+        """Open the sidecar of one part of a partitioned manifest without reading the part:
+        the part is known (from its index) to have SHA-256 ``manifest_sha256`` and
+        ``manifest_bytes`` bytes, and the sidecar must say it was built for exactly that.
+        Entries are read by the caller, from the part it checks against the index.
+
+        Raises:
+            InputError: the sidecar belongs to another manifest.
+            FormatError: it is corrupt.
+        """
+        data = sidecar.data
+        assert data is not None
+        path = sidecar.path
+        try:
+            if len(data) < 16:
+                raise corrupt(path, "shorter than its fixed header")
+            header, arrays = parse(path, data, len(data))
+            index = cls(part_path, arrays, sidecar=path, keep=[data])
+        except BaseException:
+            sidecar.close()
+            raise
+        try:
+            check_sections(path, header, arrays)
+            index._check_owner(header, manifest_sha256)
+            if int(arrays["lineOffsets"][-1]) != manifest_bytes:
+                raise corrupt(path, "line offsets do not match the part's size")
+            index._check_prints = lambda: check_prints(path, arrays, header)
+        except BaseException:
+            index.close()
+            raise
+        return index
+
+    def _check_owner(self, header: dict[str, Any], manifest_digest: str) -> None:
+        if manifest_digest != header["manifest"]["sha256"]:
+            raise InputError(
+                f"{self.sidecar}: fingerprint index belongs to another manifest (sha256"
+                f" {header['manifest']['sha256']}, {self.manifest_path} has {manifest_digest});"
+                " rebuild it with 'provenance manifest build'"
+            )
+
+    @classmethod
     def from_scan(
         cls, manifest_path: Path, scan: ManifestScan, *, line_check: LineCheck | None = None
     ) -> FingerprintIndex:
@@ -142,26 +192,20 @@ class FingerprintIndex:
         path = self.sidecar
         assert path is not None
         a = self._arrays
-        count = header["manifest"]["entries"]
         check_sections(path, header, a)
         # The manifest must be the one the sidecar was built for.
         if scan is not None:
             manifest_digest, size = scan.digest, None
         else:
             manifest_digest, size = self._open_manifest()
-        if manifest_digest != header["manifest"]["sha256"]:
-            raise InputError(
-                f"{path}: fingerprint index belongs to another manifest (sha256"
-                f" {header['manifest']['sha256']}, {self.manifest_path} has {manifest_digest});"
-                " rebuild it with 'provenance manifest build'"
-            )
+        self._check_owner(header, manifest_digest)
         offsets = a["lineOffsets"]
         if scan is not None:
             if not np.array_equal(offsets, scan.offsets):
                 raise corrupt(path, "line offsets do not match the manifest's lines")
         elif int(offsets[-1]) != size:
             raise corrupt(path, "line offsets do not match the manifest's size")
-        self._check_prints = lambda: check_prints(path, a, count)
+        self._check_prints = lambda: check_prints(path, a, header)
 
     def _open_manifest(self) -> tuple[str, int]:
         """Open the manifest, hash it and keep it open: lines are read later from the file
@@ -236,7 +280,9 @@ class FingerprintIndex:
 
     def _range(self, keys: str, values: str | None, prefix: int) -> Iterator[int]:
         array = self._arrays[keys]
-        key = np.uint64(prefix)
+        # Version 2 keeps 4-byte prefixes: the key is then the digest's first 4 bytes.
+        key = np.uint64(prefix) >> np.uint64(64 - 8 * array.itemsize)
+        key = key.astype(array.dtype)
         lo = int(np.searchsorted(array, key, side="left"))
         hi = int(np.searchsorted(array, key, side="right"))
         for position in range(lo, hi):
@@ -257,9 +303,13 @@ class FingerprintIndex:
 
     def normalized_numbered(self, text_sha256: str) -> list[tuple[int, ManifestEntry]]:
         """Like :meth:`normalized`, with each entry's number (its manifest line, from 0)."""
-        numbers = self._range("textShaPrefix", "textShaEntry", prefix(text_sha256))
-        found = [(n, self.entry(n)) for n in numbers]
+        found = [(n, self.entry(n)) for n in self.text_sha_candidates(text_sha256)]
         return sorted((n, e) for n, e in found if e.textSha256 == text_sha256)
+
+    def text_sha_candidates(self, text_sha256: str) -> list[int]:
+        """The entries whose ``textSha256`` may be ``text_sha256`` (same first 8 bytes), by
+        number, unchecked: the caller reads each entry and compares."""
+        return list(self._range("textShaPrefix", "textShaEntry", prefix(text_sha256)))
 
     def text_candidates(
         self, prints: U64, *, max_postings: int = 100_000
@@ -275,21 +325,44 @@ class FingerprintIndex:
         Raises:
             FormatError: the sidecar's fingerprint sections are corrupt (checked on first use).
         """
+        lo, lengths = self.postings(prints)
+        return self.candidates_in(lo, lengths, (lengths > 0) & (lengths <= max_postings))
+
+    def postings(self, prints: U64) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+        """Where each of ``prints`` starts in the inverted index, and how many entries hold it
+        (what :meth:`text_candidates` needs; the parts of a partitioned manifest add up their
+        counts before skipping boilerplate, so that they skip what one file would).
+
+        Raises:
+            FormatError: the sidecar's fingerprint sections are corrupt (checked on first use).
+        """
         if self._check_prints is not None:
             self._check_prints()
             self._check_prints = None
-        fp_hash, fp_entry = self._arrays["fpHash"], self._arrays["fpEntry"]
-        empty = np.zeros(0, dtype=np.intp)
+        if "fpKeys" in self._arrays:  # version 2: by key, in buckets
+            keys: PackedKeys = self._arrays["fpKeys"]  # type: ignore[assignment]
+            return keys.postings(prints)
+        fp_hash = self._arrays["fpHash"]
         if not len(prints) or not len(fp_hash):
-            return empty, empty, empty
-        lo = np.searchsorted(fp_hash, prints, side="left")
-        hi = np.searchsorted(fp_hash, prints, side="right")
-        lengths = hi - lo
-        keep = (lengths > 0) & (lengths <= max_postings)
+            empty = np.zeros(len(prints), dtype=np.intp)
+            return empty, empty
+        lo = np.searchsorted(fp_hash, prints, side="left").astype(np.intp)
+        hi = np.searchsorted(fp_hash, prints, side="right").astype(np.intp)
+        return lo, hi - lo
+
+    def candidates_in(
+        self,
+        lo: npt.NDArray[np.intp],
+        lengths: npt.NDArray[np.intp],
+        keep: npt.NDArray[np.bool_],
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+        """:meth:`text_candidates` from :meth:`postings`, for the fingerprints ``keep`` marks."""
+        empty = np.zeros(0, dtype=np.intp)
         lo, lengths = lo[keep], lengths[keep]
         total = int(lengths.sum())
         if total == 0:
             return empty, empty, empty
+        fp_entry = self._arrays["fpEntry"]
         # Concatenate the ranges [lo, lo + length) without a Python loop.
         starts = np.repeat(lo - np.cumsum(lengths) + lengths, lengths)
         positions = starts + np.arange(total)
@@ -319,10 +392,17 @@ class FingerprintIndex:
             self._check_prints()
             self._check_prints = None
         a = self._arrays
-        text = np.sort(a["fpHash"][a["fpEntry"] == number])
+        text = np.sort(self._hashes()[a["fpEntry"] == number])
         images = np.flatnonzero(a["imageEntry"] == number)
         image = int(a["imageHash"][images[0]]) if len(images) else None
         return ContentPrints(None, text, image)
+
+    def _hashes(self) -> U64:
+        """Every fingerprint of the inverted index, in its order (aligned with ``fpEntry``)."""
+        if "fpKeys" in self._arrays:
+            keys: PackedKeys = self._arrays["fpKeys"]  # type: ignore[assignment]
+            return keys.hashes()
+        return self._arrays["fpHash"]
 
     def prints_by_id(self) -> dict[str, ContentPrints]:
         """Return the fingerprints the sidecar holds for each entry id (what merging needs).
@@ -337,7 +417,7 @@ class FingerprintIndex:
         a = self._arrays
         ids = [self.entry(n).id for n in range(self.size)]
         order = np.argsort(a["fpEntry"], kind="stable")
-        hashes, owners = a["fpHash"][order], a["fpEntry"][order]
+        hashes, owners = self._hashes()[order], a["fpEntry"][order]
         bounds = np.searchsorted(owners, np.arange(self.size + 1), side="left")
         images = dict(zip(a["imageEntry"].tolist(), a["imageHash"].tolist(), strict=True))
         result: dict[str, ContentPrints] = {}

@@ -162,6 +162,53 @@ def _inverted_index(numbers: list[int], texts: list[U64]) -> tuple[U64, U32]:
     return fp_hash[fresh], key[fresh].astype(np.uint32)
 
 
+def pack_prints(entries: Sequence[ManifestEntry], prints: Mapping[str, ContentPrints]) -> bytes:
+    """Return the fingerprints of ``entries`` (in order; None for those ``prints`` does not
+    name) as bytes for a task to hand to another (:func:`unpack_prints`): the entry count,
+    then per entry its text fingerprint count, an image flag and pHash, then the fingerprints.
+    """
+    count = len(entries)
+    found = [prints.get(e.id) for e in entries]
+    sizes = np.array([0 if p is None else len(p.text) for p in found], dtype="<u4")
+    flags = np.array([p is not None and p.image is not None for p in found], dtype=np.uint8)
+    images = np.array(
+        [p.image if p is not None and p.image is not None else 0 for p in found], dtype="<u8"
+    )
+    texts = [np.asarray(p.text, dtype="<u8") for p in found if p is not None and len(p.text)]
+    hashes = np.concatenate(texts) if texts else np.zeros(0, dtype="<u8")
+    return b"".join(
+        (count.to_bytes(8, "little"), sizes.tobytes(), flags.tobytes(), images.tobytes(),
+         hashes.tobytes())
+    )
+
+
+def unpack_prints(data: bytes) -> list[ContentPrints | None]:
+    """Return what :func:`pack_prints` packed, per entry in order (None: no fingerprints).
+
+    Raises:
+        ValueError: ``data`` is not what :func:`pack_prints` wrote.
+    """
+    count = int.from_bytes(data[:8], "little")
+    position = 8
+    sizes = np.frombuffer(data, dtype="<u4", count=count, offset=position)
+    position += 4 * count
+    flags = np.frombuffer(data, dtype=np.uint8, count=count, offset=position)
+    position += count
+    images = np.frombuffer(data, dtype="<u8", count=count, offset=position)
+    position += 8 * count
+    hashes = np.frombuffer(data, dtype="<u8", offset=position).astype(np.uint64)
+    if len(hashes) != int(sizes.sum()):
+        raise ValueError("packed fingerprints of the wrong length")
+    bounds = np.zeros(count + 1, dtype=np.intp)
+    np.cumsum(sizes, out=bounds[1:])
+    result: list[ContentPrints | None] = []
+    for k in range(count):
+        text = hashes[bounds[k] : bounds[k + 1]]
+        image = int(images[k]) if flags[k] else None
+        result.append(ContentPrints(None, text, image) if len(text) or image is not None else None)
+    return result
+
+
 def _write(target: Path, manifest_digest: str, count: int, arrays: dict[str, Any]) -> str:
     digest = hashlib.sha256()
     with atomic_writer(target) as handle:
@@ -181,28 +228,70 @@ def read_entry_prints(manifest_path: Path, sidecar: Path) -> dict[str, ContentPr
         return index.prints_by_id()
 
 
+def prints_of(manifest_path: Path) -> dict[str, ContentPrints] | None:
+    """Return the fingerprints the sidecar(s) of a manifest hold for each entry id, or None
+    when it has none: a manifest file's ``.fp`` beside it, or every sidecar part a partitioned
+    manifest's index lists (each read once and checked against the digest listed).
+
+    Raises:
+        InputError: the index lists sidecar parts that are not there.
+        FormatError: a sidecar is corrupt, or belongs to another manifest.
+        DigestMismatchError: a sidecar part is not the one the index lists.
+    """
+    from provenance.fpsidecar import open_part_sidecars
+    from provenance.partitions import is_partitioned
+
+    if not is_partitioned(manifest_path):
+        sidecar = sidecar_path(manifest_path)
+        return read_entry_prints(manifest_path, sidecar) if sidecar.exists() else None
+    sidecars = open_part_sidecars(manifest_path, None)
+    if not sidecars.index.has_fingerprints:
+        return None
+    if not sidecars.used:
+        raise InputError(f"{manifest_path}: {sidecars.note}")
+    prints: dict[str, ContentPrints] = {}
+    for k, part in enumerate(sidecars.index.parts):
+        part_path = sidecars.directory / part.file
+        with FingerprintIndex.from_sidecar(part_path, sidecars.open_part(k)) as index:
+            prints.update(index.prints_by_id())
+    return prints
+
+
 def merge_sidecars(
     inputs: list[Path], merged_manifest: Path, output: Path | None = None
 ) -> tuple[Path, str] | None:
-    """Merge the sidecars of manifests ``inputs`` into the sidecar of ``merged_manifest``.
+    """Merge the sidecars of manifests ``inputs`` (files or partitioned) into the sidecar of
+    the manifest file ``merged_manifest``.
 
     Returns:
         The merged sidecar's path and digest, or None when no input has a sidecar.
 
     Raises:
         InputError: some inputs have a sidecar and others do not.
-        FormatError: a sidecar is corrupt.
+        FormatError, DigestMismatchError: a sidecar is corrupt, or not the one listed.
     """
-    present = [sidecar_path(p).exists() for p in inputs]
-    if not any(present):
+    found = merged_prints(inputs)
+    return None if found is None else write_sidecar(merged_manifest, found, output)
+
+
+def merged_prints(inputs: list[Path]) -> dict[str, ContentPrints] | None:
+    """The fingerprints of every input's sidecar(s) by entry id (:func:`prints_of`), or None
+    when no input has any.
+
+    Raises:
+        InputError: some inputs have sidecars and others do not; and as :func:`prints_of`.
+    """
+    found = [prints_of(path) for path in inputs]
+    if all(f is None for f in found):
         return None
-    if not all(present):
-        missing = [str(p) for p, has in zip(inputs, present, strict=True) if not has]
+    if any(f is None for f in found):
+        missing = [str(p) for p, f in zip(inputs, found, strict=True) if f is None]
         raise InputError(
             f"{missing[0]}: has no fingerprint index ({SUFFIX}) while other inputs do; build"
             " every shard the same way"
         )
     prints: dict[str, ContentPrints] = {}
-    for path in inputs:
-        prints.update(read_entry_prints(path, sidecar_path(path)))
-    return write_sidecar(merged_manifest, prints, output)
+    for each in found:
+        assert each is not None
+        prints.update(each)
+    return prints

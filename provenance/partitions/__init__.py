@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from provenance.partitions.files import (
     ManifestLines,
+    PartSidecarWriter,
     check_output_dir,
     index_bytes,
     make_index,
@@ -36,9 +37,11 @@ from provenance.partitions.index import (
     INDEX_NAME,
     MAX_INDEX_BYTES,
     MAX_PARTITIONS,
+    SIDECAR_SUFFIX,
     ManifestIndex,
     OffsetTree,
     PartInfo,
+    SidecarPart,
     block_heights,
     check_index,
     check_partitions,
@@ -49,16 +52,20 @@ from provenance.partitions.index import (
     partition_of,
     read_index,
     root_of_parts,
+    sidecar_name,
 )
 
 __all__ = [
     "INDEX_NAME",
     "MAX_INDEX_BYTES",
     "MAX_PARTITIONS",
+    "SIDECAR_SUFFIX",
     "ManifestIndex",
     "ManifestLines",
+    "PartSidecarWriter",
     "OffsetTree",
     "PartInfo",
+    "SidecarPart",
     "block_heights",
     "check_index",
     "check_output_dir",
@@ -76,6 +83,7 @@ __all__ = [
     "read_index",
     "read_part",
     "root_of_parts",
+    "sidecar_name",
     "staging_dir",
     "summary_of",
     "write_part",

@@ -5,6 +5,7 @@ index), and re-reading lines by their offset in the parts' concatenation.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import functools
 import hashlib
 import itertools
@@ -29,6 +30,7 @@ from provenance.partitions.index import (
     ManifestIndex,
     OffsetTree,
     PartInfo,
+    SidecarPart,
     check_partitions,
     index_path,
     is_partitioned,
@@ -37,6 +39,7 @@ from provenance.partitions.index import (
     partition_of,
     read_index,
     root_of_parts,
+    sidecar_name,
 )
 
 _BLOCK = 1 << 14  # entries per write
@@ -191,10 +194,21 @@ def publish(staging: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+PartSidecarWriter = Callable[[list[ManifestEntry], PartInfo, Path], SidecarPart]
+"""Writes a part's fingerprint sidecar: given the part's entries, what the index says of the
+part, and the sidecar's path; returns what the index is to say of the sidecar."""
+
+
 def write_partitioned(
-    entries: Iterable[ManifestEntry], out: Path, *, partitions: int
+    entries: Iterable[ManifestEntry],
+    out: Path,
+    *,
+    partitions: int,
+    sidecars: PartSidecarWriter | None = None,
 ) -> ManifestSummary:
-    """Write ``entries`` (in manifest order) as a partitioned manifest in ``out``.
+    """Write ``entries`` (in manifest order) as a partitioned manifest in ``out``, and with
+    ``sidecars`` each part's fingerprint sidecar (a part's entries are then held while it is
+    written: memory is bounded by the part).
 
     Raises:
         InputError: ``out`` holds other files, or ``partitions`` is out of range.
@@ -219,14 +233,23 @@ def write_partitioned(
         offset = 0
         previous: tuple[str, str] | None = None
         for k in range(partitions):
+            taken: Iterable[ManifestEntry] = stream.take_while(
+                functools.partial(_in_part, k=k, partitions=partitions)
+            )
+            if sidecars is not None:
+                taken = list(taken)
             part = write_part(
-                stream.take_while(functools.partial(_in_part, k=k, partitions=partitions)),
+                taken,
                 staging / part_name(k),
                 offset=offset,
                 k=k,
                 partitions=partitions,
                 previous=previous,
             )
+            if sidecars is not None:
+                assert isinstance(taken, list)
+                listed = sidecars(taken, part, staging / sidecar_name(k))
+                part = dataclasses.replace(part, fingerprints=listed)
             if stream.last is not None:
                 previous = (stream.last.sha256, stream.last.id)
             parts.append(part)
@@ -316,6 +339,7 @@ def read_part(
         last=last,
         subtrees=tuple(d.hex() for _, d in tree.blocks()),
         text_entries=text_entries,
+        fingerprints=part.fingerprints,  # checked by whoever reads the sidecar
     )
     if found != part:
         raise DigestMismatchError(f"{what}: {part.file} is not the part the index describes")

@@ -18,11 +18,19 @@ from provenance.errors import FormatError, InputError
 INDEX_NAME = "index.json"
 MAX_PARTITIONS = 65536
 MAX_INDEX_BYTES = 64 << 20
-PART_FILE_NAME = re.compile(r"part-[0-9]{5}\.jsonl")
+PART_FILE_NAME = re.compile(r"part-[0-9]{5}\.jsonl(\.fp)?")
+"""The files a partitioned manifest's directory holds besides its index: parts and their
+fingerprint sidecars."""
+SIDECAR_SUFFIX = ".fp"
 
 def part_name(k: int) -> str:
     """The file name of part ``k``."""
     return f"part-{k:05d}.jsonl"
+
+
+def sidecar_name(k: int) -> str:
+    """The file name of part ``k``'s fingerprint sidecar (the part's name plus ``.fp``)."""
+    return part_name(k) + SIDECAR_SUFFIX
 
 
 def partition_of(sha256: str, partitions: int) -> int:
@@ -117,6 +125,25 @@ def leaf_hashes(lines: bytes) -> list[bytes]:
 
 
 @dataclass(frozen=True, slots=True)
+class SidecarPart:
+    """A part's fingerprint sidecar as the index records it (so a card on the index commits
+    to it)."""
+
+    file: str
+    sha256: str
+    bytes: int
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SidecarPart:
+        """Build from the JSON form (already validated against its schema)."""
+        return cls(file=data["file"], sha256=data["sha256"], bytes=data["bytes"])
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form."""
+        return {"file": self.file, "sha256": self.sha256, "bytes": self.bytes}
+
+
+@dataclass(frozen=True, slots=True)
 class PartInfo:
     """One part as the index describes it."""
 
@@ -130,6 +157,8 @@ class PartInfo:
     subtrees: tuple[str, ...]
     text_entries: int = 0
     """Entries with a ``textSha256`` (a lookup of a normalized copy needs every part only then)."""
+    fingerprints: SidecarPart | None = None
+    """The part's fingerprint sidecar (None: built without fingerprints)."""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PartInfo:
@@ -144,11 +173,15 @@ class PartInfo:
             last=data["last"],
             subtrees=tuple(data["subtrees"]),
             text_entries=data["textEntries"],
+            fingerprints=(
+                SidecarPart.from_dict(data["fingerprints"]) if "fingerprints" in data else None
+            ),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the JSON form."""
-        return {
+        """Return the JSON form (``fingerprints`` only when there is a sidecar, so that an
+        index without one is the same bytes as before sidecars were partitioned)."""
+        data: dict[str, Any] = {
             "file": self.file,
             "sha256": self.sha256,
             "entries": self.entries,
@@ -159,6 +192,9 @@ class PartInfo:
             "subtrees": list(self.subtrees),
             "textEntries": self.text_entries,
         }
+        if self.fingerprints is not None:
+            data["fingerprints"] = self.fingerprints.to_dict()
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +229,11 @@ class ManifestIndex:
             "parts": [p.to_dict() for p in self.parts],
         }
 
+    @property
+    def has_fingerprints(self) -> bool:
+        """True when the parts have fingerprint sidecars (all of them: see :func:`check_index`)."""
+        return any(p.fingerprints is not None for p in self.parts)
+
     def offsets(self) -> list[int]:
         """The position of each part's first leaf in the whole tree."""
         return list(itertools.accumulate((p.entries for p in self.parts), initial=0))[:-1]
@@ -226,9 +267,16 @@ def check_index(index: ManifestIndex, *, what: str) -> None:
     if len(index.parts) != index.partitions:
         raise FormatError(f"{what}: {index.partitions} partitions but {len(index.parts)} parts")
     previous: str | None = None
+    with_prints = index.has_fingerprints
     for k, part in enumerate(index.parts):
         if part.file != part_name(k):
             raise FormatError(f"{what}: part {k} is {part.file!r}, expected {part_name(k)!r}")
+        if with_prints and (part.fingerprints is None or part.fingerprints.file != sidecar_name(k)):
+            # All or none: a part without its sidecar would hide its entries from lookups.
+            raise FormatError(
+                f"{what}: {part.file}: fingerprint sidecar {sidecar_name(k)!r} not listed as"
+                " the other parts' are"
+            )
         if (part.entries == 0) != (part.first is None) or (part.first is None) != (
             part.last is None
         ):
