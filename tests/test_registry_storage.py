@@ -4,12 +4,16 @@ answers against a brute-force reading of the manifests, and the rate limiter's a
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import msgspec
 import pytest
+from sqlalchemy import select
 
+from provenance.errors import LocalIOError
 from provenance.keys import PrivateKey
-from provenance.manifest import decode_entry
+from provenance.manifest import ManifestEntry, decode_entry
+from provenance.registry import db, storage
 from provenance.registry.admission import Registrar, Upload
 from provenance.registry.db import KIND_SHA256, KIND_TEXT_SHA256, Database
 from provenance.registry.ratelimit import RateLimiter
@@ -153,3 +157,92 @@ def test_the_lookup_decoder_accepts_exactly_what_the_documented_model_accepts() 
         except msgspec.ValidationError:
             decoded = False
         assert decoded == documented, document
+
+
+def _odd_entries(count: int) -> list[ManifestEntry]:
+    """Entries whose ids need escaping in JSON or COPY text, half of them text."""
+    rng = random.Random(17)
+    names = ["plain", 'quote"d', "back\\slash", "tab-less é ü 漢字", "emoji 🙂", "a\\\\b", "x'y"]
+    return [
+        ManifestEntry(
+            id=f"{rng.choice(names)}/{i}",
+            sha256=f"{rng.getrandbits(256):064x}",
+            size=i,
+            textSha256=f"{rng.getrandbits(256):064x}" if i % 2 else None,
+        )
+        for i in range(count)
+    ]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_the_prepared_bulk_insert_stores_what_the_plain_rows_store(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'r.db'}"
+    else:
+        url = request.getfixturevalue("pg_cluster").database("prepared_insert")
+    database = Database.open(url)
+    entries = _odd_entries(700)
+    blocks = [(0, entries[:300]), (300, entries[300:301]), (301, entries[301:])]
+    try:
+        with database.write(lock_log=False) as conn:
+            for first, block in blocks:
+                storage.insert_digests(conn, storage.digest_rows(1, first, block))
+                prepared = storage.prepare_digests(conn.dialect.name, 2, first, block)
+                assert prepared.plain is None  # the fast statement, not the fallback
+                storage.insert_prepared(conn, prepared)
+        with database.read() as conn:
+            rows = conn.execute(
+                select(db.digest).order_by(db.digest.c.card_no, db.digest.c.entry_no)
+            ).all()
+    finally:
+        database.close()
+    plain = sorted((bytes(r[0]), r[1], r[3], r[4]) for r in rows if r[2] == 1)
+    fast = sorted((bytes(r[0]), r[1], r[3], r[4]) for r in rows if r[2] == 2)
+    assert len(plain) == 700 + 350
+    assert fast == plain
+    expected = {(bytes.fromhex(e.sha256), 0, n, e.id) for n, e in enumerate(entries)}
+    expected |= {
+        (bytes.fromhex(e.textSha256), 1, n, e.id)
+        for n, e in enumerate(entries)
+        if e.textSha256 is not None
+    }
+    assert set(fast) == expected
+
+
+def test_an_id_sqlite_json_might_misread_takes_the_plain_path() -> None:
+    entry = ManifestEntry(id="a\u0001b", sha256="ab" * 32, size=1)
+    prepared = storage.prepare_digests("sqlite", 1, 0, [entry])
+    assert prepared.sqlite is None
+    assert prepared.plain == storage.digest_rows(1, 0, [entry])
+
+
+def test_the_streamed_blob_is_stored_in_chunks_and_checked(tmp_path: Path) -> None:
+    import hashlib
+
+    database = Database.open(f"sqlite:///{tmp_path / 'r.db'}")
+    data = random.Random(3).randbytes(db.BLOB_CHUNK * 2 + 12345)
+    expected = hashlib.sha256(data).hexdigest()
+    try:
+        with database.write(lock_log=False) as conn:
+            writer = storage.BlobWriter(conn, expected, what="manifest")
+            for start in range(0, len(data), 300_001):
+                writer.write(data[start : start + 300_001])
+            writer.close()
+        reader = storage.Storage(database)
+        chunks = reader.blob(expected)
+        assert chunks is not None
+        stored = list(chunks)
+        assert b"".join(stored) == data and reader.blob_size(expected) == len(data)
+        assert [len(c) for c in stored] == [db.BLOB_CHUNK, db.BLOB_CHUNK, 12345]
+        with (
+            pytest.raises(LocalIOError, match="not the ones committed to"),
+            database.write(lock_log=False) as conn,
+        ):
+            writer = storage.BlobWriter(conn, "00" * 32, what="manifest")
+            writer.write(data)
+            writer.close()
+        assert reader.blob("00" * 32) is None  # rolled back
+    finally:
+        database.close()

@@ -22,6 +22,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from sqlalchemy import Connection, and_, func, select
 
 from provenance.errors import LocalIOError
@@ -189,7 +190,11 @@ def digest_rows(
 
 
 def insert_digests(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-    """Bulk insert ``digest`` rows: ``executemany`` on SQLite, binary ``COPY`` on PostgreSQL."""
+    """Bulk insert ``digest`` rows: ``executemany`` on SQLite, binary ``COPY`` on PostgreSQL.
+
+    The plain path; registrations use :func:`prepare_digests` and :func:`insert_prepared`,
+    which a test holds equal to it.
+    """
     if not rows:
         return
     if conn.dialect.name == "sqlite":
@@ -202,6 +207,102 @@ def insert_digests(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
         copy.set_types(["bytea", "int2", "int4", "int4", "text"])
         for row in rows:
             copy.write_row(row)
+
+
+# SQLite: one statement per kind and block, which runs in C from end to end (and without the
+# GIL, so that the manifest's next block is checked meanwhile): the block's digests are one
+# blob of 32-byte rows, its ids one JSON array (encoded here from the checked entries), its
+# entries' numbers their positions in that array.
+_SQLITE_BLOCK = (
+    f"INSERT INTO digest ({_DIGEST_COLUMNS})"
+    " SELECT substr(:digests, key * 32 + 1, 32), :kind, :card, :first + key, value"
+    " FROM json_each(:ids)"
+)
+_SQLITE_TEXT_BLOCK = _SQLITE_BLOCK + " WHERE substr(:has, key + 1, 1) = x'01'"
+_NO_TEXT = "0" * 64
+_ENCODE = msgspec.json.Encoder().encode
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedDigests:
+    """The ``digest`` rows of a block of entries, made ready for one bulk insert.
+
+    On SQLite, :attr:`sqlite` holds the parameters of the block's statements (or None when the
+    block must take the plain path); on PostgreSQL, :attr:`copy` holds the rows as ``COPY``
+    text. :attr:`rows` is the number of rows.
+    """
+
+    rows: int
+    sqlite: list[tuple[str, dict[str, Any]]] | None = None
+    copy: bytes | None = None
+    plain: list[tuple[Any, ...]] | None = None
+
+
+def prepare_digests(
+    dialect: str, card_no: int, first: int, entries: Sequence[ManifestEntry]
+) -> PreparedDigests:
+    """The rows :func:`digest_rows` gives for a block of checked entries, prepared for
+    :func:`insert_prepared` on the database ``dialect`` (``sqlite`` or ``postgresql``)."""
+    ids = list(map(_ID, entries))
+    sha256 = list(map(_SHA256, entries))
+    texts = [entry.textSha256 for entry in entries]
+    text_count = len(texts) - texts.count(None)
+    rows = len(entries) + text_count
+    if dialect == "sqlite":
+        encoded = _ENCODE(ids)
+        # Ids hold no control character (the manifest's id rules), so the only escapes are
+        # for quotes and backslashes; anything else (which SQLite's JSON reader might read
+        # differently) takes the plain path.
+        if b"\\u" in encoded:
+            return PreparedDigests(rows, plain=digest_rows(card_no, first, entries))
+        common = {"card": card_no, "first": first, "ids": encoded}
+        digests = bytes.fromhex("".join(sha256))
+        statements = [(_SQLITE_BLOCK, {**common, "kind": db.KIND_SHA256, "digests": digests})]
+        if text_count:
+            text_parameters = {
+                **common,
+                "kind": db.KIND_TEXT_SHA256,
+                "digests": bytes.fromhex("".join([t or _NO_TEXT for t in texts])),
+                "has": bytes([t is not None for t in texts]),
+            }
+            statements.append((_SQLITE_TEXT_BLOCK, text_parameters))
+        return PreparedDigests(rows, sqlite=statements)
+    # COPY text: bytea as \\x<hex> (the digests are checked lowercase hex already); ids hold
+    # no control character (no tab or newline), so only a backslash needs escaping.
+    card = str(card_no)
+    escaped = [i.replace("\\", "\\\\") if "\\" in i else i for i in ids]
+    lines = [
+        f"\\\\x{digest}\t0\t{card}\t{number}\t{entry_id}\n"
+        for number, digest, entry_id in zip(
+            range(first, first + len(entries)), sha256, escaped, strict=True
+        )
+    ]
+    if text_count:
+        lines.extend(
+            f"\\\\x{text}\t1\t{card}\t{number}\t{entry_id}\n"
+            for number, text, entry_id in zip(
+                range(first, first + len(entries)), texts, escaped, strict=True
+            )
+            if text is not None
+        )
+    return PreparedDigests(rows, copy="".join(lines).encode("utf-8"))
+
+
+def insert_prepared(conn: Connection, prepared: PreparedDigests) -> None:
+    """Insert the rows of :func:`prepare_digests` (as :func:`insert_digests` would)."""
+    if prepared.plain is not None:
+        insert_digests(conn, prepared.plain)
+        return
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if prepared.sqlite is not None:
+            for statement, parameters in prepared.sqlite:
+                cursor.execute(statement, parameters)
+        elif prepared.copy:
+            with cursor.copy(f"COPY digest ({_DIGEST_COLUMNS}) FROM STDIN") as copy:
+                copy.write(prepared.copy)
+    finally:
+        cursor.close()
 
 
 def store_blob(conn: Connection, path: Path, expected: str, *, what: str) -> None:
@@ -228,6 +329,61 @@ def store_blob(conn: Connection, path: Path, expected: str, *, what: str) -> Non
         raise LocalIOError(f"{what}: cannot read the upload: {exc.strerror}") from None
     if digest.hexdigest() != expected:
         raise LocalIOError(f"{what}: the upload changed while it was stored")
+
+
+class BlobWriter:
+    """Stores bytes handed to it in pieces under their SHA-256, which must be ``expected``
+    (hex): :func:`store_blob` for bytes that arrive while they are read for another purpose.
+
+    Nothing is written when those bytes are stored already. :meth:`close` checks the digest
+    of exactly the bytes given (and stored).
+    """
+
+    def __init__(self, conn: Connection, expected: str, *, what: str) -> None:
+        self._conn = conn
+        self._key = bytes.fromhex(expected)
+        self._expected = expected
+        self._what = what
+        self._digest = hashlib.sha256()
+        self._buffer = bytearray()
+        self._seq = 0
+        self._stored = (
+            conn.execute(
+                select(db.blob.c.seq).where(db.blob.c.sha256 == self._key).limit(1)
+            ).first()
+            is not None
+        )
+
+    def write(self, data: bytes) -> None:
+        """Take the next ``data``; whole chunks of 1 MiB are stored as they fill up."""
+        self._digest.update(data)
+        if self._stored:
+            return
+        self._buffer += data
+        if len(self._buffer) >= _READ_CHUNK:
+            view = memoryview(self._buffer)
+            whole = len(view) - len(view) % _READ_CHUNK
+            for start in range(0, whole, _READ_CHUNK):
+                self._insert(bytes(view[start : start + _READ_CHUNK]))
+            rest = bytes(view[whole:])
+            view.release()
+            self._buffer = bytearray(rest)
+
+    def _insert(self, chunk: bytes) -> None:
+        self._conn.execute(db.blob.insert().values(sha256=self._key, seq=self._seq, data=chunk))
+        self._seq += 1
+
+    def close(self) -> None:
+        """Store the last chunk and check the digest of everything given.
+
+        Raises:
+            LocalIOError: the bytes given are not ``expected``.
+        """
+        if self._buffer and not self._stored:
+            self._insert(bytes(self._buffer))
+            self._buffer = bytearray()
+        if self._digest.hexdigest() != self._expected:
+            raise LocalIOError(f"{self._what}: the bytes stored are not the ones committed to")
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -408,6 +564,8 @@ class Storage:
 
 __all__ = [
     "MAX_LOOKUP_DIGESTS",
+    "BlobWriter",
+    "PreparedDigests",
     "CardRecord",
     "Storage",
     "card_by_id",
@@ -415,6 +573,8 @@ __all__ = [
     "digest_rows",
     "insert_card",
     "insert_digests",
+    "insert_prepared",
+    "prepare_digests",
     "set_log_entry",
     "store_blob",
 ]
