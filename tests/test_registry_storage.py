@@ -246,3 +246,106 @@ def test_the_streamed_blob_is_stored_in_chunks_and_checked(tmp_path: Path) -> No
         assert reader.blob("00" * 32) is None  # rolled back
     finally:
         database.close()
+
+
+def _random_wanted(rng: random.Random, known: list[str]) -> list[tuple[str, int]]:
+    wanted = []
+    for _ in range(rng.randrange(1, 80)):
+        pick = rng.choice(known) if rng.random() < 0.7 else f"{rng.getrandbits(256):064x}"
+        kind = KIND_TEXT_SHA256 if pick.startswith("t:") else KIND_SHA256
+        if rng.random() < 0.1:  # a digest asked as the other kind: no match
+            kind = 1 - kind
+        wanted.append((pick.removeprefix("t:"), kind))
+    return wanted
+
+
+def test_the_digest_index_answers_as_the_database_before_and_after_a_push(
+    tmp_path: Path,
+) -> None:
+    publisher = PrivateKey.generate()
+    trust = TrustStore().with_key(publisher.public, name="Lab", role="dataset-publisher")
+    database = Database.open(f"sqlite:///{tmp_path / 'r.db'}")
+    registrar = Registrar(database, trust, PrivateKey.generate(), origin=ORIGIN)
+    registrar.start_log()
+    reader = Storage(database)
+    rng = random.Random(9)
+    known: list[str] = []
+
+    def push(name: str) -> None:
+        made = synthetic_card(tmp_path / name, publisher, name, 200, texts=True)
+        registrar.register(Upload(made.signed, made.manifest), at=AT)
+        for line in made.manifest.read_bytes().splitlines():
+            entry = decode_entry(line, what="manifest")
+            known.append(entry.sha256)
+            if entry.textSha256 is not None:
+                known.append("t:" + entry.textSha256)
+
+    def agree() -> None:
+        for _ in range(20):
+            wanted = _random_wanted(rng, known)
+            assert msgspec.json.decode(reader.lookup_json(wanted)) == reader.lookup(wanted)
+
+    try:
+        push("a")
+        assert reader.wait_for_index(60)
+        agree()
+        # A new card: the index is old (the first lookup sees it so, and must take the
+        # database: the index would miss the new card's matches), until it is rebuilt.
+        push("b")
+        builder = reader._builder
+        assert reader._index is not None and reader._index.last_card == 1
+        agree()
+        assert reader._builder is not builder  # a rebuild was started by the lookups
+        assert reader.wait_for_index(60)
+        assert reader._index is not None and reader._index.last_card == 2
+        agree()
+        assert reader.lookup_json([]) == b"[]"
+        # More rows than it may hold in memory: no index, the database answers.
+        small = Storage(database, index_rows=100)
+        assert not small.wait_for_index(60)
+        wanted = _random_wanted(rng, known)
+        assert msgspec.json.decode(small.lookup_json(wanted)) == small.lookup(wanted)
+    finally:
+        database.close()
+
+
+def test_the_digest_index_finds_digests_that_share_their_first_bytes() -> None:
+    from provenance._kernels import hex_digest_rows
+    from provenance.registry.digestindex import DigestIndex
+
+    rng = random.Random(4)
+    stem = "ab" * 8
+    digests = sorted({stem + f"{rng.getrandbits(192):048x}" for _ in range(6)})
+    digests += sorted({f"{rng.getrandbits(256):064x}" for _ in range(6)})
+    rows = sorted(
+        (bytes.fromhex(d), kind, card, n, f"e{n}-{card}")
+        for n, d in enumerate(digests)
+        for kind in (0, 1)
+        for card in (1, 2)
+        if rng.random() < 0.6
+    )
+    cards = {n: {"card": f"{n:064x}", "name": "x", "version": "1", "publisher": []} for n in (1, 2)}
+    index = DigestIndex.build(rows, cards, last_card=2)
+    wanted = [(d, kind) for d in digests + [stem + "0" * 48, "f" * 64] for kind in (0, 1)]
+    rng.shuffle(wanted)
+    answer = msgspec.json.decode(index.answer(wanted, hex_digest_rows([d for d, _ in wanted])))
+    expected = [
+        {
+            "digest": d,
+            "kind": "sha256" if kind == 0 else "textSha256",
+            "matches": [
+                {**cards[card], "entry": entry}
+                for digest, k, card, _, entry in rows
+                if digest.hex() == d and k == kind
+            ],
+        }
+        for d, kind in wanted
+    ]
+    assert answer == expected
+    assert any(item["matches"] for item in answer) and any(not i["matches"] for i in answer)
+    empty = DigestIndex.build([], cards, last_card=0)
+    assert msgspec.json.decode(
+        empty.answer(wanted[:3], hex_digest_rows([d for d, _ in wanted[:3]]))
+    ) == [{**item, "matches": []} for item in expected[:3]]
+    with pytest.raises(ValueError, match="order"):
+        DigestIndex.build(list(reversed(rows)), cards, last_card=2)

@@ -24,12 +24,17 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import Connection, and_, func, select
+from sqlalchemy.exc import SQLAlchemyError
 
+from provenance._kernels import hex_digest_rows
 from provenance.errors import LocalIOError
 from provenance.manifest import ManifestEntry
 from provenance.registry import db
+from provenance.registry.digestindex import DigestIndex
 
 MAX_LOOKUP_DIGESTS = 1000
+MAX_INDEX_ROWS = 4_000_000
+"""The most digest rows kept in memory for batched lookups (about 80 bytes each)."""
 _SHA256 = attrgetter("sha256")
 _ID = attrgetter("id")
 _READ_CHUNK = db.BLOB_CHUNK
@@ -392,12 +397,17 @@ class BlobWriter:
 class Storage:
     """Read access to the registry's database (see the module docstring)."""
 
-    def __init__(self, database: db.Database) -> None:
+    def __init__(self, database: db.Database, *, index_rows: int = MAX_INDEX_ROWS) -> None:
+        """``index_rows``: the most digest rows kept in memory for batched lookups (0: none)."""
         self.database = database
         self._cards: dict[int, CardRecord] = {}
         self._templates: dict[int, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
+        self._index_rows = index_rows
+        self._index: DigestIndex | None = None
+        self._builder: threading.Thread | None = None
+        self._failed_at: int | None = None
 
     def close(self) -> None:
         """Forget the cache (connections are the database's)."""
@@ -524,6 +534,81 @@ class Storage:
             ).fetchall()
         return self._answer(wanted, rows)
 
+    def lookup_json(self, wanted: Sequence[tuple[str, int]]) -> bytes:
+        """:meth:`lookup`, encoded as a JSON array: from the in-memory index of the digests
+        when it holds every registered card, else from the database (while a new index is
+        built in the background, when the rows fit in memory)."""
+        state = self._state()
+        index = self._index
+        if index is not None and index.last_card == state[0]:
+            return index.answer(wanted, hex_digest_rows([d for d, _ in wanted]))
+        self._refresh(state)
+        return _ENCODE(self.lookup_fast(wanted))
+
+    def _state(self) -> tuple[int, int]:
+        """The highest card number and the total of the cards' entries."""
+        query = "SELECT coalesce(max(no), 0), coalesce(sum(entries), 0) FROM card"
+        if self.database.is_sqlite:
+            last, entries = self._cursor().execute(query).fetchone()
+        else:
+            with self.database.read() as conn:
+                last, entries = conn.exec_driver_sql(query).one()
+        return int(last), int(entries)
+
+    def refresh_index(self) -> None:
+        """Start building the in-memory index of the digests in the background, if it is
+        missing or old (lookups take the database meanwhile)."""
+        state = self._state()
+        index = self._index
+        if index is None or index.last_card != state[0]:
+            self._refresh(state)
+
+    def _refresh(self, state: tuple[int, int]) -> None:
+        """Start building the index in the background, unless one is being built, the last
+        build for this state failed, or the digests would not fit (two rows per entry at
+        most)."""
+        if 2 * state[1] > self._index_rows or self._failed_at == state[0]:
+            self._index = None
+            return
+        with self._lock:
+            if self._builder is not None and self._builder.is_alive():
+                return
+            self._builder = threading.Thread(
+                target=self._build_index, name="digest-index", daemon=True
+            )
+            self._builder.start()
+
+    def wait_for_index(self, timeout: float | None = None) -> bool:
+        """Build the index now if it is missing or old; return whether it is current."""
+        self.refresh_index()
+        builder = self._builder
+        if builder is not None:
+            builder.join(timeout)
+        index = self._index
+        return index is not None and index.last_card == self._state()[0]
+
+    def _build_index(self) -> None:
+        try:
+            self._index = self._read_index()
+        except (SQLAlchemyError, ValueError):
+            # Lookups keep taking the database; a new card starts another try.
+            self._failed_at = self._state()[0]
+
+    def _read_index(self) -> DigestIndex:
+        columns = [db.digest.c[name.strip()] for name in _DIGEST_COLUMNS.split(",")]
+        with self.database.read() as conn:
+            # One snapshot: the cards and the digests as of the same moment.
+            cards = {row.no: _record(row) for row in conn.execute(select(db.card))}
+            rows = conn.execution_options(yield_per=65536).execute(
+                select(*columns).order_by(*db.digest.primary_key.columns)
+            )
+            index = DigestIndex.build(
+                rows,
+                {number: card.match("") for number, card in cards.items()},
+                last_card=max(cards, default=0),
+            )
+        return index
+
     def _cursor(self) -> Any:
         connection = getattr(self._local, "connection", None)
         if connection is None:
@@ -563,6 +648,7 @@ class Storage:
 
 
 __all__ = [
+    "MAX_INDEX_ROWS",
     "MAX_LOOKUP_DIGESTS",
     "BlobWriter",
     "PreparedDigests",
