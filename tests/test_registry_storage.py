@@ -143,6 +143,15 @@ def test_the_lookup_decoder_accepts_exactly_what_the_documented_model_accepts() 
         [],
         {"sha256": [1]},
         {"textSha256": None},
+        {"textSha256": [hex64, "g" * 64]},
+        {"sha256": [hex64[:-2] + " a"]},
+        {"sha256": [hex64[:-1] + "\u0663"]},
+        {"sha256": [hex64[:-1] + "é"]},
+        {"sha256": [hex64] * 999, "textSha256": [hex64[:-1] + "F"]},
+        {"sha256": [hex64, hex64[:-1]], "fingerprints": [{"other": 1}]},
+        {"sha256": [hex64] * 20 + [hex64.upper()]},
+        {"sha256": [hex64] * 20 + [hex64 + "\n"]},
+        {"textSha256": [hex64] * 20 + ["ab" * 31 + "a\u0663"]},
     ]
     for document in documents:
         data = json.dumps(document).encode()
@@ -152,11 +161,16 @@ def test_the_lookup_decoder_accepts_exactly_what_the_documented_model_accepts() 
         except pydantic.ValidationError:
             documented = False
         try:
-            models.LOOKUP_DECODER.decode(data)
-            decoded = True
-        except msgspec.ValidationError:
-            decoded = False
+            strict = models.LOOKUP_DECODER.decode(data)
+            decoded, error = True, ""
+        except msgspec.ValidationError as exc:
+            decoded, error = False, str(exc)
         assert decoded == documented, document
+        # The request path's decoder: the same verdict, body and error.
+        try:
+            assert models.decode_lookup(data) == strict, document
+        except msgspec.ValidationError as exc:
+            assert not decoded and str(exc) == error, document
 
 
 def _odd_entries(count: int) -> list[ManifestEntry]:

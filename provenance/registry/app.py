@@ -371,7 +371,7 @@ def create_app(
             if len(data) > MAX_LOOKUP_BODY:
                 return _error(413, f"body: larger than {MAX_LOOKUP_BODY} bytes")
         try:
-            body = models.LOOKUP_DECODER.decode(data)
+            body = models.decode_lookup(data)
         except msgspec.DecodeError as exc:  # ValidationError included
             return _error(400, f"body: {exc}")
         count = len(body.sha256) + len(body.textSha256)

@@ -58,6 +58,18 @@ class DigestIndex:
         )
         if count and not bool(np.all(self._prefixes[1:] >= self._prefixes[:-1])):
             raise ValueError("the rows are not in the digest table's order")
+        self._rows32 = (
+            np.frombuffer(digests, dtype=np.uint8).reshape(count, 32)
+            if count
+            else np.zeros((0, 32), dtype=np.uint8)
+        )
+        # Where the rows of each row's digest end (the rows of one digest are adjacent).
+        if count:
+            starts = np.flatnonzero(np.any(self._rows32[1:] != self._rows32[:-1], axis=1)) + 1
+            bounds = np.append(starts, count)
+            self._ends = np.repeat(bounds, np.diff(np.insert(bounds, 0, 0)))
+        else:
+            self._ends = np.zeros(0, dtype=np.int64)
         self.last_card = last_card
         self.rows = count
 
@@ -121,25 +133,38 @@ class DigestIndex:
         lows = np.empty(len(wanted), dtype=np.int64)
         lows[order] = np.searchsorted(self._prefixes, prefixes[order], "left")
         count = self.rows
-        # Only keys whose first 8 bytes some row shares can match: found here in bulk.
-        candidates = (
-            np.flatnonzero(
-                (lows < count) & (self._prefixes[np.minimum(lows, count - 1)] == prefixes)
-            ).tolist()
-            if count
-            else []
-        )
         kind_text = _KIND_TEXT
         parts = [b'{"digest":"' + d.encode() + kind_text[k] + b"]}" for d, k in wanted]
-        digests, kinds, cards = self._digests, self._kinds, self._cards
+        if not count:
+            return b"[" + b",".join(parts) + b"]"
+        # The digest at each key's place, compared in bulk: equal means the key's rows start
+        # there (and end at _ends). A key that shares only its first 8 bytes with the digest
+        # there may still be further on: those (rare) keys are searched row by row.
+        places = np.minimum(lows, count - 1)
+        exact = np.all(self._rows32[places] == keys, axis=1)
+        near = ~exact & (self._prefixes[places] == prefixes)
+        kinds, cards = self._kinds, self._cards
         ids, offsets, matches = self._ids, self._offsets, self._matches
-        packed, starts = keys.tobytes(), lows.tolist()
-        for number in candidates:
+        hits = np.flatnonzero(exact)
+        spans = zip(
+            hits.tolist(), lows[hits].tolist(), self._ends[places[hits]].tolist(), strict=True
+        )
+        for number, first, stop in spans:
+            digest, kind = wanted[number]
+            found = [
+                matches[cards[row]] + ids[offsets[row] : offsets[row + 1]] + b"}"
+                for row in range(first, stop)
+                if kinds[row] == kind
+            ]
+            if found:
+                parts[number] = (
+                    b'{"digest":"' + digest.encode() + kind_text[kind] + b",".join(found) + b"]}"
+                )
+        digests, packed = self._digests, keys.tobytes()
+        for number in np.flatnonzero(near).tolist():
             digest, kind = wanted[number]
             key = packed[number * 32 : number * 32 + 32]
-            row = starts[number]
-            # Skip the (rare) rows that share the key's first 8 bytes with a smaller digest,
-            # then take the rows of this digest.
+            row = int(lows[number])
             while row < count and digests[row * 32 : row * 32 + 32] < key:
                 row += 1
             found = []
