@@ -12,8 +12,10 @@ inserted with ``executemany`` on SQLite and ``COPY ... FORMAT BINARY`` on Postgr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -594,9 +596,10 @@ class Storage:
     def _build_index(self) -> None:
         try:
             self._index = self._read_index()
-        except (SQLAlchemyError, ValueError):
+        except (SQLAlchemyError, ValueError, sqlite3.Error):
             # Lookups keep taking the database; a new card starts another try.
-            self._failed_at = self._state()[0]
+            with contextlib.suppress(SQLAlchemyError, sqlite3.Error):
+                self._failed_at = self._state()[0]
 
     def _read_index(self) -> DigestIndex:
         columns = [db.digest.c[name.strip()] for name in _DIGEST_COLUMNS.split(",")]
