@@ -151,15 +151,21 @@ class DigestIndex:
         )
         for number, first, stop in spans:
             digest, kind = wanted[number]
-            found = [
-                matches[cards[row]] + ids[offsets[row] : offsets[row + 1]] + b"}"
-                for row in range(first, stop)
-                if kinds[row] == kind
-            ]
-            if found:
-                parts[number] = (
-                    b'{"digest":"' + digest.encode() + kind_text[kind] + b",".join(found) + b"]}"
+            if stop - first == 1:  # the common case: one row with this digest
+                if kinds[first] != kind:
+                    continue
+                found = matches[cards[first]] + ids[offsets[first] : offsets[stop]] + b"}"
+            else:
+                found = b",".join(
+                    [
+                        matches[cards[row]] + ids[offsets[row] : offsets[row + 1]] + b"}"
+                        for row in range(first, stop)
+                        if kinds[row] == kind
+                    ]
                 )
+                if not found:
+                    continue
+            parts[number] = b'{"digest":"' + digest.encode() + kind_text[kind] + found + b"]}"
         digests, packed = self._digests, keys.tobytes()
         for number in np.flatnonzero(near).tolist():
             digest, kind = wanted[number]
@@ -167,14 +173,14 @@ class DigestIndex:
             row = int(lows[number])
             while row < count and digests[row * 32 : row * 32 + 32] < key:
                 row += 1
-            found = []
+            rows: list[bytes] = []
             while row < count and digests[row * 32 : row * 32 + 32] == key:
                 if kinds[row] == kind:
-                    found.append(matches[cards[row]] + ids[offsets[row] : offsets[row + 1]] + b"}")
+                    rows.append(matches[cards[row]] + ids[offsets[row] : offsets[row + 1]] + b"}")
                 row += 1
-            if found:
+            if rows:
                 parts[number] = (
-                    b'{"digest":"' + digest.encode() + kind_text[kind] + b",".join(found) + b"]}"
+                    b'{"digest":"' + digest.encode() + kind_text[kind] + b",".join(rows) + b"]}"
                 )
         return b"[" + b",".join(parts) + b"]"
 
