@@ -57,6 +57,17 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Storage, Listed]:
     return Storage(database), listed
 
 
+def _random_wanted(rng: random.Random, known: list[str]) -> list[tuple[str, int]]:
+    wanted = []
+    for _ in range(rng.randrange(1, 80)):
+        pick = rng.choice(known) if rng.random() < 0.7 else f"{rng.getrandbits(256):064x}"
+        kind = KIND_TEXT_SHA256 if pick.startswith("t:") else KIND_SHA256
+        if rng.random() < 0.1:  # a digest asked as the other kind: no match
+            kind = 1 - kind
+        wanted.append((pick.removeprefix("t:"), kind))
+    return wanted
+
+
 def test_the_fast_lookup_equals_the_plain_query(
     filled: tuple[Storage, Listed],
 ) -> None:
@@ -64,13 +75,7 @@ def test_the_fast_lookup_equals_the_plain_query(
     rng = random.Random(5)
     known = [digest for entries in listed for _, _, digest in entries]
     for _ in range(30):
-        wanted = []
-        for _ in range(rng.randrange(1, 60)):
-            pick = rng.choice(known) if rng.random() < 0.7 else f"{rng.getrandbits(256):064x}"
-            kind = KIND_TEXT_SHA256 if pick.startswith("t:") else KIND_SHA256
-            if rng.random() < 0.1:  # a digest asked as the other kind: no match
-                kind = 1 - kind
-            wanted.append((pick.removeprefix("t:"), kind))
+        wanted = _random_wanted(rng, known)
         assert storage.lookup_fast(wanted) == storage.lookup(wanted)
     assert storage.lookup_fast([]) == storage.lookup([]) == []
 
@@ -260,17 +265,6 @@ def test_the_streamed_blob_is_stored_in_chunks_and_checked(tmp_path: Path) -> No
         assert reader.blob("00" * 32) is None  # rolled back
     finally:
         database.close()
-
-
-def _random_wanted(rng: random.Random, known: list[str]) -> list[tuple[str, int]]:
-    wanted = []
-    for _ in range(rng.randrange(1, 80)):
-        pick = rng.choice(known) if rng.random() < 0.7 else f"{rng.getrandbits(256):064x}"
-        kind = KIND_TEXT_SHA256 if pick.startswith("t:") else KIND_SHA256
-        if rng.random() < 0.1:  # a digest asked as the other kind: no match
-            kind = 1 - kind
-        wanted.append((pick.removeprefix("t:"), kind))
-    return wanted
 
 
 def test_the_digest_index_answers_as_the_database_before_and_after_a_push(
