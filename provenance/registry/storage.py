@@ -3,11 +3,15 @@
 Reads (:class:`Storage`): the registered cards, the exact bytes pushed (streamed from the
 ``blob`` table), and digest lookups, by full digest (:meth:`Storage.lookup`) or by a 5-hex
 prefix (:meth:`Storage.range`). Lookups on SQLite run on a sqlite3 connection kept per thread
-(:meth:`Storage.lookup_fast`), held equal to the plain SQLAlchemy query by a test.
+(:meth:`Storage.lookup_fast`), held equal to the plain SQLAlchemy query by a test; batches
+are answered from an in-memory copy of the digests (:meth:`Storage.lookup_json`,
+:mod:`provenance.registry.digestindex`) while it holds every registered card.
 
-Writes (:func:`insert_card`, :func:`insert_digests`, :func:`store_blob`) happen inside a
-registration's write transaction (:mod:`provenance.registry.admission`); digests are bulk
-inserted with ``executemany`` on SQLite and ``COPY ... FORMAT BINARY`` on PostgreSQL.
+Writes (:func:`insert_card`, :func:`insert_prepared`, :class:`BlobWriter`, :func:`store_blob`)
+happen inside a registration's write transaction (:mod:`provenance.registry.admission`); each
+block of digests is one ``INSERT ... SELECT`` over ``json_each`` on SQLite and one ``COPY``
+on PostgreSQL (:func:`prepare_digests`), held equal by a test to the plain rows of
+:func:`digest_rows` and :func:`insert_digests`.
 """
 
 from __future__ import annotations
