@@ -302,6 +302,9 @@ def bench_http(work: Path, signed: Path, manifest: Path, sample: list[str], seco
         + ["--port", "0", "--lookup-rate", "0"],
         stdout=subprocess.PIPE,
         text=True,
+        # "-m" puts the working directory first on the path: run from this tree, so that the
+        # server is this tree's code wherever the benchmark is started from.
+        cwd=Path(__file__).resolve().parents[1],
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
     )
     try:
