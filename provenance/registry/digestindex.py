@@ -49,7 +49,7 @@ class DigestIndex:
         self._kinds = kinds
         self._cards = cards.tolist()
         self._ids = ids
-        self._offsets = offsets.tolist()
+        self._offsets = offsets  # numpy: 8 bytes a row (a list of ints takes about 40)
         self._matches = dict(matches)
         count = len(kinds)
         words = np.frombuffer(digests, dtype=">u8").reshape(count, 4) if count else None
