@@ -7,9 +7,12 @@ Measures on this machine, with the load average printed (the machine may be shar
    of the manifest with its digest, order and Merkle root, every digest indexed, the exact
    bytes stored, the log entry appended and signed, one commit), against the peer: a raw
    ``sqlite3`` ``executemany`` of the same rows into the same table (rows built beforehand,
-   one transaction). Goals: ratio >= 0.8 and <= 10 s.
-2. **Ingest on PostgreSQL** (a private cluster, fsync on): the same registration, digests
-   written with ``COPY ... FORMAT BINARY``, against a raw psycopg ``COPY`` of the same rows.
+   one transaction, the registry's pragmas). Goals: ratio >= 0.8 and <= 10 s. (The
+   registration writes each block of digests with one ``INSERT ... SELECT`` over
+   ``json_each``, and also stores the manifest's bytes, which the peer does not.)
+2. **Ingest on PostgreSQL** (a private cluster, fsync on): the same registration, each block
+   of digests written with one text ``COPY``, against a raw psycopg binary ``COPY`` of the
+   same rows (``write_row``, rows built beforehand).
 3. **Lookups over HTTP** with wrk (Debian) against ``registry serve`` on SQLite holding that
    manifest, one uvicorn process: single-digest ``POST /v1/lookup`` (half hits; goal >= 5,000
    requests/s), batches of 1,000 digests (goal >= 300,000 digests/s) and ``GET
@@ -20,7 +23,7 @@ Measures on this machine, with the load average printed (the machine may be shar
    checkpoint by a fresh tree: goal <= 1 ms).
 
 Run:  python benchmarks/bench_registry.py [--entries 1000000] [--log-entries 1000000]
-      [--skip-postgres] [--skip-http] [--seconds 10]
+      [--skip-postgres] [--skip-http] [--skip-log] [--seconds 10]
 """
 
 from __future__ import annotations
@@ -158,14 +161,17 @@ def bench_sqlite_ingest(
         f"   raw sqlite3 executemany of the same rows:   {raw_seconds:.2f} s"
         f" ({len(rows) / raw_seconds:,.0f} rows/s), {raw_cpu:.1f} CPU s"
     )
+    ratio = raw_seconds / registry_seconds
+    met = ratio >= 0.8 and registry_seconds <= 10
     print(
-        f"   ratio raw/registry {raw_seconds / registry_seconds:.2f} (goal >= 0.8);"
-        f" registration {registry_seconds:.1f} s (goal <= 10 s)"
+        f"   GOAL SQLite ingest of {len(rows):,} rows: ratio raw/registry {ratio:.2f}"
+        f" (goal >= 0.8), registration {registry_seconds:.1f} s (goal <= 10 s):"
+        f" {'met' if met else 'missed'} [{load()}]"
     )
 
 
 def bench_postgres_ingest(work: Path, signed: Path, manifest: Path, trust: TrustStore) -> None:
-    print("2. Ingest on PostgreSQL (private cluster, fsync on; COPY FORMAT BINARY)")
+    print("2. Ingest on PostgreSQL (private cluster, fsync on; COPY)")
     import psycopg
 
     from tests.registry_support import postgres_cluster
@@ -200,7 +206,11 @@ def bench_postgres_ingest(work: Path, signed: Path, manifest: Path, trust: Trust
         f"   registration: {registry_seconds:.2f} s ({len(rows) / registry_seconds:,.0f} rows/s,"
         f" {registry_cpu:.1f} CPU s here, the server's not counted); raw psycopg COPY of the"
         f" same rows {raw_seconds:.2f} s ({len(rows) / raw_seconds:,.0f} rows/s,"
-        f" {raw_cpu:.1f} CPU s); ratio {raw_seconds / registry_seconds:.2f}"
+        f" {raw_cpu:.1f} CPU s)"
+    )
+    print(
+        f"   GOAL PostgreSQL ingest with COPY: ratio raw/registry"
+        f" {raw_seconds / registry_seconds:.2f} (goal: close to raw COPY) [{load()}]"
     )
 
 
@@ -292,6 +302,9 @@ def bench_http(work: Path, signed: Path, manifest: Path, sample: list[str], seco
         + ["--port", "0", "--lookup-rate", "0"],
         stdout=subprocess.PIPE,
         text=True,
+        # "-m" puts the working directory first on the path: run from this tree, so that the
+        # server is this tree's code wherever the benchmark is started from.
+        cwd=Path(__file__).resolve().parents[1],
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
     )
     try:
@@ -323,7 +336,10 @@ def bench_http(work: Path, signed: Path, manifest: Path, sample: list[str], seco
             ]
             bodies.append("'" + json.dumps({"sha256": digests}) + "'")
         batched = wrk(url, WRK_BATCH % ",".join(bodies), seconds, work, "batches of 1,000 digests")
-        print(f"   = {batched * 1000:,.0f} digests/s (goal >= 300,000); single goal >= 5,000")
+        print(
+            f"   GOAL batched lookups: {batched * 1000:,.0f} digests/s (goal >= 300,000):"
+            f" {'met' if batched * 1000 >= 300_000 else 'missed'} [{load()}]"
+        )
         ranged = wrk(url, WRK_RANGE, seconds, work, "GET /v1/range/<5 hex>")
         print(f"   range goal >= 3,000/s: {'met' if ranged >= 3000 else 'missed'}")
     finally:
@@ -435,6 +451,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--skip-log", action="store_true")
     arguments = parser.parse_args()
     print(f"bench_registry: {load()}")
     with tempfile.TemporaryDirectory(prefix="bench-registry-") as temp:
@@ -450,7 +467,8 @@ def main() -> None:
             bench_postgres_ingest(work, signed, manifest, trust)
         if not arguments.skip_http:
             bench_http(work, signed, manifest, sample, arguments.seconds)
-        bench_log(work, arguments.log_entries)
+        if not arguments.skip_log:
+            bench_log(work, arguments.log_entries)
     print(f"done: {load()}")
 
 

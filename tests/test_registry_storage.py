@@ -4,12 +4,16 @@ answers against a brute-force reading of the manifests, and the rate limiter's a
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import msgspec
 import pytest
+from sqlalchemy import select
 
+from provenance.errors import LocalIOError
 from provenance.keys import PrivateKey
-from provenance.manifest import decode_entry
+from provenance.manifest import ManifestEntry, decode_entry
+from provenance.registry import db, storage
 from provenance.registry.admission import Registrar, Upload
 from provenance.registry.db import KIND_SHA256, KIND_TEXT_SHA256, Database
 from provenance.registry.ratelimit import RateLimiter
@@ -53,6 +57,17 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Storage, Listed]:
     return Storage(database), listed
 
 
+def _random_wanted(rng: random.Random, known: list[str]) -> list[tuple[str, int]]:
+    wanted = []
+    for _ in range(rng.randrange(1, 80)):
+        pick = rng.choice(known) if rng.random() < 0.7 else f"{rng.getrandbits(256):064x}"
+        kind = KIND_TEXT_SHA256 if pick.startswith("t:") else KIND_SHA256
+        if rng.random() < 0.1:  # a digest asked as the other kind: no match
+            kind = 1 - kind
+        wanted.append((pick.removeprefix("t:"), kind))
+    return wanted
+
+
 def test_the_fast_lookup_equals_the_plain_query(
     filled: tuple[Storage, Listed],
 ) -> None:
@@ -60,13 +75,7 @@ def test_the_fast_lookup_equals_the_plain_query(
     rng = random.Random(5)
     known = [digest for entries in listed for _, _, digest in entries]
     for _ in range(30):
-        wanted = []
-        for _ in range(rng.randrange(1, 60)):
-            pick = rng.choice(known) if rng.random() < 0.7 else f"{rng.getrandbits(256):064x}"
-            kind = KIND_TEXT_SHA256 if pick.startswith("t:") else KIND_SHA256
-            if rng.random() < 0.1:  # a digest asked as the other kind: no match
-                kind = 1 - kind
-            wanted.append((pick.removeprefix("t:"), kind))
+        wanted = _random_wanted(rng, known)
         assert storage.lookup_fast(wanted) == storage.lookup(wanted)
     assert storage.lookup_fast([]) == storage.lookup([]) == []
 
@@ -139,6 +148,15 @@ def test_the_lookup_decoder_accepts_exactly_what_the_documented_model_accepts() 
         [],
         {"sha256": [1]},
         {"textSha256": None},
+        {"textSha256": [hex64, "g" * 64]},
+        {"sha256": [hex64[:-2] + " a"]},
+        {"sha256": [hex64[:-1] + "\u0663"]},
+        {"sha256": [hex64[:-1] + "é"]},
+        {"sha256": [hex64] * 999, "textSha256": [hex64[:-1] + "F"]},
+        {"sha256": [hex64, hex64[:-1]], "fingerprints": [{"other": 1}]},
+        {"sha256": [hex64] * 20 + [hex64.upper()]},
+        {"sha256": [hex64] * 20 + [hex64 + "\n"]},
+        {"textSha256": [hex64] * 20 + ["ab" * 31 + "a\u0663"]},
     ]
     for document in documents:
         data = json.dumps(document).encode()
@@ -148,8 +166,194 @@ def test_the_lookup_decoder_accepts_exactly_what_the_documented_model_accepts() 
         except pydantic.ValidationError:
             documented = False
         try:
-            models.LOOKUP_DECODER.decode(data)
-            decoded = True
-        except msgspec.ValidationError:
-            decoded = False
+            strict = models.LOOKUP_DECODER.decode(data)
+            decoded, error = True, ""
+        except msgspec.ValidationError as exc:
+            decoded, error = False, str(exc)
         assert decoded == documented, document
+        # The request path's decoder: the same verdict, body and error.
+        try:
+            assert models.decode_lookup(data) == strict, document
+        except msgspec.ValidationError as exc:
+            assert not decoded and str(exc) == error, document
+
+
+def _odd_entries(count: int) -> list[ManifestEntry]:
+    """Entries whose ids need escaping in JSON or COPY text, half of them text."""
+    rng = random.Random(17)
+    names = ["plain", 'quote"d', "back\\slash", "tab-less é ü 漢字", "emoji 🙂", "a\\\\b", "x'y"]
+    return [
+        ManifestEntry(
+            id=f"{rng.choice(names)}/{i}",
+            sha256=f"{rng.getrandbits(256):064x}",
+            size=i,
+            textSha256=f"{rng.getrandbits(256):064x}" if i % 2 else None,
+        )
+        for i in range(count)
+    ]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_the_prepared_bulk_insert_stores_what_the_plain_rows_store(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'r.db'}"
+    else:
+        url = request.getfixturevalue("pg_cluster").database("prepared_insert")
+    database = Database.open(url)
+    entries = _odd_entries(700)
+    blocks = [(0, entries[:300]), (300, entries[300:301]), (301, entries[301:])]
+    try:
+        with database.write(lock_log=False) as conn:
+            for first, block in blocks:
+                storage.insert_digests(conn, storage.digest_rows(1, first, block))
+                prepared = storage.prepare_digests(conn.dialect.name, 2, first, block)
+                assert prepared.plain is None  # the fast statement, not the fallback
+                storage.insert_prepared(conn, prepared)
+        with database.read() as conn:
+            rows = conn.execute(
+                select(db.digest).order_by(db.digest.c.card_no, db.digest.c.entry_no)
+            ).all()
+    finally:
+        database.close()
+    plain = sorted((bytes(r[0]), r[1], r[3], r[4]) for r in rows if r[2] == 1)
+    fast = sorted((bytes(r[0]), r[1], r[3], r[4]) for r in rows if r[2] == 2)
+    assert len(plain) == 700 + 350
+    assert fast == plain
+    expected = {(bytes.fromhex(e.sha256), 0, n, e.id) for n, e in enumerate(entries)}
+    expected |= {
+        (bytes.fromhex(e.textSha256), 1, n, e.id)
+        for n, e in enumerate(entries)
+        if e.textSha256 is not None
+    }
+    assert set(fast) == expected
+
+
+def test_an_id_sqlite_json_might_misread_takes_the_plain_path() -> None:
+    entry = ManifestEntry(id="a\u0001b", sha256="ab" * 32, size=1)
+    prepared = storage.prepare_digests("sqlite", 1, 0, [entry])
+    assert prepared.sqlite is None
+    assert prepared.plain == storage.digest_rows(1, 0, [entry])
+
+
+def test_the_streamed_blob_is_stored_in_chunks_and_checked(tmp_path: Path) -> None:
+    import hashlib
+
+    database = Database.open(f"sqlite:///{tmp_path / 'r.db'}")
+    data = random.Random(3).randbytes(db.BLOB_CHUNK * 2 + 12345)
+    expected = hashlib.sha256(data).hexdigest()
+    try:
+        with database.write(lock_log=False) as conn:
+            writer = storage.BlobWriter(conn, expected, what="manifest")
+            for start in range(0, len(data), 300_001):
+                writer.write(data[start : start + 300_001])
+            writer.close()
+        reader = storage.Storage(database)
+        chunks = reader.blob(expected)
+        assert chunks is not None
+        stored = list(chunks)
+        assert b"".join(stored) == data and reader.blob_size(expected) == len(data)
+        assert [len(c) for c in stored] == [db.BLOB_CHUNK, db.BLOB_CHUNK, 12345]
+        with (
+            pytest.raises(LocalIOError, match="not the ones committed to"),
+            database.write(lock_log=False) as conn,
+        ):
+            writer = storage.BlobWriter(conn, "00" * 32, what="manifest")
+            writer.write(data)
+            writer.close()
+        assert reader.blob("00" * 32) is None  # rolled back
+    finally:
+        database.close()
+
+
+def test_the_digest_index_answers_as_the_database_before_and_after_a_push(
+    tmp_path: Path,
+) -> None:
+    publisher = PrivateKey.generate()
+    trust = TrustStore().with_key(publisher.public, name="Lab", role="dataset-publisher")
+    database = Database.open(f"sqlite:///{tmp_path / 'r.db'}")
+    registrar = Registrar(database, trust, PrivateKey.generate(), origin=ORIGIN)
+    registrar.start_log()
+    reader = Storage(database)
+    rng = random.Random(9)
+    known: list[str] = []
+
+    def push(name: str) -> None:
+        made = synthetic_card(tmp_path / name, publisher, name, 200, texts=True)
+        registrar.register(Upload(made.signed, made.manifest), at=AT)
+        for line in made.manifest.read_bytes().splitlines():
+            entry = decode_entry(line, what="manifest")
+            known.append(entry.sha256)
+            if entry.textSha256 is not None:
+                known.append("t:" + entry.textSha256)
+
+    def agree() -> None:
+        for _ in range(20):
+            wanted = _random_wanted(rng, known)
+            assert msgspec.json.decode(reader.lookup_json(wanted)) == reader.lookup(wanted)
+
+    try:
+        push("a")
+        assert reader.wait_for_index(60)
+        agree()
+        # A new card: the index is old (the first lookup sees it so, and must take the
+        # database: the index would miss the new card's matches), until it is rebuilt.
+        push("b")
+        builder = reader._builder
+        assert reader._index is not None and reader._index.last_card == 1
+        agree()
+        assert reader._builder is not builder  # a rebuild was started by the lookups
+        assert reader.wait_for_index(60)
+        assert reader._index is not None and reader._index.last_card == 2
+        agree()
+        assert reader.lookup_json([]) == b"[]"
+        # More rows than it may hold in memory: no index, the database answers.
+        small = Storage(database, index_rows=100)
+        assert not small.wait_for_index(60)
+        wanted = _random_wanted(rng, known)
+        assert msgspec.json.decode(small.lookup_json(wanted)) == small.lookup(wanted)
+    finally:
+        database.close()
+
+
+def test_the_digest_index_finds_digests_that_share_their_first_bytes() -> None:
+    from provenance._kernels import hex_digest_rows
+    from provenance.registry.digestindex import DigestIndex
+
+    rng = random.Random(4)
+    stem = "ab" * 8
+    digests = sorted({stem + f"{rng.getrandbits(192):048x}" for _ in range(6)})
+    digests += sorted({f"{rng.getrandbits(256):064x}" for _ in range(6)})
+    rows = sorted(
+        (bytes.fromhex(d), kind, card, n, f"e{n}-{card}")
+        for n, d in enumerate(digests)
+        for kind in (0, 1)
+        for card in (1, 2)
+        if rng.random() < 0.6
+    )
+    cards = {n: {"card": f"{n:064x}", "name": "x", "version": "1", "publisher": []} for n in (1, 2)}
+    index = DigestIndex.build(rows, cards, last_card=2)
+    wanted = [(d, kind) for d in digests + [stem + "0" * 48, "f" * 64] for kind in (0, 1)]
+    rng.shuffle(wanted)
+    answer = msgspec.json.decode(index.answer(wanted, hex_digest_rows([d for d, _ in wanted])))
+    expected = [
+        {
+            "digest": d,
+            "kind": "sha256" if kind == 0 else "textSha256",
+            "matches": [
+                {**cards[card], "entry": entry}
+                for digest, k, card, _, entry in rows
+                if digest.hex() == d and k == kind
+            ],
+        }
+        for d, kind in wanted
+    ]
+    assert answer == expected
+    assert any(item["matches"] for item in answer) and any(not i["matches"] for i in answer)
+    empty = DigestIndex.build([], cards, last_card=0)
+    assert msgspec.json.decode(
+        empty.answer(wanted[:3], hex_digest_rows([d for d, _ in wanted[:3]]))
+    ) == [{**item, "matches": []} for item in expected[:3]]
+    with pytest.raises(ValueError, match="order"):
+        DigestIndex.build(list(reversed(rows)), cards, last_card=2)

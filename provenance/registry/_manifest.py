@@ -9,19 +9,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from provenance import manifest
 from provenance.errors import DigestMismatchError
-from provenance.manifest import ManifestEntry, ManifestSummary
+from provenance.manifest import ManifestEntry, ManifestReader, ManifestSummary
 
 _BLOCK = 8192
 
 
 def read_against_card(
-    path: Path, committed: ManifestSummary, consume: Callable[[int, list[ManifestEntry]], None]
+    path: Path,
+    committed: ManifestSummary,
+    consume: Callable[[int, list[ManifestEntry], bytes], None],
 ) -> None:
-    """Read the manifest at ``path`` once, handing ``consume(first, entries)`` each block of
-    checked entries (``first`` is the position of the block's first entry), then check that
-    the bytes read are the manifest ``committed`` describes.
+    """Read the manifest at ``path`` once, handing ``consume(first, entries, data)`` each block
+    of checked entries (``first`` is the position of the block's first entry, ``data`` the
+    bytes of their lines: all blocks' ``data`` together are the file's bytes), then check
+    that the bytes read are the manifest ``committed`` describes.
 
     Every line is checked as it is read, including the manifest order ``(sha256, id)`` that
     absence proofs rest on. ``consume`` sees entries before the commitment can be checked: it
@@ -34,18 +36,26 @@ def read_against_card(
             ``committed``.
         InputError, LocalIOError: the file cannot be read.
     """
-    found: list[manifest.ManifestSummary] = []
+    reader = ManifestReader(path)
     block: list[ManifestEntry] = []
+    data: list[bytes] = []
     first = 0
-    for entry in manifest.iter_manifest(path, on_summary=found.append):
-        block.append(entry)
-        if len(block) == _BLOCK:
-            consume(first, block)
-            first += len(block)
-            block = []
-    if block:
-        consume(first, block)
-    differences = found[0].differences(committed)
+    try:
+        # The reader's blocks are about 4 MiB of lines; near a line that fails the fast check
+        # it yields entries one at a time, which are gathered again here.
+        for read in reader.blocks():
+            block.extend(read.entries)
+            data.append(read.data)
+            if len(block) >= _BLOCK:
+                consume(first, block, data[0] if len(data) == 1 else b"".join(data))
+                first += len(block)
+                block, data = [], []
+        if block:
+            consume(first, block, b"".join(data))
+    finally:
+        reader.close()
+    summary = reader.summary
+    differences = summary.differences(committed)
     if differences:
         raise DigestMismatchError(
             "the manifest is not the one the card commits to: " + "; ".join(differences)

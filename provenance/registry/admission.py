@@ -28,7 +28,6 @@ import queue
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection
@@ -61,21 +60,28 @@ class _StopError(Exception):
     """The writer gave up: the reader stops too."""
 
 
+Block = tuple[storage.PreparedDigests, bytes]
+"""A block of the manifest: its digests' rows, ready to insert, and the bytes of its lines."""
+
+
 def _index_manifest(
     conn: Connection, number: int, manifest: Path, committed: ManifestSummary
 ) -> None:
-    """Read the manifest against the card in a second thread while this one writes its digests.
+    """Read the manifest against the card in a second thread while this one writes its digests
+    and stores its bytes (the very bytes read, checked and hashed again as they are stored).
 
-    Reading (decoding, checking, hashing) and writing (the database's B-tree work, which runs
-    without the GIL) overlap; the queue between them holds a few blocks at most.
+    Reading (decoding, checking, hashing, preparing each block's rows for one bulk statement)
+    and writing (the database's B-tree work, which runs without the GIL) overlap; the queue
+    between them holds a few blocks at most.
 
     Raises:
         as :func:`read_against_card` (the first error of either side).
     """
-    blocks: queue.Queue[list[Any] | BaseException | None] = queue.Queue(maxsize=4)
+    blocks: queue.Queue[Block | BaseException | None] = queue.Queue(maxsize=4)
     stop = threading.Event()
+    dialect = conn.dialect.name
 
-    def put(item: list[Any] | BaseException | None) -> None:
+    def put(item: Block | BaseException | None) -> None:
         while not stop.is_set():
             try:
                 blocks.put(item, timeout=0.1)
@@ -89,7 +95,9 @@ def _index_manifest(
             read_against_card(
                 manifest,
                 committed,
-                lambda first, entries: put(storage.digest_rows(number, first, entries)),
+                lambda first, entries, data: put(
+                    (storage.prepare_digests(dialect, number, first, entries), data)
+                ),
             )
             put(None)
         except _StopError:
@@ -101,10 +109,13 @@ def _index_manifest(
     reader = threading.Thread(target=read, name="manifest-reader", daemon=True)
     reader.start()
     try:
+        stored = storage.BlobWriter(conn, committed.digest, what="manifest")
         while (item := blocks.get()) is not None:
             if isinstance(item, BaseException):
                 raise item
-            storage.insert_digests(conn, item)
+            storage.insert_prepared(conn, item[0])
+            stored.write(item[1])
+        stored.close()
     finally:
         stop.set()
         reader.join()
@@ -244,9 +255,9 @@ class Registrar:
                 assert upload.fingerprints is not None
                 self._check_sidecar(upload, sidecar)
             # Each blob's digest is computed again from the bytes stored, and must be the one
-            # the card commits to (or, for the envelope, the digest logged).
+            # the card commits to (or, for the envelope, the digest logged); the manifest's
+            # bytes were stored as they were read.
             storage.store_blob(conn, upload.card, record.envelope_sha256, what="card")
-            storage.store_blob(conn, upload.manifest, committed.digest, what="manifest")
             if sidecar is not None and upload.fingerprints is not None:
                 storage.store_blob(conn, upload.fingerprints, sidecar, what="fingerprints")
             entry = LogEntry.for_card(

@@ -190,6 +190,7 @@ def create_app(
     registrar = Registrar(database, trust, key, origin=config.origin)
     registrar.start_log()
     storage = Storage(database)
+    storage.refresh_index()  # in the background: lookups take the database meanwhile
     tiles = SqlTileStore(database)
     limiter = RateLimiter(config.lookup_rate, config.lookup_burst, clock=monotonic)
     search = open_search(storage, config.cache_directory)
@@ -370,7 +371,7 @@ def create_app(
             if len(data) > MAX_LOOKUP_BODY:
                 return _error(413, f"body: larger than {MAX_LOOKUP_BODY} bytes")
         try:
-            body = models.LOOKUP_DECODER.decode(data)
+            body = models.decode_lookup(data)
         except msgspec.DecodeError as exc:  # ValidationError included
             return _error(400, f"body: {exc}")
         count = len(body.sha256) + len(body.textSha256)
@@ -383,7 +384,7 @@ def create_app(
             )
         wanted = [(d, db.KIND_SHA256) for d in body.sha256]
         wanted += [(d, db.KIND_TEXT_SHA256) for d in body.textSha256]
-        results = storage.lookup_fast(wanted)
+        results = storage.lookup_json(wanted)
         found: list[list[dict[str, Any]]] = []
         if body.fingerprints:
             works = [
@@ -398,7 +399,12 @@ def create_app(
                 found = await run_in_threadpool(search.search, works)
             except (UnavailableError, FormatError) as exc:
                 return _error(503, f"fingerprint lookup failed: {exc}")
-        return _json({"results": results, "fingerprints": [{"matches": m} for m in found]})
+        # The results come encoded (the digest index answers in JSON directly).
+        fingerprints = msgspec.json.encode([{"matches": m} for m in found])
+        return Response(
+            b'{"results":' + results + b',"fingerprints":' + fingerprints + b"}",
+            media_type="application/json",
+        )
 
     @app.get("/v1/range/{prefix}", responses={**_ok(models.RangeAnswer), **_errors(400, 429, 503)})
     async def range_query(prefix: Prefix, request: Request) -> Response:

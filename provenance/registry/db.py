@@ -228,6 +228,15 @@ class Database:
                     f"the database holds a registry of schema version {found}; this version"
                     f" reads version {SCHEMA_VERSION}"
                 )
+            if not self.is_sqlite:
+                # The bytes pushed are stored as they are, out of line: compressing them
+                # (PostgreSQL's default for bytea) costs more than it saves on a manifest.
+                storage = conn.exec_driver_sql(
+                    "SELECT attstorage FROM pg_attribute"
+                    " WHERE attrelid = 'blob'::regclass AND attname = 'data'"
+                ).scalar()
+                if storage != "e":  # else the ALTER would lock the table on every start
+                    conn.exec_driver_sql("ALTER TABLE blob ALTER COLUMN data SET STORAGE EXTERNAL")
             insert = (sqlite_insert if self.is_sqlite else pg_insert)(log_state)
             conn.execute(insert.values(id=1, checkpoint=None).on_conflict_do_nothing())
 

@@ -6,10 +6,14 @@ here, and the schemathesis tests hold the two together.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from provenance._kernels import hex_digest_rows
+from provenance.errors import FormatError
 
 MAX_DIGESTS = 1000
 MAX_FINGERPRINT_SETS = 100
@@ -136,6 +140,45 @@ class LookupBody(msgspec.Struct, forbid_unknown_fields=True):
 LOOKUP_DECODER = msgspec.json.Decoder(LookupBody)
 
 
+class _LooseLookupBody(msgspec.Struct, forbid_unknown_fields=True):
+    """:class:`LookupBody` with its digests' pattern left to a check in bulk."""
+
+    sha256: Annotated[list[str], msgspec.Meta(max_length=MAX_DIGESTS)] = []
+    textSha256: Annotated[list[str], msgspec.Meta(max_length=MAX_DIGESTS)] = []  # noqa: N815
+    fingerprints: Annotated[
+        list[FingerprintBody], msgspec.Meta(max_length=MAX_FINGERPRINT_SETS)
+    ] = []
+
+
+_LOOSE_DECODER = msgspec.json.Decoder(_LooseLookupBody)
+_HEX64 = re.compile("[0-9a-f]{64}")
+_BULK_FROM = 16
+"""From this many digests, they are checked in bulk (numpy); fewer, each by the regex."""
+
+
+def decode_lookup(data: bytes | bytearray) -> LookupBody:
+    """Decode a lookup request as :data:`LOOKUP_DECODER` does (the same documents accepted,
+    the same errors), faster: the digests are checked in bulk rather than each by a regex.
+
+    Raises:
+        msgspec.DecodeError: as :data:`LOOKUP_DECODER` (``ValidationError`` included).
+    """
+    try:
+        loose = _LOOSE_DECODER.decode(data)
+        for digests in (loose.sha256, loose.textSha256):
+            if len(digests) > _BULK_FROM:
+                hex_digest_rows(digests)
+            elif not all(map(_HEX64.fullmatch, digests)):
+                raise FormatError("not 64 lowercase hex digits")
+    except (msgspec.DecodeError, FormatError):
+        # Refused: the strict decoder says why (a looser one cannot accept less).
+        LOOKUP_DECODER.decode(data)
+        raise AssertionError(
+            "the strict lookup decoder accepted what the loose one refused"
+        ) from None
+    return LookupBody(loose.sha256, loose.textSha256, loose.fingerprints)
+
+
 class FingerprintMatch(Match):
     """A registered entry that is an edited copy of the work, or holds part of it."""
 
@@ -176,6 +219,7 @@ __all__ = [
     "FingerprintResult",
     "FingerprintSet",
     "LOOKUP_DECODER",
+    "decode_lookup",
     "LookupAnswer",
     "LookupBody",
     "LookupRequest",

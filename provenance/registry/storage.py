@@ -3,17 +3,23 @@
 Reads (:class:`Storage`): the registered cards, the exact bytes pushed (streamed from the
 ``blob`` table), and digest lookups, by full digest (:meth:`Storage.lookup`) or by a 5-hex
 prefix (:meth:`Storage.range`). Lookups on SQLite run on a sqlite3 connection kept per thread
-(:meth:`Storage.lookup_fast`), held equal to the plain SQLAlchemy query by a test.
+(:meth:`Storage.lookup_fast`), held equal to the plain SQLAlchemy query by a test; batches
+are answered from an in-memory copy of the digests (:meth:`Storage.lookup_json`,
+:mod:`provenance.registry.digestindex`) while it holds every registered card.
 
-Writes (:func:`insert_card`, :func:`insert_digests`, :func:`store_blob`) happen inside a
-registration's write transaction (:mod:`provenance.registry.admission`); digests are bulk
-inserted with ``executemany`` on SQLite and ``COPY ... FORMAT BINARY`` on PostgreSQL.
+Writes (:func:`insert_card`, :func:`insert_prepared`, :class:`BlobWriter`, :func:`store_blob`)
+happen inside a registration's write transaction (:mod:`provenance.registry.admission`); each
+block of digests is one ``INSERT ... SELECT`` over ``json_each`` on SQLite and one ``COPY``
+on PostgreSQL (:func:`prepare_digests`), held equal by a test to the plain rows of
+:func:`digest_rows` and :func:`insert_digests`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -22,13 +28,19 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from sqlalchemy import Connection, and_, func, select
+from sqlalchemy.exc import SQLAlchemyError
 
+from provenance._kernels import hex_digest_rows
 from provenance.errors import LocalIOError
 from provenance.manifest import ManifestEntry
 from provenance.registry import db
+from provenance.registry.digestindex import DigestIndex
 
 MAX_LOOKUP_DIGESTS = 1000
+MAX_INDEX_ROWS = 4_000_000
+"""The most digest rows kept in memory for batched lookups (about 80 bytes each)."""
 _SHA256 = attrgetter("sha256")
 _ID = attrgetter("id")
 _READ_CHUNK = db.BLOB_CHUNK
@@ -189,7 +201,11 @@ def digest_rows(
 
 
 def insert_digests(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-    """Bulk insert ``digest`` rows: ``executemany`` on SQLite, binary ``COPY`` on PostgreSQL."""
+    """Bulk insert ``digest`` rows: ``executemany`` on SQLite, binary ``COPY`` on PostgreSQL.
+
+    The plain path; registrations use :func:`prepare_digests` and :func:`insert_prepared`,
+    which a test holds equal to it.
+    """
     if not rows:
         return
     if conn.dialect.name == "sqlite":
@@ -202,6 +218,104 @@ def insert_digests(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
         copy.set_types(["bytea", "int2", "int4", "int4", "text"])
         for row in rows:
             copy.write_row(row)
+
+
+# SQLite: one statement per kind and block, which runs in C from end to end (and without the
+# GIL, so that the manifest's next block is checked meanwhile): the block's digests are one
+# blob of 32-byte rows, its ids one JSON array (encoded here from the checked entries), its
+# entries' numbers their positions in that array.
+_SQLITE_BLOCK = (
+    f"INSERT INTO digest ({_DIGEST_COLUMNS})"
+    " SELECT substr(:digests, key * 32 + 1, 32), :kind, :card, :first + key, value"
+    " FROM json_each(:ids)"
+)
+_SQLITE_TEXT_BLOCK = _SQLITE_BLOCK + " WHERE substr(:has, key + 1, 1) = x'01'"
+_NO_TEXT = "0" * 64
+_ENCODE = msgspec.json.Encoder().encode
+_INDEX_FROM = 16
+"""Lookups of fewer digests take the database (a query is as fast for a few)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedDigests:
+    """The ``digest`` rows of a block of entries, made ready for one bulk insert.
+
+    On SQLite, :attr:`sqlite` holds the parameters of the block's statements (or None when the
+    block must take the plain path); on PostgreSQL, :attr:`copy` holds the rows as ``COPY``
+    text. :attr:`rows` is the number of rows.
+    """
+
+    rows: int
+    sqlite: list[tuple[str, dict[str, Any]]] | None = None
+    copy: bytes | None = None
+    plain: list[tuple[Any, ...]] | None = None
+
+
+def prepare_digests(
+    dialect: str, card_no: int, first: int, entries: Sequence[ManifestEntry]
+) -> PreparedDigests:
+    """The rows :func:`digest_rows` gives for a block of checked entries, prepared for
+    :func:`insert_prepared` on the database ``dialect`` (``sqlite`` or ``postgresql``)."""
+    ids = list(map(_ID, entries))
+    sha256 = list(map(_SHA256, entries))
+    texts = [entry.textSha256 for entry in entries]
+    text_count = len(texts) - texts.count(None)
+    rows = len(entries) + text_count
+    if dialect == "sqlite":
+        encoded = _ENCODE(ids)
+        # Ids hold no control character (the manifest's id rules), so the only escapes are
+        # for quotes and backslashes; anything else (which SQLite's JSON reader might read
+        # differently) takes the plain path.
+        if b"\\u" in encoded:
+            return PreparedDigests(rows, plain=digest_rows(card_no, first, entries))
+        common = {"card": card_no, "first": first, "ids": encoded}
+        digests = bytes.fromhex("".join(sha256))
+        statements = [(_SQLITE_BLOCK, {**common, "kind": db.KIND_SHA256, "digests": digests})]
+        if text_count:
+            text_parameters = {
+                **common,
+                "kind": db.KIND_TEXT_SHA256,
+                "digests": bytes.fromhex("".join([t or _NO_TEXT for t in texts])),
+                "has": bytes([t is not None for t in texts]),
+            }
+            statements.append((_SQLITE_TEXT_BLOCK, text_parameters))
+        return PreparedDigests(rows, sqlite=statements)
+    # COPY text: bytea as \\x<hex> (the digests are checked lowercase hex already); ids hold
+    # no control character (no tab or newline), so only a backslash needs escaping.
+    card = str(card_no)
+    escaped = [i.replace("\\", "\\\\") if "\\" in i else i for i in ids]
+    lines = [
+        f"\\\\x{digest}\t0\t{card}\t{number}\t{entry_id}\n"
+        for number, digest, entry_id in zip(
+            range(first, first + len(entries)), sha256, escaped, strict=True
+        )
+    ]
+    if text_count:
+        lines.extend(
+            f"\\\\x{text}\t1\t{card}\t{number}\t{entry_id}\n"
+            for number, text, entry_id in zip(
+                range(first, first + len(entries)), texts, escaped, strict=True
+            )
+            if text is not None
+        )
+    return PreparedDigests(rows, copy="".join(lines).encode("utf-8"))
+
+
+def insert_prepared(conn: Connection, prepared: PreparedDigests) -> None:
+    """Insert the rows of :func:`prepare_digests` (as :func:`insert_digests` would)."""
+    if prepared.plain is not None:
+        insert_digests(conn, prepared.plain)
+        return
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if prepared.sqlite is not None:
+            for statement, parameters in prepared.sqlite:
+                cursor.execute(statement, parameters)
+        elif prepared.copy:
+            with cursor.copy(f"COPY digest ({_DIGEST_COLUMNS}) FROM STDIN") as copy:
+                copy.write(prepared.copy)
+    finally:
+        cursor.close()
 
 
 def store_blob(conn: Connection, path: Path, expected: str, *, what: str) -> None:
@@ -230,18 +344,78 @@ def store_blob(conn: Connection, path: Path, expected: str, *, what: str) -> Non
         raise LocalIOError(f"{what}: the upload changed while it was stored")
 
 
+class BlobWriter:
+    """Stores bytes handed to it in pieces under their SHA-256, which must be ``expected``
+    (hex): :func:`store_blob` for bytes that arrive while they are read for another purpose.
+
+    Nothing is written when those bytes are stored already. :meth:`close` checks the digest
+    of exactly the bytes given (and stored).
+    """
+
+    def __init__(self, conn: Connection, expected: str, *, what: str) -> None:
+        self._conn = conn
+        self._key = bytes.fromhex(expected)
+        self._expected = expected
+        self._what = what
+        self._digest = hashlib.sha256()
+        self._buffer = bytearray()
+        self._seq = 0
+        self._stored = (
+            conn.execute(
+                select(db.blob.c.seq).where(db.blob.c.sha256 == self._key).limit(1)
+            ).first()
+            is not None
+        )
+
+    def write(self, data: bytes) -> None:
+        """Take the next ``data``; whole chunks of 1 MiB are stored as they fill up."""
+        self._digest.update(data)
+        if self._stored:
+            return
+        self._buffer += data
+        if len(self._buffer) >= _READ_CHUNK:
+            view = memoryview(self._buffer)
+            whole = len(view) - len(view) % _READ_CHUNK
+            for start in range(0, whole, _READ_CHUNK):
+                self._insert(bytes(view[start : start + _READ_CHUNK]))
+            rest = bytes(view[whole:])
+            view.release()
+            self._buffer = bytearray(rest)
+
+    def _insert(self, chunk: bytes) -> None:
+        self._conn.execute(db.blob.insert().values(sha256=self._key, seq=self._seq, data=chunk))
+        self._seq += 1
+
+    def close(self) -> None:
+        """Store the last chunk and check the digest of everything given.
+
+        Raises:
+            LocalIOError: the bytes given are not ``expected``.
+        """
+        if self._buffer and not self._stored:
+            self._insert(bytes(self._buffer))
+            self._buffer = bytearray()
+        if self._digest.hexdigest() != self._expected:
+            raise LocalIOError(f"{self._what}: the bytes stored are not the ones committed to")
+
+
 # --- reading -------------------------------------------------------------------------------------
 
 
 class Storage:
     """Read access to the registry's database (see the module docstring)."""
 
-    def __init__(self, database: db.Database) -> None:
+    def __init__(self, database: db.Database, *, index_rows: int = MAX_INDEX_ROWS) -> None:
+        """``index_rows``: the most digest rows kept in memory for batched lookups (0: none)."""
         self.database = database
         self._cards: dict[int, CardRecord] = {}
         self._templates: dict[int, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
+        self._index_rows = index_rows
+        self._index: DigestIndex | None = None
+        self._builder: threading.Thread | None = None
+        self._failed_at: int | None = None
 
     def close(self) -> None:
         """Forget the cache (connections are the database's)."""
@@ -368,6 +542,84 @@ class Storage:
             ).fetchall()
         return self._answer(wanted, rows)
 
+    def lookup_json(self, wanted: Sequence[tuple[str, int]]) -> bytes:
+        """:meth:`lookup`, encoded as a JSON array: for a batch, from the in-memory index of
+        the digests when it holds every registered card, else from the database (while a new
+        index is built in the background, when the rows fit in memory)."""
+        if len(wanted) < _INDEX_FROM:
+            return _ENCODE(self.lookup_fast(wanted))
+        state = self._state()
+        index = self._index
+        if index is not None and index.last_card == state[0]:
+            return index.answer(wanted, hex_digest_rows([d for d, _ in wanted]))
+        self._refresh(state)
+        return _ENCODE(self.lookup_fast(wanted))
+
+    def _state(self) -> tuple[int, int]:
+        """The highest card number and the total of the cards' entries."""
+        query = "SELECT coalesce(max(no), 0), coalesce(sum(entries), 0) FROM card"
+        if self.database.is_sqlite:
+            last, entries = self._cursor().execute(query).fetchone()
+        else:
+            with self.database.read() as conn:
+                last, entries = conn.exec_driver_sql(query).one()
+        return int(last), int(entries)
+
+    def refresh_index(self) -> None:
+        """Start building the in-memory index of the digests in the background, if it is
+        missing or old (lookups take the database meanwhile)."""
+        state = self._state()
+        index = self._index
+        if index is None or index.last_card != state[0]:
+            self._refresh(state)
+
+    def _refresh(self, state: tuple[int, int]) -> None:
+        """Start building the index in the background, unless one is being built, the last
+        build for this state failed, or the digests would not fit (two rows per entry at
+        most)."""
+        if 2 * state[1] > self._index_rows or self._failed_at == state[0]:
+            self._index = None
+            return
+        with self._lock:
+            if self._builder is not None and self._builder.is_alive():
+                return
+            self._builder = threading.Thread(
+                target=self._build_index, name="digest-index", daemon=True
+            )
+            self._builder.start()
+
+    def wait_for_index(self, timeout: float | None = None) -> bool:
+        """Build the index now if it is missing or old; return whether it is current."""
+        self.refresh_index()
+        builder = self._builder
+        if builder is not None:
+            builder.join(timeout)
+        index = self._index
+        return index is not None and index.last_card == self._state()[0]
+
+    def _build_index(self) -> None:
+        try:
+            self._index = self._read_index()
+        except (SQLAlchemyError, ValueError, sqlite3.Error):
+            # Lookups keep taking the database; a new card starts another try.
+            with contextlib.suppress(SQLAlchemyError, sqlite3.Error):
+                self._failed_at = self._state()[0]
+
+    def _read_index(self) -> DigestIndex:
+        columns = [db.digest.c[name.strip()] for name in _DIGEST_COLUMNS.split(",")]
+        with self.database.read() as conn:
+            # One snapshot: the cards and the digests as of the same moment.
+            cards = {row.no: _record(row) for row in conn.execute(select(db.card))}
+            rows = conn.execution_options(yield_per=65536).execute(
+                select(*columns).order_by(*db.digest.primary_key.columns)
+            )
+            index = DigestIndex.build(
+                rows,
+                {number: card.match("") for number, card in cards.items()},
+                last_card=max(cards, default=0),
+            )
+        return index
+
     def _cursor(self) -> Any:
         connection = getattr(self._local, "connection", None)
         if connection is None:
@@ -407,7 +659,10 @@ class Storage:
 
 
 __all__ = [
+    "MAX_INDEX_ROWS",
     "MAX_LOOKUP_DIGESTS",
+    "BlobWriter",
+    "PreparedDigests",
     "CardRecord",
     "Storage",
     "card_by_id",
@@ -415,6 +670,8 @@ __all__ = [
     "digest_rows",
     "insert_card",
     "insert_digests",
+    "insert_prepared",
+    "prepare_digests",
     "set_log_entry",
     "store_blob",
 ]
