@@ -58,6 +58,14 @@ def test_failing_task_names_its_shard_and_keeps_its_type(executor_name: str) -> 
     assert str(info.value) == "shard-4: negative value -4"
 
 
+def test_tasks_run_at_the_drivers_niceness(executor_name: str) -> None:
+    # Ray's default (niceness 15) starves its tasks behind every other process on a busy
+    # machine; both executors' tasks run as the driver does.
+    with make_executor(executor_name, workers=2) as runner:
+        found = list(runner.map(scale_support.niceness, list(range(4)), names=NAMES[:4]))
+    assert found == [os.nice(0)] * 4
+
+
 def test_killed_worker_fails_naming_its_shard(executor_name: str) -> None:
     items = [0, 1, 2, -3, 4, 5]
     with make_executor(executor_name, workers=2) as runner:
