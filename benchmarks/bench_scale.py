@@ -179,22 +179,28 @@ def partitioned(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     results = {}
     for entries in args.entries:
         target = str(work / f"p{entries}")
+        data = str(args.data / f"records-{entries}") if args.data else None
         code = (
             f"import json,sys; sys.path.insert(0, {str(REPO)!r});"
             "from benchmarks.bench_scale import _partitioned_child;"
-            f"print(json.dumps(_partitioned_child({entries}, {target!r}, {args.workers})))"
+            f"print(json.dumps(_partitioned_child({entries}, {target!r}, {args.workers},"
+            f" {data!r}, {args.check_parts!r})))"
         )
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+        # The child's stderr is left to the terminal: the build's figures come there first,
+        # before the (long) check of what it wrote.
+        done = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
                               check=False)  # fmt: skip
         if done.returncode:
-            results[str(entries)] = {"error": done.stderr.strip().splitlines()[-1:]}
+            results[str(entries)] = {"error": f"exit status {done.returncode} (stderr above)"}
         else:
             results[str(entries)] = json.loads(done.stdout.strip().splitlines()[-1])
         shutil.rmtree(work / f"p{entries}", ignore_errors=True)
     return results
 
 
-def _partitioned_child(entries: int, folder: str, workers: int) -> dict[str, Any]:
+def _partitioned_child(
+    entries: int, folder: str, workers: int, data: str | None = None, check_parts: bool = False
+) -> dict[str, Any]:
     from provenance import sharded
     from provenance.executors import LocalExecutor
 
@@ -203,7 +209,17 @@ def _partitioned_child(entries: int, folder: str, workers: int) -> dict[str, Any
     # that a task's memory stays bounded whatever the size.
     files = max(16, -(-entries // _RECORDS_PER_FILE))
     started = time.perf_counter()
-    inputs = _digest_records(work / "in", entries, files)
+    if data is None:
+        inputs = _digest_records(work / "in", entries, files)
+    else:
+        # Kept between runs (--data): generated once, marked complete once written whole.
+        marker = Path(data) / "COMPLETE"
+        if not marker.exists():
+            shutil.rmtree(data, ignore_errors=True)
+            _digest_records(Path(data), entries, files)
+            marker.write_text(json.dumps({"entries": entries, "files": files}) + "\n")
+        assert json.loads(marker.read_text()) == {"entries": entries, "files": files}
+        inputs = [str(Path(data) / f"digests-{k:03d}.jsonl") for k in range(files)]
     generated = time.perf_counter() - started
     size = sum(os.path.getsize(p) for p in inputs)
     shards = sharded.plan_shards([Path(p) for p in inputs])
@@ -231,11 +247,33 @@ def _partitioned_child(entries: int, folder: str, workers: int) -> dict[str, Any
         wall = time.perf_counter() - start
     out_bytes = sum(p.stat().st_size for p in (work / "out").iterdir())
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-    for path in inputs:
-        os.unlink(path)  # room on the disk for the check; the figures above are taken
+    figures = {
+        "entries": summary.entries,
+        "input MB": round(size / 1e6, 1),
+        "manifest MB": round(out_bytes / 1e6, 1),
+        "generate s": round(generated, 1),
+        "build s": round(wall, 2),
+        "phases s": {k.lstrip("_"): round(v, 2) for k, v in phases.items()},
+        "phases CPU us per entry": {
+            k.lstrip("_"): round(v / entries * 1e6, 2) for k, v in cpu.items()
+        },
+        "build us per entry": round(wall / entries * 1e6, 2),
+        "peak RSS largest task MB": round(children / 1e6, 1),
+        "goal": "peak RSS per task < 1 GiB",
+        "workers": workers,
+        "shards": files,
+        "partitions": 64,
+        "load": load(),
+    }
+    print(json.dumps({"build": figures}), file=sys.stderr, flush=True)
+    if data is None:
+        for path in inputs:
+            os.unlink(path)  # room on the disk for the check; the figures above are taken
     check: dict[str, Any] = {}
     start, start_cpu = time.perf_counter(), used()
-    if entries <= _WHOLE_CHECK_ENTRIES:
+    if entries > _WHOLE_CHECK_ENTRIES and not check_parts:
+        check["read+check"] = "not run (reading whole keeps every id; --check-parts)"
+    elif entries <= _WHOLE_CHECK_ENTRIES:
         from provenance import manifest
 
         checked = manifest.ManifestReader(work / "out")
@@ -255,28 +293,11 @@ def _partitioned_child(entries: int, folder: str, workers: int) -> dict[str, Any
                                           partitions=index.partitions, what="bench"):  # fmt: skip
                 pass
         check["read+check"] = "each part against the index (ids across parts not compared)"
-    check["read+check s"] = round(time.perf_counter() - start, 2)
-    check["read+check CPU us per entry"] = round((used() - start_cpu) / entries * 1e6, 2)
+    if check["read+check"] != "not run (reading whole keeps every id; --check-parts)":
+        check["read+check s"] = round(time.perf_counter() - start, 2)
+        check["read+check CPU us per entry"] = round((used() - start_cpu) / entries * 1e6, 2)
     driver = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {
-        "entries": summary.entries,
-        "input MB": round(size / 1e6, 1),
-        "manifest MB": round(out_bytes / 1e6, 1),
-        "generate s": round(generated, 1),
-        "build s": round(wall, 2),
-        "phases s": {k.lstrip("_"): round(v, 2) for k, v in phases.items()},
-        "phases CPU us per entry": {
-            k.lstrip("_"): round(v / entries * 1e6, 2) for k, v in cpu.items()
-        },
-        "build us per entry": round(wall / entries * 1e6, 2),
-        **check,
-        "peak RSS largest task MB": round(children / 1e6, 1),
-        "peak RSS driver MB (after the check)": round(driver / 1e6, 1),
-        "goal": "peak RSS per task < 1 GiB",
-        "workers": workers,
-        "shards": files,
-        "partitions": 64,
-    }
+    return {**figures, **check, "peak RSS driver MB (after the check)": round(driver / 1e6, 1)}
 
 
 @measurement("merkle")
@@ -331,6 +352,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--merkle-leaves", type=int, default=1 << 20)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--data", type=Path, help="keep the partitioned build's records here")
+    parser.add_argument("--check-parts", action="store_true",
+                        help="above 10^7 entries, check each part written against the index")
     args = parser.parse_args()
     args.entries = args.entries or [1_000_000]
     report: dict[str, Any] = {"load before": load(), "cores": os.cpu_count()}

@@ -20,6 +20,7 @@ from __future__ import annotations
 import bisect
 import glob
 import heapq
+import itertools
 import os
 import shutil
 import uuid
@@ -249,16 +250,54 @@ class _PartTask:
 def _merge_part(task: _PartTask) -> partitions.PartInfo:
     """Merge one partition's sorted runs into its part file (a streamed k-way merge)."""
 
-    def entries(path: str) -> Iterator[manifest.ManifestEntry]:
+    def chunks(path: str) -> Iterator[list[manifest.ManifestEntry]]:
         # Streamed a chunk of whole lines at a time: memory is the runs' chunks, not the part.
         with open(path, "rb") as handle:
             while lines := handle.readlines(_RUN_CHUNK):
-                yield from _decoder.decode_lines(b"".join(lines))
+                yield _decoder.decode_lines(b"".join(lines))
 
-    merged = heapq.merge(*(entries(r) for r in task.runs), key=_SORT_KEY)
+    merged = itertools.chain.from_iterable(merge_runs([chunks(r) for r in task.runs]))
     return partitions.write_part(
         merged, Path(task.output), offset=task.offset, k=task.k, partitions=task.partitions
     )
+
+
+def merge_runs(
+    runs: Sequence[Iterator[list[manifest.ManifestEntry]]],
+) -> Iterator[list[manifest.ManifestEntry]]:
+    """Merge runs (each in strictly increasing manifest order, read in chunks) into manifest
+    order, yielded in batches: ``heapq.merge`` of the runs' entries, at C speed.
+
+    Each round, every loaded entry up to the smallest of the runs' last loaded keys is taken
+    (no entry still unread can come before it: each run's unread entries follow its loaded
+    ones), sorted at once (Timsort merges the runs' sorted slices in C), and yielded; then the
+    run that set that bound reads its next chunk. Memory: about one chunk per run.
+    """
+    buffers: list[list[manifest.ManifestEntry]] = [[] for _ in runs]
+    live = set(range(len(runs)))
+    while True:
+        for r in sorted(live):
+            while not buffers[r]:
+                chunk = next(runs[r], None)
+                if chunk is None:
+                    live.discard(r)
+                    break
+                buffers[r] = chunk
+        if not live:
+            rest = [entry for buffer in buffers for entry in buffer]
+            if rest:
+                manifest.sort_entries(rest)
+                yield rest
+            return
+        bound = min(_SORT_KEY(buffers[r][-1]) for r in live)
+        batch: list[manifest.ManifestEntry] = []
+        for r, buffer in enumerate(buffers):
+            if buffer:
+                cut = bisect.bisect_right(buffer, bound, key=_SORT_KEY)
+                batch += buffer[:cut]
+                buffers[r] = buffer[cut:]
+        manifest.sort_entries(batch)
+        yield batch
 
 
 # ----------------------------------------------------------------------------------------------

@@ -9,13 +9,14 @@ leaves nothing behind. The Ray tests share one local Ray instance (``ray_cluster
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import os
 import random
 import re
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,36 @@ def test_append_subtree_refuses_an_unaligned_subtree() -> None:
     tree.add(merkle.leaf_hash(b"a"))
     with pytest.raises(ValueError, match="cannot follow 1 leaves"):
         tree.append_subtree(1, b"\x00" * 32)
+
+
+def test_merge_runs_is_heapq_merge_of_the_runs() -> None:
+    # The build's merge (batches sorted at C speed) against heapq.merge, over runs read in
+    # chunks of uneven sizes, some sharing digests (the same content under several ids),
+    # some empty or of one entry.
+    rng = random.Random(5)
+    digests = [hashlib.sha256(bytes([i])).hexdigest() for i in range(40)]
+    for trial in range(60):
+        pool = [
+            manifest.ManifestEntry(id=f"r{n}", sha256=rng.choice(digests))
+            for n in range(rng.randrange(0, 300))
+        ]
+        runs: list[list[manifest.ManifestEntry]] = [[] for _ in range(rng.randrange(1, 9))]
+        for entry in pool:
+            rng.choice(runs).append(entry)
+        for run in runs:
+            run.sort(key=manifest.ManifestEntry.sort_key)
+
+        def chunked(run: list[manifest.ManifestEntry]) -> Iterator[list[manifest.ManifestEntry]]:
+            start = 0
+            while start < len(run):
+                size = rng.randrange(1, 40)
+                yield run[start : start + size]
+                start += size
+
+        expected = list(heapq.merge(*runs, key=manifest.ManifestEntry.sort_key))
+        batches = list(sharded.merge_runs([chunked(run) for run in runs]))
+        assert [e for batch in batches for e in batch] == expected, trial
+        assert all(batches)
 
 
 # ----------------------------------------------------------------------------------------------
