@@ -205,6 +205,7 @@ def _partitioned_child(
     from provenance.executors import LocalExecutor
 
     work = Path(folder)
+    work.mkdir(parents=True, exist_ok=True)
     # One records file is one shard (one task): at least 16, of at most 625,000 records each, so
     # that a task's memory stays bounded whatever the size.
     files = max(16, -(-entries // _RECORDS_PER_FILE))
