@@ -39,7 +39,11 @@ from provenance.records import DEFAULT_COLUMNS, Columns
 
 _FILES_PER_SHARD = 512
 _BYTES_PER_SHARD = 64 << 20
-_RUN_CHUNK = 1 << 18  # bytes of a run file read at a time by a partition's merge
+_RUN_CHUNK = 1 << 18  # bytes of a run file read at a time by a partition's merge, at most
+_MIN_RUN_CHUNK = 1 << 13
+# A merge holds a chunk of each of its runs (one per shard), decoded (about 3.5x the bytes):
+# with many shards the chunks shrink, so that the task stays near this many bytes of lines.
+_MERGE_CHUNKS_BYTES = 96 << 20
 _decoder = msgspec.json.Decoder(manifest.ManifestEntry)
 _SHA256 = attrgetter("sha256")
 _ID = attrgetter("id")
@@ -250,10 +254,12 @@ class _PartTask:
 def _merge_part(task: _PartTask) -> partitions.PartInfo:
     """Merge one partition's sorted runs into its part file (a streamed k-way merge)."""
 
+    size = max(_MIN_RUN_CHUNK, min(_RUN_CHUNK, _MERGE_CHUNKS_BYTES // max(1, len(task.runs))))
+
     def chunks(path: str) -> Iterator[list[manifest.ManifestEntry]]:
         # Streamed a chunk of whole lines at a time: memory is the runs' chunks, not the part.
         with open(path, "rb") as handle:
-            while lines := handle.readlines(_RUN_CHUNK):
+            while lines := handle.readlines(size):
                 yield _decoder.decode_lines(b"".join(lines))
 
     merged = itertools.chain.from_iterable(merge_runs([chunks(r) for r in task.runs]))

@@ -228,6 +228,19 @@ def test_sharded_build_equals_the_one_machine_build(crawl: Path, tmp_path: Path)
     assert (tmp_path / "cut.jsonl").read_bytes() == (tmp_path / "plain.jsonl").read_bytes()
 
 
+def test_merge_reads_smaller_chunks_of_many_runs_with_the_same_result(
+    crawl: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With many shards a merge reads each run in smaller chunks (its memory stays near a
+    # budget); at the smallest chunk (a few lines each) the bytes are the same.
+    single = _build([str(crawl / "part-*.jsonl")], tmp_path / "single.jsonl")
+    monkeypatch.setattr(sharded, "_MERGE_CHUNKS_BYTES", 1)
+    monkeypatch.setattr(sharded, "_MIN_RUN_CHUNK", 200)
+    small = _build([str(crawl / "part-*.jsonl")], tmp_path / "small.jsonl", workers=1)
+    assert small == single
+    assert (tmp_path / "small.jsonl").read_bytes() == (tmp_path / "single.jsonl").read_bytes()
+
+
 def test_same_bytes_through_both_executors(
     ray_cluster: str, crawl: Path, tmp_path: Path
 ) -> None:
