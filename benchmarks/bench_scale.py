@@ -16,13 +16,15 @@ Measurements (one function each, registered in ``MEASUREMENTS``; other sections 
   started once and warmed up first; median of ``--runs``, alternating. Goal: Ray >= 0.8x local.
 - ``ray-records``: the same for a records corpus (8 JSON Lines files x 25,000 texts), both
   through the shard-by-shard build (one task per file).
-- ``partitioned``: a partitioned manifest of ``--entries`` records (16 records files giving
-  each record's sha256, 64 parts) built on the local executor: wall time, the time per phase,
-  and the peak RSS of the driver and of the largest task (``RUSAGE_CHILDREN``), per entry.
+- ``partitioned``: a partitioned manifest of ``--entries`` records (records files giving
+  each record's sha256, at least 16 and at most 625,000 records each, 64 parts) built on the
+  local executor: wall time, the CPU time per phase per entry, and the peak RSS of the largest
+  task (``RUSAGE_CHILDREN``) and of the driver; then the result is read and checked (whole up to
+  10^7 entries, each part against the index above with ``--check-parts``).
 - ``merkle``: the Merkle pass over partitions (each part's aligned subtree roots from its leaf
   hashes, then the root from those) against the SHA-256 limit for 64-byte inputs (a tight
-  ``hashlib.sha256(x).digest()`` loop over as many 64-byte inputs as the tree has inner nodes).
-  Goal: >= 0.8x the limit.
+  ``hashlib.sha256(x).digest()`` loop over as many 64-byte inputs as the tree has inner nodes),
+  both in CPU time. Goal: >= 0.8x the limit.
 
 The machine is shared: the load average is printed with the figures; compare ratios.
 """
