@@ -16,13 +16,15 @@ Measurements (one function each, registered in ``MEASUREMENTS``; other sections 
   started once and warmed up first; median of ``--runs``, alternating. Goal: Ray >= 0.8x local.
 - ``ray-records``: the same for a records corpus (8 JSON Lines files x 25,000 texts), both
   through the shard-by-shard build (one task per file).
-- ``partitioned``: a partitioned manifest of ``--entries`` records (16 records files giving
-  each record's sha256, 64 parts) built on the local executor: wall time, the time per phase,
-  and the peak RSS of the driver and of the largest task (``RUSAGE_CHILDREN``), per entry.
+- ``partitioned``: a partitioned manifest of ``--entries`` records (records files giving
+  each record's sha256, at least 16 and at most 625,000 records each, 64 parts) built on the
+  local executor: wall time, the CPU time per phase per entry, and the peak RSS of the largest
+  task (``RUSAGE_CHILDREN``) and of the driver; then the result is read and checked (whole up to
+  10^7 entries, each part against the index above with ``--check-parts``).
 - ``merkle``: the Merkle pass over partitions (each part's aligned subtree roots from its leaf
   hashes, then the root from those) against the SHA-256 limit for 64-byte inputs (a tight
-  ``hashlib.sha256(x).digest()`` loop over as many 64-byte inputs as the tree has inner nodes).
-  Goal: >= 0.8x the limit.
+  ``hashlib.sha256(x).digest()`` loop over as many 64-byte inputs as the tree has inner nodes),
+  both in CPU time. Goal: >= 0.8x the limit.
 
 The machine is shared: the load average is printed with the figures; compare ratios.
 """
@@ -97,10 +99,10 @@ def _ray_vs_local(
     import ray
 
     from provenance import sharded
+    from provenance.executors.ray_executor import start_local
 
     started = time.perf_counter()
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
-             _node_ip_address="127.0.0.1")  # fmt: skip
+    start_local(os.cpu_count())  # as RayExecutor starts a local instance
     ray_start = time.perf_counter() - started
     out = work / "out.jsonl"
 
@@ -147,11 +149,16 @@ def ray_records(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     return result
 
 
+_RECORDS_PER_FILE = 625_000
+_WHOLE_CHECK_ENTRIES = 10_000_000
+
+
 def _digest_records(root: Path, entries: int, files: int) -> list[str]:
     """Records files whose records give their sha256 (nothing to hash: the build's own cost)."""
     root.mkdir(parents=True, exist_ok=True)
-    paths, per_file = [], entries // files
+    paths = []
     for k in range(files):
+        per_file = entries // files + (k < entries % files)
         path = root / f"digests-{k:03d}.jsonl"
         with path.open("w") as handle:
             lines = []
@@ -174,29 +181,48 @@ def partitioned(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     results = {}
     for entries in args.entries:
         target = str(work / f"p{entries}")
+        data = str(args.data / f"records-{entries}") if args.data else None
         code = (
             f"import json,sys; sys.path.insert(0, {str(REPO)!r});"
             "from benchmarks.bench_scale import _partitioned_child;"
-            f"print(json.dumps(_partitioned_child({entries}, {target!r}, {args.workers})))"
+            f"print(json.dumps(_partitioned_child({entries}, {target!r}, {args.workers},"
+            f" {data!r}, {args.check_parts!r})))"
         )
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+        # The child's stderr is left to the terminal: the build's figures come there first,
+        # before the (long) check of what it wrote.
+        done = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
                               check=False)  # fmt: skip
         if done.returncode:
-            results[str(entries)] = {"error": done.stderr.strip().splitlines()[-1:]}
+            results[str(entries)] = {"error": f"exit status {done.returncode} (stderr above)"}
         else:
             results[str(entries)] = json.loads(done.stdout.strip().splitlines()[-1])
         shutil.rmtree(work / f"p{entries}", ignore_errors=True)
     return results
 
 
-def _partitioned_child(entries: int, folder: str, workers: int) -> dict[str, Any]:
+def _partitioned_child(
+    entries: int, folder: str, workers: int, data: str | None = None, check_parts: bool = False
+) -> dict[str, Any]:
     from provenance import sharded
     from provenance.executors import LocalExecutor
 
     work = Path(folder)
-    files = 16
+    work.mkdir(parents=True, exist_ok=True)
+    # One records file is one shard (one task): at least 16, of at most 625,000 records each, so
+    # that a task's memory stays bounded whatever the size.
+    files = max(16, -(-entries // _RECORDS_PER_FILE))
     started = time.perf_counter()
-    inputs = _digest_records(work / "in", entries, files)
+    if data is None:
+        inputs = _digest_records(work / "in", entries, files)
+    else:
+        # Kept between runs (--data): generated once, marked complete once written whole.
+        marker = Path(data) / "COMPLETE"
+        if not marker.exists():
+            shutil.rmtree(data, ignore_errors=True)
+            _digest_records(Path(data), entries, files)
+            marker.write_text(json.dumps({"entries": entries, "files": files}) + "\n")
+        assert json.loads(marker.read_text()) == {"entries": entries, "files": files}
+        inputs = [str(Path(data) / f"digests-{k:03d}.jsonl") for k in range(files)]
     generated = time.perf_counter() - started
     size = sum(os.path.getsize(p) for p in inputs)
     shards = sharded.plan_shards([Path(p) for p in inputs])
@@ -223,18 +249,8 @@ def _partitioned_child(entries: int, folder: str, workers: int) -> dict[str, Any
         summary = sharded.build(shards, work / "out", executor=runner, partition_count=64)
         wall = time.perf_counter() - start
     out_bytes = sum(p.stat().st_size for p in (work / "out").iterdir())
-    start, start_cpu = time.perf_counter(), used()
-    from provenance import manifest
-
-    checked = manifest.ManifestReader(work / "out")
-    for _ in checked.blocks():
-        pass
-    read = time.perf_counter() - start
-    read_cpu = used() - start_cpu
-    assert checked.summary == summary
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-    driver = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {
+    figures = {
         "entries": summary.entries,
         "input MB": round(size / 1e6, 1),
         "manifest MB": round(out_bytes / 1e6, 1),
@@ -245,14 +261,46 @@ def _partitioned_child(entries: int, folder: str, workers: int) -> dict[str, Any
             k.lstrip("_"): round(v / entries * 1e6, 2) for k, v in cpu.items()
         },
         "build us per entry": round(wall / entries * 1e6, 2),
-        "read+check s": round(read, 2),
-        "read+check CPU us per entry": round(read_cpu / entries * 1e6, 2),
         "peak RSS largest task MB": round(children / 1e6, 1),
-        "peak RSS driver MB": round(driver / 1e6, 1),
+        "goal": "peak RSS per task < 1 GiB",
         "workers": workers,
         "shards": files,
         "partitions": 64,
+        "load": load(),
     }
+    print(json.dumps({"build": figures}), file=sys.stderr, flush=True)
+    if data is None:
+        for path in inputs:
+            os.unlink(path)  # room on the disk for the check; the figures above are taken
+    check: dict[str, Any] = {}
+    start, start_cpu = time.perf_counter(), used()
+    if entries > _WHOLE_CHECK_ENTRIES and not check_parts:
+        check["read+check"] = "not run (reading whole keeps every id; --check-parts)"
+    elif entries <= _WHOLE_CHECK_ENTRIES:
+        from provenance import manifest
+
+        checked = manifest.ManifestReader(work / "out")
+        for _ in checked.blocks():
+            pass
+        assert checked.summary == summary
+        check["read+check"] = "whole manifest (ids across parts too)"
+    else:
+        # Reading it whole keeps every id in a set (about 100 bytes each): each part is read
+        # and checked against the index instead (digest, counts, subtree roots), streamed.
+        from provenance import partitions
+
+        index, digest = partitions.read_index(work / "out")
+        assert digest == summary.digest and index.merkle_root == summary.root
+        for k, (part, offset) in enumerate(zip(index.parts, index.offsets(), strict=True)):
+            for _ in partitions.read_part(work / "out", part, offset=offset, k=k,
+                                          partitions=index.partitions, what="bench"):  # fmt: skip
+                pass
+        check["read+check"] = "each part against the index (ids across parts not compared)"
+    if check["read+check"] != "not run (reading whole keeps every id; --check-parts)":
+        check["read+check s"] = round(time.perf_counter() - start, 2)
+        check["read+check CPU us per entry"] = round((used() - start_cpu) / entries * 1e6, 2)
+    driver = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {**figures, **check, "peak RSS driver MB (after the check)": round(driver / 1e6, 1)}
 
 
 @measurement("merkle")
@@ -279,16 +327,21 @@ def merkle_pass(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         return whole.root()
 
     assert over_parts() == merkle.root(leaves)
+    # CPU time of this process (both run on one thread here): on a shared machine the time a
+    # run waits for a core is not the run's. The order alternates between rounds.
     times: dict[str, list[float]] = {"limit": [], "parts": []}
-    for _ in range(args.runs):
-        times["limit"].append(_time(limit))
-        times["parts"].append(_time(over_parts))
+    for round_number in range(args.runs):
+        order = [("limit", limit), ("parts", over_parts)]
+        for name, function in order[:: 1 if round_number % 2 else -1]:
+            start = time.process_time()
+            function()
+            times[name].append(time.process_time() - start)
     ratios = [a / b for a, b in zip(times["limit"], times["parts"], strict=True)]
     return {
         "leaves": count,
         "parts": 64,
-        "sha256 of 64-byte inputs, s": round(statistics.median(times["limit"]), 3),
-        "Merkle pass over parts, s": round(statistics.median(times["parts"]), 3),
+        "sha256 of 64-byte inputs, CPU s": round(statistics.median(times["limit"]), 3),
+        "Merkle pass over parts, CPU s": round(statistics.median(times["parts"]), 3),
         "pass / limit speed": round(statistics.median(ratios), 3),
         "goal": ">= 0.8",
     }
@@ -302,6 +355,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--merkle-leaves", type=int, default=1 << 20)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--data", type=Path, help="keep the partitioned build's records here")
+    parser.add_argument("--check-parts", action="store_true",
+                        help="above 10^7 entries, check each part written against the index")
     args = parser.parse_args()
     args.entries = args.entries or [1_000_000]
     report: dict[str, Any] = {"load before": load(), "cores": os.cpu_count()}

@@ -19,15 +19,18 @@ succeeded.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import glob
 import heapq
+import itertools
 import os
 import shutil
 import uuid
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +43,16 @@ from provenance.records import DEFAULT_COLUMNS, Columns
 
 _FILES_PER_SHARD = 512
 _BYTES_PER_SHARD = 64 << 20
-_RUN_CHUNK = 1 << 18  # bytes of a run file read at a time by a partition's merge
+_RUN_CHUNK = 1 << 18  # bytes of a run file read at a time by a partition's merge, at most
+_MIN_RUN_CHUNK = 1 << 13
+# A merge holds a chunk of each of its runs (one per shard), decoded (about 3.5x the bytes):
+# with many shards the chunks shrink, so that the task stays near this many bytes of lines.
+_MERGE_CHUNKS_BYTES = 96 << 20
 _decoder = msgspec.json.Decoder(manifest.ManifestEntry)
+_SHA256 = attrgetter("sha256")
+_ID = attrgetter("id")
+_SIZE = attrgetter("size")
+_SORT_KEY = attrgetter("sha256", "id")  # ManifestEntry.sort_key, at C speed
 
 
 def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
@@ -199,10 +210,6 @@ def _ids_name(workdir: str, bucket: int, shard: int) -> str:
     return os.path.join(workdir, f"ids-{bucket:05d}-{shard:06d}.txt")
 
 
-def _id_bucket(entry_id: str, buckets: int) -> int:
-    return zlib.crc32(entry_id.encode("utf-8")) % buckets
-
-
 def _hash_shard(task: _ShardTask) -> _ShardDone:
     """Hash a shard; spill its entries by partition and its ids by bucket (both sorted), and
     with fingerprints each partition's fingerprints beside its run, in the run's order."""
@@ -210,29 +217,36 @@ def _hash_shard(task: _ShardTask) -> _ShardDone:
     entries = shard_entries(task.shard, prints)
     count = task.partitions
     counts = [0] * count
-    start = 0
-    while start < len(entries):
-        k = partitions.partition_of(entries[start].sha256, count)
-        end = start
-        while end < len(entries) and partitions.partition_of(entries[end].sha256, count) == k:
-            end += 1
-        _write(_run_name(task.workdir, k, task.index), manifest.entry_lines(entries[start:end]))
-        if prints is not None:
-            from provenance.fpindex import pack_prints
+    # The entries are in sha256 order, so each partition is one slice of them, found by
+    # bisection at the first hex prefix of each partition (partitions.partition_of).
+    shas = list(map(_SHA256, entries))
+    cuts = [0, *(bisect.bisect_left(shas, partitions.first_prefix(k, count)) for k in
+                 range(1, count)), len(entries)]  # fmt: skip
+    for k in range(count):
+        start, end = cuts[k], cuts[k + 1]
+        if start < end:
+            _write(_run_name(task.workdir, k, task.index), manifest.entry_lines(entries[start:end]))
+            if prints is not None:
+                from provenance.fpindex import pack_prints
 
-            packed = pack_prints(entries[start:end], prints)
-            _write(_prints_name(task.workdir, k, task.index), packed)
-        counts[k] = end - start
-        start = end
-    buckets: list[list[str]] = [[] for _ in range(count if task.spill_ids else 0)]
-    for entry in entries if task.spill_ids else ():
-        buckets[_id_bucket(entry.id, count)].append(entry.id)
-    for bucket, ids in enumerate(buckets):
-        if ids:
-            ids.sort()
-            data = "".join(f"{i}\t{task.index}\n" for i in ids).encode("utf-8")
-            _write(_ids_name(task.workdir, bucket, task.index), data)
-    return _ShardDone(tuple(counts), sum(e.size or 0 for e in entries))
+                packed = pack_prints(entries[start:end], prints)
+                _write(_prints_name(task.workdir, k, task.index), packed)
+            counts[k] = end - start
+    if task.spill_ids:
+        buckets: list[list[str]] = [[] for _ in range(count)]
+        ids = list(map(_ID, entries))
+        crc32 = zlib.crc32
+        for entry_id, bucket in zip(
+            ids, [crc32(i.encode("utf-8")) % count for i in ids], strict=True
+        ):
+            buckets[bucket].append(entry_id)
+        suffix = f"\t{task.index}\n"
+        for bucket, listed in enumerate(buckets):
+            if listed:
+                listed.sort()
+                data = (suffix.join(listed) + suffix).encode("utf-8")
+                _write(_ids_name(task.workdir, bucket, task.index), data)
+    return _ShardDone(tuple(counts), sum(filter(None, map(_SIZE, entries))))
 
 
 def _write(path: str, data: bytes) -> None:
@@ -284,13 +298,15 @@ def _merge_part(task: _PartTask) -> partitions.PartInfo:
     if task.prints is not None:
         return _merge_part_with_prints(task, task.prints)
 
-    def entries(path: str) -> Iterator[manifest.ManifestEntry]:
+    size = max(_MIN_RUN_CHUNK, min(_RUN_CHUNK, _MERGE_CHUNKS_BYTES // max(1, len(task.runs))))
+
+    def chunks(path: str) -> Iterator[list[manifest.ManifestEntry]]:
         # Streamed a chunk of whole lines at a time: memory is the runs' chunks, not the part.
         with open(path, "rb") as handle:
-            while lines := handle.readlines(_RUN_CHUNK):
-                yield from _decoder.decode_lines(b"".join(lines))
+            while lines := handle.readlines(size):
+                yield _decoder.decode_lines(b"".join(lines))
 
-    merged = heapq.merge(*(entries(r) for r in task.runs), key=manifest.ManifestEntry.sort_key)
+    merged = itertools.chain.from_iterable(merge_runs([chunks(r) for r in task.runs]))
     return partitions.write_part(
         merged, Path(task.output), offset=task.offset, k=task.k, partitions=task.partitions
     )
@@ -324,6 +340,44 @@ def _merge_part_with_prints(task: _PartTask, packed: tuple[str, ...]) -> partiti
     return dataclasses.replace(
         part, fingerprints=partitions.SidecarPart(sidecar.name, digest, size)
     )
+
+
+def merge_runs(
+    runs: Sequence[Iterator[list[manifest.ManifestEntry]]],
+) -> Iterator[list[manifest.ManifestEntry]]:
+    """Merge runs (each in strictly increasing manifest order, read in chunks) into manifest
+    order, yielded in batches: ``heapq.merge`` of the runs' entries, at C speed.
+
+    Each round, every loaded entry up to the smallest of the runs' last loaded keys is taken
+    (no entry still unread can come before it: each run's unread entries follow its loaded
+    ones), sorted at once (Timsort merges the runs' sorted slices in C), and yielded; then the
+    run that set that bound reads its next chunk. Memory: about one chunk per run.
+    """
+    buffers: list[list[manifest.ManifestEntry]] = [[] for _ in runs]
+    live = set(range(len(runs)))
+    while True:
+        for r in sorted(live):
+            while not buffers[r]:
+                chunk = next(runs[r], None)
+                if chunk is None:
+                    live.discard(r)
+                    break
+                buffers[r] = chunk
+        if not live:
+            rest = [entry for buffer in buffers for entry in buffer]
+            if rest:
+                manifest.sort_entries(rest)
+                yield rest
+            return
+        bound = min(_SORT_KEY(buffers[r][-1]) for r in live)
+        batch: list[manifest.ManifestEntry] = []
+        for r, buffer in enumerate(buffers):
+            if buffer:
+                cut = bisect.bisect_right(buffer, bound, key=_SORT_KEY)
+                batch += buffer[:cut]
+                buffers[r] = buffer[cut:]
+        manifest.sort_entries(batch)
+        yield batch
 
 
 # ----------------------------------------------------------------------------------------------

@@ -79,13 +79,9 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     os.environ["RAY_AUTH_MODE"] = "disabled"
     # Ray's session folder holds Unix sockets, whose paths must stay short.
     temp = tempfile.mkdtemp(prefix="ray-")
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        _node_ip_address="127.0.0.1",
-        _temp_dir=temp,
-    )
+    from provenance.executors.ray_executor import start_local
+
+    start_local(2, temp_dir=temp)  # as RayExecutor starts one
     try:
         yield str(ray.get_runtime_context().gcs_address)
     finally:

@@ -31,6 +31,30 @@ def _call(fn: Callable[[T], R], item: T) -> R:
     return fn(item)
 
 
+# Ray starts its workers at niceness 15 (to keep its own processes responsive), so on a busy
+# machine its tasks wait behind every other process, the local executor's workers among them
+# (measured at load 8 on 2 cores: the same shard tasks took 1.3-1.7x the wall time). Tasks are
+# the work here: they run at the driver's niceness, as the local executor's do.
+LOCAL_SYSTEM_CONFIG: dict[str, Any] = {"worker_niceness": 0}
+
+
+def start_local(workers: int | None, *, temp_dir: str | None = None) -> None:
+    """Start a local Ray instance of ``workers`` CPUs (all cores by default) for this process:
+    no dashboard, listening on the loopback interface only, tasks at the driver's niceness.
+
+    Raises:
+        As :func:`ray.init`.
+    """
+    ray.init(
+        num_cpus=workers,
+        include_dashboard=False,
+        log_to_driver=False,
+        _node_ip_address="127.0.0.1",
+        _temp_dir=temp_dir,
+        _system_config=LOCAL_SYSTEM_CONFIG,
+    )
+
+
 class RayExecutor:
     """Runs shards as Ray tasks.
 
@@ -48,13 +72,7 @@ class RayExecutor:
                 if address is not None:
                     ray.init(address=address, log_to_driver=False)
                 else:
-                    # A local instance listens on the loopback interface only.
-                    ray.init(
-                        num_cpus=workers,
-                        include_dashboard=False,
-                        log_to_driver=False,
-                        _node_ip_address="127.0.0.1",
-                    )
+                    start_local(workers)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 where = address or "a local instance"
                 raise UnavailableError(f"ray {where}: cannot start or connect: {exc}") from None

@@ -18,7 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from provenance.errors import FormatError, InputError
-from provenance.manifest.entry import ManifestEntry, entry_from_mapping, sort_entries
+from provenance.manifest.entry import (
+    ManifestEntry,
+    checked_entries,
+    entry_from_mapping,
+    sort_entries,
+)
 from provenance.manifest.hashing import FileDigest, Hasher, HashError, hash_file
 from provenance.manifest.walk import FileRef, SymlinkPolicy, WalkStats, _walk
 
@@ -26,6 +31,7 @@ if TYPE_CHECKING:
     from provenance.records import Columns
 
 _STAT_FIRST = 256
+_CHECK_BLOCK = 1 << 12  # records made into entries, then checked together
 _LINKED = attrgetter("linked")
 
 
@@ -243,45 +249,74 @@ def build_from_records(
             entries.append(entry_from_mapping(fields, what=where))
         pending.clear()
 
-    for record in iter_records(path, columns=columns or DEFAULT_COLUMNS, unique_ids=True):
-        if not _in_shard(record.id, shard):
-            continue
-        where = f"{path}: record {record.id!r}"
-        size: int | None
-        ready: Any = None
-        if record.text is not None:
-            try:
-                digest, size = text_digest(record.text)
-            except FormatError as exc:
-                raise FormatError(f"{where}: {exc}") from None
-        elif record.path is not None:
-            path_of = safe_join(base, record.path, what=where)
-            result = hash_file(path_of, fingerprint=prints is not None)
-            ready = result.prints
-            if result.error is not None:
-                raise result.error.exception(f"{where}: {record.path}")
-            digest, size = result.sha256, result.size
-        else:
-            assert record.sha256 is not None
-            digest, size = record.sha256, record.size
-        fields = {
-            "id": record.id,
-            "sha256": digest,
-            "size": size,
-            "source": record.source,
-            "url": record.url,
-            "license": record.license,
-            "rightsHolder": record.rights_holder,
-        }
-        if prints is None:
-            entries.append(entry_from_mapping(fields, what=where))
-        else:
-            text = record.text.encode("utf-8") if record.text is not None else None
-            pending.append((fields, text, ready, where))
-            if len(pending) >= 512:
-                flush()
-        if progress:
-            progress(size or 0)
-    flush()
+    # Without fingerprints, entries are made without checks and checked a block at a time
+    # (checked_entries: the same errors, in record order); any other error raised while
+    # reading first checks the entries made before it, as one check per record would.
+    checked = 0
+
+    def check_fresh() -> None:
+        nonlocal checked
+        fresh = entries[checked:]
+        checked = len(entries)  # once: a failed check is not made again while it unwinds
+        checked_entries(fresh, lambda k: f"{path}: record {fresh[k].id!r}")
+
+    try:
+        for record in iter_records(path, columns=columns or DEFAULT_COLUMNS, unique_ids=True):
+            if shard is not None and not _in_shard(record.id, shard):
+                continue
+            size: int | None
+            ready: Any = None
+            if record.text is not None:
+                try:
+                    digest, size = text_digest(record.text)
+                except FormatError as exc:
+                    raise FormatError(f"{path}: record {record.id!r}: {exc}") from None
+            elif record.path is not None:
+                where = f"{path}: record {record.id!r}"
+                path_of = safe_join(base, record.path, what=where)
+                result = hash_file(path_of, fingerprint=prints is not None)
+                ready = result.prints
+                if result.error is not None:
+                    raise result.error.exception(f"{where}: {record.path}")
+                digest, size = result.sha256, result.size
+            else:
+                assert record.sha256 is not None
+                digest, size = record.sha256, record.size
+            if prints is None:
+                entries.append(
+                    ManifestEntry(
+                        record.id,
+                        digest,
+                        size,
+                        record.source,
+                        record.url,
+                        record.license,
+                        record.rights_holder,
+                    )
+                )
+                if len(entries) - checked >= _CHECK_BLOCK:
+                    check_fresh()
+            else:
+                fields = {
+                    "id": record.id,
+                    "sha256": digest,
+                    "size": size,
+                    "source": record.source,
+                    "url": record.url,
+                    "license": record.license,
+                    "rightsHolder": record.rights_holder,
+                }
+                text = record.text.encode("utf-8") if record.text is not None else None
+                pending.append((fields, text, ready, f"{path}: record {record.id!r}"))
+                if len(pending) >= 512:
+                    flush()
+            if progress:
+                progress(size or 0)
+    except Exception:
+        check_fresh()
+        raise
+    check_fresh()
+    if pending:
+        flush()
     sort_entries(entries)
     return entries

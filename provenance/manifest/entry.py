@@ -12,7 +12,7 @@ from __future__ import annotations
 import operator
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from operator import attrgetter
 from typing import Annotated, Any
 
@@ -211,6 +211,60 @@ def entry_from_mapping(data: dict[str, Any], *, what: str) -> ManifestEntry:
         raise FormatError(f"{what}: {error}")
     check_id(entry.id, what=what)
     return entry
+
+
+_MAX_SIZE = 2**53 - 1
+_TEXT_FIELDS = tuple(attrgetter(f) for f in ("source", "url", "license", "rightsHolder"))
+
+
+def entry_fields(entry: ManifestEntry) -> dict[str, Any]:
+    """The mapping of manifest fields that :func:`entry_from_mapping` turns into ``entry``."""
+    return {f: getattr(entry, f) for f in entry.__struct_fields__}
+
+
+def _entries_fine(entries: list[ManifestEntry]) -> bool:
+    """True if :func:`entry_from_mapping` accepts the fields of each of ``entries`` (built
+    without checks from str, int and None values), checked in a few C calls per block.
+
+    The constraints of :class:`ManifestEntry`'s fields (lengths, size bounds), lowercase hex
+    digests and the id rules; False only means "check them one by one".
+    """
+    ids = list(map(_ID, entries))
+    if not ids or min(map(len, ids)) < 1 or max(map(len, ids)) > MAX_ID_LENGTH:
+        return False
+    if first_invalid_sha256_hex(list(map(_SHA256, entries))) is not None:
+        return False
+    if any(map(_TEXT_SHA256, entries)):
+        return False  # not made by the fast builders: left to the one-by-one check
+    sizes = [s for s in map(_SIZE, entries) if s is not None]
+    if sizes and (
+        not all(s.__class__ is int for s in sizes) or min(sizes) < 0 or max(sizes) > _MAX_SIZE
+    ):
+        return False
+    for field in _TEXT_FIELDS:
+        texts = [t for t in map(field, entries) if t is not None]
+        if texts and (
+            not all(t.__class__ is str for t in texts)
+            or min(map(len, texts)) < 1
+            or max(map(len, texts)) > MAX_ID_LENGTH
+        ):
+            return False
+    return _ids_fine(ids)
+
+
+def checked_entries(entries: list[ManifestEntry], where: Callable[[int], str]) -> None:
+    """Check entries built without checks (``ManifestEntry(...)`` from str, int and None
+    values) exactly as :func:`entry_from_mapping` checks each one's fields, a block at a time.
+
+    ``where(k)`` names entry ``k`` in an error.
+
+    Raises:
+        FormatError: as :func:`entry_from_mapping` for the first entry it refuses.
+    """
+    if _entries_fine(entries):
+        return
+    for k, entry in enumerate(entries):
+        entry_from_mapping(entry_fields(entry), what=where(k))
 
 
 # ----------------------------------------------------------------------------------------------

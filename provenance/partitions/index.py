@@ -38,6 +38,12 @@ def partition_of(sha256: str, partitions: int) -> int:
     return (int(sha256[:8], 16) * partitions) >> 32
 
 
+def first_prefix(k: int, partitions: int) -> str:
+    """The smallest 8-digit hex prefix of a sha256 in part ``k`` (of ``partitions``): sha256s
+    (lowercase hex) at or above it and below the next part's are exactly the part's."""
+    return f"{-((-k << 32) // partitions):08x}"
+
+
 def is_partitioned(path: Path) -> bool:
     """Whether ``path`` names a partitioned manifest: a directory, or its ``index.json``."""
     return path.name == INDEX_NAME or path.is_dir()
