@@ -34,3 +34,12 @@ def die_on_part_one(task: Any) -> Any:
     if task.k == 1:
         os._exit(9)
     return parallel._check_part(task)
+
+
+def die_on_row_groups_two(task: Any) -> Any:
+    """A filter task whose worker dies (as if killed) on the shard of row groups from 2."""
+    from provenance.filter import shards
+
+    if task.row_groups is not None and task.row_groups[0] == 2:
+        os._exit(9)
+    return shards._filter_one(task)

@@ -326,3 +326,167 @@ def test_a_killed_worker_fails_naming_its_part(
     assert str(info.value).startswith(f"{partitions.part_name(1)}: the ")
     assert "died" in str(info.value)
     assert os.listdir(scratch) == []
+
+
+# ----------------------------------------------------------------------------------------------
+# Parquet row-group shards: manifest build and filter
+
+
+def _parquet(path: Path, rows: list[dict[str, Any]], group: int = 150) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=group)
+    return path
+
+
+def _rows(count: int = 1000) -> list[dict[str, Any]]:
+    return [
+        {"id": f"rec-{i:05d}", "url": HOSTS[i % 7 if i % 3 else 2], "text": _text(i)}
+        for i in range(count)
+    ]
+
+
+def test_a_parquet_file_is_cut_into_row_group_ranges(tmp_path: Path) -> None:
+    from provenance import sharded
+
+    path = _parquet(tmp_path / "big.parquet", _rows(), group=150)  # 7 row groups
+    shards = sharded.plan_shards([path], rows=300)
+    assert [s.row_groups for s in shards] == [(0, 2), (2, 4), (4, 6), (6, 7)]
+    assert shards[1].name == f"{path} (row groups 2-3)"
+    assert [s.row_groups for s in sharded.plan_shards([path])] == [None]
+    jsonl = tmp_path / "r.jsonl"
+    jsonl.write_text("")
+    assert [s.row_groups for s in sharded.plan_shards([jsonl], rows=1)] == [None]
+
+
+def test_build_from_row_group_shards_gives_the_same_bytes(
+    executor_name: str, tmp_path: Path
+) -> None:
+    from provenance import sharded
+
+    path = _parquet(tmp_path / "big.parquet", _rows(), group=150)
+    whole = tmp_path / "whole.jsonl"
+    sharded.build_dataset([path], whole, fingerprints=False)  # one process, the file whole
+    cut = tmp_path / f"cut-{executor_name}.jsonl"
+    summary = sharded.build_dataset(
+        [path], cut, fingerprints=False, executor=executor_name, workers=2, rows_per_shard=300
+    )
+    assert cut.read_bytes() == whole.read_bytes()
+    assert summary == manifest_module.read_manifest(whole).summary
+    parted = {}
+    for rows in (300, 1 << 20):
+        out = tmp_path / f"parted-{rows}"
+        sharded.build_dataset(
+            [path], out, partitioned=True, partition_count=3, fingerprints=False,
+            executor=executor_name, workers=2, rows_per_shard=rows,
+        )  # fmt: skip
+        parted[rows] = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+    assert parted[300] == parted[1 << 20]
+
+
+def test_a_bad_row_in_a_row_group_shard_is_named_as_in_the_whole_file(tmp_path: Path) -> None:
+    from provenance import sharded
+
+    rows = _rows(600)
+    rows[470]["text"] = None  # no content at all: a malformed row in row groups 3-3
+    path = _parquet(tmp_path / "bad.parquet", rows, group=150)
+    with pytest.raises(FormatError) as whole:
+        sharded.build_dataset([path], tmp_path / "whole.jsonl", fingerprints=False)
+    with pytest.raises(FormatError) as cut:
+        sharded.build_dataset(
+            [path], tmp_path / "out", partitioned=True, fingerprints=False, workers=2,
+            rows_per_shard=150,
+        )  # fmt: skip
+    assert str(cut.value) == f"{path} (row groups 3-3): {whole.value}"
+    assert "row 471" in str(whole.value)
+    # A repeated id across two ranges of one file is found too.
+    rows = _rows(600)
+    rows[500]["id"] = rows[10]["id"]
+    path = _parquet(tmp_path / "twice.parquet", rows, group=150)
+    with pytest.raises(InputError, match="appears in two inputs") as info:
+        sharded.build_dataset(
+            [path], tmp_path / "out", partitioned=True, fingerprints=False, rows_per_shard=150
+        )
+    assert "(row groups 0-0)" in str(info.value) and "(row groups 3-3)" in str(info.value)
+    assert sorted(os.listdir(tmp_path)) == ["bad.parquet", "twice.parquet"]
+
+
+def _filter_both(
+    joined: Joined, path: Path, tmp_path: Path, executor: str, **options: Any
+) -> dict[str, bytes]:
+    from provenance.filter import filter_file
+    from provenance.filter.shards import filter_inputs
+
+    outputs = {}
+    for name in ("whole", "cut"):
+        out = tmp_path / name
+        out.mkdir(parents=True)
+        common: dict[str, Any] = {
+            "at": AT,
+            "kept_path": out / f"kept{path.suffix}",
+            "removed_path": out / f"removed{path.suffix}",
+            "report_path": out / "report.json",
+        }
+        if name == "whole":
+            filter_file(path, str(joined.cache_v1), joined.trust, **common)
+        else:
+            filter_inputs(
+                [path], str(joined.cache_v1), joined.trust, executor=executor, workers=2,
+                **common, **options,
+            )  # fmt: skip
+        outputs[name] = b"|".join(p.read_bytes() for p in sorted(out.iterdir()))
+    return outputs
+
+
+def test_filter_of_row_group_shards_gives_the_same_bytes(
+    joined: Joined, executor_name: str, tmp_path: Path
+) -> None:
+    path = _parquet(tmp_path / "big.parquet", _rows(9000), group=1500)
+    outputs = _filter_both(joined, path, tmp_path, executor_name, rows_per_shard=3000, buckets=4)
+    assert outputs["cut"] == outputs["whole"]
+    report = json.loads((tmp_path / "cut" / "report.json").read_text())
+    matched = {k: v for item in report["lists"] for k, v in item["matched"].items() if v}
+    assert matched.keys() == {"piracy", "opt-out"}
+    assert report["records"]["unevaluable"] and report["records"]["missingUrl"]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_filter_on_tasks_joins_digests_by_bucket_as_the_index_matches(
+    joined: Joined, tmp_path: Path, suffix: str
+) -> None:
+    import csv
+
+    rows = _rows(2000)
+    path = tmp_path / f"records{suffix}"
+    if suffix == ".csv":
+        with path.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["id", "url", "text"])
+            writer.writeheader()
+            writer.writerows({**r, "url": r["url"] or ""} for r in rows)
+    else:
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for buckets in (1, 7):
+        outputs = _filter_both(joined, path, tmp_path / str(buckets), "local", buckets=buckets)
+        assert outputs["cut"] == outputs["whole"]
+
+
+def test_a_killed_filter_task_names_its_row_groups_and_writes_nothing(
+    joined: Joined, executor_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from provenance.filter import shards
+    from provenance.filter.shards import filter_inputs
+
+    path = _parquet(tmp_path / "big.parquet", _rows(900), group=150)
+    monkeypatch.setattr(shards, "_filter_one", scale_support.die_on_row_groups_two)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(ShardFailedError) as info:
+        filter_inputs(
+            [path], str(joined.cache_v1), joined.trust, at=AT, kept_path=out / "kept.parquet",
+            removed_path=out / "removed.parquet", report_path=out / "report.json",
+            executor=executor_name, workers=2, rows_per_shard=300,
+        )  # fmt: skip
+    assert str(info.value).startswith(f"{path} (row groups 2-3): the ")
+    assert os.listdir(out) == []
+    assert sorted(os.listdir(tmp_path)) == ["big.parquet", "out"]

@@ -204,8 +204,11 @@ def build_from_records(
     progress: Callable[[int], None] | None = None,
     prints: dict[str, Any] | None = None,
     columns: Columns | None = None,
+    row_groups: tuple[int, int] | None = None,
 ) -> list[ManifestEntry]:
-    """Hash every record of a records file and return the entries in manifest order.
+    """Hash every record of a records file (of a Parquet file, with ``row_groups``, only
+    those row groups: see :func:`provenance.records.iter_records`) and return the entries in
+    manifest order.
 
     ``columns`` says which column holds each field (default: the fields' own names). A record
     id that appears twice is an error naming the file and both lines.
@@ -243,7 +246,10 @@ def build_from_records(
             entries.append(entry_from_mapping(fields, what=where))
         pending.clear()
 
-    for record in iter_records(path, columns=columns or DEFAULT_COLUMNS, unique_ids=True):
+    records = iter_records(
+        path, columns=columns or DEFAULT_COLUMNS, unique_ids=True, row_groups=row_groups
+    )
+    for record in records:
         if not _in_shard(record.id, shard):
             continue
         where = f"{path}: record {record.id!r}"
