@@ -104,7 +104,14 @@ def _digest_table(rows: _Rows, numbers: _Ints, **more: Any) -> Any:
 
 
 def _write_groups(
-    rows: _Rows, numbers: _Ints, of_row: _Ints, directory: Path, *, side: str, count: int
+    rows: _Rows,
+    numbers: _Ints,
+    of_row: _Ints,
+    directory: Path,
+    *,
+    side: str,
+    count: int,
+    compression: str = "zstd",
 ) -> list[Path]:
     import pyarrow.parquet as pq
 
@@ -115,7 +122,8 @@ def _write_groups(
     for bucket in range(count):
         chosen = order[bounds[bucket] : bounds[bucket + 1]]
         path = directory / f"{side}-{bucket:05d}.parquet"
-        pq.write_table(_digest_table(rows[chosen], numbers[chosen]), path, compression="zstd")
+        table = _digest_table(rows[chosen], numbers[chosen])
+        pq.write_table(table, path, compression=compression)
         paths.append(path)
     return paths
 
@@ -143,7 +151,10 @@ def write_partition_buckets(
         The files, in part order.
     """
     of_row = partition_numbers(rows, partitions)
-    return _write_groups(rows, numbers, of_row, directory, side=side, count=partitions)
+    # Scratch files read once, of digests that do not compress: written as they are.
+    return _write_groups(
+        rows, numbers, of_row, directory, side=side, count=partitions, compression="none"
+    )
 
 
 def join_rows(rows: _Rows, numbers: _Ints, listed: str) -> tuple[_Ints, _Ints]:
@@ -185,7 +196,7 @@ def write_keyed(path: Path, keys: _Ints, rows: _Rows, numbers: _Ints, ids: Seque
         key=pa.array(sorted_keys, type=pa.int64()),
     )
     starts = np.flatnonzero(np.diff(sorted_keys, prepend=-1)).tolist() + [len(order)]
-    with pq.ParquetWriter(path, table.schema, compression="zstd") as writer:
+    with pq.ParquetWriter(path, table.schema, compression="none") as writer:
         for start, end in itertools.pairwise(starts):
             writer.write_table(table.slice(start, end - start))
 
