@@ -490,3 +490,26 @@ def test_a_killed_filter_task_names_its_row_groups_and_writes_nothing(
     assert str(info.value).startswith(f"{path} (row groups 2-3): the ")
     assert os.listdir(out) == []
     assert sorted(os.listdir(tmp_path)) == ["big.parquet", "out"]
+
+
+def test_cli_filter_with_an_executor_gives_the_same_bytes(joined: Joined, tmp_path: Path) -> None:
+    records = tmp_path / "records.jsonl"
+    records.write_text("".join(json.dumps(r) + "\n" for r in _rows(500)))
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for i in (0, 1, 97):  # 0 and 97 are listed by sha256
+        (folder / f"f{i}.txt").write_text(_text(i))
+    for source, suffix in ((records, ".jsonl"), (folder, ".txt")):
+        outputs = []
+        for extra in ([], ["--executor", "local", "--workers", "2"]):
+            out = tmp_path / f"out-{source.name}-{len(extra)}"
+            out.mkdir()
+            result = run_cli(
+                "filter", source, "--lists", joined.cache_v1, "--trust", joined.trust_path,
+                "--now", "2026-07-01T06:00:00Z", "-o", out / f"kept{suffix}", "--removed",
+                out / f"removed{suffix}", "--report", out / "report.json", *extra,
+            )  # fmt: skip
+            assert result.returncode == 0, result.stderr
+            outputs.append([(out / n).read_bytes() for n in sorted(os.listdir(out))])
+        assert outputs[0] == outputs[1]
+        assert len(outputs[0]) == 3 and outputs[0][1]  # something was removed

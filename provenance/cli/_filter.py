@@ -115,7 +115,11 @@ def filter_command(
     }
     store = load_trust(trust_path, clock)
     given = click.get_current_context().get_parameter_source("executor")
-    if len(paths) == 1 and given == click.core.ParameterSource.DEFAULT:
+    # One records file is cut into shards only when an executor is asked for; a directory is
+    # filtered in this process (on Ray it is refused, as several inputs with one would be).
+    default = given == click.core.ParameterSource.DEFAULT
+    one = len(paths) == 1 and (default or (executor == "local" and paths[0].is_dir()))
+    if one:
         report = filter_file(paths[0], lists, store, **common)  # type: ignore[arg-type]
     else:
         report = filter_inputs(
