@@ -513,3 +513,14 @@ def test_cli_filter_with_an_executor_gives_the_same_bytes(joined: Joined, tmp_pa
             outputs.append([(out / n).read_bytes() for n in sorted(os.listdir(out))])
         assert outputs[0] == outputs[1]
         assert len(outputs[0]) == 3 and outputs[0][1]  # something was removed
+
+
+@pytest.mark.parametrize("count", [1, 3, 16])
+def test_parts_read_in_tasks_sum_to_the_whole(joined: Joined, tmp_path: Path, count: int) -> None:
+    out = tmp_path / "parted"
+    written = partitions.write_partitioned(joined.entries, out, partitions=count)
+    with make_executor("local", workers=2) as runner:
+        read, audit = parallel.read_parts(out, written, joined.sources, executor=runner)
+    assert audit is None
+    assert read.summary == written == manifest_module.read_manifest(out).summary
+    assert read.tally.by_source == {"web": (COUNT, sum(e.size or 0 for e in joined.entries))}

@@ -135,9 +135,10 @@ def _check_part(task: _PartTask) -> _PartDone:
     done.tally = tallier.result()
     numbers = np.arange(task.offset, task.offset + len(ids), dtype=np.int64)
     rows = digest_rows(digests) if digests else np.zeros((0, 32), dtype=np.uint8)
-    keys = np.asarray([zlib.crc32(i.encode("utf-8")) for i in ids], dtype=np.int64)
-    done.ids_file = _ids_file(task.scratch, task.k)
-    joins.write_keyed(Path(done.ids_file), keys % task.partitions, rows, numbers, ids)
+    if task.partitions > 1:  # one part's own ids were checked unique as it was read
+        keys = np.asarray([zlib.crc32(i.encode("utf-8")) for i in ids], dtype=np.int64)
+        done.ids_file = _ids_file(task.scratch, task.k)
+        joins.write_keyed(Path(done.ids_file), keys % task.partitions, rows, numbers, ids)
     for side_number, side in enumerate(task.sides):
         found: dict[int, list[int]] = {}
         if side.content and len(rows):
@@ -284,8 +285,10 @@ def read_parts(
             ]
             names = [part.file for part in index.parts]
             done = list(executor.map(_check_part, tasks, names=names))
-            ids = [d.ids_file for d in done]
+            ids = [d.ids_file for d in done if d.ids_file]
             key_tasks = [_KeyTask(key, tuple(ids), ()) for key in range(index.partitions)]
+            if index.partitions == 1:
+                key_tasks = []
             repeats = executor.map(_repeated_id, key_tasks, names=[what] * len(key_tasks))
             first = min((r for r in repeats if r is not None), default=None)
             if first is not None:
