@@ -524,3 +524,14 @@ def test_parts_read_in_tasks_sum_to_the_whole(joined: Joined, tmp_path: Path, co
     assert audit is None
     assert read.summary == written == manifest_module.read_manifest(out).summary
     assert read.tally.by_source == {"web": (COUNT, sum(e.size or 0 for e in joined.entries))}
+
+
+def test_cli_verify_lists_on_a_ray_cluster_by_address(joined: Joined, ray_cluster: str) -> None:
+    common = [
+        "verify", joined.signed["parted"], "--trust", joined.trust_path, "--manifest",
+        joined.parted, "--lists", joined.cache_v2, "--now", "2026-07-03T00:00:00Z", "--json",
+    ]  # fmt: skip
+    plain = run_cli(*common)
+    on_ray = run_cli(*common, "--executor", "ray", "--ray-address", ray_cluster)
+    assert plain.returncode == on_ray.returncode == 1, on_ray.stderr
+    assert on_ray.stdout == plain.stdout
