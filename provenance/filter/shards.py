@@ -114,8 +114,19 @@ class _BucketMatcher:
                     rows = digest_rows(cast("list[Digest]", [values[n] for n in present]))
                     held[text].append((rows, np.asarray(present, dtype=np.int64) + first))
             first += len(batch)
-        self._content = _join_all(held[False], task.listed.content)
-        self._text = _join_all(held[True], task.listed.text)
+        # Matches by record number, taken in order as the batches come (each batch once).
+        self._content = sorted(_join_all(held[False], task.listed.content).items(), reverse=True)
+        self._text = sorted(_join_all(held[True], task.listed.text).items(), reverse=True)
+
+    @staticmethod
+    def _take(
+        pending: list[tuple[int, tuple[int, ...]]], first: int, end: int
+    ) -> dict[int, tuple[int, ...]]:
+        taken = {}
+        while pending and pending[-1][0] < end:
+            number, refs = pending.pop()
+            taken[number - first] = refs
+        return taken
 
     def __call__(self, batch: list[Record], first: int) -> list[RecordMatch]:
         index = self._index
@@ -126,8 +137,8 @@ class _BucketMatcher:
         if index.has_url_entries:
             url_refs, problems = index.match_urls([r.url for r in batch])
             url_hits = itertools.compress(range(count), url_refs)
-        content = {n - first: r for n, r in self._content.items() if first <= n < first + count}
-        text = {n - first: r for n, r in self._text.items() if first <= n < first + count}
+        content = self._take(self._content, first, first + count)
+        text = self._take(self._text, first, first + count)
         results = [NO_MATCH] * count
         for number in sorted({*url_hits, *content, *text, *problems}):
             refs = content.get(number, ()) + text.get(number, ())
