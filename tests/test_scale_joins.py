@@ -535,3 +535,19 @@ def test_cli_verify_lists_on_a_ray_cluster_by_address(joined: Joined, ray_cluste
     on_ray = run_cli(*common, "--executor", "ray", "--ray-address", ray_cluster)
     assert plain.returncode == on_ray.returncode == 1, on_ray.stderr
     assert on_ray.stdout == plain.stdout
+
+
+def test_a_worker_connection_runs_the_next_task_after_the_id_pass(tmp_path: Path) -> None:
+    # A Ray worker runs many tasks on one DuckDB connection: the id pass must leave no
+    # unfinished result behind, or the next task's join fails.
+    import numpy as np
+
+    from provenance.lists import joins
+
+    ids = tmp_path / "ids.parquet"
+    rows = np.zeros((3, 32), dtype=np.uint8)
+    joins.write_keyed(ids, np.array([1, 1, 1]), rows, np.array([5, 9, 12]), ["a", "b", "a"])
+    assert joins.first_repeated([str(ids)], 1) == (12, "a")
+    (bucket,) = joins.write_buckets(rows[:2], np.array([0, 1]), tmp_path, side="x", buckets=1)
+    mine, listed = joins.join_rows(rows[:1], np.array([7]), str(bucket))
+    assert (mine.tolist(), sorted(listed.tolist())) == ([7, 7], [0, 1])

@@ -233,16 +233,18 @@ def first_repeated(files: Sequence[str], key: int) -> tuple[int, str] | None:
     whose id an earlier row has, or None."""
     if not files:
         return None
-    row = (
+    # Fetched to the end: a result left unfinished would block the next query on this
+    # worker's connection (a Ray worker runs many tasks).
+    rows = (
         _connection()
         .execute(
             "SELECT n, id FROM (SELECT n, id, row_number() OVER (PARTITION BY id ORDER BY n)"
             " AS seen FROM read_parquet(?) WHERE key = ?) WHERE seen = 2 ORDER BY n LIMIT 1",
             [list(files), key],
         )
-        .fetchone()
+        .fetchall()
     )
-    return None if row is None else (int(row[0]), str(row[1]))
+    return (int(rows[0][0]), str(rows[0][1])) if rows else None
 
 
 @dataclass(frozen=True, slots=True)
