@@ -551,3 +551,19 @@ def test_a_worker_connection_runs_the_next_task_after_the_id_pass(tmp_path: Path
     (bucket,) = joins.write_buckets(rows[:2], np.array([0, 1]), tmp_path, side="x", buckets=1)
     mine, listed = joins.join_rows(rows[:1], np.array([7]), str(bucket))
     assert (mine.tolist(), sorted(listed.tolist())) == ([7, 7], [0, 1])
+
+
+def test_a_forked_worker_does_not_touch_its_parents_duckdb_connection(tmp_path: Path) -> None:
+    # This process joins first (its thread's connection is made), then forks a pool whose
+    # workers join too: an inherited connection, used or closed, would hang them.
+    import numpy as np
+
+    from provenance.executors import LocalExecutor
+    from provenance.lists import joins
+
+    rows = np.zeros((2, 32), dtype=np.uint8)
+    (bucket,) = joins.write_buckets(rows, np.array([0, 1]), tmp_path, side="x", buckets=1)
+    assert scale_support.join_in_task(str(bucket)) == 2
+    with LocalExecutor(2) as runner:
+        found = list(runner.map(scale_support.join_in_task, [str(bucket)] * 4, names=list("abcd")))
+    assert found == [2, 2, 2, 2]

@@ -256,17 +256,26 @@ class BucketJob:
 
 
 _LOCAL = threading.local()
+_INHERITED: list[Any] = []
 
 
 def _connection() -> Any:
-    """This worker thread's DuckDB connection (one thread: the executor gives parallelism)."""
+    """This worker thread's DuckDB connection (one thread: the executor gives parallelism).
+
+    A process forked from one that had a connection (a process pool's worker) makes its own,
+    and keeps the inherited one unused and unclosed: using or closing it waits for threads
+    of the parent's, which do not exist in the child, forever.
+    """
     connection = getattr(_LOCAL, "connection", None)
-    if connection is None:
+    if connection is None or getattr(_LOCAL, "pid", None) != os.getpid():
         import duckdb
 
+        if connection is not None:
+            _INHERITED.append(connection)
         connection = duckdb.connect()
         connection.execute("SET threads = 1")
         _LOCAL.connection = connection
+        _LOCAL.pid = os.getpid()
     return connection
 
 
