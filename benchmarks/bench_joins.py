@@ -30,6 +30,13 @@ deterministically into a temporary directory deleted afterwards; figures are med
   in a task, two tasks at a time (:func:`provenance.lists.joins.bucketed_join`). Peer: one
   2-thread DuckDB join of the same digests from two unpartitioned Parquet files. Both return
   every matching pair of row numbers. Goal: at most 2x the single join.
+- **verify-parts**: the real ``verify --lists --executor local`` path (:func:`provenance.verify.
+  verify_file`) on a partitioned manifest of ``--parts-entries`` entries (default 1,000,000; 1%
+  listed; 16 parts) against a cached list of as many ``sha256`` entries, from the signed card
+  and the list cache to the report: each part read, checked against the verified index and
+  joined with its bucket of the list in DuckDB, in a task of the local executor. Peer: the
+  2-thread DuckDB join of the same digests (binary Parquet, as in **lists**); for context, the
+  same verify in one process (no executor). Goal (issue 12): at most 2x the single DuckDB join.
 
 The machine is shared: the load average is printed with the results.
 """
@@ -159,6 +166,37 @@ def make_join_data(work: Path, listed: int, manifest: int, hits: int, buckets: l
         _write_parquet(data, work / f"{name}.parquet", hexed=False)
         for count in buckets:
             write_buckets(data, np.arange(len(data)), work / f"b{count}", side=name, buckets=count)
+
+
+def make_parts_data(work: Path, entries: int, hits: int, partitions: int) -> None:
+    """:func:`make_lists_data` (a list and a manifest of ``entries`` each), then the manifest
+    partitioned and a signed card over it that claims the list was applied."""
+    from provenance import card
+    from provenance import partitions as parts
+    from provenance.keys import PrivateKey
+    from provenance.manifest import iter_manifest
+
+    make_lists_data(work, entries, entries, hits)
+    summary = parts.write_partitioned(
+        iter_manifest(work / "manifest.jsonl"), work / "parted", partitions=partitions
+    )
+    claim, store, _ = _claim(work)
+    keyids = [k["keyid"] for k in json.loads((work / "trust.json").read_text())["keys"]]
+    claim = card.Exclusion.from_dict({**claim.to_dict(), "signers": keyids[:1]})
+    spec = {
+        "name": "bench", "version": "1", "description": "benchmark", "publisher": {"name": "B"},
+        "sources": [{"id": "web", "name": "Web", "kind": "web-crawl", "license": "MIT",
+                     "paths": ["**"]}],
+    }  # fmt: skip
+    statement = card.build_statement(
+        spec, iter_manifest(work / "manifest.jsonl"), lambda: summary, manifest_name="index.json",
+        created=T0, exclusions=[claim],
+    )  # fmt: skip
+    developer = PrivateKey.generate()
+    signed = card.sign_card(statement, developer, what="bench card")
+    (work / "parts.signed.json").write_bytes(signed.envelope.to_json())
+    trust = store.with_key(developer.public, name="Dev", role="dataset-publisher")
+    (work / "trust-parts.json").write_bytes(trust.to_json())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -295,7 +333,37 @@ def worker_join_bucketed(work: Path, buckets: str) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - start, "hits": len(numbers)}
 
 
+def worker_verify_parts(work: Path, executor: str) -> dict[str, Any]:
+    import resource
+
+    # Imported before timing, as DuckDB is for its join.
+    import duckdb  # noqa: F401
+
+    import provenance.lists.cache
+    import provenance.lists.joins
+    import provenance.lists.packed
+    import provenance.partitions.parallel  # noqa: F401
+    from provenance.trust import TrustStore
+    from provenance.verify import verify_file
+
+    store = TrustStore.from_json((work / "trust-parts.json").read_bytes(), what="trust store")
+    start = time.perf_counter()
+    report = verify_file(
+        work / "parts.signed.json", store, at=AT, lists=str(work / "cache"),
+        manifest_path=work / "parted", executor=None if executor == "none" else executor,
+        workers=len(os.sched_getaffinity(0)),
+    )  # fmt: skip
+    seconds = time.perf_counter() - start
+    failed = {c.name: c.detail for c in report.checks if not c.ok}
+    if set(failed) != {"exclusions"}:
+        raise SystemExit(f"unexpected checks: {failed}")
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    hits = int(failed["exclusions"].split()[0])
+    return {"seconds": seconds, "hits": hits, "rss_task": children}
+
+
 WORKERS: dict[str, Callable[..., dict[str, Any]]] = {
+    "verify-parts": worker_verify_parts,
     "lists-memory": worker_lists_memory,
     "lists-file": worker_lists_file,
     "lists-no-index": worker_lists_no_index,
@@ -320,7 +388,9 @@ def run_worker(name: str, work: Path, *args: str, runs: int) -> dict[str, Any]:
             return {"error": lines[-1] if lines else "?"}
         results.append(json.loads(completed.stdout.strip().splitlines()[-1]))
     merged = dict(results[-1])
-    for key in ("seconds", "rss_mib", "rss_before", "load", "index", "match", "rss_loaded"):
+    for key in (
+        "seconds", "rss_mib", "rss_before", "load", "index", "match", "rss_loaded", "rss_task",
+    ):  # fmt: skip
         if key in merged:
             merged[key] = statistics.median(r[key] for r in results)
     return merged
@@ -408,9 +478,48 @@ def bench_join(work: Path, scale: float, runs: int, buckets: list[int]) -> None:
         _row(f"ours: {count} buckets, one-thread DuckDB per task, 2 tasks at once", r, [single])
 
 
+def bench_verify_parts(work: Path, entries: int, runs: int, partitions: int = 16) -> None:
+    hits = max(1, entries // 100)
+    started = time.perf_counter()
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from pathlib import Path;"
+        " from benchmarks.bench_joins import make_parts_data as m;"
+        f" m(Path(sys.argv[2]), {entries}, {hits}, {partitions})"
+    )
+    if not (work / "parts.signed.json").is_file():
+        subprocess.run([sys.executable, "-c", code, str(ROOT), str(work)], check=True)
+    print(
+        f"\nverify-parts  verify --lists on a partitioned manifest: {entries:,} entries in"
+        f" {partitions} parts ({hits:,} listed) vs a cached list of {entries:,} sha256 entries"
+        f"  [data made in {time.perf_counter() - started:.0f} s]"
+    )
+    duckdb = run_worker("duckdb-bin", work, runs=runs)
+    tasks = run_worker("verify-parts", work, "local", runs=runs)
+    one = run_worker("verify-parts", work, "none", runs=1)
+    print(f"  {'':<58} {'time':>8} {'peak RSS':>10}  {'vs DuckDB':>13}  hits")
+    _row("DuckDB join, Parquet FIXED_LEN_BYTE_ARRAY(32) (2 threads)", duckdb, [duckdb])
+    _row("ours: verify --lists --executor local (card -> report)", tasks, [duckdb])
+    _row("ours: verify --lists in one process (no executor)", one, [duckdb])
+    if "rss_task" in tasks:
+        print(f"  (--executor local: the largest task's peak RSS {tasks['rss_task']:.0f} MB)")
+    if "seconds" in tasks and "seconds" in duckdb:
+        ratio = tasks["seconds"] / duckdb["seconds"]
+        print(
+            f"  RESULT verify --lists --executor local / one DuckDB join = {ratio:.2f}x"
+            f" (goal <= 2x: {'met' if ratio <= 2 else 'NOT met'}) at {entries:,} digests;"
+            f" load average {_load()}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="lists,join", help="comma-separated: lists, join")
+    parser.add_argument(
+        "--only", default="lists,join", help="comma-separated: lists, join, verify-parts"
+    )
+    parser.add_argument(
+        "--parts-entries", type=int, default=1_000_000,
+        help="verify-parts: manifest entries and listed digests (10000000 for 10^7)",
+    )  # fmt: skip
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every size by this")
     parser.add_argument("--runs", type=int, default=3, help="runs per measurement (median)")
     parser.add_argument("--buckets", default="16", help="join: comma-separated bucket counts")
@@ -432,6 +541,8 @@ def main() -> None:
             bench_lists(work, args.scale, args.runs)
         if "join" in only:
             bench_join(work, args.scale, args.runs, [int(b) for b in args.buckets.split(",")])
+        if "verify-parts" in only:
+            bench_verify_parts(work / "verify-parts", args.parts_entries, args.runs)
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)

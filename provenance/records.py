@@ -274,11 +274,13 @@ def iter_records(
     *,
     columns: Columns = DEFAULT_COLUMNS,
     unique_ids: bool = False,
+    row_groups: tuple[int, int] | None = None,
 ) -> Iterator[Record]:
     """Stream the records of ``path``, reading each field from its column in ``columns``.
 
     With ``unique_ids``, a record id seen before is an error naming both lines (this keeps
-    every id in memory).
+    every id in memory). ``row_groups`` (a Parquet file only) reads row groups ``first`` to
+    ``end - 1`` alone, rows numbered as in the whole file (see :func:`row_group_ranges`).
 
     Raises:
         InputError: missing or unreadable file, unknown format.
@@ -292,7 +294,9 @@ def iter_records(
     elif fmt == "csv":
         records = _iter_csv(path, columns)
     else:
-        records = _iter_parquet(path, columns)
+        records = _iter_parquet(path, columns, row_groups)
+    if row_groups is not None and fmt != "parquet":
+        raise InputError(f"{path}: row groups are read from Parquet files only")
     if not unique_ids:
         yield from records
         return
@@ -512,7 +516,7 @@ def _iter_csv(path: Path, columns: Columns) -> Iterator[Record]:
             raise FormatError(f"{path}: not valid UTF-8") from None
 
 
-def _iter_parquet(path: Path, columns: Columns) -> Iterator[Record]:
+def _parquet_file(path: Path) -> Any:
     try:
         import pyarrow.parquet as pq
     except ImportError:
@@ -520,15 +524,47 @@ def _iter_parquet(path: Path, columns: Columns) -> Iterator[Record]:
             "reading Parquet needs pyarrow: pip install 'provenance[parquet]'"
         ) from None
     try:
-        parquet = pq.ParquetFile(path)
+        return pq.ParquetFile(path)
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for corrupt files
         raise FormatError(f"{path}: not a readable Parquet file: {exc}") from None
+
+
+def row_group_ranges(path: Path, rows: int) -> list[tuple[int, int]]:
+    """Cut the Parquet file ``path`` into ranges ``(first, end)`` of consecutive row groups,
+    each of at least ``rows`` rows (the last may hold fewer), in file order.
+
+    Raises:
+        InputError: pyarrow is missing, or the file is.
+        FormatError: not a readable Parquet file.
+    """
+    metadata = _parquet_file(path).metadata
+    ranges: list[tuple[int, int]] = []
+    first = held = 0
+    for group in range(metadata.num_row_groups):
+        held += metadata.row_group(group).num_rows
+        if held >= rows:
+            ranges.append((first, group + 1))
+            first, held = group + 1, 0
+    if first < metadata.num_row_groups or not ranges:
+        ranges.append((first, metadata.num_row_groups))
+    return ranges
+
+
+def _iter_parquet(
+    path: Path, columns: Columns, row_groups: tuple[int, int] | None = None
+) -> Iterator[Record]:
+    parquet = _parquet_file(path)
     number = 0
     place = f"{path}: row "
+    groups: Any = None
+    if row_groups is not None:
+        groups = range(*row_groups)
+        # Rows are numbered as in the whole file, so that errors name the same row.
+        number = sum(parquet.metadata.row_group(g).num_rows for g in range(row_groups[0]))
     try:
-        for batch in parquet.iter_batches(batch_size=8192):
+        for batch in parquet.iter_batches(batch_size=8192, row_groups=groups):
             for row in batch.to_pylist():
                 number += 1
                 yield _record(row, number, row, place, columns)

@@ -43,6 +43,8 @@ from provenance.records import DEFAULT_COLUMNS, Columns
 
 _FILES_PER_SHARD = 512
 _BYTES_PER_SHARD = 64 << 20
+ROWS_PER_SHARD = 1 << 20
+"""Rows of a Parquet file per shard (whole row groups: a file of fewer is one shard)."""
 _RUN_CHUNK = 1 << 18  # bytes of a run file read at a time by a partition's merge, at most
 _MIN_RUN_CHUNK = 1 << 13
 # A merge holds a chunk of each of its runs (one per shard), decoded (about 3.5x the bytes):
@@ -82,12 +84,42 @@ def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
 
 @dataclass(frozen=True, slots=True)
 class Shard:
-    """One unit of work: a records file, or some files of a folder (as (id, path))."""
+    """One unit of work: a records file (or a range of a Parquet file's row groups), or some
+    files of a folder (as (id, path))."""
 
     name: str
     records: str | None = None
     files: tuple[tuple[str, str], ...] = ()
     columns: Columns = DEFAULT_COLUMNS
+    row_groups: tuple[int, int] | None = None
+    """Row groups ``first`` to ``end - 1`` of the Parquet file ``records`` only."""
+
+
+def records_shards(
+    path: Path, columns: Columns = DEFAULT_COLUMNS, *, rows: int = ROWS_PER_SHARD
+) -> list[Shard]:
+    """The shards of one records file: a Parquet file of more than ``rows`` rows is cut into
+    ranges of whole row groups (DESIGN section 8), any other file is one shard.
+
+    Raises:
+        InputError, FormatError: a Parquet file whose metadata cannot be read.
+    """
+    from provenance.records import detect_format, row_group_ranges
+
+    if path.suffix.lower() not in (".parquet", ".pq") or detect_format(path) != "parquet":
+        return [Shard(name=str(path), records=str(path), columns=columns)]
+    ranges = row_group_ranges(path, rows)
+    if len(ranges) == 1:
+        return [Shard(name=str(path), records=str(path), columns=columns)]
+    return [
+        Shard(
+            name=f"{path} (row groups {first}-{end - 1})",
+            records=str(path),
+            columns=columns,
+            row_groups=(first, end),
+        )
+        for first, end in ranges
+    ]
 
 
 def plan_shards(
@@ -98,9 +130,11 @@ def plan_shards(
     ignore: Callable[[str], bool] | None = None,
     symlinks: manifest.SymlinkPolicy = "skip",
     stats: manifest.WalkStats | None = None,
+    rows: int = ROWS_PER_SHARD,
 ) -> list[Shard]:
-    """Split ``inputs`` into shards: each records file is one, each folder is walked (ids are
-    paths under it) and cut into shards of at most 512 files or 64 MiB.
+    """Split ``inputs`` into shards: each records file is one (a Parquet file, ranges of its
+    row groups of at least ``rows`` rows: :func:`records_shards`), each folder is walked (ids
+    are paths under it) and cut into shards of at most 512 files or 64 MiB.
 
     Raises:
         InputError, UnsafePathError, LocalIOError: as :func:`provenance.manifest.walk_files`;
@@ -125,7 +159,7 @@ def plan_shards(
         elif not os.path.lexists(path):
             raise InputError(f"{path}: no such file or directory")
         else:
-            shards.append(Shard(name=str(path), records=str(path), columns=columns))
+            shards.extend(records_shards(path, columns, rows=rows))
     return shards
 
 
@@ -151,7 +185,10 @@ def shard_entries(
     """
     if shard.records is not None:
         return manifest.build_from_records(
-            Path(shard.records), columns=shard.columns, prints=prints
+            Path(shard.records),
+            columns=shard.columns,
+            prints=prints,
+            row_groups=shard.row_groups,
         )
     entries = []
     for entry_id, path in shard.files:
@@ -507,9 +544,11 @@ def build_dataset(
     stats: manifest.WalkStats | None = None,
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
+    rows_per_shard: int = ROWS_PER_SHARD,
 ) -> manifest.ManifestSummary:
     """Hash ``inputs`` (records files, folders or globs of them: one dataset) into the manifest
-    ``output``, partitioned into ``partition_count`` parts when ``partitioned``.
+    ``output``, partitioned into ``partition_count`` parts when ``partitioned``. A Parquet
+    file of more than ``rows_per_shard`` rows is hashed as ranges of its row groups.
 
     One input into one file on the local executor is built as
     :func:`provenance.manifest_files.build_manifest_file` builds it; anything else is built
@@ -543,7 +582,13 @@ def build_dataset(
         raise InputError("exclusions and the symlink policy apply to folders, not records files")
     exclude = {os.path.realpath(output), os.path.realpath(sidecar_path(output))}
     shards = plan_shards(
-        paths, columns=columns, exclude=exclude, ignore=ignore, symlinks=symlinks, stats=stats
+        paths,
+        columns=columns,
+        exclude=exclude,
+        ignore=ignore,
+        symlinks=symlinks,
+        stats=stats,
+        rows=rows_per_shard,
     )
     if on_total is not None and all(p.is_dir() for p in paths):
         on_total(sum(os.path.getsize(p) for s in shards for _, p in s.files))
@@ -554,8 +599,9 @@ def build_dataset(
             executor=runner,
             partition_count=partition_count if partitioned else None,
             progress=progress,
-            # The files of one folder have distinct ids; records files check their own.
-            check_ids=len(paths) > 1,
+            # The files of one folder have distinct ids; records files check their own, but
+            # the row-group ranges of one Parquet file are checked against each other.
+            check_ids=len(paths) > 1 or any(s.row_groups is not None for s in shards),
             fingerprints=fingerprints,
         )
     if not partitioned:

@@ -30,7 +30,9 @@ from provenance.manifest import Manifest, ManifestEntry, ManifestReader, Manifes
 from provenance.trust import TrustStore
 
 if TYPE_CHECKING:
-    from provenance.lists.audit import ListAudit, ListSource
+    from provenance.executors import Executor
+    from provenance.lists.audit import ListAudit, ListSource, Matcher
+    from provenance.partitions.parallel import PartsRead
 
 __all__ = ["Check", "DataDiff", "Report", "verify", "verify_file"]
 
@@ -135,7 +137,7 @@ def verify(
     lists: ListSource | None = None,
     strict: bool = False,
     keep_manifest: bool = False,
-    executor: str = "local",
+    executor: str | None = None,
     ray_address: str | None = None,
 ) -> Report:
     """Verify a signed card, and optionally its manifest and the data it describes.
@@ -154,7 +156,9 @@ def verify(
     inside it), so files excluded when the manifest was built must be excluded here too.
 
     ``executor`` (``local`` or ``ray``, with ``ray_address``) is where the data's files are
-    hashed (:mod:`provenance.executors`).
+    hashed (:mod:`provenance.executors`; default local). Given without a data directory, a
+    partitioned manifest is read and checked one part per task, and the exclusion lists joined
+    per part (:mod:`provenance.partitions.parallel`), with the same findings.
 
     With ``keep_manifest`` (and a data directory, whose check holds the manifest anyway), the
     report keeps the manifest read (``Report.manifest``) when it is the one the card commits to.
@@ -189,8 +193,15 @@ def verify(
     _check_required_lists(found, card, trust)
     audit = None if lists is None else _ListCheck(card, trust, lists, at, strict)
     if data_dir is not None and manifest_path is not None:
-        walk = DataWalk(ignore, symlinks, workers, progress, on_total, executor, ray_address)
+        walk = DataWalk(
+            ignore, symlinks, workers, progress, on_total, executor or "local", ray_address
+        )
         _check_data(found, card, manifest_path, data_dir, walk, audit, keep=keep_manifest)
+    elif manifest_path is not None and executor is not None:
+        from provenance.executors import make_executor
+
+        with make_executor(executor, workers=workers, address=ray_address) as runner:
+            _check_parts(found, card, manifest_path, audit, runner)
     elif manifest_path is not None:
         _check_manifest_read(found, card, ManifestReader(manifest_path), audit)
     return found.report(strict=strict, card=card)
@@ -229,8 +240,8 @@ class _ListCheck:
     at: dt.datetime
     strict: bool
 
-    def run(self, entries: Iterable[ManifestEntry]) -> ListAudit:
-        """Audit ``entries`` (streamed once)."""
+    def run(self, entries: Iterable[ManifestEntry], match: Matcher | None = None) -> ListAudit:
+        """Audit ``entries`` (streamed once), or the findings of ``match``."""
         from provenance.lists.audit import audit_lists
 
         return audit_lists(
@@ -240,7 +251,12 @@ class _ListCheck:
             self.source,
             at=self.at,
             strict=self.strict,
+            match=match,
         )
+
+    def run_matching(self, match: Matcher) -> ListAudit:
+        """Audit with the findings of ``match`` (joins run elsewhere)."""
+        return self.run((), match)
 
 
 def _release_audit(
@@ -281,11 +297,46 @@ def _check_manifest_read(
         _release_audit(found, audit, reader.summary, card)
 
 
+def _check_parts(
+    found: _Found,
+    card: VerifiedCard,
+    manifest_path: Path,
+    lists: _ListCheck | None,
+    runner: Executor,
+) -> None:
+    """Read a partitioned manifest one part per task (each part checked against the index
+    read, the list joins run in the same tasks), then hold what was read against the card
+    (and release the audit only if it matched), as :func:`_check_manifest_read` does.
+
+    Raises:
+        InputError: ``manifest_path`` is not a partitioned manifest.
+    """
+    from provenance.lists.audit import ListAudit
+    from provenance.partitions import is_partitioned
+    from provenance.partitions.parallel import read_parts
+
+    if not is_partitioned(manifest_path):
+        raise InputError(
+            f"{manifest_path}: a manifest file is read in one process; tasks read the parts of"
+            " a partitioned manifest (or the files of a data directory)"
+        )
+    read, audit = read_parts(
+        manifest_path,
+        _committed(card),
+        card.predicate.sources,
+        executor=runner,
+        audit=None if lists is None else lists.run_matching,
+    )
+    _check_commitment(found, card, read.summary, read, manifest_path)
+    if lists is not None:
+        _release_audit(found, audit or ListAudit(), read.summary, card)
+
+
 def _check_commitment(
     found: _Found,
     card: VerifiedCard,
     summary: ManifestSummary,
-    counts: Tallier,
+    counts: Tallier | PartsRead,
     manifest_path: Path,
 ) -> None:
     """Hold a manifest's summary and counts (of one read) against the card's commitments."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from provenance.errors import FormatError
 
@@ -29,3 +30,31 @@ def die_on_negative(value: int) -> int:
 def niceness(_: int) -> int:
     """A task that returns its process's niceness."""
     return os.nice(0)
+
+
+def die_on_part_one(task: Any) -> Any:
+    """A verify part task whose worker dies (as if killed) on part 1."""
+    from provenance.partitions import parallel
+
+    if task.k == 1:
+        os._exit(9)
+    return parallel._check_part(task)
+
+
+def die_on_row_groups_two(task: Any) -> Any:
+    """A filter task whose worker dies (as if killed) on the shard of row groups from 2."""
+    from provenance.filter import shards
+
+    if task.row_groups is not None and task.row_groups[0] == 2:
+        os._exit(9)
+    return shards._filter_one(task)
+
+
+def join_in_task(bucket: str) -> int:
+    """A task that joins one digest with a bucket file (DuckDB) and returns the pairs found."""
+    import numpy as np
+
+    from provenance.lists import joins
+
+    mine, _ = joins.join_rows(np.zeros((1, 32), dtype=np.uint8), np.array([0]), bucket)
+    return len(mine)

@@ -84,8 +84,10 @@ def filter_command(
     """Remove from INPUT every record an exclusion list matches.
 
     Several INPUTs (or globs such as 'crawl/*.parquet') are records files of one format,
-    filtered as one dataset (one task per file, on --executor local or ray): KEPT and --removed
-    hold their records in input order, and the report counts them all.
+    filtered as one dataset (one task per file, and per range of row groups of a large Parquet
+    file, on --executor local or ray; one INPUT is split so too when --executor is given): KEPT
+    and --removed hold their records in input order, and the report counts them all, the same
+    bytes as one process writes.
 
     INPUT is a records file (JSON Lines, CSV or Parquet with the columns of 'manifest build')
     or a directory. KEPT and --removed are written in the input's format, in input order; for
@@ -112,7 +114,12 @@ def filter_command(
         "keep_missing_url": keep_missing_url,
     }
     store = load_trust(trust_path, clock)
-    if len(paths) == 1 and executor == "local":
+    given = click.get_current_context().get_parameter_source("executor")
+    # One records file is cut into shards only when an executor is asked for; a directory is
+    # filtered in this process (on Ray it is refused, as several inputs with one would be).
+    default = given == click.core.ParameterSource.DEFAULT
+    one = len(paths) == 1 and (default or (executor == "local" and paths[0].is_dir()))
+    if one:
         report = filter_file(paths[0], lists, store, **common)  # type: ignore[arg-type]
     else:
         report = filter_inputs(

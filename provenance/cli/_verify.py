@@ -22,6 +22,7 @@ from provenance.cli._common import (
 from provenance.cli._executor import check_executor, executor_options
 from provenance.cli._walk import exclude_option, symlinks_option
 from provenance.errors import InputError
+from provenance.partitions import is_partitioned
 from provenance.verify import DataDiff, Report, verify_file
 
 if TYPE_CHECKING:
@@ -81,6 +82,9 @@ def verify_command(
     With --lists, a manifest entry on a list version the card claims to have applied is a
     violation; one only on a later version is newly listed (reported; a failure with --strict).
 
+    With --executor and a partitioned manifest (no --data), each part is read, checked against
+    index.json and joined with the lists in its own task; the findings are the same.
+
     Exits 0 when everything verifies, 1 when a check fails.
     """
     if data_dir is None and (excludes or symlinks == "error"):
@@ -92,8 +96,14 @@ def verify_command(
             "--lists needs --manifest: the manifest entries are checked against the lists"
         )
     check_executor(executor, ray_address)
-    if executor != "local" and data_dir is None:
-        raise click.UsageError("--executor applies to the files of --data")
+    given = click.get_current_context().get_parameter_source("executor")
+    run_on: str | None = None if given == click.core.ParameterSource.DEFAULT else executor
+    if run_on is not None and data_dir is None and not (
+        manifest_path is not None and is_partitioned(manifest_path)
+    ):
+        raise click.UsageError(
+            "--executor applies to the files of --data or the parts of a partitioned --manifest"
+        )
     clock = resolve_clock(now)
     trust = load_trust(trust_path, clock)
     with progress_bar(0, "verifying") as bar:
@@ -111,7 +121,7 @@ def verify_command(
             on_total=None if bar.disable else (lambda total: bar.reset(total=total)),
             lists=lists,
             strict=strict,
-            executor=executor,
+            executor=run_on,
             ray_address=ray_address,
         )
     if as_json:

@@ -37,7 +37,7 @@ from provenance.errors import InputError
 from provenance.filter._digests import MAX_NORMALIZED_FILE_BYTES
 from provenance.filter._directory import filter_directory
 from provenance.filter._records import BATCH_SIZE, filter_records
-from provenance.filter.report import MAX_EXAMPLES, URL_TYPES, Tally, build_report
+from provenance.filter.report import MAX_EXAMPLES, URL_TYPES, Tally, build_report, records_notes
 from provenance.filter.selection import list_cache, parse_list_selector, select_lists
 from provenance.filter_report import FilterReport
 from provenance.lists.cache import CachedList
@@ -116,17 +116,7 @@ def apply_lists(
             notes.append(skipped)
     else:
         filter_records(input_path, index, tally, kept_path, removed_path, progress, columns=columns)
-        if index.has_url_entries and tally.input and not tally.with_url:
-            notes.append(
-                f"no record has a URL in column {columns.url!r}: the lists' domain and URL"
-                f" entries were not applied to any of the {tally.input} record(s) kept or"
-                " removed by content"
-            )
-        elif tally.missing_url and keep_missing_url:
-            notes.append(
-                f"{tally.missing_url} record(s) without a URL in column {columns.url!r} were"
-                " kept: the lists' domain and URL entries could not check them"
-            )
+        notes.extend(records_notes(index, tally, columns, keep_missing_url))
     report = build_report(tally, cached, at=at, notes=notes)
     if report_path is not None:
         from provenance._files import atomic_write

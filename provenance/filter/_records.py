@@ -19,7 +19,7 @@ from provenance._files import atomic_writer
 from provenance.errors import FormatError, InputError
 from provenance.filter._digests import record_digests
 from provenance.filter.report import Tally
-from provenance.lists.match import ListIndex
+from provenance.lists.match import ListIndex, RecordMatch
 from provenance.records import (
     DEFAULT_COLUMNS,
     Columns,
@@ -158,6 +158,40 @@ def _check_output_name(output: Path, fmt: RecordFormat, label: str) -> None:
         )
 
 
+Matcher = Callable[[list[Record], int], list[RecordMatch]]
+"""Matches a batch of records (and the number of the records before it) against the lists, as
+:meth:`ListIndex.match_records` matches them."""
+
+
+def index_matcher(path: Path, index: ListIndex) -> Matcher:
+    """The plain matcher: each batch's digests computed and looked up in ``index``."""
+
+    def match(batch: list[Record], first: int) -> list[RecordMatch]:
+        contents, texts = record_digests(batch, path.parent, index, str(path))
+        return index.match_records(list(map(_URL, batch)), contents, texts)
+
+    return match
+
+
+def check_some_url(path: Path, index: ListIndex, tally: Tally, columns: Columns) -> None:
+    """Refuse a records file in which no record has a URL while URL entries are applied.
+
+    Raises:
+        InputError: naming the URL column looked for and the columns the file has (unless the
+            tally keeps records without a URL).
+    """
+    if index.has_url_entries and tally.input and not tally.with_url and not tally.keep_missing_url:
+        # Before anything is written: with a misnamed URL column every record would pass.
+        present = file_columns(path, detect_format(path))
+        raise InputError(
+            f"{path}: no record has a URL in column {columns.url!r}, but the lists applied"
+            " hold domain or URL entries, which would check nothing; the file's columns"
+            f" are: {', '.join(repr(c) for c in present[:50]) or 'none'}"
+            f"{', ...' if len(present) > 50 else ''}. Name the column that holds the URLs,"
+            " or keep records without a URL knowingly"
+        )
+
+
 def filter_records(
     path: Path,
     index: ListIndex,
@@ -167,9 +201,17 @@ def filter_records(
     progress: Callable[[int], None] | None,
     *,
     columns: Columns = DEFAULT_COLUMNS,
+    row_groups: tuple[int, int] | None = None,
+    matcher: Matcher | None = None,
+    check_urls: bool = True,
 ) -> None:
     """Filter the records file ``path`` into ``kept_path`` (and ``removed_path``), counting in
-    ``tally``; see :func:`provenance.filter.apply_lists`."""
+    ``tally``; see :func:`provenance.filter.apply_lists`.
+
+    ``row_groups`` reads only those row groups of a Parquet file; ``matcher`` matches each
+    batch (default :func:`index_matcher`); without ``check_urls`` the caller refuses a file in
+    which no record has a URL (for a file filtered in several ranges).
+    """
     fmt = detect_format(path)
     _check_output_name(kept_path, fmt, "kept records")
     if removed_path is not None:
@@ -184,10 +226,13 @@ def filter_records(
         if removed_path is not None:
             removed = _writer_for(fmt, stack.enter_context(atomic_writer(removed_path)), path)
             stack.push(removed.on_exit)
-        for batch in batches(iter_records(path, fmt, columns=columns), BATCH_SIZE):
-            contents, texts = record_digests(batch, path.parent, index, str(path))
+        match = matcher or index_matcher(path, index)
+        first = 0
+        records = iter_records(path, fmt, columns=columns, row_groups=row_groups)
+        for batch in batches(records, BATCH_SIZE):
             urls = list(map(_URL, batch))
-            results = index.match_records(urls, contents, texts)
+            results = match(batch, first)
+            first += len(batch)
             no_url: list[int] = []
             if url_entries:
                 no_url = list(itertools.compress(range(len(urls)), map(operator.is_, urls, _NONES)))
@@ -203,16 +248,8 @@ def filter_records(
                 removed.write_many([batch[number] for number in dropped])
             if progress:
                 progress(len(batch))
-        if url_entries and tally.input and not tally.with_url and not tally.keep_missing_url:
-            # Before anything is written: with a misnamed URL column every record would pass.
-            present = file_columns(path, fmt)
-            raise InputError(
-                f"{path}: no record has a URL in column {columns.url!r}, but the lists applied"
-                " hold domain or URL entries, which would check nothing; the file's columns"
-                f" are: {', '.join(repr(c) for c in present[:50]) or 'none'}"
-                f"{', ...' if len(present) > 50 else ''}. Name the column that holds the URLs,"
-                " or keep records without a URL knowingly"
-            )
+        if check_urls:
+            check_some_url(path, index, tally, columns)
         kept.close()
         if removed is not None:
             removed.close()

@@ -20,6 +20,7 @@ from provenance.filter_report import FilterReport, RecordCounts, UnevaluableExam
 from provenance.lists.cache import CachedList
 from provenance.lists.match import NO_MATCH, ListIndex, RecordMatch
 from provenance.lists.model import URL_ENTRY_TYPES
+from provenance.records import Columns
 from provenance.trust import format_time
 
 MAX_EXAMPLES = 100
@@ -125,6 +126,25 @@ class Tally:
         self.input += clean
         self.kept += clean
         return dropped
+
+
+def records_notes(
+    index: ListIndex, tally: Tally, columns: Columns, keep_missing_url: bool
+) -> list[str]:
+    """The report's notes on the URLs of records files: none had one (the lists' URL entries
+    applied to nothing), or some had none and were kept."""
+    if index.has_url_entries and tally.input and not tally.with_url:
+        return [
+            f"no record has a URL in column {columns.url!r}: the lists' domain and URL"
+            f" entries were not applied to any of the {tally.input} record(s) kept or"
+            " removed by content"
+        ]
+    if tally.missing_url and keep_missing_url:
+        return [
+            f"{tally.missing_url} record(s) without a URL in column {columns.url!r} were"
+            " kept: the lists' domain and URL entries could not check them"
+        ]
+    return []
 
 
 def build_report(

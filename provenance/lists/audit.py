@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -41,6 +41,7 @@ from provenance.trust import TrustStore
 if TYPE_CHECKING:
     # Imported when used: the findings are read by every 'verify', the lists only by --lists.
     from provenance.lists.cache import CachedList
+    from provenance.lists.match import ListIndex, RecordMatch
 
 BATCH_SIZE = 65536
 """Manifest entries matched per call: digest lookups in a 10 M-entry index cost about 140 us
@@ -66,6 +67,10 @@ class ListSource(Protocol):
         Raises:
             ProvenanceError: it cannot be loaded or does not verify.
         """
+
+
+Matcher = Callable[["ListAudit", "Sequence[CachedList]", "Sequence[CachedList]"], int]
+"""Matches a manifest for :func:`audit_lists` (see its ``match``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +300,7 @@ def audit_lists(
     *,
     at: dt.datetime,
     strict: bool = False,
+    match: Matcher | None = None,
 ) -> ListAudit:
     """Check a card's exclusion claims and its manifest entries against the lists.
 
@@ -305,6 +311,10 @@ def audit_lists(
         source: where list versions are loaded from.
         at: "now", for key validity and freshness.
         strict: newly listed entries fail the "newly listed" check.
+        match: matches the manifest instead of ``entries`` (which it then leaves unread): given
+            the audit and the claimed and newer list versions, it records every finding in
+            manifest order (:func:`record_match`) and returns the entries checked. For joins
+            run elsewhere (:mod:`provenance.partitions.parallel`).
 
     Returns:
         A :class:`ListAudit`; failures are failed checks and violations, not exceptions.
@@ -340,7 +350,10 @@ def audit_lists(
 
     # Lists the trust store requires are checked against the card by provenance.verify on
     # every verification, with or without the lists.
-    checked = _match_manifest(audit, entries, claimed, newer)
+    if match is None:
+        checked = _match_manifest(audit, entries, claimed, newer)
+    else:
+        checked = match(audit, claimed, newer)
     applied = ", ".join(f"{c.list.name} v{c.list.version}" for c in claimed) or "none"
     entry_violations = audit.violation_count
     audit.add(
@@ -379,6 +392,7 @@ def _match_manifest(
 
     claimed_index = ListIndex([c.list for c in claimed])
     newer_index = ListIndex([c.list for c in newer]) if newer else None
+    lists = MatchedLists(claimed, newer, claimed_index, newer_index)
     checked = 0
     for batch in _batches(entries):
         checked += len(batch)
@@ -399,26 +413,49 @@ def _match_manifest(
             also = [n for n, r in enumerate(later) if r is not NO_MATCH]
             interesting = sorted({*interesting, *also}) if also else interesting
         for number in interesting:
-            entry, now, then = batch[number], results[number], later[number]
-            on_claimed = set()
-            for hit in now.hits:
-                the_list = claimed[hit.list_number].list
-                on_claimed.add(the_list.name)
-                _record(audit.violations, entry.id, the_list, claimed_index.entry(hit))
-            audit.violation_count += bool(now.hits)
-            reason = now.unevaluable
-            if then is not None and newer_index is not None:
-                fresh = [h for h in then.hits if newer[h.list_number].list.name not in on_claimed]
-                for hit in fresh:
-                    the_list = newer[hit.list_number].list
-                    _record(audit.newly_listed, entry.id, the_list, newer_index.entry(hit))
-                audit.newly_listed_count += bool(fresh)
-                reason = reason or then.unevaluable
-            if reason is not None:
-                if not audit.unevaluable:
-                    audit.unevaluable_example = f"{entry.id}: {reason}"
-                audit.unevaluable += 1
+            record_match(audit, batch[number].id, results[number], later[number], lists)
     return checked
+
+
+@dataclass(frozen=True, slots=True)
+class MatchedLists:
+    """The list versions matched against and their indexes (what a finding names): hits on
+    ``claimed_index`` are violations, hits on ``newer_index`` newly listed."""
+
+    claimed: Sequence[CachedList]
+    newer: Sequence[CachedList]
+    claimed_index: ListIndex
+    newer_index: ListIndex | None
+
+
+def record_match(
+    audit: ListAudit,
+    entry_id: str,
+    now: RecordMatch,
+    then: RecordMatch | None,
+    lists: MatchedLists,
+) -> None:
+    """Record what matched one manifest entry: ``now`` on the claimed versions (violations),
+    ``then`` on the newer ones (newly listed, unless the same list's claimed version matched).
+    Entries are recorded in manifest order."""
+    on_claimed = set()
+    for hit in now.hits:
+        the_list = lists.claimed[hit.list_number].list
+        on_claimed.add(the_list.name)
+        _record(audit.violations, entry_id, the_list, lists.claimed_index.entry(hit))
+    audit.violation_count += bool(now.hits)
+    reason = now.unevaluable
+    if then is not None and lists.newer_index is not None:
+        fresh = [h for h in then.hits if lists.newer[h.list_number].list.name not in on_claimed]
+        for hit in fresh:
+            the_list = lists.newer[hit.list_number].list
+            _record(audit.newly_listed, entry_id, the_list, lists.newer_index.entry(hit))
+        audit.newly_listed_count += bool(fresh)
+        reason = reason or then.unevaluable
+    if reason is not None:
+        if not audit.unevaluable:
+            audit.unevaluable_example = f"{entry_id}: {reason}"
+        audit.unevaluable += 1
 
 
 def _record(target: list[ListFinding], entry_id: str, the_list: Any, entry: Any) -> None:

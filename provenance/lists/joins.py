@@ -81,6 +81,53 @@ def bucket_numbers(rows: _Rows, buckets: int) -> npt.NDArray[np.int64]:
     return (prefix * buckets) >> 16
 
 
+def partition_numbers(rows: _Rows, partitions: int) -> npt.NDArray[np.int64]:
+    """The part of a partitioned manifest (of ``partitions``) that each digest falls in: its
+    first 32 bits scaled, as :func:`provenance.partitions.partition_of` computes it."""
+    if not 1 <= partitions <= 1 << 16:
+        raise InputError(f"partition count {partitions}: expected 1 to 65536")
+    prefix = np.zeros(rows.shape[0], dtype=np.int64)
+    for column in range(4):
+        prefix = prefix << 8 | rows[:, column].astype(np.int64)
+    return (prefix * partitions) >> 32
+
+
+def _digest_table(rows: _Rows, numbers: _Ints, **more: Any) -> Any:
+    """An Arrow table of 32-byte ``sha256`` values and their ``n``, and ``more`` columns."""
+    import pyarrow as pa
+
+    part = np.ascontiguousarray(rows)
+    column = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(32), len(part), [None, pa.py_buffer(part.tobytes())]
+    )
+    return pa.table({"sha256": column, "n": pa.array(numbers, type=pa.int64()), **more})
+
+
+def _write_groups(
+    rows: _Rows,
+    numbers: _Ints,
+    of_row: _Ints,
+    directory: Path,
+    *,
+    side: str,
+    count: int,
+    compression: str = "zstd",
+) -> list[Path]:
+    import pyarrow.parquet as pq
+
+    directory.mkdir(parents=True, exist_ok=True)
+    order = np.argsort(of_row, kind="stable")
+    bounds = np.searchsorted(of_row[order], np.arange(count + 1))
+    paths = []
+    for bucket in range(count):
+        chosen = order[bounds[bucket] : bounds[bucket + 1]]
+        path = directory / f"{side}-{bucket:05d}.parquet"
+        table = _digest_table(rows[chosen], numbers[chosen])
+        pq.write_table(table, path, compression=compression)
+        paths.append(path)
+    return paths
+
+
 def write_buckets(
     rows: _Rows, numbers: _Ints, directory: Path, *, side: str, buckets: int
 ) -> list[Path]:
@@ -90,25 +137,114 @@ def write_buckets(
     Returns:
         The files, in bucket order.
     """
+    of_row = bucket_numbers(rows, buckets)
+    return _write_groups(rows, numbers, of_row, directory, side=side, count=buckets)
+
+
+def write_partition_buckets(
+    rows: _Rows, numbers: _Ints, directory: Path, *, side: str, partitions: int
+) -> list[Path]:
+    """:func:`write_buckets` with the buckets of a partitioned manifest of ``partitions``
+    parts (:func:`partition_numbers`): bucket ``k`` can only meet part ``k``.
+
+    Returns:
+        The files, in part order.
+    """
+    of_row = partition_numbers(rows, partitions)
+    # Scratch files read once, of digests that do not compress: written as they are.
+    return _write_groups(
+        rows, numbers, of_row, directory, side=side, count=partitions, compression="none"
+    )
+
+
+def join_rows(rows: _Rows, numbers: _Ints, listed: str) -> tuple[_Ints, _Ints]:
+    """Join digests held in memory (``rows``, numbered ``numbers``) with one bucket file, with
+    DuckDB (the task's own side is not written to disk first).
+
+    Returns:
+        ``(numbers, listed numbers)``: one pair per equal digest, in no particular order.
+    """
+    connection = _connection()
+    connection.register("held", _digest_table(rows, numbers))
+    try:
+        result = connection.execute(
+            "SELECT l.n AS left_n, r.n AS right_n"
+            " FROM held AS l JOIN read_parquet(?) AS r USING (sha256)",
+            [listed],
+        ).fetchnumpy()
+    finally:
+        connection.unregister("held")
+    return (
+        np.asarray(result["left_n"], dtype=np.int64),
+        np.asarray(result["right_n"], dtype=np.int64),
+    )
+
+
+def write_keyed(path: Path, keys: _Ints, rows: _Rows, numbers: _Ints, ids: Sequence[str]) -> None:
+    """Write digests with their numbers and ids to one Parquet file, one row group per key
+    (in key order), so that a reader of one key (:func:`join_keyed`, :func:`first_repeated`)
+    skips the other row groups by their statistics."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    directory.mkdir(parents=True, exist_ok=True)
-    of_row = bucket_numbers(rows, buckets)
-    order = np.argsort(of_row, kind="stable")
-    bounds = np.searchsorted(of_row[order], np.arange(buckets + 1))
-    paths = []
-    for bucket in range(buckets):
-        chosen = order[bounds[bucket] : bounds[bucket + 1]]
-        part = np.ascontiguousarray(rows[chosen])
-        column = pa.FixedSizeBinaryArray.from_buffers(
-            pa.binary(32), len(part), [None, pa.py_buffer(part.tobytes())]
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    table = _digest_table(
+        rows[order],
+        numbers[order],
+        id=pa.array([ids[i] for i in order.tolist()], type=pa.string()),
+        key=pa.array(sorted_keys, type=pa.int64()),
+    )
+    starts = np.flatnonzero(np.diff(sorted_keys, prepend=-1)).tolist() + [len(order)]
+    with pq.ParquetWriter(path, table.schema, compression="none") as writer:
+        for start, end in itertools.pairwise(starts):
+            writer.write_table(table.slice(start, end - start))
+
+
+def join_keyed(files: Sequence[str], key: int, listed: str) -> tuple[_Ints, list[str], _Ints]:
+    """Join the rows of ``key`` in ``files`` (written by :func:`write_keyed`) with one bucket
+    file on ``sha256``.
+
+    Returns:
+        ``(numbers, ids, listed numbers)``: one triple per equal digest, in no given order.
+    """
+    if not files:
+        return np.zeros(0, dtype=np.int64), [], np.zeros(0, dtype=np.int64)
+    result = (
+        _connection()
+        .execute(
+            "SELECT l.n AS left_n, l.id AS id, r.n AS right_n"
+            " FROM (SELECT sha256, n, id FROM read_parquet(?) WHERE key = ?) AS l"
+            " JOIN read_parquet(?) AS r USING (sha256)",
+            [list(files), key, listed],
         )
-        table = pa.table({"sha256": column, "n": pa.array(numbers[chosen], type=pa.int64())})
-        path = directory / f"{side}-{bucket:05d}.parquet"
-        pq.write_table(table, path, compression="zstd")
-        paths.append(path)
-    return paths
+        .fetchnumpy()
+    )
+    return (
+        np.asarray(result["left_n"], dtype=np.int64),
+        [str(i) for i in result["id"].tolist()],
+        np.asarray(result["right_n"], dtype=np.int64),
+    )
+
+
+def first_repeated(files: Sequence[str], key: int) -> tuple[int, str] | None:
+    """The first repetition of an id among the rows of ``key`` in ``files`` (written by
+    :func:`write_keyed`, ids in the ``id`` column): the ``(n, id)`` of the lowest-numbered row
+    whose id an earlier row has, or None."""
+    if not files:
+        return None
+    # Fetched to the end: a result left unfinished would block the next query on this
+    # worker's connection (a Ray worker runs many tasks).
+    rows = (
+        _connection()
+        .execute(
+            "SELECT n, id FROM (SELECT n, id, row_number() OVER (PARTITION BY id ORDER BY n)"
+            " AS seen FROM read_parquet(?) WHERE key = ?) WHERE seen = 2 ORDER BY n LIMIT 1",
+            [list(files), key],
+        )
+        .fetchall()
+    )
+    return (int(rows[0][0]), str(rows[0][1])) if rows else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,17 +256,26 @@ class BucketJob:
 
 
 _LOCAL = threading.local()
+_INHERITED: list[Any] = []
 
 
 def _connection() -> Any:
-    """This worker thread's DuckDB connection (one thread: the executor gives parallelism)."""
+    """This worker thread's DuckDB connection (one thread: the executor gives parallelism).
+
+    A process forked from one that had a connection (a process pool's worker) makes its own,
+    and keeps the inherited one unused and unclosed: using or closing it waits for threads
+    of the parent's, which do not exist in the child, forever.
+    """
     connection = getattr(_LOCAL, "connection", None)
-    if connection is None:
+    if connection is None or getattr(_LOCAL, "pid", None) != os.getpid():
         import duckdb
 
+        if connection is not None:
+            _INHERITED.append(connection)
         connection = duckdb.connect()
         connection.execute("SET threads = 1")
         _LOCAL.connection = connection
+        _LOCAL.pid = os.getpid()
     return connection
 
 
@@ -291,7 +436,13 @@ __all__ = [
     "ThreadMap",
     "bucket_numbers",
     "bucketed_join",
+    "first_repeated",
     "join_bucket",
+    "join_keyed",
+    "join_rows",
     "match_records_bucketed",
+    "partition_numbers",
     "write_buckets",
+    "write_keyed",
+    "write_partition_buckets",
 ]

@@ -210,8 +210,11 @@ def build_from_records(
     progress: Callable[[int], None] | None = None,
     prints: dict[str, Any] | None = None,
     columns: Columns | None = None,
+    row_groups: tuple[int, int] | None = None,
 ) -> list[ManifestEntry]:
-    """Hash every record of a records file and return the entries in manifest order.
+    """Hash every record of a records file (of a Parquet file, with ``row_groups``, only
+    those row groups: see :func:`provenance.records.iter_records`) and return the entries in
+    manifest order.
 
     ``columns`` says which column holds each field (default: the fields' own names). A record
     id that appears twice is an error naming the file and both lines.
@@ -261,7 +264,9 @@ def build_from_records(
         checked_entries(fresh, lambda k: f"{path}: record {fresh[k].id!r}")
 
     try:
-        for record in iter_records(path, columns=columns or DEFAULT_COLUMNS, unique_ids=True):
+        for record in iter_records(
+            path, columns=columns or DEFAULT_COLUMNS, unique_ids=True, row_groups=row_groups
+        ):
             if shard is not None and not _in_shard(record.id, shard):
                 continue
             size: int | None

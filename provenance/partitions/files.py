@@ -312,10 +312,17 @@ class _Peekable:
 
 
 def read_part(
-    directory: Path, part: PartInfo, *, offset: int, k: int, partitions: int, what: str
+    directory: Path,
+    part: PartInfo,
+    *,
+    offset: int,
+    k: int,
+    partitions: int,
+    what: str,
+    on_found: Callable[[PartInfo], None] | None = None,
 ) -> Iterator[tuple[list[ManifestEntry], bytes]]:
     """Stream part ``k`` in blocks of entries with their lines, checking it against its index
-    entry once read whole.
+    entry once read whole (``on_found`` is then called with what was read: equal to ``part``).
 
     Raises:
         InputError, FormatError, LocalIOError: as :func:`provenance.manifest.iter_manifest`, or
@@ -356,6 +363,8 @@ def read_part(
     )
     if found != part:
         raise DigestMismatchError(f"{what}: {part.file} is not the part the index describes")
+    if on_found is not None:
+        on_found(found)
 
 
 def read_blocks(
