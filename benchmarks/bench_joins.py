@@ -412,9 +412,10 @@ def _row(label: str, r: dict[str, Any], peers: list[dict[str, Any]]) -> None:
     print(f"  {label:<58} {r['seconds']:7.3f}s {r['rss_mib']:7.0f} MB  {versus}  {r['hits']:,}")
 
 
-def bench_lists(work: Path, scale: float, runs: int) -> None:
-    listed, manifest, hits = int(10_000_000 * scale), int(1_000_000 * scale), int(10_000 * scale)
-    started = time.perf_counter()
+def ensure_lists_data(work: Path, listed: int, manifest: int, hits: int) -> Path:
+    """Make the lists measurements' data in ``work`` (in a child process, so that its memory
+    is not the measuring process's) unless it is there already (--keep); return the cached
+    list file."""
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); from pathlib import Path;"
         " from benchmarks.bench_joins import make_lists_data as m;"
@@ -423,6 +424,13 @@ def bench_lists(work: Path, scale: float, runs: int) -> None:
     if not (work / "cache").is_dir():  # --keep: generated once
         subprocess.run([sys.executable, "-c", code, str(ROOT), str(work)], check=True)
     (list_file,) = (work / "cache/current/repos").glob("*/lists/big/v1.json")
+    return list_file
+
+
+def bench_lists(work: Path, scale: float, runs: int) -> None:
+    listed, manifest, hits = int(10_000_000 * scale), int(1_000_000 * scale), int(10_000 * scale)
+    started = time.perf_counter()
+    list_file = ensure_lists_data(work, listed, manifest, hits)
     print(
         f"\nlists  verify --lists: {manifest:,} manifest entries ({hits:,} listed) vs a cached"
         f" list of {listed:,} sha256 entries ({list_file.stat().st_size / 1e9:.2f} GB, index"

@@ -571,14 +571,7 @@ def bench_b5_real(work: Path, scale: float, runs: int) -> None:
 
     listed, manifest, hits = int(10_000_000 * scale), int(1_000_000 * scale), int(10_000 * scale)
     started = time.perf_counter()
-    code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); from pathlib import Path;"
-        " from benchmarks.bench_joins import make_lists_data as m;"
-        f" m(Path(sys.argv[2]), {listed}, {manifest}, {hits})"
-    )
-    if not (work / "cache").is_dir():  # --keep: generated once
-        subprocess.run([sys.executable, "-c", code, str(ROOT), str(work)], check=True)
-    (list_file,) = (work / "cache/current/repos").glob("*/lists/big/v1.json")
+    list_file = bench_joins.ensure_lists_data(work, listed, manifest, hits)
     index_size = list_file.with_suffix(".index").stat().st_size
     print(
         f"\nB5 real path  verify --lists: {manifest:,} manifest entries ({hits:,} listed) vs a"
