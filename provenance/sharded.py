@@ -366,7 +366,7 @@ def _merge_part_with_prints(task: _PartTask, packed: tuple[str, ...]) -> partiti
             if content is not None:
                 prints[entry.id] = content
         runs.append(entries)
-    merged = list(heapq.merge(*runs, key=manifest.ManifestEntry.sort_key))
+    merged = list(itertools.chain.from_iterable(merge_runs([iter((run,)) for run in runs])))
     output = Path(task.output)
     part = partitions.write_part(
         merged, output, offset=task.offset, k=task.k, partitions=task.partitions
