@@ -15,6 +15,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 from provenance.executors.base import ShardFailedError, shard_error
+from provenance.manifest._system import prepare_fork
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -28,10 +29,9 @@ _started: Any = None
 def _init_worker(started: Any) -> None:
     global _started
     _started = started
-    # A worker must die with the driver's Ctrl-C handling, not print its own traceback, and
-    # die of SIGTERM when the pool stops it (not run a handler inherited from the driver).
+    # A worker must die with the driver's Ctrl-C handling, not print its own traceback. (It dies
+    # of SIGTERM whatever the driver's handler: prepare_fork.)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _run(fn: Callable[[T], R], index: int, item: T) -> R:
@@ -81,9 +81,7 @@ class LocalExecutor:
     ) -> Iterator[R]:
         context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
         started = context.Array("q", len(items), lock=False)
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
+        prepare_fork()
         pool = ProcessPoolExecutor(
             max_workers=self.workers,
             mp_context=context,

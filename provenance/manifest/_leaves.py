@@ -17,7 +17,7 @@ from typing import Any
 
 from provenance import merkle
 from provenance.errors import LocalIOError
-from provenance.manifest._system import flush_std_streams, other_cores, start_methods
+from provenance.manifest._system import other_cores, prepare_fork, start_methods
 
 MERKLE_PROCESS_BYTES = 8 << 20
 """Files at least this big get their tree computed in a child process (when it can run)."""
@@ -57,7 +57,7 @@ class LeafTreeProcess:
         import multiprocessing
 
         context = multiprocessing.get_context("fork")
-        flush_std_streams()
+        prepare_fork()
         child_receive, self._send = context.Pipe(duplex=False)
         self._receive, child_send = context.Pipe(duplex=False)
         self._process = context.Process(

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from provenance._contentkind import may_have_prints
 from provenance.errors import InputError, LocalIOError, ProvenanceError, UnsafePathError
-from provenance.manifest._system import flush_std_streams
+from provenance.manifest._system import prepare_fork
 from provenance.manifest.walk import NOT_REGULAR, FileRef
 
 if TYPE_CHECKING:
@@ -339,7 +339,7 @@ class Hasher:
                 # Text or images ahead: loaded once here, not in every worker (forked workers
                 # inherit modules). Binary files need none of it.
                 import provenance.fingerprints  # noqa: F401
-            flush_std_streams()
+            prepare_fork()
             self._pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=context)
 
     def add_unsized(self, indexes: range) -> None:
