@@ -28,7 +28,7 @@ import os
 import shutil
 import uuid
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from pathlib import Path
@@ -37,7 +37,7 @@ from typing import Any
 import msgspec
 
 from provenance import manifest, partitions
-from provenance.errors import InputError, LocalIOError
+from provenance.errors import InputError, LocalIOError, ProvenanceError
 from provenance.executors import Executor
 from provenance.records import DEFAULT_COLUMNS, Columns
 
@@ -50,6 +50,15 @@ _MIN_RUN_CHUNK = 1 << 13
 # A merge holds a chunk of each of its runs (one per shard), decoded (about 3.5x the bytes):
 # with many shards the chunks shrink, so that the task stays near this many bytes of lines.
 _MERGE_CHUNKS_BYTES = 96 << 20
+# The fast path for small outputs (:func:`build`): when the shards are files, at most this many
+# of them (and, with fingerprints, at most this many bytes of content), the tasks return their
+# entries to the driver, which merges and writes the parts itself: no run files, no merge
+# tasks. What the driver then holds is about that of the plain path's merge task of a
+# single-file manifest (the whole manifest): about 0.5 KB per entry (the lines returned and
+# the entries decoded from them), plus with fingerprints their packed fingerprints (a few
+# bytes per byte of text at most).
+HOLD_ENTRIES = 1 << 16
+HOLD_PRINTS_BYTES = 64 << 20
 _decoder = msgspec.json.Decoder(manifest.ManifestEntry)
 _SHA256 = attrgetter("sha256")
 _ID = attrgetter("id")
@@ -93,6 +102,8 @@ class Shard:
     columns: Columns = DEFAULT_COLUMNS
     row_groups: tuple[int, int] | None = None
     """Row groups ``first`` to ``end - 1`` of the Parquet file ``records`` only."""
+    size: int = -1
+    """The bytes of ``files`` as walked (-1: not known)."""
 
 
 def records_shards(
@@ -147,15 +158,16 @@ def plan_shards(
                 path, exclude=exclude, ignore=ignore, symlinks=symlinks, stats=stats
             )
             chunk: list[tuple[str, str]] = []
-            size = 0
+            size, known = 0, True
             for ref in files:
                 chunk.append((ref.id, ref.path))
                 size += max(ref.size, 0)
+                known = known and ref.size >= 0
                 if len(chunk) >= _FILES_PER_SHARD or size >= _BYTES_PER_SHARD:
-                    shards.append(_files_shard(path, chunk))
-                    chunk, size = [], 0
+                    shards.append(_files_shard(path, chunk, size if known else -1))
+                    chunk, size, known = [], 0, True
             if chunk:
-                shards.append(_files_shard(path, chunk))
+                shards.append(_files_shard(path, chunk, size if known else -1))
         elif not os.path.lexists(path):
             raise InputError(f"{path}: no such file or directory")
         else:
@@ -163,10 +175,10 @@ def plan_shards(
     return shards
 
 
-def _files_shard(root: Path, chunk: list[tuple[str, str]]) -> Shard:
+def _files_shard(root: Path, chunk: list[tuple[str, str]], size: int) -> Shard:
     first, last = chunk[0][0], chunk[-1][0]
     name = f"{root}/{first}" if len(chunk) == 1 else f"{root} ({first} .. {last})"
-    return Shard(name=name, files=tuple(chunk))
+    return Shard(name=name, files=tuple(chunk), size=size)
 
 
 def shard_entries(
@@ -227,12 +239,18 @@ class _ShardTask:
     partitions: int
     spill_ids: bool
     fingerprints: bool = False
+    hold: bool = False
+    """Return the entries (the fast path) instead of spilling them."""
 
 
 @dataclass(frozen=True, slots=True)
 class _ShardDone:
     counts: tuple[int, ...]
     data_bytes: int
+    lines: bytes | None = None
+    """Held (``_ShardTask.hold``): the shard's entries, in manifest order, as manifest lines."""
+    prints: bytes | None = None
+    """Held, with fingerprints: their fingerprints, packed (``fpindex.pack_prints``)."""
 
 
 def _run_name(workdir: str, partition: int, shard: int) -> str:
@@ -249,16 +267,42 @@ def _ids_name(workdir: str, bucket: int, shard: int) -> str:
 
 def _hash_shard(task: _ShardTask) -> _ShardDone:
     """Hash a shard; spill its entries by partition and its ids by bucket (both sorted), and
-    with fingerprints each partition's fingerprints beside its run, in the run's order."""
+    with fingerprints each partition's fingerprints beside its run, in the run's order. Held
+    (the fast path), return its entries and fingerprints instead."""
     prints: dict[str, Any] | None = {} if task.fingerprints else None
     entries = shard_entries(task.shard, prints)
-    count = task.partitions
-    counts = [0] * count
-    # The entries are in sha256 order, so each partition is one slice of them, found by
-    # bisection at the first hex prefix of each partition (partitions.partition_of).
+    data_bytes = sum(filter(None, map(_SIZE, entries)))
+    if task.hold:
+        packed = None
+        if prints is not None:
+            from provenance.fpindex import pack_prints
+
+            packed = pack_prints(entries, prints)
+        return _ShardDone((), data_bytes, manifest.entry_lines(entries), packed)
+    _spill(task, entries, prints)
+    return _ShardDone(_partition_counts(entries, task.partitions), data_bytes)
+
+
+def _partition_cuts(entries: list[manifest.ManifestEntry], count: int) -> list[int]:
+    """Where each partition starts in ``entries`` (in sha256 order), and their end: each
+    partition is one slice, found by bisection at its first hex prefix
+    (partitions.partition_of)."""
     shas = list(map(_SHA256, entries))
     cuts = [0, *(bisect.bisect_left(shas, partitions.first_prefix(k, count)) for k in
                  range(1, count)), len(entries)]  # fmt: skip
+    return cuts
+
+
+def _partition_counts(entries: list[manifest.ManifestEntry], count: int) -> tuple[int, ...]:
+    cuts = _partition_cuts(entries, count)
+    return tuple(cuts[k + 1] - cuts[k] for k in range(count))
+
+
+def _spill(
+    task: _ShardTask, entries: list[manifest.ManifestEntry], prints: dict[str, Any] | None
+) -> None:
+    count = task.partitions
+    cuts = _partition_cuts(entries, count)
     for k in range(count):
         start, end = cuts[k], cuts[k + 1]
         if start < end:
@@ -268,7 +312,6 @@ def _hash_shard(task: _ShardTask) -> _ShardDone:
 
                 packed = pack_prints(entries[start:end], prints)
                 _write(_prints_name(task.workdir, k, task.index), packed)
-            counts[k] = end - start
     if task.spill_ids:
         buckets: list[list[str]] = [[] for _ in range(count)]
         ids = list(map(_ID, entries))
@@ -283,7 +326,6 @@ def _hash_shard(task: _ShardTask) -> _ShardDone:
                 listed.sort()
                 data = (suffix.join(listed) + suffix).encode("utf-8")
                 _write(_ids_name(task.workdir, bucket, task.index), data)
-    return _ShardDone(tuple(counts), sum(filter(None, map(_SIZE, entries))))
 
 
 def _write(path: str, data: bytes) -> None:
@@ -308,11 +350,17 @@ def _check_ids(task: _IdsTask) -> None:
         with open(path, encoding="utf-8") as handle:
             yield from handle
 
+    _check_id_lines([lines(f) for f in task.files], task.names)
+
+
+def _check_id_lines(files: Sequence[Iterable[str]], names: Sequence[str]) -> None:
+    """Refuse an id that two of ``files`` (one bucket's id files: ``id<TAB>shard`` lines,
+    sorted) both hold, naming the two shards."""
     previous: tuple[str, str] | None = None
-    for line in heapq.merge(*(lines(f) for f in task.files)):
+    for line in heapq.merge(*files):
         entry_id, _, shard = line.rstrip("\n").rpartition("\t")
         if previous is not None and previous[0] == entry_id:
-            first, second = task.names[int(previous[1])], task.names[int(shard)]
+            first, second = names[int(previous[1])], names[int(shard)]
             raise InputError(f"id {entry_id!r} appears in two inputs: {first} and {second}")
         previous = (entry_id, shard)
 
@@ -350,28 +398,51 @@ def _merge_part(task: _PartTask) -> partitions.PartInfo:
 
 
 def _merge_part_with_prints(task: _PartTask, packed: tuple[str, ...]) -> partitions.PartInfo:
-    from provenance import fpindex
     from provenance.fingerprints import ContentPrints
 
     prints: dict[str, ContentPrints] = {}
     runs: list[list[manifest.ManifestEntry]] = []
     for run, prints_file in zip(task.runs, packed, strict=True):
         with open(run, "rb") as handle:
-            entries = _decoder.decode_lines(handle.read())
+            lines = handle.read()
         with open(prints_file, "rb") as handle:
-            found = fpindex.unpack_prints(handle.read())
-        if len(found) != len(entries):
-            raise LocalIOError(f"{prints_file}: does not match {run}")
-        for entry, content in zip(entries, found, strict=True):
-            if content is not None:
-                prints[entry.id] = content
-        runs.append(entries)
+            runs.append(_with_prints(lines, handle.read(), prints, f"{prints_file}: does not"
+                                     f" match {run}"))  # fmt: skip
     merged = list(itertools.chain.from_iterable(merge_runs([iter((run,)) for run in runs])))
-    output = Path(task.output)
-    part = partitions.write_part(
-        merged, output, offset=task.offset, k=task.k, partitions=task.partitions
-    )
-    sidecar = output.with_name(partitions.sidecar_name(task.k))
+    return _write_part_with_prints(merged, prints, task.output, task.offset, task.k,
+                                   task.partitions)  # fmt: skip
+
+
+def _with_prints(
+    lines: bytes, packed: bytes, prints: dict[str, Any], mismatch: str
+) -> list[manifest.ManifestEntry]:
+    """Decode a run's ``lines``, adding the fingerprints ``packed`` beside them to ``prints``."""
+    from provenance import fpindex
+
+    entries = _decoder.decode_lines(lines)
+    found = fpindex.unpack_prints(packed)
+    if len(found) != len(entries):
+        raise LocalIOError(mismatch)
+    for entry, content in zip(entries, found, strict=True):
+        if content is not None:
+            prints[entry.id] = content
+    return entries
+
+
+def _write_part_with_prints(
+    merged: list[manifest.ManifestEntry],
+    prints: dict[str, Any],
+    output: str,
+    offset: int,
+    k: int,
+    count: int,
+) -> partitions.PartInfo:
+    """Write part ``k`` of ``merged`` (in manifest order) and its fingerprint sidecar."""
+    from provenance import fpindex
+
+    path = Path(output)
+    part = partitions.write_part(merged, path, offset=offset, k=k, partitions=count)
+    sidecar = path.with_name(partitions.sidecar_name(k))
     digest = fpindex.write_sidecar_for(merged, part.sha256, prints, sidecar)
     size = sidecar.stat().st_size
     return dataclasses.replace(
@@ -421,6 +492,126 @@ def merge_runs(
 # The driver
 
 
+def holds(shards: Sequence[Shard], *, fingerprints: bool) -> bool:
+    """Whether :func:`build` takes its fast path for ``shards``: files only, at most
+    ``HOLD_ENTRIES`` of them, and with ``fingerprints`` at most ``HOLD_PRINTS_BYTES`` bytes of
+    them (sizes known), so that what the driver holds is bounded before a task runs."""
+    if any(s.records is not None for s in shards):
+        return False  # a records file's entry count is not known before it is read
+    if sum(len(s.files) for s in shards) > HOLD_ENTRIES:
+        return False
+    sizes = [s.size for s in shards]
+    return not fingerprints or (min(sizes, default=0) >= 0 and sum(sizes) <= HOLD_PRINTS_BYTES)
+
+
+def _write_held(
+    done: list[_ShardDone],
+    names: list[str],
+    staging: Path,
+    output: Path,
+    *,
+    count: int,
+    check_ids: bool,
+    fingerprints: bool,
+) -> list[partitions.PartInfo]:
+    """The fast path's finish, here: what the id tasks and the part tasks of
+    :func:`_merge_spilled` do, on the entries the shard tasks returned (errors named as those
+    tasks' are)."""
+    from provenance.executors import shard_error
+
+    prints: dict[str, Any] | None = {} if fingerprints else None
+    runs: list[list[manifest.ManifestEntry]] = []
+    for result in done:
+        assert result.lines is not None  # a held task returns its lines
+        if prints is None or result.prints is None:
+            runs.append(_decoder.decode_lines(result.lines))
+        else:
+            mismatch = "packed fingerprints do not match their entries"
+            runs.append(_with_prints(result.lines, result.prints, prints, mismatch))
+    if check_ids:
+        try:
+            _check_held_ids(runs, names, count)
+        except ProvenanceError as exc:
+            raise shard_error(exc, str(output)) from None
+    merged = list(itertools.chain.from_iterable(merge_runs([iter((run,)) for run in runs])))
+    cuts = _partition_cuts(merged, count)
+    parts = []
+    for k in range(count):
+        entries = merged[cuts[k] : cuts[k + 1]]
+        path = str(staging / partitions.part_name(k))
+        try:
+            if prints is None:
+                part = partitions.write_part(
+                    entries, Path(path), offset=cuts[k], k=k, partitions=count
+                )
+            else:
+                own = {e.id: prints[e.id] for e in entries if e.id in prints}
+                part = _write_part_with_prints(entries, own, path, cuts[k], k, count)
+        except (ProvenanceError, OSError) as exc:
+            raise shard_error(exc, partitions.part_name(k)) from None
+        parts.append(part)
+    return parts
+
+
+def _check_held_ids(runs: list[list[manifest.ManifestEntry]], names: list[str], count: int) -> None:
+    """The id tasks' check on held runs: a repeated id is found with a set, then named as
+    the id tasks name it (the first bucket holding one, in bucket order)."""
+    ids = [list(map(_ID, run)) for run in runs]
+    if len(set(itertools.chain.from_iterable(ids))) == sum(map(len, ids)):
+        return
+    crc32 = zlib.crc32
+    for bucket in range(count):
+        files = []
+        for index, listed in enumerate(ids):
+            mine = sorted(i for i in listed if crc32(i.encode("utf-8")) % count == bucket)
+            if mine:
+                files.append([f"{i}\t{index}\n" for i in mine])
+        if len(files) > 1:
+            _check_id_lines(files, names)
+
+
+def _merge_spilled(
+    executor: Executor,
+    done: list[_ShardDone],
+    names: list[str],
+    workdir: Path,
+    staging: Path,
+    output: Path,
+    *,
+    count: int,
+    fingerprints: bool,
+) -> list[partitions.PartInfo]:
+    """The plain path's finish: tasks check the spilled ids bucket by bucket, then merge each
+    partition's runs into its part in ``staging``."""
+    id_tasks = []
+    for bucket in range(count):
+        files = [_ids_name(str(workdir), bucket, i) for i in range(len(names))]
+        present = tuple(f for f in files if os.path.exists(f))
+        if len(present) > 1:
+            id_tasks.append(_IdsTask(bucket, present, tuple(names)))
+    for _ in executor.map(_check_ids, id_tasks, names=[str(output)] * len(id_tasks)):
+        pass
+    part_tasks, offset = [], 0
+    for k in range(count):
+        holding = [i for i, d in enumerate(done) if d.counts[k]]
+        runs = tuple(_run_name(str(workdir), k, i) for i in holding)
+        packed = tuple(_prints_name(str(workdir), k, i) for i in holding)
+        part_tasks.append(
+            _PartTask(
+                k,
+                count,
+                offset,
+                runs,
+                str(staging / partitions.part_name(k)),
+                packed if fingerprints else None,
+            )
+        )
+        offset += sum(d.counts[k] for d in done)
+    return list(
+        executor.map(_merge_part, part_tasks, names=[partitions.part_name(k) for k in range(count)])
+    )
+
+
 def build(
     shards: Sequence[Shard],
     output: Path,
@@ -441,6 +632,10 @@ def build(
     ``check_ids`` false skips the check that no id is in two shards, for shards that cannot
     share one (the files of one folder).
 
+    Small outputs take a fast path (:func:`holds`): the shard tasks return their entries and
+    this process checks the ids, merges and writes the parts, as the id and part tasks would
+    (same bytes, same errors); larger ones are spilled to sorted runs and merged by tasks.
+
     Returns:
         The summary of what was written (for a partitioned manifest, the index's digest).
 
@@ -459,8 +654,9 @@ def build(
     try:
         workdir.mkdir()
         names = [s.name for s in shards]
+        hold = holds(shards, fingerprints=fingerprints)
         tasks = [
-            _ShardTask(s, i, str(workdir), count, check_ids, fingerprints)
+            _ShardTask(s, i, str(workdir), count, check_ids, fingerprints, hold)
             for i, s in enumerate(shards)
         ]
         done: list[_ShardDone] = []
@@ -468,36 +664,17 @@ def build(
             done.append(result)
             if progress is not None:
                 progress(result.data_bytes)
-        id_tasks = []
-        for bucket in range(count):
-            files = [_ids_name(str(workdir), bucket, i) for i in range(len(shards))]
-            present = tuple(f for f in files if os.path.exists(f))
-            if len(present) > 1:
-                id_tasks.append(_IdsTask(bucket, present, tuple(names)))
-        for _ in executor.map(_check_ids, id_tasks, names=[str(output)] * len(id_tasks)):
-            pass
         staging = partitions.staging_dir(output)
-        part_tasks, offset = [], 0
-        for k in range(count):
-            holding = [i for i, d in enumerate(done) if d.counts[k]]
-            runs = tuple(_run_name(str(workdir), k, i) for i in holding)
-            packed = tuple(_prints_name(str(workdir), k, i) for i in holding)
-            part_tasks.append(
-                _PartTask(
-                    k,
-                    count,
-                    offset,
-                    runs,
-                    str(staging / partitions.part_name(k)),
-                    packed if fingerprints else None,
-                )
-            )
-            offset += sum(d.counts[k] for d in done)
-        parts = list(
-            executor.map(
-                _merge_part, part_tasks, names=[partitions.part_name(k) for k in range(count)]
-            )
-        )
+        if hold:
+            parts = _write_held(
+                done, names, staging, output, count=count, check_ids=check_ids,
+                fingerprints=fingerprints,
+            )  # fmt: skip
+        else:
+            parts = _merge_spilled(
+                executor, done, names, workdir, staging, output, count=count,
+                fingerprints=fingerprints,
+            )  # fmt: skip
         index = partitions.make_index(parts)
         if partition_count is None:
             part = parts[0]
