@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from provenance import sharded
 from provenance.errors import FormatError
 
 
@@ -58,3 +59,35 @@ def join_in_task(bucket: str) -> int:
 
     mine, _ = joins.join_rows(np.zeros((1, 32), dtype=np.uint8), np.array([0]), bucket)
     return len(mine)
+
+
+# The shard task as the module defines it, taken when this module is imported (before a test
+# replaces the module's attribute with one of the tasks below, which forked workers inherit).
+_HASH_SHARD = sharded._hash_shard
+
+
+def die_on_shard_one(task: Any) -> Any:
+    """A manifest build's shard task whose worker dies (as if killed) on shard 1."""
+    if task.index == 1:
+        os._exit(9)
+    return _HASH_SHARD(task)
+
+
+def hash_shard_growing(task: Any) -> Any:
+    """A manifest build's shard task during which each file named ``grow.txt`` grows while it
+    is read (in the worker itself, whichever executor runs it)."""
+    real = os.readv
+
+    def readv_then_append(fd: int, buffers: list[memoryview]) -> int:
+        count = real(fd, buffers)
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        if path.endswith("/grow.txt"):
+            with open(path, "ab") as handle:
+                handle.write(b"x")
+        return count
+
+    os.readv = readv_then_append
+    try:
+        return _HASH_SHARD(task)
+    finally:
+        os.readv = real
