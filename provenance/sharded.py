@@ -203,8 +203,8 @@ def shard_entries(
             row_groups=shard.row_groups,
         )
     entries = []
-    for entry_id, path in shard.files:
-        digest = manifest.hash_file(path, fingerprint=prints is not None)
+    digests = hash_paths([path for _, path in shard.files], fingerprint=prints is not None)
+    for (entry_id, path), digest in zip(shard.files, digests, strict=True):
         if digest.error is not None:
             # Files are in id order: the first failure by id is named, as one machine does.
             raise digest.error.exception(path)
@@ -225,6 +225,28 @@ def shard_entries(
             prints[entry_id] = found
     entries.sort(key=manifest.ManifestEntry.sort_key)
     return entries
+
+
+def hash_paths(paths: Sequence[str], *, fingerprint: bool = False) -> list[manifest.FileDigest]:
+    """:func:`provenance.manifest.hash_file` of each of ``paths``, in order, in this process.
+
+    The files are hashed a task of the hashing pool at a time (one loop over many files, as
+    the one-machine build does, rather than a call per file: a few microseconds less per
+    small file); a large file that such a task leaves to be hashed alone is hashed alone.
+
+    Returns:
+        Their digests (problems in ``FileDigest.error``, not raised).
+    """
+    from provenance.manifest.hashing import _hash_task
+
+    digests: list[manifest.FileDigest] = []
+    while len(digests) < len(paths):
+        rest = list(paths[len(digests) :])
+        for result in _hash_task(rest, fingerprint):
+            if isinstance(result, int):  # a large file, left to be hashed alone
+                result = manifest.hash_file(paths[len(digests)], fingerprint=fingerprint)
+            digests.append(result)
+    return digests
 
 
 # ----------------------------------------------------------------------------------------------

@@ -295,3 +295,47 @@ def test_cli_card_from_ray_is_the_local_card(
         assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
     assert cards["ray"] == cards["local"]
     assert json.loads(cards["ray"])["predicate"]["manifest"]
+
+
+# ----------------------------------------------------------------------------------------------
+# A shard's files hashed in one loop
+
+
+@pytest.mark.usefixtures("small_thresholds")
+@pytest.mark.parametrize("fingerprint", [False, True])
+def test_hash_paths_is_hash_file_of_each(tmp_path: Path, fingerprint: bool) -> None:
+    # Small files, large ones (each left to be hashed alone), more bytes than one task reads
+    # (the rest hashed by the next), a vanished file, a folder, empty files, repeated texts.
+    rng = random.Random(3)
+    paths = []
+    for i in range(60):
+        path = tmp_path / f"f{i:03d}"
+        kind = i % 6
+        if kind == 0:
+            path.write_bytes(rng.randbytes(60 * 1024))  # above the large-file threshold
+        elif kind == 1:
+            path.write_text(" ".join(rng.choices(WORDS, k=300)))
+        elif kind == 2:
+            path.write_bytes(b"")
+        elif kind == 3 and i % 4 == 1:
+            path.mkdir()
+        elif kind == 4 and i % 8 == 0:
+            pass  # never created: vanished
+        else:
+            path.write_text(f"repeated text {i % 2} " * 40)
+        paths.append(str(path))
+    expected = [manifest.hash_file(p, fingerprint=fingerprint) for p in paths]
+    found = sharded.hash_paths(paths, fingerprint=fingerprint)
+
+    def plain(digest: manifest.FileDigest) -> tuple[Any, ...]:
+        prints = digest.prints
+        seen = None if prints is None else (prints.text_sha256, list(prints.text), prints.image)
+        return (digest.sha256, digest.size, digest.error, seen, digest.linked)
+
+    assert [plain(d) for d in found] == [plain(d) for d in expected]
+    assert {d.error.kind for d in found if d.error is not None} == {
+        manifest.HashErrorKind.NOT_REGULAR,
+        manifest.HashErrorKind.UNREADABLE,
+    }
+    assert any(d.prints is not None for d in found) == fingerprint
+    assert sharded.hash_paths([]) == []
