@@ -12,6 +12,11 @@ driver writes the index (or, for a single-file manifest, moves the one part into
 computes the root from the parts' subtree roots. The result is byte-identical to a one-machine
 build of the same entries whatever the executor, the shards and the partition count.
 
+Small outputs (files only, at most ``HOLD_ENTRIES``: :func:`holds`) take a fast path: the shard
+tasks return their sorted entries instead of spilling them, and the driver checks the ids,
+merges and writes the parts itself, as the id and part tasks would (same bytes, same errors),
+with no run files and no tasks beyond the shards'.
+
 Temporary files live beside the output (on a cluster, the output's filesystem must be one every
 node sees) and are removed whatever happens; nothing is moved into place unless every task
 succeeded.
@@ -38,7 +43,7 @@ import msgspec
 
 from provenance import manifest, partitions
 from provenance.errors import InputError, LocalIOError, ProvenanceError
-from provenance.executors import Executor
+from provenance.executors import Executor, shard_error
 from provenance.records import DEFAULT_COLUMNS, Columns
 
 _FILES_PER_SHARD = 512
@@ -539,8 +544,6 @@ def _write_held(
     """The fast path's finish, here: what the id tasks and the part tasks of
     :func:`_merge_spilled` do, on the entries the shard tasks returned (errors named as those
     tasks' are)."""
-    from provenance.executors import shard_error
-
     prints: dict[str, Any] | None = {} if fingerprints else None
     runs: list[list[manifest.ManifestEntry]] = []
     for result in done:
