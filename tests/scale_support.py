@@ -7,6 +7,15 @@ from typing import Any
 
 from provenance import sharded
 from provenance.errors import FormatError
+from provenance.filter import shards as filter_shards
+from provenance.partitions import parallel
+
+# The task functions as their modules define them, taken when this module is imported (before
+# a test replaces a module's attribute with one of the tasks here, which forked workers
+# inherit: calling the attribute there would call the replacement again, without end).
+_HASH_SHARD = sharded._hash_shard
+_CHECK_PART = parallel._check_part
+_FILTER_ONE = filter_shards._filter_one
 
 
 def square(value: int) -> int:
@@ -35,20 +44,16 @@ def niceness(_: int) -> int:
 
 def die_on_part_one(task: Any) -> Any:
     """A verify part task whose worker dies (as if killed) on part 1."""
-    from provenance.partitions import parallel
-
     if task.k == 1:
         os._exit(9)
-    return parallel._check_part(task)
+    return _CHECK_PART(task)
 
 
 def die_on_row_groups_two(task: Any) -> Any:
     """A filter task whose worker dies (as if killed) on the shard of row groups from 2."""
-    from provenance.filter import shards
-
     if task.row_groups is not None and task.row_groups[0] == 2:
         os._exit(9)
-    return shards._filter_one(task)
+    return _FILTER_ONE(task)
 
 
 def join_in_task(bucket: str) -> int:
@@ -59,11 +64,6 @@ def join_in_task(bucket: str) -> int:
 
     mine, _ = joins.join_rows(np.zeros((1, 32), dtype=np.uint8), np.array([0]), bucket)
     return len(mine)
-
-
-# The shard task as the module defines it, taken when this module is imported (before a test
-# replaces the module's attribute with one of the tasks below, which forked workers inherit).
-_HASH_SHARD = sharded._hash_shard
 
 
 def die_on_shard_one(task: Any) -> Any:
