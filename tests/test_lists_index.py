@@ -185,9 +185,15 @@ def test_a_damaged_index_is_rebuilt(world: Association, damage: str) -> None:
 
 
 def test_a_tampered_list_file_is_refused_even_with_a_valid_index(world: Association) -> None:
+    """The index is the signed packed form here: the edited file is not what is matched (the
+    signed list is), and once it is read (the index gone) it is refused."""
     path = _list_file(world.cache, "piracy", 1)
     assert index_path(path).is_file()
+    signed = _plain(path)
     path.write_bytes(path.read_bytes().replace(b"01cinema.com", b"01cinema.con"))
+    (cached,) = load_cached_lists(world.cache, at=AT, names=["piracy"])
+    assert cached.list.entries == signed.entries
+    index_path(path).unlink()
     with pytest.raises(DigestMismatchError, match="does not match the signed metadata"):
         load_cached_lists(world.cache, at=AT, names=["piracy"])
 
