@@ -250,9 +250,11 @@ def worker_lists_memory(work: Path) -> dict[str, Any]:
 
 
 def worker_lists_file(work: Path) -> dict[str, Any]:
-    from provenance.manifest import iter_manifest
+    """The manifest read and checked a block at a time, as ``verify`` hands it to the audit."""
+    from provenance.lists.audit import EntryBlocks
+    from provenance.manifest.reader import iter_manifest_blocks
 
-    return _audit(work, iter_manifest(work / "manifest.jsonl"))
+    return _audit(work, EntryBlocks(iter_manifest_blocks(work / "manifest.jsonl")))
 
 
 def worker_lists_no_index(work: Path) -> dict[str, Any]:

@@ -596,42 +596,21 @@ def _read_file(path: Path, *, limit: int) -> bytes:
         return bytes(handle.read(min(size, limit) + 1))
 
 
-_HASH_CHUNK = 1 << 22
-
-
-def _read_and_hash(path: Path, *, limit: int) -> tuple[memoryview, str]:
+def _read_and_hash(path: Path, *, limit: int) -> tuple[bytes, str]:
     """The bytes of the file at ``path`` (all of them, or ``limit`` + 1 if it is longer), read
-    once into memory of our own, and their SHA-256 hex.
+    once, and their SHA-256 hex.
 
-    Each chunk is hashed on a second thread while the next is read (hashlib and ``readinto``
-    release the GIL): reading and hashing a 330 MB index take the time of the longer of the two.
-    The bytes returned are read-only and exactly those hashed.
+    One read and one hash, both releasing the GIL: a load running on a thread beside a manifest
+    being checked (which holds the GIL for milliseconds at a time) waits for it only twice.
 
     Raises:
         OSError: the file cannot be read.
     """
-    hasher = hashlib.sha256()
-    with open(path, "rb", buffering=0) as handle:
-        size = min(os.fstat(handle.fileno()).st_size, limit) + 1
-        buffer = bytearray(size)
-        view = memoryview(buffer)
-        at = 0
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            pending: concurrent.futures.Future[None] | None = None
-            while at < size:
-                count = handle.readinto(view[at : min(size, at + _HASH_CHUNK)])
-                if not count:
-                    break
-                if pending is not None:
-                    pending.result()
-                pending = pool.submit(hasher.update, view[at : at + count])
-                at += count
-            if pending is not None:
-                pending.result()
-    return view[:at].toreadonly(), hasher.hexdigest()
+    unverified = _read_file(path, limit=limit)
+    return unverified, hashlib.sha256(unverified).hexdigest()
 
 
-def _parse(data: bytes | memoryview, *, digest: str, length: int) -> tuple[_Header, PackedList]:
+def _parse(data: bytes, *, digest: str, length: int) -> tuple[_Header, PackedList]:
     """Parse an index whose header must name the list file of ``digest`` and ``length``; the
     arrays are views of ``data`` (no copy)."""
     size = len(data)
@@ -691,7 +670,7 @@ def _parse(data: bytes | memoryview, *, digest: str, length: int) -> tuple[_Head
     return header, the_list
 
 
-def _other_entry(text: bytes | memoryview) -> ListEntry:
+def _other_entry(text: bytes) -> ListEntry:
     try:
         entry = msgspec.json.decode(text, type=ListEntry)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
