@@ -443,6 +443,11 @@ def test_a_manifest_swapped_while_the_lists_load_cannot_pass(world: World) -> No
     signed, manifest_path, clean = _dishonest_and_clean(world, "swap-lists")
     result = _verify_swapping(world, signed, manifest_path, clean)
     assert manifest_path.read_bytes() == clean.read_bytes()  # the swap happened
+    _judged_as_read(result)
+
+
+def _judged_as_read(result: Report) -> None:
+    """The committed manifest, as read, was judged: its listed entries are the violations."""
     assert not result.ok
     problems = failed(result)
     assert "manifest digest" not in problems
@@ -488,10 +493,7 @@ def test_with_data_the_lists_judge_the_manifest_read_once(world: World, tmp_path
     signed, manifest_path, clean = _dishonest_and_clean(world, "swap-data")
     result = _verify_swapping(world, signed, manifest_path, clean, data_dir=tmp_path)
     assert manifest_path.read_bytes() == clean.read_bytes()
-    assert not result.ok
-    assert "manifest digest" not in failed(result)
-    assert "exclusions" in failed(result)
-    assert sorted(v["id"] for v in violations(result)) == ["r2", "r4", "r5"]
+    _judged_as_read(result)
 
 
 def test_a_manifest_replaced_once_open_is_judged_as_read(
