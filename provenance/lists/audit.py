@@ -55,9 +55,10 @@ entries; 65536: 0.24 s), while a batch of entries is still only tens of megabyte
 MAX_REPORTED = 10_000
 """Violations and newly listed entries reported individually (all are counted)."""
 READ_AHEAD = 2
-"""Batches of manifest entries read and checked while the lists load (on another thread:
-reading and hashing a list's index release the GIL), before the first is matched. Bounded, so
-that memory does not grow with the manifest: 2 batches are some 30 to 50 MB of entries."""
+"""Batches of manifest entries read and checked while the lists load and are indexed (on
+another thread: reading and hashing a list's index release the GIL), before the first is
+matched. Bounded, so that memory does not grow with the manifest: 2 batches are some 30 to
+50 MB of entries."""
 
 
 class ListSource(Protocol):
@@ -369,7 +370,7 @@ def audit_lists(
         checked = match(audit, claimed, newer)
     elif isinstance(entries, list):  # in memory: nothing to read while the lists load
         claimed, newer = _load_lists(audit, exclusions, trust, source, at=at, strict=strict)
-        checked = _match_manifest(audit, _batches(entries), claimed, newer)
+        checked = _match_manifest(audit, _batches(entries), _indexed(claimed, newer))
     else:
         batches = _batches(entries)
         # The first batch is read before the other thread starts: a reader that forks (the
@@ -377,15 +378,16 @@ def audit_lists(
         ahead = list(itertools.islice(batches, 1))
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
             loading = pool.submit(
-                _load_lists, audit, exclusions, trust, source, at=at, strict=strict
+                _load_and_index, audit, exclusions, trust, source, at=at, strict=strict
             )
             while ahead and not loading.done() and len(ahead) <= READ_AHEAD:
                 batch = next(batches, None)
                 if batch is None:
                     break
                 ahead.append(batch)
-            claimed, newer = loading.result()
-        checked = _match_manifest(audit, _drained(ahead, batches), claimed, newer)
+            lists = loading.result()
+        claimed, newer = list(lists.claimed), list(lists.newer)
+        checked = _match_manifest(audit, _drained(ahead, batches), lists)
     applied = ", ".join(f"{c.list.name} v{c.list.version}" for c in claimed) or "none"
     entry_violations = audit.violation_count
     audit.add(
@@ -464,18 +466,39 @@ def _load_lists(
     return claimed, newer
 
 
-def _match_manifest(
-    audit: ListAudit,
-    batches: Iterable[Sequence[ManifestEntry]],
-    claimed: Sequence[CachedList],
-    newer: Sequence[CachedList],
-) -> int:
-    """Match every entry; fill the audit's violations and newly listed. Return the count."""
-    from provenance.lists.match import NO_MATCH, ListIndex
+def _indexed(claimed: Sequence[CachedList], newer: Sequence[CachedList]) -> MatchedLists:
+    """The lists to match and their indexes.
+
+    Raises:
+        FormatError: a list cannot be indexed (see :class:`~provenance.lists.match.ListIndex`).
+    """
+    from provenance.lists.match import ListIndex
 
     claimed_index = ListIndex([c.list for c in claimed])
     newer_index = ListIndex([c.list for c in newer]) if newer else None
-    lists = MatchedLists(claimed, newer, claimed_index, newer_index)
+    return MatchedLists(claimed, newer, claimed_index, newer_index)
+
+
+def _load_and_index(
+    audit: ListAudit,
+    exclusions: Sequence[Exclusion],
+    trust: TrustStore,
+    source: ListSource,
+    *,
+    at: dt.datetime,
+    strict: bool,
+) -> MatchedLists:
+    """:func:`_load_lists`, then :func:`_indexed` (both on the loading thread)."""
+    return _indexed(*_load_lists(audit, exclusions, trust, source, at=at, strict=strict))
+
+
+def _match_manifest(
+    audit: ListAudit, batches: Iterable[Sequence[ManifestEntry]], lists: MatchedLists
+) -> int:
+    """Match every entry; fill the audit's violations and newly listed. Return the count."""
+    from provenance.lists.match import NO_MATCH
+
+    claimed_index, newer_index = lists.claimed_index, lists.newer_index
     checked = 0
     for batch in batches:
         checked += len(batch)
