@@ -295,7 +295,8 @@ class PackedList(ExclusionList):
     packed: _Packed = field(compare=False, repr=False)
 
     def to_bytes(self) -> bytes:
-        """Return the file bytes (re-encoded from the index, which reproduced them on load)."""
+        """Return the list file's bytes, re-encoded from the index (which reproduced them on
+        load, or is the signed packed form of exactly those bytes)."""
         return b"".join(self.packed.blocks(*_head_and_tail(_header_of(self))))
 
     def counts(self) -> dict[str, int]:
