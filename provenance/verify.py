@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,13 +25,13 @@ from provenance.datadiff import DataDiff, DataWalk, diff_data
 from provenance.envelope import Envelope
 from provenance.errors import DigestMismatchError, DocumentTypeError, InputError, SignatureError
 from provenance.fpsidecar import SidecarMismatchError, open_sidecar
-from provenance.lists.audit import ListFinding
+from provenance.lists.audit import EntryBlocks, ListFinding
 from provenance.manifest import Manifest, ManifestEntry, ManifestReader, ManifestSummary
 from provenance.trust import TrustStore
 
 if TYPE_CHECKING:
     from provenance.executors import Executor
-    from provenance.lists.audit import ListAudit, ListSource, Matcher
+    from provenance.lists.audit import Entries, ListAudit, ListSource, Matcher
     from provenance.partitions.parallel import PartsRead
 
 __all__ = ["Check", "DataDiff", "Report", "verify", "verify_file"]
@@ -240,7 +240,7 @@ class _ListCheck:
     at: dt.datetime
     strict: bool
 
-    def run(self, entries: Iterable[ManifestEntry], match: Matcher | None = None) -> ListAudit:
+    def run(self, entries: Entries, match: Matcher | None = None) -> ListAudit:
         """Audit ``entries`` (streamed once), or the findings of ``match``."""
         from provenance.lists.audit import audit_lists
 
@@ -283,13 +283,13 @@ def _check_manifest_read(
     hold what was read against the card (and release the audit only if it matched)."""
     tallier = Tallier(card.predicate.sources)
 
-    def entries() -> Iterator[ManifestEntry]:
+    def blocks() -> Iterator[list[ManifestEntry]]:
         for block in reader.blocks():
             tallier.add(block.entries)
-            yield from block.entries
+            yield block.entries
 
-    stream = entries()
-    audit = lists.run(stream) if lists is not None else None
+    stream = blocks()
+    audit = lists.run(EntryBlocks(stream)) if lists is not None else None
     for _ in stream:  # whatever the audit did not read still counts, and completes the read
         pass
     _check_commitment(found, card, reader.summary, tallier, reader.path)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -295,10 +296,15 @@ def test_old_card_verifies_offline_after_the_timestamp_expires(world: World) -> 
     assert not strict.ok
     assert "fresh metadata" in failed(strict)["list piracy v1"]
     # Tampering with the cached list is still caught offline: the signatures are re-verified.
+    # Beside its signed packed form (hashed as signed) the list file is not read, so what is
+    # matched is the signed list whatever the file holds; once the file is read, it is refused.
     copy = world.root / "offline-tampered-cache"
     shutil.copytree(world.cache_v1, copy, symlinks=True)
     (target,) = (copy / "current").resolve().glob("repos/*/lists/piracy/v1.json")
     target.write_bytes(target.read_bytes().replace(b"01cinema", b"01cinemb"))
+    beside = run_verify(world, signed, manifest_path, copy, at=year_later)
+    assert beside.checks == result.checks
+    target.with_suffix(".index").unlink()
     tampered = run_verify(world, signed, manifest_path, copy, at=year_later)
     assert not tampered.ok
     assert "does not match the signed metadata" in failed(tampered)["list piracy v1"]
@@ -432,9 +438,45 @@ def _verify_swapping(
 
 
 def test_a_manifest_swapped_while_the_lists_load_cannot_pass(world: World) -> None:
+    # The first batch of the manifest (here all of it) is read before the lists load, and the
+    # rest while they load: the entries judged are the ones read, which are the committed ones.
     signed, manifest_path, clean = _dishonest_and_clean(world, "swap-lists")
     result = _verify_swapping(world, signed, manifest_path, clean)
     assert manifest_path.read_bytes() == clean.read_bytes()  # the swap happened
+    _judged_as_read(result)
+
+
+def _judged_as_read(result: Report) -> None:
+    """The committed manifest, as read, was judged: its listed entries are the violations."""
+    assert not result.ok
+    problems = failed(result)
+    assert "manifest digest" not in problems
+    assert "exclusions" in problems
+    assert sorted(v["id"] for v in violations(result)) == ["r2", "r4", "r5"]
+
+
+def test_a_manifest_changed_during_its_read_cannot_pass(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Changed in place after its first block was read (while the lists load, for a big one):
+    # the bytes read are not the committed ones, and the list findings are not released.
+    from provenance.manifest import reader as manifest_reader
+
+    signed, manifest_path, clean = _dishonest_and_clean(world, "swap-during")
+    real_read_blocks = manifest_reader._read_blocks
+
+    def change_after_first_line(handle: Any, file_hash: Any = None) -> Any:
+        first = handle.readline()
+        if file_hash is not None:
+            file_hash.update(first)
+        shutil.copyfile(clean, manifest_path)  # in place: the same file, other bytes
+        handle.seek(0, os.SEEK_END)  # drops what was buffered of the old bytes
+        handle.seek(len(first))
+        yield first
+        yield from real_read_blocks(handle, file_hash)
+
+    monkeypatch.setattr(manifest_reader, "_read_blocks", change_after_first_line)
+    result = run_verify(world, signed, manifest_path, world.cache_v1)
     assert not result.ok
     problems = failed(result)
     assert "card says" in problems["manifest digest"]
@@ -451,10 +493,7 @@ def test_with_data_the_lists_judge_the_manifest_read_once(world: World, tmp_path
     signed, manifest_path, clean = _dishonest_and_clean(world, "swap-data")
     result = _verify_swapping(world, signed, manifest_path, clean, data_dir=tmp_path)
     assert manifest_path.read_bytes() == clean.read_bytes()
-    assert not result.ok
-    assert "manifest digest" not in failed(result)
-    assert "exclusions" in failed(result)
-    assert sorted(v["id"] for v in violations(result)) == ["r2", "r4", "r5"]
+    _judged_as_read(result)
 
 
 def test_a_manifest_replaced_once_open_is_judged_as_read(

@@ -617,7 +617,13 @@ def test_tampered_cached_list_is_detected(
 ) -> None:
     do_fetch(server, assoc.trust(), cache)
     path = _cached_file(cache, "repos/*/lists/piracy/v1.json")
-    path.write_bytes(path.read_bytes().replace(b"1337x.to", b"1338x.to"))
+    signed = path.read_bytes()
+    path.write_bytes(signed.replace(b"1337x.to", b"1338x.to"))
+    # Beside the list's signed packed form the file is not read: the signed list is loaded.
+    loaded = {c.list.name: c.list for c in load_cached_lists(cache, at=T0 + HOUR)}
+    assert loaded["piracy"].to_bytes() == signed
+    # Read (its index gone), the edited file is refused.
+    path.with_suffix(".index").unlink()
     with pytest.raises(DigestMismatchError, match="does not match the signed metadata"):
         load_cached_lists(cache, at=T0 + HOUR)
 

@@ -15,8 +15,9 @@ from joins_support import content, make_lists, make_records, text
 
 from provenance.card.model import Exclusion
 from provenance.errors import DigestMismatchError, FormatError
+from provenance.lists import audit as audit_module
 from provenance.lists import packed as packed_module
-from provenance.lists.audit import CacheSource, audit_lists
+from provenance.lists.audit import CacheSource, EntryBlocks, audit_lists
 from provenance.lists.cache import (
     CachedList,
     checked_list,
@@ -185,9 +186,15 @@ def test_a_damaged_index_is_rebuilt(world: Association, damage: str) -> None:
 
 
 def test_a_tampered_list_file_is_refused_even_with_a_valid_index(world: Association) -> None:
+    """The index is the signed packed form here: the edited file is not what is matched (the
+    signed list is), and once it is read (the index gone) it is refused."""
     path = _list_file(world.cache, "piracy", 1)
     assert index_path(path).is_file()
+    signed = _plain(path)
     path.write_bytes(path.read_bytes().replace(b"01cinema.com", b"01cinema.con"))
+    (cached,) = load_cached_lists(world.cache, at=AT, names=["piracy"])
+    assert cached.list.entries == signed.entries
+    index_path(path).unlink()
     with pytest.raises(DigestMismatchError, match="does not match the signed metadata"):
         load_cached_lists(world.cache, at=AT, names=["piracy"])
 
@@ -216,7 +223,9 @@ class _PlainSource:
 
 
 def test_findings_are_the_same_with_and_without_the_index(
-    world: Association, lists: tuple[list[ListEntry], list[ListEntry]]
+    world: Association,
+    lists: tuple[list[ListEntry], list[ListEntry]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     urls, contents, texts = make_records(2000, *lists)
     entries = [
@@ -250,6 +259,34 @@ def test_findings_are_the_same_with_and_without_the_index(
         plain.unevaluable_example,
     )
     assert [c[:2] for c in indexed.checks] == [c[:2] for c in plain.checks]
+    # However the entries come (a list, one at a time, or blocks of any size, read while the
+    # lists load on another thread), the findings are the same, in manifest order.
+    blocks = [entries[n : n + size] for n, size in _block_sizes(len(entries))]
+    monkeypatch.setattr(audit_module, "BATCH_SIZE", 128)  # many batches, some read ahead
+    for given in (
+        entries,
+        iter(entries),
+        EntryBlocks(iter(blocks)),
+        EntryBlocks([[e] for e in entries]),
+    ):
+        streamed = audit_lists(claims, store, given, source, at=AT)
+        assert streamed.violations == indexed.violations
+        assert streamed.violation_count == indexed.violation_count
+        assert streamed.checks == indexed.checks
+        assert (streamed.unevaluable, streamed.unevaluable_example) == (
+            indexed.unevaluable,
+            indexed.unevaluable_example,
+        )
+
+
+def _block_sizes(count: int) -> list[tuple[int, int]]:
+    """Where blocks of uneven sizes (1 to 700 entries) start, and their sizes."""
+    result, start, size = [], 0, 1
+    while start < count:
+        result.append((start, size))
+        start += size
+        size = size * 7 % 701 or 1
+    return result
 
 
 def _indexed_copy(the_list: ExclusionList, directory: Path) -> PackedList:

@@ -189,13 +189,22 @@ def test_a_stale_packed_cache_file_is_refused_and_rebuilt(
 def test_a_tampered_list_file_is_refused_although_its_index_is_signed(
     assoc: Association, server: FaultyServer
 ) -> None:
+    """A list file edited in the cache (a listed digest replaced) is never what is matched:
+    with the signed packed form beside it, the list is its index's (the file is not read); once
+    the file must be read (no usable index), it is refused for its signed hash."""
     _fetch(assoc, server)
     path = _list_file(assoc.cache, "piracy")
     data = path.read_bytes()
     listed = content(0).encode()
     path.write_bytes(data.replace(listed, content(10**7).encode()))
+    (cached,) = load_cached_lists(assoc.cache, at=AT, names=["piracy"])
+    assert isinstance(cached.list, PackedList)
+    assert cached.list.entries == ExclusionList.from_bytes(data, what="t").entries
+    assert cached.list.to_bytes() == data  # the signed list, not the edited file
+    index_path(path).unlink()
     with pytest.raises(DigestMismatchError, match="does not match the signed metadata"):
         load_cached_lists(assoc.cache, at=AT, names=["piracy"])
+    assert not index_path(path).exists()  # nothing rebuilt from the edited file
 
 
 def _sign_packed_field(assoc: Association, change: Callable[[dict[str, object]], None]) -> None:
@@ -281,6 +290,25 @@ def test_a_list_published_without_its_packed_form_loads_as_before(
         path = _list_file(assoc.cache, cached.list.name)
         assert isinstance(cached.list, PackedList)
         assert cached.list.to_bytes() == path.read_bytes()
+
+
+def test_a_tampered_list_file_is_refused_when_its_packed_form_is_not_signed(
+    assoc: Association, server: FaultyServer
+) -> None:
+    """Without a signed packed form the list file is read on every load: an edited one is
+    refused for its signed hash, although the index beside it is the list's own."""
+
+    def drop(repo: _repo.Repository) -> None:
+        del repo.targets.signed.targets["lists/piracy/v1.json"].unrecognized_fields["custom"]
+
+    _resign(assoc, drop)
+    _fetch(assoc, server)
+    path = _list_file(assoc.cache, "piracy")
+    index = index_path(path).read_bytes()
+    assert index == _packed_of(path.read_bytes())
+    path.write_bytes(path.read_bytes().replace(content(0).encode(), content(10**7).encode()))
+    with pytest.raises(DigestMismatchError, match="does not match the signed metadata"):
+        load_cached_lists(assoc.cache, at=AT, names=["piracy"])
 
 
 def test_a_malformed_packed_form_field_is_refused(

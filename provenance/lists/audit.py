@@ -26,12 +26,15 @@ current answer). Fetching new versions still needs fresh metadata.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import datetime as dt
+import itertools
+import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from provenance.card.model import Exclusion
 from provenance.errors import ProvenanceError
@@ -43,12 +46,19 @@ if TYPE_CHECKING:
     from provenance.lists.cache import CachedList
     from provenance.lists.match import ListIndex, RecordMatch
 
+T = TypeVar("T")
+
 BATCH_SIZE = 65536
 """Manifest entries matched per call: digest lookups in a 10 M-entry index cost about 140 us
 per call whatever the batch, so small batches would dominate (4096: 0.56 s per million
 entries; 65536: 0.24 s), while a batch of entries is still only tens of megabytes."""
 MAX_REPORTED = 10_000
 """Violations and newly listed entries reported individually (all are counted)."""
+READ_AHEAD = 2
+"""Batches of manifest entries read and checked while the lists load and are indexed (on
+another thread: reading and hashing a list's index release the GIL), before the first is
+matched. Bounded, so that memory does not grow with the manifest: 2 batches are some 30 to
+50 MB of entries."""
 
 
 class ListSource(Protocol):
@@ -281,13 +291,45 @@ def _staleness(cached: CachedList, at: dt.datetime, *, strict: bool) -> str:
     )
 
 
-def _batches(entries: Iterable[ManifestEntry]) -> Iterator[list[ManifestEntry]]:
+@dataclass(frozen=True, slots=True)
+class EntryBlocks:
+    """A manifest's entries a block at a time, in manifest order, as a block reader yields them
+    (:meth:`provenance.manifest.ManifestReader.blocks`,
+    :func:`provenance.manifest.reader.iter_manifest_blocks`): matched without a Python step
+    per entry. Read once."""
+
+    blocks: Iterable[Sequence[ManifestEntry]]
+
+
+Entries = Iterable[ManifestEntry] | EntryBlocks
+"""A manifest's entries (streamed once), one at a time or a block at a time."""
+
+
+def _batches(entries: Entries) -> Iterator[Sequence[ManifestEntry]]:
+    """``entries`` in batches of BATCH_SIZE entries (blocks: of at least half as many), the
+    last one what is left."""
+    if isinstance(entries, list):
+        for first in range(0, len(entries), BATCH_SIZE):
+            yield entries[first : first + BATCH_SIZE]
+        return
     batch: list[ManifestEntry] = []
-    for entry in entries:
-        batch.append(entry)
-        if len(batch) >= BATCH_SIZE:
-            yield batch
-            batch = []
+    if isinstance(entries, EntryBlocks):
+        # A reader's block (4 MB of lines: tens of thousands of entries) is a batch as it is;
+        # only the small ones (near a bad line) are gathered.
+        for block in entries.blocks:
+            if not batch and len(block) >= BATCH_SIZE // 2:
+                yield block
+                continue
+            batch.extend(block)
+            if len(batch) >= BATCH_SIZE // 2:
+                yield batch
+                batch = []
+    else:
+        for entry in entries:
+            batch.append(entry)
+            if len(batch) >= BATCH_SIZE:
+                yield batch
+                batch = []
     if batch:
         yield batch
 
@@ -295,7 +337,7 @@ def _batches(entries: Iterable[ManifestEntry]) -> Iterator[list[ManifestEntry]]:
 def audit_lists(
     exclusions: Sequence[Exclusion],
     trust: TrustStore,
-    entries: Iterable[ManifestEntry],
+    entries: Entries,
     source: ListSource,
     *,
     at: dt.datetime,
@@ -307,7 +349,10 @@ def audit_lists(
     Args:
         exclusions: the verified card predicate's ``exclusions``.
         trust: the trust store (list signers and required lists).
-        entries: the manifest's entries (already checked against the card; streamed once).
+        entries: the manifest's entries (already checked against the card; streamed once),
+            one at a time or a block at a time (:class:`EntryBlocks`). Unless they are a
+            list, the first batch is read first, and up to :data:`READ_AHEAD` more while the
+            lists load on another thread.
         source: where list versions are loaded from.
         at: "now", for key validity and freshness.
         strict: newly listed entries fail the "newly listed" check.
@@ -320,40 +365,29 @@ def audit_lists(
         A :class:`ListAudit`; failures are failed checks and violations, not exceptions.
     """
     audit = ListAudit()
-    names = [claim.name for claim in exclusions]
-    claimed: list[CachedList] = []
-    newer: list[CachedList] = []
-    for claim in exclusions:
-        label = f"list {claim.name} v{claim.version}"
-        if names.count(claim.name) > 1:
-            audit.add(label, False, "the card cites this list more than once")
-            continue
-        cached, detail = _load_claimed(claim, source, trust, at)
-        if cached is None:
-            audit.add(label, False, detail)
-            continue
-        later, problem = _newer(claim.name, cached, source, trust, at)
-        if problem is not None:
-            audit.add(label, False, f"{detail}; {problem}")
-            continue
-        newest = later or cached
-        if later is not None:
-            detail += f"; v{later.list.version} is the newest version cached"
-        ok = True
-        if newest.expires <= at:
-            ok = not strict
-            detail += "; " + _staleness(newest, at, strict=strict)
-        audit.add(label, ok, detail)
-        claimed.append(cached)
-        if later is not None:
-            newer.append(later)
-
-    # Lists the trust store requires are checked against the card by provenance.verify on
-    # every verification, with or without the lists.
-    if match is None:
-        checked = _match_manifest(audit, entries, claimed, newer)
-    else:
+    if match is not None:
+        claimed, newer = _load_lists(audit, exclusions, trust, source, at=at, strict=strict)
         checked = match(audit, claimed, newer)
+    elif isinstance(entries, list):  # in memory: nothing to read while the lists load
+        claimed, newer = _load_lists(audit, exclusions, trust, source, at=at, strict=strict)
+        checked = _match_manifest(audit, _batches(entries), _indexed(claimed, newer))
+    else:
+        batches = _batches(entries)
+        # The first batch is read before the other thread starts: a reader that forks (the
+        # Merkle pass of a manifest read in another process) has forked by then.
+        ahead = list(itertools.islice(batches, 1))
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            loading = pool.submit(
+                _load_and_index, audit, exclusions, trust, source, at=at, strict=strict
+            )
+            while ahead and not loading.done() and len(ahead) <= READ_AHEAD:
+                batch = next(batches, None)
+                if batch is None:
+                    break
+                ahead.append(batch)
+            lists = loading.result()
+        claimed, newer = list(lists.claimed), list(lists.newer)
+        checked = _match_manifest(audit, _drained(ahead, batches), lists)
     applied = ", ".join(f"{c.list.name} v{c.list.version}" for c in claimed) or "none"
     entry_violations = audit.violation_count
     audit.add(
@@ -381,25 +415,97 @@ def audit_lists(
     return audit
 
 
-def _match_manifest(
+def _drained(ahead: list[T], rest: Iterator[T]) -> Iterator[T]:
+    """The items of ``ahead``, each released as it is taken, then those of ``rest``."""
+    ahead.reverse()
+    while ahead:
+        yield ahead.pop()
+    yield from rest
+
+
+def _load_lists(
     audit: ListAudit,
-    entries: Iterable[ManifestEntry],
-    claimed: Sequence[CachedList],
-    newer: Sequence[CachedList],
-) -> int:
-    """Match every entry; fill the audit's violations and newly listed. Return the count."""
-    from provenance.lists.match import NO_MATCH, ListIndex
+    exclusions: Sequence[Exclusion],
+    trust: TrustStore,
+    source: ListSource,
+    *,
+    at: dt.datetime,
+    strict: bool,
+) -> tuple[list[CachedList], list[CachedList]]:
+    """Load and check every cited version and any newer one, recording a check for each;
+    return the claimed versions that passed and the newer versions to match too."""
+    names = [claim.name for claim in exclusions]
+    claimed: list[CachedList] = []
+    newer: list[CachedList] = []
+    for claim in exclusions:
+        label = f"list {claim.name} v{claim.version}"
+        if names.count(claim.name) > 1:
+            audit.add(label, False, "the card cites this list more than once")
+            continue
+        cached, detail = _load_claimed(claim, source, trust, at)
+        if cached is None:
+            audit.add(label, False, detail)
+            continue
+        later, problem = _newer(claim.name, cached, source, trust, at)
+        if problem is not None:
+            audit.add(label, False, f"{detail}; {problem}")
+            continue
+        newest = later or cached
+        if later is not None:
+            detail += f"; v{later.list.version} is the newest version cached"
+        ok = True
+        if newest.expires <= at:
+            ok = not strict
+            detail += "; " + _staleness(newest, at, strict=strict)
+        audit.add(label, ok, detail)
+        claimed.append(cached)
+        if later is not None:
+            newer.append(later)
+    # Lists the trust store requires are checked against the card by provenance.verify on
+    # every verification, with or without the lists.
+    return claimed, newer
+
+
+def _indexed(claimed: Sequence[CachedList], newer: Sequence[CachedList]) -> MatchedLists:
+    """The lists to match and their indexes.
+
+    Raises:
+        FormatError: a list cannot be indexed (see :class:`~provenance.lists.match.ListIndex`).
+    """
+    from provenance.lists.match import ListIndex
 
     claimed_index = ListIndex([c.list for c in claimed])
     newer_index = ListIndex([c.list for c in newer]) if newer else None
-    lists = MatchedLists(claimed, newer, claimed_index, newer_index)
+    return MatchedLists(claimed, newer, claimed_index, newer_index)
+
+
+def _load_and_index(
+    audit: ListAudit,
+    exclusions: Sequence[Exclusion],
+    trust: TrustStore,
+    source: ListSource,
+    *,
+    at: dt.datetime,
+    strict: bool,
+) -> MatchedLists:
+    """:func:`_load_lists`, then :func:`_indexed` (both on the loading thread)."""
+    return _indexed(*_load_lists(audit, exclusions, trust, source, at=at, strict=strict))
+
+
+def _match_manifest(
+    audit: ListAudit, batches: Iterable[Sequence[ManifestEntry]], lists: MatchedLists
+) -> int:
+    """Match every entry; fill the audit's violations and newly listed. Return the count."""
+    from provenance.lists.match import NO_MATCH
+
+    claimed_index, newer_index = lists.claimed_index, lists.newer_index
     checked = 0
-    for batch in _batches(entries):
+    for batch in batches:
         checked += len(batch)
-        urls = [e.url for e in batch]
+        urls: list[str | None] = list(map(_URL, batch))
         # Hex as the manifest has it: the index decodes a batch at once.
-        contents: list[str | None] = [e.sha256 for e in batch]
-        texts: list[str | None] = [e.textSha256 or None for e in batch]
+        contents: list[str | None] = list(map(_SHA256, batch))
+        texts: list[str | None] = [t or None for t in map(_TEXT_SHA256, batch)]
         results = claimed_index.match_records(urls, contents, texts)
         later = (
             newer_index.match_records(urls, contents, texts)
@@ -415,6 +521,11 @@ def _match_manifest(
         for number in interesting:
             record_match(audit, batch[number].id, results[number], later[number], lists)
     return checked
+
+
+_URL = operator.attrgetter("url")
+_SHA256 = operator.attrgetter("sha256")
+_TEXT_SHA256 = operator.attrgetter("textSha256")
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,9 +10,11 @@ Public API (used by ``filter``, ``verify`` and ``card build``)::
 The cache is **not trusted** (docs/security.md L20): every load re-verifies the cached TUF metadata
 (root chain, timestamp, snapshot, targets signatures and thresholds, mix-and-match, expiry at
 ``at``) and the SHA-256 and length of the list file against the signed targets metadata, before a
-single entry is parsed. What it cannot know is whether the repository's keys are the ones *you*
-trust for that list: ``CachedList.signers`` names the keys (our SPKI keyids) that signed the
-targets metadata, and :func:`check_trusted` (or the caller) holds them against a trust store.
+single entry is parsed (for a list published with its packed form, those of its index against
+the packed form the targets metadata signs: the list file itself is then not read). What it
+cannot know is whether the repository's keys are the ones *you* trust for that list:
+``CachedList.signers`` names the keys (our SPKI keyids) that signed the targets metadata, and
+:func:`check_trusted` (or the caller) holds them against a trust store.
 
 Layout (``lists fetch`` writes it; nothing else does)::
 
@@ -34,7 +36,6 @@ as it was.
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import datetime as dt
 import hashlib
@@ -299,41 +300,22 @@ class CachedRepository:
     def _load_signed_index(
         self, path: Path, info: TargetFile, packed_info: tuple[str, int], name: str, version: int
     ) -> CachedList | None:
-        """The list from its index, when the index is exactly the signed packed form and the
-        list file hashes as signed; None to load the file instead (which names what is wrong
-        with it, and rebuilds the index)."""
-        # The list file is still hashed (a cached file that differs from the signed one is
-        # refused, as without the packed form), on a second thread while the index is read,
-        # hashed and parsed: the index is believed for its own signed hash, not for the file.
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            file_digest = pool.submit(_file_digest, path, limit=info.length)
-            packed, _ = load_signed_index(
-                index_path(path),
-                packed_digest=packed_info[0],
-                packed_length=packed_info[1],
-                digest=info.hashes["sha256"],
-                length=info.length,
-                name=name,
-                version=version,
-            )
-            try:
-                computed = file_digest.result()
-            except OSError:
-                return None
-        if packed is None or computed != (info.hashes["sha256"], info.length):
-            return None
-        return self._cached(packed, info)
-
-
-def _file_digest(path: Path, *, limit: int) -> tuple[str, int]:
-    """The SHA-256 hex and length of the file at ``path`` (read to at most ``limit`` + 1)."""
-    hasher = hashlib.sha256()
-    length = 0
-    with open(path, "rb") as handle:
-        while data := handle.read(min(1 << 20, limit + 1 - length)):
-            hasher.update(data)
-            length += len(data)
-    return hasher.hexdigest(), length
+        """The list from its index, when the index is exactly the signed packed form; None to
+        load the file instead (which names what is wrong with it, and rebuilds the index)."""
+        # The list file is not read: every byte of the list used here is a byte of the index,
+        # which is believed for its own signed hash (and the signed packed form is the packed
+        # form of the signed list file: L25). A list file that differs from the signed one is
+        # refused whenever it is read (an index missing, stale or edited).
+        packed, _ = load_signed_index(
+            index_path(path),
+            packed_digest=packed_info[0],
+            packed_length=packed_info[1],
+            digest=info.hashes["sha256"],
+            length=info.length,
+            name=name,
+            version=version,
+        )
+        return None if packed is None else self._cached(packed, info)
 
 
 def save_index(list_path: Path, cached: CachedList, *, length: int) -> tuple[str, int]:

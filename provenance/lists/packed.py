@@ -20,7 +20,7 @@ listed digest removed, so that a record on the list would pass).
   against the signed target entry, and parses only those bytes (the arrays are views of them).
   A fetch checks once that the signed packed form is exactly the packed form of the verified
   list (:func:`encode_index` is a pure function of the list's bytes), so loading need not
-  re-encode anything.
+  re-encode anything, nor read the list file.
 - A list published without one: :func:`load_index` still reads the list file once, hashing it
   against the signed target entry, and compares its bytes with the list re-encoded from the
   index (exactly as publishing encodes a list, RFC 8785), a block at a time, on two cores.
@@ -295,7 +295,8 @@ class PackedList(ExclusionList):
     packed: _Packed = field(compare=False, repr=False)
 
     def to_bytes(self) -> bytes:
-        """Return the file bytes (re-encoded from the index, which reproduced them on load)."""
+        """Return the list file's bytes, re-encoded from the index (which reproduced them on
+        load, or is the signed packed form of exactly those bytes)."""
         return b"".join(self.packed.blocks(*_head_and_tail(_header_of(self))))
 
     def counts(self) -> dict[str, int]:
@@ -568,14 +569,12 @@ def load_signed_index(
         stale, damaged or edited one): the caller then loads the list file and rebuilds it.
     """
     try:
-        unverified_index = _read_file(path, limit=packed_length)
+        unverified_index, computed = _read_and_hash(path, limit=packed_length)
     except FileNotFoundError:
         return None, "no index"
     except OSError as exc:
         return None, f"cannot read the index: {exc.strerror}"
-    if len(unverified_index) != packed_length or (
-        hashlib.sha256(unverified_index).hexdigest() != packed_digest
-    ):
+    if len(unverified_index) != packed_length or computed != packed_digest:
         return None, "the index is not the signed packed form (stale, damaged or edited)"
     verified_index = unverified_index
     try:
@@ -596,6 +595,20 @@ def _read_file(path: Path, *, limit: int) -> bytes:
     with open(path, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         return bytes(handle.read(min(size, limit) + 1))
+
+
+def _read_and_hash(path: Path, *, limit: int) -> tuple[bytes, str]:
+    """The bytes of the file at ``path`` (all of them, or ``limit`` + 1 if it is longer), read
+    once, and their SHA-256 hex.
+
+    One read and one hash, both releasing the GIL: a load running on a thread beside a manifest
+    being checked (which holds the GIL for milliseconds at a time) waits for it only twice.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    unverified = _read_file(path, limit=limit)
+    return unverified, hashlib.sha256(unverified).hexdigest()
 
 
 def _parse(data: bytes, *, digest: str, length: int) -> tuple[_Header, PackedList]:

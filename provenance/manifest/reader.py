@@ -558,6 +558,24 @@ def _iter_without_root(
     path: Path, on_digest: Callable[[str], None] | None
 ) -> Iterator[ManifestEntry]:
     """:func:`iter_manifest` without the Merkle root, and without the digest unless asked."""
+    for block in _blocks_without_root(path, on_digest):
+        yield from block
+
+
+def iter_manifest_blocks(path: Path) -> Iterator[list[ManifestEntry]]:
+    """Stream the entries of the single-file manifest at ``path`` as :func:`iter_manifest`
+    does (each line and the order checked), a block of entries at a time (near a bad line, one
+    entry at a time, so that the entries before it are yielded before the error).
+
+    Raises:
+        As :func:`iter_manifest`.
+    """
+    return _blocks_without_root(path, None)
+
+
+def _blocks_without_root(
+    path: Path, on_digest: Callable[[str], None] | None
+) -> Iterator[list[ManifestEntry]]:
     checker = BlockChecker(str(path))
     file_hash = hashlib.sha256() if on_digest is not None else None
     with open_input(path, kind="manifest file") as handle:
@@ -565,9 +583,10 @@ def _iter_without_root(
             for data in _read_blocks(handle, file_hash):
                 entries = checker.block(data)
                 if entries is None:
-                    yield from checker.lines(data)
+                    for entry in checker.lines(data):
+                        yield [entry]
                 else:
-                    yield from entries
+                    yield entries
         except OSError as exc:
             raise LocalIOError(f"{path}: cannot read: {exc.strerror}") from None
     if on_digest is not None and file_hash is not None:
