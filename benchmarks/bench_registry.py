@@ -338,6 +338,7 @@ def bench_http(work: Path, signed: Path, manifest: Path, sample: list[str], seco
         assert process.stdout is not None
         line = process.stdout.readline()
         url = line.split("serving ", 1)[1].split(" ", 1)[0]
+        _wait_idle(process.pid)  # the digest index is built in the background at start
         quoted = ",".join(f'"{d}"' for d in sample[:5000])
         single = wrk(url, WRK_SINGLE % quoted, seconds, work, "single-digest POST /v1/lookup")
         print(
@@ -355,6 +356,7 @@ def bench_http(work: Path, signed: Path, manifest: Path, sample: list[str], seco
         )
         try:
             _wait_for_port(plain_port, plain)
+            _wait_idle(plain.pid)
             routed = wrk(
                 f"http://127.0.0.1:{plain_port}",
                 WRK_SINGLE % quoted,
@@ -413,6 +415,27 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float =
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the peer app did not start on port {port}") from None
             time.sleep(0.1)
+
+
+def _wait_idle(pid: int, timeout: float = 120) -> None:
+    """Wait until process ``pid`` stops using CPU (it is done with what it does at start)."""
+    stat = Path(f"/proc/{pid}/stat")
+    if not stat.exists():
+        time.sleep(5)
+        return
+
+    def ticks() -> int:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime
+
+    deadline = time.monotonic() + timeout
+    last = ticks()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = ticks()
+        if now - last <= 2:  # at most 20 ms of CPU in half a second
+            return
+        last = now
 
 
 def _free_port() -> int:
