@@ -89,7 +89,7 @@ def _network_options(function: F) -> F:
     type=float,
     default=60.0,
     show_default=True,
-    help="Seconds a push may stall before it is abandoned (408).",
+    help="Seconds a push or a lookup's body may stall before it is abandoned (408).",
 )
 @click.option(
     "--cache", "cache_dir", type=PATH, help="Where stored fingerprint indexes are cached."
