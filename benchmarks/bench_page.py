@@ -2,17 +2,22 @@
 
 Generated files (default 256 MiB and 1 GiB) are chosen in the page as a creator would (Playwright
 driving Debian's Chromium, headless; the page served by the real registry app of the page
-tests on 127.0.0.1, with no cards). Each file gets its two digests in two workers at once:
+tests on 127.0.0.1, with no cards). The page's paths (provenance/registry/static/digest.js), with
+the limits it takes from navigator.deviceMemory (limits.js; Chromium reports 8 here, so 1 GiB for
+the file and 512 MiB for its normalized text):
 
-- sha256: WebCrypto up to 256 MiB (the whole file in memory), hash-wasm streamed above that;
-- norm-text-v1: streamed through the page's normalizer and hash-wasm, for text.
+- a file within both limits: both digests from one read in one worker (WebCrypto hashing the raw
+  bytes on its own thread while the worker normalizes them in place);
+- above: two workers, SHA-256 (WebCrypto up to its limit, hash-wasm streamed above) and
+  norm-text-v1 (in memory up to its limit, streamed through hash-wasm above).
 
 Two kinds of file: ``binary`` (random bytes: the text job stops at the first invalid UTF-8 byte,
-so the figure is SHA-256 alone) and ``text`` (ASCII prose: both jobs run over the whole file).
-Reported per file: the SHA-256 job's MiB/s, the norm-text job's MiB/s, and the page's MiB/s
-(size over the time from the file's row appearing to both digests done, as the creator waits;
-all three timed by the page itself), with Python's hashlib on the same file as the reference
-(SHA-NI here). ``wall_s`` in the JSON also counts Playwright handing the file to the page.
+so the figure is SHA-256 alone) and ``text`` (ASCII prose: both digests over the whole file).
+Reported per file: the SHA-256 digest's MiB/s, the norm-text digest's MiB/s, and the page's
+MiB/s (size over the time from the file's row appearing to both digests done, as the creator
+waits; all three timed by the page itself), with Python's hashlib on the same file as the
+reference (SHA-NI here), and the load average when the file was measured. ``wall_s`` in the JSON
+also counts Playwright handing the file to the page. One GOAL line per file and digest.
 
 Run:  python benchmarks/bench_page.py [--sizes 256 1024] [--kinds binary text] [--runs 3]
 Needs /usr/bin/chromium (apt-get install chromium) and the test extra (playwright).
@@ -116,7 +121,7 @@ def main() -> int:
     ):
         print(f"Chromium {b.version}; {args.runs} runs each, medians")
         header = f"{'file':<16} {'sha256 via':<10} {'sha256':>9} {'norm-text':>10} {'page':>9}"
-        print(f"{header} {'hashlib':>9}   (MiB/s)")
+        print(f"{header} {'hashlib':>9}   (MiB/s)  load average")
         for kind in args.kinds:
             for size in args.sizes:
                 path = Path(temp) / f"{kind}-{size}.bin"
@@ -129,6 +134,7 @@ def main() -> int:
                     "method": runs[0]["method"],
                     "text_digest": runs[0]["text"],
                     "hashlib_mib_s": reference,
+                    "load_average": os.getloadavg()[0],
                 }
                 for key in ("sha256_mib_s", "text_mib_s", "page_mib_s", "wall_s"):
                     row[key] = statistics.median(run[key] for run in runs)
@@ -137,17 +143,22 @@ def main() -> int:
                 print(
                     f"{kind + ' ' + str(size) + ' MiB':<16} {row['method']:<10}"
                     f" {row['sha256_mib_s']:>9.0f} {text} {row['page_mib_s']:>9.0f}"
-                    f" {reference:>9.0f}"
+                    f" {reference:>9.0f}            {row['load_average']:.2f}"
                 )
                 path.unlink()
+        cores = os.cpu_count()
         for row in results:
-            met = row["page_mib_s"] >= 300
-            print(
-                f"GOAL page hashing, {row['kind']} {row['size_mib']} MiB:"
-                f" {row['page_mib_s']:.0f} MiB/s (both digests; SHA-256 job"
-                f" {row['sha256_mib_s']:.0f}) (goal >= 300 MiB/s): {'met' if met else 'missed'}"
-                f" [load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores]"
-            )
+            case = f"{row['kind']} {row['size_mib']} MiB"
+            goals = [("SHA-256 digest", row["sha256_mib_s"])]
+            if row["text_digest"]:
+                goals += [("norm-text-v1 digest", row["text_mib_s"])]
+            goals += [("page, both digests as the creator waits", row["page_mib_s"])]
+            for name, value in goals:
+                print(
+                    f"GOAL page hashing, {case}, {name}: {value:.0f} MiB/s (goal >= 300 MiB/s):"
+                    f" {'met' if value >= 300 else 'missed'}"
+                    f" [load average {row['load_average']:.2f} on {cores} cores]"
+                )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
