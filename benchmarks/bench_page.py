@@ -17,8 +17,8 @@ Reported per file: the SHA-256 digest's MiB/s, the norm-text digest's MiB/s, and
 MiB/s (size over the time from the file's row appearing to both digests done, as the creator
 waits; all three timed by the page itself), with Python's hashlib on the same file as the
 reference (SHA-NI here), the CPU time the browser's processes used per GiB (user + system, all
-cores: less sensitive to other programs' load than the speeds) and the load average when the
-file was measured. ``wall_s`` in the JSON
+cores: less sensitive to other programs' load than the speeds), their peak resident memory
+(sampled every 20 ms) and the load average when the file was measured. ``wall_s`` in the JSON
 also counts Playwright handing the file to the page. One GOAL line per file and digest.
 
 Run:  python benchmarks/bench_page.py [--sizes 256 1024] [--kinds binary text] [--runs 3]
@@ -34,6 +34,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 from tests.page_support import chromium, empty_registry  # noqa: E402
 
 MIB = 1 << 20
+KEYS = ("sha256_mib_s", "text_mib_s", "page_mib_s", "wall_s", "cpu_s_per_gib", "peak_rss_mib")
 SENTENCE = (
     "the quick brown fox jumps over a lazy dog while Holmes and Watson walk down Baker Street "
     "in the fog of a November evening, talking of the case of the red-headed league.\n"
@@ -79,28 +81,50 @@ def _hashlib_mib_s(path: Path) -> float:
     return path.stat().st_size / MIB / (time.perf_counter() - started)
 
 
-def _browser_cpu_s() -> float:
-    """CPU seconds (user + system) used so far by this process's descendants (the browser's
-    processes): a figure that load from other programs inflates far less than time does."""
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
+def _browser_processes() -> dict[int, list[str]]:
+    """The /proc/PID/stat fields (after the name) of this process's descendants: the browser's."""
+    stats: dict[int, list[str]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            stats[int(stat.parent.name)] = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue  # gone meanwhile
-        pid = int(stat.parent.name)
-        parents[pid] = int(fields[1])
-        times[pid] = (int(fields[11]) + int(fields[12])) / tick
-    total = 0.0
-    for pid, cpu in times.items():
-        ancestor = parents.get(pid, 0)
+    parents = {pid: int(fields[1]) for pid, fields in stats.items()}
+    mine = {}
+    for pid, fields in stats.items():
+        ancestor = parents[pid]
         while ancestor not in (0, 1, os.getpid()):
             ancestor = parents.get(ancestor, 0)
         if ancestor == os.getpid():
-            total += cpu
-    return total
+            mine[pid] = fields
+    return mine
+
+
+def _browser_cpu_s() -> float:
+    """CPU seconds (user + system) used so far by the browser's processes: a figure that load
+    from other programs inflates far less than time does."""
+    tick = os.sysconf("SC_CLK_TCK")
+    return sum((int(f[11]) + int(f[12])) / tick for f in _browser_processes().values())
+
+
+class _PeakMemory(threading.Thread):
+    """The largest total resident memory of the browser's processes, sampled every 20 ms."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak = 0
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        page = os.sysconf("SC_PAGE_SIZE")
+        while not self.stopping.wait(0.02):
+            rss = sum(int(f[21]) * page for f in _browser_processes().values())
+            self.peak = max(self.peak, rss)
+
+    def stop(self) -> int:
+        self.stopping.set()
+        self.join()
+        return self.peak
 
 
 def _measure(browser: Any, url: str, path: Path) -> dict[str, Any]:
@@ -110,6 +134,8 @@ def _measure(browser: Any, url: str, path: Path) -> dict[str, Any]:
         page.wait_for_selector("body[data-ready=true]", state="attached")
         started = time.perf_counter()
         cpu = _browser_cpu_s()
+        memory = _PeakMemory()
+        memory.start()
         page.set_input_files("#files", str(path))
         # The row leaves "hashing" once both digests are done.
         page.wait_for_selector(
@@ -117,6 +143,7 @@ def _measure(browser: Any, url: str, path: Path) -> dict[str, Any]:
         )
         wall = time.perf_counter() - started
         cpu = _browser_cpu_s() - cpu
+        peak = memory.stop()
         row = page.locator("[data-testid=result]")
         size_mib = path.stat().st_size / MIB
         hash_ms = float(row.get_attribute("data-hash-ms") or "nan")
@@ -130,6 +157,7 @@ def _measure(browser: Any, url: str, path: Path) -> dict[str, Any]:
             "page_mib_s": size_mib / (both_ms / 1000),
             "wall_s": wall,
             "cpu_s_per_gib": cpu / (path.stat().st_size / (1 << 30)),
+            "peak_rss_mib": peak / MIB,
         }
     finally:
         page.close()
@@ -150,7 +178,7 @@ def main() -> int:
     ):
         print(f"Chromium {b.version}; {args.runs} runs each, medians")
         header = f"{'file':<16} {'sha256 via':<10} {'sha256':>9} {'norm-text':>10} {'page':>9}"
-        print(f"{header} {'hashlib':>9}   (MiB/s)  browser CPU s/GiB  load average")
+        print(f"{header} {'hashlib':>9}   (MiB/s)  browser: CPU s/GiB, peak MiB  load average")
         for kind in args.kinds:
             for size in args.sizes:
                 path = Path(temp) / f"{kind}-{size}.bin"
@@ -165,7 +193,7 @@ def main() -> int:
                     "hashlib_mib_s": reference,
                     "load_average": os.getloadavg()[0],
                 }
-                for key in ("sha256_mib_s", "text_mib_s", "page_mib_s", "wall_s", "cpu_s_per_gib"):
+                for key in KEYS:
                     row[key] = statistics.median(run[key] for run in runs)
                 results.append(row)
                 text = f"{row['text_mib_s']:>10.0f}" if row["text_digest"] else f"{'(none)':>10}"
@@ -173,7 +201,7 @@ def main() -> int:
                     f"{kind + ' ' + str(size) + ' MiB':<16} {row['method']:<10}"
                     f" {row['sha256_mib_s']:>9.0f} {text} {row['page_mib_s']:>9.0f}"
                     f" {reference:>9.0f}           {row['cpu_s_per_gib']:>10.2f}"
-                    f"  {row['load_average']:>12.2f}"
+                    f" {row['peak_rss_mib']:>10.0f}  {row['load_average']:>12.2f}"
                 )
                 path.unlink()
         cores = os.cpu_count()

@@ -109,6 +109,13 @@ SETUP = """async () => {
       };
     },
     memoryLimits: (deviceMemory) => lm.memoryLimits(deviceMemory),
+    async textReasons(data, lengths, options) {
+      const out = [];
+      for (const bytes of pieces(data, lengths)) {
+        out.push((await dg.textDigestFile(new Blob([bytes]), options)).reason);
+      }
+      return JSON.stringify(out);
+    },
     async sha256s(data, lengths, options) {
       const out = [];
       for (const bytes of pieces(data, lengths)) {
@@ -494,3 +501,31 @@ def test_memory_refused_falls_back_to_streaming(page: Any, refused: str) -> None
     else:  # null when the whole text cannot be had (the page then runs the two jobs)
         assert all(got in (None, want) for got, want in zip(both, full, strict=True)), both
         assert None in both and any(got is not None for got in both)
+
+
+@pytest.mark.parametrize("path", ["in memory", "streamed"])
+def test_why_there_is_no_text_digest(page: Any, path: str) -> None:
+    """NUL is looked for by the normalizer as it goes (no pass of its own), with the answer of a
+    search of each piece before it is normalized: a NUL anywhere in the piece where the text
+    first fails wins over invalid UTF-8 there, not over a failure in an earlier piece."""
+    nul, invalid = "contains NUL", "invalid UTF-8"
+    words = b"Hello  world, " * 10
+    cases = [  # text, why with pieces of 4 bytes, why with pieces of 64
+        (b"a\xff\x00b", nul, nul),  # invalid then NUL, one piece
+        (b"\xff" + b"a" * 7 + b"\x00", invalid, nul),  # the NUL in a later piece of 4
+        (b"a\x00", nul, nul),  # shorter than 3 bytes: held back by the normalizer
+        (b"\xff\x00", nul, nul),
+        (b"abcd\x00", nul, nul),  # in a last piece of 1 byte
+        (b"ab  Cd\t\x00xyzw", nul, nul),
+        (words + b"ab\x00d" + words, nul, nul),  # in a 4-byte word of a long ASCII run
+        (words + "é\x00".encode() + words, nul, nul),
+        (b"abc\xc3", invalid, invalid),  # a code point cut by the end
+        ("ab\u0378".encode(), "unassigned code point U+0378", "unassigned code point U+0378"),
+        ("Straße  ok".encode() + words, None, None),
+    ]
+    inputs = [data for data, _, _ in cases]
+    limit = 1 << 20 if path == "in memory" else -1
+    for chunk, column in ((4, 1), (64, 2)):
+        options = {"chunkSize": chunk, "textWebCryptoMax": limit}
+        got = _browser(page, "textReasons", inputs, options)
+        assert got == [case[column] for case in cases], chunk

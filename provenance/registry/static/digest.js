@@ -291,9 +291,15 @@ async function textOfBytes(bytes, textWebCryptoMax, chunkSize, onProgress) {
 function checkText(pieces, normalizer, whole = false, onProgress = undefined) {
   const read = progress(onProgress);
   for (const bytes of pieces) {
-    // The same test as provenance.fingerprints: text is strict UTF-8 without NUL.
-    if (bytes.indexOf(0) !== -1) return "contains NUL";
-    if (!normalizer.update(bytes)) return normalizer.failure;
+    // The same test as provenance.fingerprints: text is strict UTF-8 without NUL; NUL first, as
+    // when each piece was searched for it before it was normalized. The normalizer notes NUL in
+    // what it looks at; it may stop before the end of a piece (invalid), or hold back the first 2
+    // bytes of a text unseen: then the piece is searched.
+    const ok = normalizer.update(bytes);
+    if (normalizer.sawNul || ((!ok || bytes.length < 3) && bytes.indexOf(0) !== -1)) {
+      return "contains NUL";
+    }
+    if (!ok) return normalizer.failure;
     read.add(bytes.length);
   }
   if (!whole) return null;

@@ -238,7 +238,8 @@ function decodeAt(bytes, i, n) {
 const EMPTY = new Uint8Array(0);
 
 let runEnd = 0; // where asciiRun stopped in the input, and in the output (module variables:
-let runOut = 0; // no object per call)
+let runOut = 0; // no object per call); and whether it met a NUL since process() cleared it
+let runNul = 0;
 
 /**
  * Step 5 and folding over the run of ASCII at input[i] (at least one byte), written to out[o]:
@@ -249,7 +250,8 @@ let runOut = 0; // no object per call)
  * This is where text spends its time, so it goes 4 bytes at a time (SWAR, with each byte known
  * to be below 0x80 no addition carries into the next byte): a word of ASCII without two
  * White_Space in a row (prose: words and single spaces) is folded and written in one store. A
- * word with a White_Space run, and the last bytes, go byte by byte.
+ * word with a White_Space run or a NUL, and the last bytes, go byte by byte. NUL is noted on
+ * the way (runNul), for the caller's "text has no NUL" test at no extra pass.
  */
 function asciiRun(input, inView, i, n, out, outView, o, prevWs) {
   while (i + 4 <= n) {
@@ -259,7 +261,8 @@ function asciiRun(input, inView, i, n, out, outView, o, prevWs) {
     const upper = ((w + 0x3f3f3f3f) | 0) & ~((w + 0x25252525) | 0) & 0x80808080;
     const zero20 = ~(((w ^ 0x20202020) + 0x7f7f7f7f) | 0) & 0x80808080;
     const ws = ((((w + 0x77777777) | 0) & ~((w + 0x72727272) | 0)) | zero20) & 0x80808080;
-    if ((ws & ((ws << 8) | (prevWs << 7))) === 0) {
+    const nul = ~((w + 0x7f7f7f7f) | 0) & 0x80808080;
+    if (((ws & ((ws << 8) | (prevWs << 7))) | nul) === 0) {
       // No White_Space after White_Space: each becomes U+0020, A-Z gains 0x20.
       const spaces = ((ws >>> 7) * 0xff) | 0;
       outView.setUint32(o, (w & ~spaces) | (ws >>> 2) | (upper >>> 2), true);
@@ -269,14 +272,17 @@ function asciiRun(input, inView, i, n, out, outView, o, prevWs) {
       continue;
     }
     for (const end = i + 4; i < end; i++) {
-      const ws1 = ASCII_WS[input[i]];
-      out[o] = ASCII_OUT[input[i]];
+      const c = input[i];
+      if (c === 0) runNul = 1;
+      const ws1 = ASCII_WS[c];
+      out[o] = ASCII_OUT[c];
       o += 1 - (ws1 & prevWs);
       prevWs = ws1;
     }
   }
   let c;
   while (i < n && (c = input[i]) < 0x80) {
+    if (c === 0) runNul = 1;
     const ws1 = ASCII_WS[c];
     out[o] = ASCII_OUT[c];
     o += 1 - (ws1 & prevWs);
@@ -309,6 +315,10 @@ export class NormTextV1 {
     this.outView = new DataView(this.out.buffer);
     this.prevWs = 1; // the output so far ends in White_Space, or is empty
     this.heldSpace = false; // a space (for a White_Space run) is owed before more output
+    // A NUL was among the bytes looked at so far (valid text here; digest.js refuses it). Bytes
+    // held back are looked at by the next call: the first 2 of a text, a cut code point, and a
+    // piece for the general path (never NUL: it has no ASCII); after a failure, those after it.
+    this.sawNul = false;
   }
 
   /** Feed the next bytes of the text. Returns false if no digest is defined. */
@@ -327,6 +337,7 @@ export class NormTextV1 {
   }
 
   fail(reason) {
+    if (runNul) this.sawNul = true;
     this.failure = reason;
     this.carry = EMPTY;
     return false;
@@ -342,6 +353,7 @@ export class NormTextV1 {
   }
 
   process(chunk, final) {
+    runNul = 0;
     let input = chunk;
     if (this.carry.length !== 0) {
       input = new Uint8Array(this.carry.length + chunk.length);
@@ -492,6 +504,7 @@ export class NormTextV1 {
     o -= held;
     this.heldSpace = held === 1 && !final;
     this.prevWs = prevWs;
+    if (runNul) this.sawNul = true;
     if (o !== 0) this.sink(out.subarray(0, o));
     return true;
   }
