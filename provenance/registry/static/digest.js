@@ -4,7 +4,8 @@
 //   above that (bounded memory), and whenever the memory cannot be had;
 // - text: the norm-text-v1 digest when the file is text as `provenance manifest build` means it
 //   (strict UTF-8 without NUL): the file is normalized as it is read, and the normalized text
-//   hashed with WebCrypto while it stays within `textWebCryptoMax` bytes, else through hash-wasm.
+//   hashed with WebCrypto while it stays within `textWebCryptoMax` bytes, else through hash-wasm;
+// - both from one read of a file within both limits (bothDigestsFile), which app.js tries first.
 // app.js sets both limits from the device's memory (limits.js). Nothing here sends anything
 // anywhere.
 
@@ -26,9 +27,9 @@ function hex(buffer) {
 }
 
 /**
- * The bytes of `file` in pieces of `size` bytes (the last shorter), each read with File.slice
- * while the one before it is being hashed: reading (in the browser's process) and hashing (here)
- * overlap, and at most two pieces are held.
+ * The bytes of `file` in pieces of `size` bytes (the last shorter), each read with File.slice,
+ * the next one asked for before the current one is handed out (the browser's process reads it
+ * meanwhile); at most two pieces are held.
  */
 async function* pieces(file, size) {
   const read = (offset) =>
