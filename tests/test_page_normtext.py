@@ -31,6 +31,7 @@ pytestmark = pytest.mark.timeout(600)
 SETUP = """async () => {
   const nt = await import(new URL("static/normtext.js", location.href));
   const dg = await import(new URL("static/digest.js", location.href));
+  const lm = await import(new URL("static/limits.js", location.href));
   const fromBase64 = (text) => {
     const raw = atob(text);
     const bytes = new Uint8Array(raw.length);
@@ -81,6 +82,37 @@ SETUP = """async () => {
       const out = [];
       for (const bytes of pieces(data, lengths)) {
         out.push((await dg.textDigestFile(new Blob([bytes]), options)).digest);
+      }
+      return JSON.stringify(out);
+    },
+    async both(data, lengths, options) {
+      const out = [];
+      for (const bytes of pieces(data, lengths)) {
+        const result = await dg.bothDigestsFile(new Blob([bytes]), options);
+        const { sha256, text } = result ?? {};
+        out.push(result === null ? null : [sha256.digest, sha256.method, text.digest]);
+      }
+      return JSON.stringify(out);
+    },
+    // Memory refused: reads of more than `largest` bytes, and (if asked) WebCrypto, fail as they
+    // do when an allocation fails.
+    refuseMemory(largest, webCrypto) {
+      const read = Blob.prototype.arrayBuffer;
+      const fail = () => Promise.reject(new RangeError("Array buffer allocation failed"));
+      Blob.prototype.arrayBuffer = function () {
+        return this.size > largest ? fail() : read.call(this);
+      };
+      if (webCrypto) crypto.subtle.digest = fail;
+      return () => {
+        Blob.prototype.arrayBuffer = read;
+        delete crypto.subtle.digest;
+      };
+    },
+    memoryLimits: (deviceMemory) => lm.memoryLimits(deviceMemory),
+    async textReasons(data, lengths, options) {
+      const out = [];
+      for (const bytes of pieces(data, lengths)) {
+        out.push((await dg.textDigestFile(new Blob([bytes]), options)).reason);
       }
       return JSON.stringify(out);
     },
@@ -271,11 +303,11 @@ def test_fuzzed_strings_digests(page: Any) -> None:
     inputs = [b"", b"\xef\xbb\xbf", b"a\x00b", b"  \t\r\n  "] + _fuzz(3_000, seed=2)
     expected = [None if b"\0" in data else norm_text_sha256(data) for data in inputs]
     _assert_same(inputs, _browser(page, "textDigests", inputs, {}), expected)
-    # The normalized text hashed by hash-wasm from its 17th byte on (WebCrypto below that).
-    spill = {"webCryptoMax": 16}
+    # Streamed (above 16 bytes), the normalized text hashed by hash-wasm from its 17th byte on.
+    spill = {"textWebCryptoMax": 16}
     _assert_same(inputs, _browser(page, "textDigests", inputs, spill), expected)
     # Chunks of 5 bytes: each is a separate read of the Blob, so fewer inputs.
-    small = {"chunkSize": 5, "webCryptoMax": 16}
+    small = {"chunkSize": 5, "textWebCryptoMax": 16}
     _assert_same(inputs[:400], _browser(page, "textDigests", inputs[:400], small), expected[:400])
 
 
@@ -356,3 +388,144 @@ def test_without_webcrypto_everything_goes_through_hash_wasm(page: Any) -> None:
     assert digests == [[hashlib.sha256(data).hexdigest(), "hash-wasm"] for data in inputs]
     assert texts == [norm_text_sha256(data) for data in inputs[:2]]
     assert page.evaluate("() => typeof crypto.subtle.digest") == "function"
+
+
+# -------------------------------------------------------------------------------------------
+# The in-memory paths (limits.js, digest.js): their thresholds, and falling back to streaming
+
+MIB = 1 << 20
+
+
+def test_memory_limits_follow_the_device_memory(page: Any) -> None:
+    """1/8 of the device's memory for the file, 1/16 for its normalized text, never below the
+    256 MiB the page always allowed (also when the browser does not say)."""
+    limits = {
+        str(memory): page.evaluate("(m) => window.__page.memoryLimits(m)", memory)
+        for memory in (None, 0, 0.25, 2, 4, 8)
+    }
+    floor = {"webCryptoMax": 256 * MIB, "textWebCryptoMax": 256 * MIB}
+    assert limits["None"] == limits["0"] == limits["0.25"] == limits["2"] == floor
+    assert limits["4"] == {"webCryptoMax": 512 * MIB, "textWebCryptoMax": 256 * MIB}
+    assert limits["8"] == {"webCryptoMax": 1024 * MIB, "textWebCryptoMax": 512 * MIB}
+    # What the page uses here: Chromium reports 8 (the most it reports) on this 8+ GiB machine.
+    assert page.evaluate("() => navigator.deviceMemory") >= 2
+
+
+def _texts_across_chunks(chunk: int) -> list[bytes]:
+    """Texts with multi-byte characters, combining sequences, White_Space runs and a BOM cut by
+    the chunk boundaries, and text that NFKC lengthens (more output than input)."""
+    rng = random.Random(5)
+    parts = ["é", "e\u0301", "\uac00", "\u1100\u1161\u11a8", "𝔘", "ß", "İ", "  \t\n ", "A", "z"]
+    out = [b"", b"\xef\xbb\xbf" + b"x" * (chunk - 1) + "é".encode()]
+    for _ in range(60):
+        text = "".join(rng.choice(parts) for _ in range(rng.randrange(1, 4 * chunk)))
+        out.append(text.encode())
+    # U+FDFA is 3 bytes, its NFKC 33: the normalized text overtakes the bytes it is written over.
+    out.append(("ab " + "\ufdfa" * 50 + " cd").encode())
+    out.append(b"a" * (chunk + 2) + "\ufdfa".encode() * 40)
+    out += [b"text\x00nul", b"\xff" + b"a" * (3 * chunk), b"a" * (2 * chunk) + b"\x00", b"\x80"]
+    return out
+
+
+@pytest.mark.parametrize("chunk", [5, 7, 64])
+def test_both_digests_from_one_read_equal_python(page: Any, chunk: int) -> None:
+    inputs = _texts_across_chunks(chunk) + _fuzz(300, seed=chunk)
+    expected = [
+        [
+            hashlib.sha256(data).hexdigest(),
+            "webcrypto",
+            None if b"\0" in data else norm_text_sha256(data),
+        ]
+        for data in inputs
+    ]
+    options = {"chunkSize": chunk, "webCryptoMax": 1 << 20, "textWebCryptoMax": 1 << 20}
+    _assert_same(inputs, _browser(page, "both", inputs, options), expected)
+    texts = _browser(page, "textDigests", inputs, options)
+    _assert_same(inputs, texts, [text for _, _, text in expected])
+
+
+def test_both_digests_thresholds(page: Any) -> None:
+    """A file of at most both limits takes the one-read path, one byte more does not (null: the
+    page then runs the two jobs); each job's own limit is checked the same way."""
+    limit = 1000
+    inputs = [(b"Ab \t\ncd  " * 200)[:size] for size in (limit - 1, limit, limit + 1)]
+    both = _browser(
+        page, "both", inputs, {"webCryptoMax": limit, "textWebCryptoMax": limit, "chunkSize": 64}
+    )
+    assert [result is None for result in both] == [False, False, True]
+    for data, result in zip(inputs[:2], both[:2], strict=True):
+        assert result == [hashlib.sha256(data).hexdigest(), "webcrypto", norm_text_sha256(data)]
+    for lower in (
+        {"webCryptoMax": limit - 1},
+        {"textWebCryptoMax": limit - 1},
+    ):  # the lower decides
+        options = {"webCryptoMax": limit, "textWebCryptoMax": limit, **lower}
+        assert _browser(page, "both", inputs[1:2], options) == [None]
+    sha = _browser(page, "sha256s", inputs, {"webCryptoMax": limit})
+    assert [method for _, method in sha] == ["webcrypto", "webcrypto", "hash-wasm"]
+    assert [digest for digest, _ in sha] == [hashlib.sha256(data).hexdigest() for data in inputs]
+    for text_limit in (limit - 1, limit, limit + 1):  # streamed or in memory: the same digests
+        options = {"textWebCryptoMax": text_limit, "chunkSize": 64}
+        texts = _browser(page, "textDigests", inputs, options)
+        assert texts == [norm_text_sha256(data) for data in inputs]
+
+
+@pytest.mark.parametrize("refused", ["reads", "webcrypto"])
+def test_memory_refused_falls_back_to_streaming(page: Any, refused: str) -> None:
+    """When a whole-file read or WebCrypto's copy fails for want of memory, the digests are
+    streamed through hash-wasm instead: the same digests, never an error."""
+    inputs = [b"", b"Stra\xc3\x9fe  ", random.Random(8).randbytes(5000)] + _texts_across_chunks(64)
+    inputs = [data * (1 + 300 // max(len(data), 1)) for data in inputs]  # most above 64 bytes
+    expected_sha = [hashlib.sha256(data).hexdigest() for data in inputs]
+    expected_text = [None if b"\0" in data else norm_text_sha256(data) for data in inputs]
+    options = {"chunkSize": 64, "webCryptoMax": 1 << 20, "textWebCryptoMax": 1 << 20}
+    largest, web_crypto = (64, False) if refused == "reads" else (1 << 30, True)
+    page.evaluate(
+        "([largest, w]) => { window.__restore = window.__page.refuseMemory(largest, w); }",
+        [largest, web_crypto],
+    )
+    try:
+        sha = _browser(page, "sha256s", inputs, options)
+        texts = _browser(page, "textDigests", inputs, options)
+        both = _browser(page, "both", inputs, options)
+    finally:
+        page.evaluate("() => window.__restore()")
+    methods = ["webcrypto" if len(data) <= largest else "hash-wasm" for data in inputs]
+    if web_crypto:
+        methods = ["hash-wasm"] * len(inputs)
+    assert sha == [list(pair) for pair in zip(expected_sha, methods, strict=True)]
+    assert texts == expected_text
+    full = [[d, m, t] for d, m, t in zip(expected_sha, methods, expected_text, strict=True)]
+    if web_crypto:  # the whole file was had, WebCrypto failed: the raw digest streamed again
+        assert both == full
+    else:  # null when the whole text cannot be had (the page then runs the two jobs)
+        assert all(got in (None, want) for got, want in zip(both, full, strict=True)), both
+        assert None in both and any(got is not None for got in both)
+
+
+@pytest.mark.parametrize("path", ["in memory", "streamed"])
+def test_why_there_is_no_text_digest(page: Any, path: str) -> None:
+    """NUL is looked for by the normalizer as it goes (no pass of its own), with the answer of a
+    search of each piece before it is normalized: a NUL anywhere in the piece where the text
+    first fails wins over invalid UTF-8 there, not over a failure in an earlier piece."""
+    nul, invalid = "contains NUL", "invalid UTF-8"
+    words = b"Hello  world, " * 10
+    cases = [  # text, why with pieces of 4 bytes, why with pieces of 64
+        (b"a\xff\x00b", nul, nul),  # invalid then NUL, one piece
+        (b"\xff" + b"a" * 7 + b"\x00", invalid, nul),  # the NUL in a later piece of 4
+        (b"a\x00", nul, nul),  # shorter than 3 bytes: held back by the normalizer
+        (b"\xff\x00", nul, nul),
+        (b"abcd\x00", nul, nul),  # in a last piece of 1 byte
+        (b"ab  Cd\t\x00xyzw", nul, nul),
+        (words + b"ab\x00d" + words, nul, nul),  # in a 4-byte word of a long ASCII run
+        (words + "é\x00".encode() + words, nul, nul),
+        (b"abc\xc3", invalid, invalid),  # a code point cut by the end
+        ("ab\u0378".encode(), "unassigned code point U+0378", "unassigned code point U+0378"),
+        ("Straße  ok".encode() + words, None, None),
+    ]
+    inputs = [data for data, _, _ in cases]
+    limit = 1 << 20 if path == "in memory" else -1
+    for chunk, column in ((4, 1), (64, 2)):
+        options = {"chunkSize": chunk, "textWebCryptoMax": limit}
+        got = _browser(page, "textReasons", inputs, options)
+        assert got == [case[column] for case in cases], chunk

@@ -27,8 +27,11 @@ const STATUS_TEXT = {
 const base = new URL(".", document.baseURI);
 const $ = (id) => document.getElementById(id);
 
+import { memoryLimits } from "./limits.js";
+
 // ---------------------------------------------------------------------------------------------
-// Workers: one computes SHA-256, the other the norm-text-v1 digest, so both run at once.
+// Workers: one computes SHA-256, the other the norm-text-v1 digest, so both run at once; a file
+// that fits in memory gets both from the second alone (see bothDigestsFile in digest.js).
 
 class WorkerQueue {
   constructor() {
@@ -81,10 +84,21 @@ function getWorkers() {
   return workers;
 }
 
-// Test hooks (query string): ?webcrypto-max=N&chunk=N change the hashing thresholds.
+// How much of a file may be hashed in memory (the fast path) depends on the device's memory
+// (memoryLimits in digest.js). Test hooks (query string): ?device-memory=GiB stands for
+// navigator.deviceMemory; ?webcrypto-max=N (both limits), ?text-webcrypto-max=N and ?chunk=N
+// set the thresholds themselves.
 const params = new URLSearchParams(location.search);
-const hashOptions = {};
-if (params.has("webcrypto-max")) hashOptions.webCryptoMax = Number(params.get("webcrypto-max"));
+const deviceMemory = params.has("device-memory")
+  ? Number(params.get("device-memory"))
+  : navigator.deviceMemory;
+const hashOptions = memoryLimits(deviceMemory);
+if (params.has("webcrypto-max")) {
+  hashOptions.webCryptoMax = hashOptions.textWebCryptoMax = Number(params.get("webcrypto-max"));
+}
+if (params.has("text-webcrypto-max")) {
+  hashOptions.textWebCryptoMax = Number(params.get("text-webcrypto-max"));
+}
 if (params.has("chunk")) hashOptions.chunkSize = Number(params.get("chunk"));
 
 // ---------------------------------------------------------------------------------------------
@@ -269,12 +283,20 @@ class Row {
     const size = Math.max(this.file.size, 1);
     const update = () =>
       (this.progress.value = Math.min(1, (done.sha256 + done.text) / (2 * size)));
-    const job = (name) =>
-      getWorkers()
-        [name].run(name, this.file, hashOptions, (bytes) => ((done[name] = bytes), update()))
-        .then((result) => ((done[name] = size), update(), result)); // a job may stop early
+    const job = (name, onProgress) =>
+      getWorkers()[name === "both" ? "text" : name].run(name, this.file, hashOptions, onProgress);
     const started = performance.now();
-    const [hash, normalized] = await Promise.all([job("sha256"), job("text")]);
+    // A file that fits in memory: both digests from one read, in one worker (bothDigestsFile).
+    let both = await job("both", (bytes) => ((done.sha256 = done.text = bytes), update()));
+    if (both === null) {
+      const one = (name) =>
+        job(name, (bytes) => ((done[name] = bytes), update())).then(
+          (result) => ((done[name] = size), update(), result), // a job may stop early
+        );
+      const [sha256, text] = await Promise.all([one("sha256"), one("text")]);
+      both = { sha256, text };
+    }
+    const { sha256: hash, text: normalized } = both;
     this.sha256 = hash.digest;
     this.text = normalized;
     // Timings (milliseconds) for benchmarks/bench_page.py: each job, and both as the creator waits.

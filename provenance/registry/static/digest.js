@@ -1,16 +1,20 @@
 // The digests the page computes for a file, in the browser (run in workers by app.js):
-// - sha256: WebCrypto over the whole file up to WEBCRYPTO_MAX bytes (the fastest here, but
-//   WebCrypto has no incremental API, so the file is held in memory), streamed through
-//   hash-wasm above that (bounded memory);
+// - sha256: WebCrypto over the whole file read into memory while it is at most `webCryptoMax`
+//   bytes (the fastest here, but WebCrypto has no incremental API), streamed through hash-wasm
+//   above that (bounded memory), and whenever the memory cannot be had;
 // - text: the norm-text-v1 digest when the file is text as `provenance manifest build` means it
 //   (strict UTF-8 without NUL): the file is normalized as it is read, and the normalized text
-//   hashed with WebCrypto while it stays within WEBCRYPTO_MAX bytes, else through hash-wasm.
-// Nothing here sends anything anywhere.
+//   hashed with WebCrypto while it stays within `textWebCryptoMax` bytes, else through hash-wasm;
+// - both from one read of a file within both limits (bothDigestsFile), which app.js tries first.
+// app.js sets both limits from the device's memory (limits.js). Nothing here sends anything
+// anywhere.
 
 import "./vendor/hash-wasm/sha256.umd.min.js";
+import { WEBCRYPTO_MAX } from "./limits.js";
 import { NormTextV1 } from "./normtext.js";
 
-export const WEBCRYPTO_MAX = 256 * 1024 * 1024;
+export { WEBCRYPTO_MAX };
+
 export const CHUNK_SIZE = 8 * 1024 * 1024;
 const PROGRESS_STEP = 4 * 1024 * 1024;
 
@@ -23,21 +27,22 @@ function hex(buffer) {
 }
 
 /**
- * The bytes of `file` as its stream gives them (the fastest way to read a File here), cut into
- * pieces of at most `size` bytes (views, not copies).
+ * The bytes of `file` in pieces of `size` bytes (the last shorter), each read with File.slice,
+ * the next one asked for before the current one is handed out (the browser's process reads it
+ * meanwhile); at most two pieces are held.
  */
 async function* pieces(file, size) {
-  const reader = file.stream().getReader();
+  const read = (offset) =>
+    offset < file.size ? file.slice(offset, offset + size).arrayBuffer() : null;
+  let next = read(0);
   try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      for (let offset = 0; offset < value.length; offset += size) {
-        yield value.subarray(offset, offset + size);
-      }
+    for (let offset = 0; next !== null; offset += size) {
+      const current = await next;
+      next = read(offset + size);
+      yield new Uint8Array(current);
     }
   } finally {
-    reader.cancel().catch(() => {}); // stop reading when the caller stops early
+    next?.catch(() => {}); // the caller stopped early: nobody waits for this read
   }
 }
 
@@ -59,6 +64,15 @@ function progress(onProgress) {
   };
 }
 
+/** The whole of `file`, or null when it cannot be had in memory (a RangeError, a failed read). */
+async function wholeFile(file) {
+  try {
+    return await file.arrayBuffer();
+  } catch {
+    return null; // a read that fails for another reason fails again, and is reported, streamed
+  }
+}
+
 /**
  * SHA-256 of a File or Blob. Returns {digest, method, ms}: the lowercase hex digest, "webcrypto"
  * or "hash-wasm", and the time taken.
@@ -69,9 +83,19 @@ export async function sha256File(
 ) {
   const started = performance.now();
   if (file.size <= webCryptoMax && hasWebCrypto()) {
-    const digest = hex(await crypto.subtle.digest("SHA-256", await file.arrayBuffer()));
-    onProgress?.(file.size);
-    return { digest, method: "webcrypto", ms: performance.now() - started };
+    const whole = await wholeFile(file);
+    let digest = null;
+    if (whole !== null) {
+      try {
+        digest = hex(await crypto.subtle.digest("SHA-256", whole));
+      } catch {
+        // no memory for WebCrypto's copy: streamed below
+      }
+    }
+    if (digest !== null) {
+      onProgress?.(file.size);
+      return { digest, method: "webcrypto", ms: performance.now() - started };
+    }
   }
   const hasher = await globalThis.hashwasm.createSHA256();
   hasher.init();
@@ -86,41 +110,67 @@ export async function sha256File(
 
 /**
  * SHA-256 of bytes given in pieces: kept in memory for WebCrypto while they total at most
- * `limit` bytes, streamed through hash-wasm from then on (WebCrypto is the faster, but has no
+ * `limit` bytes (in a buffer of `expected` bytes at first, grown when needed), streamed through
+ * hash-wasm from then on, or as soon as memory is refused (WebCrypto is the faster, but has no
  * incremental API). A piece may be reused by the caller after `update` returns.
  */
 class Sha256Sink {
-  constructor(limit, wasm) {
+  constructor(limit, wasm, expected) {
     this.limit = limit;
     this.wasm = wasm; // a hash-wasm SHA-256, initialized: used once the limit is passed
-    this.buffer = new Uint8Array(Math.max(0, Math.min(limit, 1 << 20)));
+    this.expected = Math.min(limit, Math.max(expected, 0));
+    this.buffer = null; // allocated by the first update: none for a file that is not text
     this.size = 0;
     this.hasher = limit < 0 ? wasm : null; // a negative limit: hash-wasm from the start
   }
 
+  /** A buffer of `size` bytes, or null (and hash-wasm from now on) when there is no memory. */
+  allocate(size) {
+    try {
+      return new Uint8Array(size);
+    } catch {
+      this.spill();
+      return null;
+    }
+  }
+
+  /** Hash what is held with hash-wasm, and everything after it. */
+  spill() {
+    if (this.hasher !== null) return;
+    this.hasher = this.wasm;
+    if (this.buffer !== null) this.hasher.update(this.buffer.subarray(0, this.size));
+    this.buffer = null;
+  }
+
   update(piece) {
-    if (this.hasher === null && this.size + piece.length <= this.limit) {
-      if (this.size + piece.length > this.buffer.length) {
-        const wanted = Math.max(this.size + piece.length, 2 * this.buffer.length);
-        const grown = new Uint8Array(Math.min(this.limit, wanted));
+    if (this.hasher === null && this.size + piece.length > this.limit) this.spill();
+    if (this.hasher === null && this.buffer === null) this.buffer = this.allocate(this.expected);
+    if (this.hasher === null && this.size + piece.length > this.buffer.length) {
+      const wanted = Math.max(this.size + piece.length, 2 * this.buffer.length);
+      const grown = this.allocate(Math.min(this.limit, wanted));
+      if (grown !== null) {
         grown.set(this.buffer.subarray(0, this.size));
         this.buffer = grown;
       }
-      this.buffer.set(piece, this.size);
-      this.size += piece.length;
+    }
+    if (this.hasher !== null) {
+      this.hasher.update(piece);
       return;
     }
-    if (this.hasher === null) {
-      this.hasher = this.wasm;
-      this.hasher.update(this.buffer.subarray(0, this.size));
-      this.buffer = null;
-    }
-    this.hasher.update(piece);
+    this.buffer.set(piece, this.size);
+    this.size += piece.length;
   }
 
   async digest() {
-    if (this.hasher !== null) return this.hasher.digest("hex");
-    return hex(await crypto.subtle.digest("SHA-256", this.buffer.subarray(0, this.size)));
+    if (this.hasher === null && this.buffer === null) this.buffer = new Uint8Array(0);
+    if (this.hasher === null) {
+      try {
+        return hex(await crypto.subtle.digest("SHA-256", this.buffer.subarray(0, this.size)));
+      } catch {
+        this.spill(); // no memory for WebCrypto's copy
+      }
+    }
+    return this.hasher.digest("hex");
   }
 }
 
@@ -128,25 +178,181 @@ class Sha256Sink {
  * The norm-text-v1 digest of a File or Blob. Returns {digest, reason, ms}: the lowercase hex
  * digest, or null and why there is none ("not UTF-8", "contains NUL", "unassigned code point
  * U+XXXX").
+ *
+ * A file of at most `textWebCryptoMax` bytes is read whole (after its first piece: a file that is
+ * not text is not read further) and normalized into its own buffer; larger files, and a file
+ * whose whole cannot be had, are streamed.
  */
 export async function textDigestFile(
   file,
-  { webCryptoMax = WEBCRYPTO_MAX, chunkSize = CHUNK_SIZE, onProgress } = {},
+  { textWebCryptoMax = WEBCRYPTO_MAX, chunkSize = CHUNK_SIZE, onProgress } = {},
 ) {
   const started = performance.now();
+  const result = (digest, reason) => ({ digest, reason, ms: performance.now() - started });
+  const inMemory = hasWebCrypto() && file.size <= textWebCryptoMax;
+  const notText = inMemory ? await firstPieceNotText(file, chunkSize) : null;
+  if (notText !== null) return result(null, notText);
+  const whole = inMemory ? await wholeFile(file) : null;
+  if (whole !== null) {
+    const text = await textOfBytes(new Uint8Array(whole), textWebCryptoMax, chunkSize, onProgress);
+    return result(text.digest, text.reason);
+  }
   const wasm = await globalThis.hashwasm.createSHA256(); // made here: the sink is synchronous
   wasm.init();
-  const sink = new Sha256Sink(hasWebCrypto() ? webCryptoMax : -1, wasm);
+  // Room for a text as long as the file at first: White_Space runs shrink it, little grows it.
+  const sink = new Sha256Sink(hasWebCrypto() ? textWebCryptoMax : -1, wasm, file.size);
   const normalizer = new NormTextV1((bytes) => sink.update(bytes));
-  const none = (reason) => ({ digest: null, reason, ms: performance.now() - started });
   const read = progress(onProgress);
   for await (const bytes of pieces(file, chunkSize)) {
-    // The same test as provenance.fingerprints: text is strict UTF-8 without NUL.
-    if (bytes.indexOf(0) !== -1) return none("contains NUL");
-    if (!normalizer.update(bytes)) return none(normalizer.failure);
+    const reason = checkText([bytes], normalizer);
+    if (reason !== null) return result(null, reason);
     read.add(bytes.length);
   }
   read.end();
-  if (!normalizer.finish()) return none(normalizer.failure);
-  return { digest: await sink.digest(), reason: null, ms: performance.now() - started };
+  if (!normalizer.finish()) return result(null, normalizer.failure);
+  return result(await sink.digest(), null);
+}
+
+/**
+ * Both digests of a file small enough for the in-memory paths of both (at most `webCryptoMax`
+ * and `textWebCryptoMax` bytes), from one read: the raw bytes go to WebCrypto, which hashes them
+ * on a thread of its own while this one normalizes them (in the same buffer: WebCrypto copies
+ * its input before digest() returns, WebCrypto's "get a copy of the bytes"). On 2 cores this
+ * beats two workers that each read the file. Returns {sha256, text} (as sha256File and
+ * textDigestFile), or null for a file this path does not take (too large, no WebCrypto, no
+ * memory for it): then run sha256File and textDigestFile.
+ */
+export async function bothDigestsFile(
+  file,
+  {
+    webCryptoMax = WEBCRYPTO_MAX,
+    textWebCryptoMax = WEBCRYPTO_MAX,
+    chunkSize = CHUNK_SIZE,
+    onProgress,
+  } = {},
+) {
+  const started = performance.now();
+  if (!hasWebCrypto() || file.size > Math.min(webCryptoMax, textWebCryptoMax)) return null;
+  const notText = await firstPieceNotText(file, chunkSize);
+  if (notText !== null) {
+    const sha256 = await sha256File(file, { webCryptoMax, chunkSize, onProgress });
+    return { sha256, text: { digest: null, reason: notText, ms: performance.now() - started } };
+  }
+  const whole = await wholeFile(file);
+  if (whole === null) return null;
+  let raw;
+  try {
+    raw = crypto.subtle.digest("SHA-256", whole);
+  } catch {
+    return null; // a synchronous failure to copy: the file is read again by the other path
+  }
+  let rawMs = 0;
+  raw.then(
+    () => (rawMs = performance.now() - started),
+    () => {}, // awaited below, after the normalization
+  );
+  const text = await textOfBytes(new Uint8Array(whole), textWebCryptoMax, chunkSize, onProgress);
+  const textMs = performance.now() - started;
+  let sha256;
+  try {
+    const digest = hex(await raw);
+    sha256 = { digest, method: "webcrypto", ms: rawMs || performance.now() - started };
+  } catch {
+    // No memory for WebCrypto's copy: the buffer now holds the normalized text, so read again.
+    sha256 = await sha256File(file, { webCryptoMax: -1, chunkSize });
+  }
+  return { sha256, text: { ...text, ms: textMs } };
+}
+
+/** Why the first piece of `file` shows it is not text (as checkText says), or null. */
+async function firstPieceNotText(file, chunkSize) {
+  if (file.size <= chunkSize) return null; // read whole anyway: checked then
+  const first = new Uint8Array(await file.slice(0, chunkSize).arrayBuffer());
+  return checkText([first], new NormTextV1(() => {}));
+}
+
+/**
+ * The norm-text-v1 digest of `bytes`, normalized into themselves and hashed with WebCrypto (or
+ * what InPlaceSink falls back to). Returns {digest, reason} as textDigestFile does.
+ */
+async function textOfBytes(bytes, textWebCryptoMax, chunkSize, onProgress) {
+  const wasm = await globalThis.hashwasm.createSHA256(); // made here: the sinks are synchronous
+  wasm.init();
+  const sink = new InPlaceSink(bytes, new Sha256Sink(textWebCryptoMax, wasm, bytes.length));
+  const normalizer = new NormTextV1((piece) => sink.update(piece));
+  const reason = checkText(chunks(bytes, chunkSize, sink), normalizer, true, onProgress);
+  if (reason !== null) return { digest: null, reason };
+  return { digest: await sink.digest(), reason: null };
+}
+
+/**
+ * Feed `pieces` to `normalizer`, and finish it if `whole` (they are the whole text). Returns
+ * null, or why there is no digest.
+ */
+function checkText(pieces, normalizer, whole = false, onProgress = undefined) {
+  const read = progress(onProgress);
+  for (const bytes of pieces) {
+    // The same test as provenance.fingerprints: text is strict UTF-8 without NUL; NUL first, as
+    // when each piece was searched for it before it was normalized. The normalizer notes NUL in
+    // what it looks at; it may stop before the end of a piece (invalid), or hold back the first 2
+    // bytes of a text unseen: then the piece is searched.
+    const ok = normalizer.update(bytes);
+    if (normalizer.sawNul || ((!ok || bytes.length < 3) && bytes.indexOf(0) !== -1)) {
+      return "contains NUL";
+    }
+    if (!ok) return normalizer.failure;
+    read.add(bytes.length);
+  }
+  if (!whole) return null;
+  read.end();
+  return normalizer.finish() ? null : normalizer.failure;
+}
+
+/** `bytes` in pieces of `size`, telling `sink` how far the normalizer has read before each. */
+function* chunks(bytes, size, sink) {
+  for (let offset = 0; offset < bytes.length; offset += size) {
+    const chunk = bytes.subarray(offset, offset + size);
+    sink.readTo = offset + chunk.length;
+    yield chunk;
+  }
+}
+
+/**
+ * The normalized text written back into the buffer it is read from, behind the normalizer (the
+ * normalizer has consumed a piece before it outputs anything for it), while it stays behind it;
+ * moved to `fallback` (a Sha256Sink) when it would overtake it (NFKC lengthens some text).
+ */
+class InPlaceSink {
+  constructor(bytes, fallback) {
+    this.bytes = bytes;
+    this.fallback = fallback;
+    this.size = 0;
+    this.readTo = 0; // set by chunks(): the input is consumed up to here
+    this.spilled = false;
+  }
+
+  update(piece) {
+    if (!this.spilled && this.size + piece.length <= this.readTo) {
+      this.bytes.set(piece, this.size);
+      this.size += piece.length;
+      return;
+    }
+    if (!this.spilled) {
+      this.spilled = true;
+      this.fallback.update(this.bytes.subarray(0, this.size));
+    }
+    this.fallback.update(piece);
+  }
+
+  async digest() {
+    if (this.spilled) return this.fallback.digest();
+    try {
+      return hex(await crypto.subtle.digest("SHA-256", this.bytes.subarray(0, this.size)));
+    } catch {
+      // no memory for WebCrypto's copy
+      this.fallback.spill();
+      this.fallback.update(this.bytes.subarray(0, this.size));
+      return this.fallback.digest();
+    }
+  }
 }

@@ -237,6 +237,62 @@ function decodeAt(bytes, i, n) {
 
 const EMPTY = new Uint8Array(0);
 
+let runEnd = 0; // where asciiRun stopped in the input, and in the output (module variables:
+let runOut = 0; // no object per call); and whether it met a NUL since process() cleared it
+let runNul = 0;
+
+/**
+ * Step 5 and folding over the run of ASCII at input[i] (at least one byte), written to out[o]:
+ * White_Space after White_Space (`prevWs` says whether what precedes the run ends in it) is
+ * dropped, the rest written as U+0020, A-Z lowered. `inView` and `outView` are DataViews of
+ * `input` and `out`; `out` has room for the run's output and 3 bytes more. Sets runEnd, runOut.
+ *
+ * This is where text spends its time, so it goes 4 bytes at a time (SWAR, with each byte known
+ * to be below 0x80 no addition carries into the next byte): a word of ASCII without two
+ * White_Space in a row (prose: words and single spaces) is folded and written in one store. A
+ * word with a White_Space run or a NUL, and the last bytes, go byte by byte. NUL is noted on
+ * the way (runNul), for the caller's "text has no NUL" test at no extra pass.
+ */
+function asciiRun(input, inView, i, n, out, outView, o, prevWs) {
+  while (i + 4 <= n) {
+    const w = inView.getUint32(i, true);
+    if ((w & 0x80808080) !== 0) break; // a byte above ASCII: its bytes before it go one by one
+    // Per byte, bit 7 of: b >= 0x41 and not b >= 0x5b (A-Z); b in 0x09..0x0d, or b == 0x20.
+    const upper = ((w + 0x3f3f3f3f) | 0) & ~((w + 0x25252525) | 0) & 0x80808080;
+    const zero20 = ~(((w ^ 0x20202020) + 0x7f7f7f7f) | 0) & 0x80808080;
+    const ws = ((((w + 0x77777777) | 0) & ~((w + 0x72727272) | 0)) | zero20) & 0x80808080;
+    const nul = ~((w + 0x7f7f7f7f) | 0) & 0x80808080;
+    if (((ws & ((ws << 8) | (prevWs << 7))) | nul) === 0) {
+      // No White_Space after White_Space: each becomes U+0020, A-Z gains 0x20.
+      const spaces = ((ws >>> 7) * 0xff) | 0;
+      outView.setUint32(o, (w & ~spaces) | (ws >>> 2) | (upper >>> 2), true);
+      o += 4;
+      i += 4;
+      prevWs = ws >>> 31;
+      continue;
+    }
+    for (const end = i + 4; i < end; i++) {
+      const c = input[i];
+      if (c === 0) runNul = 1;
+      const ws1 = ASCII_WS[c];
+      out[o] = ASCII_OUT[c];
+      o += 1 - (ws1 & prevWs);
+      prevWs = ws1;
+    }
+  }
+  let c;
+  while (i < n && (c = input[i]) < 0x80) {
+    if (c === 0) runNul = 1;
+    const ws1 = ASCII_WS[c];
+    out[o] = ASCII_OUT[c];
+    o += 1 - (ws1 & prevWs);
+    prevWs = ws1;
+    i++;
+  }
+  runEnd = i;
+  runOut = o;
+}
+
 /**
  * A streaming norm-text-v1 normalizer.
  *
@@ -256,8 +312,13 @@ export class NormTextV1 {
     this.started = false; // the leading U+FEFF was looked for
     this.carry = EMPTY; // bytes held back until the next piece is known to start after them
     this.out = new Uint8Array(256); // grows to the largest piece
+    this.outView = new DataView(this.out.buffer);
     this.prevWs = 1; // the output so far ends in White_Space, or is empty
     this.heldSpace = false; // a space (for a White_Space run) is owed before more output
+    // A NUL was among the bytes looked at so far (valid text here; digest.js refuses it). Bytes
+    // held back are looked at by the next call: the first 2 of a text, a cut code point, and a
+    // piece for the general path (never NUL: it has no ASCII); after a failure, those after it.
+    this.sawNul = false;
   }
 
   /** Feed the next bytes of the text. Returns false if no digest is defined. */
@@ -276,6 +337,7 @@ export class NormTextV1 {
   }
 
   fail(reason) {
+    if (runNul) this.sawNul = true;
     this.failure = reason;
     this.carry = EMPTY;
     return false;
@@ -286,10 +348,12 @@ export class NormTextV1 {
       const grown = new Uint8Array(Math.max(size, this.out.length * 2));
       grown.set(this.out);
       this.out = grown;
+      this.outView = new DataView(grown.buffer);
     }
   }
 
   process(chunk, final) {
+    runNul = 0;
     let input = chunk;
     if (this.carry.length !== 0) {
       input = new Uint8Array(this.carry.length + chunk.length);
@@ -307,8 +371,10 @@ export class NormTextV1 {
       this.started = true;
     }
     // Output never outgrows the input here (a White_Space run becomes at most one space), but for
-    // the space held back by the previous call; the general path makes room for itself.
-    this.ensure(n + 1);
+    // the space held back by the previous call and the 3 bytes past its end that a 4-byte store
+    // may reach; the general path makes room for itself.
+    this.ensure(n + 4);
+    const inView = new DataView(input.buffer, input.byteOffset, n);
     let out = this.out;
     let o = 0;
     // Step 5 as the output is written: a White_Space run is written as one U+0020 unless it
@@ -328,23 +394,19 @@ export class NormTextV1 {
     while (i < n) {
       let c = input[i];
       if (c < 0x80) {
-        // A run of ASCII, without a branch per byte on its content (the fastest form in V8):
-        // every byte is written, and the position moves on unless it is White_Space after
-        // White_Space. The state before the run's last byte is its safe point.
-        let before = o;
-        let beforeWs = prevWs;
-        do {
-          before = o;
-          beforeWs = prevWs;
-          const ws = ASCII_WS[c];
-          out[o] = ASCII_OUT[c];
-          o += 1 - (ws & prevWs);
-          prevWs = ws;
-          i++;
-        } while (i < n && (c = input[i]) < 0x80);
+        // The state before the run's last byte is its safe point: recomputed from the bytes
+        // rather than kept per byte.
+        const runStart = i;
+        const runPrevWs = prevWs;
+        asciiRun(input, inView, i, n, out, this.outView, o, prevWs);
+        i = runEnd;
+        const lastWs = ASCII_WS[input[i - 1]];
+        const beforeWs = i - 1 > runStart ? ASCII_WS[input[i - 2]] : runPrevWs;
         safeIn = i - 1;
-        safeOut = before;
+        safeOut = runOut - 1 + (lastWs & beforeWs);
         safePrevWs = beforeWs;
+        o = runOut;
+        prevWs = lastWs;
         continue;
       }
       const length = decodeAt(input, i, n);
@@ -392,7 +454,7 @@ export class NormTextV1 {
         }
       }
       const normalized = nfkc(casefold(nfkc(cps)));
-      this.ensure(o + 4 * normalized.length + (n - j) + 1);
+      this.ensure(o + 4 * normalized.length + (n - j) + 4);
       out = this.out;
       for (const cp of normalized) {
         if (FLAGS[cp] & F_WHITE_SPACE) {
@@ -436,10 +498,13 @@ export class NormTextV1 {
     }
     // Every U+0020 in the output stands for White_Space: one at the end is held back (and at
     // the end of the text, dropped).
-    const held = o > 0 && out[o - 1] === 0x20;
-    if (held) o--;
-    this.heldSpace = held && !final;
+    // Branch-free: a branch first taken late would throw away V8's optimized code (a deopt on
+    // every call), which made the first tens of MiB of a file several times slower.
+    const held = o > 0 && out[o - 1] === 0x20 ? 1 : 0;
+    o -= held;
+    this.heldSpace = held === 1 && !final;
     this.prevWs = prevWs;
+    if (runNul) this.sawNul = true;
     if (o !== 0) this.sink(out.subarray(0, o));
     return true;
   }
