@@ -3,7 +3,9 @@ answers against a brute-force reading of the manifests, and the rate limiter's a
 
 from __future__ import annotations
 
+import logging
 import random
+import sqlite3
 from pathlib import Path
 
 import msgspec
@@ -313,6 +315,43 @@ def test_the_digest_index_answers_as_the_database_before_and_after_a_push(
         assert not small.wait_for_index(60)
         wanted = _random_wanted(rng, known)
         assert msgspec.json.decode(small.lookup_json(wanted)) == small.lookup(wanted)
+    finally:
+        database.close()
+
+
+def test_a_digest_index_that_cannot_be_built_is_said_and_lookups_take_the_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    publisher = PrivateKey.generate()
+    trust = TrustStore().with_key(publisher.public, name="Lab", role="dataset-publisher")
+    database = Database.open(f"sqlite:///{tmp_path / 'r.db'}")
+    registrar = Registrar(database, trust, PrivateKey.generate(), origin=ORIGIN)
+    registrar.start_log()
+    made = synthetic_card(tmp_path / "a", publisher, "a", 50, texts=False)
+    registrar.register(Upload(made.signed, made.manifest), at=AT)
+    lines = made.manifest.read_bytes().splitlines()
+    known = [decode_entry(line, what="manifest").sha256 for line in lines]
+
+    def broken(self: Storage) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(Storage, "_read_index", broken)
+    reader = Storage(database)
+    try:
+        with caplog.at_level(logging.WARNING, logger="provenance.registry"):
+            assert not reader.wait_for_index(60)
+        said = [r.getMessage() for r in caplog.records if r.name == "provenance.registry"]
+        assert len(said) == 1
+        assert "digest index could not be built (OperationalError: disk I/O error)" in said[0]
+        wanted = [(digest, KIND_SHA256) for digest in known[:5]] + [("ab" * 32, KIND_SHA256)]
+        assert msgspec.json.decode(reader.lookup_json(wanted)) == reader.lookup(wanted)
+        found = {answer["digest"]: answer["matches"] for answer in reader.lookup(wanted)}
+        assert all(found.get(digest) for digest in known[:5])  # from the database
+        assert not found.get("ab" * 32)
+        # The same state is not tried (nor said) again.
+        caplog.clear()
+        assert not reader.wait_for_index(60)
+        assert not [r for r in caplog.records if r.name == "provenance.registry"]
     finally:
         database.close()
 

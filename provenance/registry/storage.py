@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -37,6 +38,8 @@ from provenance.errors import LocalIOError
 from provenance.manifest import ManifestEntry
 from provenance.registry import db
 from provenance.registry.digestindex import DigestIndex
+
+_log = logging.getLogger("provenance.registry")
 
 MAX_LOOKUP_DIGESTS = 1000
 MAX_INDEX_ROWS = 4_000_000
@@ -600,8 +603,15 @@ class Storage:
     def _build_index(self) -> None:
         try:
             self._index = self._read_index()
-        except (SQLAlchemyError, ValueError, sqlite3.Error):
-            # Lookups keep taking the database; a new card starts another try.
+        except (SQLAlchemyError, ValueError, sqlite3.Error) as exc:
+            # Lookups keep taking the database (slower, never wrong); a new card starts another
+            # try. Said once per failed state, so that an operator sees why lookups are slow.
+            _log.warning(
+                "the in-memory digest index could not be built (%s: %s); lookups are answered "
+                "from the database until the next card",
+                type(exc).__name__,
+                exc,
+            )
             with contextlib.suppress(SQLAlchemyError, sqlite3.Error):
                 self._failed_at = self._state()[0]
 
