@@ -341,19 +341,23 @@ def _spill(
                 packed = pack_prints(entries[start:end], prints)
                 _write(_prints_name(task.workdir, k, task.index), packed)
     if task.spill_ids:
-        buckets: list[list[str]] = [[] for _ in range(count)]
-        ids = list(map(_ID, entries))
-        crc32 = zlib.crc32
-        for entry_id, bucket in zip(
-            ids, [crc32(i.encode("utf-8")) % count for i in ids], strict=True
-        ):
-            buckets[bucket].append(entry_id)
         suffix = f"\t{task.index}\n"
-        for bucket, listed in enumerate(buckets):
+        for bucket, listed in enumerate(_ids_by_bucket(list(map(_ID, entries)), count)):
             if listed:
-                listed.sort()
                 data = (suffix.join(listed) + suffix).encode("utf-8")
                 _write(_ids_name(task.workdir, bucket, task.index), data)
+
+
+def _ids_by_bucket(ids: list[str], count: int) -> list[list[str]]:
+    """``ids`` split as the id tasks split them (bucket: the CRC-32 of the UTF-8 id modulo
+    ``count``), each bucket sorted."""
+    buckets: list[list[str]] = [[] for _ in range(count)]
+    crc32 = zlib.crc32
+    for entry_id, bucket in zip(ids, [crc32(i.encode("utf-8")) % count for i in ids], strict=True):
+        buckets[bucket].append(entry_id)
+    for listed in buckets:
+        listed.sort()
+    return buckets
 
 
 def _write(path: str, data: bytes) -> None:
@@ -585,13 +589,13 @@ def _check_held_ids(runs: list[list[manifest.ManifestEntry]], names: list[str], 
     ids = [list(map(_ID, run)) for run in runs]
     if len(set(itertools.chain.from_iterable(ids))) == sum(map(len, ids)):
         return
-    crc32 = zlib.crc32
+    by_run = [_ids_by_bucket(listed, count) for listed in ids]
     for bucket in range(count):
-        files = []
-        for index, listed in enumerate(ids):
-            mine = sorted(i for i in listed if crc32(i.encode("utf-8")) % count == bucket)
-            if mine:
-                files.append([f"{i}\t{index}\n" for i in mine])
+        files = [
+            [f"{i}\t{index}\n" for i in buckets[bucket]]
+            for index, buckets in enumerate(by_run)
+            if buckets[bucket]
+        ]
         if len(files) > 1:
             _check_id_lines(files, names)
 
