@@ -269,14 +269,21 @@ def test_the_streamed_blob_is_stored_in_chunks_and_checked(tmp_path: Path) -> No
         database.close()
 
 
-def test_the_digest_index_answers_as_the_database_before_and_after_a_push(
-    tmp_path: Path,
-) -> None:
+def _registry(tmp_path: Path) -> tuple[PrivateKey, Database, Registrar]:
+    """A publisher's key and a registry on SQLite in ``tmp_path`` that trusts it, its log
+    started."""
     publisher = PrivateKey.generate()
     trust = TrustStore().with_key(publisher.public, name="Lab", role="dataset-publisher")
     database = Database.open(f"sqlite:///{tmp_path / 'r.db'}")
     registrar = Registrar(database, trust, PrivateKey.generate(), origin=ORIGIN)
     registrar.start_log()
+    return publisher, database, registrar
+
+
+def test_the_digest_index_answers_as_the_database_before_and_after_a_push(
+    tmp_path: Path,
+) -> None:
+    publisher, database, registrar = _registry(tmp_path)
     reader = Storage(database)
     rng = random.Random(9)
     known: list[str] = []
@@ -322,11 +329,7 @@ def test_the_digest_index_answers_as_the_database_before_and_after_a_push(
 def test_a_digest_index_that_cannot_be_built_is_said_and_lookups_take_the_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    publisher = PrivateKey.generate()
-    trust = TrustStore().with_key(publisher.public, name="Lab", role="dataset-publisher")
-    database = Database.open(f"sqlite:///{tmp_path / 'r.db'}")
-    registrar = Registrar(database, trust, PrivateKey.generate(), origin=ORIGIN)
-    registrar.start_log()
+    publisher, database, registrar = _registry(tmp_path)
     made = synthetic_card(tmp_path / "a", publisher, "a", 50, texts=False)
     registrar.register(Upload(made.signed, made.manifest), at=AT)
     lines = made.manifest.read_bytes().splitlines()
