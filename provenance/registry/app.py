@@ -51,6 +51,7 @@ from provenance.registry.lookup_route import (
     LookupHandler,
     error_response,
     json_response,
+    rate_limited,
 )
 from provenance.registry.ratelimit import RateLimiter
 from provenance.registry.sqllog import SqlTileStore
@@ -109,10 +110,6 @@ class Settings:
             raise ParameterError(
                 "idle_timeout", "must be a positive number of seconds", value=self.idle_timeout
             )
-
-
-_json = json_response
-_error = error_response
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -224,28 +221,17 @@ def create_app(
                 if isinstance(route, APIRoute) and route.matches(request.scope)[0] != Match.NONE:
                     methods |= route.methods or set()
             headers["Allow"] = ", ".join(sorted(methods))
-        return _error(exc.status_code, str(exc.detail), headers)
+        return error_response(exc.status_code, str(exc.detail), headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(part) for part in first.get("loc", ()))
-        return _error(400, f"{where}: {first.get('msg', 'invalid request')}")
+        return error_response(400, f"{where}: {first.get('msg', 'invalid request')}")
 
     @app.exception_handler(SQLAlchemyError)
     async def database_error(request: Request, exc: SQLAlchemyError) -> Response:
-        return _error(503, f"the registry's database could not answer: {db.reason(exc)}")
-
-    def limited(request: Request) -> Response | None:
-        client = request.client.host if request.client else "unknown"
-        wait = limiter.take(client)
-        if wait is None:
-            return None
-        return _error(
-            429,
-            f"too many lookups from {client}; try again in {wait} s",
-            {"Retry-After": str(wait)},
-        )
+        return error_response(503, f"the registry's database could not answer: {db.reason(exc)}")
 
     # -- the page -------------------------------------------------------------------------------
 
@@ -286,21 +272,23 @@ def create_app(
                 ended = exc.status not in (408, 413) and await upload.drain(
                     chunks, max_bytes=_DRAIN_BYTES, timeout=2.0
                 )
-                return _error(exc.status, str(exc), None if ended else {"Connection": "close"})
+                closing = None if ended else {"Connection": "close"}
+                return error_response(exc.status, str(exc), closing)
             except ClientDisconnect:
-                return _error(400, "the client went away during the upload")
+                return error_response(400, "the client went away during the upload")
             pushed = Upload(parts["card"], parts["manifest"], parts.get("fingerprints"))
             try:
                 registered = await run_in_threadpool(registrar.register, pushed, at=now())
             except RefusedError as exc:
-                return _error(exc.status, str(exc))
+                return error_response(exc.status, str(exc))
             except UnavailableError as exc:
-                return _error(503, str(exc))
-        return _json(registered.record.to_dict(receipt=True), 201 if registered.created else 200)
+                return error_response(503, str(exc))
+        status = 201 if registered.created else 200
+        return json_response(registered.record.to_dict(receipt=True), status)
 
     @app.get("/v1/cards", responses={**_ok(models.CardList), **_errors(503)})
     async def cards() -> Response:
-        return _json({"cards": [card.to_dict(receipt=False) for card in storage.cards()]})
+        return json_response({"cards": [card.to_dict(receipt=False) for card in storage.cards()]})
 
     def _card(card_id: str) -> Any:
         record = storage.card(card_id)
@@ -310,7 +298,7 @@ def create_app(
 
     @app.get("/v1/cards/{card_id}", responses={**_ok(models.Card), **_errors(400, 404, 503)})
     async def card(card_id: CardId) -> Response:
-        return _json(_card(card_id).to_dict(receipt=True))
+        return json_response(_card(card_id).to_dict(receipt=True))
 
     def _bytes(sha256: str | None, media_type: str, what: str) -> Response:
         chunks = storage.blob(sha256) if sha256 else None
@@ -368,10 +356,10 @@ def create_app(
 
     @app.get("/v1/range/{prefix}", responses={**_ok(models.RangeAnswer), **_errors(400, 429, 503)})
     async def range_query(prefix: Prefix, request: Request) -> Response:
-        refused = limited(request)
+        refused = rate_limited(limiter, request.scope)
         if refused is not None:
             return refused
-        return _json({"prefix": prefix, "digests": storage.range(prefix)})
+        return json_response({"prefix": prefix, "digests": storage.range(prefix)})
 
     # -- the log --------------------------------------------------------------------------------
 

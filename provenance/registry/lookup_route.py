@@ -65,6 +65,18 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def rate_limited(limiter: RateLimiter, scope: Scope) -> Response | None:
+    """The 429 answer (with ``Retry-After``) if the client of ``scope`` is over its rate,
+    else None (its request counted)."""
+    client = scope["client"][0] if scope.get("client") else "unknown"
+    wait = limiter.take(client)
+    if wait is None:
+        return None
+    return error_response(
+        429, f"too many lookups from {client}; try again in {wait} s", {"Retry-After": str(wait)}
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class LookupHandler:
     """Answers ``POST /v1/lookup`` (see the module docstring)."""
@@ -81,14 +93,9 @@ class LookupHandler:
         Returns:
             The response: 200 with the results, or an error (400, 408, 413, 429, 503).
         """
-        client = scope["client"][0] if scope.get("client") else "unknown"
-        wait = self.limiter.take(client)
-        if wait is not None:
-            return error_response(
-                429,
-                f"too many lookups from {client}; try again in {wait} s",
-                {"Retry-After": str(wait)},
-            )
+        over_rate = rate_limited(self.limiter, scope)
+        if over_rate is not None:
+            return over_rate
         kind = (_header(scope, b"content-type") or "").split(";", 1)[0].strip().lower()
         if kind != "application/json":
             return error_response(400, "body: expected application/json")
