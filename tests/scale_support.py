@@ -30,6 +30,23 @@ def fail_on_negative(value: int) -> int:
     return value
 
 
+def fail_first_while_others_run(item: tuple[int, str]) -> int:
+    """Task 0 fails once the others have started; each other task writes its pid into the
+    folder ``item[1]`` and runs on (for a minute) unless stopped."""
+    import time
+
+    index, folder = item
+    if index == 0:
+        deadline = time.monotonic() + 20
+        while len(os.listdir(folder)) < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        raise FormatError("the first task fails")
+    with open(os.path.join(folder, f"{os.getpid()}-{index}"), "w") as handle:
+        handle.write("running")
+    time.sleep(60)
+    return index
+
+
 def die_on_negative(value: int) -> int:
     """A task whose worker process dies (as if killed) on a negative value."""
     if value < 0:

@@ -52,6 +52,21 @@ def test_map_streams_results_in_input_order(executor_name: str) -> None:
         assert list(runner.map(scale_support.square, [], names=[])) == []
 
 
+def test_a_failed_map_returns_only_once_its_other_tasks_have_ended(
+    executor_name: str, tmp_path: Path
+) -> None:
+    # A task still running after the map failed could write into what the caller removes next
+    # (a build's temporary files: seen once as a run folder left behind).
+    items = [(i, str(tmp_path)) for i in range(3)]
+    with make_executor(executor_name, workers=2) as runner, pytest.raises(FormatError):
+        list(runner.map(scale_support.fail_first_while_others_run, items, names=NAMES[:3]))
+    pids = [int(name.split("-")[0]) for name in os.listdir(tmp_path)]
+    assert pids  # the other task ran
+    for pid in pids:
+        status = Path(f"/proc/{pid}/status")
+        assert not status.exists() or "\nState:\tZ" in status.read_text(), f"{pid} still runs"
+
+
 def test_failing_task_names_its_shard_and_keeps_its_type(executor_name: str) -> None:
     items = [0, 1, 2, 3, -4, 5, 6]
     with make_executor(executor_name, workers=2) as runner, pytest.raises(FormatError) as info:

@@ -21,6 +21,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 _IN_FLIGHT_PER_WORKER = 2
+_STOP_WAIT = 30.0  # seconds to wait for each worker stopped after a failure to end
 # Which process started each shard (the pid), so that the shard of a worker that died can be
 # named: a broken pool fails every task in flight, not only the dead worker's.
 _started: Any = None
@@ -117,11 +118,15 @@ class LocalExecutor:
             if finished:
                 pool.shutdown()
             else:
-                live = list(getattr(pool, "_processes", None) or {})
+                live = dict(getattr(pool, "_processes", None) or {})
                 pool.shutdown(wait=False, cancel_futures=True)
                 for pid in live:
                     with contextlib.suppress(OSError):
                         os.kill(pid, signal.SIGTERM)
+                # Returned only once the workers are gone: one still running could otherwise
+                # write into what the caller removes next (its temporary files).
+                for process in live.values():
+                    process.join(_STOP_WAIT)
 
     @staticmethod
     def _dead_worker(

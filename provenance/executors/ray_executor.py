@@ -55,6 +55,10 @@ def start_local(workers: int | None, *, temp_dir: str | None = None) -> None:
     )
 
 
+_CANCEL_WAIT = 30.0
+"""Seconds :meth:`RayExecutor.map` waits for the tasks it cancelled after a failure to end."""
+
+
 class RayExecutor:
     """Runs shards as Ray tasks.
 
@@ -116,8 +120,13 @@ class RayExecutor:
             finished = True
         finally:
             if not finished:
-                for _, ref in window:
+                refs = [ref for _, ref in window]
+                for ref in refs:
                     ray.cancel(ref, force=True)
+                # Returned only once the cancelled tasks have ended: a task still running could
+                # otherwise write into what the caller removes next (its temporary files).
+                if refs:
+                    ray.wait(refs, num_returns=len(refs), timeout=_CANCEL_WAIT)
 
     @staticmethod
     def _get(ref: Any, name: str) -> Any:
