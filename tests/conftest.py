@@ -63,6 +63,19 @@ def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
+def _runs_ray(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    params = callspec.params.values() if callspec is not None else ()
+    return "ray_cluster" in getattr(item, "fixturenames", ()) or "ray" in params
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tests that start Ray after all others (in their order otherwise): once Ray is
+    initialised in this process, pools stop forking (docs/security.md F18), and every other
+    test should see the process as a command without Ray does."""
+    items.sort(key=_runs_ray)
+
+
 @pytest.fixture(scope="session")
 def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One local Ray instance for the whole session (2 CPUs, no dashboard, loopback only),

@@ -54,6 +54,11 @@ def die_on_negative(value: int) -> int:
     return value
 
 
+def parent_pid(_: int) -> int:
+    """A task that returns the process id of its process's parent."""
+    return os.getppid()
+
+
 def niceness(_: int) -> int:
     """A task that returns its process's niceness."""
     return os.nice(0)

@@ -16,6 +16,7 @@ import random
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from exclusion_support import NOW as LISTS_NOW
 from provenance import manifest, merkle, partitions, sharded
 from provenance.errors import DigestMismatchError, FormatError, InputError
 from provenance.executors import LocalExecutor, ShardFailedError, make_executor
+from provenance.manifest import _leaves, _system
 from tests import scale_support
 from tests.conftest import NOW, SAMPLES, one_error_line, run_cli
 
@@ -80,6 +82,38 @@ def test_tasks_run_at_the_drivers_niceness(executor_name: str) -> None:
     with make_executor(executor_name, workers=2) as runner:
         found = list(runner.map(scale_support.niceness, list(range(4)), names=NAMES[:4]))
     assert found == [os.nice(0)] * 4
+
+
+def test_no_worker_is_forked_from_a_driver_running_ray(ray_cluster: str, tmp_path: Path) -> None:
+    # Ray's own threads may hold a lock at the moment of a fork, and the child then hangs
+    # before it runs its task (seen in CI: a local pool worker that never answered). With Ray
+    # initialised in this process, pool workers come from a clean server process and a big
+    # file's Merkle tree is computed here, not in a forked child.
+    assert _system.pool_context().get_start_method() == "forkserver"
+    with LocalExecutor(2) as runner:
+        parents = set(runner.map(scale_support.parent_pid, list(range(4)), names=NAMES[:4]))
+    assert parents and os.getpid() not in parents
+    big = tmp_path / "big.jsonl"
+    big.write_bytes(b"{}\n" * (_leaves.MERKLE_PROCESS_BYTES // 3 + 1))
+    with big.open("rb") as file:
+        assert type(_leaves.leaf_tree(file.fileno(), big.stat().st_size, follow=False)) is (
+            _leaves.LeafTree
+        )
+
+
+def test_workers_are_forked_where_no_ray_runs() -> None:
+    # The same calls in an interpreter that never started Ray: forked workers and child.
+    code = (
+        "import os\n"
+        "from provenance.manifest import _system, _leaves\n"
+        "assert _system.pool_context().get_start_method() == 'fork'\n"
+        "r, w = os.pipe()\n"
+        "tree = _leaves.leaf_tree(r, _leaves.MERKLE_PROCESS_BYTES, follow=True)\n"
+        "assert type(tree) is _leaves.LeafTreeProcess\n"
+        "tree.close()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
 
 
 def test_killed_worker_fails_naming_its_shard(executor_name: str) -> None:

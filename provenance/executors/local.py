@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import multiprocessing
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -15,7 +13,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 from provenance.executors.base import ShardFailedError, shard_error
-from provenance.manifest._system import prepare_fork
+from provenance.manifest._system import pool_context, prepare_fork
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -80,7 +78,7 @@ class LocalExecutor:
     def _map_pool(
         self, fn: Callable[[T], R], items: Sequence[T], names: Sequence[str]
     ) -> Iterator[R]:
-        context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+        context = pool_context()
         started = context.Array("q", len(items), lock=False)
         prepare_fork()
         pool = ProcessPoolExecutor(

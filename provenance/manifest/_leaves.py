@@ -17,7 +17,7 @@ from typing import Any
 
 from provenance import merkle
 from provenance.errors import LocalIOError
-from provenance.manifest._system import other_cores, prepare_fork, start_methods
+from provenance.manifest._system import fork_is_safe, other_cores, prepare_fork
 
 MERKLE_PROCESS_BYTES = 8 << 20
 """Files at least this big get their tree computed in a child process (when it can run)."""
@@ -139,7 +139,8 @@ def _leaf_tree_child(fd: int, receive: Any, send: Any, follow: bool) -> None:
 
 
 def leaf_tree(fd: int, size: int, *, follow: bool) -> LeafTree | LeafTreeProcess:
-    """A leaf tree in another process for a big file when a second core is there to run it."""
-    if size >= MERKLE_PROCESS_BYTES and other_cores() and "fork" in start_methods():
+    """A leaf tree in another process for a big file when a second core is there to run it
+    and this process may fork (the child reads the file through the descriptor it inherits)."""
+    if size >= MERKLE_PROCESS_BYTES and other_cores() and fork_is_safe():
         return LeafTreeProcess(fd, follow=follow)
     return LeafTree()

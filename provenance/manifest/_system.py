@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+from typing import Any
 
 from provenance._cores import other_cores as other_cores  # defined once, numpy-free
 
@@ -69,6 +70,37 @@ def start_methods() -> list[str]:
     import multiprocessing
 
     return multiprocessing.get_all_start_methods() if sys.platform == "linux" else []
+
+
+def fork_is_safe() -> bool:
+    """Whether this process may fork workers: on Linux, and not once Ray runs in it.
+
+    Why: ``ray.init`` starts threads this code does not control (gRPC, the GCS subscriber,
+    a garbage-collection thread). A child forked while one of them holds a lock starts with
+    that lock held forever, and may hang before it runs its task: CI saw a forked pool
+    worker of a driver with Ray initialised never answer. POSIX allows a child of a
+    multi-threaded process only async-signal-safe calls; our children run Python. Ray is
+    looked up, not imported: a process that never imported it is not running it.
+    """
+    if sys.platform != "linux":
+        return False
+    ray = sys.modules.get("ray")
+    is_initialized = getattr(ray, "is_initialized", None)
+    return not (callable(is_initialized) and is_initialized())
+
+
+def pool_context() -> Any:
+    """The multiprocessing context for a pool of workers: ``fork`` where it is safe (workers
+    inherit the modules already loaded), else ``forkserver`` on Linux (workers forked from a
+    clean single-threaded server process), else ``spawn``. Call :func:`prepare_fork` before
+    starting the workers."""
+    import multiprocessing
+
+    if fork_is_safe():
+        return multiprocessing.get_context("fork")
+    if "forkserver" in start_methods():
+        return multiprocessing.get_context("forkserver")
+    return multiprocessing.get_context("spawn")
 
 
 def describe_os_error(exc: OSError) -> str:

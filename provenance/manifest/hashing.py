@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from provenance._contentkind import may_have_prints
 from provenance.errors import InputError, LocalIOError, ProvenanceError, UnsafePathError
-from provenance.manifest._system import prepare_fork
+from provenance.manifest._system import pool_context, prepare_fork
 from provenance.manifest.walk import NOT_REGULAR, FileRef
 
 if TYPE_CHECKING:
@@ -331,10 +331,9 @@ class Hasher:
             and self._workers > 1
             and (self._seen_files >= _PARALLEL_FILES or self._seen_bytes >= _PARALLEL_BYTES)
         ):
-            import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+            context = pool_context()
             if self._fingerprint and _sample_may_have_prints(self._files):
                 # Text or images ahead: loaded once here, not in every worker (forked workers
                 # inherit modules). Binary files need none of it.
