@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import functools
 import glob
 import heapq
 import itertools
@@ -48,6 +49,11 @@ from provenance.records import DEFAULT_COLUMNS, Columns
 
 _FILES_PER_SHARD = 512
 _BYTES_PER_SHARD = 64 << 20
+# Without sizes asked for (plan_shards), only this many files of a folder are stat'ed first, to
+# see whether its files are small (as the one-machine build samples them); a file of
+# _LARGE_FILE bytes or more is one the hashing would rather do alone.
+_STAT_SAMPLE = 256
+_LARGE_FILE = 32 << 20
 ROWS_PER_SHARD = 1 << 20
 """Rows of a Parquet file per shard (whole row groups: a file of fewer is one shard)."""
 _RUN_CHUNK = 1 << 18  # bytes of a run file read at a time by a partition's merge, at most
@@ -148,10 +154,16 @@ def plan_shards(
     symlinks: manifest.SymlinkPolicy = "skip",
     stats: manifest.WalkStats | None = None,
     rows: int = ROWS_PER_SHARD,
+    sizes: bool = True,
 ) -> list[Shard]:
     """Split ``inputs`` into shards: each records file is one (a Parquet file, ranges of its
     row groups of at least ``rows`` rows: :func:`records_shards`), each folder is walked (ids
     are paths under it) and cut into shards of at most 512 files or 64 MiB.
+
+    Without ``sizes``, a folder's files are stat'ed only when its first files (a sample) are
+    large (:func:`_sizes_matter`); otherwise its shards are of 512 files, their size not known
+    (``Shard.size`` -1). Stat'ing every file is most of the walk of many small files, done
+    here before any task can start, and the tasks stat each file they open anyway.
 
     Raises:
         InputError, UnsafePathError, LocalIOError: as :func:`provenance.manifest.walk_files`;
@@ -160,9 +172,13 @@ def plan_shards(
     shards: list[Shard] = []
     for path in inputs:
         if path.is_dir():
-            files = manifest.walk_files(
-                path, exclude=exclude, ignore=ignore, symlinks=symlinks, stats=stats
+            walk = functools.partial(
+                manifest.walk_files, path, exclude=exclude, ignore=ignore, symlinks=symlinks
             )
+            sample = None if sizes else walk(stats=stats, stat_files=_STAT_SAMPLE)
+            files = sample if sample is not None and not _sizes_matter(sample) else None
+            if files is None:
+                files = walk(stats=manifest.WalkStats() if sample is not None else stats)
             chunk: list[tuple[str, str]] = []
             size, known = 0, True
             for ref in files:
@@ -179,6 +195,15 @@ def plan_shards(
         else:
             shards.extend(records_shards(path, columns, rows=rows))
     return shards
+
+
+def _sizes_matter(files: Sequence[manifest.FileRef]) -> bool:
+    """Whether shards of ``files`` should be cut by size too: the files stat'ed (the first
+    ones walked) are not all small, so that 512 of them may be far more than 64 MiB."""
+    known = [ref.size for ref in files if ref.size >= 0]
+    return bool(known) and (
+        max(known) >= _LARGE_FILE or sum(known) * _FILES_PER_SHARD > _BYTES_PER_SHARD * len(known)
+    )
 
 
 def _files_shard(root: Path, chunk: list[tuple[str, str]], size: int) -> Shard:
@@ -536,35 +561,35 @@ def holds(shards: Sequence[Shard], *, fingerprints: bool) -> bool:
     return not fingerprints or (min(sizes, default=0) >= 0 and sum(sizes) <= HOLD_PRINTS_BYTES)
 
 
+def _held_run(result: _ShardDone, prints: dict[str, Any] | None) -> list[manifest.ManifestEntry]:
+    """A held task's entries, decoded (its fingerprints added to ``prints``)."""
+    assert result.lines is not None  # a held task returns its lines
+    if prints is None or result.prints is None:
+        return _decoder.decode_lines(result.lines)
+    mismatch = "packed fingerprints do not match their entries"
+    return _with_prints(result.lines, result.prints, prints, mismatch)
+
+
 def _write_held(
-    done: list[_ShardDone],
+    runs: list[list[manifest.ManifestEntry]],
+    prints: dict[str, Any] | None,
     names: list[str],
     staging: Path,
     output: Path,
     *,
     count: int,
     check_ids: bool,
-    fingerprints: bool,
 ) -> list[partitions.PartInfo]:
     """The fast path's finish, here: what the id tasks and the part tasks of
-    :func:`_merge_spilled` do, on the entries the shard tasks returned (errors named as those
-    tasks' are)."""
-    prints: dict[str, Any] | None = {} if fingerprints else None
-    runs: list[list[manifest.ManifestEntry]] = []
-    for result in done:
-        assert result.lines is not None  # a held task returns its lines
-        if prints is None or result.prints is None:
-            runs.append(_decoder.decode_lines(result.lines))
-        else:
-            mismatch = "packed fingerprints do not match their entries"
-            runs.append(_with_prints(result.lines, result.prints, prints, mismatch))
+    :func:`_merge_spilled` do, on the entries the shard tasks returned (``runs``, decoded as
+    they came: :func:`_held_run`), errors named as those tasks' are."""
     if check_ids:
         try:
             _check_held_ids(runs, names, count)
         except ProvenanceError as exc:
             raise shard_error(exc, str(output)) from None
     merged = list(itertools.chain.from_iterable(merge_runs([iter((run,)) for run in runs])))
-    cuts = _partition_cuts(merged, count)
+    cuts = [0, len(merged)] if count == 1 else _partition_cuts(merged, count)
     parts = []
     for k in range(count):
         entries = merged[cuts[k] : cuts[k + 1]]
@@ -690,16 +715,21 @@ def build(
             for i, s in enumerate(shards)
         ]
         done: list[_ShardDone] = []
+        runs: list[list[manifest.ManifestEntry]] = []  # held: each task's entries
+        prints: dict[str, Any] | None = {} if fingerprints else None
         for result in executor.map(_hash_shard, tasks, names=names):
-            done.append(result)
+            if hold:
+                # Decoded as each comes, while the other tasks run, not all after the last.
+                runs.append(_held_run(result, prints))
+            else:
+                done.append(result)
             if progress is not None:
                 progress(result.data_bytes)
         staging = partitions.staging_dir(output)
         if hold:
             parts = _write_held(
-                done, names, staging, output, count=count, check_ids=check_ids,
-                fingerprints=fingerprints,
-            )  # fmt: skip
+                runs, prints, names, staging, output, count=count, check_ids=check_ids
+            )
         else:
             parts = _merge_spilled(
                 executor, done, names, workdir, staging, output, count=count,
@@ -796,9 +826,11 @@ def build_dataset(
         symlinks=symlinks,
         stats=stats,
         rows=rows_per_shard,
+        # Sizes bound what the fast path holds of fingerprints, and make the progress total.
+        sizes=fingerprints or on_total is not None,
     )
     if on_total is not None and all(p.is_dir() for p in paths):
-        on_total(sum(os.path.getsize(p) for s in shards for _, p in s.files))
+        on_total(sum(s.size for s in shards))
     with make_executor(executor, workers=workers, address=ray_address) as runner:
         summary = build(
             shards,

@@ -176,6 +176,113 @@ def test_the_bound_of_the_fast_path(corpus: Path, monkeypatch: pytest.MonkeyPatc
 
 
 # ----------------------------------------------------------------------------------------------
+# Shards planned without stat'ing every file (sizes not asked for)
+
+
+def test_a_walk_that_stats_only_its_first_files_lists_the_same_files(corpus: Path) -> None:
+    every = manifest.walk_files(corpus / "many")
+    assert all(ref.size >= 0 for ref in every)
+    for count in (0, 100):
+        some = manifest.walk_files(corpus / "many", stat_files=count)
+        assert [(r.id, r.path) for r in some] == [(r.id, r.path) for r in every]
+        assert sum(ref.size >= 0 for ref in some) == count
+        sized = {r.id: r.size for r in every}
+        assert all(ref.size == sized[ref.id] for ref in some if ref.size >= 0)
+
+
+def test_shards_without_sizes_are_the_shards_with_sizes_unknown(corpus: Path) -> None:
+    with_sizes = sharded.plan_shards([corpus / "many"])
+    without = sharded.plan_shards([corpus / "many"], sizes=False)
+    assert [(s.name, s.files) for s in without] == [(s.name, s.files) for s in with_sizes]
+    assert [len(s.files) for s in without] == [512, 512, 276]
+    assert {s.size for s in without} == {-1} and min(s.size for s in with_sizes) > 0
+    # Sizes bound the fingerprints the fast path holds: unknown, it is not taken with them.
+    assert sharded.holds(without, fingerprints=False)
+    assert not sharded.holds(without, fingerprints=True)
+
+
+def test_large_first_files_get_shards_cut_by_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(40):
+        (tmp_path / "big").mkdir(exist_ok=True)
+        (tmp_path / "big" / f"f{i:02d}").write_bytes(b"x" * 3000)
+    monkeypatch.setattr(sharded, "_STAT_SAMPLE", 10)  # of the 40 files
+    # 512 files of the sample's mean size would be more than a shard's bytes: every file is
+    # stat'ed, and shards cut by size as with sizes asked for.
+    monkeypatch.setattr(sharded, "_BYTES_PER_SHARD", 10_000)
+    with_sizes = sharded.plan_shards([tmp_path / "big"])
+    assert len(with_sizes) == 10  # of 4 files (12,000 bytes) each
+    assert sharded.plan_shards([tmp_path / "big"], sizes=False) == with_sizes
+    monkeypatch.setattr(sharded, "_BYTES_PER_SHARD", 64 << 20)
+    monkeypatch.setattr(sharded, "_LARGE_FILE", 3000)  # one file hashed alone: also by size
+    assert min(s.size for s in sharded.plan_shards([tmp_path / "big"], sizes=False)) > 0
+    monkeypatch.setattr(sharded, "_LARGE_FILE", 3001)
+    assert {s.size for s in sharded.plan_shards([tmp_path / "big"], sizes=False)} == {-1}
+
+
+def test_a_build_without_sizes_is_the_one_machine_build(
+    executor_name: str,  # noqa: F811
+    corpus: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    planned: list[bool] = []
+    plan = sharded.plan_shards
+
+    def recording(*args: Any, **options: Any) -> list[sharded.Shard]:
+        planned.append(options["sizes"])
+        return plan(*args, **options)
+
+    monkeypatch.setattr(sharded, "plan_shards", recording)
+    one = tmp_path / "one.jsonl"
+    expected = sharded.build_dataset([corpus / "many"], one, fingerprints=False)
+    assert planned == []  # the local executor's one-folder build walks as it hashes
+    # Through the sharded build (on the local executor: partitioned), without sizes.
+    out = tmp_path / "out.jsonl"
+    built = sharded.build_dataset(
+        [corpus / "many"], out, fingerprints=False, executor=executor_name
+    )
+    parts = tmp_path / "parts"
+    split = sharded.build_dataset(
+        [corpus / "many"], parts, partitioned=True, partition_count=3, fingerprints=False,
+        executor=executor_name,
+    )  # fmt: skip
+    assert planned == ([False, False] if executor_name == "ray" else [False])
+    if executor_name == "local":
+        built = sharded.build_dataset([corpus / "many"], out, fingerprints=False)
+    assert built == expected and out.read_bytes() == one.read_bytes()
+    assert split.root == expected.root
+    # Sizes are asked for with fingerprints (they bound what the fast path holds) and for a
+    # progress total, which is then the bytes of the files.
+    totals: list[int] = []
+    sharded.build_dataset(
+        [corpus / "many"], parts.with_name("p2"), partitioned=True, fingerprints=False,
+        executor=executor_name, on_total=totals.append,
+    )  # fmt: skip
+    assert planned[-1] is True
+    assert totals == [sum(os.path.getsize(p) for p in (corpus / "many").rglob("*.txt"))]
+
+
+def test_a_special_file_fails_alike_without_sizes(
+    executor_name: str,  # noqa: F811
+    corpus: Path,
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(corpus / "many", data)
+    os.mkfifo(data / "d1" / "pipe.txt")
+    messages = []
+    for options in ({}, {"executor": executor_name, "partitioned": True}):
+        with pytest.raises(ProvenanceError) as info:
+            sharded.build_dataset([data], tmp_path / "out", fingerprints=False, **options)
+        messages.append((type(info.value), str(info.value)))
+        assert sorted(os.listdir(tmp_path)) == ["data"]
+    assert messages[0] == messages[1]
+    assert messages[0][1].startswith(f"{data / 'd1' / 'pipe.txt'}: ")
+
+
+# ----------------------------------------------------------------------------------------------
 # Failures: the same error on both paths, nothing left behind
 
 
