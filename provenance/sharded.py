@@ -75,6 +75,7 @@ _decoder = msgspec.json.Decoder(manifest.ManifestEntry)
 _SHA256 = attrgetter("sha256")
 _ID = attrgetter("id")
 _SIZE = attrgetter("size")
+_ID_PATH = attrgetter("id", "path")
 _SORT_KEY = attrgetter("sha256", "id")  # ManifestEntry.sort_key, at C speed
 
 
@@ -177,8 +178,16 @@ def plan_shards(
             )
             sample = None if sizes else walk(stats=stats, stat_files=_STAT_SAMPLE)
             files = sample if sample is not None and not _sizes_matter(sample) else None
-            if files is None:
-                files = walk(stats=manifest.WalkStats() if sample is not None else stats)
+            if files is not None:
+                # Cut by count alone (the sample's sizes cannot reach a shard's bytes), at C
+                # speed: the same shards as the loop below gives.
+                pairs = list(map(_ID_PATH, files))
+                for start in range(0, len(pairs), _FILES_PER_SHARD):
+                    cut = list(map(_SIZE, files[start : start + _FILES_PER_SHARD]))
+                    size = -1 if min(cut) < 0 else sum(cut)
+                    shards.append(_files_shard(path, pairs[start : start + _FILES_PER_SHARD], size))
+                continue
+            files = walk(stats=manifest.WalkStats() if sample is not None else stats)
             chunk: list[tuple[str, str]] = []
             size, known = 0, True
             for ref in files:
@@ -200,7 +209,7 @@ def plan_shards(
 def _sizes_matter(files: Sequence[manifest.FileRef]) -> bool:
     """Whether shards of ``files`` should be cut by size too: the files stat'ed (the first
     ones walked) are not all small, so that 512 of them may be far more than 64 MiB."""
-    known = [ref.size for ref in files if ref.size >= 0]
+    known = list(filter((0).__le__, map(_SIZE, files)))
     return bool(known) and (
         max(known) >= _LARGE_FILE or sum(known) * _FILES_PER_SHARD > _BYTES_PER_SHARD * len(known)
     )
