@@ -263,7 +263,7 @@ def shard_entries(
             and (len(found.text) or found.image is not None)
         ):
             prints[entry_id] = found
-    entries.sort(key=manifest.ManifestEntry.sort_key)
+    entries.sort(key=_SORT_KEY)
     return entries
 
 
