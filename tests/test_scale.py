@@ -266,9 +266,12 @@ def test_partitioned_manifest_is_the_single_file_cut_by_prefix(
     assert sorted(os.listdir(tmp_path)) == ["parted", "single.jsonl"]
 
 
-def test_sharded_build_equals_the_one_machine_build(crawl: Path, tmp_path: Path) -> None:
+def test_sharded_build_equals_the_one_machine_build(
+    crawl: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # One folder through today's builder, and the same folder cut into shards.
     plain = _build([str(crawl / "files")], tmp_path / "plain.jsonl", workers=2)
+    monkeypatch.setattr(sharded, "_FILES_PER_SHARD", 512)
     shards = sharded.plan_shards([crawl / "files"])
     assert len(shards) >= 3  # 1300 files in shards of at most 512
     with LocalExecutor(2) as runner:

@@ -46,7 +46,7 @@ def _texts(root: Path, files: int, seed: int) -> Path:
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("held")
-    _texts(root / "many", 1300, seed=1)  # three shards of at most 512 files
+    _texts(root / "many", 1300, seed=1)  # two shards of at most 1,024 files
     _texts(root / "few", 40, seed=2)  # one shard
     return root
 
@@ -194,7 +194,7 @@ def test_shards_without_sizes_are_the_shards_with_sizes_unknown(corpus: Path) ->
     with_sizes = sharded.plan_shards([corpus / "many"])
     without = sharded.plan_shards([corpus / "many"], sizes=False)
     assert [(s.name, s.files) for s in without] == [(s.name, s.files) for s in with_sizes]
-    assert [len(s.files) for s in without] == [512, 512, 276]
+    assert [len(s.files) for s in without] == [1024, 276]
     assert {s.size for s in without} == {-1} and min(s.size for s in with_sizes) > 0
     # Sizes bound the fingerprints the fast path holds: unknown, it is not taken with them.
     assert sharded.holds(without, fingerprints=False)
@@ -208,8 +208,8 @@ def test_large_first_files_get_shards_cut_by_size(
         (tmp_path / "big").mkdir(exist_ok=True)
         (tmp_path / "big" / f"f{i:02d}").write_bytes(b"x" * 3000)
     monkeypatch.setattr(sharded, "_STAT_SAMPLE", 10)  # of the 40 files
-    # 512 files of the sample's mean size would be more than a shard's bytes: every file is
-    # stat'ed, and shards cut by size as with sizes asked for.
+    # A shard's count of files of the sample's mean size would be more than a shard's bytes:
+    # every file is stat'ed, and shards cut by size as with sizes asked for.
     monkeypatch.setattr(sharded, "_BYTES_PER_SHARD", 10_000)
     with_sizes = sharded.plan_shards([tmp_path / "big"])
     assert len(with_sizes) == 10  # of 4 files (12,000 bytes) each
