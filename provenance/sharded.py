@@ -47,10 +47,10 @@ from provenance.errors import InputError, LocalIOError, ProvenanceError
 from provenance.executors import Executor, shard_error
 from provenance.records import DEFAULT_COLUMNS, Columns
 
-# Files per shard: Ray spends a few milliseconds per task between tasks on a worker (each task
-# is pushed once the last one's reply is back), so tasks of 1,024 small files rather than 512:
-# the 20,000-file build took 4-9% less time on Ray in four A/B runs (load 4-6; 2,048 lost
-# as much again to the last, uneven tasks).
+# Files per shard: a Ray worker sat idle 2-5 ms between two tasks (timed inside the tasks, at
+# load 4), so tasks of 1,024 small files rather than 512: the 20,000-file build took 4-9%
+# less time on Ray in four A/B runs (load 4-6; 2,048 lost as much again to the last, uneven
+# tasks).
 _FILES_PER_SHARD = 1024
 _BYTES_PER_SHARD = 64 << 20
 # Without sizes asked for (plan_shards), only this many files of a folder are stat'ed first, to
