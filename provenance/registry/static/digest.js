@@ -5,7 +5,8 @@
 // - text: the norm-text-v1 digest when the file is text as `provenance manifest build` means it
 //   (strict UTF-8 without NUL): the file is normalized as it is read, and the normalized text
 //   hashed with WebCrypto while it stays within `textWebCryptoMax` bytes, else through hash-wasm;
-// - both from one read of a file within both limits (bothDigestsFile), which app.js tries first.
+// - both from one read of a file within both limits (bothDigestsFile), which app.js tries first;
+//   the second half of its text normalized meanwhile by the other worker (textTailFile).
 // app.js sets both limits from the device's memory (limits.js). Nothing here sends anything
 // anywhere.
 
@@ -16,6 +17,10 @@ import { NormTextV1 } from "./normtext.js";
 export { WEBCRYPTO_MAX };
 
 export const CHUNK_SIZE = 8 * 1024 * 1024;
+// A text at least this long is normalized in two halves at once (bothDigestsFile's `split`).
+export const SPLIT_MIN = 4 * 1024 * 1024;
+// How far past the middle a cut is looked for (findCut); a text without one is not split.
+const CUT_WINDOW = 1024 * 1024;
 const PROGRESS_STEP = 4 * 1024 * 1024;
 
 // WebCrypto exists only in secure contexts (HTTPS, or plain HTTP on localhost): a registry served
@@ -221,6 +226,13 @@ export async function textDigestFile(
  * beats two workers that each read the file. Returns {sha256, text} (as sha256File and
  * textDigestFile), or null for a file this path does not take (too large, no WebCrypto, no
  * memory for it): then run sha256File and textDigestFile.
+ *
+ * With `split` (an async function of `mid` returning what textTailFile(file, {mid}) returns,
+ * computed elsewhere: app.js runs it in the other worker), a text of at least `splitMin` bytes
+ * is normalized in two halves at once, cut after the middle where the halves normalize
+ * independently (findCut); the halves are joined and hashed here. Should either half not be
+ * text, or not fit in place, the text digest is computed again from the file alone
+ * (textDigestFile), so the answer and its reason are those of the one-piece path.
  */
 export async function bothDigestsFile(
   file,
@@ -228,6 +240,8 @@ export async function bothDigestsFile(
     webCryptoMax = WEBCRYPTO_MAX,
     textWebCryptoMax = WEBCRYPTO_MAX,
     chunkSize = CHUNK_SIZE,
+    splitMin = SPLIT_MIN,
+    split,
     onProgress,
   } = {},
 ) {
@@ -251,7 +265,12 @@ export async function bothDigestsFile(
     () => (rawMs = performance.now() - started),
     () => {}, // awaited below, after the normalization
   );
-  const text = await textOfBytes(new Uint8Array(whole), textWebCryptoMax, chunkSize, onProgress);
+  const bytes = new Uint8Array(whole);
+  const halves = split && bytes.length >= splitMin;
+  let text = halves ? await textInTwo(bytes, split, chunkSize, onProgress) : undefined;
+  if (text === undefined) text = await textOfBytes(bytes, textWebCryptoMax, chunkSize, onProgress);
+  // The halves did not both give a text in place: the buffer now holds part of one, read again.
+  if (text === null) text = await textDigestFile(file, { textWebCryptoMax, chunkSize });
   const textMs = performance.now() - started;
   let sha256;
   try {
@@ -262,6 +281,86 @@ export async function bothDigestsFile(
     sha256 = await sha256File(file, { webCryptoMax: -1, chunkSize });
   }
   return { sha256, text: { ...text, ms: textMs } };
+}
+
+/**
+ * Where norm-text-v1 may cut `bytes` into two texts whose normalizations, joined, are that of the
+ * whole: the first position in [from, to) (from >= 1) between two bytes of printable ASCII other
+ * than the space (U+0021..U+007E), or -1. Such a byte is a whole code point, neither White_Space
+ * (no run to merge, no end to strip) nor NUL; ASCII is "simple" (normtext.js), so nothing on one
+ * side composes, reorders or folds with the other; and the second text starts with neither
+ * U+FEFF nor White_Space, so its start is not stripped either.
+ */
+export function findCut(bytes, from, to) {
+  for (let c = from; c < to; c++) {
+    const b = bytes[c];
+    if (b > 0x20 && b < 0x7f && bytes[c - 1] > 0x20 && bytes[c - 1] < 0x7f) return c;
+  }
+  return -1;
+}
+
+/**
+ * The second half of a text for bothDigestsFile's `split` (the bytes of `file` from the cut that
+ * findCut finds at or after `mid` in the file, at most CUT_WINDOW bytes on), normalized in place.
+ * Returns {cut, buffer, offset, size}: the cut (-1 if none), and the normalized text as `size`
+ * bytes at `offset` in the ArrayBuffer `buffer`; or {cut, size: -1} when that part is not text or
+ * its normalization would not fit in place. Throws when the file cannot be read.
+ */
+export async function textTailFile(file, { mid, chunkSize = CHUNK_SIZE }) {
+  const start = mid - 1; // the byte before the first place a cut may be
+  const buffer = await file.slice(start).arrayBuffer();
+  const bytes = new Uint8Array(buffer);
+  const offset = findCut(bytes, 1, Math.min(bytes.length, 1 + CUT_WINDOW));
+  if (offset < 0) return { cut: -1, size: -1 };
+  const size = normalizeInPlace(bytes.subarray(offset), chunkSize);
+  if (size < 0) return { cut: start + offset, size: -1 };
+  return { cut: start + offset, buffer, offset, size };
+}
+
+/**
+ * The norm-text-v1 digest of `bytes` (a whole file), its two halves normalized at once: the first
+ * here, the second by `split` (see bothDigestsFile). Returns {digest, reason: null, halves: true};
+ * undefined when the text has no cut near its middle (`bytes` untouched); null when a half is not
+ * text, did not fit in place, or `split` failed (`bytes` changed).
+ */
+async function textInTwo(bytes, split, chunkSize, onProgress) {
+  const mid = bytes.length >>> 1;
+  const cut = mid < 1 ? -1 : findCut(bytes, mid, Math.min(bytes.length, mid + CUT_WINDOW));
+  if (cut < 0) return undefined;
+  // The other half is read and normalized meanwhile; if that fails, the text is read again.
+  const tail = Promise.resolve()
+    .then(() => split(mid))
+    .catch(() => null);
+  const scaled = onProgress && ((done) => onProgress(Math.round((done * bytes.length) / cut)));
+  const head = normalizeInPlace(bytes.subarray(0, cut), chunkSize, scaled);
+  const rest = await tail;
+  if (head < 0 || rest?.cut !== cut || !(rest.size >= 0)) return null;
+  // In place, each half is at most as long as its bytes: the joined text fits where they were
+  // (unless the file changed between the two reads: then it is read again).
+  if (head + rest.size > bytes.length) return null;
+  bytes.set(new Uint8Array(rest.buffer, rest.offset, rest.size), head);
+  const text = bytes.subarray(0, head + rest.size);
+  const halves = true; // for the page's tests and benchmark: this path was taken
+  try {
+    return { digest: hex(await crypto.subtle.digest("SHA-256", text)), reason: null, halves };
+  } catch {
+    const wasm = await globalThis.hashwasm.createSHA256(); // no memory for WebCrypto's copy
+    wasm.init();
+    wasm.update(text);
+    return { digest: wasm.digest("hex"), reason: null, halves };
+  }
+}
+
+/**
+ * Normalize the whole text `bytes` into itself. Returns the length of the normalized text at
+ * the start of `bytes`, or -1 when `bytes` is not text or its normalization would overtake the
+ * bytes not yet read (NFKC lengthens some text): then `bytes` holds part of one.
+ */
+function normalizeInPlace(bytes, chunkSize, onProgress) {
+  const sink = new InPlaceSink(bytes, null);
+  const normalizer = new NormTextV1((piece) => sink.update(piece));
+  const reason = checkText(chunks(bytes, chunkSize, sink), normalizer, true, onProgress);
+  return reason !== null || sink.spilled ? -1 : sink.size;
 }
 
 /** Why the first piece of `file` shows it is not text (as checkText says), or null. */
@@ -310,7 +409,8 @@ function checkText(pieces, normalizer, whole = false, onProgress = undefined) {
 
 /** `bytes` in pieces of `size`, telling `sink` how far the normalizer has read before each. */
 function* chunks(bytes, size, sink) {
-  for (let offset = 0; offset < bytes.length; offset += size) {
+  const givenUp = () => sink.spilled && sink.fallback === null; // normalizeInPlace gave up
+  for (let offset = 0; offset < bytes.length && !givenUp(); offset += size) {
     const chunk = bytes.subarray(offset, offset + size);
     sink.readTo = offset + chunk.length;
     yield chunk;
@@ -320,7 +420,8 @@ function* chunks(bytes, size, sink) {
 /**
  * The normalized text written back into the buffer it is read from, behind the normalizer (the
  * normalizer has consumed a piece before it outputs anything for it), while it stays behind it;
- * moved to `fallback` (a Sha256Sink) when it would overtake it (NFKC lengthens some text).
+ * moved to `fallback` (a Sha256Sink) when it would overtake it (NFKC lengthens some text); with
+ * no fallback (null), `spilled` then says that the text was given up, and chunks() stops.
  */
 class InPlaceSink {
   constructor(bytes, fallback) {
@@ -339,9 +440,9 @@ class InPlaceSink {
     }
     if (!this.spilled) {
       this.spilled = true;
-      this.fallback.update(this.bytes.subarray(0, this.size));
+      this.fallback?.update(this.bytes.subarray(0, this.size));
     }
-    this.fallback.update(piece);
+    this.fallback?.update(piece); // none: the caller gives up on this text
   }
 
   async digest() {
