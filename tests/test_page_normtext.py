@@ -605,6 +605,8 @@ def _halves_inputs() -> list[bytes]:
     inputs += ["\ufdfa".encode() * 40 + data for data in _around(b"ab")]  # first half
     inputs += [("\u4e2d\u6587" * 200).encode(), b"ab", b"a", b"", b"abc\xc3", "\ufeffab".encode()]
     inputs += [b"   ab   ", b"\n\nab\n\n", b"Ab" * 3 + b" " * 4 + b"cD" * 3]
+    # Not text in the first half, NUL past the cut: which is reported depends on the pieces.
+    inputs += [b"a\xffbcdefgh\x00", b"\xffabcdefgh\x00zz", b"abcd\xffefghijk\x00"]
     return inputs + _texts_across_chunks(64) + _fuzz(2_000, seed=11)
 
 

@@ -17,8 +17,9 @@ import { NormTextV1 } from "./normtext.js";
 export { WEBCRYPTO_MAX };
 
 export const CHUNK_SIZE = 8 * 1024 * 1024;
-// A text at least this long is normalized in two halves at once (bothDigestsFile's `split`).
-export const SPLIT_MIN = 4 * 1024 * 1024;
+// A text at least this long is normalized in two halves at once (bothDigestsFile's `split`): the
+// second half starts once the first piece is known to be text, so a shorter text gains little.
+export const SPLIT_MIN = 2 * CHUNK_SIZE;
 // How far past the middle a cut is looked for (findCut); a text without one is not split.
 const CUT_WINDOW = 1024 * 1024;
 const PROGRESS_STEP = 4 * 1024 * 1024;
@@ -247,11 +248,8 @@ export async function bothDigestsFile(
 ) {
   const started = performance.now();
   if (!hasWebCrypto() || file.size > Math.min(webCryptoMax, textWebCryptoMax)) return null;
-  const notText = await firstPieceNotText(file, chunkSize);
-  if (notText !== null) {
-    const sha256 = await sha256File(file, { webCryptoMax, chunkSize, onProgress });
-    return { sha256, text: { digest: null, reason: notText, ms: performance.now() - started } };
-  }
+  // Read whole at once, text or not (the raw digest needs it all): a file that is not text shows
+  // it in the first piece the normalizer sees, which then stops.
   const whole = await wholeFile(file);
   if (whole === null) return null;
   let raw;
@@ -319,20 +317,35 @@ export async function textTailFile(file, { mid, chunkSize = CHUNK_SIZE }) {
 
 /**
  * The norm-text-v1 digest of `bytes` (a whole file), its two halves normalized at once: the first
- * here, the second by `split` (see bothDigestsFile). Returns {digest, reason: null, halves: true};
- * undefined when the text has no cut near its middle (`bytes` untouched); null when a half is not
- * text, did not fit in place, or `split` failed (`bytes` changed).
+ * here, the second by `split` (see bothDigestsFile), asked for once the first piece is text.
+ * Returns {digest, reason: null, halves: true}; {digest: null, reason} when the first piece (as
+ * the one-piece path cuts it) is not text; undefined when the text has no cut near its middle
+ * (`bytes` untouched); null when a half is not text, did not fit in place, or `split` failed
+ * (`bytes` changed).
  */
 async function textInTwo(bytes, split, chunkSize, onProgress) {
   const mid = bytes.length >>> 1;
   const cut = mid < 1 ? -1 : findCut(bytes, mid, Math.min(bytes.length, mid + CUT_WINDOW));
   if (cut < 0) return undefined;
   // The other half is read and normalized meanwhile; if that fails, the text is read again.
-  const tail = Promise.resolve()
-    .then(() => split(mid))
-    .catch(() => null);
+  // Once the first piece is text (a file that is not text is not read twice).
+  let tail = null;
+  const startTail = () => {
+    tail = Promise.resolve()
+      .then(() => split(mid))
+      .catch(() => null);
+  };
   const scaled = onProgress && ((done) => onProgress(Math.round((done * bytes.length) / cut)));
-  const head = normalizeInPlace(bytes.subarray(0, cut), chunkSize, scaled);
+  const sink = new InPlaceSink(bytes.subarray(0, cut), null);
+  const normalizer = new NormTextV1((piece) => sink.update(piece));
+  const pieces = chunks(sink.bytes, chunkSize, sink, startTail);
+  const reason = checkText(pieces, normalizer, true, scaled);
+  if (tail === null) {
+    // The first piece is not text. When the cut did not shorten it, it is the one-piece path's
+    // first piece, and the reason is that path's.
+    return reason !== null && cut >= chunkSize ? { digest: null, reason } : null;
+  }
+  const head = reason !== null || sink.spilled ? -1 : sink.size;
   const rest = await tail;
   if (head < 0 || rest?.cut !== cut || !(rest.size >= 0)) return null;
   // In place, each half is at most as long as its bytes: the joined text fits where they were
@@ -356,10 +369,10 @@ async function textInTwo(bytes, split, chunkSize, onProgress) {
  * the start of `bytes`, or -1 when `bytes` is not text or its normalization would overtake the
  * bytes not yet read (NFKC lengthens some text): then `bytes` holds part of one.
  */
-function normalizeInPlace(bytes, chunkSize, onProgress) {
+function normalizeInPlace(bytes, chunkSize) {
   const sink = new InPlaceSink(bytes, null);
   const normalizer = new NormTextV1((piece) => sink.update(piece));
-  const reason = checkText(chunks(bytes, chunkSize, sink), normalizer, true, onProgress);
+  const reason = checkText(chunks(bytes, chunkSize, sink), normalizer, true);
   return reason !== null || sink.spilled ? -1 : sink.size;
 }
 
@@ -407,13 +420,18 @@ function checkText(pieces, normalizer, whole = false, onProgress = undefined) {
   return normalizer.finish() ? null : normalizer.failure;
 }
 
-/** `bytes` in pieces of `size`, telling `sink` how far the normalizer has read before each. */
-function* chunks(bytes, size, sink) {
+/**
+ * `bytes` in pieces of `size`, telling `sink` how far the normalizer has read before each, and
+ * calling `afterFirst` once the first piece is consumed (checkText asks for the next one only if
+ * that piece was text).
+ */
+function* chunks(bytes, size, sink, afterFirst = undefined) {
   const givenUp = () => sink.spilled && sink.fallback === null; // normalizeInPlace gave up
   for (let offset = 0; offset < bytes.length && !givenUp(); offset += size) {
     const chunk = bytes.subarray(offset, offset + size);
     sink.readTo = offset + chunk.length;
     yield chunk;
+    if (offset === 0) afterFirst?.(); // the first piece was normalized without a failure
   }
 }
 
