@@ -554,7 +554,7 @@ def test_why_there_is_no_text_digest(page: Any, path: str) -> None:
 
 
 def _cut(data: bytes) -> int | None:
-    """Where digest.js's findCut cuts `data` (its window, 1 MiB, is larger than these texts)."""
+    """Where digest.js cuts `data` at splitAt 0.5 (its window, 1 MiB, exceeds these texts)."""
     mid = len(data) // 2
     printable = range(0x21, 0x7F)
     for cut in range(max(mid, 1), len(data)):
@@ -616,7 +616,7 @@ def test_text_in_two_halves_equals_python(page: Any, chunk: int) -> None:
     boundary near the cut; a text that either half shows is not text, or that does not fit in
     place, is done again in one piece: the same digest and the same reason as the one-piece path."""
     inputs = _halves_inputs()
-    options = {"chunkSize": chunk, "splitMin": 2}
+    options = {"chunkSize": chunk, "splitMin": 2, "splitAt": 0.5}
     got = _browser(page, "halves", inputs, options)
     reasons = _browser(page, "textReasons", inputs, {"chunkSize": chunk})
     expected = [

@@ -95,8 +95,9 @@ function getWorkers() {
 
 // How much of a file may be hashed in memory (the fast path) depends on the device's memory
 // (memoryLimits in digest.js). Test hooks (query string): ?device-memory=GiB stands for
-// navigator.deviceMemory; ?webcrypto-max=N (both limits), ?text-webcrypto-max=N, ?chunk=N and
-// ?split-min=N (the shortest text normalized in two halves) set the thresholds themselves.
+// navigator.deviceMemory; ?webcrypto-max=N (both limits), ?text-webcrypto-max=N, ?chunk=N,
+// ?split-min=N (the shortest text normalized in two parts) and ?split-at=F (where it is cut, a
+// fraction of its length) set the thresholds themselves.
 const params = new URLSearchParams(location.search);
 const deviceMemory = params.has("device-memory")
   ? Number(params.get("device-memory"))
@@ -110,6 +111,7 @@ if (params.has("text-webcrypto-max")) {
 }
 if (params.has("chunk")) hashOptions.chunkSize = Number(params.get("chunk"));
 if (params.has("split-min")) hashOptions.splitMin = Number(params.get("split-min"));
+if (params.has("split-at")) hashOptions.splitAt = Number(params.get("split-at"));
 
 // ---------------------------------------------------------------------------------------------
 // The registry: range queries, at most MAX_PARALLEL_LOOKUPS at once, each prefix asked once.

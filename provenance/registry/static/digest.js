@@ -17,9 +17,14 @@ import { NormTextV1 } from "./normtext.js";
 export { WEBCRYPTO_MAX };
 
 export const CHUNK_SIZE = 8 * 1024 * 1024;
-// A text at least this long is normalized in two halves at once (bothDigestsFile's `split`): the
-// second half starts once the first piece is known to be text, so a shorter text gains little.
-export const SPLIT_MIN = 2 * CHUNK_SIZE;
+// A text at least this long is normalized in two parts at once (bothDigestsFile's `split`), cut
+// at or after SPLIT_AT of its length: the other worker has its part to read before it normalizes
+// it, this one has the raw bytes to copy for WebCrypto first, and both then take about as long.
+export const SPLIT_MIN = 4 * 1024 * 1024;
+export const SPLIT_AT = 0.5;
+// Whether a text is split is decided on its first PEEK bytes: a file that is not text there is
+// not read again by the other worker.
+const PEEK = 64 * 1024;
 // How far past the middle a cut is looked for (findCut); a text without one is not split.
 const CUT_WINDOW = 1024 * 1024;
 const PROGRESS_STEP = 4 * 1024 * 1024;
@@ -230,9 +235,9 @@ export async function textDigestFile(
  *
  * With `split` (an async function of `mid` returning what textTailFile(file, {mid}) returns,
  * computed elsewhere: app.js runs it in the other worker), a text of at least `splitMin` bytes
- * is normalized in two halves at once, cut after the middle where the halves normalize
- * independently (findCut); the halves are joined and hashed here. Should either half not be
- * text, or not fit in place, the text digest is computed again from the file alone
+ * is normalized in two parts at once, cut at or after `splitAt` of its length where the parts
+ * normalize independently (findCut); the parts are joined and hashed here. Should either part
+ * not be text, or not fit in place, the text digest is computed again from the file alone
  * (textDigestFile), so the answer and its reason are those of the one-piece path.
  */
 export async function bothDigestsFile(
@@ -242,6 +247,7 @@ export async function bothDigestsFile(
     textWebCryptoMax = WEBCRYPTO_MAX,
     chunkSize = CHUNK_SIZE,
     splitMin = SPLIT_MIN,
+    splitAt = SPLIT_AT,
     split,
     onProgress,
   } = {},
@@ -252,6 +258,10 @@ export async function bothDigestsFile(
   // it in the first piece the normalizer sees, which then stops.
   const whole = await wholeFile(file);
   if (whole === null) return null;
+  const bytes = new Uint8Array(whole);
+  // The other worker starts on the second part of a text now, while this one copies the bytes
+  // for WebCrypto and normalizes the first part: it has that part to read first.
+  const inTwo = split && bytes.length >= splitMin ? startTail(bytes, split, splitAt) : null;
   let raw;
   try {
     raw = crypto.subtle.digest("SHA-256", whole);
@@ -263,9 +273,7 @@ export async function bothDigestsFile(
     () => (rawMs = performance.now() - started),
     () => {}, // awaited below, after the normalization
   );
-  const bytes = new Uint8Array(whole);
-  const halves = split && bytes.length >= splitMin;
-  let text = halves ? await textInTwo(bytes, split, chunkSize, onProgress) : undefined;
+  let text = inTwo ? await textInTwo(bytes, inTwo, chunkSize, onProgress) : undefined;
   if (text === undefined) text = await textOfBytes(bytes, textWebCryptoMax, chunkSize, onProgress);
   // The halves did not both give a text in place: the buffer now holds part of one, read again.
   if (text === null) text = await textDigestFile(file, { textWebCryptoMax, chunkSize });
@@ -316,34 +324,40 @@ export async function textTailFile(file, { mid, chunkSize = CHUNK_SIZE }) {
 }
 
 /**
- * The norm-text-v1 digest of `bytes` (a whole file), its two halves normalized at once: the first
- * here, the second by `split` (see bothDigestsFile), asked for once the first piece is text.
- * Returns {digest, reason: null, halves: true}; {digest: null, reason} when the first piece (as
- * the one-piece path cuts it) is not text; undefined when the text has no cut near its middle
- * (`bytes` untouched); null when a half is not text, did not fit in place, or `split` failed
- * (`bytes` changed).
+ * Start normalizing the second part of the text `bytes` (a whole file, not yet changed) with
+ * `split` (see bothDigestsFile), from the first cut at or after `at` of its length, when its
+ * first PEEK bytes are text (a file that is not text is not read twice). Returns {cut, tail},
+ * `tail` a promise of textTailFile's answer (null if `split` failed); or null: no split.
  */
-async function textInTwo(bytes, split, chunkSize, onProgress) {
-  const mid = bytes.length >>> 1;
-  const cut = mid < 1 ? -1 : findCut(bytes, mid, Math.min(bytes.length, mid + CUT_WINDOW));
-  if (cut < 0) return undefined;
-  // The other half is read and normalized meanwhile; if that fails, the text is read again.
-  // Once the first piece is text (a file that is not text is not read twice).
-  let tail = null;
-  const startTail = () => {
-    tail = Promise.resolve()
-      .then(() => split(mid))
-      .catch(() => null);
-  };
+function startTail(bytes, split, at) {
+  const mid = Math.max(1, Math.floor(bytes.length * at));
+  const cut = findCut(bytes, mid, Math.min(bytes.length, mid + CUT_WINDOW));
+  if (cut < 0 || checkText([bytes.subarray(0, PEEK)], new NormTextV1(() => {})) !== null) {
+    return null;
+  }
+  const tail = Promise.resolve()
+    .then(() => split(mid))
+    .catch(() => null);
+  return { cut, tail };
+}
+
+/**
+ * The norm-text-v1 digest of `bytes` (a whole file) whose part after `cut` is normalized by
+ * `tail` (startTail), the part before it normalized here meanwhile, then joined in place and
+ * hashed. Returns {digest, reason: null, halves: true}; {digest: null, reason} when the first
+ * piece (as the one-piece path cuts it) is not text; null when a part is not text, did not fit
+ * in place, or `split` failed (`bytes` changed: the caller reads the file again).
+ */
+async function textInTwo(bytes, { cut, tail }, chunkSize, onProgress) {
+  let firstPiece = true; // the failure, if any, is in the first piece
   const scaled = onProgress && ((done) => onProgress(Math.round((done * bytes.length) / cut)));
   const sink = new InPlaceSink(bytes.subarray(0, cut), null);
   const normalizer = new NormTextV1((piece) => sink.update(piece));
-  const pieces = chunks(sink.bytes, chunkSize, sink, startTail);
+  const pieces = chunks(sink.bytes, chunkSize, sink, () => (firstPiece = false));
   const reason = checkText(pieces, normalizer, true, scaled);
-  if (tail === null) {
-    // The first piece is not text. When the cut did not shorten it, it is the one-piece path's
-    // first piece, and the reason is that path's.
-    return reason !== null && cut >= chunkSize ? { digest: null, reason } : null;
+  if (reason !== null && firstPiece && cut >= chunkSize) {
+    // The cut did not shorten the first piece: it is the one-piece path's, the reason too.
+    return { digest: null, reason };
   }
   const head = reason !== null || sink.spilled ? -1 : sink.size;
   const rest = await tail;
