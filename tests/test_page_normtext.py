@@ -125,6 +125,16 @@ SETUP = """async () => {
       }
       return JSON.stringify(out);
     },
+    // What happens first for a text split in two: the other part asked for, or progress here.
+    async splitOrder(data, lengths) {
+      const [bytes] = pieces(data, lengths);
+      const blob = new Blob([bytes]);
+      const events = [];
+      const split = (mid) => (events.push("split"), dg.textTailFile(blob, { mid }));
+      const onProgress = () => events.push("progress");
+      const r = await dg.bothDigestsFile(blob, { split, onProgress });
+      return JSON.stringify([r.text.digest, r.text.halves, events[0], events.length > 1]);
+    },
     memoryLimits: (deviceMemory) => lm.memoryLimits(deviceMemory),
     async textReasons(data, lengths, options) {
       const out = [];
@@ -654,3 +664,11 @@ def test_text_in_two_halves_thresholds_and_a_failed_tail(page: Any) -> None:
         assert got == [[hashlib.sha256(text).hexdigest(), norm_text_sha256(text), None, split]]
     got = _browser(page, "halves", [text], {"splitMin": 2, "chunkSize": 64}, "fails")
     assert got == [[hashlib.sha256(text).hexdigest(), norm_text_sha256(text), None, False]]
+
+
+def test_the_other_part_is_asked_for_before_this_one_is_normalized(page: Any) -> None:
+    """The second part is asked for when the file is read, not once the first is normalized (a
+    worker's messages go out only when its task ends): the split comes before any progress."""
+    text = b"Whereas recognition of the inherent dignity; " * (9 * MIB // 46)
+    got = _browser(page, "splitOrder", [text])
+    assert got == [norm_text_sha256(text), True, "split", True]

@@ -335,9 +335,13 @@ function startTail(bytes, split, at) {
   if (cut < 0 || checkText([bytes.subarray(0, PEEK)], new NormTextV1(() => {})) !== null) {
     return null;
   }
-  const tail = Promise.resolve()
-    .then(() => split(mid))
-    .catch(() => null);
+  // Called now, not in a later task: this worker stays busy until the text is normalized.
+  let tail;
+  try {
+    tail = Promise.resolve(split(mid)).catch(() => null);
+  } catch {
+    tail = Promise.resolve(null);
+  }
   return { cut, tail };
 }
 
