@@ -26,6 +26,7 @@ was measured. ``wall_s`` in the JSON
 also counts Playwright handing the file to the page. One GOAL line per file and digest.
 
 Run:  python benchmarks/bench_page.py [--sizes 256 1024] [--kinds binary text] [--runs 3]
+      [--query split-min=1e12]   (the page's test hooks, app.js: here, texts in one piece)
 Needs /usr/bin/chromium (apt-get install chromium) and the test extra (playwright).
 """
 
@@ -159,10 +160,10 @@ class _PeakMemory(threading.Thread):
         return self.peak
 
 
-def _measure(browser: Any, url: str, path: Path) -> dict[str, Any]:
+def _measure(browser: Any, url: str, path: Path, query: str) -> dict[str, Any]:
     page = browser.new_page()
     try:
-        page.goto(url)
+        page.goto(f"{url}?{query}" if query else url)
         page.wait_for_selector("body[data-ready=true]", state="attached")
         started = time.perf_counter()
         cpu = _browser_cpu_s()
@@ -202,6 +203,11 @@ def main() -> int:
     parser.add_argument("--kinds", nargs="+", default=["binary", "text"])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--query",
+        default="",
+        help="the page's test hooks, e.g. split-min=1e12 (a text in one piece) to compare paths",
+    )
     args = parser.parse_args()
     results = []
     with (
@@ -220,7 +226,7 @@ def main() -> int:
                 path = Path(temp) / f"{kind}-{size}.bin"
                 _write(path, size * MIB, kind)
                 reference = _hashlib_mib_s(path)
-                runs = [_measure(b, registry.url, path) for _ in range(args.runs)]
+                runs = [_measure(b, registry.url, path, args.query) for _ in range(args.runs)]
                 limit = _sha256_limit()
                 row = {
                     "kind": kind,
