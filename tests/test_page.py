@@ -382,6 +382,32 @@ def test_small_chunks_and_the_streaming_path_give_the_same_statuses(
     page.close()
 
 
+def test_texts_normalized_in_two_halves_by_the_two_workers(
+    session: Session, registry: PageRegistry, tmp_path: Path
+) -> None:
+    """With ?split-min=2 (a test hook) every text file is normalized in two halves, the second by
+    the other worker: the same digests and statuses, and still no full digest leaves."""
+    files = _creator_files(tmp_path / "works")
+    page = session.page
+    page.goto(f"{registry.url}?split-min=2")
+    page.wait_for_selector("body[data-ready=true]", state="attached")
+    page.set_input_files("#files", [str(path) for path in files.values()])
+    rows = _wait_until_done(page, len(files))
+    digests: set[str] = set()
+    for name, path in files.items():
+        data = path.read_bytes()
+        text = None if b"\0" in data else norm_text_sha256(data)
+        assert rows[name].get_attribute("data-sha256") == hashlib.sha256(data).hexdigest()
+        assert rows[name].get_attribute("data-text-sha256") == text
+        halves = rows[name].get_attribute("data-text-halves")
+        assert halves == ("true" if name.endswith(".txt") else None), name
+        digests |= _digests(path)
+    assert rows["chanson-NFD.txt"].get_attribute("data-status") == "normalized"
+    assert rows["01-a-scandal-in-bohemia.txt"].get_attribute("data-status") == "exact"
+    assert not session.errors
+    _assert_nothing_full_left(session, registry, digests)
+
+
 def test_rate_limited_then_checked_again(
     session: Session, registry: PageRegistry, tmp_path: Path
 ) -> None:

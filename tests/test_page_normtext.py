@@ -108,6 +108,33 @@ SETUP = """async () => {
         delete crypto.subtle.digest;
       };
     },
+    // Both digests with the text normalized in two halves (the second by textTailFile, as the
+    // other worker does for app.js); `tail` "fails" makes the second half throw instead.
+    async halves(data, lengths, options, tail) {
+      const out = [];
+      for (const bytes of pieces(data, lengths)) {
+        const blob = new Blob([bytes]);
+        const split = (mid) =>
+          tail === "fails"
+            ? Promise.reject(new Error("the other worker failed"))
+            : dg.textTailFile(blob, { mid, chunkSize: options.chunkSize });
+        const r = await dg.bothDigestsFile(blob, { ...options, split });
+        out.push(
+          r === null ? null : [r.sha256.digest, r.text.digest, r.text.reason, !!r.text.halves],
+        );
+      }
+      return JSON.stringify(out);
+    },
+    // What happens first for a text split in two: the other part asked for, or progress here.
+    async splitOrder(data, lengths) {
+      const [bytes] = pieces(data, lengths);
+      const blob = new Blob([bytes]);
+      const events = [];
+      const split = (mid) => (events.push("split"), dg.textTailFile(blob, { mid }));
+      const onProgress = () => events.push("progress");
+      const r = await dg.bothDigestsFile(blob, { split, onProgress });
+      return JSON.stringify([r.text.digest, r.text.halves, events[0], events.length > 1]);
+    },
     memoryLimits: (deviceMemory) => lm.memoryLimits(deviceMemory),
     async textReasons(data, lengths, options) {
       const out = [];
@@ -529,3 +556,119 @@ def test_why_there_is_no_text_digest(page: Any, path: str) -> None:
         options = {"chunkSize": chunk, "textWebCryptoMax": limit}
         got = _browser(page, "textReasons", inputs, options)
         assert got == [case[column] for case in cases], chunk
+
+
+# -------------------------------------------------------------------------------------------
+# A text normalized in two halves at once (bothDigestsFile's split, textTailFile in the other
+# worker): cut after the middle between two printable ASCII bytes, else in one piece
+
+
+def _cut(data: bytes) -> int | None:
+    """Where digest.js cuts `data` at splitAt 0.5 (its window, 1 MiB, exceeds these texts)."""
+    mid = len(data) // 2
+    printable = range(0x21, 0x7F)
+    for cut in range(max(mid, 1), len(data)):
+        if data[cut] in printable and data[cut - 1] in printable:
+            return cut
+    return None
+
+
+def _around(middle: bytes, tail: bytes = b"") -> list[bytes]:
+    """Texts with `middle` where the text is cut (and shifted by up to 7 bytes), `tail` late in
+    the second half."""
+    left = b"It was a Dark and stormy Night;\tthe rain fell in torrents. " * 3
+    right = b"Except at occasional intervals, when it was checked. " * 3
+    return [
+        left + middle + right[: len(right) // 2] + tail + right[len(right) // 2 :] + b"x" * shift
+        for shift in range(8)
+    ]
+
+
+HALVES_MIDDLES = [
+    b"ab\r\ncd",  # CRLF at the middle: White_Space is never cut
+    b"a \r\n\r\n \t b",
+    b" \t\n\x0b\x0c\r  ",  # a run of ASCII White_Space only
+    "e\u0301\u0327x\u0301yz\u0308".encode(),  # combining marks on both sides of ASCII
+    "ab\u0301cd\u0323\u0307".encode(),
+    "\u00e9\u4e2d\U0001d518\u00df".encode(),  # 2-, 3- and 4-byte UTF-8 at the cut
+    "x\u1100\u1161\u11a8y\uac00\u11a8z".encode(),  # Hangul
+    "A\ufeffB\ufeffC".encode(),  # U+FEFF past the start: kept
+    "ab\u3000cd \u00a0 \u2028ef".encode(),  # White_Space beyond ASCII
+    "\u0130X\u00dfY\ufb01Z\u1e9e".encode(),  # case folding that lengthens
+    "\u2460\u2461\u00bd".encode(),  # compatibility forms
+    "\u4e2d\u6587".encode() * 60,  # no cut in the middle: on to the first after it
+]
+HALVES_TAILS = [
+    b"",
+    b"\xff",  # invalid UTF-8 in the second half
+    b"\xed\xa0\x80",  # a surrogate
+    b"\x00",  # NUL late in the file
+    "\u0378".encode(),  # unassigned in Unicode 14.0
+    "\ufdfa".encode() * 40,  # NFKC lengthens it past the bytes it is written over
+]
+
+
+def _halves_inputs() -> list[bytes]:
+    inputs = [data for m in HALVES_MIDDLES for t in HALVES_TAILS for data in _around(m, t)]
+    inputs += [b"\xff" + data for data in _around(b"ab", b"\x00")]  # invalid, then NUL
+    inputs += [b"\x00" + data for data in _around(b"ab", b"\xff")]  # NUL, then invalid
+    inputs += ["\ufdfa".encode() * 40 + data for data in _around(b"ab")]  # first half
+    inputs += [("\u4e2d\u6587" * 200).encode(), b"ab", b"a", b"", b"abc\xc3", "\ufeffab".encode()]
+    inputs += [b"   ab   ", b"\n\nab\n\n", b"Ab" * 3 + b" " * 4 + b"cD" * 3]
+    # Not text in the first half, NUL past the cut: which is reported depends on the pieces.
+    inputs += [b"a\xffbcdefgh\x00", b"\xffabcdefgh\x00zz", b"abcd\xffefghijk\x00"]
+    return inputs + _texts_across_chunks(64) + _fuzz(2_000, seed=11)
+
+
+@pytest.mark.parametrize("chunk", [4, 64])
+def test_text_in_two_halves_equals_python(page: Any, chunk: int) -> None:
+    """Both digests with the text normalized in two halves equal Python's, across every kind of
+    boundary near the cut; a text that either half shows is not text, or that does not fit in
+    place, is done again in one piece: the same digest and the same reason as the one-piece path."""
+    inputs = _halves_inputs()
+    options = {"chunkSize": chunk, "splitMin": 2, "splitAt": 0.5}
+    got = _browser(page, "halves", inputs, options)
+    reasons = _browser(page, "textReasons", inputs, {"chunkSize": chunk})
+    expected = [
+        [
+            hashlib.sha256(data).hexdigest(),
+            None if b"\0" in data else norm_text_sha256(data),
+            reason,
+        ]
+        for data, reason in zip(inputs, reasons, strict=True)
+    ]
+    _assert_same(inputs, [result[:3] for result in got], expected)
+    halves = [result[3] for result in got]
+    for data, (_, text, _), split in zip(inputs, expected, halves, strict=True):
+        if split:  # only where a cut exists, and only for text
+            assert _cut(data) is not None and text is not None, data
+    # Prose, and each middle without a bad tail, is cut; each bad tail falls back to one piece.
+    for middle in HALVES_MIDDLES:
+        for tail in HALVES_TAILS:
+            for data in _around(middle, tail):
+                split = halves[inputs.index(data)]
+                assert split is (tail == b""), (middle, tail)
+    unsplit = [("\u4e2d\u6587" * 200).encode(), b"a"]  # no cut; too short
+    unsplit += ["\ufdfa".encode() * 40 + data for data in _around(b"ab")]  # too long in place
+    assert not any(halves[inputs.index(data)] for data in unsplit)
+    fuzzed = halves[-2_000:]  # fuzzed strings with a cut: many, but not all, are split
+    assert 100 < sum(fuzzed) < sum(_cut(data) is not None for data in inputs[-2_000:])
+
+
+def test_text_in_two_halves_thresholds_and_a_failed_tail(page: Any) -> None:
+    """A text shorter than splitMin is not split, one of splitMin bytes is; when the other half
+    fails (the other worker could not read the file), the text is done again in one piece."""
+    text = b"The Adventure of the Beryl Coronet. " * 30
+    for split_min, split in ((len(text) + 1, False), (len(text), True)):
+        got = _browser(page, "halves", [text], {"splitMin": split_min, "chunkSize": 64})
+        assert got == [[hashlib.sha256(text).hexdigest(), norm_text_sha256(text), None, split]]
+    got = _browser(page, "halves", [text], {"splitMin": 2, "chunkSize": 64}, "fails")
+    assert got == [[hashlib.sha256(text).hexdigest(), norm_text_sha256(text), None, False]]
+
+
+def test_the_other_part_is_asked_for_before_this_one_is_normalized(page: Any) -> None:
+    """The second part is asked for when the file is read, not once the first is normalized (a
+    worker's messages go out only when its task ends): the split comes before any progress."""
+    text = b"Whereas recognition of the inherent dignity; " * (9 * MIB // 46)
+    got = _browser(page, "splitOrder", [text])
+    assert got == [norm_text_sha256(text), True, "split", True]

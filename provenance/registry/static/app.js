@@ -31,7 +31,8 @@ import { memoryLimits } from "./limits.js";
 
 // ---------------------------------------------------------------------------------------------
 // Workers: one computes SHA-256, the other the norm-text-v1 digest, so both run at once; a file
-// that fits in memory gets both from the second alone (see bothDigestsFile in digest.js).
+// that fits in memory gets both from the second, the first normalizing the second half of its
+// text meanwhile (see bothDigestsFile and textTailFile in digest.js).
 
 class WorkerQueue {
   constructor() {
@@ -45,7 +46,7 @@ class WorkerQueue {
       failed = reject;
     });
     this.worker.onmessage = (event) => {
-      const { id, progress, result, error, ready } = event.data;
+      const { id, progress, split, result, error, ready } = event.data;
       if (ready) {
         loaded();
         return;
@@ -54,6 +55,14 @@ class WorkerQueue {
       if (!job) return;
       if (progress !== undefined) {
         job.onProgress?.(progress);
+        return;
+      }
+      if (split !== undefined) {
+        // Whatever happens to the other half, the job hears of it (a failed tail: one piece).
+        const tail = job.onSplit ? job.onSplit(split).catch(() => ({ cut: -1, size: -1 })) : null;
+        Promise.resolve(tail ?? { cut: -1, size: -1 }).then((answer) =>
+          this.worker.postMessage({ id, tail: answer }, answer.buffer ? [answer.buffer] : []),
+        );
         return;
       }
       this.pending.delete(id);
@@ -69,10 +78,10 @@ class WorkerQueue {
     };
   }
 
-  run(job, file, options, onProgress) {
+  run(job, file, options, onProgress, onSplit) {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, onProgress });
+      this.pending.set(id, { resolve, reject, onProgress, onSplit });
       this.worker.postMessage({ id, job, file, options });
     });
   }
@@ -86,8 +95,9 @@ function getWorkers() {
 
 // How much of a file may be hashed in memory (the fast path) depends on the device's memory
 // (memoryLimits in digest.js). Test hooks (query string): ?device-memory=GiB stands for
-// navigator.deviceMemory; ?webcrypto-max=N (both limits), ?text-webcrypto-max=N and ?chunk=N
-// set the thresholds themselves.
+// navigator.deviceMemory; ?webcrypto-max=N (both limits), ?text-webcrypto-max=N, ?chunk=N,
+// ?split-min=N (the shortest text normalized in two parts) and ?split-at=F (where it is cut, a
+// fraction of its length) set the thresholds themselves.
 const params = new URLSearchParams(location.search);
 const deviceMemory = params.has("device-memory")
   ? Number(params.get("device-memory"))
@@ -100,6 +110,8 @@ if (params.has("text-webcrypto-max")) {
   hashOptions.textWebCryptoMax = Number(params.get("text-webcrypto-max"));
 }
 if (params.has("chunk")) hashOptions.chunkSize = Number(params.get("chunk"));
+if (params.has("split-min")) hashOptions.splitMin = Number(params.get("split-min"));
+if (params.has("split-at")) hashOptions.splitAt = Number(params.get("split-at"));
 
 // ---------------------------------------------------------------------------------------------
 // The registry: range queries, at most MAX_PARALLEL_LOOKUPS at once, each prefix asked once.
@@ -283,11 +295,19 @@ class Row {
     const size = Math.max(this.file.size, 1);
     const update = () =>
       (this.progress.value = Math.min(1, (done.sha256 + done.text) / (2 * size)));
-    const job = (name, onProgress) =>
-      getWorkers()[name === "both" ? "text" : name].run(name, this.file, hashOptions, onProgress);
+    const job = (name, onProgress, onSplit) =>
+      getWorkers()[name === "both" ? "text" : name].run(
+        name,
+        this.file,
+        hashOptions,
+        onProgress,
+        onSplit,
+      );
     const started = performance.now();
-    // A file that fits in memory: both digests from one read, in one worker (bothDigestsFile).
-    let both = await job("both", (bytes) => ((done.sha256 = done.text = bytes), update()));
+    // A file that fits in memory: both digests from one read, in one worker (bothDigestsFile),
+    // the second half of a text normalized by the other worker meanwhile (textTailFile).
+    const tail = (mid) => getWorkers().sha256.run("tail", this.file, { ...hashOptions, mid });
+    let both = await job("both", (bytes) => ((done.sha256 = done.text = bytes), update()), tail);
     if (both === null) {
       const one = (name) =>
         job(name, (bytes) => ((done[name] = bytes), update())).then(
@@ -308,6 +328,7 @@ class Row {
       digestsMs: (performance.now() - started).toFixed(1),
     });
     if (normalized.digest) this.node.dataset.textSha256 = normalized.digest;
+    if (normalized.halves) this.node.dataset.textHalves = "true"; // normalized in two halves
     this.progress.remove();
   }
 

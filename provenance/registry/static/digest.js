@@ -5,7 +5,8 @@
 // - text: the norm-text-v1 digest when the file is text as `provenance manifest build` means it
 //   (strict UTF-8 without NUL): the file is normalized as it is read, and the normalized text
 //   hashed with WebCrypto while it stays within `textWebCryptoMax` bytes, else through hash-wasm;
-// - both from one read of a file within both limits (bothDigestsFile), which app.js tries first.
+// - both from one read of a file within both limits (bothDigestsFile), which app.js tries first;
+//   the second part of its text normalized meanwhile by the other worker (textTailFile).
 // app.js sets both limits from the device's memory (limits.js). Nothing here sends anything
 // anywhere.
 
@@ -16,6 +17,17 @@ import { NormTextV1 } from "./normtext.js";
 export { WEBCRYPTO_MAX };
 
 export const CHUNK_SIZE = 8 * 1024 * 1024;
+// A text at least this long is normalized in two parts at once (bothDigestsFile's `split`), cut
+// at or after SPLIT_AT of its length: the other worker has its part to read before it normalizes
+// it, this one the raw bytes to copy for WebCrypto first (at 128 MiB, load 5, the other part was
+// ready as this one's ended; 0.4 and 0.65 measured no better).
+export const SPLIT_MIN = 4 * 1024 * 1024;
+export const SPLIT_AT = 0.5;
+// Whether a text is split is decided on its first PEEK bytes: a file that is not text there is
+// not read again by the other worker.
+const PEEK = 64 * 1024;
+// How far past the middle a cut is looked for (findCut); a text without one is not split.
+const CUT_WINDOW = 1024 * 1024;
 const PROGRESS_STEP = 4 * 1024 * 1024;
 
 // WebCrypto exists only in secure contexts (HTTPS, or plain HTTP on localhost): a registry served
@@ -221,6 +233,13 @@ export async function textDigestFile(
  * beats two workers that each read the file. Returns {sha256, text} (as sha256File and
  * textDigestFile), or null for a file this path does not take (too large, no WebCrypto, no
  * memory for it): then run sha256File and textDigestFile.
+ *
+ * With `split` (an async function of `mid` returning what textTailFile(file, {mid}) returns,
+ * computed elsewhere: app.js runs it in the other worker), a text of at least `splitMin` bytes
+ * is normalized in two parts at once, cut at or after `splitAt` of its length where the parts
+ * normalize independently (findCut); the parts are joined and hashed here. Should either part
+ * not be text, or not fit in place, the text digest is computed again from the file alone
+ * (textDigestFile), so the answer and its reason are those of the one-piece path.
  */
 export async function bothDigestsFile(
   file,
@@ -228,18 +247,22 @@ export async function bothDigestsFile(
     webCryptoMax = WEBCRYPTO_MAX,
     textWebCryptoMax = WEBCRYPTO_MAX,
     chunkSize = CHUNK_SIZE,
+    splitMin = SPLIT_MIN,
+    splitAt = SPLIT_AT,
+    split,
     onProgress,
   } = {},
 ) {
   const started = performance.now();
   if (!hasWebCrypto() || file.size > Math.min(webCryptoMax, textWebCryptoMax)) return null;
-  const notText = await firstPieceNotText(file, chunkSize);
-  if (notText !== null) {
-    const sha256 = await sha256File(file, { webCryptoMax, chunkSize, onProgress });
-    return { sha256, text: { digest: null, reason: notText, ms: performance.now() - started } };
-  }
+  // Read whole at once, text or not (the raw digest needs it all): a file that is not text shows
+  // it in the first piece the normalizer sees, which then stops.
   const whole = await wholeFile(file);
   if (whole === null) return null;
+  const bytes = new Uint8Array(whole);
+  // The other worker starts on the second part of a text now, while this one copies the bytes
+  // for WebCrypto and normalizes the first part: it has that part to read first.
+  const inTwo = split && bytes.length >= splitMin ? startTail(bytes, split, splitAt) : null;
   let raw;
   try {
     raw = crypto.subtle.digest("SHA-256", whole);
@@ -251,7 +274,10 @@ export async function bothDigestsFile(
     () => (rawMs = performance.now() - started),
     () => {}, // awaited below, after the normalization
   );
-  const text = await textOfBytes(new Uint8Array(whole), textWebCryptoMax, chunkSize, onProgress);
+  let text = inTwo ? await textInTwo(bytes, inTwo, chunkSize, onProgress) : undefined;
+  if (text === undefined) text = await textOfBytes(bytes, textWebCryptoMax, chunkSize, onProgress);
+  // The parts did not both give a text in place: the buffer now holds part of one, read again.
+  if (text === null) text = await textDigestFile(file, { textWebCryptoMax, chunkSize });
   const textMs = performance.now() - started;
   let sha256;
   try {
@@ -262,6 +288,111 @@ export async function bothDigestsFile(
     sha256 = await sha256File(file, { webCryptoMax: -1, chunkSize });
   }
   return { sha256, text: { ...text, ms: textMs } };
+}
+
+/**
+ * Where norm-text-v1 may cut `bytes` into two texts whose normalizations, joined, are that of the
+ * whole: the first position in [from, to) (from >= 1) between two bytes of printable ASCII other
+ * than the space (U+0021..U+007E), or -1. Such a byte is a whole code point, neither White_Space
+ * (no run to merge, no end to strip) nor NUL; ASCII is "simple" (normtext.js), so nothing on one
+ * side composes, reorders or folds with the other; and the second text starts with neither
+ * U+FEFF nor White_Space, so its start is not stripped either.
+ */
+export function findCut(bytes, from, to) {
+  for (let c = from; c < to; c++) {
+    const b = bytes[c];
+    if (b > 0x20 && b < 0x7f && bytes[c - 1] > 0x20 && bytes[c - 1] < 0x7f) return c;
+  }
+  return -1;
+}
+
+/**
+ * The second part of a text for bothDigestsFile's `split` (the bytes of `file` from the cut that
+ * findCut finds at or after `mid` in the file, at most CUT_WINDOW bytes on), normalized in place.
+ * Returns {cut, buffer, offset, size}: the cut (-1 if none), and the normalized text as `size`
+ * bytes at `offset` in the ArrayBuffer `buffer`; or {cut, size: -1} when that part is not text or
+ * its normalization would not fit in place. Throws when the file cannot be read.
+ */
+export async function textTailFile(file, { mid, chunkSize = CHUNK_SIZE }) {
+  const start = mid - 1; // the byte before the first place a cut may be
+  const buffer = await file.slice(start).arrayBuffer();
+  const bytes = new Uint8Array(buffer);
+  const offset = findCut(bytes, 1, Math.min(bytes.length, 1 + CUT_WINDOW));
+  if (offset < 0) return { cut: -1, size: -1 };
+  const size = normalizeInPlace(bytes.subarray(offset), chunkSize);
+  if (size < 0) return { cut: start + offset, size: -1 };
+  return { cut: start + offset, buffer, offset, size };
+}
+
+/**
+ * Start normalizing the second part of the text `bytes` (a whole file, not yet changed) with
+ * `split` (see bothDigestsFile), from the first cut at or after `at` of its length, when its
+ * first PEEK bytes are text (a file that is not text is not read twice). Returns {cut, tail},
+ * `tail` a promise of textTailFile's answer (null if `split` failed); or null: no split.
+ */
+function startTail(bytes, split, at) {
+  const mid = Math.max(1, Math.floor(bytes.length * at));
+  const cut = findCut(bytes, mid, Math.min(bytes.length, mid + CUT_WINDOW));
+  if (cut < 0 || checkText([bytes.subarray(0, PEEK)], new NormTextV1(() => {})) !== null) {
+    return null;
+  }
+  // Called now, not in a later task: this worker stays busy until the text is normalized.
+  let tail;
+  try {
+    tail = Promise.resolve(split(mid)).catch(() => null);
+  } catch {
+    tail = Promise.resolve(null);
+  }
+  return { cut, tail };
+}
+
+/**
+ * The norm-text-v1 digest of `bytes` (a whole file) whose part after `cut` is normalized by
+ * `tail` (startTail), the part before it normalized here meanwhile, then joined in place and
+ * hashed. Returns {digest, reason: null, halves: true}; {digest: null, reason} when the first
+ * piece (as the one-piece path cuts it) is not text; null when a part is not text, did not fit
+ * in place, or `split` failed (`bytes` changed: the caller reads the file again).
+ */
+async function textInTwo(bytes, { cut, tail }, chunkSize, onProgress) {
+  let firstPiece = true; // the failure, if any, is in the first piece
+  const scaled = onProgress && ((done) => onProgress(Math.round((done * bytes.length) / cut)));
+  const sink = new InPlaceSink(bytes.subarray(0, cut), null);
+  const normalizer = new NormTextV1((piece) => sink.update(piece));
+  const pieces = chunks(sink.bytes, chunkSize, sink, () => (firstPiece = false));
+  const reason = checkText(pieces, normalizer, true, scaled);
+  if (reason !== null && firstPiece && cut >= chunkSize) {
+    // The cut did not shorten the first piece: it is the one-piece path's, the reason too.
+    return { digest: null, reason };
+  }
+  const head = reason !== null || sink.spilled ? -1 : sink.size;
+  const rest = await tail;
+  if (head < 0 || rest?.cut !== cut || !(rest.size >= 0)) return null;
+  // In place, each part is at most as long as its bytes: the joined text fits where they were
+  // (unless the file changed between the two reads: then it is read again).
+  if (head + rest.size > bytes.length) return null;
+  bytes.set(new Uint8Array(rest.buffer, rest.offset, rest.size), head);
+  const text = bytes.subarray(0, head + rest.size);
+  const halves = true; // for the page's tests and benchmark: this path was taken
+  try {
+    return { digest: hex(await crypto.subtle.digest("SHA-256", text)), reason: null, halves };
+  } catch {
+    const wasm = await globalThis.hashwasm.createSHA256(); // no memory for WebCrypto's copy
+    wasm.init();
+    wasm.update(text);
+    return { digest: wasm.digest("hex"), reason: null, halves };
+  }
+}
+
+/**
+ * Normalize the whole text `bytes` into itself. Returns the length of the normalized text at
+ * the start of `bytes`, or -1 when `bytes` is not text or its normalization would overtake the
+ * bytes not yet read (NFKC lengthens some text): then `bytes` holds part of one.
+ */
+function normalizeInPlace(bytes, chunkSize) {
+  const sink = new InPlaceSink(bytes, null);
+  const normalizer = new NormTextV1((piece) => sink.update(piece));
+  const reason = checkText(chunks(bytes, chunkSize, sink), normalizer, true);
+  return reason !== null || sink.spilled ? -1 : sink.size;
 }
 
 /** Why the first piece of `file` shows it is not text (as checkText says), or null. */
@@ -308,19 +439,26 @@ function checkText(pieces, normalizer, whole = false, onProgress = undefined) {
   return normalizer.finish() ? null : normalizer.failure;
 }
 
-/** `bytes` in pieces of `size`, telling `sink` how far the normalizer has read before each. */
-function* chunks(bytes, size, sink) {
-  for (let offset = 0; offset < bytes.length; offset += size) {
+/**
+ * `bytes` in pieces of `size`, telling `sink` how far the normalizer has read before each, and
+ * calling `afterFirst` once the first piece is consumed (checkText asks for the next one only if
+ * that piece was text).
+ */
+function* chunks(bytes, size, sink, afterFirst = undefined) {
+  const givenUp = () => sink.spilled && sink.fallback === null; // normalizeInPlace gave up
+  for (let offset = 0; offset < bytes.length && !givenUp(); offset += size) {
     const chunk = bytes.subarray(offset, offset + size);
     sink.readTo = offset + chunk.length;
     yield chunk;
+    if (offset === 0) afterFirst?.(); // the first piece was normalized without a failure
   }
 }
 
 /**
  * The normalized text written back into the buffer it is read from, behind the normalizer (the
  * normalizer has consumed a piece before it outputs anything for it), while it stays behind it;
- * moved to `fallback` (a Sha256Sink) when it would overtake it (NFKC lengthens some text).
+ * moved to `fallback` (a Sha256Sink) when it would overtake it (NFKC lengthens some text); with
+ * no fallback (null), `spilled` then says that the text was given up, and chunks() stops.
  */
 class InPlaceSink {
   constructor(bytes, fallback) {
@@ -339,9 +477,9 @@ class InPlaceSink {
     }
     if (!this.spilled) {
       this.spilled = true;
-      this.fallback.update(this.bytes.subarray(0, this.size));
+      this.fallback?.update(this.bytes.subarray(0, this.size));
     }
-    this.fallback.update(piece);
+    this.fallback?.update(piece); // none: the caller gives up on this text
   }
 
   async digest() {
