@@ -54,11 +54,12 @@ per call whatever the batch, so small batches would dominate (4096: 0.56 s per m
 entries; 65536: 0.24 s), while a batch of entries is still only tens of megabytes."""
 MAX_REPORTED = 10_000
 """Violations and newly listed entries reported individually (all are counted)."""
-READ_AHEAD = 2
-"""Batches of manifest entries read and checked while the lists load and are indexed (on
-another thread: reading and hashing a list's index release the GIL), before the first is
-matched. Bounded, so that memory does not grow with the manifest: 2 batches are some 30 to
-50 MB of entries."""
+READ_AHEAD_BYTES = 64 << 20
+"""While the lists load and are indexed on another thread (reading and hashing a list's index
+release the GIL), the manifest is read and checked on this one, and each batch is kept in the
+compact form matching needs (:class:`_Keys`: 32-byte digests, the ids, the URLs if any) until
+the index is there: up to about this many bytes of them, so that memory does not grow with the
+manifest (some 40 bytes per entry without URLs: 1.5 million entries)."""
 
 
 class ListSource(Protocol):
@@ -370,9 +371,9 @@ def audit_lists(
         checked = match(audit, claimed, newer)
     elif isinstance(entries, list):  # in memory: nothing to read while the lists load
         claimed, newer = _load_lists(audit, exclusions, trust, source, at=at, strict=strict)
-        checked = _match_manifest(audit, _batches(entries), _indexed(claimed, newer))
+        checked = _match_manifest(audit, map(_Keys.of, _batches(entries)), _indexed(claimed, newer))
     else:
-        batches = _batches(entries)
+        batches = map(_Keys.of, _batches(entries))
         # The first batch is read before the other thread starts: a reader that forks (the
         # Merkle pass of a manifest read in another process) has forked by then.
         ahead = list(itertools.islice(batches, 1))
@@ -380,11 +381,13 @@ def audit_lists(
             loading = pool.submit(
                 _load_and_index, audit, exclusions, trust, source, at=at, strict=strict
             )
-            while ahead and not loading.done() and len(ahead) <= READ_AHEAD:
-                batch = next(batches, None)
-                if batch is None:
+            held = sum(keys.nbytes for keys in ahead)
+            while ahead and not loading.done() and held < READ_AHEAD_BYTES:
+                keys = next(batches, None)
+                if keys is None:
                     break
-                ahead.append(batch)
+                ahead.append(keys)
+                held += keys.nbytes
             lists = loading.result()
         claimed, newer = list(lists.claimed), list(lists.newer)
         checked = _match_manifest(audit, _drained(ahead, batches), lists)
@@ -492,25 +495,22 @@ def _load_and_index(
     return _indexed(*_load_lists(audit, exclusions, trust, source, at=at, strict=strict))
 
 
-def _match_manifest(
-    audit: ListAudit, batches: Iterable[Sequence[ManifestEntry]], lists: MatchedLists
-) -> int:
+def _match_manifest(audit: ListAudit, batches: Iterable[_Keys], lists: MatchedLists) -> int:
     """Match every entry; fill the audit's violations and newly listed. Return the count."""
     from provenance.lists.match import NO_MATCH
 
     claimed_index, newer_index = lists.claimed_index, lists.newer_index
     checked = 0
     for batch in batches:
-        checked += len(batch)
-        urls: list[str | None] = list(map(_URL, batch))
-        # Hex as the manifest has it: the index decodes a batch at once.
-        contents: list[str | None] = list(map(_SHA256, batch))
-        texts: list[str | None] = [t or None for t in map(_TEXT_SHA256, batch)]
-        results = claimed_index.match_records(urls, contents, texts)
+        count = batch.count
+        checked += count
+        urls = batch.urls if batch.urls is not None else [None] * count
+        texts = batch.texts if batch.texts is not None else [None] * count
+        results = claimed_index.match_records(urls, batch.contents, texts)
         later = (
-            newer_index.match_records(urls, contents, texts)
+            newer_index.match_records(urls, batch.contents, texts)
             if newer_index is not None
-            else [None] * len(batch)
+            else [None] * count
         )
         # Almost every entry matches nothing (the one NO_MATCH object): only the others are
         # looked at, in order, instead of a Python loop over the whole manifest.
@@ -518,14 +518,69 @@ def _match_manifest(
         if newer_index is not None:
             also = [n for n, r in enumerate(later) if r is not NO_MATCH]
             interesting = sorted({*interesting, *also}) if also else interesting
-        for number in interesting:
-            record_match(audit, batch[number].id, results[number], later[number], lists)
+        if interesting:
+            ids = batch.id_list()
+            for number in interesting:
+                record_match(audit, ids[number], results[number], later[number], lists)
     return checked
 
 
 _URL = operator.attrgetter("url")
 _SHA256 = operator.attrgetter("sha256")
 _TEXT_SHA256 = operator.attrgetter("textSha256")
+_ID = operator.attrgetter("id")
+
+
+@dataclass(frozen=True, slots=True)
+class _Keys:
+    """A batch of manifest entries as matching needs it, in a fraction of the entries' memory
+    (what is held while the lists load): the content digests as one ``(n, 32)`` array, the
+    ids, and the URLs and text digests only when some entry has one."""
+
+    count: int
+    ids: str | list[str]
+    """The ids joined by newlines (an id holds none: the id rules), else as a list."""
+    contents: Any
+    """The content digests, decoded: an ``(n, 32)`` uint8 array."""
+    urls: list[str | None] | None
+    texts: list[str | None] | None
+
+    @classmethod
+    def of(cls, entries: Sequence[ManifestEntry]) -> _Keys:
+        """The keys of ``entries``.
+
+        Raises:
+            FormatError: a digest is not 64 lower-case hex digits (the entries were not
+                checked).
+        """
+        from provenance._kernels import hex_digest_rows
+
+        count = len(entries)
+        ids_list = list(map(_ID, entries))
+        joined = "\n".join(ids_list)
+        ids: str | list[str] = joined if joined.count("\n") == count - 1 else ids_list
+        urls: list[str | None] = list(map(_URL, entries))
+        texts: list[str | None] = [t or None for t in map(_TEXT_SHA256, entries)]
+        return cls(
+            count,
+            ids,
+            hex_digest_rows(list(map(_SHA256, entries)), what="manifest sha256"),
+            urls if any(urls) else None,
+            texts if any(texts) else None,
+        )
+
+    @property
+    def nbytes(self) -> int:
+        """About the memory held (the strings' contents and one pointer each)."""
+        size = int(self.contents.nbytes) + len(self.ids) * (1 if isinstance(self.ids, str) else 64)
+        for values in (self.urls, self.texts):
+            if values is not None:
+                size += sum(len(v) + 57 for v in values if v is not None) + 8 * self.count
+        return size
+
+    def id_list(self) -> list[str]:
+        """The ids, in order."""
+        return self.ids.split("\n") if isinstance(self.ids, str) else self.ids
 
 
 @dataclass(frozen=True, slots=True)
