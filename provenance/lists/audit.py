@@ -559,15 +559,17 @@ class _Keys:
         ids_list = list(map(_ID, entries))
         joined = "\n".join(ids_list)
         ids: str | list[str] = joined if joined.count("\n") == count - 1 else ids_list
-        urls: list[str | None] = list(map(_URL, entries))
-        texts: list[str | None] = [t or None for t in map(_TEXT_SHA256, entries)]
-        return cls(
-            count,
-            ids,
-            hex_digest_rows(list(map(_SHA256, entries)), what="manifest sha256"),
-            urls if any(urls) else None,
-            texts if any(texts) else None,
+        # Most manifests have no URLs or no text digests: one C-speed pass says so.
+        urls: list[str | None] | None = (
+            list(map(_URL, entries)) if any(map(_URL, entries)) else None
         )
+        texts: list[str | None] | None = (
+            [t or None for t in map(_TEXT_SHA256, entries)]
+            if any(map(_TEXT_SHA256, entries))
+            else None
+        )
+        contents = hex_digest_rows(list(map(_SHA256, entries)), what="manifest sha256")
+        return cls(count, ids, contents, urls, texts)
 
     @property
     def nbytes(self) -> int:
