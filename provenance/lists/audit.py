@@ -514,15 +514,21 @@ def _match_manifest(audit: ListAudit, batches: Iterable[_Keys], lists: MatchedLi
         )
         # Almost every entry matches nothing (the one NO_MATCH object): only the others are
         # looked at, in order, instead of a Python loop over the whole manifest.
-        interesting = [n for n, r in enumerate(results) if r is not NO_MATCH]
+        interesting = _matched(results, NO_MATCH)
         if newer_index is not None:
-            also = [n for n, r in enumerate(later) if r is not NO_MATCH]
+            also = _matched(later, NO_MATCH)
             interesting = sorted({*interesting, *also}) if also else interesting
         if interesting:
             ids = batch.id_list()
             for number in interesting:
                 record_match(audit, ids[number], results[number], later[number], lists)
     return checked
+
+
+def _matched(results: Sequence[RecordMatch | None], nothing: RecordMatch) -> list[int]:
+    """The positions of the results that are not ``nothing`` (at C speed)."""
+    found = map(operator.is_not, results, itertools.repeat(nothing))
+    return list(itertools.compress(range(len(results)), found))
 
 
 _URL = operator.attrgetter("url")

@@ -77,7 +77,11 @@ def _hex_error(entries: list[ManifestEntry], shas: list[str] | None = None) -> s
 
     ``shas``: the entries' ``sha256`` values, when the caller has them already.
     """
-    texts = [t for t in map(_TEXT_SHA256, entries) if t is not None]
+    texts = (
+        [t for t in map(_TEXT_SHA256, entries) if t is not None]
+        if any(map(_TEXT_SHA256, entries))
+        else []
+    )
     if shas is None:
         shas = list(map(_SHA256, entries))
     if _all_hex(shas) and (not texts or _all_hex(texts)):
