@@ -458,7 +458,7 @@ def test_entries_read_while_the_lists_load_are_matched_as_read(
         for n, (u, c, t) in enumerate(zip(urls, contents, texts, strict=True))
     ]
     # An id that breaks the id rules (these entries were not read from a manifest) still
-    # names its finding: ids holding a newline are not joined by newlines.
+    # names its finding as it is.
     listed = 250
     entries[listed] = ManifestEntry(id="odd\nid", sha256=content(300))  # on the piracy list
     monkeypatch.setattr(audit_module, "BATCH_SIZE", 128)
@@ -501,3 +501,35 @@ def test_what_is_read_while_the_lists_load_is_bounded(
         # Blocks of 50 gathered into batches of at least 64: the first batch is 100 entries.
         assert source.read_when_loaded[0] == held
         assert audit.violations == expected.violations
+
+
+class _BrokenSource(_CountingSource):
+    """A cache source that fails as no list source should (not a ProvenanceError)."""
+
+    def load_version(self, name: str, version: int) -> CachedList:
+        raise RuntimeError("the source broke")
+
+
+def test_a_failure_on_either_side_ends_the_audit(
+    world: Association, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A manifest that fails while read, or lists that fail to load while the reader waits for
+    room, end the audit with that error (neither thread waits for the other forever)."""
+    entries = [ManifestEntry(id=f"r{n}", sha256=content(n)) for n in range(1000)]
+    claims = _claims(CacheSource(world.cache, AT))
+    monkeypatch.setattr(audit_module, "BATCH_SIZE", 128)
+    monkeypatch.setattr(audit_module, "READ_AHEAD_BYTES", 1)  # the reader waits for room
+
+    def failing() -> Iterator[list[ManifestEntry]]:
+        yield from (entries[n : n + 50] for n in range(0, 500, 50))
+        raise FormatError("m.jsonl:501: entries are not ordered by (sha256, id)")
+
+    source = CacheSource(world.cache, AT)
+    with pytest.raises(FormatError, match="m.jsonl:501"):
+        audit_lists(claims, world.store, EntryBlocks(failing()), source, at=AT)
+    read = [0]
+    blocks = _streamed(entries, read, _HeldSource(world.cache, read, wait=0))
+    broken = _BrokenSource(world.cache, AT)
+    with pytest.raises(RuntimeError, match="the source broke"):
+        audit_lists(claims, world.store, blocks, broken, at=AT)
+    assert read[0] < len(entries)  # the reader stopped

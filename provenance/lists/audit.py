@@ -26,15 +26,17 @@ current answer). Fetching new versions still needs fresh metadata.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import contextlib
 import datetime as dt
 import itertools
 import operator
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
 from provenance.card.model import Exclusion
 from provenance.errors import ProvenanceError
@@ -46,7 +48,6 @@ if TYPE_CHECKING:
     from provenance.lists.cache import CachedList
     from provenance.lists.match import ListIndex, RecordMatch
 
-T = TypeVar("T")
 
 BATCH_SIZE = 65536
 """Manifest entries matched per call: digest lookups in a 10 M-entry index cost about 140 us
@@ -55,11 +56,12 @@ entries; 65536: 0.24 s), while a batch of entries is still only tens of megabyte
 MAX_REPORTED = 10_000
 """Violations and newly listed entries reported individually (all are counted)."""
 READ_AHEAD_BYTES = 64 << 20
-"""While the lists load and are indexed on another thread (reading and hashing a list's index
-release the GIL), the manifest is read and checked on this one, and each batch is kept in the
-compact form matching needs (:class:`_Keys`: 32-byte digests, the ids, the URLs if any) until
-the index is there: up to about this many bytes of them, so that memory does not grow with the
-manifest (some 40 bytes per entry without URLs: 1.5 million entries)."""
+"""The manifest is read and checked on one thread while another loads and indexes the lists
+(reading and hashing a list's index release the GIL) and then matches the batches read. Each
+batch waits in the compact form matching needs (:class:`_Keys`: 32-byte digests, the ids, the
+URLs if any), up to about this many bytes of them, so that memory does not grow with the
+manifest: some 100 bytes per entry with short ids and no URLs (the ids' strings counted, though
+a manifest reader keeps them anyway to refuse a repeated id), 650,000 entries."""
 
 
 class ListSource(Protocol):
@@ -373,24 +375,10 @@ def audit_lists(
         claimed, newer = _load_lists(audit, exclusions, trust, source, at=at, strict=strict)
         checked = _match_manifest(audit, map(_Keys.of, _batches(entries)), _indexed(claimed, newer))
     else:
-        batches = map(_Keys.of, _batches(entries))
-        # The first batch is read before the other thread starts: a reader that forks (the
-        # Merkle pass of a manifest read in another process) has forked by then.
-        ahead = list(itertools.islice(batches, 1))
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            loading = pool.submit(
-                _load_and_index, audit, exclusions, trust, source, at=at, strict=strict
-            )
-            held = sum(keys.nbytes for keys in ahead)
-            while ahead and not loading.done() and held < READ_AHEAD_BYTES:
-                keys = next(batches, None)
-                if keys is None:
-                    break
-                ahead.append(keys)
-                held += keys.nbytes
-            lists = loading.result()
+        lists, checked = _read_beside(
+            audit, map(_Keys.of, _batches(entries)), exclusions, trust, source, at, strict
+        )
         claimed, newer = list(lists.claimed), list(lists.newer)
-        checked = _match_manifest(audit, _drained(ahead, batches), lists)
     applied = ", ".join(f"{c.list.name} v{c.list.version}" for c in claimed) or "none"
     entry_violations = audit.violation_count
     audit.add(
@@ -418,12 +406,101 @@ def audit_lists(
     return audit
 
 
-def _drained(ahead: list[T], rest: Iterator[T]) -> Iterator[T]:
-    """The items of ``ahead``, each released as it is taken, then those of ``rest``."""
-    ahead.reverse()
-    while ahead:
-        yield ahead.pop()
-    yield from rest
+def _read_beside(
+    audit: ListAudit,
+    batches: Iterator[_Keys],
+    exclusions: Sequence[Exclusion],
+    trust: TrustStore,
+    source: ListSource,
+    at: dt.datetime,
+    strict: bool,
+) -> tuple[MatchedLists, int]:
+    """Read the manifest's batches on this thread, while another loads and indexes the lists
+    and then matches the batches, in order, as they come (a pipeline over two cores: most of
+    the matching is numpy, which releases the GIL). Up to :data:`READ_AHEAD_BYTES` of batches
+    wait for it. Return the lists matched and the number of entries.
+
+    Raises:
+        What reading the batches raises, or loading and indexing the lists.
+    """
+    # The first batch is read before the other thread starts: a reader that forks (the
+    # Merkle pass of a manifest read in another process) has forked by then.
+    flow = _Flow(READ_AHEAD_BYTES)
+    for first in itertools.islice(batches, 1):
+        flow.put(first)
+
+    def load_and_match() -> tuple[MatchedLists, int]:
+        try:
+            lists = _load_and_index(audit, exclusions, trust, source, at=at, strict=strict)
+            return lists, _match_manifest(audit, flow.taken(), lists)
+        finally:
+            flow.stop()  # the reader no longer waits for room
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        work = pool.submit(load_and_match)
+        finished = False
+        try:
+            while flow.wait_for_room():  # False once the other thread has stopped
+                keys = next(batches, None)
+                if keys is None:
+                    break
+                flow.put(keys)
+            finished = True
+        finally:
+            flow.close(abandon=not finished)
+        return work.result()
+
+
+class _Flow:
+    """Batches handed from the reading thread to the matching one, in order, holding at most
+    about ``limit`` bytes (:attr:`_Keys.nbytes`) at once."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._items: collections.deque[_Keys] = collections.deque()
+        self._held = 0
+        self._closed = False
+        self._stopped = False
+        self._changed = threading.Condition()
+
+    def put(self, keys: _Keys) -> None:
+        """Hand over ``keys`` (room is not waited for: see :meth:`wait_for_room`)."""
+        with self._changed:
+            self._items.append(keys)
+            self._held += keys.nbytes
+            self._changed.notify_all()
+
+    def wait_for_room(self) -> bool:
+        """Wait until less than ``limit`` bytes are held; False if the taker has stopped."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._stopped or self._held < self._limit)
+            return not self._stopped
+
+    def close(self, *, abandon: bool = False) -> None:
+        """No more batches come; with ``abandon``, those not yet taken are dropped."""
+        with self._changed:
+            self._closed = True
+            if abandon:
+                self._items.clear()
+            self._changed.notify_all()
+
+    def stop(self) -> None:
+        """The taker takes no more: the reader stops waiting for room."""
+        with self._changed:
+            self._stopped = True
+            self._changed.notify_all()
+
+    def taken(self) -> Iterator[_Keys]:
+        """The batches, in order, as they come, until the reader closes the flow."""
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._items or self._closed)
+                if not self._items:
+                    return
+                keys = self._items.popleft()
+                self._held -= keys.nbytes
+                self._changed.notify_all()
+            yield keys
 
 
 def _load_lists(
@@ -518,10 +595,9 @@ def _match_manifest(audit: ListAudit, batches: Iterable[_Keys], lists: MatchedLi
         if newer_index is not None:
             also = _matched(later, NO_MATCH)
             interesting = sorted({*interesting, *also}) if also else interesting
-        if interesting:
-            ids = batch.id_list()
-            for number in interesting:
-                record_match(audit, ids[number], results[number], later[number], lists)
+        ids = batch.ids
+        for number in interesting:
+            record_match(audit, ids[number], results[number], later[number], lists)
     return checked
 
 
@@ -544,12 +620,13 @@ class _Keys:
     ids, and the URLs and text digests only when some entry has one."""
 
     count: int
-    ids: str | list[str]
-    """The ids joined by newlines (an id holds none: the id rules), else as a list."""
+    ids: list[str]
     contents: Any
     """The content digests, decoded: an ``(n, 32)`` uint8 array."""
     urls: list[str | None] | None
     texts: list[str | None] | None
+    nbytes: int
+    """About the memory held: the arrays, and the strings as if nothing else held them."""
 
     @classmethod
     def of(cls, entries: Sequence[ManifestEntry]) -> _Keys:
@@ -562,9 +639,7 @@ class _Keys:
         from provenance._kernels import hex_digest_rows
 
         count = len(entries)
-        ids_list = list(map(_ID, entries))
-        joined = "\n".join(ids_list)
-        ids: str | list[str] = joined if joined.count("\n") == count - 1 else ids_list
+        ids = list(map(_ID, entries))
         # Most manifests have no URLs or no text digests: one C-speed pass says so.
         urls: list[str | None] | None = (
             list(map(_URL, entries)) if any(map(_URL, entries)) else None
@@ -575,20 +650,16 @@ class _Keys:
             else None
         )
         contents = hex_digest_rows(list(map(_SHA256, entries)), what="manifest sha256")
-        return cls(count, ids, contents, urls, texts)
-
-    @property
-    def nbytes(self) -> int:
-        """About the memory held (the strings' contents and one pointer each)."""
-        size = int(self.contents.nbytes) + len(self.ids) * (1 if isinstance(self.ids, str) else 64)
-        for values in (self.urls, self.texts):
+        nbytes = int(contents.nbytes) + _strings_bytes(ids)
+        for values in (urls, texts):
             if values is not None:
-                size += sum(len(v) + 57 for v in values if v is not None) + 8 * self.count
-        return size
+                nbytes += _strings_bytes(list(filter(None, values)))
+        return cls(count, ids, contents, urls, texts, nbytes)
 
-    def id_list(self) -> list[str]:
-        """The ids, in order."""
-        return self.ids.split("\n") if isinstance(self.ids, str) else self.ids
+
+def _strings_bytes(values: list[str]) -> int:
+    """About the memory of ``values``: a pointer, an object header and the characters each."""
+    return sum(map(len, values)) + 57 * len(values)
 
 
 @dataclass(frozen=True, slots=True)
