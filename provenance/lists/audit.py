@@ -353,9 +353,10 @@ def audit_lists(
         exclusions: the verified card predicate's ``exclusions``.
         trust: the trust store (list signers and required lists).
         entries: the manifest's entries (already checked against the card; streamed once),
-            one at a time or a block at a time (:class:`EntryBlocks`). Unless they are a
-            list, the first batch is read first, and up to :data:`READ_AHEAD` more while the
-            lists load on another thread.
+            one at a time or a block at a time (:class:`EntryBlocks`), on this thread. Unless
+            they are a list, the first batch is read first; then the lists load on another
+            thread, which matches the batches read here as they come (up to
+            :data:`READ_AHEAD_BYTES` of them wait).
         source: where list versions are loaded from.
         at: "now", for key validity and freshness.
         strict: newly listed entries fail the "newly listed" check.

@@ -172,9 +172,7 @@ def _check_block(block: bytes, state: _OrderState) -> list[ManifestEntry] | None
         return None
     last = entries[-1]
     state.previous = (last.sha256, last.id)
-    # The block is the entries' canonical form: an entry with a size wrote "size" in it.
-    if b'"size"' in block:
-        state.total += sum(filter(None, map(_SIZE, entries)))
+    state.total += sum(filter(None, map(_SIZE, entries)))
     return entries
 
 
