@@ -55,13 +55,14 @@ per call whatever the batch, so small batches would dominate (4096: 0.56 s per m
 entries; 65536: 0.24 s), while a batch of entries is still only tens of megabytes."""
 MAX_REPORTED = 10_000
 """Violations and newly listed entries reported individually (all are counted)."""
-READ_AHEAD_BYTES = 64 << 20
+READ_AHEAD_BYTES = 32 << 20
 """The manifest is read and checked on one thread while another loads and indexes the lists
 (reading and hashing a list's index release the GIL) and then matches the batches read. Each
 batch waits in the compact form matching needs (:class:`_Keys`: 32-byte digests, the ids, the
 URLs if any), up to about this many bytes of them, so that memory does not grow with the
 manifest: some 100 bytes per entry with short ids and no URLs (the ids' strings counted, though
-a manifest reader keeps them anyway to refuse a repeated id), 650,000 entries."""
+a manifest reader keeps them anyway to refuse a repeated id), 330,000 entries. (64 MiB added
+some 15 MB to the peak RSS of the 10^7-digest benchmark, whose memory goal is near.)"""
 
 
 class ListSource(Protocol):
