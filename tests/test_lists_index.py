@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -233,21 +234,8 @@ def test_findings_are_the_same_with_and_without_the_index(
         for n, (u, c, t) in enumerate(zip(urls, contents, texts, strict=True))
     ]
     source = CacheSource(world.cache, AT)
-    claims = []
-    for name in ("optout", "piracy"):
-        cached = source.load_version(name, 1)
-        assert isinstance(cached.list, PackedList)
-        claims.append(
-            Exclusion(
-                name=name,
-                version=1,
-                digest=cached.digest,
-                signers=cached.signers,
-                matched={},
-                removed=0,
-                applied="2026-07-01T00:00:00Z",
-            )  # fmt: skip
-        )
+    assert all(isinstance(source.load_version(n, 1).list, PackedList) for n in ("optout", "piracy"))
+    claims = _claims(source)
     store = world.store
     indexed = audit_lists(claims, store, entries, source, at=AT)
     plain = audit_lists(claims, store, entries, _PlainSource(world.cache), at=AT)
@@ -392,3 +380,142 @@ def test_the_claimed_version_is_loaded_once_when_it_is_the_newest(
     audit = audit_lists([claim], world.store, entries, source, at=LATER)
     assert source.newest_loads == 1
     assert (audit.violation_count, audit.newly_listed_count) == (1, 1)
+
+
+def _claims(source: CacheSource) -> list[Exclusion]:
+    """Claims that v1 of both lists was applied, citing their digests."""
+    claims = []
+    for name in ("optout", "piracy"):
+        cached = source.load_version(name, 1)
+        claims.append(
+            Exclusion(
+                name=name,
+                version=1,
+                digest=cached.digest,
+                signers=cached.signers,
+                matched={},
+                removed=0,
+                applied="2026-07-01T00:00:00Z",
+            )  # fmt: skip
+        )
+    return claims
+
+
+class _HeldSource(_CountingSource):
+    """A cache source whose lists load only once ``release`` is set (or ``wait`` seconds have
+    passed), noting how many manifest entries had been read by then."""
+
+    def __init__(self, cache: Path, read: list[int], wait: float) -> None:
+        super().__init__(cache, AT)
+        self.release = threading.Event()
+        self.read = read
+        self.wait = wait
+        self.read_when_loaded: list[int] = []
+
+    def load_version(self, name: str, version: int) -> CachedList:
+        self.release.wait(self.wait)
+        self.read_when_loaded.append(self.read[0])
+        return super().load_version(name, version)
+
+
+def _streamed(entries: list[ManifestEntry], read: list[int], source: _HeldSource) -> EntryBlocks:
+    """``entries`` in blocks of 50, counting in ``read`` the entries taken, and releasing
+    ``source`` once the last block is taken."""
+
+    def blocks() -> Iterator[list[ManifestEntry]]:
+        for start in range(0, len(entries), 50):
+            read[0] += len(entries[start : start + 50])
+            yield entries[start : start + 50]
+        source.release.set()
+
+    return EntryBlocks(blocks())
+
+
+def test_entries_read_while_the_lists_load_are_matched_as_read(
+    world: Association,
+    lists: tuple[list[ListEntry], list[ListEntry]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While the lists load, every batch read is held in the compact form matching needs
+    (digests decoded, ids joined): the findings are those of matching each record itself."""
+    urls, contents, texts = make_records(2000, *lists)
+    entries = [
+        ManifestEntry(id=f"r{n}", sha256=c or content(10**6 + n), url=u, textSha256=t)
+        for n, (u, c, t) in enumerate(zip(urls, contents, texts, strict=True))
+    ]
+    # An id that breaks the id rules (these entries were not read from a manifest) still
+    # names its finding as it is.
+    listed = 250
+    entries[listed] = ManifestEntry(id="odd\nid", sha256=content(300))  # on the piracy list
+    monkeypatch.setattr(audit_module, "BATCH_SIZE", 128)
+    claims = _claims(CacheSource(world.cache, AT))
+    read = [0]
+    source = _HeldSource(world.cache, read, wait=30)
+    audit = audit_lists(claims, world.store, _streamed(entries, read, source), source, at=AT)
+    # The whole manifest was read and held before the lists were there.
+    assert source.read_when_loaded[0] == len(entries)
+    index = ListIndex([CacheSource(world.cache, AT).load_version(c.name, 1).list for c in claims])
+    matches = index.match_records(
+        [e.url for e in entries], [e.sha256 for e in entries], [e.textSha256 for e in entries]
+    )
+    expected = [
+        (e.id, index.lists[h.list_number].name, index.entry(h).value)
+        for e, m in zip(entries, matches, strict=True)
+        for h in m.hits
+    ]
+    assert ("odd\nid", "piracy", entries[listed].sha256) in expected and len(expected) > 500
+    assert [(v.id, v.list, v.entry and v.entry.value) for v in audit.violations] == expected
+    assert audit.violation_count == sum(bool(m.hits) for m in matches)
+    assert audit.unevaluable == sum(m.unevaluable is not None for m in matches)
+
+
+def test_what_is_read_while_the_lists_load_is_bounded(
+    world: Association, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read-ahead stops at READ_AHEAD_BYTES: a manifest longer than that waits for the lists
+    instead of being held whole."""
+    entries = [ManifestEntry(id=f"r{n}", sha256=content(n)) for n in range(1000)]
+    claims = _claims(CacheSource(world.cache, AT))
+    monkeypatch.setattr(audit_module, "BATCH_SIZE", 128)
+    expected = audit_lists(claims, world.store, entries, CacheSource(world.cache, AT), at=AT)
+    assert expected.violation_count >= len(range(0, 1000, 3))
+    for limit, held in ((1, 100), (10**9, 1000)):
+        monkeypatch.setattr(audit_module, "READ_AHEAD_BYTES", limit)
+        read = [0]
+        source = _HeldSource(world.cache, read, wait=0.5)
+        audit = audit_lists(claims, world.store, _streamed(entries, read, source), source, at=AT)
+        # Blocks of 50 gathered into batches of at least 64: the first batch is 100 entries.
+        assert source.read_when_loaded[0] == held
+        assert audit.violations == expected.violations
+
+
+class _BrokenSource(_CountingSource):
+    """A cache source that fails as no list source should (not a ProvenanceError)."""
+
+    def load_version(self, name: str, version: int) -> CachedList:
+        raise RuntimeError("the source broke")
+
+
+def test_a_failure_on_either_side_ends_the_audit(
+    world: Association, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A manifest that fails while read, or lists that fail to load while the reader waits for
+    room, end the audit with that error (neither thread waits for the other forever)."""
+    entries = [ManifestEntry(id=f"r{n}", sha256=content(n)) for n in range(1000)]
+    claims = _claims(CacheSource(world.cache, AT))
+    monkeypatch.setattr(audit_module, "BATCH_SIZE", 128)
+    monkeypatch.setattr(audit_module, "READ_AHEAD_BYTES", 1)  # the reader waits for room
+
+    def failing() -> Iterator[list[ManifestEntry]]:
+        yield from (entries[n : n + 50] for n in range(0, 500, 50))
+        raise FormatError("m.jsonl:501: entries are not ordered by (sha256, id)")
+
+    source = CacheSource(world.cache, AT)
+    with pytest.raises(FormatError, match="m.jsonl:501"):
+        audit_lists(claims, world.store, EntryBlocks(failing()), source, at=AT)
+    read = [0]
+    blocks = _streamed(entries, read, _HeldSource(world.cache, read, wait=0))
+    broken = _BrokenSource(world.cache, AT)
+    with pytest.raises(RuntimeError, match="the source broke"):
+        audit_lists(claims, world.store, blocks, broken, at=AT)
+    assert read[0] < len(entries)  # the reader stopped

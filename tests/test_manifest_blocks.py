@@ -134,6 +134,16 @@ def _corruptions(lines: list[bytes]) -> Iterator[tuple[str, bytes]]:
             + damaged[at][damaged[at].index(b'","sha256"') :]
         )
         yield f"duplicate-id@{at}", b"".join(damaged)
+        # The id of the next line (mostly in the same block): the block check fails on the
+        # repeat after adding the block's ids, and must leave the ids seen as they were.
+        damaged = list(lines)
+        following = min(at + 1, n - 1)
+        damaged[at] = (
+            b'{"id":"'
+            + json.loads(damaged[following])["id"].encode()
+            + damaged[at][damaged[at].index(b'","sha256"') :]
+        )
+        yield f"duplicate-next-id@{at}", b"".join(damaged)
     yield "truncated", b"".join(lines)[:-7]
     yield "no-final-newline", b"".join(lines)[:-1]
     yield "garbage-tail", b"".join(lines) + b"\x00" * 100

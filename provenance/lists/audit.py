@@ -26,15 +26,17 @@ current answer). Fetching new versions still needs fresh metadata.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import contextlib
 import datetime as dt
 import itertools
 import operator
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
 from provenance.card.model import Exclusion
 from provenance.errors import ProvenanceError
@@ -46,7 +48,6 @@ if TYPE_CHECKING:
     from provenance.lists.cache import CachedList
     from provenance.lists.match import ListIndex, RecordMatch
 
-T = TypeVar("T")
 
 BATCH_SIZE = 65536
 """Manifest entries matched per call: digest lookups in a 10 M-entry index cost about 140 us
@@ -54,11 +55,14 @@ per call whatever the batch, so small batches would dominate (4096: 0.56 s per m
 entries; 65536: 0.24 s), while a batch of entries is still only tens of megabytes."""
 MAX_REPORTED = 10_000
 """Violations and newly listed entries reported individually (all are counted)."""
-READ_AHEAD = 2
-"""Batches of manifest entries read and checked while the lists load and are indexed (on
-another thread: reading and hashing a list's index release the GIL), before the first is
-matched. Bounded, so that memory does not grow with the manifest: 2 batches are some 30 to
-50 MB of entries."""
+READ_AHEAD_BYTES = 32 << 20
+"""The manifest is read and checked on one thread while another loads and indexes the lists
+(reading and hashing a list's index release the GIL) and then matches the batches read. Each
+batch waits in the compact form matching needs (:class:`_Keys`: 32-byte digests, the ids, the
+URLs if any), up to about this many bytes of them, so that memory does not grow with the
+manifest: some 100 bytes per entry with short ids and no URLs (the ids' strings counted, though
+a manifest reader keeps them anyway to refuse a repeated id), 330,000 entries. (64 MiB added
+some 15 MB to the peak RSS of the 10^7-digest benchmark, whose memory goal is near.)"""
 
 
 class ListSource(Protocol):
@@ -350,9 +354,10 @@ def audit_lists(
         exclusions: the verified card predicate's ``exclusions``.
         trust: the trust store (list signers and required lists).
         entries: the manifest's entries (already checked against the card; streamed once),
-            one at a time or a block at a time (:class:`EntryBlocks`). Unless they are a
-            list, the first batch is read first, and up to :data:`READ_AHEAD` more while the
-            lists load on another thread.
+            one at a time or a block at a time (:class:`EntryBlocks`), on this thread. Unless
+            they are a list, the first batch is read first; then the lists load on another
+            thread, which matches the batches read here as they come (up to
+            :data:`READ_AHEAD_BYTES` of them wait).
         source: where list versions are loaded from.
         at: "now", for key validity and freshness.
         strict: newly listed entries fail the "newly listed" check.
@@ -370,24 +375,12 @@ def audit_lists(
         checked = match(audit, claimed, newer)
     elif isinstance(entries, list):  # in memory: nothing to read while the lists load
         claimed, newer = _load_lists(audit, exclusions, trust, source, at=at, strict=strict)
-        checked = _match_manifest(audit, _batches(entries), _indexed(claimed, newer))
+        checked = _match_manifest(audit, map(_Keys.of, _batches(entries)), _indexed(claimed, newer))
     else:
-        batches = _batches(entries)
-        # The first batch is read before the other thread starts: a reader that forks (the
-        # Merkle pass of a manifest read in another process) has forked by then.
-        ahead = list(itertools.islice(batches, 1))
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            loading = pool.submit(
-                _load_and_index, audit, exclusions, trust, source, at=at, strict=strict
-            )
-            while ahead and not loading.done() and len(ahead) <= READ_AHEAD:
-                batch = next(batches, None)
-                if batch is None:
-                    break
-                ahead.append(batch)
-            lists = loading.result()
+        lists, checked = _read_beside(
+            audit, map(_Keys.of, _batches(entries)), exclusions, trust, source, at, strict
+        )
         claimed, newer = list(lists.claimed), list(lists.newer)
-        checked = _match_manifest(audit, _drained(ahead, batches), lists)
     applied = ", ".join(f"{c.list.name} v{c.list.version}" for c in claimed) or "none"
     entry_violations = audit.violation_count
     audit.add(
@@ -415,12 +408,101 @@ def audit_lists(
     return audit
 
 
-def _drained(ahead: list[T], rest: Iterator[T]) -> Iterator[T]:
-    """The items of ``ahead``, each released as it is taken, then those of ``rest``."""
-    ahead.reverse()
-    while ahead:
-        yield ahead.pop()
-    yield from rest
+def _read_beside(
+    audit: ListAudit,
+    batches: Iterator[_Keys],
+    exclusions: Sequence[Exclusion],
+    trust: TrustStore,
+    source: ListSource,
+    at: dt.datetime,
+    strict: bool,
+) -> tuple[MatchedLists, int]:
+    """Read the manifest's batches on this thread, while another loads and indexes the lists
+    and then matches the batches, in order, as they come (a pipeline over two cores: most of
+    the matching is numpy, which releases the GIL). Up to :data:`READ_AHEAD_BYTES` of batches
+    wait for it. Return the lists matched and the number of entries.
+
+    Raises:
+        What reading the batches raises, or loading and indexing the lists.
+    """
+    # The first batch is read before the other thread starts: a reader that forks (the
+    # Merkle pass of a manifest read in another process) has forked by then.
+    flow = _Flow(READ_AHEAD_BYTES)
+    for first in itertools.islice(batches, 1):
+        flow.put(first)
+
+    def load_and_match() -> tuple[MatchedLists, int]:
+        try:
+            lists = _load_and_index(audit, exclusions, trust, source, at=at, strict=strict)
+            return lists, _match_manifest(audit, flow.taken(), lists)
+        finally:
+            flow.stop()  # the reader no longer waits for room
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        work = pool.submit(load_and_match)
+        finished = False
+        try:
+            while flow.wait_for_room():  # False once the other thread has stopped
+                keys = next(batches, None)
+                if keys is None:
+                    break
+                flow.put(keys)
+            finished = True
+        finally:
+            flow.close(abandon=not finished)
+        return work.result()
+
+
+class _Flow:
+    """Batches handed from the reading thread to the matching one, in order, holding at most
+    about ``limit`` bytes (:attr:`_Keys.nbytes`) at once."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._items: collections.deque[_Keys] = collections.deque()
+        self._held = 0
+        self._closed = False
+        self._stopped = False
+        self._changed = threading.Condition()
+
+    def put(self, keys: _Keys) -> None:
+        """Hand over ``keys`` (room is not waited for: see :meth:`wait_for_room`)."""
+        with self._changed:
+            self._items.append(keys)
+            self._held += keys.nbytes
+            self._changed.notify_all()
+
+    def wait_for_room(self) -> bool:
+        """Wait until less than ``limit`` bytes are held; False if the taker has stopped."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._stopped or self._held < self._limit)
+            return not self._stopped
+
+    def close(self, *, abandon: bool = False) -> None:
+        """No more batches come; with ``abandon``, those not yet taken are dropped."""
+        with self._changed:
+            self._closed = True
+            if abandon:
+                self._items.clear()
+            self._changed.notify_all()
+
+    def stop(self) -> None:
+        """The taker takes no more: the reader stops waiting for room."""
+        with self._changed:
+            self._stopped = True
+            self._changed.notify_all()
+
+    def taken(self) -> Iterator[_Keys]:
+        """The batches, in order, as they come, until the reader closes the flow."""
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._items or self._closed)
+                if not self._items:
+                    return
+                keys = self._items.popleft()
+                self._held -= keys.nbytes
+                self._changed.notify_all()
+            yield keys
 
 
 def _load_lists(
@@ -492,40 +574,94 @@ def _load_and_index(
     return _indexed(*_load_lists(audit, exclusions, trust, source, at=at, strict=strict))
 
 
-def _match_manifest(
-    audit: ListAudit, batches: Iterable[Sequence[ManifestEntry]], lists: MatchedLists
-) -> int:
+def _match_manifest(audit: ListAudit, batches: Iterable[_Keys], lists: MatchedLists) -> int:
     """Match every entry; fill the audit's violations and newly listed. Return the count."""
     from provenance.lists.match import NO_MATCH
 
     claimed_index, newer_index = lists.claimed_index, lists.newer_index
     checked = 0
     for batch in batches:
-        checked += len(batch)
-        urls: list[str | None] = list(map(_URL, batch))
-        # Hex as the manifest has it: the index decodes a batch at once.
-        contents: list[str | None] = list(map(_SHA256, batch))
-        texts: list[str | None] = [t or None for t in map(_TEXT_SHA256, batch)]
-        results = claimed_index.match_records(urls, contents, texts)
+        count = batch.count
+        checked += count
+        urls = batch.urls if batch.urls is not None else [None] * count
+        texts = batch.texts if batch.texts is not None else [None] * count
+        results = claimed_index.match_records(urls, batch.contents, texts)
         later = (
-            newer_index.match_records(urls, contents, texts)
+            newer_index.match_records(urls, batch.contents, texts)
             if newer_index is not None
-            else [None] * len(batch)
+            else [None] * count
         )
         # Almost every entry matches nothing (the one NO_MATCH object): only the others are
         # looked at, in order, instead of a Python loop over the whole manifest.
-        interesting = [n for n, r in enumerate(results) if r is not NO_MATCH]
+        interesting = _matched(results, NO_MATCH)
         if newer_index is not None:
-            also = [n for n, r in enumerate(later) if r is not NO_MATCH]
+            also = _matched(later, NO_MATCH)
             interesting = sorted({*interesting, *also}) if also else interesting
+        ids = batch.ids
         for number in interesting:
-            record_match(audit, batch[number].id, results[number], later[number], lists)
+            record_match(audit, ids[number], results[number], later[number], lists)
     return checked
+
+
+def _matched(results: Sequence[RecordMatch | None], nothing: RecordMatch) -> list[int]:
+    """The positions of the results that are not ``nothing`` (at C speed)."""
+    found = map(operator.is_not, results, itertools.repeat(nothing))
+    return list(itertools.compress(range(len(results)), found))
 
 
 _URL = operator.attrgetter("url")
 _SHA256 = operator.attrgetter("sha256")
 _TEXT_SHA256 = operator.attrgetter("textSha256")
+_ID = operator.attrgetter("id")
+
+
+@dataclass(frozen=True, slots=True)
+class _Keys:
+    """A batch of manifest entries as matching needs it, in a fraction of the entries' memory
+    (what is held while the lists load): the content digests as one ``(n, 32)`` array, the
+    ids, and the URLs and text digests only when some entry has one."""
+
+    count: int
+    ids: list[str]
+    contents: Any
+    """The content digests, decoded: an ``(n, 32)`` uint8 array."""
+    urls: list[str | None] | None
+    texts: list[str | None] | None
+    nbytes: int
+    """About the memory held: the arrays, and the strings as if nothing else held them."""
+
+    @classmethod
+    def of(cls, entries: Sequence[ManifestEntry]) -> _Keys:
+        """The keys of ``entries``.
+
+        Raises:
+            FormatError: a digest is not 64 lower-case hex digits (the entries were not
+                checked).
+        """
+        from provenance._kernels import hex_digest_rows
+
+        count = len(entries)
+        ids = list(map(_ID, entries))
+        # Most manifests have no URLs or no text digests: one C-speed pass says so.
+        urls: list[str | None] | None = (
+            list(map(_URL, entries)) if any(map(_URL, entries)) else None
+        )
+        texts: list[str | None] | None = (
+            [t or None for t in map(_TEXT_SHA256, entries)]
+            if any(map(_TEXT_SHA256, entries))
+            else None
+        )
+        contents = hex_digest_rows(list(map(_SHA256, entries)), what="manifest sha256")
+        nbytes = int(contents.nbytes) + _strings_bytes(ids)
+        for values in (urls, texts):
+            if values is not None:
+                nbytes += _strings_bytes(list(filter(None, values)))
+        return cls(count, ids, contents, urls, texts, nbytes)
+
+
+def _strings_bytes(values: list[str]) -> int:
+    """About the memory of ``values``: a pointer, an object header and the characters each."""
+    return sum(map(len, values)) + 57 * len(values)
 
 
 @dataclass(frozen=True, slots=True)

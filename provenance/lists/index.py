@@ -91,6 +91,10 @@ class RecordMatch:
 NO_MATCH = RecordMatch(())
 """What :meth:`ListIndex.match_records` gives every record nothing matches (one object)."""
 
+Digests = Sequence[Digest | None] | npt.NDArray[np.uint8]
+"""Digests of records: each 32 bytes, 64 lower-case hex digits or None (one kind per
+sequence), or every one of them as a row of an ``(n, 32)`` uint8 array."""
+
 _DigestParts = tuple[list[npt.NDArray[np.uint8]], list[npt.NDArray[np.int64] | range]]
 """Decoded digest rows and, for each block of rows, the entry numbers they report."""
 _TYPE_OF = operator.attrgetter("type")
@@ -265,19 +269,23 @@ class ListIndex:
             results[number] = refs
         return results
 
-    def _digest_hits(self, digests: Sequence[Digest | None], *, text: bool) -> dict[int, Refs]:
+    def _digest_hits(self, digests: Digests, *, text: bool) -> dict[int, Refs]:
         """The entries equal to each digest that equals any, by the digest's position."""
         index = self._text if text else self._content
-        if index is None or not digests:
+        if index is None or not len(digests):
             return {}
         present: Sequence[int] = range(len(digests))
-        values = digests
-        if None in digests:
-            present = [number for number, d in enumerate(digests) if d is not None]
-            if not present:
-                return {}
-            values = [digests[n] for n in present]
-        query_numbers, refs = index.lookup(digest_rows(cast("Sequence[Digest]", values)))
+        if isinstance(digests, np.ndarray):
+            rows = digests
+        else:
+            values = digests
+            if None in digests:
+                present = [number for number, d in enumerate(digests) if d is not None]
+                if not present:
+                    return {}
+                values = [digests[n] for n in present]
+            rows = digest_rows(cast("Sequence[Digest]", values))
+        query_numbers, refs = index.lookup(rows)
         grouped: dict[int, Refs] = {}
         for query_number, ref in zip(query_numbers.tolist(), refs.tolist(), strict=True):
             number = present[query_number]
@@ -285,17 +293,15 @@ class ListIndex:
         return grouped
 
     def match_records(
-        self,
-        urls: Sequence[str | None],
-        contents: Sequence[Digest | None],
-        texts: Sequence[Digest | None],
+        self, urls: Sequence[str | None], contents: Digests, texts: Digests
     ) -> list[RecordMatch]:
         """Match a batch of records given by URL, content digest and normalized-text digest.
 
-        Digests are 32 bytes or 64 lower-case hex digits (one kind per sequence); ``None``
-        means the record has no such value. A URL that cannot be evaluated while URL
-        entries are indexed gives a :class:`RecordMatch` with ``unevaluable`` set (digest
-        matches are still reported). A record nothing matches gets :data:`NO_MATCH` itself.
+        Digests are 32 bytes or 64 lower-case hex digits (one kind per sequence), or all of
+        them as one ``(n, 32)`` uint8 array; ``None`` means the record has no such value. A
+        URL that cannot be evaluated while URL entries are indexed gives a :class:`RecordMatch`
+        with ``unevaluable`` set (digest matches are still reported). A record nothing
+        matches gets :data:`NO_MATCH` itself.
         """
         count = len(urls)
         content = self._digest_hits(contents, text=False)

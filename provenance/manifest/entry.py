@@ -72,10 +72,19 @@ def _all_hex(digests: list[str]) -> bool:
     return first_invalid_sha256_hex(digests) is None
 
 
-def _hex_error(entries: list[ManifestEntry]) -> str | None:
-    """The decoder's message for the first entry whose digest fields are not lowercase hex."""
-    texts = [t for t in map(_TEXT_SHA256, entries) if t is not None]
-    if _all_hex(list(map(_SHA256, entries))) and (not texts or _all_hex(texts)):
+def _hex_error(entries: list[ManifestEntry], shas: list[str] | None = None) -> str | None:
+    """The decoder's message for the first entry whose digest fields are not lowercase hex.
+
+    ``shas``: the entries' ``sha256`` values, when the caller has them already.
+    """
+    texts = (
+        [t for t in map(_TEXT_SHA256, entries) if t is not None]
+        if any(map(_TEXT_SHA256, entries))
+        else []
+    )
+    if shas is None:
+        shas = list(map(_SHA256, entries))
+    if _all_hex(shas) and (not texts or _all_hex(texts)):
         return None
     for entry in entries:
         for field in ("sha256", "textSha256"):
@@ -294,11 +303,17 @@ class _OrderState:
         self.total = 0
 
 
-def _in_order(entries: list[ManifestEntry], previous: tuple[str, str] | None) -> bool:
-    """True if the entries' (sha256, id) strictly increase, starting after ``previous``."""
+def _in_order(
+    entries: list[ManifestEntry], previous: tuple[str, str] | None, shas: list[str] | None = None
+) -> bool:
+    """True if the entries' (sha256, id) strictly increase, starting after ``previous``.
+
+    ``shas``: the entries' ``sha256`` values, when the caller has them already.
+    """
     if previous is not None and (entries[0].sha256, entries[0].id) <= previous:
         return False
-    shas = list(map(_SHA256, entries))
+    if shas is None:
+        shas = list(map(_SHA256, entries))
     if all(map(operator.lt, shas, shas[1:])):
         return True
     keys = list(map(_SORT_KEY, entries))  # equal digests (same content): compare ids too

@@ -30,6 +30,7 @@ from provenance.errors import DigestMismatchError, FormatError, LocalIOError, Pr
 from provenance.manifest._leaves import LeafTree, LeafTreeProcess, leaf_tree
 from provenance.manifest.entry import (
     _ID,
+    _SHA256,
     _SIZE,
     MAX_LINE_BYTES,
     ManifestEntry,
@@ -151,17 +152,24 @@ def _check_block(block: bytes, state: _OrderState) -> list[ManifestEntry] | None
         entries = _decoder.decode_lines(block)
     except msgspec.DecodeError:  # also catches ValidationError
         return None
-    if not entries or _encoder.encode_lines(entries) != block or _hex_error(entries):
+    if not entries or _encoder.encode_lines(entries) != block:
+        return None
+    shas = list(map(_SHA256, entries))
+    if _hex_error(entries, shas):
         return None
     listed = list(map(_ID, entries))
     if _ids_suspect(block, listed) and not _ids_fine(listed):
         return None
-    if not _in_order(entries, state.previous):
+    if not _in_order(entries, state.previous, shas):
         return None
-    ids = set(listed)
-    if len(ids) != len(entries) or not state.seen_ids.isdisjoint(ids):
+    seen_ids = state.seen_ids
+    if not seen_ids.isdisjoint(listed):
         return None
-    state.seen_ids |= ids
+    known = len(seen_ids)
+    seen_ids.update(listed)
+    if len(seen_ids) != known + len(listed):  # an id repeats within the block
+        seen_ids.difference_update(listed)  # all of them were new: the state is as it was
+        return None
     last = entries[-1]
     state.previous = (last.sha256, last.id)
     state.total += sum(filter(None, map(_SIZE, entries)))
