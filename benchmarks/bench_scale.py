@@ -419,8 +419,11 @@ def main() -> None:
     parser.add_argument("--merkle-leaves", type=int, default=1 << 20)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--data", type=Path, help="keep the partitioned build's records here")
-    parser.add_argument("--check-parts", action="store_true",
-                        help="above 10^7 entries, check each part written against the index")
+    parser.add_argument(
+        "--check-parts",
+        action="store_true",
+        help="above 10^7 entries, check each part written against the index",
+    )
     args = parser.parse_args()
     args.entries = args.entries or [1_000_000]
     report: dict[str, Any] = {"load before": load(), "cores": os.cpu_count()}

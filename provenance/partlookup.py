@@ -232,9 +232,10 @@ class PartitionedLookup:
                     position += 1 << height
                 inside = [lo <= p and p + (1 << h) <= hi for p, h, _ in blocks]
                 outside = [p + (1 << h) <= lo or p >= hi for p, h, _ in blocks]
-                aligned = all(not i or not (p - lo) % (1 << h) for (p, h, _), i in zip(
-                    blocks, inside, strict=True
-                ))
+                aligned = all(
+                    not i or not (p - lo) % (1 << h)
+                    for (p, h, _), i in zip(blocks, inside, strict=True)
+                )
                 if aligned and all(i or o for i, o in zip(inside, outside, strict=True)):
                     for (_, height, digest), take in zip(blocks, inside, strict=True):
                         if take:

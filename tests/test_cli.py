@@ -210,5 +210,3 @@ def test_signing_with_a_world_readable_key_is_refused(world: Path, tmp_path: Pat
     assert result.returncode == 2
     assert "readable by other users" in one_error_line(result)
     assert not (tmp_path / "s.json").exists()
-
-

@@ -311,9 +311,7 @@ def test_a_tampered_list_file_is_refused_when_its_packed_form_is_not_signed(
         load_cached_lists(assoc.cache, at=AT, names=["piracy"])
 
 
-def test_a_malformed_packed_form_field_is_refused(
-    assoc: Association, server: FaultyServer
-) -> None:
+def test_a_malformed_packed_form_field_is_refused(assoc: Association, server: FaultyServer) -> None:
     """A signed entry that names a packed form, but not as a length and a SHA-256: refused, not
     taken for a list published without one."""
     _fetch(assoc, server)

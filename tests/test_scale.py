@@ -243,9 +243,13 @@ def test_partitioned_manifest_is_the_single_file_cut_by_prefix(
         [str(crawl / "part-*.jsonl")], out, partitioned=True, partition_count=count, workers=2
     )
     assert summary.root == single.root
-    assert (summary.entries, summary.total_bytes) == (single.entries, single.total_bytes) == (
-        2800,
-        summary.total_bytes,
+    assert (
+        (summary.entries, summary.total_bytes)
+        == (single.entries, single.total_bytes)
+        == (
+            2800,
+            summary.total_bytes,
+        )
     )
     names = sorted(os.listdir(out))
     assert names == ["index.json", *(partitions.part_name(k) for k in range(count))]
@@ -293,9 +297,7 @@ def test_merge_reads_smaller_chunks_of_many_runs_with_the_same_result(
     assert (tmp_path / "small.jsonl").read_bytes() == (tmp_path / "single.jsonl").read_bytes()
 
 
-def test_same_bytes_through_both_executors(
-    ray_cluster: str, crawl: Path, tmp_path: Path
-) -> None:
+def test_same_bytes_through_both_executors(ray_cluster: str, crawl: Path, tmp_path: Path) -> None:
     inputs = [str(crawl / "part-*.jsonl"), str(crawl / "files")]
     outputs = {}
     for name in ("local", "ray"):
@@ -487,9 +489,9 @@ def test_card_of_a_partitioned_manifest_names_its_index(both_forms: Path) -> Non
         {"name": "index.json", "digest": {"sha256": hashlib.sha256(index).hexdigest()}}
     ]
     single = json.loads((both_forms / "single.jsonl.card.json").read_text())
-    assert card["predicate"]["manifest"]["merkleRoot"] == single["predicate"]["manifest"][
-        "merkleRoot"
-    ]
+    assert (
+        card["predicate"]["manifest"]["merkleRoot"] == single["predicate"]["manifest"]["merkleRoot"]
+    )
 
 
 def _findings(result: subprocess.CompletedProcess[str]) -> list[str]:
@@ -802,9 +804,7 @@ def test_verify_data_on_ray_finds_what_local_finds(
     assert (len(diff["changed"]), len(diff["missing"]), diff["extra"]) == (1, 1, ["extra.txt"])
 
 
-def test_lookup_on_ray_finds_what_local_finds(
-    cli: Cli, ray_cluster: str, tmp_path: Path
-) -> None:
+def test_lookup_on_ray_finds_what_local_finds(cli: Cli, ray_cluster: str, tmp_path: Path) -> None:
     # The samples with their fingerprint sidecar: every status a lookup can give.
     built = cli("manifest", "build", SAMPLES / "data", "-o", tmp_path / "m.jsonl")
     assert built.returncode == 0, built.stderr

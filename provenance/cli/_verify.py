@@ -98,8 +98,10 @@ def verify_command(
     check_executor(executor, ray_address)
     given = click.get_current_context().get_parameter_source("executor")
     run_on: str | None = None if given == click.core.ParameterSource.DEFAULT else executor
-    if run_on is not None and data_dir is None and not (
-        manifest_path is not None and is_partitioned(manifest_path)
+    if (
+        run_on is not None
+        and data_dir is None
+        and not (manifest_path is not None and is_partitioned(manifest_path))
     ):
         raise click.UsageError(
             "--executor applies to the files of --data or the parts of a partitioned --manifest"

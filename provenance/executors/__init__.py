@@ -37,9 +37,7 @@ __all__ = [
 ]
 
 
-def make_executor(
-    name: str, *, workers: int | None = None, address: str | None = None
-) -> Executor:
+def make_executor(name: str, *, workers: int | None = None, address: str | None = None) -> Executor:
     """Return the executor called ``name`` (``local`` or ``ray``).
 
     ``workers`` caps the local pool (default: all cores) and the CPUs of a local Ray instance;

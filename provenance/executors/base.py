@@ -27,9 +27,7 @@ class Executor(Protocol):
     workers: int
     """How many tasks run at once."""
 
-    def map(
-        self, fn: Callable[[T], R], items: Sequence[T], *, names: Sequence[str]
-    ) -> Iterator[R]:
+    def map(self, fn: Callable[[T], R], items: Sequence[T], *, names: Sequence[str]) -> Iterator[R]:
         """Yield ``fn(item)`` for each of ``items``, in order, as results arrive.
 
         ``fn`` must be a module-level function (it is pickled by reference) and each item
@@ -68,5 +66,3 @@ def shard_error(exc: BaseException, name: str) -> BaseException:
     named = copy.copy(exc)
     named.args = (f"{name}: {message}",)
     return named
-
-

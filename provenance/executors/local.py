@@ -62,9 +62,7 @@ class LocalExecutor:
     def close(self) -> None:
         """Nothing to release: each :meth:`map` starts and stops its own pool."""
 
-    def map(
-        self, fn: Callable[[T], R], items: Sequence[T], *, names: Sequence[str]
-    ) -> Iterator[R]:
+    def map(self, fn: Callable[[T], R], items: Sequence[T], *, names: Sequence[str]) -> Iterator[R]:
         """See :meth:`provenance.executors.Executor.map`."""
         if self.workers <= 1 or len(items) <= 1:
             for item, name in zip(items, names, strict=True):

@@ -106,9 +106,7 @@ class RayExecutor:
             ray.shutdown()
             self._owned = False
 
-    def map(
-        self, fn: Callable[[T], R], items: Sequence[T], *, names: Sequence[str]
-    ) -> Iterator[R]:
+    def map(self, fn: Callable[[T], R], items: Sequence[T], *, names: Sequence[str]) -> Iterator[R]:
         """See :meth:`provenance.executors.Executor.map`."""
         window: collections.deque[tuple[int, Any]] = collections.deque()
         limit = self.workers * _IN_FLIGHT_PER_WORKER
@@ -151,4 +149,3 @@ class RayExecutor:
             ) from None
         except ray.exceptions.RayError as exc:
             raise ShardFailedError(f"{name}: Ray could not run this shard: {exc}") from None
-

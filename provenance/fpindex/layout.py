@@ -393,9 +393,7 @@ def parse(path: object, mapped: Any, size: int) -> tuple[dict[str, Any], dict[st
         padded = length + (-length % 8)
         if position + padded > size:
             raise corrupt(path, f"section {section['name']} runs past the end of the file")
-        array = np.frombuffer(
-            mapped, dtype=dtype, count=length // dtype.itemsize, offset=position
-        )
+        array = np.frombuffer(mapped, dtype=dtype, count=length // dtype.itemsize, offset=position)
         if section["name"] == "fpEntry" and packed:
             arrays["fpEntryPacked"] = array
         elif section["dtype"] == KEY:

@@ -177,8 +177,13 @@ def pack_prints(entries: Sequence[ManifestEntry], prints: Mapping[str, ContentPr
     texts = [np.asarray(p.text, dtype="<u8") for p in found if p is not None and len(p.text)]
     hashes = np.concatenate(texts) if texts else np.zeros(0, dtype="<u8")
     return b"".join(
-        (count.to_bytes(8, "little"), sizes.tobytes(), flags.tobytes(), images.tobytes(),
-         hashes.tobytes())
+        (
+            count.to_bytes(8, "little"),
+            sizes.tobytes(),
+            flags.tobytes(),
+            images.tobytes(),
+            hashes.tobytes(),
+        )
     )
 
 

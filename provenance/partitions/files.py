@@ -387,8 +387,7 @@ def read_blocks(
     what = str(index_path(path))
     if committed is not None and digest != committed.digest:
         raise DigestMismatchError(
-            f"{what}: sha256 {digest} is not the manifest the card commits to"
-            f" ({committed.digest})"
+            f"{what}: sha256 {digest} is not the manifest the card commits to ({committed.digest})"
         )
     directory = index_path(path).parent
     seen: set[str] = set()
@@ -474,4 +473,3 @@ def open_lines(path: Path) -> ManifestLines:
         LocalIOError: it cannot be read.
     """
     return ManifestLines(path)
-

@@ -23,6 +23,7 @@ PART_FILE_NAME = re.compile(r"part-[0-9]{5}\.jsonl(\.fp)?")
 fingerprint sidecars."""
 SIDECAR_SUFFIX = ".fp"
 
+
 def part_name(k: int) -> str:
     """The file name of part ``k``."""
     return f"part-{k:05d}.jsonl"
@@ -85,8 +86,8 @@ class OffsetTree:
             span = 1 << ((count - start).bit_length() - 1)
             if self.end:
                 span = min(span, self.end & -self.end)
-            digest = leaves[start] if span == 1 else merkle.perfect_root(
-                leaves[start : start + span]
+            digest = (
+                leaves[start] if span == 1 else merkle.perfect_root(leaves[start : start + span])
             )
             self._push(span.bit_length() - 1, digest)
             start += span
@@ -322,5 +323,3 @@ def read_index(path: Path) -> tuple[ManifestIndex, str]:
     index = ManifestIndex.from_dict(document)
     check_index(index, what=str(file))
     return index, hashlib.sha256(data).hexdigest()
-
-
