@@ -282,12 +282,12 @@ def hash_paths(paths: Sequence[str], *, fingerprint: bool = False) -> list[manif
     Returns:
         Their digests (problems in ``FileDigest.error``, not raised).
     """
-    from provenance.manifest.hashing import _hash_task
+    from provenance.manifest.hashing import hash_task
 
     digests: list[manifest.FileDigest] = []
     while len(digests) < len(paths):
         rest = list(paths[len(digests) :])
-        for result in _hash_task(rest, fingerprint):
+        for result in hash_task(rest, fingerprint):
             if isinstance(result, int):  # a large file, left to be hashed alone
                 result = manifest.hash_file(paths[len(digests)], fingerprint=fingerprint)
             digests.append(result)

@@ -127,12 +127,12 @@ def hash_file(path: str, *, fingerprint: bool = False) -> FileDigest:
         A :class:`FileDigest`; its ``error`` is set (and digest empty) when the file is not a
         regular file, cannot be read, or changed while it was read.
     """
-    result = _hash_task([path], fingerprint)[0]
+    result = hash_task([path], fingerprint)[0]
     assert isinstance(result, FileDigest)  # a task of one file is never deferred
     return result
 
 
-def _hash_task(
+def hash_task(
     paths: list[str],
     fingerprint: bool = False,
     stop: threading.Event | None = None,
@@ -157,6 +157,11 @@ def _hash_task(
     Setting ``stop`` (from another thread) cuts a long read short; the result is then unusable.
     ``on_read`` is told the bytes of each read of a large file after the first, so that a
     progress bar moves while one big file is hashed.
+
+    Returns:
+        For the first paths in order, each file's :class:`FileDigest` (a problem reading it in
+        ``FileDigest.error``, not raised), or the size of a large file left out; fewer results
+        than paths when the task stopped at ``_CHUNK_BYTES``.
     """
     buffer = getattr(_local, "buffer", None)
     if buffer is None or len(buffer) != _BUFFER_SIZE:
@@ -234,9 +239,9 @@ def _hash_task(
 
 
 def _hash_task_in_pool(paths: list[str], fingerprint: bool) -> list[tuple[Any, ...] | int]:
-    """:func:`_hash_task` for the process pool: plain tuples pickle ten times faster than
+    """:func:`hash_task` for the process pool: plain tuples pickle ten times faster than
     named tuples, which matters at a few microseconds per small file."""
-    return [tuple(r) if isinstance(r, FileDigest) else r for r in _hash_task(paths, fingerprint)]
+    return [tuple(r) if isinstance(r, FileDigest) else r for r in hash_task(paths, fingerprint)]
 
 
 _SAMPLE_FILES = 8
@@ -246,7 +251,7 @@ def _sample_may_have_prints(files: Sequence[FileRef]) -> bool:
     """Whether the first files look like content to fingerprint (by their first 4 KiB).
 
     Only a guess, to decide where the fingerprinting code is loaded: results never depend on
-    it. Files are opened as :func:`_hash_task` opens them (never blocking, never following).
+    it. Files are opened as :func:`hash_task` opens them (never blocking, never following).
     """
     for ref in files[:_SAMPLE_FILES]:
         try:
@@ -380,7 +385,7 @@ class Hasher:
             if self._pool is None and self._waiting:  # little work: hash it in this process
                 _, _, task = heapq.heappop(self._waiting)
                 paths = [self._files[i].path for i in task]
-                self._store(task, _hash_task(paths, self._fingerprint))
+                self._store(task, hash_task(paths, self._fingerprint))
             else:
                 self._pump(block=True)
         for pool in (self._pool, self._threads):
@@ -412,9 +417,7 @@ class Hasher:
             path = self._files[task[0]].path
             counter = [0, 0]
             on_read = None if self._progress is None else functools.partial(_count_read, counter)
-            future = self._threads.submit(
-                _hash_task, [path], self._fingerprint, self._stop, on_read
-            )
+            future = self._threads.submit(hash_task, [path], self._fingerprint, self._stop, on_read)
             self._running[future] = task
             self._partial[future] = counter
             return
