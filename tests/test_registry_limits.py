@@ -303,6 +303,66 @@ def test_lookups_over_the_rate_limit_are_429_with_retry_after(world: World, tmp_
         assert result.stdout.startswith("absent")
 
 
+@pytest.mark.parametrize(
+    ("table", "stalled", "answered"),
+    [
+        ("digest", ("POST", "/v1/lookup"), ("GET", "/v1/cards")),
+        ("digest", ("GET", "/v1/range/abcde"), ("GET", "/v1/cards")),
+        ("card", ("GET", "/v1/cards"), ("POST", "/v1/lookup")),
+        ("card", ("GET", "/v1/cards/{card}"), ("GET", "/log/checkpoint")),
+        ("tile", ("GET", "/log/tile/0/000.p/1"), ("GET", "/v1/cards")),
+        ("log_state", ("GET", "/log/checkpoint"), ("GET", "/v1/range/abcde")),
+    ],
+)
+def test_a_query_waiting_on_postgresql_stalls_no_other_request(
+    world: World,
+    pg_cluster: Any,
+    tmp_path: Path,
+    table: str,
+    stalled: tuple[str, str],
+    answered: tuple[str, str],
+) -> None:
+    # A PostgreSQL query can wait on another server: here on a lock that another session holds.
+    # The request waits with it; the server must keep answering the others meanwhile.
+    import threading
+
+    import psycopg
+
+    database = pg_cluster.database(f"stall_{table}")
+    server = RegistryServer(
+        ["--trust", str(world.keys.cards_trust), "--log-key", str(world.keys.log_key)]
+        + ["--db", database, "--lookup-rate", "0"]
+    )
+    lookup = json.dumps({"sha256": ["ab" * 32]}).encode()
+    json_type = {"Content-Type": "application/json"}
+
+    def call(method: str, path: str, timeout: float) -> int:
+        body = lookup if method == "POST" else None
+        return http(method, server.url + path, body, json_type if body else None, timeout=timeout)[
+            0
+        ]
+
+    with server:
+        status, answer = push_raw(server.url, world.card.parts())
+        assert status == 201, answer
+        stalled_path = stalled[1].replace("{card}", answer["id"])
+        outcome: list[int] = []
+        with psycopg.connect(database) as locker:
+            locker.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+            waiting = threading.Thread(
+                target=lambda: outcome.append(call(stalled[0], stalled_path, 60)), daemon=True
+            )
+            waiting.start()
+            time.sleep(1.0)
+            assert not outcome, "the request did not wait on the lock: the test shows nothing"
+            started = time.monotonic()
+            assert call(*answered, timeout=10) == 200
+            assert time.monotonic() - started < 5
+            locker.rollback()
+        waiting.join(30)
+        assert outcome == [200]
+
+
 # --- the upload parser, in process ------------------------------------------------------------
 
 

@@ -51,6 +51,7 @@ from provenance.registry.lookup_route import (
     LookupHandler,
     error_response,
     json_response,
+    on_database,
     rate_limited,
 )
 from provenance.registry.ratelimit import RateLimiter
@@ -288,25 +289,26 @@ def create_app(
 
     @app.get("/v1/cards", responses={**_ok(models.CardList), **_errors(503)})
     async def cards() -> Response:
-        return json_response({"cards": [card.to_dict(receipt=False) for card in storage.cards()]})
+        registered = await on_database(database, storage.cards)
+        return json_response({"cards": [card.to_dict(receipt=False) for card in registered]})
 
-    def _card(card_id: str) -> Any:
-        record = storage.card(card_id)
+    async def _card(card_id: str) -> Any:
+        record = await on_database(database, storage.card, card_id)
         if record is None:
             raise HTTPException(404, f"no card {card_id} is registered")
         return record
 
     @app.get("/v1/cards/{card_id}", responses={**_ok(models.Card), **_errors(400, 404, 503)})
     async def card(card_id: CardId) -> Response:
-        return json_response(_card(card_id).to_dict(receipt=True))
+        return json_response((await _card(card_id)).to_dict(receipt=True))
 
-    def _bytes(sha256: str | None, media_type: str, what: str) -> Response:
-        chunks = storage.blob(sha256) if sha256 else None
+    async def _bytes(sha256: str | None, media_type: str, what: str) -> Response:
+        chunks = await on_database(database, storage.blob, sha256) if sha256 else None
         if chunks is None:
             raise HTTPException(404, f"no {what} is stored for this card")
         assert sha256 is not None
         headers = {
-            "Content-Length": str(storage.blob_size(sha256)),
+            "Content-Length": str(await on_database(database, storage.blob_size, sha256)),
             "Cache-Control": _IMMUTABLE,
             "ETag": f'"{sha256}"',
         }
@@ -319,14 +321,15 @@ def create_app(
         responses={200: {**binary, "content": {"application/json": {}}}, **_errors(400, 404)},
     )
     async def envelope(card_id: CardId) -> Response:
-        return _bytes(_card(card_id).envelope_sha256, "application/json", "envelope")
+        return await _bytes((await _card(card_id)).envelope_sha256, "application/json", "envelope")
 
     @app.get(
         "/v1/cards/{card_id}/manifest",
         responses={200: {**binary, "content": {"application/x-ndjson": {}}}, **_errors(400, 404)},
     )
     async def manifest(card_id: CardId) -> Response:
-        return _bytes(_card(card_id).manifest_sha256, "application/x-ndjson", "manifest")
+        record = await _card(card_id)
+        return await _bytes(record.manifest_sha256, "application/x-ndjson", "manifest")
 
     @app.get(
         "/v1/cards/{card_id}/fingerprints",
@@ -336,8 +339,10 @@ def create_app(
         },
     )
     async def fingerprints(card_id: CardId) -> Response:
-        record = _card(card_id)
-        return _bytes(record.fingerprints_sha256, "application/octet-stream", "fingerprint index")
+        record = await _card(card_id)
+        return await _bytes(
+            record.fingerprints_sha256, "application/octet-stream", "fingerprint index"
+        )
 
     # -- lookups --------------------------------------------------------------------------------
 
@@ -359,7 +364,8 @@ def create_app(
         refused = rate_limited(limiter, request.scope)
         if refused is not None:
             return refused
-        return json_response({"prefix": prefix, "digests": storage.range(prefix)})
+        digests = await on_database(database, storage.range, prefix)
+        return json_response({"prefix": prefix, "digests": digests})
 
     # -- the log --------------------------------------------------------------------------------
 
@@ -368,7 +374,7 @@ def create_app(
         responses={200: {"description": "The signed checkpoint.", "content": {"text/plain": {}}}},
     )
     async def checkpoint() -> Response:
-        note = tiles.read_checkpoint()
+        note = await on_database(database, tiles.read_checkpoint)
         if note is None:  # the log is created before serving starts
             raise HTTPException(503, "the log has no checkpoint")
         return Response(
@@ -390,7 +396,7 @@ def create_app(
             wanted = Tile.from_path(f"tile/{path}")
         except FormatError:
             raise HTTPException(404, f"not a tile: {path!r}") from None
-        data = tiles.read_tile(wanted)
+        data = await on_database(database, tiles.read_tile, wanted)
         if data is None:
             raise HTTPException(404, f"no tile {wanted.path} in this log")
         return Response(
