@@ -139,5 +139,5 @@ def test_a_stopped_read_never_yields_a_digest(tmp_path: Path) -> None:
     (tmp_path / "big").write_bytes(bytes(5 * 4096))
     stop = threading.Event()
     stop.set()
-    [result] = manifest.hashing._hash_task([str(tmp_path / "big")], stop=stop)
+    [result] = manifest.hashing.hash_task([str(tmp_path / "big")], stop=stop)
     assert isinstance(result, manifest.FileDigest) and result.error and not result.sha256

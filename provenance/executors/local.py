@@ -89,13 +89,23 @@ class LocalExecutor:
         window: collections.deque[tuple[int, Future[R]]] = collections.deque()
         limit = self.workers * _IN_FLIGHT_PER_WORKER
         finished = False
+
+        def submit(index: int) -> None:
+            # A worker that died breaks the pool for the next submit too, not only for the
+            # results awaited: the shard it ran is named either way.
+            try:
+                window.append((index, pool.submit(_run, fn, index, items[index])))
+            except BrokenProcessPool:
+                raise self._dead_worker(processes, started, names) from None
+            finally:
+                processes.update(getattr(pool, "_processes", None) or {})
+
         try:
             following = iter(range(len(items)))
             for index in following:
-                window.append((index, pool.submit(_run, fn, index, items[index])))
+                submit(index)
                 if len(window) >= limit:
                     break
-            processes.update(getattr(pool, "_processes", None) or {})
             while window:
                 index, future = window.popleft()
                 try:
@@ -105,8 +115,7 @@ class LocalExecutor:
                 except (OSError, Exception) as exc:
                     raise shard_error(exc, names[index]) from None
                 for index in following:
-                    window.append((index, pool.submit(_run, fn, index, items[index])))
-                    processes.update(getattr(pool, "_processes", None) or {})
+                    submit(index)
                     break
                 yield result
             finished = True
