@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from provenance import sharded
@@ -52,6 +53,12 @@ def die_on_negative(value: int) -> int:
     if value < 0:
         os._exit(9)
     return value
+
+
+def slow_square(value: int) -> int:
+    """:func:`square`, a second later (so that a shard is still running when a test acts)."""
+    time.sleep(1.0)
+    return value * value
 
 
 def parent_pid(_: int) -> int:

@@ -127,6 +127,41 @@ def test_killed_worker_fails_naming_its_shard(executor_name: str) -> None:
         assert list(runner.map(scale_support.square, [3], names=["again"])) == [9]
 
 
+def test_a_pool_broken_before_a_submit_names_the_dead_workers_shard(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A worker may die between one result and the next submit: the pool then refuses the
+    # submit itself (seen in CI once, as a raw BrokenProcessPool). Here the pool's workers are
+    # killed at the third submit, once the pool knows, so that the submit meets a broken pool.
+    import signal
+    import time
+    from concurrent.futures import ProcessPoolExecutor
+
+    from provenance.executors import local
+
+    class KilledAtThirdSubmit(ProcessPoolExecutor):
+        submits = 0
+
+        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+            KilledAtThirdSubmit.submits += 1
+            if KilledAtThirdSubmit.submits == 3:
+                for pid in list(self._processes):  # type: ignore[attr-defined]
+                    os.kill(pid, signal.SIGKILL)
+                deadline = time.monotonic() + 30
+                while not self._broken and time.monotonic() < deadline:  # type: ignore[attr-defined]
+                    time.sleep(0.01)
+            return super().submit(fn, *args, **kwargs)
+
+    monkeypatch.setattr(local, "_IN_FLIGHT_PER_WORKER", 1)
+    monkeypatch.setattr(local, "ProcessPoolExecutor", KilledAtThirdSubmit)
+    with pytest.raises(ShardFailedError) as info:
+        list(LocalExecutor(2).map(scale_support.slow_square, list(range(6)), names=NAMES[:6]))
+    assert re.fullmatch(
+        r"shard-\d: the worker process running this shard died \(.*\)", str(info.value)
+    )
+    assert KilledAtThirdSubmit.submits == 3
+
+
 def test_local_executor_with_one_worker_runs_in_process() -> None:
     runner = LocalExecutor(1)
     assert list(runner.map(scale_support.square, [2, 3], names=["a", "b"])) == [4, 9]
