@@ -10,16 +10,18 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from provenance.errors import LocalIOError
 from provenance.keys import PrivateKey
 from provenance.manifest import ManifestEntry, decode_entry
+from provenance.manifest.entry import entry_bytes
 from provenance.registry import db, storage
-from provenance.registry.admission import Registrar, Upload
+from provenance.registry.admission import RefusedError, Registrar, Upload
 from provenance.registry.db import KIND_SHA256, KIND_TEXT_SHA256, Database
 from provenance.registry.ratelimit import RateLimiter
 from provenance.registry.storage import Storage
+from provenance.tlog_store import LogWriter
 from provenance.trust import TrustStore
 from tests.registry_support import AT, ORIGIN, synthetic_card
 
@@ -208,11 +210,13 @@ def test_the_prepared_bulk_insert_stores_what_the_plain_rows_store(
     blocks = [(0, entries[:300]), (300, entries[300:301]), (301, entries[301:])]
     try:
         with database.write(lock_log=False) as conn:
+            writer = storage.DigestWriter(conn, 2)
             for first, block in blocks:
                 storage.insert_digests(conn, storage.digest_rows(1, first, block))
                 prepared = storage.prepare_digests(conn.dialect.name, 2, first, block)
                 assert prepared.plain is None  # the fast statement, not the fallback
-                storage.insert_prepared(conn, prepared)
+                writer.write(prepared)
+            writer.close()
         with database.read() as conn:
             rows = conn.execute(
                 select(db.digest).order_by(db.digest.c.card_no, db.digest.c.entry_no)
@@ -237,6 +241,126 @@ def test_an_id_sqlite_json_might_misread_takes_the_plain_path() -> None:
     prepared = storage.prepare_digests("sqlite", 1, 0, [entry])
     assert prepared.sqlite is None
     assert prepared.plain == storage.digest_rows(1, 0, [entry])
+
+
+def test_staged_rows_go_in_sorted_at_close_and_leave_with_a_rollback(tmp_path: Path) -> None:
+    # On SQLite the textSha256 rows wait in a temporary table until close: a rollback takes them
+    # and the table away, and the connection takes the next registration's rows as before.
+    database = Database.open(f"sqlite:///{tmp_path / 'r.db'}")
+    entries = _odd_entries(300)
+    prepared = storage.prepare_digests("sqlite", 1, 0, entries)
+    stage = "SELECT count(*) FROM sqlite_temp_master WHERE name = 'digest_stage'"
+    count = select(db.digest.c.kind).with_only_columns(db.digest.c.kind)
+    try:
+        with database.engine.connect() as conn:
+            transaction = conn.begin()
+            writer = storage.DigestWriter(conn, 1)
+            writer.write(prepared)
+            kinds = [row.kind for row in conn.execute(count)]
+            assert kinds == [KIND_SHA256] * 300  # the text rows are staged, not in yet
+            assert conn.exec_driver_sql(stage).scalar() == 1
+            transaction.rollback()
+            assert conn.exec_driver_sql(stage).scalar() == 0
+            assert conn.execute(count).all() == []
+            conn.rollback()
+            with conn.begin():
+                writer = storage.DigestWriter(conn, 1)
+                writer.write(prepared)
+                writer.close()
+                assert conn.exec_driver_sql(stage).scalar() == 0
+            rows = conn.execute(select(db.digest)).all()
+    finally:
+        database.close()
+    assert sorted((bytes(r[0]), r[1], r[2], r[3], r[4]) for r in rows) == sorted(
+        storage.digest_rows(1, 0, entries)
+    )
+
+
+def _stored(database: Database) -> dict[str, object]:
+    """Everything a registration writes: the rows of every table, and the checkpoint."""
+    with database.read() as conn:
+        counted = {
+            table.name: conn.execute(select(func.count()).select_from(table)).scalar_one()
+            for table in (db.card, db.card_name, db.digest, db.blob, db.tile)
+        }
+        counted["checkpoint"] = conn.execute(select(db.log_state.c.checkpoint)).scalar_one()
+    return counted
+
+
+def _retouched(manifest: Path, target: Path, how: str) -> Upload:
+    """The manifest with its last line changed: its size (every line still valid, in order,
+    so only the commitment tells) or swapped with the line before (out of order)."""
+    lines = manifest.read_bytes().splitlines()
+    if how == "size":
+        last = decode_entry(lines[-1], what="manifest")
+        lines[-1] = entry_bytes(msgspec.structs.replace(last, size=(last.size or 0) + 1))
+    else:
+        lines[-2], lines[-1] = lines[-1], lines[-2]
+    target.write_bytes(b"\n".join(lines) + b"\n")
+    return target
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_manifest_refused_late_in_the_overlapped_insert_leaves_nothing_stored(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'r.db'}"
+    else:
+        url = request.getfixturevalue("pg_cluster").database("refused_late")
+    publisher = PrivateKey.generate()
+    trust = TrustStore().with_key(publisher.public, name="Lab", role="dataset-publisher")
+    database = Database.open(url)
+    registrar = Registrar(database, trust, PrivateKey.generate(), origin=ORIGIN)
+    registrar.start_log()
+    written: list[int] = []
+    write = storage.DigestWriter.write
+
+    def counted(self: storage.DigestWriter, prepared: storage.PreparedDigests) -> None:
+        written.append(prepared.rows)
+        write(self, prepared)
+
+    monkeypatch.setattr(storage.DigestWriter, "write", counted)
+    try:
+        small = synthetic_card(tmp_path / "small", publisher, "small", 40, texts=True)
+        registrar.register(Upload(small.signed, small.manifest), at=AT)
+        before = _stored(database)
+        # About 10 MiB of manifest: three blocks of digests at least, half of them with text.
+        big = synthetic_card(tmp_path / "big", publisher, "big", 60_000, texts=True)
+        for how in ("size", "order"):
+            written.clear()
+            upload = Upload(big.signed, _retouched(big.manifest, tmp_path / f"{how}.jsonl", how))
+            with pytest.raises(RefusedError) as refused:
+                registrar.register(upload, at=AT)
+            assert refused.value.status == 422, str(refused.value)
+            # Blocks of rows went in before the refusal: with a valid last line, every one.
+            assert len(written) >= 2
+            assert (sum(written) == 90_000) is (how == "size")
+            assert _stored(database) == before
+        # A failure after every digest went in (the log's append) stores nothing either.
+        with monkeypatch.context() as patch:
+            patch.setattr(LogWriter, "append", _fail)
+            with pytest.raises(LocalIOError, match="the disk is full"):
+                registrar.register(Upload(big.signed, big.manifest), at=AT)
+        assert _stored(database) == before
+        registered = registrar.register(Upload(big.signed, big.manifest), at=AT)
+        assert registered.created
+        after = _stored(database)
+        assert after["digest"] == before["digest"] + 90_000  # type: ignore[operator]
+        with database.read() as conn:
+            rows = conn.execute(
+                select(db.digest.c.digest, db.digest.c.kind).where(
+                    db.digest.c.card_no == registered.record.no
+                )
+            ).all()
+        expected = {(bytes.fromhex(d), KIND_SHA256) for d in big.digests}
+        assert {(bytes(d), k) for d, k in rows if k == KIND_SHA256} == expected
+    finally:
+        database.close()
+
+
+def _fail(*_: object, **__: object) -> None:
+    raise LocalIOError("tile store: the disk is full")
 
 
 def test_the_streamed_blob_is_stored_in_chunks_and_checked(tmp_path: Path) -> None:

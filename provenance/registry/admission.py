@@ -110,11 +110,13 @@ def _index_manifest(
     reader.start()
     try:
         stored = storage.BlobWriter(conn, committed.digest, what="manifest")
+        digests = storage.DigestWriter(conn, number)
         while (item := blocks.get()) is not None:
             if isinstance(item, BaseException):
                 raise item
-            storage.insert_prepared(conn, item[0])
+            digests.write(item[0])
             stored.write(item[1])
+        digests.close()
         stored.close()
     finally:
         stop.set()
