@@ -8,8 +8,10 @@ Measures on this machine, with the load average printed (the machine may be shar
    bytes stored, the log entry appended and signed, one commit), against the peer: a raw
    ``sqlite3`` ``executemany`` of the same rows into the same table (rows built beforehand,
    one transaction, the registry's pragmas). Goals: ratio >= 0.8 and <= 10 s. (The
-   registration writes each block of digests with one ``INSERT ... SELECT`` over
-   ``json_each``, and also stores the manifest's bytes, which the peer does not.)
+   registration writes each block's sha256 rows with one ``INSERT ... SELECT`` over
+   ``json_each`` and stages its textSha256 rows, which go in at the end in one sorted pass;
+   it also stores the manifest's bytes, which the peer does not.) ``--ingest-runs N`` repeats
+   the pair N times, alternately on fresh databases, and judges the median ratio.
 2. **Ingest on PostgreSQL** (a private cluster, fsync on): the same registration, each block
    of digests written with one text ``COPY``, against a raw psycopg binary ``COPY`` of the
    same rows (``write_row``, rows built beforehand).
@@ -25,7 +27,7 @@ Measures on this machine, with the load average printed (the machine may be shar
    checkpoint by a fresh tree: goal <= 1 ms).
 
 Run:  python benchmarks/bench_registry.py [--entries 1000000] [--log-entries 1000000]
-      [--skip-postgres] [--skip-http] [--skip-log] [--seconds 10]
+      [--skip-postgres] [--skip-http] [--skip-log] [--seconds 10] [--ingest-runs 1]
 """
 
 from __future__ import annotations
@@ -126,11 +128,23 @@ def rows_of(manifest: Path, card_no: int) -> list[tuple[Any, ...]]:
     return storage.digest_rows(card_no, 0, entries)
 
 
-def bench_sqlite_ingest(
-    work: Path, signed: Path, manifest: Path, trust: TrustStore, log_key: PrivateKey
-) -> None:
-    print("1. Ingest on SQLite (WAL, synchronous=NORMAL)")
-    database = Database.open(f"sqlite:///{work / 'registry.db'}")
+def _fresh(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def _sqlite_ingest_once(
+    registry_db: Path,
+    peer_db: Path,
+    signed: Path,
+    manifest: Path,
+    trust: TrustStore,
+    log_key: PrivateKey,
+) -> tuple[float, float, float, float, int]:
+    """One registration into a fresh ``registry_db``, then the peer's insert of the same rows
+    into a fresh ``peer_db``: (registration s, CPU s, raw s, raw CPU s, rows)."""
+    _fresh(registry_db)
+    database = Database.open(f"sqlite:///{registry_db}")
     registrar = Registrar(database, trust, log_key, origin=ORIGIN)
     registrar.start_log()
     started, used = time.perf_counter(), cpu()
@@ -139,9 +153,10 @@ def bench_sqlite_ingest(
     database.close()
     rows = rows_of(manifest, registered.record.no)
     # The peer: the same rows into the same table of a fresh database, raw sqlite3.
-    peer = Database.open(f"sqlite:///{work / 'peer.db'}")
+    _fresh(peer_db)
+    peer = Database.open(f"sqlite:///{peer_db}")
     peer.close()
-    connection = sqlite3.connect(work / "peer.db", isolation_level=None)
+    connection = sqlite3.connect(peer_db, isolation_level=None)
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
     connection.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")  # as the registry's
@@ -154,19 +169,37 @@ def bench_sqlite_ingest(
     connection.execute("COMMIT")
     raw_seconds, raw_cpu = time.perf_counter() - started, cpu() - used
     connection.close()
-    print(
-        f"   registration (everything, one transaction): {registry_seconds:.2f} s"
-        f" ({len(rows):,} digest rows, {len(rows) / registry_seconds:,.0f} rows/s),"
-        f" {registry_cpu:.1f} CPU s"
-    )
-    print(
-        f"   raw sqlite3 executemany of the same rows:   {raw_seconds:.2f} s"
-        f" ({len(rows) / raw_seconds:,.0f} rows/s), {raw_cpu:.1f} CPU s"
-    )
-    ratio = raw_seconds / registry_seconds
+    return registry_seconds, registry_cpu, raw_seconds, raw_cpu, len(rows)
+
+
+def bench_sqlite_ingest(
+    work: Path, signed: Path, manifest: Path, trust: TrustStore, log_key: PrivateKey, runs: int
+) -> None:
+    print("1. Ingest on SQLite (WAL, synchronous=NORMAL)")
+    ratios, seconds = [], []
+    for run in range(runs):
+        # The first run's database is the one served in part 3.
+        registry_db = work / ("registry.db" if run == 0 else "registry-again.db")
+        registry_seconds, registry_cpu, raw_seconds, raw_cpu, rows = _sqlite_ingest_once(
+            registry_db, work / "peer.db", signed, manifest, trust, log_key
+        )
+        ratios.append(raw_seconds / registry_seconds)
+        seconds.append(registry_seconds)
+        print(
+            f"   run {run + 1}: registration (everything, one transaction):"
+            f" {registry_seconds:.2f} s ({rows:,} digest rows, {rows / registry_seconds:,.0f}"
+            f" rows/s), {registry_cpu:.1f} CPU s; raw sqlite3 executemany of the same rows:"
+            f" {raw_seconds:.2f} s ({rows / raw_seconds:,.0f} rows/s), {raw_cpu:.1f} CPU s;"
+            f" ratio {ratios[-1]:.2f} [{load()}]"
+        )
+    _fresh(work / "registry-again.db")
+    ratio, registry_seconds = statistics.median(ratios), statistics.median(seconds)
     met = ratio >= 0.8 and registry_seconds <= 10
+    above = sum(r >= 0.8 for r in ratios)
+    each = ", ".join(f"{r:.2f}" for r in ratios)
+    runs_said = f" (median of {runs}: {each}; {above} >= 0.8)" if runs > 1 else ""
     print(
-        f"   GOAL SQLite ingest of {len(rows):,} rows: ratio raw/registry {ratio:.2f}"
+        f"   GOAL SQLite ingest of {rows:,} rows: ratio raw/registry {ratio:.2f}{runs_said}"
         f" (goal >= 0.8), registration {registry_seconds:.1f} s (goal <= 10 s):"
         f" {'met' if met else 'missed'} [{load()}]"
     )
@@ -525,6 +558,12 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--log-entries", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument(
+        "--ingest-runs",
+        type=int,
+        default=1,
+        help="SQLite ingest: registration and peer, alternately",
+    )
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--skip-log", action="store_true")
@@ -538,7 +577,7 @@ def main() -> None:
         signed, manifest, sample = make_card(work, publisher, arguments.entries)
         log_key = PrivateKey.generate()
         write_key_pair(log_key, work / "ingest-log.key")
-        bench_sqlite_ingest(work, signed, manifest, trust, log_key)
+        bench_sqlite_ingest(work, signed, manifest, trust, log_key, arguments.ingest_runs)
         if not arguments.skip_postgres:
             bench_postgres_ingest(work, signed, manifest, trust)
         if not arguments.skip_http:
