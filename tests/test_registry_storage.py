@@ -359,6 +359,26 @@ def test_a_manifest_refused_late_in_the_overlapped_insert_leaves_nothing_stored(
         database.close()
 
 
+def test_a_statement_the_database_refuses_is_its_error_not_the_pushs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The sorted pass fails (as on a full disk): an UnavailableError (503), not a 422 refusal,
+    # and nothing is stored.
+    publisher, database, registrar = _registry(tmp_path)
+    made = synthetic_card(tmp_path / "a", publisher, "a", 500, texts=True)
+    try:
+        before = _stored(database)
+        monkeypatch.setattr(storage, "_SQLITE_STAGED", "INSERT INTO no_such_table VALUES (:card)")
+        with pytest.raises(storage.DatabaseError, match="could not answer: no such table"):
+            registrar.register(Upload(made.signed, made.manifest), at=AT)
+        assert _stored(database) == before
+        monkeypatch.undo()
+        assert registrar.register(Upload(made.signed, made.manifest), at=AT).created
+        assert _stored(database)["digest"] == 750
+    finally:
+        database.close()
+
+
 def _fail(*_: object, **__: object) -> None:
     raise LocalIOError("tile store: the disk is full")
 

@@ -207,7 +207,8 @@ class Registrar:
 
         Raises:
             RefusedError: the push is refused (400, 403, 409, 422); nothing was stored.
-            UnavailableError: the database or a file could not be read or written.
+            UnavailableError: the database or a file could not be read or written (nothing was
+                stored).
         """
         envelope, verified, envelope_bytes = self._verify(upload, at)
         card_id = hashlib.sha256(envelope.payload).hexdigest()
@@ -251,6 +252,8 @@ class Registrar:
             number = storage.insert_card(conn, record)
             try:
                 _index_manifest(conn, number, upload.manifest, committed)
+            except storage.DatabaseError:
+                raise  # the registry's trouble, not the push's (503)
             except ProvenanceError as exc:
                 raise RefusedError(422, f"manifest: {exc}") from None
             if sidecar is not None:

@@ -319,6 +319,10 @@ def prepare_digests(
     return PreparedDigests(rows, copy="".join(lines).encode("utf-8"))
 
 
+class DatabaseError(LocalIOError):
+    """The database refused a statement of a registration (not the push's fault)."""
+
+
 class DigestWriter:
     """Writes the ``digest`` rows of card ``card_no``'s manifest, a block at a time (the blocks
     of :func:`prepare_digests`), inside a registration's write transaction.
@@ -332,35 +336,58 @@ class DigestWriter:
     """
 
     def __init__(self, conn: Connection, card_no: int) -> None:
+        """Raises: DatabaseError: the database refused a statement (as :meth:`write`)."""
         self._conn = conn
         self._card_no = card_no
+        self._errors: type[Exception] = conn.dialect.loaded_dbapi.Error
         self._cursor: Any = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         self._staging = conn.dialect.name == "sqlite"
         if self._staging:
-            # Temporary tables belong to this connection and to this transaction.
-            self._cursor.execute(f"DROP TABLE IF EXISTS temp.{_STAGE}")
-            self._cursor.execute(
-                f"CREATE TEMP TABLE {_STAGE}"
-                " (digest BLOB NOT NULL, entry_no INTEGER NOT NULL, entry_id TEXT NOT NULL)"
-            )
+            with self._said():
+                # Temporary tables belong to this connection and to this transaction.
+                self._cursor.execute(f"DROP TABLE IF EXISTS temp.{_STAGE}")
+                self._cursor.execute(
+                    f"CREATE TEMP TABLE {_STAGE}"
+                    " (digest BLOB NOT NULL, entry_no INTEGER NOT NULL, entry_id TEXT NOT NULL)"
+                )
+
+    @contextlib.contextmanager
+    def _said(self) -> Iterator[None]:
+        # The raw cursor's errors are the driver's, not SQLAlchemy's: said as the server says
+        # a database error (503), not left to surface as a server error.
+        try:
+            yield
+        except self._errors as exc:
+            message = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+            raise DatabaseError(f"the registry's database could not answer: {message}") from None
 
     def write(self, prepared: PreparedDigests) -> None:
-        """Write (or, for textSha256 rows on SQLite, stage) the rows of ``prepared``."""
-        if prepared.plain is not None:
-            insert_digests(self._conn, prepared.plain)
-        elif prepared.sqlite is not None:
-            for statement, parameters in prepared.sqlite:
-                self._cursor.execute(statement, parameters)
-        elif prepared.copy:
-            with self._cursor.copy(f"COPY digest ({_DIGEST_COLUMNS}) FROM STDIN") as copy:
-                copy.write(prepared.copy)
+        """Write (or, for textSha256 rows on SQLite, stage) the rows of ``prepared``.
+
+        Raises:
+            DatabaseError: the database refused a statement (a full disk, ...).
+        """
+        with self._said():
+            if prepared.plain is not None:
+                insert_digests(self._conn, prepared.plain)
+            elif prepared.sqlite is not None:
+                for statement, parameters in prepared.sqlite:
+                    self._cursor.execute(statement, parameters)
+            elif prepared.copy:
+                with self._cursor.copy(f"COPY digest ({_DIGEST_COLUMNS}) FROM STDIN") as copy:
+                    copy.write(prepared.copy)
 
     def close(self) -> None:
-        """Insert the staged rows, in key order, and drop the staging table."""
+        """Insert the staged rows, in key order, and drop the staging table.
+
+        Raises:
+            DatabaseError: as :meth:`write`.
+        """
         try:
             if self._staging:
-                self._cursor.execute(_SQLITE_STAGED, {"card": self._card_no})
-                self._cursor.execute(f"DROP TABLE temp.{_STAGE}")
+                with self._said():
+                    self._cursor.execute(_SQLITE_STAGED, {"card": self._card_no})
+                    self._cursor.execute(f"DROP TABLE temp.{_STAGE}")
                 self._staging = False
         finally:
             self._cursor.close()
@@ -717,6 +744,7 @@ __all__ = [
     "MAX_INDEX_ROWS",
     "MAX_LOOKUP_DIGESTS",
     "BlobWriter",
+    "DatabaseError",
     "DigestWriter",
     "PreparedDigests",
     "CardRecord",
