@@ -27,6 +27,7 @@ also counts Playwright handing the file to the page. One GOAL line per file and 
 
 Run:  python benchmarks/bench_page.py [--sizes 256 1024] [--kinds binary text] [--runs 3]
       [--query split-min=1e12]   (the page's test hooks, app.js: here, texts in one piece)
+      [--phases]   (each run's timeline: when each phase of the page's jobs ended)
 Needs /usr/bin/chromium (apt-get install chromium) and the test extra (playwright).
 """
 
@@ -192,6 +193,7 @@ def _measure(browser: Any, url: str, path: Path, query: str) -> dict[str, Any]:
             "wall_s": wall,
             "cpu_s_per_gib": cpu / (path.stat().st_size / (1 << 30)),
             "peak_rss_mib": peak / MIB,
+            "phases": json.loads(row.get_attribute("data-phases") or "{}"),
         }
     finally:
         page.close()
@@ -207,6 +209,11 @@ def main() -> int:
         "--query",
         default="",
         help="the page's test hooks, e.g. split-min=1e12 (a text in one piece) to compare paths",
+    )
+    parser.add_argument(
+        "--phases",
+        action="store_true",
+        help="also print each run's phase timeline (ms since the file's row appeared)",
     )
     args = parser.parse_args()
     results = []
@@ -227,6 +234,13 @@ def main() -> int:
                 _write(path, size * MIB, kind)
                 reference = _hashlib_mib_s(path)
                 runs = [_measure(b, registry.url, path, args.query) for _ in range(args.runs)]
+                if args.phases:
+                    for run in runs:
+                        timeline = sorted(run["phases"].items(), key=lambda item: item[1])
+                        print(
+                            f"  phases, {kind} {size} MiB (ms) [load {os.getloadavg()[0]:.2f}]: "
+                            + ", ".join(f"{name} {ms}" for name, ms in timeline)
+                        )
                 limit = _sha256_limit()
                 row = {
                     "kind": kind,

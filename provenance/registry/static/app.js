@@ -307,7 +307,10 @@ class Row {
     // A file that fits in memory: both digests from one read, in one worker (bothDigestsFile),
     // the second half of a text normalized by the other worker meanwhile (textTailFile).
     const tail = (mid) => getWorkers().sha256.run("tail", this.file, { ...hashOptions, mid });
-    let both = await job("both", (bytes) => ((done.sha256 = done.text = bytes), update()), tail);
+    let both =
+      params.get("one-read") === "0"
+        ? null
+        : await job("both", (bytes) => ((done.sha256 = done.text = bytes), update()), tail);
     if (both === null) {
       const one = (name) =>
         job(name, (bytes) => ((done[name] = bytes), update())).then(
@@ -317,6 +320,10 @@ class Row {
       both = { sha256, text };
     }
     const { sha256: hash, text: normalized } = both;
+    // The jobs' phases (digest.js), in milliseconds since the row started, for bench_page.py.
+    const origin = performance.timeOrigin + started;
+    const phases = { ...hash.phases, ...normalized.phases, ...both.phases };
+    for (const name of Object.keys(phases)) phases[name] = Math.round(phases[name] - origin);
     this.sha256 = hash.digest;
     this.text = normalized;
     // Timings (milliseconds) for benchmarks/bench_page.py: each job, and both as the creator waits.
@@ -326,6 +333,7 @@ class Row {
       hashMs: hash.ms.toFixed(1),
       textMs: normalized.ms.toFixed(1),
       digestsMs: (performance.now() - started).toFixed(1),
+      phases: JSON.stringify(phases),
     });
     if (normalized.digest) this.node.dataset.textSha256 = normalized.digest;
     if (normalized.halves) this.node.dataset.textHalves = "true"; // normalized in two halves

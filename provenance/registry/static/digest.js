@@ -32,6 +32,10 @@ const PROGRESS_STEP = 4 * 1024 * 1024;
 
 // WebCrypto exists only in secure contexts (HTTPS, or plain HTTP on localhost): a registry served
 // over plain HTTP elsewhere still works, with hash-wasm for everything.
+// The phases of a job, for the page's timeline (bench_page.py): name -> the time it ended, in
+// milliseconds since the epoch (performance.timeOrigin differs between workers and the page).
+const now = () => performance.timeOrigin + performance.now();
+
 const hasWebCrypto = () => globalThis.isSecureContext !== false && !!globalThis.crypto?.subtle;
 
 function hex(buffer) {
@@ -94,19 +98,24 @@ export async function sha256File(
   { webCryptoMax = WEBCRYPTO_MAX, chunkSize = CHUNK_SIZE, onProgress } = {},
 ) {
   const started = performance.now();
+  const phases = { shaStart: now() };
   if (file.size <= webCryptoMax && hasWebCrypto()) {
     const whole = await wholeFile(file);
+    phases.shaRead = now();
     let digest = null;
     if (whole !== null) {
       try {
-        digest = hex(await crypto.subtle.digest("SHA-256", whole));
+        const pending = crypto.subtle.digest("SHA-256", whole);
+        phases.shaCopied = now();
+        digest = hex(await pending);
+        phases.shaHashed = now();
       } catch {
         // no memory for WebCrypto's copy: streamed below
       }
     }
     if (digest !== null) {
       onProgress?.(file.size);
-      return { digest, method: "webcrypto", ms: performance.now() - started };
+      return { digest, method: "webcrypto", ms: performance.now() - started, phases };
     }
   }
   const hasher = await globalThis.hashwasm.createSHA256();
@@ -117,7 +126,9 @@ export async function sha256File(
     read.add(bytes.length);
   }
   read.end();
-  return { digest: hasher.digest("hex"), method: "hash-wasm", ms: performance.now() - started };
+  const digest = hasher.digest("hex");
+  phases.shaHashed = now();
+  return { digest, method: "hash-wasm", ms: performance.now() - started, phases };
 }
 
 /**
@@ -200,7 +211,11 @@ export async function textDigestFile(
   { textWebCryptoMax = WEBCRYPTO_MAX, chunkSize = CHUNK_SIZE, onProgress } = {},
 ) {
   const started = performance.now();
-  const result = (digest, reason) => ({ digest, reason, ms: performance.now() - started });
+  const phases = { textStart: now() };
+  const result = (digest, reason) => {
+    phases.textHashed = now();
+    return { digest, reason, ms: performance.now() - started, phases };
+  };
   const inMemory = hasWebCrypto() && file.size <= textWebCryptoMax;
   const notText = inMemory ? await firstPieceNotText(file, chunkSize) : null;
   if (notText !== null) return result(null, notText);
@@ -222,6 +237,7 @@ export async function textDigestFile(
   }
   read.end();
   if (!normalizer.finish()) return result(null, normalizer.failure);
+  phases.textNormalized = now();
   return result(await sink.digest(), null);
 }
 
@@ -255,11 +271,13 @@ export async function bothDigestsFile(
 ) {
   const started = performance.now();
   if (!hasWebCrypto() || file.size > Math.min(webCryptoMax, textWebCryptoMax)) return null;
+  const phases = { start: now() };
   // Read whole at once, text or not (the raw digest needs it all): a file that is not text shows
   // it in the first piece the normalizer sees, which then stops.
   const whole = await wholeFile(file);
   if (whole === null) return null;
   const bytes = new Uint8Array(whole);
+  phases.read = now();
   // The other worker starts on the second part of a text now, while this one copies the bytes
   // for WebCrypto and normalizes the first part: it has that part to read first.
   const inTwo = split && bytes.length >= splitMin ? startTail(bytes, split, splitAt) : null;
@@ -269,16 +287,18 @@ export async function bothDigestsFile(
   } catch {
     return null; // a synchronous failure to copy: the file is read again by the other path
   }
+  phases.rawCopied = now();
   let rawMs = 0;
   raw.then(
-    () => (rawMs = performance.now() - started),
+    () => ((rawMs = performance.now() - started), (phases.rawHashed = now())),
     () => {}, // awaited below, after the normalization
   );
-  let text = inTwo ? await textInTwo(bytes, inTwo, chunkSize, onProgress) : undefined;
+  let text = inTwo ? await textInTwo(bytes, inTwo, chunkSize, onProgress, phases) : undefined;
   if (text === undefined) text = await textOfBytes(bytes, textWebCryptoMax, chunkSize, onProgress);
   // The parts did not both give a text in place: the buffer now holds part of one, read again.
   if (text === null) text = await textDigestFile(file, { textWebCryptoMax, chunkSize });
   const textMs = performance.now() - started;
+  phases.textHashed = now();
   let sha256;
   try {
     const digest = hex(await raw);
@@ -287,7 +307,8 @@ export async function bothDigestsFile(
     // No memory for WebCrypto's copy: the buffer now holds the normalized text, so read again.
     sha256 = await sha256File(file, { webCryptoMax: -1, chunkSize });
   }
-  return { sha256, text: { ...text, ms: textMs } };
+  phases.end = now();
+  return { sha256, text: { ...text, ms: textMs }, phases: { ...phases, ...text.phases } };
 }
 
 /**
@@ -314,14 +335,17 @@ export function findCut(bytes, from, to) {
  * its normalization would not fit in place. Throws when the file cannot be read.
  */
 export async function textTailFile(file, { mid, chunkSize = CHUNK_SIZE }) {
+  const phases = { tailStart: now() };
   const start = mid - 1; // the byte before the first place a cut may be
   const buffer = await file.slice(start).arrayBuffer();
+  phases.tailRead = now();
   const bytes = new Uint8Array(buffer);
   const offset = findCut(bytes, 1, Math.min(bytes.length, 1 + CUT_WINDOW));
   if (offset < 0) return { cut: -1, size: -1 };
   const size = normalizeInPlace(bytes.subarray(offset), chunkSize);
   if (size < 0) return { cut: start + offset, size: -1 };
-  return { cut: start + offset, buffer, offset, size };
+  phases.tailNormalized = now();
+  return { cut: start + offset, buffer, offset, size, phases };
 }
 
 /**
@@ -353,7 +377,7 @@ function startTail(bytes, split, at) {
  * piece (as the one-piece path cuts it) is not text; null when a part is not text, did not fit
  * in place, or `split` failed (`bytes` changed: the caller reads the file again).
  */
-async function textInTwo(bytes, { cut, tail }, chunkSize, onProgress) {
+async function textInTwo(bytes, { cut, tail }, chunkSize, onProgress, phases = {}) {
   let firstPiece = true; // the failure, if any, is in the first piece
   const scaled = onProgress && ((done) => onProgress(Math.round((done * bytes.length) / cut)));
   const sink = new InPlaceSink(bytes.subarray(0, cut), null);
@@ -365,16 +389,22 @@ async function textInTwo(bytes, { cut, tail }, chunkSize, onProgress) {
     return { digest: null, reason };
   }
   const head = reason !== null || sink.spilled ? -1 : sink.size;
+  phases.headNormalized = now();
   const rest = await tail;
+  phases.tailArrived = now();
   if (head < 0 || rest?.cut !== cut || !(rest.size >= 0)) return null;
   // In place, each part is at most as long as its bytes: the joined text fits where they were
   // (unless the file changed between the two reads: then it is read again).
   if (head + rest.size > bytes.length) return null;
   bytes.set(new Uint8Array(rest.buffer, rest.offset, rest.size), head);
   const text = bytes.subarray(0, head + rest.size);
+  phases.joined = now();
   const halves = true; // for the page's tests and benchmark: this path was taken
+  Object.assign(phases, rest.phases);
   try {
-    return { digest: hex(await crypto.subtle.digest("SHA-256", text)), reason: null, halves };
+    const digest = crypto.subtle.digest("SHA-256", text);
+    phases.textCopied = now();
+    return { digest: hex(await digest), reason: null, halves };
   } catch {
     const wasm = await globalThis.hashwasm.createSHA256(); // no memory for WebCrypto's copy
     wasm.init();
