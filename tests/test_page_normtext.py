@@ -132,7 +132,8 @@ SETUP = """async () => {
       const events = [];
       const split = (mid) => (events.push("split"), dg.textTailFile(blob, { mid }));
       const onProgress = () => events.push("progress");
-      const r = await dg.bothDigestsFile(blob, { split, onProgress });
+      // Split at 4 MiB (the default is off: digest.js SPLIT_MIN).
+      const r = await dg.bothDigestsFile(blob, { split, onProgress, splitMin: 4 * 1024 * 1024 });
       return JSON.stringify([r.text.digest, r.text.halves, events[0], events.length > 1]);
     },
     memoryLimits: (deviceMemory) => lm.memoryLimits(deviceMemory),

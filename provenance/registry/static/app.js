@@ -46,7 +46,7 @@ class WorkerQueue {
       failed = reject;
     });
     this.worker.onmessage = (event) => {
-      const { id, progress, split, result, error, ready } = event.data;
+      const { id, progress, split, hashElsewhere, result, error, ready } = event.data;
       if (ready) {
         loaded();
         return;
@@ -65,6 +65,13 @@ class WorkerQueue {
         );
         return;
       }
+      if (hashElsewhere !== undefined) {
+        const hashed = job.onHash ? job.onHash(hashElsewhere).catch(() => null) : null;
+        Promise.resolve(hashed).then((answer) =>
+          this.worker.postMessage({ id, hashed: answer ?? null }),
+        );
+        return;
+      }
       this.pending.delete(id);
       if (error !== undefined) job.reject(new Error(error));
       else job.resolve(result);
@@ -78,11 +85,12 @@ class WorkerQueue {
     };
   }
 
-  run(job, file, options, onProgress, onSplit) {
+  run(job, file, options, { onProgress, onSplit, onHash } = {}) {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, onProgress, onSplit });
-      this.worker.postMessage({ id, job, file, options });
+      this.pending.set(id, { resolve, reject, onProgress, onSplit, onHash });
+      // A "digest" job's buffer is moved to the worker, not copied.
+      this.worker.postMessage({ id, job, file, options }, job === "digest" ? [file] : []);
     });
   }
 }
@@ -112,6 +120,7 @@ if (params.has("text-webcrypto-max")) {
 if (params.has("chunk")) hashOptions.chunkSize = Number(params.get("chunk"));
 if (params.has("split-min")) hashOptions.splitMin = Number(params.get("split-min"));
 if (params.has("split-at")) hashOptions.splitAt = Number(params.get("split-at"));
+hashOptions.hashElsewhere = params.get("hash-elsewhere") !== "0";
 
 // ---------------------------------------------------------------------------------------------
 // The registry: range queries, at most MAX_PARALLEL_LOOKUPS at once, each prefix asked once.
@@ -295,22 +304,29 @@ class Row {
     const size = Math.max(this.file.size, 1);
     const update = () =>
       (this.progress.value = Math.min(1, (done.sha256 + done.text) / (2 * size)));
-    const job = (name, onProgress, onSplit) =>
-      getWorkers()[name === "both" ? "text" : name].run(
-        name,
-        this.file,
-        hashOptions,
+    const job = (name, onProgress, onSplit, onHash) =>
+      getWorkers()[name === "both" ? "text" : name].run(name, this.file, hashOptions, {
         onProgress,
         onSplit,
-      );
+        onHash,
+      });
     const started = performance.now();
     // A file that fits in memory: both digests from one read, in one worker (bothDigestsFile),
     // the second half of a text normalized by the other worker meanwhile (textTailFile).
     const tail = (mid) => getWorkers().sha256.run("tail", this.file, { ...hashOptions, mid });
+    // The SHA-256 of a copy of the file's bytes, by the other worker (bothDigestsFile).
+    const elsewhere = hashOptions.hashElsewhere
+      ? (buffer) => getWorkers().sha256.run("digest", buffer, {})
+      : undefined;
     let both =
       params.get("one-read") === "0"
         ? null
-        : await job("both", (bytes) => ((done.sha256 = done.text = bytes), update()), tail);
+        : await job(
+            "both",
+            (bytes) => ((done.sha256 = done.text = bytes), update()),
+            tail,
+            elsewhere,
+          );
     if (both === null) {
       const one = (name) =>
         job(name, (bytes) => ((done[name] = bytes), update())).then(

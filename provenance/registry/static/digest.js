@@ -18,10 +18,12 @@ export { WEBCRYPTO_MAX };
 
 export const CHUNK_SIZE = 8 * 1024 * 1024;
 // A text at least this long is normalized in two parts at once (bothDigestsFile's `split`), cut
-// at or after SPLIT_AT of its length: the other worker has its part to read before it normalizes
-// it, this one the raw bytes to copy for WebCrypto first (at 128 MiB, load 5, the other part was
-// ready as this one's ended; 0.4 and 0.65 measured no better).
-export const SPLIT_MIN = 4 * 1024 * 1024;
+// at or after SPLIT_AT of its length. Off by default since normtext.js has its WebAssembly fast
+// path for ASCII: the other worker's read of its part then cost more than it saved (256 MiB of
+// ASCII text, load 4: 178 and 122 MiB/s split, 223 and 204 in one piece), and that worker
+// hashes a copy of the file meanwhile instead (`hashElsewhere`). The test hook ?split-min=N
+// turns it on.
+export const SPLIT_MIN = Infinity;
 export const SPLIT_AT = 0.5;
 // Whether a text is split is decided on its first PEEK bytes: a file that is not text there is
 // not read again by the other worker.
@@ -221,7 +223,14 @@ export async function textDigestFile(
   if (notText !== null) return result(null, notText);
   const whole = inMemory ? await wholeFile(file) : null;
   if (whole !== null) {
-    const text = await textOfBytes(new Uint8Array(whole), textWebCryptoMax, chunkSize, onProgress);
+    phases.textRead = now();
+    const text = await textOfBytes(
+      new Uint8Array(whole),
+      textWebCryptoMax,
+      chunkSize,
+      onProgress,
+      phases,
+    );
     return result(text.digest, text.reason);
   }
   const wasm = await globalThis.hashwasm.createSHA256(); // made here: the sink is synchronous
@@ -243,12 +252,15 @@ export async function textDigestFile(
 
 /**
  * Both digests of a file small enough for the in-memory paths of both (at most `webCryptoMax`
- * and `textWebCryptoMax` bytes), from one read: the raw bytes go to WebCrypto, which hashes them
- * on a thread of its own while this one normalizes them (in the same buffer: WebCrypto copies
- * its input before digest() returns, WebCrypto's "get a copy of the bytes"). On 2 cores this
- * beats two workers that each read the file. Returns {sha256, text} (as sha256File and
- * textDigestFile), or null for a file this path does not take (too large, no WebCrypto, no
- * memory for it): then run sha256File and textDigestFile.
+ * and `textWebCryptoMax` bytes), from one read: the raw bytes are hashed by WebCrypto, then
+ * normalized in place (WebCrypto copies its input before digest() returns, WebCrypto's "get a
+ * copy of the bytes"; in Chromium 156 it also hashes it then, on the calling thread). With
+ * `hashElsewhere` (an async function of an ArrayBuffer returning what sha256Buffer returns,
+ * computed elsewhere: app.js runs it in the other worker), a copy of the bytes is handed to it
+ * instead and hashed there while this worker normalizes. Returns {sha256, text} (as sha256File
+ * and textDigestFile), or null for a file this path does not take (too large, no WebCrypto, no
+ * memory for it): then run sha256File and textDigestFile. Should `hashElsewhere` give no digest,
+ * the file is read again and hashed here.
  *
  * With `split` (an async function of `mid` returning what textTailFile(file, {mid}) returns,
  * computed elsewhere: app.js runs it in the other worker), a text of at least `splitMin` bytes
@@ -266,6 +278,7 @@ export async function bothDigestsFile(
     splitMin = SPLIT_MIN,
     splitAt = SPLIT_AT,
     split,
+    hashElsewhere,
     onProgress,
   } = {},
 ) {
@@ -281,11 +294,23 @@ export async function bothDigestsFile(
   // The other worker starts on the second part of a text now, while this one copies the bytes
   // for WebCrypto and normalizes the first part: it has that part to read first.
   const inTwo = split && bytes.length >= splitMin ? startTail(bytes, split, splitAt) : null;
+  // WebCrypto's digest() copies and hashes its input before it returns, on this thread: with
+  // `hashElsewhere`, a copy of the bytes is hashed by the other worker meanwhile (a copy costs
+  // this thread half as much as a digest), unless that worker has a part of the text to do.
+  const copy = hashElsewhere && !inTwo ? copyOf(bytes) : null;
   let raw;
-  try {
-    raw = crypto.subtle.digest("SHA-256", whole);
-  } catch {
-    return null; // a synchronous failure to copy: the file is read again by the other path
+  if (copy !== null) {
+    raw = Promise.resolve(hashElsewhere(copy.buffer)).then((answer) => {
+      if (typeof answer?.digest !== "string") throw new Error("the other worker has no digest");
+      Object.assign(phases, answer.phases);
+      return answer.digest;
+    });
+  } else {
+    try {
+      raw = crypto.subtle.digest("SHA-256", whole).then(hex);
+    } catch {
+      return null; // a synchronous failure to copy: the file is read again by the other path
+    }
   }
   phases.rawCopied = now();
   let rawMs = 0;
@@ -294,14 +319,16 @@ export async function bothDigestsFile(
     () => {}, // awaited below, after the normalization
   );
   let text = inTwo ? await textInTwo(bytes, inTwo, chunkSize, onProgress, phases) : undefined;
-  if (text === undefined) text = await textOfBytes(bytes, textWebCryptoMax, chunkSize, onProgress);
+  if (text === undefined) {
+    text = await textOfBytes(bytes, textWebCryptoMax, chunkSize, onProgress, phases);
+  }
   // The parts did not both give a text in place: the buffer now holds part of one, read again.
   if (text === null) text = await textDigestFile(file, { textWebCryptoMax, chunkSize });
   const textMs = performance.now() - started;
   phases.textHashed = now();
   let sha256;
   try {
-    const digest = hex(await raw);
+    const digest = await raw;
     sha256 = { digest, method: "webcrypto", ms: rawMs || performance.now() - started };
   } catch {
     // No memory for WebCrypto's copy: the buffer now holds the normalized text, so read again.
@@ -309,6 +336,28 @@ export async function bothDigestsFile(
   }
   phases.end = now();
   return { sha256, text: { ...text, ms: textMs }, phases: { ...phases, ...text.phases } };
+}
+
+/** A copy of `bytes`, or null when there is no memory for it. */
+function copyOf(bytes) {
+  try {
+    return bytes.slice();
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * SHA-256 of the bytes of an ArrayBuffer with WebCrypto (bothDigestsFile's `hashElsewhere`, run
+ * by the other worker). Returns {digest, method: "webcrypto", ms, phases}; throws when WebCrypto
+ * fails (no memory for its copy).
+ */
+export async function sha256Buffer(buffer) {
+  const started = performance.now();
+  const phases = { elsewhereStart: now() };
+  const digest = hex(await crypto.subtle.digest("SHA-256", buffer));
+  phases.elsewhereHashed = now();
+  return { digest, method: "webcrypto", ms: performance.now() - started, phases };
 }
 
 /**
@@ -436,13 +485,14 @@ async function firstPieceNotText(file, chunkSize) {
  * The norm-text-v1 digest of `bytes`, normalized into themselves and hashed with WebCrypto (or
  * what InPlaceSink falls back to). Returns {digest, reason} as textDigestFile does.
  */
-async function textOfBytes(bytes, textWebCryptoMax, chunkSize, onProgress) {
+async function textOfBytes(bytes, textWebCryptoMax, chunkSize, onProgress, phases = {}) {
   const wasm = await globalThis.hashwasm.createSHA256(); // made here: the sinks are synchronous
   wasm.init();
   const sink = new InPlaceSink(bytes, new Sha256Sink(textWebCryptoMax, wasm, bytes.length));
   const normalizer = new NormTextV1((piece) => sink.update(piece));
   const reason = checkText(chunks(bytes, chunkSize, sink), normalizer, true, onProgress);
   if (reason !== null) return { digest: null, reason };
+  phases.textNormalized = now();
   return { digest: await sink.digest(), reason: null };
 }
 
