@@ -125,6 +125,22 @@ SETUP = """async () => {
       }
       return JSON.stringify(out);
     },
+    // Both digests with the raw bytes hashed by `hashElsewhere` (sha256Buffer, as the other
+    // worker does for app.js); `mode` "fails" makes it fail, "none" answer null.
+    async elsewhere(data, lengths, options, mode) {
+      const out = [];
+      for (const bytes of pieces(data, lengths)) {
+        let handed = 0;
+        const hashElsewhere = (buffer) => {
+          handed += buffer.byteLength;
+          if (mode === "fails") return Promise.reject(new Error("the other worker failed"));
+          return mode === "none" ? Promise.resolve(null) : dg.sha256Buffer(buffer);
+        };
+        const r = await dg.bothDigestsFile(new Blob([bytes]), { ...options, hashElsewhere });
+        out.push(r === null ? null : [r.sha256.digest, r.sha256.method, r.text.digest, handed]);
+      }
+      return JSON.stringify(out);
+    },
     // What happens first for a text split in two: the other part asked for, or progress here.
     async splitOrder(data, lengths) {
       const [bytes] = pieces(data, lengths);
@@ -684,6 +700,26 @@ def test_text_in_two_halves_equals_python(page: Any, chunk: int) -> None:
     assert not any(halves[inputs.index(data)] for data in unsplit)
     fuzzed = halves[-2_000:]  # fuzzed strings with a cut: many, but not all, are split
     assert 100 < sum(fuzzed) < sum(_cut(data) is not None for data in inputs[-2_000:])
+
+
+@pytest.mark.parametrize("mode", ["ok", "fails", "none"])
+def test_raw_bytes_hashed_elsewhere(page: Any, mode: str) -> None:
+    """With `hashElsewhere` a copy of the file's bytes is handed over and its digest used; when
+    that fails or gives none, the file is read again and hashed here (hash-wasm): the digests
+    equal Python's either way, for texts and for what is not text."""
+    inputs = [b"The Red-Headed League. " * 500, b"", b"x", b"\xff\xfe binary", b"nul\0"]
+    got = _browser(page, "elsewhere", inputs, {"chunkSize": 64}, mode)
+    method = "webcrypto" if mode == "ok" else "hash-wasm"
+    expected = [
+        [
+            hashlib.sha256(data).hexdigest(),
+            method,
+            None if b"\0" in data else norm_text_sha256(data),
+        ]
+        + [len(data)]
+        for data in inputs
+    ]
+    assert got == expected
 
 
 def test_text_in_two_halves_thresholds_and_a_failed_tail(page: Any) -> None:
