@@ -126,8 +126,9 @@ SETUP = """async () => {
       return JSON.stringify(out);
     },
     // Both digests with the raw bytes hashed by `hashElsewhere` (sha256Buffer, as the other
-    // worker does for app.js); `mode` "fails" makes it fail, "none" answer null.
-    async elsewhere(data, lengths, options, mode) {
+    // worker does for app.js); `mode` "fails" makes it fail, "none" answer null; `spare` gives
+    // the buffer to copy into (spareBuffer's): "ok", "short" (one byte short), "fails", or none.
+    async elsewhere(data, lengths, options, mode, spare) {
       const out = [];
       for (const bytes of pieces(data, lengths)) {
         let handed = 0;
@@ -136,7 +137,16 @@ SETUP = """async () => {
           if (mode === "fails") return Promise.reject(new Error("the other worker failed"));
           return mode === "none" ? Promise.resolve(null) : dg.sha256Buffer(buffer);
         };
-        const r = await dg.bothDigestsFile(new Blob([bytes]), { ...options, hashElsewhere });
+        const spareBuffer = {
+          ok: (size) => dg.spareBuffer(size).buffer,
+          short: (size) => dg.spareBuffer(Math.max(0, size - 1)).buffer,
+          fails: () => Promise.reject(new RangeError("Array buffer allocation failed")),
+        }[spare];
+        const r = await dg.bothDigestsFile(new Blob([bytes]), {
+          ...options,
+          hashElsewhere,
+          spareBuffer,
+        });
         out.push(r === null ? null : [r.sha256.digest, r.sha256.method, r.text.digest, handed]);
       }
       return JSON.stringify(out);
@@ -702,13 +712,17 @@ def test_text_in_two_halves_equals_python(page: Any, chunk: int) -> None:
     assert 100 < sum(fuzzed) < sum(_cut(data) is not None for data in inputs[-2_000:])
 
 
-@pytest.mark.parametrize("mode", ["ok", "fails", "none"])
-def test_raw_bytes_hashed_elsewhere(page: Any, mode: str) -> None:
-    """With `hashElsewhere` a copy of the file's bytes is handed over and its digest used; when
-    that fails or gives none, the file is read again and hashed here (hash-wasm): the digests
-    equal Python's either way, for texts and for what is not text."""
+@pytest.mark.parametrize(
+    ("mode", "spare"),
+    [("ok", None), ("ok", "ok"), ("ok", "short"), ("ok", "fails"), ("fails", "ok"), ("none", None)],
+)
+def test_raw_bytes_hashed_elsewhere(page: Any, mode: str, spare: str | None) -> None:
+    """With `hashElsewhere` a copy of the file's bytes (made in the spare buffer when it has
+    their length, else in new memory) is handed over and its digest used; when that fails or
+    gives none, the file is read again and hashed here (hash-wasm): the digests equal Python's
+    either way, for texts and for what is not text."""
     inputs = [b"The Red-Headed League. " * 500, b"", b"x", b"\xff\xfe binary", b"nul\0"]
-    got = _browser(page, "elsewhere", inputs, {"chunkSize": 64}, mode)
+    got = _browser(page, "elsewhere", inputs, {"chunkSize": 64}, mode, spare)
     method = "webcrypto" if mode == "ok" else "hash-wasm"
     expected = [
         [

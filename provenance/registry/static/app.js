@@ -46,7 +46,7 @@ class WorkerQueue {
       failed = reject;
     });
     this.worker.onmessage = (event) => {
-      const { id, progress, split, hashElsewhere, result, error, ready } = event.data;
+      const { id, progress, split, hashElsewhere, spare, result, error, ready } = event.data;
       if (ready) {
         loaded();
         return;
@@ -72,6 +72,13 @@ class WorkerQueue {
         );
         return;
       }
+      if (spare !== undefined) {
+        const spared = job.onSpare ? job.onSpare(spare).catch(() => null) : null;
+        Promise.resolve(spared).then((answer) =>
+          this.worker.postMessage({ id, spared: answer ?? null }, answer ? [answer] : []),
+        );
+        return;
+      }
       this.pending.delete(id);
       if (error !== undefined) job.reject(new Error(error));
       else job.resolve(result);
@@ -85,10 +92,10 @@ class WorkerQueue {
     };
   }
 
-  run(job, file, options, { onProgress, onSplit, onHash } = {}) {
+  run(job, file, options, { onProgress, onSplit, onHash, onSpare } = {}) {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, onProgress, onSplit, onHash });
+      this.pending.set(id, { resolve, reject, onProgress, onSplit, onHash, onSpare });
       // A "digest" job's buffer is moved to the worker, not copied.
       this.worker.postMessage({ id, job, file, options }, job === "digest" ? [file] : []);
     });
@@ -304,19 +311,24 @@ class Row {
     const size = Math.max(this.file.size, 1);
     const update = () =>
       (this.progress.value = Math.min(1, (done.sha256 + done.text) / (2 * size)));
-    const job = (name, onProgress, onSplit, onHash) =>
+    const job = (name, onProgress, onSplit, onHash, onSpare) =>
       getWorkers()[name === "both" ? "text" : name].run(name, this.file, hashOptions, {
         onProgress,
         onSplit,
         onHash,
+        onSpare,
       });
     const started = performance.now();
     // A file that fits in memory: both digests from one read, in one worker (bothDigestsFile),
     // the second half of a text normalized by the other worker meanwhile (textTailFile).
     const tail = (mid) => getWorkers().sha256.run("tail", this.file, { ...hashOptions, mid });
-    // The SHA-256 of a copy of the file's bytes, by the other worker (bothDigestsFile).
+    // The SHA-256 of a copy of the file's bytes, by the other worker (bothDigestsFile), made in
+    // a buffer that worker has written the pages of meanwhile.
     const elsewhere = hashOptions.hashElsewhere
       ? (buffer) => getWorkers().sha256.run("digest", buffer, {})
+      : undefined;
+    const spareBuffer = hashOptions.hashElsewhere
+      ? (size) => getWorkers().sha256.run("spare", size, {}).then((result) => result.buffer)
       : undefined;
     let both =
       params.get("one-read") === "0"
@@ -326,6 +338,7 @@ class Row {
             (bytes) => ((done.sha256 = done.text = bytes), update()),
             tail,
             elsewhere,
+            spareBuffer,
           );
     if (both === null) {
       const one = (name) =>

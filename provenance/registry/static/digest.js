@@ -260,7 +260,8 @@ export async function textDigestFile(
  * instead and hashed there while this worker normalizes. Returns {sha256, text} (as sha256File
  * and textDigestFile), or null for a file this path does not take (too large, no WebCrypto, no
  * memory for it): then run sha256File and textDigestFile. Should `hashElsewhere` give no digest,
- * the file is read again and hashed here.
+ * the file is read again and hashed here. With `spareBuffer` too (an async function of a size
+ * returning an ArrayBuffer of that size, spareBuffer's, or null), the copy is made in that.
  *
  * With `split` (an async function of `mid` returning what textTailFile(file, {mid}) returns,
  * computed elsewhere: app.js runs it in the other worker), a text of at least `splitMin` bytes
@@ -279,12 +280,22 @@ export async function bothDigestsFile(
     splitAt = SPLIT_AT,
     split,
     hashElsewhere,
+    spareBuffer,
     onProgress,
   } = {},
 ) {
   const started = performance.now();
   if (!hasWebCrypto() || file.size > Math.min(webCryptoMax, textWebCryptoMax)) return null;
   const phases = { start: now() };
+  // Asked for before the read, so that the other worker writes its pages meanwhile: this VM
+  // writes fresh memory slowly, and the copy for `hashElsewhere` is on this worker's path.
+  const willSplit = split && file.size >= splitMin;
+  const spare =
+    hashElsewhere && spareBuffer && !willSplit
+      ? Promise.resolve()
+          .then(() => spareBuffer(file.size))
+          .catch(() => null)
+      : null;
   // Read whole at once, text or not (the raw digest needs it all): a file that is not text shows
   // it in the first piece the normalizer sees, which then stops.
   const whole = await wholeFile(file);
@@ -293,11 +304,12 @@ export async function bothDigestsFile(
   phases.read = now();
   // The other worker starts on the second part of a text now, while this one copies the bytes
   // for WebCrypto and normalizes the first part: it has that part to read first.
-  const inTwo = split && bytes.length >= splitMin ? startTail(bytes, split, splitAt) : null;
+  const inTwo = willSplit ? startTail(bytes, split, splitAt) : null;
   // WebCrypto's digest() copies and hashes its input before it returns, on this thread: with
   // `hashElsewhere`, a copy of the bytes is hashed by the other worker meanwhile (a copy costs
   // this thread half as much as a digest), unless that worker has a part of the text to do.
-  const copy = hashElsewhere && !inTwo ? copyOf(bytes) : null;
+  const copy = hashElsewhere && !inTwo ? copyOf(bytes, await spare) : null;
+  phases.copied = now();
   let raw;
   if (copy !== null) {
     raw = Promise.resolve(hashElsewhere(copy.buffer)).then((answer) => {
@@ -338,13 +350,32 @@ export async function bothDigestsFile(
   return { sha256, text: { ...text, ms: textMs }, phases: { ...phases, ...text.phases } };
 }
 
-/** A copy of `bytes`, or null when there is no memory for it. */
-function copyOf(bytes) {
+/**
+ * A copy of `bytes`: in `spare` (an ArrayBuffer) when it has their length, else in new memory;
+ * or null when there is no memory for it.
+ */
+function copyOf(bytes, spare = null) {
+  if (spare?.byteLength === bytes.length) {
+    const copy = new Uint8Array(spare);
+    copy.set(bytes);
+    return copy;
+  }
   try {
     return bytes.slice();
   } catch {
     return null;
   }
+}
+
+/**
+ * An ArrayBuffer of `size` bytes whose pages have been written (bothDigestsFile's `spareBuffer`,
+ * run by the other worker while the file is read: a copy into it then costs the reading worker
+ * a fraction of one into fresh memory). Returns {buffer}; throws when there is no memory.
+ */
+export function spareBuffer(size) {
+  const bytes = new Uint8Array(size);
+  for (let k = 0; k < size; k += 4096) bytes[k] = 0; // a write maps the page; a read would not
+  return { buffer: bytes.buffer };
 }
 
 /**
