@@ -308,7 +308,10 @@ export async function bothDigestsFile(
   // WebCrypto's digest() copies and hashes its input before it returns, on this thread: with
   // `hashElsewhere`, a copy of the bytes is hashed by the other worker meanwhile (a copy costs
   // this thread half as much as a digest), unless that worker has a part of the text to do.
-  const copy = hashElsewhere && !inTwo ? copyOf(bytes, await spare) : null;
+  // Not for a file whose first bytes are not text: the normalizer stops there, nothing to
+  // overlap.
+  const overlap = hashElsewhere && !inTwo && !notTextAt(bytes.subarray(0, PEEK));
+  const copy = overlap ? copyOf(bytes, await spare) : null;
   phases.copied = now();
   let raw;
   if (copy !== null) {
@@ -437,7 +440,7 @@ export async function textTailFile(file, { mid, chunkSize = CHUNK_SIZE }) {
 function startTail(bytes, split, at) {
   const mid = Math.max(1, Math.floor(bytes.length * at));
   const cut = findCut(bytes, mid, Math.min(bytes.length, mid + CUT_WINDOW));
-  if (cut < 0 || checkText([bytes.subarray(0, PEEK)], new NormTextV1(() => {})) !== null) {
+  if (cut < 0 || notTextAt(bytes.subarray(0, PEEK))) {
     return null;
   }
   // Called now, not in a later task: this worker stays busy until the text is normalized.
@@ -503,6 +506,11 @@ function normalizeInPlace(bytes, chunkSize) {
   const normalizer = new NormTextV1((piece) => sink.update(piece));
   const reason = checkText(chunks(bytes, chunkSize, sink), normalizer, true);
   return reason !== null || sink.spilled ? -1 : sink.size;
+}
+
+/** Whether `bytes`, the start of a file, show that it is not text (as checkText says). */
+function notTextAt(bytes) {
+  return checkText([bytes], new NormTextV1(() => {})) !== null;
 }
 
 /** Why the first piece of `file` shows it is not text (as checkText says), or null. */
