@@ -112,7 +112,9 @@ function getWorkers() {
 // (memoryLimits in digest.js). Test hooks (query string): ?device-memory=GiB stands for
 // navigator.deviceMemory; ?webcrypto-max=N (both limits), ?text-webcrypto-max=N, ?chunk=N,
 // ?split-min=N (the shortest text normalized in two parts) and ?split-at=F (where it is cut, a
-// fraction of its length) set the thresholds themselves.
+// fraction of its length) set the thresholds themselves; ?hash-elsewhere=0 has the worker that
+// reads a file hash its raw bytes itself, ?one-read=0 has each worker read the file (both to
+// compare paths: bench_page.py --query).
 const params = new URLSearchParams(location.search);
 const deviceMemory = params.has("device-memory")
   ? Number(params.get("device-memory"))
