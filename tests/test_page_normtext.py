@@ -823,3 +823,24 @@ def test_ascii_fast_path_equals_the_plain_path_and_python(page: Any) -> None:
     expected = [[norm_text_sha256(data)] * 3 for data in inputs]
     _assert_same(inputs, answer["out"], expected)
     assert sum(e[0] is None for e in expected) == 32  # the invalid and the unassigned only
+
+
+def test_in_place_parts_keep_digests_and_reasons(page: Any) -> None:
+    """A text normalized in place is fed to the normalizer in parts of 256 KiB within each 8 MiB
+    piece: NFKC lengthening the text near and across the parts (the text then leaves its buffer),
+    and a NUL parts after an invalid byte (still "contains NUL": the piece is what is searched),
+    give what the one-piece normalizer and Python give."""
+    part = 256 * 1024
+    prose = b"The Speckled Band. " * (3 * part // 19)
+    inputs = [
+        prose[: part - 3] + "\ufdfa".encode() * 5 + prose,  # lengthens across a part boundary
+        "\ufdfa".encode() * (part // 2),  # lengthens everywhere: leaves its buffer at once
+        prose + "\ufdfa".encode() * 3000 + prose,
+        prose[: 2 * part - 1] + "ﬁ Ω\u3000".encode() + prose,
+    ]
+    got = _browser(page, "both", inputs, {})
+    expected = [[hashlib.sha256(d).hexdigest(), "webcrypto", norm_text_sha256(d)] for d in inputs]
+    assert got == expected
+    assert all(e[2] is not None for e in expected)
+    not_text = [b"a" * 100 + b"\xff" + b"b" * (part + 5) + b"\0" + b"c" * 10]
+    assert _browser(page, "textReasons", not_text, {}) == ["contains NUL"]

@@ -466,7 +466,7 @@ async function textInTwo(bytes, { cut, tail }, chunkSize, onProgress, phases = {
   const sink = new InPlaceSink(bytes.subarray(0, cut), null);
   const normalizer = new NormTextV1((piece) => sink.update(piece));
   const pieces = chunks(sink.bytes, chunkSize, sink, () => (firstPiece = false));
-  const reason = checkText(pieces, normalizer, true, scaled);
+  const reason = checkText(pieces, normalizer, true, scaled, inPlace(sink));
   if (reason !== null && firstPiece && cut >= chunkSize) {
     // The cut did not shorten the first piece: it is the one-piece path's, the reason too.
     return { digest: null, reason };
@@ -504,7 +504,8 @@ async function textInTwo(bytes, { cut, tail }, chunkSize, onProgress, phases = {
 function normalizeInPlace(bytes, chunkSize) {
   const sink = new InPlaceSink(bytes, null);
   const normalizer = new NormTextV1((piece) => sink.update(piece));
-  const reason = checkText(chunks(bytes, chunkSize, sink), normalizer, true);
+  const pieces = chunks(bytes, chunkSize, sink);
+  const reason = checkText(pieces, normalizer, true, undefined, inPlace(sink));
   return reason !== null || sink.spilled ? -1 : sink.size;
 }
 
@@ -529,24 +530,31 @@ async function textOfBytes(bytes, textWebCryptoMax, chunkSize, onProgress, phase
   wasm.init();
   const sink = new InPlaceSink(bytes, new Sha256Sink(textWebCryptoMax, wasm, bytes.length));
   const normalizer = new NormTextV1((piece) => sink.update(piece));
-  const reason = checkText(chunks(bytes, chunkSize, sink), normalizer, true, onProgress);
+  const pieces = chunks(bytes, chunkSize, sink);
+  const reason = checkText(pieces, normalizer, true, onProgress, inPlace(sink));
   if (reason !== null) return { digest: null, reason };
   phases.textNormalized = now();
   return { digest: await sink.digest(), reason: null };
 }
 
 /**
- * Feed `pieces` to `normalizer`, and finish it if `whole` (they are the whole text). Returns
- * null, or why there is no digest.
+ * Feed `pieces` to `normalizer` (with `feed`, which returns what its update returns), and finish
+ * it if `whole` (they are the whole text). Returns null, or why there is no digest.
  */
-function checkText(pieces, normalizer, whole = false, onProgress = undefined) {
+function checkText(
+  pieces,
+  normalizer,
+  whole = false,
+  onProgress = undefined,
+  feed = (n, bytes) => n.update(bytes),
+) {
   const read = progress(onProgress);
   for (const bytes of pieces) {
     // The same test as provenance.fingerprints: text is strict UTF-8 without NUL; NUL first, as
     // when each piece was searched for it before it was normalized. The normalizer notes NUL in
     // what it looks at; it may stop before the end of a piece (invalid), or hold back the first 2
     // bytes of a text unseen: then the piece is searched.
-    const ok = normalizer.update(bytes);
+    const ok = feed(normalizer, bytes);
     if (normalizer.sawNul || ((!ok || bytes.length < 3) && bytes.indexOf(0) !== -1)) {
       return "contains NUL";
     }
@@ -556,6 +564,29 @@ function checkText(pieces, normalizer, whole = false, onProgress = undefined) {
   if (!whole) return null;
   read.end();
   return normalizer.finish() ? null : normalizer.failure;
+}
+
+// A piece of a text normalized in place is fed to the normalizer in parts of this many bytes:
+// its buffers (and the WebAssembly fast path's) then stay in the processor's cache (node 20,
+// 256 MiB of ASCII in place: 2,100-2,300 MiB/s against 1,100-1,600 in 8 MiB parts). What the
+// pieces are for the NUL test (checkText) does not change.
+const PART = 256 * 1024;
+
+/**
+ * A `feed` for checkText that gives the normalizer a piece of `sink`'s bytes in parts of PART
+ * bytes, telling `sink` before each how far the normalizer has read.
+ */
+function inPlace(sink) {
+  return (normalizer, piece) => {
+    const base = piece.byteOffset - sink.bytes.byteOffset;
+    for (let at = 0; at < piece.length; at += PART) {
+      const part = piece.subarray(at, at + PART);
+      sink.readTo = base + at + part.length;
+      if (!normalizer.update(part)) return false;
+      if (sink.spilled && sink.fallback === null) break; // given up: chunks() stops too
+    }
+    return true;
+  };
 }
 
 /**
