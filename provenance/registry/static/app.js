@@ -31,8 +31,10 @@ import { memoryLimits } from "./limits.js";
 
 // ---------------------------------------------------------------------------------------------
 // Workers: one computes SHA-256, the other the norm-text-v1 digest, so both run at once; a file
-// that fits in memory gets both from the second, the first normalizing the second half of its
-// text meanwhile (see bothDigestsFile and textTailFile in digest.js).
+// that fits in memory gets both from the second, which reads it and hands a copy of its bytes to
+// the first for SHA-256 while it normalizes them (see bothDigestsFile, sha256Buffer and
+// spareBuffer in digest.js; with ?split-min=N the first normalizes the second half of a text
+// instead, textTailFile).
 
 class WorkerQueue {
   constructor() {
@@ -322,7 +324,8 @@ class Row {
       });
     const started = performance.now();
     // A file that fits in memory: both digests from one read, in one worker (bothDigestsFile),
-    // the second half of a text normalized by the other worker meanwhile (textTailFile).
+    // the SHA-256 of a copy of its bytes by the other worker meanwhile (or, split, the second
+    // half of its text: textTailFile).
     const tail = (mid) => getWorkers().sha256.run("tail", this.file, { ...hashOptions, mid });
     // The SHA-256 of a copy of the file's bytes, by the other worker (bothDigestsFile), made in
     // a buffer that worker has written the pages of meanwhile.
