@@ -6,9 +6,11 @@ tests on 127.0.0.1, with no cards). The page's paths (provenance/registry/static
 the limits it takes from navigator.deviceMemory (limits.js; Chromium reports 8 here, so 1 GiB for
 the file and 512 MiB for its normalized text):
 
-- a file within both limits: both digests from one read in one worker (WebCrypto hashing the raw
-  bytes on its own thread while the worker normalizes them in place), the second half of a text
-  normalized meanwhile by the other worker (``text_halves`` in the JSON);
+- a file within both limits: both digests from one read in one worker, which hands a copy of
+  the bytes to the other worker for SHA-256 (WebCrypto's digest() copies and hashes on the
+  calling thread) while it normalizes them in place (runs of ASCII through the WebAssembly fast
+  path) and hashes the normalized text; with ``--query split-min=N`` the second part of a text
+  is normalized by the other worker instead (``text_halves`` in the JSON);
 - above: two workers, SHA-256 (WebCrypto up to its limit, hash-wasm streamed above) and
   norm-text-v1 (in memory up to its limit, streamed through hash-wasm above).
 
@@ -26,7 +28,9 @@ was measured. ``wall_s`` in the JSON
 also counts Playwright handing the file to the page. One GOAL line per file and digest.
 
 Run:  python benchmarks/bench_page.py [--sizes 256 1024] [--kinds binary text] [--runs 3]
-      [--query split-min=1e12]   (the page's test hooks, app.js: here, texts in one piece)
+      [--query split-min=4194304]   (the page's test hooks, app.js: texts >= 4 MiB in two parts)
+      [--phases]   (each run's timeline: when each phase of the page's jobs ended)
+      [--query hash-elsewhere=0]   (the reading worker hashes the raw bytes itself)
 Needs /usr/bin/chromium (apt-get install chromium) and the test extra (playwright).
 """
 
@@ -192,6 +196,7 @@ def _measure(browser: Any, url: str, path: Path, query: str) -> dict[str, Any]:
             "wall_s": wall,
             "cpu_s_per_gib": cpu / (path.stat().st_size / (1 << 30)),
             "peak_rss_mib": peak / MIB,
+            "phases": json.loads(row.get_attribute("data-phases") or "{}"),
         }
     finally:
         page.close()
@@ -206,7 +211,12 @@ def main() -> int:
     parser.add_argument(
         "--query",
         default="",
-        help="the page's test hooks, e.g. split-min=1e12 (a text in one piece) to compare paths",
+        help="the page's test hooks, e.g. hash-elsewhere=0 or split-min=4194304, to compare paths",
+    )
+    parser.add_argument(
+        "--phases",
+        action="store_true",
+        help="also print each run's phase timeline (ms since the file's row appeared)",
     )
     args = parser.parse_args()
     results = []
@@ -227,6 +237,13 @@ def main() -> int:
                 _write(path, size * MIB, kind)
                 reference = _hashlib_mib_s(path)
                 runs = [_measure(b, registry.url, path, args.query) for _ in range(args.runs)]
+                if args.phases:
+                    for run in runs:
+                        timeline = sorted(run["phases"].items(), key=lambda item: item[1])
+                        print(
+                            f"  phases, {kind} {size} MiB (ms) [load {os.getloadavg()[0]:.2f}]: "
+                            + ", ".join(f"{name} {ms}" for name, ms in timeline)
+                        )
                 limit = _sha256_limit()
                 row = {
                     "kind": kind,

@@ -408,6 +408,34 @@ def test_texts_normalized_in_two_halves_by_the_two_workers(
     _assert_nothing_full_left(session, registry, digests)
 
 
+@pytest.mark.parametrize("query", ["", "?hash-elsewhere=0"])
+def test_the_other_worker_hashes_a_copy_of_each_file(
+    session: Session, registry: PageRegistry, tmp_path: Path, query: str
+) -> None:
+    """By default the worker that reads a text hands a copy of its bytes to the other worker for
+    SHA-256 (its phases say so) while it normalizes the text (not a file that is not text); with
+    ?hash-elsewhere=0 (a test hook) it hashes them itself: the same digests and statuses."""
+    files = _creator_files(tmp_path / "works")
+    page = session.page
+    page.goto(f"{registry.url}{query}")
+    page.wait_for_selector("body[data-ready=true]", state="attached")
+    page.set_input_files("#files", [str(path) for path in files.values()])
+    rows = _wait_until_done(page, len(files))
+    digests: set[str] = set()
+    for name, path in files.items():
+        data = path.read_bytes()
+        text = None if b"\0" in data else norm_text_sha256(data)
+        assert rows[name].get_attribute("data-sha256") == hashlib.sha256(data).hexdigest()
+        assert rows[name].get_attribute("data-text-sha256") == text
+        phases = json.loads(rows[name].get_attribute("data-phases") or "{}")
+        assert ("elsewhereHashed" in phases) == (query == "" and text is not None), name
+        digests |= _digests(path)
+    assert rows["chanson-NFD.txt"].get_attribute("data-status") == "normalized"
+    assert rows["01-a-scandal-in-bohemia.txt"].get_attribute("data-status") == "exact"
+    assert not session.errors
+    _assert_nothing_full_left(session, registry, digests)
+
+
 def test_rate_limited_then_checked_again(
     session: Session, registry: PageRegistry, tmp_path: Path
 ) -> None:

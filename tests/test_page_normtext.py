@@ -125,6 +125,32 @@ SETUP = """async () => {
       }
       return JSON.stringify(out);
     },
+    // Both digests with the raw bytes hashed by `hashElsewhere` (sha256Buffer, as the other
+    // worker does for app.js); `mode` "fails" makes it fail, "none" answer null; `spare` gives
+    // the buffer to copy into (spareBuffer's): "ok", "short" (one byte short), "fails", or none.
+    async elsewhere(data, lengths, options, mode, spare) {
+      const out = [];
+      for (const bytes of pieces(data, lengths)) {
+        let handed = 0;
+        const hashElsewhere = (buffer) => {
+          handed += buffer.byteLength;
+          if (mode === "fails") return Promise.reject(new Error("the other worker failed"));
+          return mode === "none" ? Promise.resolve(null) : dg.sha256Buffer(buffer);
+        };
+        const spareBuffer = {
+          ok: (size) => dg.spareBuffer(size).buffer,
+          short: (size) => dg.spareBuffer(Math.max(0, size - 1)).buffer,
+          fails: () => Promise.reject(new RangeError("Array buffer allocation failed")),
+        }[spare];
+        const r = await dg.bothDigestsFile(new Blob([bytes]), {
+          ...options,
+          hashElsewhere,
+          spareBuffer,
+        });
+        out.push(r === null ? null : [r.sha256.digest, r.sha256.method, r.text.digest, handed]);
+      }
+      return JSON.stringify(out);
+    },
     // What happens first for a text split in two: the other part asked for, or progress here.
     async splitOrder(data, lengths) {
       const [bytes] = pieces(data, lengths);
@@ -132,8 +158,39 @@ SETUP = """async () => {
       const events = [];
       const split = (mid) => (events.push("split"), dg.textTailFile(blob, { mid }));
       const onProgress = () => events.push("progress");
-      const r = await dg.bothDigestsFile(blob, { split, onProgress });
+      // Split at 4 MiB (the default is off: digest.js SPLIT_MIN).
+      const r = await dg.bothDigestsFile(blob, { split, onProgress, splitMin: 4 * 1024 * 1024 });
       return JSON.stringify([r.text.digest, r.text.halves, events[0], events.length > 1]);
+    },
+    // Each text normalized with the WebAssembly fast path for runs of ASCII and without it (the
+    // plain path), whole and streamed in random pieces (fast): SHA-256 (hex) of each, or null.
+    async fastAndPlain(data, lengths, seed, largest) {
+      const next = lcg(seed);
+      const hex = async (bytes) =>
+        bytes === null
+          ? null
+          : Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)), (b) =>
+              b.toString(16).padStart(2, "0"),
+            ).join("");
+      const streamed = (bytes) => {
+        const out = [];
+        const normalizer = new nt.NormTextV1((piece) => out.push(piece.slice()));
+        for (let i = 0; i < bytes.length; ) {
+          const size = next() % (largest + 1);
+          if (!normalizer.update(bytes.subarray(i, i + size))) return null;
+          i += size;
+        }
+        return normalizer.finish() ? new Uint8Array(out.flatMap((piece) => [...piece])) : null;
+      };
+      const out = [];
+      for (const bytes of pieces(data, lengths)) {
+        out.push([
+          await hex(nt.normalize(bytes, { fast: true })),
+          await hex(nt.normalize(bytes, { fast: false })),
+          await hex(streamed(bytes)),
+        ]);
+      }
+      return JSON.stringify({ fastPath: nt.FAST_PATH, out });
     },
     memoryLimits: (deviceMemory) => lm.memoryLimits(deviceMemory),
     async textReasons(data, lengths, options) {
@@ -655,6 +712,26 @@ def test_text_in_two_halves_equals_python(page: Any, chunk: int) -> None:
     assert 100 < sum(fuzzed) < sum(_cut(data) is not None for data in inputs[-2_000:])
 
 
+@pytest.mark.parametrize(
+    ("mode", "spare"),
+    [("ok", None), ("ok", "ok"), ("ok", "short"), ("ok", "fails"), ("fails", "ok"), ("none", None)],
+)
+def test_raw_bytes_hashed_elsewhere(page: Any, mode: str, spare: str | None) -> None:
+    """With `hashElsewhere` a copy of the file's bytes (made in the spare buffer when it has
+    their length, else in new memory) is handed over and its digest used; when that fails or
+    gives none, the file is read again and hashed here (hash-wasm). A file whose first bytes are
+    not text is hashed here at once. The digests equal Python's in every case."""
+    inputs = [b"The Red-Headed League. " * 500, b"", b"x", b"\xff\xfe binary", b"nul\0"]
+    got = _browser(page, "elsewhere", inputs, {"chunkSize": 64}, mode, spare)
+    expected = []
+    for data in inputs:
+        text = None if b"\0" in data else norm_text_sha256(data)
+        handed = text is not None
+        method = "webcrypto" if mode == "ok" or not handed else "hash-wasm"
+        expected.append([hashlib.sha256(data).hexdigest(), method, text, len(data) * handed])
+    assert got == expected
+
+
 def test_text_in_two_halves_thresholds_and_a_failed_tail(page: Any) -> None:
     """A text shorter than splitMin is not split, one of splitMin bytes is; when the other half
     fails (the other worker could not read the file), the text is done again in one piece."""
@@ -672,3 +749,98 @@ def test_the_other_part_is_asked_for_before_this_one_is_normalized(page: Any) ->
     text = b"Whereas recognition of the inherent dignity; " * (9 * MIB // 46)
     got = _browser(page, "splitOrder", [text])
     assert got == [norm_text_sha256(text), True, "split", True]
+
+
+# -------------------------------------------------------------------------------------------
+# The WebAssembly fast path for runs of ASCII (normtext.js, asciifold.js)
+
+ASCII_WS = [" ", "\t", "\n", "\x0b", "\x0c", "\r", "\r\n", "  ", " \t\n\x0b\x0c\r "]
+OTHER_WS = ["\u0085", "\u00a0", "\u1680", "\u2000", "\u200a", "\u2028", "\u2029", "\u202f"]
+OTHER_WS += ["\u205f", "\u3000"]
+NON_ASCII = ["é", "É", "ß", "ﬁ", "e\u0301", "\u0301", "Ω", "한", "\U0001f600", "\ufeff", "Ⅻ"]
+WORDS = ["Holmes", "WATSON", "baker", "Street", "AZ", "az", "@[`{", "~", "0123456789", "x"]
+
+
+def _long_ascii(rng: random.Random, length: int) -> str:
+    """ASCII prose of about `length` characters: words (upper case too) and White_Space runs."""
+    parts: list[str] = []
+    size = 0
+    while size < length:
+        part = rng.choice(WORDS) if rng.random() < 0.6 else rng.choice(ASCII_WS) * rng.randint(1, 3)
+        parts.append(part)
+        size += len(part)
+    return "".join(parts)[:length]
+
+
+def _fast_path_inputs() -> list[bytes]:
+    """Texts whose long runs of ASCII (at least 320 bytes: the fast path takes a run after 64,
+    in blocks of 256 and more) hit every branch: upper case, every ASCII White_Space and runs of
+    them across the 16-byte blocks, leading and trailing White_Space, other White_Space,
+    non-ASCII, a NUL, invalid UTF-8 or an unassigned code point right after ASCII at each
+    offset of a block, and runs longer than the largest block (1 MiB)."""
+    rng = random.Random(16)
+    texts: list[str] = []
+    for offset in range(48):  # something right after a run, at every offset of a block
+        run = "A" * (320 + offset)
+        texts += [run + rng.choice(NON_ASCII) + run, run + rng.choice(OTHER_WS) + run.lower()]
+        texts += [run + " " * (1 + offset % 20) + run, run + "\x00" + run]
+    for width in range(1, 40):  # White_Space runs of every width, across block boundaries
+        for ws in ("\t", "\r\n", " \x0b", "\x0c"):
+            texts.append("Sherlock" * 45 + (ws * width)[:width] + "Mycroft" * 50)
+    for _ in range(300):  # long runs of prose between other characters
+        pieces = [_long_ascii(rng, rng.randrange(0, 3000))]
+        for _ in range(rng.randrange(0, 4)):
+            other = rng.choice([*NON_ASCII, *OTHER_WS, "\x00"])
+            pieces += [other, _long_ascii(rng, rng.randrange(0, 3000))]
+        text = "".join(pieces)
+        if rng.random() < 0.3:
+            text = rng.choice(ASCII_WS) * rng.randint(1, 40) + text  # leading White_Space
+        if rng.random() < 0.3:
+            text += rng.choice([*ASCII_WS, *OTHER_WS]) * rng.randint(1, 40)  # trailing
+        texts.append(text)
+    big = _long_ascii(rng, 2_300_000)  # past the largest block, once and twice
+    texts += [big, big[:1_200_000] + "Ω" + big[1_200_000:]]
+    inputs = [text.encode() for text in texts]
+    run = b"q" * 400
+    for offset in range(16):  # no digest: invalid UTF-8, an unassigned code point after ASCII
+        inputs += [run[: 330 + offset] + b"\xff" + run, run[: 330 + offset] + "\U000e0080".encode()]
+    return inputs
+
+
+def test_ascii_fast_path_equals_the_plain_path_and_python(page: Any) -> None:
+    """The WebAssembly fast path for runs of ASCII is there in Chromium, and with it the page's
+    normalizer gives the bytes it gives without it (and Python's), whole and streamed in random
+    pieces, on texts that hit each of its branches."""
+    inputs = _fast_path_inputs()
+    data, lengths = _pack(inputs)
+    answer = json.loads(
+        page.evaluate(
+            "([data, lengths]) => window.__page.fastAndPlain(data, lengths, 9, 5000)",
+            [data, lengths],
+        )
+    )
+    assert answer["fastPath"] is True
+    expected = [[norm_text_sha256(data)] * 3 for data in inputs]
+    _assert_same(inputs, answer["out"], expected)
+    assert sum(e[0] is None for e in expected) == 32  # the invalid and the unassigned only
+
+
+def test_in_place_parts_keep_digests_and_reasons(page: Any) -> None:
+    """A text normalized in place is fed to the normalizer in parts of 256 KiB within each 8 MiB
+    piece: NFKC lengthening the text near and across the parts (the text then leaves its buffer),
+    and a NUL parts after an invalid byte (still "contains NUL": the piece is what is searched),
+    give what the one-piece normalizer and Python give."""
+    part = 256 * 1024
+    prose = b"The Speckled Band. " * (3 * part // 19)
+    inputs = [
+        prose[: part - 3] + "\ufdfa".encode() * 5 + prose,  # lengthens across a part boundary
+        "\ufdfa".encode() * (part // 2),  # lengthens everywhere: leaves its buffer at once
+        prose + "\ufdfa".encode() * 3000 + prose,
+        prose[: 2 * part - 1] + "ﬁ Ω\u3000".encode() + prose,
+    ]
+    got = _browser(page, "both", inputs, {})
+    expected = [[hashlib.sha256(d).hexdigest(), "webcrypto", norm_text_sha256(d)] for d in inputs]
+    assert got == expected
+    assert all(e[2] is not None for e in expected)
+    not_text = [b"a" * 100 + b"\xff" + b"b" * (part + 5) + b"\0" + b"c" * 10]
+    assert _browser(page, "textReasons", not_text, {}) == ["contains NUL"]

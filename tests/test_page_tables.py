@@ -1,6 +1,8 @@
 """The creator's page assets that Python can check without a browser.
 
-- ``unicode14.js`` equals a fresh generation by ``provenance._pagetables``;
+- ``unicode14.js`` equals a fresh generation by ``provenance._pagetables``, ``asciifold.js`` (the
+  WebAssembly fast path for runs of ASCII) a fresh assembly by ``provenance._pagewasm`` (the
+  browser tests, tests/test_page_normtext.py, check what it computes);
 - the property the page's streaming normalizer rests on (splitting a text before a "simple" code
   point and normalizing the pieces apart gives the normalization of the whole) holds for every
   code point of the tables;
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from provenance import _pagetables
+from provenance import _pagetables, _pagewasm
 from provenance.normtext import normalize_batch
 
 STATIC = Path(_pagetables.__file__).resolve().parent / "registry" / "static"
@@ -56,6 +58,32 @@ def test_generator_writes_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert _pagetables.main([]) == 0
     assert target.read_bytes() == _pagetables.generate().encode("utf-8")
     assert _pagetables.main(["--frobnicate"]) == 2
+
+
+def test_committed_wasm_module_equals_a_fresh_assembly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _pagewasm.KERNEL_PATH.read_text(encoding="utf-8") == _pagewasm.generate()
+    assert _pagewasm.main(["--check"]) == 0
+    module = _pagewasm.assemble()
+    assert module.startswith(b"\0asm\x01\0\0\0")
+    changed = tmp_path / "asciifold.js"
+    changed.write_text(_pagewasm.generate().replace("MODULE = `\nAGFz", "MODULE = `\nAGFy"))
+    monkeypatch.setattr(_pagewasm, "KERNEL_PATH", changed)
+    assert _pagewasm.main(["--check"]) == 1
+    assert _pagewasm.main([]) == 0
+    assert changed.read_text(encoding="utf-8") == _pagewasm.generate()
+    assert _pagewasm.main(["--frobnicate"]) == 2
+
+
+def test_wasm_compaction_table_keeps_the_bytes_not_dropped() -> None:
+    """The table `fold` gathers the bytes of a half block with: for each 8-bit mask of bytes to
+    drop, the indices of the others in order."""
+    table = _pagewasm._table()
+    assert len(table) == 256 * 8
+    for mask in range(256):
+        kept = [k for k in range(8) if not mask >> k & 1]
+        assert list(table[mask * 8 : mask * 8 + len(kept)]) == kept
 
 
 def test_tables_describe_python_unicode() -> None:

@@ -31,8 +31,10 @@ import { memoryLimits } from "./limits.js";
 
 // ---------------------------------------------------------------------------------------------
 // Workers: one computes SHA-256, the other the norm-text-v1 digest, so both run at once; a file
-// that fits in memory gets both from the second, the first normalizing the second half of its
-// text meanwhile (see bothDigestsFile and textTailFile in digest.js).
+// that fits in memory gets both from the second, which reads it and hands a copy of its bytes to
+// the first for SHA-256 while it normalizes them (see bothDigestsFile, sha256Buffer and
+// spareBuffer in digest.js; with ?split-min=N the first normalizes the second half of a text
+// instead, textTailFile).
 
 class WorkerQueue {
   constructor() {
@@ -46,7 +48,7 @@ class WorkerQueue {
       failed = reject;
     });
     this.worker.onmessage = (event) => {
-      const { id, progress, split, result, error, ready } = event.data;
+      const { id, progress, split, hashElsewhere, spare, result, error, ready } = event.data;
       if (ready) {
         loaded();
         return;
@@ -65,6 +67,20 @@ class WorkerQueue {
         );
         return;
       }
+      if (hashElsewhere !== undefined) {
+        const hashed = job.onHash ? job.onHash(hashElsewhere).catch(() => null) : null;
+        Promise.resolve(hashed).then((answer) =>
+          this.worker.postMessage({ id, hashed: answer ?? null }),
+        );
+        return;
+      }
+      if (spare !== undefined) {
+        const spared = job.onSpare ? job.onSpare(spare).catch(() => null) : null;
+        Promise.resolve(spared).then((answer) =>
+          this.worker.postMessage({ id, spared: answer ?? null }, answer ? [answer] : []),
+        );
+        return;
+      }
       this.pending.delete(id);
       if (error !== undefined) job.reject(new Error(error));
       else job.resolve(result);
@@ -78,11 +94,12 @@ class WorkerQueue {
     };
   }
 
-  run(job, file, options, onProgress, onSplit) {
+  run(job, file, options, { onProgress, onSplit, onHash, onSpare } = {}) {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, onProgress, onSplit });
-      this.worker.postMessage({ id, job, file, options });
+      this.pending.set(id, { resolve, reject, onProgress, onSplit, onHash, onSpare });
+      // A "digest" job's buffer is moved to the worker, not copied.
+      this.worker.postMessage({ id, job, file, options }, job === "digest" ? [file] : []);
     });
   }
 }
@@ -97,7 +114,9 @@ function getWorkers() {
 // (memoryLimits in digest.js). Test hooks (query string): ?device-memory=GiB stands for
 // navigator.deviceMemory; ?webcrypto-max=N (both limits), ?text-webcrypto-max=N, ?chunk=N,
 // ?split-min=N (the shortest text normalized in two parts) and ?split-at=F (where it is cut, a
-// fraction of its length) set the thresholds themselves.
+// fraction of its length) set the thresholds themselves; ?hash-elsewhere=0 has the worker that
+// reads a file hash its raw bytes itself, ?one-read=0 has each worker read the file (both to
+// compare paths: bench_page.py --query).
 const params = new URLSearchParams(location.search);
 const deviceMemory = params.has("device-memory")
   ? Number(params.get("device-memory"))
@@ -112,6 +131,7 @@ if (params.has("text-webcrypto-max")) {
 if (params.has("chunk")) hashOptions.chunkSize = Number(params.get("chunk"));
 if (params.has("split-min")) hashOptions.splitMin = Number(params.get("split-min"));
 if (params.has("split-at")) hashOptions.splitAt = Number(params.get("split-at"));
+hashOptions.hashElsewhere = params.get("hash-elsewhere") !== "0";
 
 // ---------------------------------------------------------------------------------------------
 // The registry: range queries, at most MAX_PARALLEL_LOOKUPS at once, each prefix asked once.
@@ -295,19 +315,36 @@ class Row {
     const size = Math.max(this.file.size, 1);
     const update = () =>
       (this.progress.value = Math.min(1, (done.sha256 + done.text) / (2 * size)));
-    const job = (name, onProgress, onSplit) =>
-      getWorkers()[name === "both" ? "text" : name].run(
-        name,
-        this.file,
-        hashOptions,
+    const job = (name, onProgress, onSplit, onHash, onSpare) =>
+      getWorkers()[name === "both" ? "text" : name].run(name, this.file, hashOptions, {
         onProgress,
         onSplit,
-      );
+        onHash,
+        onSpare,
+      });
     const started = performance.now();
     // A file that fits in memory: both digests from one read, in one worker (bothDigestsFile),
-    // the second half of a text normalized by the other worker meanwhile (textTailFile).
+    // the SHA-256 of a copy of its bytes by the other worker meanwhile (or, split, the second
+    // half of its text: textTailFile).
     const tail = (mid) => getWorkers().sha256.run("tail", this.file, { ...hashOptions, mid });
-    let both = await job("both", (bytes) => ((done.sha256 = done.text = bytes), update()), tail);
+    // The SHA-256 of a copy of the file's bytes, by the other worker (bothDigestsFile), made in
+    // a buffer that worker has written the pages of meanwhile.
+    const elsewhere = hashOptions.hashElsewhere
+      ? (buffer) => getWorkers().sha256.run("digest", buffer, {})
+      : undefined;
+    const spareBuffer = hashOptions.hashElsewhere
+      ? (size) => getWorkers().sha256.run("spare", size, {}).then((result) => result.buffer)
+      : undefined;
+    let both =
+      params.get("one-read") === "0"
+        ? null
+        : await job(
+            "both",
+            (bytes) => ((done.sha256 = done.text = bytes), update()),
+            tail,
+            elsewhere,
+            spareBuffer,
+          );
     if (both === null) {
       const one = (name) =>
         job(name, (bytes) => ((done[name] = bytes), update())).then(
@@ -317,6 +354,10 @@ class Row {
       both = { sha256, text };
     }
     const { sha256: hash, text: normalized } = both;
+    // The jobs' phases (digest.js), in milliseconds since the row started, for bench_page.py.
+    const origin = performance.timeOrigin + started;
+    const phases = { ...hash.phases, ...normalized.phases, ...both.phases };
+    for (const name of Object.keys(phases)) phases[name] = Math.round(phases[name] - origin);
     this.sha256 = hash.digest;
     this.text = normalized;
     // Timings (milliseconds) for benchmarks/bench_page.py: each job, and both as the creator waits.
@@ -326,6 +367,7 @@ class Row {
       hashMs: hash.ms.toFixed(1),
       textMs: normalized.ms.toFixed(1),
       digestsMs: (performance.now() - started).toFixed(1),
+      phases: JSON.stringify(phases),
     });
     if (normalized.digest) this.node.dataset.textSha256 = normalized.digest;
     if (normalized.halves) this.node.dataset.textHalves = "true"; // normalized in two halves

@@ -18,10 +18,12 @@ export { WEBCRYPTO_MAX };
 
 export const CHUNK_SIZE = 8 * 1024 * 1024;
 // A text at least this long is normalized in two parts at once (bothDigestsFile's `split`), cut
-// at or after SPLIT_AT of its length: the other worker has its part to read before it normalizes
-// it, this one the raw bytes to copy for WebCrypto first (at 128 MiB, load 5, the other part was
-// ready as this one's ended; 0.4 and 0.65 measured no better).
-export const SPLIT_MIN = 4 * 1024 * 1024;
+// at or after SPLIT_AT of its length. Off by default since normtext.js has its WebAssembly fast
+// path for ASCII: the other worker's read of its part then cost more than it saved (256 MiB of
+// ASCII text, load 4: 178 and 122 MiB/s split, 223 and 204 in one piece), and that worker
+// hashes a copy of the file meanwhile instead (`hashElsewhere`). The test hook ?split-min=N
+// turns it on.
+export const SPLIT_MIN = Infinity;
 export const SPLIT_AT = 0.5;
 // Whether a text is split is decided on its first PEEK bytes: a file that is not text there is
 // not read again by the other worker.
@@ -32,6 +34,10 @@ const PROGRESS_STEP = 4 * 1024 * 1024;
 
 // WebCrypto exists only in secure contexts (HTTPS, or plain HTTP on localhost): a registry served
 // over plain HTTP elsewhere still works, with hash-wasm for everything.
+// The phases of a job, for the page's timeline (bench_page.py): name -> the time it ended, in
+// milliseconds since the epoch (performance.timeOrigin differs between workers and the page).
+const now = () => performance.timeOrigin + performance.now();
+
 const hasWebCrypto = () => globalThis.isSecureContext !== false && !!globalThis.crypto?.subtle;
 
 function hex(buffer) {
@@ -94,19 +100,24 @@ export async function sha256File(
   { webCryptoMax = WEBCRYPTO_MAX, chunkSize = CHUNK_SIZE, onProgress } = {},
 ) {
   const started = performance.now();
+  const phases = { shaStart: now() };
   if (file.size <= webCryptoMax && hasWebCrypto()) {
     const whole = await wholeFile(file);
+    phases.shaRead = now();
     let digest = null;
     if (whole !== null) {
       try {
-        digest = hex(await crypto.subtle.digest("SHA-256", whole));
+        const pending = crypto.subtle.digest("SHA-256", whole);
+        phases.shaCopied = now();
+        digest = hex(await pending);
+        phases.shaHashed = now();
       } catch {
         // no memory for WebCrypto's copy: streamed below
       }
     }
     if (digest !== null) {
       onProgress?.(file.size);
-      return { digest, method: "webcrypto", ms: performance.now() - started };
+      return { digest, method: "webcrypto", ms: performance.now() - started, phases };
     }
   }
   const hasher = await globalThis.hashwasm.createSHA256();
@@ -117,7 +128,9 @@ export async function sha256File(
     read.add(bytes.length);
   }
   read.end();
-  return { digest: hasher.digest("hex"), method: "hash-wasm", ms: performance.now() - started };
+  const digest = hasher.digest("hex");
+  phases.shaHashed = now();
+  return { digest, method: "hash-wasm", ms: performance.now() - started, phases };
 }
 
 /**
@@ -200,13 +213,24 @@ export async function textDigestFile(
   { textWebCryptoMax = WEBCRYPTO_MAX, chunkSize = CHUNK_SIZE, onProgress } = {},
 ) {
   const started = performance.now();
-  const result = (digest, reason) => ({ digest, reason, ms: performance.now() - started });
+  const phases = { textStart: now() };
+  const result = (digest, reason) => {
+    phases.textHashed = now();
+    return { digest, reason, ms: performance.now() - started, phases };
+  };
   const inMemory = hasWebCrypto() && file.size <= textWebCryptoMax;
   const notText = inMemory ? await firstPieceNotText(file, chunkSize) : null;
   if (notText !== null) return result(null, notText);
   const whole = inMemory ? await wholeFile(file) : null;
   if (whole !== null) {
-    const text = await textOfBytes(new Uint8Array(whole), textWebCryptoMax, chunkSize, onProgress);
+    phases.textRead = now();
+    const text = await textOfBytes(
+      new Uint8Array(whole),
+      textWebCryptoMax,
+      chunkSize,
+      onProgress,
+      phases,
+    );
     return result(text.digest, text.reason);
   }
   const wasm = await globalThis.hashwasm.createSHA256(); // made here: the sink is synchronous
@@ -222,17 +246,22 @@ export async function textDigestFile(
   }
   read.end();
   if (!normalizer.finish()) return result(null, normalizer.failure);
+  phases.textNormalized = now();
   return result(await sink.digest(), null);
 }
 
 /**
  * Both digests of a file small enough for the in-memory paths of both (at most `webCryptoMax`
- * and `textWebCryptoMax` bytes), from one read: the raw bytes go to WebCrypto, which hashes them
- * on a thread of its own while this one normalizes them (in the same buffer: WebCrypto copies
- * its input before digest() returns, WebCrypto's "get a copy of the bytes"). On 2 cores this
- * beats two workers that each read the file. Returns {sha256, text} (as sha256File and
- * textDigestFile), or null for a file this path does not take (too large, no WebCrypto, no
- * memory for it): then run sha256File and textDigestFile.
+ * and `textWebCryptoMax` bytes), from one read: the raw bytes are hashed by WebCrypto, then
+ * normalized in place (WebCrypto copies its input before digest() returns, WebCrypto's "get a
+ * copy of the bytes"; in Chromium 156 it also hashes it then, on the calling thread). With
+ * `hashElsewhere` (an async function of an ArrayBuffer returning what sha256Buffer returns,
+ * computed elsewhere: app.js runs it in the other worker), a copy of the bytes is handed to it
+ * instead and hashed there while this worker normalizes. Returns {sha256, text} (as sha256File
+ * and textDigestFile), or null for a file this path does not take (too large, no WebCrypto, no
+ * memory for it): then run sha256File and textDigestFile. Should `hashElsewhere` give no digest,
+ * the file is read again and hashed here. With `spareBuffer` too (an async function of a size
+ * returning an ArrayBuffer of that size, spareBuffer's, or null), the copy is made in that.
  *
  * With `split` (an async function of `mid` returning what textTailFile(file, {mid}) returns,
  * computed elsewhere: app.js runs it in the other worker), a text of at least `splitMin` bytes
@@ -250,44 +279,119 @@ export async function bothDigestsFile(
     splitMin = SPLIT_MIN,
     splitAt = SPLIT_AT,
     split,
+    hashElsewhere,
+    spareBuffer,
     onProgress,
   } = {},
 ) {
   const started = performance.now();
   if (!hasWebCrypto() || file.size > Math.min(webCryptoMax, textWebCryptoMax)) return null;
+  const phases = { start: now() };
+  // Asked for before the read, so that the other worker writes its pages meanwhile: this VM
+  // writes fresh memory slowly, and the copy for `hashElsewhere` is on this worker's path.
+  const willSplit = split && file.size >= splitMin;
+  const spare =
+    hashElsewhere && spareBuffer && !willSplit
+      ? Promise.resolve()
+          .then(() => spareBuffer(file.size))
+          .catch(() => null)
+      : null;
   // Read whole at once, text or not (the raw digest needs it all): a file that is not text shows
   // it in the first piece the normalizer sees, which then stops.
   const whole = await wholeFile(file);
   if (whole === null) return null;
   const bytes = new Uint8Array(whole);
+  phases.read = now();
   // The other worker starts on the second part of a text now, while this one copies the bytes
   // for WebCrypto and normalizes the first part: it has that part to read first.
-  const inTwo = split && bytes.length >= splitMin ? startTail(bytes, split, splitAt) : null;
+  const inTwo = willSplit ? startTail(bytes, split, splitAt) : null;
+  // WebCrypto's digest() copies and hashes its input before it returns, on this thread: with
+  // `hashElsewhere`, a copy of the bytes is hashed by the other worker meanwhile (a copy costs
+  // this thread half as much as a digest), unless that worker has a part of the text to do.
+  // Not for a file whose first bytes are not text: the normalizer stops there, nothing to
+  // overlap.
+  const overlap = hashElsewhere && !inTwo && !notTextAt(bytes.subarray(0, PEEK));
+  const copy = overlap ? copyOf(bytes, await spare) : null;
+  phases.copied = now();
   let raw;
-  try {
-    raw = crypto.subtle.digest("SHA-256", whole);
-  } catch {
-    return null; // a synchronous failure to copy: the file is read again by the other path
+  if (copy !== null) {
+    raw = Promise.resolve(hashElsewhere(copy.buffer)).then((answer) => {
+      if (typeof answer?.digest !== "string") throw new Error("the other worker has no digest");
+      Object.assign(phases, answer.phases);
+      return answer.digest;
+    });
+  } else {
+    try {
+      raw = crypto.subtle.digest("SHA-256", whole).then(hex);
+    } catch {
+      return null; // a synchronous failure to copy: the file is read again by the other path
+    }
   }
+  phases.rawCopied = now();
   let rawMs = 0;
   raw.then(
-    () => (rawMs = performance.now() - started),
+    () => ((rawMs = performance.now() - started), (phases.rawHashed = now())),
     () => {}, // awaited below, after the normalization
   );
-  let text = inTwo ? await textInTwo(bytes, inTwo, chunkSize, onProgress) : undefined;
-  if (text === undefined) text = await textOfBytes(bytes, textWebCryptoMax, chunkSize, onProgress);
+  let text = inTwo ? await textInTwo(bytes, inTwo, chunkSize, onProgress, phases) : undefined;
+  if (text === undefined) {
+    text = await textOfBytes(bytes, textWebCryptoMax, chunkSize, onProgress, phases);
+  }
   // The parts did not both give a text in place: the buffer now holds part of one, read again.
   if (text === null) text = await textDigestFile(file, { textWebCryptoMax, chunkSize });
   const textMs = performance.now() - started;
+  phases.textHashed = now();
   let sha256;
   try {
-    const digest = hex(await raw);
+    const digest = await raw;
     sha256 = { digest, method: "webcrypto", ms: rawMs || performance.now() - started };
   } catch {
     // No memory for WebCrypto's copy: the buffer now holds the normalized text, so read again.
     sha256 = await sha256File(file, { webCryptoMax: -1, chunkSize });
   }
-  return { sha256, text: { ...text, ms: textMs } };
+  phases.end = now();
+  return { sha256, text: { ...text, ms: textMs }, phases: { ...phases, ...text.phases } };
+}
+
+/**
+ * A copy of `bytes`: in `spare` (an ArrayBuffer) when it has their length, else in new memory;
+ * or null when there is no memory for it.
+ */
+function copyOf(bytes, spare = null) {
+  if (spare?.byteLength === bytes.length) {
+    const copy = new Uint8Array(spare);
+    copy.set(bytes);
+    return copy;
+  }
+  try {
+    return bytes.slice();
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * An ArrayBuffer of `size` bytes whose pages have been written (bothDigestsFile's `spareBuffer`,
+ * run by the other worker while the file is read: a copy into it then costs the reading worker
+ * a fraction of one into fresh memory). Returns {buffer}; throws when there is no memory.
+ */
+export function spareBuffer(size) {
+  const bytes = new Uint8Array(size);
+  for (let k = 0; k < size; k += 4096) bytes[k] = 0; // a write maps the page; a read would not
+  return { buffer: bytes.buffer };
+}
+
+/**
+ * SHA-256 of the bytes of an ArrayBuffer with WebCrypto (bothDigestsFile's `hashElsewhere`, run
+ * by the other worker). Returns {digest, method: "webcrypto", ms, phases}; throws when WebCrypto
+ * fails (no memory for its copy).
+ */
+export async function sha256Buffer(buffer) {
+  const started = performance.now();
+  const phases = { elsewhereStart: now() };
+  const digest = hex(await crypto.subtle.digest("SHA-256", buffer));
+  phases.elsewhereHashed = now();
+  return { digest, method: "webcrypto", ms: performance.now() - started, phases };
 }
 
 /**
@@ -314,14 +418,17 @@ export function findCut(bytes, from, to) {
  * its normalization would not fit in place. Throws when the file cannot be read.
  */
 export async function textTailFile(file, { mid, chunkSize = CHUNK_SIZE }) {
+  const phases = { tailStart: now() };
   const start = mid - 1; // the byte before the first place a cut may be
   const buffer = await file.slice(start).arrayBuffer();
+  phases.tailRead = now();
   const bytes = new Uint8Array(buffer);
   const offset = findCut(bytes, 1, Math.min(bytes.length, 1 + CUT_WINDOW));
   if (offset < 0) return { cut: -1, size: -1 };
   const size = normalizeInPlace(bytes.subarray(offset), chunkSize);
   if (size < 0) return { cut: start + offset, size: -1 };
-  return { cut: start + offset, buffer, offset, size };
+  phases.tailNormalized = now();
+  return { cut: start + offset, buffer, offset, size, phases };
 }
 
 /**
@@ -333,7 +440,7 @@ export async function textTailFile(file, { mid, chunkSize = CHUNK_SIZE }) {
 function startTail(bytes, split, at) {
   const mid = Math.max(1, Math.floor(bytes.length * at));
   const cut = findCut(bytes, mid, Math.min(bytes.length, mid + CUT_WINDOW));
-  if (cut < 0 || checkText([bytes.subarray(0, PEEK)], new NormTextV1(() => {})) !== null) {
+  if (cut < 0 || notTextAt(bytes.subarray(0, PEEK))) {
     return null;
   }
   // Called now, not in a later task: this worker stays busy until the text is normalized.
@@ -353,28 +460,34 @@ function startTail(bytes, split, at) {
  * piece (as the one-piece path cuts it) is not text; null when a part is not text, did not fit
  * in place, or `split` failed (`bytes` changed: the caller reads the file again).
  */
-async function textInTwo(bytes, { cut, tail }, chunkSize, onProgress) {
+async function textInTwo(bytes, { cut, tail }, chunkSize, onProgress, phases = {}) {
   let firstPiece = true; // the failure, if any, is in the first piece
   const scaled = onProgress && ((done) => onProgress(Math.round((done * bytes.length) / cut)));
   const sink = new InPlaceSink(bytes.subarray(0, cut), null);
   const normalizer = new NormTextV1((piece) => sink.update(piece));
   const pieces = chunks(sink.bytes, chunkSize, sink, () => (firstPiece = false));
-  const reason = checkText(pieces, normalizer, true, scaled);
+  const reason = checkText(pieces, normalizer, true, scaled, inPlace(sink));
   if (reason !== null && firstPiece && cut >= chunkSize) {
     // The cut did not shorten the first piece: it is the one-piece path's, the reason too.
     return { digest: null, reason };
   }
   const head = reason !== null || sink.spilled ? -1 : sink.size;
+  phases.headNormalized = now();
   const rest = await tail;
+  phases.tailArrived = now();
   if (head < 0 || rest?.cut !== cut || !(rest.size >= 0)) return null;
   // In place, each part is at most as long as its bytes: the joined text fits where they were
   // (unless the file changed between the two reads: then it is read again).
   if (head + rest.size > bytes.length) return null;
   bytes.set(new Uint8Array(rest.buffer, rest.offset, rest.size), head);
   const text = bytes.subarray(0, head + rest.size);
+  phases.joined = now();
   const halves = true; // for the page's tests and benchmark: this path was taken
+  Object.assign(phases, rest.phases);
   try {
-    return { digest: hex(await crypto.subtle.digest("SHA-256", text)), reason: null, halves };
+    const digest = crypto.subtle.digest("SHA-256", text);
+    phases.textCopied = now();
+    return { digest: hex(await digest), reason: null, halves };
   } catch {
     const wasm = await globalThis.hashwasm.createSHA256(); // no memory for WebCrypto's copy
     wasm.init();
@@ -391,8 +504,14 @@ async function textInTwo(bytes, { cut, tail }, chunkSize, onProgress) {
 function normalizeInPlace(bytes, chunkSize) {
   const sink = new InPlaceSink(bytes, null);
   const normalizer = new NormTextV1((piece) => sink.update(piece));
-  const reason = checkText(chunks(bytes, chunkSize, sink), normalizer, true);
+  const pieces = chunks(bytes, chunkSize, sink);
+  const reason = checkText(pieces, normalizer, true, undefined, inPlace(sink));
   return reason !== null || sink.spilled ? -1 : sink.size;
+}
+
+/** Whether `bytes`, the start of a file, show that it is not text (as checkText says). */
+function notTextAt(bytes) {
+  return checkText([bytes], new NormTextV1(() => {})) !== null;
 }
 
 /** Why the first piece of `file` shows it is not text (as checkText says), or null. */
@@ -406,28 +525,36 @@ async function firstPieceNotText(file, chunkSize) {
  * The norm-text-v1 digest of `bytes`, normalized into themselves and hashed with WebCrypto (or
  * what InPlaceSink falls back to). Returns {digest, reason} as textDigestFile does.
  */
-async function textOfBytes(bytes, textWebCryptoMax, chunkSize, onProgress) {
+async function textOfBytes(bytes, textWebCryptoMax, chunkSize, onProgress, phases = {}) {
   const wasm = await globalThis.hashwasm.createSHA256(); // made here: the sinks are synchronous
   wasm.init();
   const sink = new InPlaceSink(bytes, new Sha256Sink(textWebCryptoMax, wasm, bytes.length));
   const normalizer = new NormTextV1((piece) => sink.update(piece));
-  const reason = checkText(chunks(bytes, chunkSize, sink), normalizer, true, onProgress);
+  const pieces = chunks(bytes, chunkSize, sink);
+  const reason = checkText(pieces, normalizer, true, onProgress, inPlace(sink));
   if (reason !== null) return { digest: null, reason };
+  phases.textNormalized = now();
   return { digest: await sink.digest(), reason: null };
 }
 
 /**
- * Feed `pieces` to `normalizer`, and finish it if `whole` (they are the whole text). Returns
- * null, or why there is no digest.
+ * Feed `pieces` to `normalizer` (with `feed`, which returns what its update returns), and finish
+ * it if `whole` (they are the whole text). Returns null, or why there is no digest.
  */
-function checkText(pieces, normalizer, whole = false, onProgress = undefined) {
+function checkText(
+  pieces,
+  normalizer,
+  whole = false,
+  onProgress = undefined,
+  feed = (n, bytes) => n.update(bytes),
+) {
   const read = progress(onProgress);
   for (const bytes of pieces) {
     // The same test as provenance.fingerprints: text is strict UTF-8 without NUL; NUL first, as
     // when each piece was searched for it before it was normalized. The normalizer notes NUL in
     // what it looks at; it may stop before the end of a piece (invalid), or hold back the first 2
     // bytes of a text unseen: then the piece is searched.
-    const ok = normalizer.update(bytes);
+    const ok = feed(normalizer, bytes);
     if (normalizer.sawNul || ((!ok || bytes.length < 3) && bytes.indexOf(0) !== -1)) {
       return "contains NUL";
     }
@@ -437,6 +564,29 @@ function checkText(pieces, normalizer, whole = false, onProgress = undefined) {
   if (!whole) return null;
   read.end();
   return normalizer.finish() ? null : normalizer.failure;
+}
+
+// A piece of a text normalized in place is fed to the normalizer in parts of this many bytes:
+// its buffers (and the WebAssembly fast path's) then stay in the processor's cache (node 20,
+// 256 MiB of ASCII in place: 2,100-2,300 MiB/s against 1,100-1,600 in 8 MiB parts). What the
+// pieces are for the NUL test (checkText) does not change.
+const PART = 256 * 1024;
+
+/**
+ * A `feed` for checkText that gives the normalizer a piece of `sink`'s bytes in parts of PART
+ * bytes, telling `sink` before each how far the normalizer has read.
+ */
+function inPlace(sink) {
+  return (normalizer, piece) => {
+    const base = piece.byteOffset - sink.bytes.byteOffset;
+    for (let at = 0; at < piece.length; at += PART) {
+      const part = piece.subarray(at, at + PART);
+      sink.readTo = base + at + part.length;
+      if (!normalizer.update(part)) return false;
+      if (sink.spilled && sink.fallback === null) break; // given up: chunks() stops too
+    }
+    return true;
+  };
 }
 
 /**

@@ -13,10 +13,11 @@ const GIB = 1024 * 1024 * 1024;
  * Each in-memory digest costs about twice its bytes (the buffer, and the copy WebCrypto makes of
  * it), so a file costs at most 2 * (deviceMemory / 8 + deviceMemory / 16) = 3/8 of the device's
  * memory at once: 1 GiB and 512 MiB (3 GiB at most) on 8 GiB or more, the old 256 MiB each on 2
- * GiB or less or when the browser does not say. A text within both limits, normalized in two
- * parts (digest.js), costs about 3.5 times its bytes (the other worker reads its part too), at
- * most 3.5/16 of the device's memory. A read or an allocation that fails anyway falls
- * back to streaming.
+ * GiB or less or when the browser does not say. A file within both limits is read once
+ * (digest.js, bothDigestsFile): the file, a copy of it for the other worker to hash, and
+ * WebCrypto's copies of each (the last of the normalized text, made in place) cost about 4 times
+ * its bytes, at most 4/16 of the device's memory. A read or an allocation that fails anyway
+ * falls back to streaming.
  */
 export function memoryLimits(deviceMemory) {
   const gib = Number.isFinite(deviceMemory) && deviceMemory > 0 ? deviceMemory : 0;

@@ -16,6 +16,7 @@
 // Runs of simple code points only need A-Z lowered; everything else goes through the general
 // path (decode, NFKC, fold, NFKC, encode).
 
+import * as asciifold from "./asciifold.js";
 import { CASEFOLD, CCC, COMPOSE, NFKD, SIMPLE, UNASSIGNED, UNICODE_VERSION } from "./unicode14.js";
 
 export { UNICODE_VERSION };
@@ -237,6 +238,28 @@ function decodeAt(bytes, i, n) {
 
 const EMPTY = new Uint8Array(0);
 
+// The fast path for long runs of ASCII: asciifold.js's WebAssembly `fold` (SIMD, 16 bytes at a
+// time; provenance/_pagewasm.py says what it does), the same step as asciiRun's own loops, which
+// take what it leaves (a block with a byte above 0x7F or a NUL, the last bytes). Null where
+// WebAssembly (or its SIMD) is not available: the plain path does everything then.
+const KERNEL = (() => {
+  try {
+    const raw = atob(asciifold.MODULE.replace(/\s/g, ""));
+    const code = Uint8Array.from(raw, (c) => c.charCodeAt(0));
+    // Compiled synchronously: the module is small (browsers allow that on the page's thread).
+    const { exports } = new WebAssembly.Instance(new WebAssembly.Module(code), {});
+    return { ...exports, bytes: new Uint8Array(exports.memory.buffer) };
+  } catch {
+    return null;
+  }
+})();
+// Whether the WebAssembly fast path is there (the tests hold it equal to the plain path).
+export const FAST_PATH = KERNEL !== null;
+// A run is handed to `fold` in blocks of FOLD_FIRST bytes, doubled while it consumes them all
+// (up to asciifold's MAX_BLOCK): a run that ends soon costs a small copy, not a large one.
+const FOLD_AFTER = 64;
+const FOLD_FIRST = 256;
+
 let runEnd = 0; // where asciiRun stopped in the input, and in the output (module variables:
 let runOut = 0; // no object per call); and whether it met a NUL since process() cleared it
 let runNul = 0;
@@ -253,8 +276,29 @@ let runNul = 0;
  * word with a White_Space run or a NUL, and the last bytes, go byte by byte. NUL is noted on
  * the way (runNul), for the caller's "text has no NUL" test at no extra pass.
  */
-function asciiRun(input, inView, i, n, out, outView, o, prevWs) {
+function asciiRun(input, inView, i, n, out, outView, o, prevWs, fast) {
+  // The fast path takes a run once it has gone on for FOLD_AFTER bytes: the short runs between
+  // non-ASCII characters cost no copy.
+  let foldAt = fast ? i + FOLD_AFTER : n;
   while (i + 4 <= n) {
+    if (i >= foldAt) {
+      foldAt = n; // once per run
+      if (n - i >= FOLD_FIRST) {
+        // Copied into the module's memory and back: WebAssembly sees only its own memory.
+        const { bytes, fold, written } = KERNEL;
+        for (let size = FOLD_FIRST; n - i >= 16; size = Math.min(2 * size, asciifold.MAX_BLOCK)) {
+          const length = Math.min(size, n - i) & ~15;
+          bytes.set(input.subarray(i, i + length), asciifold.IN);
+          const done = fold(asciifold.IN, length, asciifold.OUT, prevWs);
+          out.set(bytes.subarray(asciifold.OUT, asciifold.OUT + written.value), o);
+          o += written.value;
+          i += done;
+          prevWs = KERNEL.ws.value;
+          if (done < length) break; // a byte above 0x7F or a NUL in the next 16: below
+        }
+        continue;
+      }
+    }
     const w = inView.getUint32(i, true);
     if ((w & 0x80808080) !== 0) break; // a byte above ASCII: its bytes before it go one by one
     // Per byte, bit 7 of: b >= 0x41 and not b >= 0x5b (A-Z); b in 0x09..0x0d, or b == 0x20.
@@ -305,12 +349,15 @@ function asciiRun(input, inView, i, n, out, outView, o, prevWs) {
  * already sent are not taken back: when a digest is undefined, discard what `sink` received.
  */
 export class NormTextV1 {
-  constructor(sink) {
+  /** `fast`: use the WebAssembly fast path where there is one (false: the plain path only). */
+  constructor(sink, { fast = true } = {}) {
     this.sink = sink;
+    this.fast = fast && KERNEL !== null;
     this.failure = null;
     this.finished = false;
     this.started = false; // the leading U+FEFF was looked for
     this.carry = EMPTY; // bytes held back until the next piece is known to start after them
+    this.joined = EMPTY; // the carry and the next piece, joined
     this.out = new Uint8Array(256); // grows to the largest piece
     this.outView = new DataView(this.out.buffer);
     this.prevWs = 1; // the output so far ends in White_Space, or is empty
@@ -356,7 +403,10 @@ export class NormTextV1 {
     runNul = 0;
     let input = chunk;
     if (this.carry.length !== 0) {
-      input = new Uint8Array(this.carry.length + chunk.length);
+      // Joined in a buffer kept from call to call: this VM writes fresh memory slowly.
+      const size = this.carry.length + chunk.length;
+      if (this.joined.length < size) this.joined = new Uint8Array(size);
+      input = this.joined.subarray(0, size);
       input.set(this.carry);
       input.set(chunk, this.carry.length);
     }
@@ -398,7 +448,7 @@ export class NormTextV1 {
         // rather than kept per byte.
         const runStart = i;
         const runPrevWs = prevWs;
-        asciiRun(input, inView, i, n, out, this.outView, o, prevWs);
+        asciiRun(input, inView, i, n, out, this.outView, o, prevWs, this.fast);
         i = runEnd;
         const lastWs = ASCII_WS[input[i - 1]];
         const beforeWs = i - 1 > runStart ? ASCII_WS[input[i - 2]] : runPrevWs;
@@ -512,15 +562,18 @@ export class NormTextV1 {
 
 /**
  * norm-text-v1 of a whole byte array: the normalized UTF-8 bytes, or null when no digest is
- * defined (invalid UTF-8 or a code point unassigned in Unicode 14.0).
+ * defined (invalid UTF-8 or a code point unassigned in Unicode 14.0). `fast` as NormTextV1's.
  */
-export function normalize(bytes) {
+export function normalize(bytes, { fast = true } = {}) {
   const pieces = [];
   let size = 0;
-  const normalizer = new NormTextV1((piece) => {
-    pieces.push(piece.slice());
-    size += piece.length;
-  });
+  const normalizer = new NormTextV1(
+    (piece) => {
+      pieces.push(piece.slice());
+      size += piece.length;
+    },
+    { fast },
+  );
   if (!normalizer.update(bytes) || !normalizer.finish()) return null;
   const result = new Uint8Array(size);
   let offset = 0;
