@@ -228,13 +228,13 @@ def test_a_build_without_sizes_is_the_one_machine_build(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     planned: list[bool] = []
-    plan = sharded.plan_shards
+    plan = sharded.iter_shards
 
-    def recording(*args: Any, **options: Any) -> list[sharded.Shard]:
+    def recording(*args: Any, **options: Any) -> Iterator[sharded.Shard]:
         planned.append(options["sizes"])
         return plan(*args, **options)
 
-    monkeypatch.setattr(sharded, "plan_shards", recording)
+    monkeypatch.setattr(sharded, "iter_shards", recording)
     one = tmp_path / "one.jsonl"
     expected = sharded.build_dataset([corpus / "many"], one, fingerprints=False)
     assert planned == []  # the local executor's one-folder build walks as it hashes

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import collections
 import pickle
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import ray
 import ray.exceptions
 
 from provenance.errors import UnavailableError
-from provenance.executors.base import ShardFailedError, shard_error
+from provenance.executors.base import ShardFailedError, name_of, shard_error
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -106,22 +106,26 @@ class RayExecutor:
             ray.shutdown()
             self._owned = False
 
-    def map(self, fn: Callable[[T], R], items: Sequence[T], *, names: Sequence[str]) -> Iterator[R]:
+    def map(
+        self, fn: Callable[[T], R], items: Iterable[T], *, names: Sequence[str] | Callable[[T], str]
+    ) -> Iterator[R]:
         """See :meth:`provenance.executors.Executor.map`."""
-        window: collections.deque[tuple[int, Any]] = collections.deque()
+        window: collections.deque[tuple[str, Any]] = collections.deque()
         limit = self.workers * _IN_FLIGHT_PER_WORKER
-        following = iter(range(len(items)))
+        # Each item is taken when a task can start for it: an iterator of items (a walk)
+        # goes on while the first tasks run.
+        following = enumerate(items)
         finished = False
         try:
-            for index in following:
-                window.append((index, self._remote.remote(fn, _pickled(items[index]))))
+            for index, item in following:
+                window.append((name_of(names, index, item), self._submit(fn, item)))
                 if len(window) >= limit:
                     break
             while window:
-                index, ref = window.popleft()
-                result = self._get(ref, names[index])
-                for index in following:
-                    window.append((index, self._remote.remote(fn, _pickled(items[index]))))
+                name, ref = window.popleft()
+                result = self._get(ref, name)
+                for index, item in following:
+                    window.append((name_of(names, index, item), self._submit(fn, item)))
                     break
                 yield result
             finished = True
@@ -134,6 +138,9 @@ class RayExecutor:
                 # otherwise write into what the caller removes next (its temporary files).
                 if refs:
                     ray.wait(refs, num_returns=len(refs), timeout=_CANCEL_WAIT)
+
+    def _submit(self, fn: Callable[[T], R], item: T) -> Any:
+        return self._remote.remote(fn, _pickled(item))
 
     @staticmethod
     def _get(ref: Any, name: str) -> Any:
