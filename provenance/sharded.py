@@ -155,34 +155,13 @@ def records_shards(
     ]
 
 
-def plan_shards(
-    inputs: Sequence[Path],
-    *,
-    columns: Columns = DEFAULT_COLUMNS,
-    exclude: set[str] | None = None,
-    ignore: Callable[[str], bool] | None = None,
-    symlinks: manifest.SymlinkPolicy = "skip",
-    stats: manifest.WalkStats | None = None,
-    rows: int = ROWS_PER_SHARD,
-    sizes: bool = True,
-) -> list[Shard]:
-    """Split ``inputs`` into shards: the list of :func:`iter_shards`.
+def plan_shards(inputs: Sequence[Path], **options: Any) -> list[Shard]:
+    """Split ``inputs`` into shards: the list of :func:`iter_shards` (same options).
 
     Raises:
         As :func:`iter_shards`.
     """
-    return list(
-        iter_shards(
-            inputs,
-            columns=columns,
-            exclude=exclude,
-            ignore=ignore,
-            symlinks=symlinks,
-            stats=stats,
-            rows=rows,
-            sizes=sizes,
-        )  # fmt: skip
-    )
+    return list(iter_shards(inputs, **options))
 
 
 def iter_shards(

@@ -272,14 +272,23 @@ def test_a_special_file_fails_alike_without_sizes(
     data = tmp_path / "data"
     shutil.copytree(corpus / "many", data)
     os.mkfifo(data / "d1" / "pipe.txt")
+    messages = fails_on_both(executor_name, data, tmp_path)
+    assert messages[0] == messages[1]
+    assert messages[0][1].startswith(f"{data / 'd1' / 'pipe.txt'}: ")
+
+
+def fails_on_both(
+    executor: str, data: Path, tmp_path: Path
+) -> list[tuple[type[ProvenanceError], str]]:
+    """The error of a build of ``data`` on one machine and of a partitioned build on
+    ``executor`` (shard by shard), each leaving nothing in ``tmp_path`` beside ``data``."""
     messages = []
-    for options in ({}, {"executor": executor_name, "partitioned": True}):
+    for options in ({}, {"executor": executor, "partitioned": True}):
         with pytest.raises(ProvenanceError) as info:
             sharded.build_dataset([data], tmp_path / "out", fingerprints=False, **options)
         messages.append((type(info.value), str(info.value)))
         assert sorted(os.listdir(tmp_path)) == ["data"]
-    assert messages[0] == messages[1]
-    assert messages[0][1].startswith(f"{data / 'd1' / 'pipe.txt'}: ")
+    return messages
 
 
 # ----------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from provenance.errors import FormatError, InputError, ProvenanceError, UnsafePa
 from provenance.executors import make_executor
 from tests import scale_support
 from tests.test_scale import executor_name  # noqa: F401  (the fixture: local, ray)
-from tests.test_scale_held import _files, _texts
+from tests.test_scale_held import _files, _texts, fails_on_both
 
 
 def _tree(root: Path) -> Path:
@@ -239,12 +239,7 @@ def test_a_problem_the_walk_finds_late_wins_over_a_failed_task(
     # Shard 1's worker dies while the walk is far from the pipe (21 shards before it).
     monkeypatch.setattr(sharded, "_FILES_PER_SHARD", 64)
     monkeypatch.setattr(sharded, "_hash_shard", scale_support.die_on_shard_one)
-    messages = []
-    for options in ({}, {"executor": executor_name, "partitioned": True}):
-        with pytest.raises(ProvenanceError) as info:
-            sharded.build_dataset([data], tmp_path / "out", fingerprints=False, **options)
-        messages.append((type(info.value), str(info.value)))
-        assert sorted(os.listdir(tmp_path)) == ["data"]
+    messages = fails_on_both(executor_name, data, tmp_path)
     assert messages[0] == messages[1] == (UnsafePathError, f"{data / 'zz' / 'pipe'}: "
                                           f"{manifest.walk.NOT_REGULAR}")  # fmt: skip
 
