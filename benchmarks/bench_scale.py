@@ -12,9 +12,9 @@ Run from the repository with the ``ray`` extra installed (``pip install -e .[ray
 Measurements (one function each, registered in ``MEASUREMENTS``; other sections add theirs):
 
 - ``ray-small``: ``manifest build`` of the small-file corpus (20,000 x 4 KiB in 20 folders) on
-  the local executor (today's process pool) and on Ray (shards of 1,024 files as Ray tasks, on
-  the sharded build's fast path: the tasks return their entries, the driver writes the
-  manifest), Ray started once and warmed up first; median of ``--runs``, alternating. The
+  the local executor (today's process pool) and on Ray (shards of 1,024 files as Ray tasks,
+  submitted as the folder is walked, on the sharded build's fast path: the tasks return their
+  entries, the driver writes the manifest), Ray started once and warmed up first; median of ``--runs``, alternating. The
   local builds run in a child process where Ray never runs, as a command runs them (a
   process with Ray initialised starts pool workers from a forkserver: docs/security.md F18);
   both manifests are checked to be the same bytes. Goal: Ray >= 0.8x local; one ``GOAL``
