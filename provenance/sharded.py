@@ -187,9 +187,26 @@ def iter_shards(
     tasks stat each file they open anyway. ``stats`` is complete once the iterator is.
 
     Raises:
+        InputError: a missing input (at once, before any shard is yielded).
         InputError, UnsafePathError, LocalIOError: as :func:`provenance.manifest.walk_files`
-            (once the shards before the offending entry are yielded); a missing input.
+            (once the shards before the offending entry are yielded).
     """
+    for path in inputs:
+        if not os.path.lexists(path):
+            raise InputError(f"{path}: no such file or directory")
+    return _shards_of(inputs, columns, exclude, ignore, symlinks, stats, rows, sizes)
+
+
+def _shards_of(
+    inputs: Sequence[Path],
+    columns: Columns,
+    exclude: set[str] | None,
+    ignore: Callable[[str], bool] | None,
+    symlinks: manifest.SymlinkPolicy,
+    stats: manifest.WalkStats | None,
+    rows: int,
+    sizes: bool,
+) -> Iterator[Shard]:
     for path in inputs:
         if path.is_dir():
             walk = functools.partial(
@@ -225,8 +242,6 @@ def iter_shards(
                 yield _count_shard(path, pending)
             if stats is not None:
                 _add_stats(stats, sampled)
-        elif not os.path.lexists(path):
-            raise InputError(f"{path}: no such file or directory")
         else:
             yield from records_shards(path, columns, rows=rows)
 

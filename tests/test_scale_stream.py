@@ -267,3 +267,10 @@ def test_held_runs_give_back_their_entries() -> None:
     cut = sharded._ShardDone((), 0, sharded._HeldRun(held.order, held.digests[:-32], held.sizes))
     with pytest.raises(ProvenanceError, match="s: a task's entries are not whole"):
         sharded._held_run(cut, shard, None)
+
+
+def test_a_missing_input_is_refused_before_any_shard(tmp_path: Path) -> None:
+    data = _texts(tmp_path / "data", 10, seed=8)
+    with pytest.raises(InputError, match="missing: no such file or directory"):
+        sharded.iter_shards([data, tmp_path / "missing"])  # not iterated: refused at once
+    assert len(list(sharded.iter_shards([data]))) == 1
