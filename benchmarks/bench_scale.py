@@ -12,13 +12,13 @@ Run from the repository with the ``ray`` extra installed (``pip install -e .[ray
 Measurements (one function each, registered in ``MEASUREMENTS``; other sections add theirs):
 
 - ``ray-small``: ``manifest build`` of the small-file corpus (20,000 x 4 KiB in 20 folders) on
-  the local executor (today's process pool) and on Ray (shards of 1,024 files as Ray tasks, on
-  the sharded build's fast path: the tasks return their entries, the driver writes the
-  manifest), Ray started once and warmed up first; median of ``--runs``, alternating. The
-  local builds run in a child process where Ray never runs, as a command runs them (a
-  process with Ray initialised starts pool workers from a forkserver: docs/security.md F18);
-  both manifests are checked to be the same bytes. Goal: Ray >= 0.8x local; one ``GOAL``
-  line gives the median ratio, both medians and the load.
+  the local executor (today's process pool) and on Ray (shards of 1,024 files as Ray tasks,
+  submitted as the folder is walked, on the sharded build's fast path: the tasks return their
+  entries, the driver writes the manifest), Ray started once and warmed up first; median of
+  ``--runs``, alternating. The local builds run in a child process where Ray never runs, as a
+  command runs them (a process with Ray initialised starts pool workers from a forkserver:
+  docs/security.md F18); both manifests are checked to be the same bytes. Goal: Ray >= 0.8x
+  local; one ``GOAL`` line gives the median ratio, both medians and the load.
 - ``ray-records``: the same for a records corpus (8 JSON Lines files x 25,000 texts), both
   through the shard-by-shard build (one task per file).
 - ``partitioned``: a partitioned manifest of ``--entries`` records (records files giving

@@ -24,6 +24,7 @@ succeeded.
 
 from __future__ import annotations
 
+import array
 import bisect
 import dataclasses
 import functools
@@ -32,11 +33,12 @@ import heapq
 import itertools
 import os
 import shutil
+import sys
 import uuid
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +83,9 @@ _ID = attrgetter("id")
 _SIZE = attrgetter("size")
 _ID_PATH = attrgetter("id", "path")
 _SORT_KEY = attrgetter("sha256", "id")  # ManifestEntry.sort_key, at C speed
+_TEXT_SHA256 = attrgetter("textSha256")
+_FIRST = itemgetter(0)
+_NO_TEXT = "0" * 64
 
 
 def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
@@ -150,7 +155,16 @@ def records_shards(
     ]
 
 
-def plan_shards(
+def plan_shards(inputs: Sequence[Path], **options: Any) -> list[Shard]:
+    """Split ``inputs`` into shards: the list of :func:`iter_shards` (same options).
+
+    Raises:
+        As :func:`iter_shards`.
+    """
+    return list(iter_shards(inputs, **options))
+
+
+def iter_shards(
     inputs: Sequence[Path],
     *,
     columns: Columns = DEFAULT_COLUMNS,
@@ -160,54 +174,102 @@ def plan_shards(
     stats: manifest.WalkStats | None = None,
     rows: int = ROWS_PER_SHARD,
     sizes: bool = True,
-) -> list[Shard]:
-    """Split ``inputs`` into shards: each records file is one (a Parquet file, ranges of its
-    row groups of at least ``rows`` rows: :func:`records_shards`), each folder is walked (ids
-    are paths under it) and cut into shards of at most 1,024 files or 64 MiB.
+) -> Iterator[Shard]:
+    """Split ``inputs`` into shards, yielded as the folders are walked (a shard as soon as
+    its files are listed: :func:`provenance.manifest.walk_files_in_order`): each records file
+    is one (a Parquet file, ranges of its row groups of at least ``rows`` rows:
+    :func:`records_shards`), each folder is walked (ids are paths under it) and cut into
+    shards of at most 1,024 files or 64 MiB, in id order.
 
     Without ``sizes``, a folder's files are stat'ed only when its first files (a sample) are
     large (:func:`_sizes_matter`); otherwise its shards are of 1,024 files, their size not known
-    (``Shard.size`` -1). Stat'ing every file is most of the walk of many small files, done
-    here before any task can start, and the tasks stat each file they open anyway.
+    (``Shard.size`` -1). Stat'ing every file is most of the walk of many small files, and the
+    tasks stat each file they open anyway. ``stats`` is complete once the iterator is.
 
     Raises:
-        InputError, UnsafePathError, LocalIOError: as :func:`provenance.manifest.walk_files`;
-            a missing input.
+        InputError: a missing input (at once, before any shard is yielded).
+        InputError, UnsafePathError, LocalIOError: as :func:`provenance.manifest.walk_files`
+            (once the shards before the offending entry are yielded).
     """
-    shards: list[Shard] = []
+    for path in inputs:
+        if not os.path.lexists(path):
+            raise InputError(f"{path}: no such file or directory")
+    return _shards_of(inputs, columns, exclude, ignore, symlinks, stats, rows, sizes)
+
+
+def _shards_of(
+    inputs: Sequence[Path],
+    columns: Columns,
+    exclude: set[str] | None,
+    ignore: Callable[[str], bool] | None,
+    symlinks: manifest.SymlinkPolicy,
+    stats: manifest.WalkStats | None,
+    rows: int,
+    sizes: bool,
+) -> Iterator[Shard]:
     for path in inputs:
         if path.is_dir():
             walk = functools.partial(
-                manifest.walk_files, path, exclude=exclude, ignore=ignore, symlinks=symlinks
-            )
-            sample = None if sizes else walk(stats=stats, stat_files=_STAT_SAMPLE)
-            files = sample if sample is not None and not _sizes_matter(sample) else None
-            if files is not None:
-                # Cut by count alone (the sample's sizes cannot reach a shard's bytes), at C
-                # speed: the same shards as the loop below gives.
-                pairs = list(map(_ID_PATH, files))
-                for start in range(0, len(pairs), _FILES_PER_SHARD):
-                    cut = list(map(_SIZE, files[start : start + _FILES_PER_SHARD]))
-                    size = -1 if min(cut) < 0 else sum(cut)
-                    shards.append(_files_shard(path, pairs[start : start + _FILES_PER_SHARD], size))
+                manifest.walk_files_in_order, path, exclude=exclude, ignore=ignore,
+                symlinks=symlinks,
+            )  # fmt: skip
+            if sizes:
+                yield from _cut_sized(path, itertools.chain.from_iterable(walk(stats=stats)))
                 continue
-            files = walk(stats=manifest.WalkStats() if sample is not None else stats)
-            chunk: list[tuple[str, str]] = []
-            size, known = 0, True
-            for ref in files:
-                chunk.append((ref.id, ref.path))
-                size += max(ref.size, 0)
-                known = known and ref.size >= 0
-                if len(chunk) >= _FILES_PER_SHARD or size >= _BYTES_PER_SHARD:
-                    shards.append(_files_shard(path, chunk, size if known else -1))
-                    chunk, size, known = [], 0, True
-            if chunk:
-                shards.append(_files_shard(path, chunk, size if known else -1))
-        elif not os.path.lexists(path):
-            raise InputError(f"{path}: no such file or directory")
+            sampled = manifest.WalkStats()
+            runs = walk(stats=sampled, stat_files=_STAT_SAMPLE)
+            # The files listed until the sample's are all known (or the walk ends).
+            listed: list[manifest.FileRef] = []
+            known = 0
+            for run in runs:
+                listed += run
+                known += len(run) - list(map(_SIZE, run)).count(-1)
+                if known >= _STAT_SAMPLE:
+                    break
+            if _sizes_matter(listed):
+                yield from _cut_sized(path, itertools.chain.from_iterable(walk(stats=stats)))
+                continue
+            # Cut by count alone (the sample's sizes cannot reach a shard's bytes), at C
+            # speed: the same shards as _cut_sized gives.
+            pending: list[manifest.FileRef] = []
+            for run in itertools.chain((listed,), runs):
+                pending += run
+                cut = len(pending) - len(pending) % _FILES_PER_SHARD
+                for start in range(0, cut, _FILES_PER_SHARD):
+                    yield _count_shard(path, pending[start : start + _FILES_PER_SHARD])
+                del pending[:cut]
+            if pending:
+                yield _count_shard(path, pending)
+            if stats is not None:
+                _add_stats(stats, sampled)
         else:
-            shards.extend(records_shards(path, columns, rows=rows))
-    return shards
+            yield from records_shards(path, columns, rows=rows)
+
+
+def _cut_sized(root: Path, files: Iterable[manifest.FileRef]) -> Iterator[Shard]:
+    """Shards of ``files`` (in id order) of at most 1,024 files or 64 MiB."""
+    chunk: list[tuple[str, str]] = []
+    size, known = 0, True
+    for ref in files:
+        chunk.append((ref.id, ref.path))
+        size += max(ref.size, 0)
+        known = known and ref.size >= 0
+        if len(chunk) >= _FILES_PER_SHARD or size >= _BYTES_PER_SHARD:
+            yield _files_shard(root, chunk, size if known else -1)
+            chunk, size, known = [], 0, True
+    if chunk:
+        yield _files_shard(root, chunk, size if known else -1)
+
+
+def _count_shard(root: Path, files: list[manifest.FileRef]) -> Shard:
+    """A shard of ``files``, cut by count: its size is known if theirs all are."""
+    cut = list(map(_SIZE, files))
+    return _files_shard(root, list(map(_ID_PATH, files)), -1 if min(cut) < 0 else sum(cut))
+
+
+def _add_stats(stats: manifest.WalkStats, more: manifest.WalkStats) -> None:
+    for field in dataclasses.fields(manifest.WalkStats):
+        setattr(stats, field.name, getattr(stats, field.name) + getattr(more, field.name))
 
 
 def _sizes_matter(files: Sequence[manifest.FileRef]) -> bool:
@@ -314,10 +376,71 @@ class _ShardTask:
 class _ShardDone:
     counts: tuple[int, ...]
     data_bytes: int
-    lines: bytes | None = None
-    """Held (``_ShardTask.hold``): the shard's entries, in manifest order, as manifest lines."""
+    held: _HeldRun | None = None
+    """Held (``_ShardTask.hold``): the shard's entries, in manifest order."""
+
+
+@dataclass(frozen=True, slots=True)
+class _HeldRun:
+    """A held shard's entries in manifest order, compactly (44 bytes an entry without text
+    digests, about 40% of their manifest lines): small enough for Ray to return a shard's in
+    its reply, not through its object store (which cost 2 ms more a task, measured), and
+    cheap to make into entries (:func:`_held_run`). The ids are the shard's own."""
+
+    order: bytes
+    """Each entry's place in ``Shard.files`` (little-endian 64-bit integers)."""
+    digests: bytes
+    """Their sha256 digests, raw."""
+    sizes: bytes
+    """Their sizes (little-endian 64-bit integers)."""
+    texts: bytes | None = None
+    """Their ``textSha256`` digests, raw (32 zero bytes where there is none), if any has one."""
     prints: bytes | None = None
-    """Held, with fingerprints: their fingerprints, packed (``fpindex.pack_prints``)."""
+    """With fingerprints: their fingerprints, packed (``fpindex.pack_prints``)."""
+
+
+def _int_bytes(values: Iterable[int]) -> bytes:
+    numbers = array.array("q", values)
+    if sys.byteorder != "little":
+        numbers.byteswap()
+    return numbers.tobytes()
+
+
+def _ints(data: bytes) -> list[int]:
+    numbers = array.array("q")
+    numbers.frombytes(data)
+    if sys.byteorder != "little":
+        numbers.byteswap()
+    return numbers.tolist()
+
+
+def _hold_run(
+    shard: Shard, entries: list[manifest.ManifestEntry], prints: dict[str, Any] | None
+) -> _HeldRun:
+    """A task's ``entries`` (of ``shard``, in manifest order) as :class:`_HeldRun`."""
+    place = {entry_id: k for k, (entry_id, _) in enumerate(shard.files)}
+    texts = list(map(_TEXT_SHA256, entries))
+    packed = None
+    if prints is not None:
+        from provenance.fpindex import pack_prints
+
+        packed = pack_prints(entries, prints)
+    return _HeldRun(
+        order=_int_bytes(map(place.__getitem__, map(_ID, entries))),
+        digests=bytes.fromhex("".join(map(_SHA256, entries))),
+        sizes=_int_bytes(map(_SIZE, entries)),
+        texts=(
+            None
+            if texts.count(None) == len(texts)
+            else bytes.fromhex("".join(t or _NO_TEXT for t in texts))
+        ),
+        prints=packed,
+    )
+
+
+def _hex_digests(data: bytes) -> list[str]:
+    text = data.hex()
+    return [text[i : i + 64] for i in range(0, len(text), 64)]
 
 
 def _run_name(workdir: str, partition: int, shard: int) -> str:
@@ -340,12 +463,7 @@ def _hash_shard(task: _ShardTask) -> _ShardDone:
     entries = shard_entries(task.shard, prints)
     data_bytes = sum(filter(None, map(_SIZE, entries)))
     if task.hold:
-        packed = None
-        if prints is not None:
-            from provenance.fpindex import pack_prints
-
-            packed = pack_prints(entries, prints)
-        return _ShardDone((), data_bytes, manifest.entry_lines(entries), packed)
+        return _ShardDone((), data_bytes, _hold_run(task.shard, entries, prints))
     _spill(task, entries, prints)
     return _ShardDone(_partition_counts(entries, task.partitions), data_bytes)
 
@@ -488,16 +606,23 @@ def _with_prints(
     lines: bytes, packed: bytes, prints: dict[str, Any], mismatch: str
 ) -> list[manifest.ManifestEntry]:
     """Decode a run's ``lines``, adding the fingerprints ``packed`` beside them to ``prints``."""
+    entries = _decoder.decode_lines(lines)
+    _add_prints(entries, packed, prints, mismatch)
+    return entries
+
+
+def _add_prints(
+    entries: list[manifest.ManifestEntry], packed: bytes, prints: dict[str, Any], mismatch: str
+) -> None:
+    """Add the fingerprints ``packed`` beside ``entries`` (a run's) to ``prints``."""
     from provenance import fpindex
 
-    entries = _decoder.decode_lines(lines)
     found = fpindex.unpack_prints(packed)
     if len(found) != len(entries):
         raise LocalIOError(mismatch)
     for entry, content in zip(entries, found, strict=True):
         if content is not None:
             prints[entry.id] = content
-    return entries
 
 
 def _write_part_with_prints(
@@ -575,13 +700,29 @@ def holds(shards: Sequence[Shard], *, fingerprints: bool) -> bool:
     return not fingerprints or (min(sizes, default=0) >= 0 and sum(sizes) <= HOLD_PRINTS_BYTES)
 
 
-def _held_run(result: _ShardDone, prints: dict[str, Any] | None) -> list[manifest.ManifestEntry]:
-    """A held task's entries, decoded (its fingerprints added to ``prints``)."""
-    assert result.lines is not None  # a held task returns its lines
-    if prints is None or result.prints is None:
-        return _decoder.decode_lines(result.lines)
-    mismatch = "packed fingerprints do not match their entries"
-    return _with_prints(result.lines, result.prints, prints, mismatch)
+def _held_run(
+    result: _ShardDone, shard: Shard, prints: dict[str, Any] | None
+) -> list[manifest.ManifestEntry]:
+    """A held task's entries (of ``shard``), made from its :class:`_HeldRun` at C speed (its
+    fingerprints added to ``prints``)."""
+    held = result.held
+    assert held is not None  # a held task returns its entries
+    ids = list(map(_FIRST, map(shard.files.__getitem__, _ints(held.order))))
+    shas, sizes = _hex_digests(held.digests), _ints(held.sizes)
+    if not len(ids) == len(shas) == len(sizes):
+        raise LocalIOError(f"{shard.name}: a task's entries are not whole")
+    if held.texts is None:
+        entries = list(map(manifest.ManifestEntry, ids, shas, sizes))
+    else:
+        texts = [None if t == _NO_TEXT else t for t in _hex_digests(held.texts)]
+        entries = [
+            manifest.ManifestEntry(id=i, sha256=sha, size=size, textSha256=text)
+            for i, sha, size, text in zip(ids, shas, sizes, texts, strict=True)
+        ]
+    if prints is not None and held.prints is not None:
+        _add_prints(entries, held.prints, prints, f"{shard.name}: packed fingerprints do not"
+                    " match their entries")  # fmt: skip
+    return entries
 
 
 def _write_held(
@@ -681,8 +822,82 @@ def _merge_spilled(
     )
 
 
+class _TaskStream:
+    """The shard tasks of :func:`build`, made as its shards come (a plan still being walked).
+
+    A list of shards is held or not as a whole (:func:`holds`). Shards that come one by one
+    are held while the fast path's bounds allow, counting the shards so far; once one would
+    cross them, it and every later shard are spilled (``held_all`` false), and the driver
+    spills the runs it holds as their tasks would have (:func:`_spill_held`).
+    """
+
+    def __init__(
+        self, shards: Iterable[Shard], workdir: str, count: int, spill_ids: bool, fingerprints: bool
+    ) -> None:
+        self._shards = shards
+        self._make = functools.partial(
+            _ShardTask, workdir=workdir, partitions=count, spill_ids=spill_ids,
+            fingerprints=fingerprints,
+        )  # fmt: skip
+        self._fingerprints = fingerprints
+        self._fixed = (
+            holds(shards, fingerprints=fingerprints) if isinstance(shards, Sequence) else None
+        )
+        self._files = self._bytes = 0
+        self.held_all = True if self._fixed is None else self._fixed
+        self.tasks: list[_ShardTask] = []
+
+    def __iter__(self) -> Iterator[_ShardTask]:
+        for index, shard in enumerate(self._shards):
+            task = self._make(shard=shard, index=index, hold=self._holds(shard))
+            self.tasks.append(task)
+            yield task
+
+    def _holds(self, shard: Shard) -> bool:
+        if self._fixed is not None:
+            return self._fixed
+        self._files += len(shard.files)
+        self._bytes += shard.size
+        self.held_all = self.held_all and (
+            shard.records is None
+            and self._files <= HOLD_ENTRIES
+            and (not self._fingerprints or (shard.size >= 0 and self._bytes <= HOLD_PRINTS_BYTES))
+        )
+        return self.held_all
+
+    def finish_walk(self) -> None:
+        """Walk the rest of the shards (after a task failed), so that a problem the walk
+        finds is reported as where no task ran: raises it, if there is one."""
+        if not isinstance(self._shards, Sequence):
+            for _ in self._shards:
+                pass
+
+
+def _task_name(task: _ShardTask) -> str:
+    return task.shard.name
+
+
+def _spill_held(
+    tasks: list[_ShardTask],
+    runs: dict[int, list[manifest.ManifestEntry]],
+    done: list[_ShardDone],
+    prints: dict[str, Any] | None,
+) -> None:
+    """Spill the held ``runs`` (by task index) as their tasks would have, for the plain path
+    (:func:`_TaskStream`: the shards crossed the fast path's bounds after these were held)."""
+    for index, entries in runs.items():
+        task = tasks[index]
+        try:
+            _spill(task, entries, prints)
+        except (ProvenanceError, OSError) as exc:
+            raise shard_error(exc, task.shard.name) from None
+        done[index] = _ShardDone(
+            _partition_counts(entries, task.partitions), done[index].data_bytes
+        )
+
+
 def build(
-    shards: Sequence[Shard],
+    shards: Iterable[Shard],
     output: Path,
     *,
     executor: Executor,
@@ -693,6 +908,10 @@ def build(
 ) -> manifest.ManifestSummary:
     """Build the manifest of ``shards`` into ``output``: a single file when
     ``partition_count`` is None, else a partitioned manifest of that many parts.
+
+    ``shards`` may be an iterator (:func:`iter_shards`): the first tasks then start while the
+    inputs are still being walked. A problem the walk finds is reported in place of a task's
+    failure, as when the walk ends before any task starts.
 
     With ``fingerprints``, text entries get ``textSha256`` and each part its fingerprint
     sidecar, written by the part's own task (for a single file, ``output`` + ``.fp``; for a
@@ -710,7 +929,7 @@ def build(
 
     Raises:
         InputError: an id in two shards (both named), or a bad output directory; and as the
-            shards' builders, with the shard named.
+            shards' builders, with the shard named; and as the walk of ``shards``.
         ShardFailedError: a worker died (the shard named).
         LocalIOError: reading or writing failed. Nothing is left behind on any error.
     """
@@ -722,29 +941,32 @@ def build(
     staging: Path | None = None
     try:
         workdir.mkdir()
-        names = [s.name for s in shards]
-        hold = holds(shards, fingerprints=fingerprints)
-        tasks = [
-            _ShardTask(s, i, str(workdir), count, check_ids, fingerprints, hold)
-            for i, s in enumerate(shards)
-        ]
+        stream = _TaskStream(shards, str(workdir), count, check_ids, fingerprints)
+        tasks = stream.tasks
         done: list[_ShardDone] = []
-        runs: list[list[manifest.ManifestEntry]] = []  # held: each task's entries
+        runs: dict[int, list[manifest.ManifestEntry]] = {}  # held: the tasks' entries
         prints: dict[str, Any] | None = {} if fingerprints else None
-        for result in executor.map(_hash_shard, tasks, names=names):
-            if hold:
-                # Decoded as each comes, while the other tasks run, not all after the last.
-                runs.append(_held_run(result, prints))
-            else:
+        try:
+            for result in executor.map(_hash_shard, stream, names=_task_name):
+                task = tasks[len(done)]
+                if task.hold:
+                    # Made as each comes, while the other tasks run, not all after the last.
+                    runs[task.index] = _held_run(result, task.shard, prints)
                 done.append(result)
-            if progress is not None:
-                progress(result.data_bytes)
+                if progress is not None:
+                    progress(result.data_bytes)
+        except ProvenanceError:
+            stream.finish_walk()
+            raise
+        names = [task.shard.name for task in tasks]
         staging = partitions.staging_dir(output)
-        if hold:
+        if stream.held_all:
             parts = _write_held(
-                runs, prints, names, staging, output, count=count, check_ids=check_ids
-            )
+                list(runs.values()), prints, names, staging, output, count=count,
+                check_ids=check_ids,
+            )  # fmt: skip
         else:
+            _spill_held(tasks, runs, done, prints)
             parts = _merge_spilled(
                 executor, done, names, workdir, staging, output, count=count,
                 fingerprints=fingerprints,
@@ -832,7 +1054,7 @@ def build_dataset(
     if not any(p.is_dir() for p in paths) and (ignore is not None or symlinks == "error"):
         raise InputError("exclusions and the symlink policy apply to folders, not records files")
     exclude = {os.path.realpath(output), os.path.realpath(sidecar_path(output))}
-    shards = plan_shards(
+    shards: Iterable[Shard] = iter_shards(
         paths,
         columns=columns,
         exclude=exclude,
@@ -843,8 +1065,14 @@ def build_dataset(
         # Sizes bound what the fast path holds of fingerprints, and make the progress total.
         sizes=fingerprints or on_total is not None,
     )
-    if on_total is not None and all(p.is_dir() for p in paths):
-        on_total(sum(s.size for s in shards))
+    # The files of one folder have distinct ids; records files check their own, but the
+    # row-group ranges of one Parquet file are checked against each other.
+    check_ids = len(paths) > 1
+    if on_total is not None or not (check_ids or paths[0].is_dir()):
+        shards = list(shards)  # a total to report first, or one records file's ranges
+        check_ids = check_ids or any(s.row_groups is not None for s in shards)
+        if on_total is not None and all(p.is_dir() for p in paths):
+            on_total(sum(s.size for s in shards))
     with make_executor(executor, workers=workers, address=ray_address) as runner:
         summary = build(
             shards,
@@ -852,9 +1080,7 @@ def build_dataset(
             executor=runner,
             partition_count=partition_count if partitioned else None,
             progress=progress,
-            # The files of one folder have distinct ids; records files check their own, but
-            # the row-group ranges of one Parquet file are checked against each other.
-            check_ids=len(paths) > 1 or any(s.row_groups is not None for s in shards),
+            check_ids=check_ids,
             fingerprints=fingerprints,
         )
     if not partitioned:

@@ -228,13 +228,13 @@ def test_a_build_without_sizes_is_the_one_machine_build(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     planned: list[bool] = []
-    plan = sharded.plan_shards
+    plan = sharded.iter_shards
 
-    def recording(*args: Any, **options: Any) -> list[sharded.Shard]:
+    def recording(*args: Any, **options: Any) -> Iterator[sharded.Shard]:
         planned.append(options["sizes"])
         return plan(*args, **options)
 
-    monkeypatch.setattr(sharded, "plan_shards", recording)
+    monkeypatch.setattr(sharded, "iter_shards", recording)
     one = tmp_path / "one.jsonl"
     expected = sharded.build_dataset([corpus / "many"], one, fingerprints=False)
     assert planned == []  # the local executor's one-folder build walks as it hashes
@@ -272,14 +272,23 @@ def test_a_special_file_fails_alike_without_sizes(
     data = tmp_path / "data"
     shutil.copytree(corpus / "many", data)
     os.mkfifo(data / "d1" / "pipe.txt")
+    messages = fails_on_both(executor_name, data, tmp_path)
+    assert messages[0] == messages[1]
+    assert messages[0][1].startswith(f"{data / 'd1' / 'pipe.txt'}: ")
+
+
+def fails_on_both(
+    executor: str, data: Path, tmp_path: Path
+) -> list[tuple[type[ProvenanceError], str]]:
+    """The error of a build of ``data`` on one machine and of a partitioned build on
+    ``executor`` (shard by shard), each leaving nothing in ``tmp_path`` beside ``data``."""
     messages = []
-    for options in ({}, {"executor": executor_name, "partitioned": True}):
+    for options in ({}, {"executor": executor, "partitioned": True}):
         with pytest.raises(ProvenanceError) as info:
             sharded.build_dataset([data], tmp_path / "out", fingerprints=False, **options)
         messages.append((type(info.value), str(info.value)))
         assert sorted(os.listdir(tmp_path)) == ["data"]
-    assert messages[0] == messages[1]
-    assert messages[0][1].startswith(f"{data / 'd1' / 'pipe.txt'}: ")
+    return messages
 
 
 # ----------------------------------------------------------------------------------------------

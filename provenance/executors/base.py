@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Literal, Protocol, TypeVar
 
 from provenance.errors import LocalIOError, ProvenanceError, UnavailableError
@@ -27,12 +27,18 @@ class Executor(Protocol):
     workers: int
     """How many tasks run at once."""
 
-    def map(self, fn: Callable[[T], R], items: Sequence[T], *, names: Sequence[str]) -> Iterator[R]:
+    def map(
+        self, fn: Callable[[T], R], items: Iterable[T], *, names: Sequence[str] | Callable[[T], str]
+    ) -> Iterator[R]:
         """Yield ``fn(item)`` for each of ``items``, in order, as results arrive.
 
         ``fn`` must be a module-level function (it is pickled by reference) and each item
         picklable. At most a few tasks per worker are in flight, so results are consumed as
-        they come rather than all held at once. ``names`` names each item in errors.
+        they come rather than all held at once. ``names`` names each item in errors (a list,
+        or a function of the item). ``items`` may be an iterator: the Ray executor takes each
+        item only when it can start it (the first tasks run while later items are still being
+        made); the local executor takes them all first. An exception raised by the iterator
+        itself propagates as it is, the tasks in flight cancelled.
 
         Raises:
             ProvenanceError: the first failing shard's error (in input order), its message
@@ -66,3 +72,8 @@ def shard_error(exc: BaseException, name: str) -> BaseException:
     named = copy.copy(exc)
     named.args = (f"{name}: {message}",)
     return named
+
+
+def name_of(names: Sequence[str] | Callable[[T], str], index: int, item: T) -> str:
+    """The name of ``item``, the ``index``-th of a map (see :meth:`Executor.map`)."""
+    return names(item) if callable(names) else names[index]

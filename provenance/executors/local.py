@@ -7,7 +7,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
@@ -62,8 +62,13 @@ class LocalExecutor:
     def close(self) -> None:
         """Nothing to release: each :meth:`map` starts and stops its own pool."""
 
-    def map(self, fn: Callable[[T], R], items: Sequence[T], *, names: Sequence[str]) -> Iterator[R]:
+    def map(
+        self, fn: Callable[[T], R], items: Iterable[T], *, names: Sequence[str] | Callable[[T], str]
+    ) -> Iterator[R]:
         """See :meth:`provenance.executors.Executor.map`."""
+        items = items if isinstance(items, Sequence) else list(items)
+        if callable(names):
+            names = list(map(names, items))
         if self.workers <= 1 or len(items) <= 1:
             for item, name in zip(items, names, strict=True):
                 try:

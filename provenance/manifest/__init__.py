@@ -70,6 +70,7 @@ from provenance.manifest.walk import (
     WalkStats,
     exclusion_matcher,
     walk_files,
+    walk_files_in_order,
 )
 from provenance.manifest.writer import (
     MAX_SHARD_RECORD_BYTES,
@@ -126,6 +127,7 @@ __all__ = [
     "shard_record_path",
     "sort_entries",
     "walk_files",
+    "walk_files_in_order",
     "write_manifest",
     "write_shard_record",
 ]

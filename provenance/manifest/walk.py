@@ -8,12 +8,14 @@ descriptor, so the walk can take a directory entry's type on trust.
 
 from __future__ import annotations
 
+import bisect
 import os
 import stat
 import sys
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 from typing import Literal, NamedTuple, NoReturn
 
@@ -22,6 +24,7 @@ from provenance.manifest._system import describe_os_error
 from provenance.manifest.entry import _FORBIDDEN_CHAR, id_problem
 
 NOT_REGULAR = "not a regular file (FIFO, socket or device)"
+_REF_ID = attrgetter("id")
 
 
 class FileRef(NamedTuple):
@@ -140,6 +143,114 @@ def _refuse_name(root: str, parts: tuple[str, ...], *, check_ids: bool = True) -
     raise AssertionError("no bad part")  # pragma: no cover - callers pass a bad name
 
 
+class _Scanner:
+    """Lists one directory of a walk at a time: its regular files (as :class:`FileRef`) and the
+    directories to enter, with the walk's checks, exclusions and counts (:func:`_walk`)."""
+
+    __slots__ = (
+        "excluded", "excluded_names", "ignore", "plain", "real_root", "root_text", "stat_files",
+        "stats", "symlinks", "check_ids",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        root: Path,
+        exclude: set[str] | None,
+        stat_files: int,
+        *,
+        ignore: Callable[[str], bool] | None,
+        symlinks: SymlinkPolicy,
+        stats: WalkStats | None,
+        check_ids: bool,
+    ) -> None:
+        if not root.is_dir():
+            if not os.path.lexists(root):
+                raise InputError(f"{root}: no such directory")
+            raise InputError(f"{root}: not a directory")
+        self.real_root = os.path.realpath(root)
+        self.root_text = str(root)
+        self.excluded = exclude or set()
+        self.stats = stats if stats is not None else WalkStats()
+        # realpath() costs a few system calls: only a file named like an excluded one needs it.
+        self.excluded_names = {os.path.basename(p) for p in self.excluded}
+        self.plain = _plain_name if check_ids else _is_utf8
+        self.check_ids = check_ids
+        self.ignore = ignore
+        self.symlinks = symlinks
+        self.stat_files = stat_files
+
+    def scan(
+        self, directory: str, prefix: tuple[str, ...]
+    ) -> tuple[list[FileRef], list[tuple[str, tuple[str, ...]]]]:
+        """The regular files of ``directory`` (unsorted) and its directories to enter, as
+        (path, parts under the root), in the order listed."""
+        ignore, stats, symlinks, stat_files = (
+            self.ignore,
+            self.stats,
+            self.symlinks,
+            self.stat_files,
+        )
+        excluded, excluded_names, plain = self.excluded, self.excluded_names, self.plain
+        try:
+            with os.scandir(directory) as iterator:
+                entries = list(iterator)
+        except OSError as exc:
+            raise LocalIOError(
+                f"{directory}: cannot list directory: {describe_os_error(exc)}"
+            ) from None
+        prefix_ok = all(plain(part) for part in prefix)
+        prefix_id = "".join(f"{part}/" for part in prefix)
+        batch: list[FileRef] = []
+        folders: list[tuple[str, tuple[str, ...]]] = []
+        try:
+            for item in entries:
+                name = item.name
+                try:
+                    if stat_files <= 0 and item.is_file(follow_symlinks=False):
+                        # A regular file by its directory entry (most entries; no system call).
+                        regular, size = True, -1
+                    elif item.is_symlink():
+                        if ignore is not None and ignore(prefix_id + name):
+                            stats.excluded_files += 1
+                            continue
+                        target = os.path.realpath(item.path)
+                        outside = os.path.commonpath([self.real_root, target]) != self.real_root
+                        if outside and symlinks == "error":
+                            raise UnsafePathError(
+                                f"{item.path}: symlink points out of the data root (to {target})"
+                            )
+                        stats.symlinks += 1
+                        stats.symlinks_outside += outside
+                        continue
+                    elif item.is_dir(follow_symlinks=False):
+                        if ignore is not None and ignore(f"{prefix_id}{name}/"):
+                            stats.excluded_dirs += 1
+                        else:
+                            folders.append((item.path, (*prefix, name)))
+                        continue
+                    elif stat_files > 0:
+                        stat_files -= 1
+                        info = item.stat(follow_symlinks=False)
+                        regular, size = stat.S_ISREG(info.st_mode), info.st_size
+                    else:
+                        regular, size = item.is_file(follow_symlinks=False), -1
+                except OSError as exc:
+                    raise LocalIOError(f"{item.path}: {describe_os_error(exc)}") from None
+                if ignore is not None and ignore(prefix_id + name):
+                    stats.excluded_files += 1
+                    continue
+                if not regular:
+                    raise UnsafePathError(f"{item.path}: {NOT_REGULAR}")
+                if name in excluded_names and os.path.realpath(item.path) in excluded:
+                    continue
+                if not (prefix_ok and plain(name)):
+                    _refuse_name(self.root_text, (*prefix, name), check_ids=self.check_ids)
+                batch.append(FileRef(prefix_id + name, item.path, size))
+        finally:
+            self.stat_files = stat_files
+        return batch, folders
+
+
 def _walk(
     root: Path,
     exclude: set[str] | None,
@@ -160,74 +271,78 @@ def _walk(
 
     Raises: as :func:`walk_files`, when the offending entry is reached.
     """
-    if not root.is_dir():
-        if not os.path.lexists(root):
-            raise InputError(f"{root}: no such directory")
-        raise InputError(f"{root}: not a directory")
-    real_root = os.path.realpath(root)
-    root_text = str(root)
-    excluded = exclude or set()
-    stats = stats if stats is not None else WalkStats()
-    # realpath() costs a few system calls: only a file named like an excluded one needs it.
-    excluded_names = {os.path.basename(p) for p in excluded}
-    plain = _plain_name if check_ids else _is_utf8
-    stack: list[tuple[str, tuple[str, ...]]] = [(root_text, ())]
+    scanner = _Scanner(
+        root, exclude, stat_files, ignore=ignore, symlinks=symlinks, stats=stats,
+        check_ids=check_ids,
+    )  # fmt: skip
+    stack: list[tuple[str, tuple[str, ...]]] = [(scanner.root_text, ())]
     while stack:
-        directory, prefix = stack.pop()
-        try:
-            with os.scandir(directory) as iterator:
-                entries = list(iterator)
-        except OSError as exc:
-            raise LocalIOError(
-                f"{directory}: cannot list directory: {describe_os_error(exc)}"
-            ) from None
-        prefix_ok = all(plain(part) for part in prefix)
-        prefix_id = "".join(f"{part}/" for part in prefix)
-        batch: list[FileRef] = []
-        for item in entries:
-            name = item.name
-            try:
-                if stat_files <= 0 and item.is_file(follow_symlinks=False):
-                    # A regular file by its directory entry (most entries; no system call).
-                    regular, size = True, -1
-                elif item.is_symlink():
-                    if ignore is not None and ignore(prefix_id + name):
-                        stats.excluded_files += 1
-                        continue
-                    target = os.path.realpath(item.path)
-                    outside = os.path.commonpath([real_root, target]) != real_root
-                    if outside and symlinks == "error":
-                        raise UnsafePathError(
-                            f"{item.path}: symlink points out of the data root (to {target})"
-                        )
-                    stats.symlinks += 1
-                    stats.symlinks_outside += outside
-                    continue
-                elif item.is_dir(follow_symlinks=False):
-                    if ignore is not None and ignore(f"{prefix_id}{name}/"):
-                        stats.excluded_dirs += 1
-                    else:
-                        stack.append((item.path, (*prefix, name)))
-                    continue
-                elif stat_files > 0:
-                    stat_files -= 1
-                    info = item.stat(follow_symlinks=False)
-                    regular, size = stat.S_ISREG(info.st_mode), info.st_size
-                else:
-                    regular, size = item.is_file(follow_symlinks=False), -1
-            except OSError as exc:
-                raise LocalIOError(f"{item.path}: {describe_os_error(exc)}") from None
-            if ignore is not None and ignore(prefix_id + name):
-                stats.excluded_files += 1
-                continue
-            if not regular:
-                raise UnsafePathError(f"{item.path}: {NOT_REGULAR}")
-            if name in excluded_names and os.path.realpath(item.path) in excluded:
-                continue
-            if not (prefix_ok and plain(name)):
-                _refuse_name(root_text, (*prefix, name), check_ids=check_ids)
-            batch.append(FileRef(prefix_id + name, item.path, size))
+        batch, folders = scanner.scan(*stack.pop())
+        stack += folders
         yield batch
+
+
+def walk_files_in_order(
+    root: Path,
+    *,
+    exclude: set[str] | None = None,
+    ignore: Callable[[str], bool] | None = None,
+    symlinks: SymlinkPolicy = "skip",
+    stats: WalkStats | None = None,
+    stat_files: int = sys.maxsize,
+) -> Iterator[list[FileRef]]:
+    """Yield the files :func:`walk_files` lists, in the same order (by id), a run at a time, as
+    the walk goes: a directory is listed only once every file before its own comes first.
+
+    Within a directory, a file's ids sort by its name and a directory's by its name and a
+    slash (every id under it starts so, and no name holds a slash), so entering the
+    directories in that order, their files sorted, lists every id in order. The checks,
+    exclusions and counts are the walk's (:func:`walk_files`); ``stats`` is complete once the
+    iterator is exhausted. Only the first ``stat_files`` files listed are stat'ed (size -1
+    for the others); they are not necessarily the first by id.
+
+    Raises:
+        As :func:`walk_files`, when the offending entry's directory is listed (so after the
+        files before it have been yielded).
+    """
+    scanner = _Scanner(
+        root, exclude, stat_files, ignore=ignore, symlinks=symlinks, stats=stats,
+        check_ids=True,
+    )  # fmt: skip
+    # Each listed directory's runs of files and directories still to enter, last first.
+    stack = [_in_order(*scanner.scan(scanner.root_text, ()))]
+    while stack:
+        pending = stack[-1]
+        if not pending:
+            stack.pop()
+        elif isinstance(item := pending.pop(), list):
+            yield item
+        else:
+            stack.append(_in_order(*scanner.scan(*item)))
+
+
+def _in_order(
+    files: list[FileRef], folders: list[tuple[str, tuple[str, ...]]]
+) -> list[list[FileRef] | tuple[str, tuple[str, ...]]]:
+    """One directory's files (sorted by id) in runs between its directories, in id order (a
+    directory's place: its id with a slash), last first."""
+    files.sort(key=_REF_ID)
+    if not folders:
+        return [files] if files else []
+    ids = list(map(_REF_ID, files))
+    keys = sorted(("".join(f"{part}/" for part in parts), (path, parts)) for path, parts in folders)
+    order: list[list[FileRef] | tuple[str, tuple[str, ...]]] = []
+    start = 0
+    for key, folder in keys:
+        cut = bisect.bisect_left(ids, key, lo=start)
+        if cut > start:
+            order.append(files[start:cut])
+        order.append(folder)
+        start = cut
+    if start < len(files):
+        order.append(files[start:])
+    order.reverse()
+    return order
 
 
 def walk_files(
