@@ -32,8 +32,9 @@ def fail_on_negative(value: int) -> int:
 
 
 def fail_first_while_others_run(item: tuple[int, str]) -> int:
-    """Task 0 fails once the others have started; each other task writes its pid into the
-    folder ``item[1]`` and runs on (for a minute) unless stopped."""
+    """Task 0 fails once the others have started; each other task creates the file
+    ``<pid>-<index>`` in the folder ``item[1]`` and appends a byte to it every 5 ms (for a
+    minute) unless stopped."""
     import time
 
     index, folder = item
@@ -42,9 +43,11 @@ def fail_first_while_others_run(item: tuple[int, str]) -> int:
         while len(os.listdir(folder)) < 1 and time.monotonic() < deadline:
             time.sleep(0.01)
         raise FormatError("the first task fails")
-    with open(os.path.join(folder, f"{os.getpid()}-{index}"), "w") as handle:
-        handle.write("running")
-    time.sleep(60)
+    with open(os.path.join(folder, f"{os.getpid()}-{index}"), "ab", buffering=0) as handle:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            handle.write(b".")
+            time.sleep(0.005)
     return index
 
 

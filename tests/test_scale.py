@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -58,15 +59,22 @@ def test_a_failed_map_returns_only_once_its_other_tasks_have_ended(
     executor_name: str, tmp_path: Path
 ) -> None:
     # A task still running after the map failed could write into what the caller removes next
-    # (a build's temporary files: seen once as a run folder left behind).
+    # (a build's temporary files: seen once as a run folder left behind). Each other task
+    # writes into its file every 5 ms until it is stopped: none may write once map returned.
     items = [(i, str(tmp_path)) for i in range(3)]
     with make_executor(executor_name, workers=2) as runner, pytest.raises(FormatError):
         list(runner.map(scale_support.fail_first_while_others_run, items, names=NAMES[:3]))
-    pids = [int(name.split("-")[0]) for name in os.listdir(tmp_path)]
-    assert pids  # the other task ran
-    for pid in pids:
+    written = {name: (tmp_path / name).stat().st_size for name in os.listdir(tmp_path)}
+    assert written  # the other task ran
+    time.sleep(0.3)
+    assert {name: (tmp_path / name).stat().st_size for name in written} == written
+    # And its process was stopped (a killed process may take the kernel a moment to reap).
+    for pid in (int(name.split("-")[0]) for name in written):
         status = Path(f"/proc/{pid}/status")
-        assert not status.exists() or "\nState:\tZ" in status.read_text(), f"{pid} still runs"
+        deadline = time.monotonic() + 10
+        while status.exists() and "\nState:\tZ" not in status.read_text():
+            assert time.monotonic() < deadline, f"{pid} still runs"
+            time.sleep(0.05)
 
 
 def test_failing_task_names_its_shard_and_keeps_its_type(executor_name: str) -> None:
