@@ -382,40 +382,13 @@ def test_small_chunks_and_the_streaming_path_give_the_same_statuses(
     page.close()
 
 
-def test_texts_normalized_in_two_halves_by_the_two_workers(
-    session: Session, registry: PageRegistry, tmp_path: Path
-) -> None:
-    """With ?split-min=2 (a test hook) every text file is normalized in two halves, the second by
-    the other worker: the same digests and statuses, and still no full digest leaves."""
-    files = _creator_files(tmp_path / "works")
-    page = session.page
-    page.goto(f"{registry.url}?split-min=2")
-    page.wait_for_selector("body[data-ready=true]", state="attached")
-    page.set_input_files("#files", [str(path) for path in files.values()])
-    rows = _wait_until_done(page, len(files))
-    digests: set[str] = set()
-    for name, path in files.items():
-        data = path.read_bytes()
-        text = None if b"\0" in data else norm_text_sha256(data)
-        assert rows[name].get_attribute("data-sha256") == hashlib.sha256(data).hexdigest()
-        assert rows[name].get_attribute("data-text-sha256") == text
-        halves = rows[name].get_attribute("data-text-halves")
-        assert halves == ("true" if name.endswith(".txt") else None), name
-        digests |= _digests(path)
-    assert rows["chanson-NFD.txt"].get_attribute("data-status") == "normalized"
-    assert rows["01-a-scandal-in-bohemia.txt"].get_attribute("data-status") == "exact"
-    assert not session.errors
-    _assert_nothing_full_left(session, registry, digests)
-
-
-@pytest.mark.parametrize("query", ["", "?hash-elsewhere=0"])
-def test_the_other_worker_hashes_a_copy_of_each_file(
-    session: Session, registry: PageRegistry, tmp_path: Path, query: str
-) -> None:
-    """By default the worker that reads a text hands a copy of its bytes to the other worker for
-    SHA-256 (its phases say so) while it normalizes the text (not a file that is not text); with
-    ?hash-elsewhere=0 (a test hook) it hashes them itself: the same digests and statuses."""
-    files = _creator_files(tmp_path / "works")
+def _hash_creator_files(
+    session: Session, registry: PageRegistry, root: Path, query: str
+) -> tuple[dict[str, Path], dict[str, Any]]:
+    """Drop the creator's files on the page opened with ``query`` and wait for every row: each
+    row's SHA-256 and norm-text-v1 digests are Python's; the named rows have their statuses;
+    no error, and no full digest left the browser. Returns the files and their rows."""
+    files = _creator_files(root)
     page = session.page
     page.goto(f"{registry.url}{query}")
     page.wait_for_selector("body[data-ready=true]", state="attached")
@@ -427,13 +400,37 @@ def test_the_other_worker_hashes_a_copy_of_each_file(
         text = None if b"\0" in data else norm_text_sha256(data)
         assert rows[name].get_attribute("data-sha256") == hashlib.sha256(data).hexdigest()
         assert rows[name].get_attribute("data-text-sha256") == text
-        phases = json.loads(rows[name].get_attribute("data-phases") or "{}")
-        assert ("elsewhereHashed" in phases) == (query == "" and text is not None), name
         digests |= _digests(path)
     assert rows["chanson-NFD.txt"].get_attribute("data-status") == "normalized"
     assert rows["01-a-scandal-in-bohemia.txt"].get_attribute("data-status") == "exact"
     assert not session.errors
     _assert_nothing_full_left(session, registry, digests)
+    return files, rows
+
+
+def test_texts_normalized_in_two_halves_by_the_two_workers(
+    session: Session, registry: PageRegistry, tmp_path: Path
+) -> None:
+    """With ?split-min=2 (a test hook) every text file is normalized in two halves, the second by
+    the other worker: the same digests and statuses, and still no full digest leaves."""
+    files, rows = _hash_creator_files(session, registry, tmp_path / "works", "?split-min=2")
+    for name in files:
+        halves = rows[name].get_attribute("data-text-halves")
+        assert halves == ("true" if name.endswith(".txt") else None), name
+
+
+@pytest.mark.parametrize("query", ["", "?hash-elsewhere=0"])
+def test_the_other_worker_hashes_a_copy_of_each_file(
+    session: Session, registry: PageRegistry, tmp_path: Path, query: str
+) -> None:
+    """By default the worker that reads a text hands a copy of its bytes to the other worker for
+    SHA-256 (its phases say so) while it normalizes the text (not a file that is not text); with
+    ?hash-elsewhere=0 (a test hook) it hashes them itself: the same digests and statuses."""
+    files, rows = _hash_creator_files(session, registry, tmp_path / "works", query)
+    for name, path in files.items():
+        is_text = b"\0" not in path.read_bytes()
+        phases = json.loads(rows[name].get_attribute("data-phases") or "{}")
+        assert ("elsewhereHashed" in phases) == (query == "" and is_text), name
 
 
 def test_rate_limited_then_checked_again(
