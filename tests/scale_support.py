@@ -31,23 +31,24 @@ def fail_on_negative(value: int) -> int:
     return value
 
 
-def fail_first_while_others_run(item: tuple[int, str]) -> int:
-    """Task 0 fails once the others have started; each other task creates the file
-    ``<pid>-<index>`` in the folder ``item[1]`` and appends a byte to it every 5 ms (for a
-    minute) unless stopped."""
+def fail_first_while_others_run(item: tuple[int, str, float]) -> int:
+    """Task 0 fails once another has started; each other task creates the file
+    ``<pid>-<index>`` in the folder ``item[1]``, appends a "." to it every 5 ms for ``item[2]``
+    seconds unless stopped, then a final "!"."""
     import time
 
-    index, folder = item
+    index, folder, seconds = item
     if index == 0:
         deadline = time.monotonic() + 20
         while len(os.listdir(folder)) < 1 and time.monotonic() < deadline:
             time.sleep(0.01)
         raise FormatError("the first task fails")
     with open(os.path.join(folder, f"{os.getpid()}-{index}"), "ab", buffering=0) as handle:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             handle.write(b".")
             time.sleep(0.005)
+        handle.write(b"!")
     return index
 
 

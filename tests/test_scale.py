@@ -55,26 +55,61 @@ def test_map_streams_results_in_input_order(executor_name: str) -> None:
         assert list(runner.map(scale_support.square, [], names=[])) == []
 
 
-def test_a_failed_map_returns_only_once_its_other_tasks_have_ended(
-    executor_name: str, tmp_path: Path
-) -> None:
-    # A task still running after the map failed could write into what the caller removes next
-    # (a build's temporary files: seen once as a run folder left behind). Each other task
-    # writes into its file every 5 ms until it is stopped: none may write once map returned.
-    items = [(i, str(tmp_path)) for i in range(3)]
-    with make_executor(executor_name, workers=2) as runner, pytest.raises(FormatError):
-        list(runner.map(scale_support.fail_first_while_others_run, items, names=NAMES[:3]))
-    written = {name: (tmp_path / name).stat().st_size for name in os.listdir(tmp_path)}
-    assert written  # the other task ran
+def _sizes(folder: Path) -> dict[str, int]:
+    return {name: (folder / name).stat().st_size for name in os.listdir(folder)}
+
+
+def _assert_no_more_writes(folder: Path, written: dict[str, int]) -> None:
+    """No task writes into ``folder`` any more (each wrote every 5 ms while it ran)."""
     time.sleep(0.3)
-    assert {name: (tmp_path / name).stat().st_size for name in written} == written
-    # And its process was stopped (a killed process may take the kernel a moment to reap).
-    for pid in (int(name.split("-")[0]) for name in written):
+    assert _sizes(folder) == written
+
+
+def _assert_killed(pids: list[int]) -> None:
+    """Each process is gone or a zombie (a killed one may take the kernel a moment to reap)."""
+    for pid in pids:
         status = Path(f"/proc/{pid}/status")
         deadline = time.monotonic() + 10
         while status.exists() and "\nState:\tZ" not in status.read_text():
             assert time.monotonic() < deadline, f"{pid} still runs"
             time.sleep(0.05)
+
+
+def test_a_failed_map_returns_only_once_its_other_tasks_have_ended(
+    executor_name: str, tmp_path: Path
+) -> None:
+    # A task still running after the map failed could write into what the caller removes next
+    # (a build's temporary files: seen once as a run folder left behind). The local executor
+    # stops its workers; Ray's tasks are left to end (cancelling one at the moment it ends can
+    # abort the driver: ray_executor._end_tasks), so each other task wrote its final "!".
+    items = [(i, str(tmp_path), 1.5) for i in range(3)]
+    with make_executor(executor_name, workers=2) as runner, pytest.raises(FormatError):
+        list(runner.map(scale_support.fail_first_while_others_run, items, names=NAMES[:3]))
+    written = _sizes(tmp_path)
+    assert written  # another task ran
+    _assert_no_more_writes(tmp_path, written)
+    if executor_name == "ray":
+        assert all((tmp_path / name).read_bytes().endswith(b"!") for name in written)
+
+
+def test_an_interrupted_ray_map_stops_its_tasks_at_once(ray_cluster: str, tmp_path: Path) -> None:
+    # Ctrl-C while the items are made: the tasks in flight are cancelled, not waited for.
+    def items() -> Iterator[tuple[int, str, float]]:
+        yield from [(1, str(tmp_path), 60.0), (2, str(tmp_path), 60.0)]
+        deadline = time.monotonic() + 20
+        while not os.listdir(tmp_path) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        raise KeyboardInterrupt
+
+    started = time.monotonic()
+    with make_executor("ray", workers=2) as runner, pytest.raises(KeyboardInterrupt):
+        list(runner.map(scale_support.fail_first_while_others_run, items(), names=NAMES[1:]))
+    assert time.monotonic() - started < 30
+    written = _sizes(tmp_path)
+    assert written
+    _assert_no_more_writes(tmp_path, written)
+    _assert_killed([int(name.split("-")[0]) for name in written])
+    assert not any((tmp_path / name).read_bytes().endswith(b"!") for name in written)
 
 
 def test_failing_task_names_its_shard_and_keeps_its_type(executor_name: str) -> None:

@@ -38,11 +38,13 @@ class Executor(Protocol):
         or a function of the item). ``items`` may be an iterator: the Ray executor takes each
         item only when it can start it (the first tasks run while later items are still being
         made); the local executor takes them all first. An exception raised by the iterator
-        itself propagates as it is, the tasks in flight cancelled.
+        itself propagates as it is. Either way, the map returns only once no task of it runs:
+        the local executor stops its workers; the Ray executor lets the tasks in flight end
+        (cancelling those still running after a minute) unless interrupted (Ctrl-C).
 
         Raises:
             ProvenanceError: the first failing shard's error (in input order), its message
-                starting with the shard's name; the remaining tasks are cancelled.
+                starting with the shard's name; the remaining tasks end first (see above).
             ShardFailedError: a worker died while running a shard.
         """
         ...

@@ -70,8 +70,31 @@ def start_local(workers: int | None, *, temp_dir: str | None = None) -> None:
     )
 
 
+_END_WAIT = 60.0
+"""Seconds a failed :meth:`RayExecutor.map` lets its other tasks run before it cancels them."""
 _CANCEL_WAIT = 30.0
-"""Seconds :meth:`RayExecutor.map` waits for the tasks it cancelled after a failure to end."""
+"""Seconds :meth:`RayExecutor.map` waits for the tasks it cancelled to end."""
+
+
+def _end_tasks(refs: list[Any], *, interrupted: bool) -> None:
+    """Return once the tasks of ``refs`` (a failed map's others) have ended: a task still
+    running could write into what the caller removes next (its temporary files).
+
+    They are left to finish, for up to :data:`_END_WAIT` seconds, and only the ones still
+    running then are cancelled: Ray can abort this process when a task is cancelled at the
+    moment it completes (Ray 2.60, "Check failed: it != submissible_tasks_.end() Tried to
+    complete task that was not pending", a race between a cancellation and the task's reply;
+    docs/security.md F19). An interrupted map (Ctrl-C) cancels them at once: the user asked
+    to stop.
+    """
+    if not refs:
+        return
+    if not interrupted:
+        _, refs = ray.wait(refs, num_returns=len(refs), timeout=_END_WAIT, fetch_local=False)
+    for ref in refs:
+        ray.cancel(ref, force=True)
+    if refs:
+        ray.wait(refs, num_returns=len(refs), timeout=_CANCEL_WAIT, fetch_local=False)
 
 
 class RayExecutor:
@@ -121,7 +144,7 @@ class RayExecutor:
         # Each item is taken when a task can start for it: an iterator of items (a walk)
         # goes on while the first tasks run.
         following = enumerate(items)
-        finished = False
+        finished = interrupted = False
         try:
             for index, item in following:
                 window.append((name_of(names, index, item), self._submit(fn, item)))
@@ -135,15 +158,12 @@ class RayExecutor:
                     break
                 yield result
             finished = True
+        except KeyboardInterrupt:
+            interrupted = True
+            raise
         finally:
             if not finished:
-                refs = [ref for _, ref in window]
-                for ref in refs:
-                    ray.cancel(ref, force=True)
-                # Returned only once the cancelled tasks have ended: a task still running could
-                # otherwise write into what the caller removes next (its temporary files).
-                if refs:
-                    ray.wait(refs, num_returns=len(refs), timeout=_CANCEL_WAIT)
+                _end_tasks([ref for _, ref in window], interrupted=interrupted)
 
     def _submit(self, fn: Callable[[T], R], item: T) -> Any:
         return self._remote.remote(fn, _pickled(item))
