@@ -92,17 +92,21 @@ def test_a_failed_map_returns_only_once_its_other_tasks_have_ended(
         assert all((tmp_path / name).read_bytes().endswith(b"!") for name in written)
 
 
-def test_an_interrupted_ray_map_stops_its_tasks_at_once(ray_cluster: str, tmp_path: Path) -> None:
-    # Ctrl-C while the items are made: the tasks in flight are cancelled, not waited for.
+@pytest.mark.parametrize("interruption", [KeyboardInterrupt, SystemExit])
+def test_an_interrupted_ray_map_stops_its_tasks_at_once(
+    ray_cluster: str, tmp_path: Path, interruption: type[BaseException]
+) -> None:
+    # Ctrl-C (or SIGTERM, which ray.init's handler turns into SystemExit) while the items are
+    # made: the tasks in flight are cancelled, not waited for.
     def items() -> Iterator[tuple[int, str, float]]:
         yield from [(1, str(tmp_path), 60.0), (2, str(tmp_path), 60.0)]
         deadline = time.monotonic() + 20
         while not os.listdir(tmp_path) and time.monotonic() < deadline:
             time.sleep(0.01)
-        raise KeyboardInterrupt
+        raise interruption
 
     started = time.monotonic()
-    with make_executor("ray", workers=2) as runner, pytest.raises(KeyboardInterrupt):
+    with make_executor("ray", workers=2) as runner, pytest.raises(interruption):
         list(runner.map(scale_support.fail_first_while_others_run, items(), names=NAMES[1:]))
     assert time.monotonic() - started < 30
     written = _sizes(tmp_path)

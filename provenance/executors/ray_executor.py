@@ -84,8 +84,8 @@ def _end_tasks(refs: list[Any], *, interrupted: bool) -> None:
     running then are cancelled: Ray can abort this process when a task is cancelled at the
     moment it completes (Ray 2.60, "Check failed: it != submissible_tasks_.end() Tried to
     complete task that was not pending", a race between a cancellation and the task's reply;
-    docs/security.md F19). An interrupted map (Ctrl-C) cancels them at once: the user asked
-    to stop.
+    docs/security.md F19). An interrupted map (Ctrl-C, or SIGTERM, which ray.init turns into
+    SystemExit) cancels them at once: the user asked to stop.
     """
     if not refs:
         return
@@ -158,7 +158,7 @@ class RayExecutor:
                     break
                 yield result
             finished = True
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or SIGTERM (ray.init's handler)
             interrupted = True
             raise
         finally:
