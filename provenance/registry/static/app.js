@@ -36,6 +36,20 @@ import { memoryLimits } from "./limits.js";
 // spareBuffer in digest.js; with ?split-min=N the first normalizes the second half of a text
 // instead, textTailFile).
 
+// What a job asks app.js for while it runs (worker.js): the job's handler that answers, and the
+// answer when there is no handler or it fails.
+const ASKED = {
+  split: { handler: "onSplit", none: { cut: -1, size: -1 } }, // the tail of a text (textTailFile)
+  hashElsewhere: { handler: "onHash", none: null }, // the SHA-256 of a copy (sha256Buffer)
+  spare: { handler: "onSpare", none: null }, // a buffer to copy the file into (spareBuffer)
+};
+
+/** The buffer an answer moves to the worker: a spare buffer itself, or a tail's buffer. */
+function transferable(answer) {
+  if (answer instanceof ArrayBuffer) return [answer];
+  return answer?.buffer instanceof ArrayBuffer ? [answer.buffer] : [];
+}
+
 class WorkerQueue {
   constructor() {
     this.worker = new Worker(new URL("worker.js", import.meta.url), { type: "module" });
@@ -48,7 +62,7 @@ class WorkerQueue {
       failed = reject;
     });
     this.worker.onmessage = (event) => {
-      const { id, progress, split, hashElsewhere, spare, result, error, ready } = event.data;
+      const { id, progress, ask, value, result, error, ready } = event.data;
       if (ready) {
         loaded();
         return;
@@ -59,26 +73,15 @@ class WorkerQueue {
         job.onProgress?.(progress);
         return;
       }
-      if (split !== undefined) {
-        // Whatever happens to the other half, the job hears of it (a failed tail: one piece).
-        const tail = job.onSplit ? job.onSplit(split).catch(() => ({ cut: -1, size: -1 })) : null;
-        Promise.resolve(tail ?? { cut: -1, size: -1 }).then((answer) =>
-          this.worker.postMessage({ id, tail: answer }, answer.buffer ? [answer.buffer] : []),
-        );
-        return;
-      }
-      if (hashElsewhere !== undefined) {
-        const hashed = job.onHash ? job.onHash(hashElsewhere).catch(() => null) : null;
-        Promise.resolve(hashed).then((answer) =>
-          this.worker.postMessage({ id, hashed: answer ?? null }),
-        );
-        return;
-      }
-      if (spare !== undefined) {
-        const spared = job.onSpare ? job.onSpare(spare).catch(() => null) : null;
-        Promise.resolve(spared).then((answer) =>
-          this.worker.postMessage({ id, spared: answer ?? null }, answer ? [answer] : []),
-        );
+      if (ask !== undefined) {
+        // Whatever happens to what the job asked for, it hears of it (ASKED's "none": it then
+        // does the work itself or goes on without it).
+        const { handler, none } = ASKED[ask];
+        const asked = job[handler] ? job[handler](value).catch(() => none) : none;
+        Promise.resolve(asked).then((found) => {
+          const answer = found ?? none;
+          this.worker.postMessage({ id, kind: ask, answer }, transferable(answer));
+        });
         return;
       }
       this.pending.delete(id);

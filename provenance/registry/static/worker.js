@@ -1,15 +1,14 @@
 // A module worker that computes the digests of one file at a time for app.js, off the main thread.
 // Message in:  {id, job: "sha256" | "text" | "both" | "tail" | "digest" | "spare", file,
-// options}; and {id, tail} in answer to a split, {id, hashed} to a hashElsewhere, {id, spared}
-// to a spare (below).
-// Messages out: {ready: true} once loaded; {id, progress: bytes} while it works, {id, split: mid}
-// when a "both" job asks app.js to have the second half of its text normalized (the result of a
-// "tail" job, run by the other worker, comes back as {id, tail}); {id, hashElsewhere: buffer}
-// when it asks for the SHA-256 of a copy of the file (a "digest" job of the other worker, whose
-// result comes back as {id, hashed}, null if it failed); {id, spare: size} when it asks for a
-// buffer to copy the file into (a "spare" job of the other worker, whose buffer comes back as
-// {id, spared}, null if it failed); then {id, result} or {id, error}. The buffers of a "tail"
-// or "spare" result, of a tail, of a spare and of a "digest" job are transferred, not copied.
+// options}; and {id, kind, answer} in answer to a question (below).
+// Messages out: {ready: true} once loaded; {id, progress: bytes} while it works; {id, ask: kind,
+// value} when a "both" job asks app.js for something the other worker does: "split" (value: mid)
+// to have the second half of its text normalized (a "tail" job; its answer {cut: -1, size: -1}
+// if it failed), "hashElsewhere" (value: a copy of the file's bytes) for their SHA-256 (a
+// "digest" job; null if it failed), "spare" (value: a size) for a buffer to copy the file into
+// (a "spare" job; null if it failed); then {id, result} or {id, error}. The buffers of a "tail"
+// or "spare" result, of an answer, of a copy to hash and of a "digest" job are transferred, not
+// copied.
 
 import {
   bothDigestsFile,
@@ -28,43 +27,24 @@ const JOBS = {
   digest: sha256Buffer, // `file` is an ArrayBuffer here
   spare: spareBuffer, // `file` is a size here
 };
-const tails = new Map(); // id -> resolve() of the split that waits for its tail
-const hashes = new Map(); // id -> resolve() of the hashElsewhere that waits for its digest
-const spares = new Map(); // id -> resolve() of the spareBuffer that waits for its buffer
+const asked = new Map(); // `${id} ${kind}` -> resolve() of a question a job put to app.js
 
 self.onmessage = async (event) => {
-  const { id, job, file, options, tail, hashed, spared } = event.data;
-  if (tail !== undefined) {
-    tails.get(id)?.(tail);
-    tails.delete(id);
-    return;
-  }
-  if (hashed !== undefined) {
-    hashes.get(id)?.(hashed);
-    hashes.delete(id);
-    return;
-  }
-  if (spared !== undefined) {
-    spares.get(id)?.(spared);
-    spares.delete(id);
+  const { id, job, file, options, kind, answer } = event.data;
+  if (kind !== undefined) {
+    asked.get(`${id} ${kind}`)?.(answer);
+    asked.delete(`${id} ${kind}`);
     return;
   }
   const onProgress = (bytes) => self.postMessage({ id, progress: bytes });
-  const split = (mid) =>
+  const ask = (question, value, transfer = []) =>
     new Promise((resolve) => {
-      tails.set(id, resolve);
-      self.postMessage({ id, split: mid });
+      asked.set(`${id} ${question}`, resolve);
+      self.postMessage({ id, ask: question, value }, transfer);
     });
-  const hashElsewhere = (buffer) =>
-    new Promise((resolve) => {
-      hashes.set(id, resolve);
-      self.postMessage({ id, hashElsewhere: buffer }, [buffer]);
-    });
-  const spare = (size) =>
-    new Promise((resolve) => {
-      spares.set(id, resolve);
-      self.postMessage({ id, spare: size });
-    });
+  const split = (mid) => ask("split", mid);
+  const hashElsewhere = (buffer) => ask("hashElsewhere", buffer, [buffer]);
+  const spare = (size) => ask("spare", size);
   const elsewhere = options?.hashElsewhere === true;
   try {
     const result = await JOBS[job](file, {
