@@ -14,6 +14,7 @@ from provenance._hex import (
     first_invalid_sha256_hex,
     is_sha256_hex,
     sha256_hex,
+    sha256_hex_digests,
 )
 from provenance.errors import FormatError
 
@@ -77,6 +78,12 @@ _VALUES = st.lists(
 def test_bulk_check_equals_the_single_check(values: list[str]) -> None:
     first = next((n for n, v in enumerate(values) if not is_sha256_hex(v)), None)
     assert first_invalid_sha256_hex(values) == first
+    # The check that decodes says the same, and decodes each value on its own.
+    decoded = sha256_hex_digests(values)
+    if first is None:
+        assert decoded == b"".join(bytes.fromhex(v) for v in values)
+    else:
+        assert decoded is None
 
 
 def test_bulk_check_names_the_first_bad_value() -> None:
@@ -89,3 +96,17 @@ def test_bulk_check_names_the_first_bad_value() -> None:
     assert first_invalid_sha256_hex([GOOD[:63], "\n" + GOOD]) == 0
     assert first_invalid_sha256_hex([GOOD, GOOD[:63] + "\n", GOOD[1:]]) == 1
     assert first_invalid_sha256_hex([GOOD, GOOD + "\n" + GOOD[1:]]) == 1
+
+
+def test_decoding_check_refuses_what_fromhex_alone_would_take() -> None:
+    assert sha256_hex_digests([]) == b""
+    assert sha256_hex_digests([GOOD, "0" * 64]) == hashlib.sha256(b"x").digest() + bytes(32)
+    for values in (
+        [GOOD.upper()],  # fromhex takes upper case
+        [GOOD[:62] + " 0"],  # and skips spaces between digit pairs
+        [GOOD[:63], GOOD + "0"],  # lengths that add up to 128 (one digit moves across)
+        [GOOD[:63] + "\u0660"],  # a digit to str.isdigit, not hex
+        [GOOD, GOOD[:63] + "\n"],
+    ):
+        assert sha256_hex_digests(values) is None, values
+        assert first_invalid_sha256_hex(values) is not None

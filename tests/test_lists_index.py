@@ -29,7 +29,9 @@ from provenance.lists.cache import (
 from provenance.lists.match import ListIndex
 from provenance.lists.model import ExclusionList, ListEntry
 from provenance.lists.packed import PackedList, index_path, load_index, write_index
-from provenance.manifest import ManifestEntry
+from provenance.manifest import CheckedEntries, ManifestEntry, write_manifest
+from provenance.manifest import reader as reader_module
+from provenance.manifest.reader import iter_manifest_blocks
 
 AT = dt.datetime(2026, 7, 1, 6, tzinfo=dt.UTC)
 LATER = T0 + dt.timedelta(hours=2)
@@ -227,6 +229,7 @@ def test_findings_are_the_same_with_and_without_the_index(
     world: Association,
     lists: tuple[list[ListEntry], list[ListEntry]],
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     urls, contents, texts = make_records(2000, *lists)
     entries = [
@@ -265,6 +268,24 @@ def test_findings_are_the_same_with_and_without_the_index(
             indexed.unevaluable,
             indexed.unevaluable_example,
         )
+    # Read from a manifest file: blocks the reader checked, whose digests the check decoded
+    # and hands on with them (matched instead of the entries' own), give the same findings.
+    ordered = sorted(entries, key=ManifestEntry.sort_key)
+    path = tmp_path / "m.jsonl"
+    write_manifest(ordered, path)
+    monkeypatch.setattr(reader_module, "_READ_BLOCK", 20_000)
+    blocks_read = list(iter_manifest_blocks(path))
+    assert len(blocks_read) > 10
+    assert all(isinstance(b, CheckedEntries) for b in blocks_read)
+    from_file = audit_lists(claims, store, EntryBlocks(iter(blocks_read)), source, at=AT)
+    in_memory = audit_lists(claims, store, ordered, source, at=AT)
+    assert from_file.violation_count == in_memory.violation_count > 500
+    assert from_file.violations == in_memory.violations
+    assert from_file.checks == in_memory.checks
+    assert (from_file.unevaluable, from_file.unevaluable_example) == (
+        in_memory.unevaluable,
+        in_memory.unevaluable_example,
+    )
 
 
 def _block_sizes(count: int) -> list[tuple[int, int]]:

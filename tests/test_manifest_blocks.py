@@ -124,6 +124,11 @@ def _corruptions(lines: list[bytes]) -> Iterator[tuple[str, bytes]]:
         damaged = list(lines)
         damaged[at] = damaged[at].replace(b'"sha256":"', b'"sha256":"A', 1)
         yield f"invalid@{at}", b"".join(damaged)
+        damaged = list(lines)  # the same length, one digit in upper case
+        digits = damaged[at].index(b'"sha256":"') + len(b'"sha256":"')
+        sha = damaged[at][digits : digits + 64]
+        damaged[at] = damaged[at].replace(sha, sha.upper(), 1)
+        yield f"upper-case@{at}", b"".join(damaged)
         damaged = list(lines)
         damaged.insert(at, damaged[max(0, at - 30)])
         yield f"repeat@{at}", b"".join(damaged)
@@ -179,6 +184,34 @@ def test_bad_lines_are_named_as_a_line_reader_names_them(tmp_path: Path) -> None
         assert str(info.value) == expected, name
         checked += 1
     assert checked >= 35
+
+
+@pytest.mark.usefixtures("small_blocks")
+def test_checked_blocks_carry_what_their_entries_say(tmp_path: Path) -> None:
+    # What the block check hands on with a block (the digests decoded, the ids, whether a text
+    # digest occurs) is what matching uses instead of the entries: it must be theirs.
+    entries = sorted(
+        (
+            ManifestEntry(
+                id=f"t/{i:04d}",
+                sha256=hashlib.sha256(b"%d" % i).hexdigest(),
+                textSha256=hashlib.sha256(b"t%d" % i).hexdigest() if i % 97 == 0 else None,
+            )
+            for i in range(400)
+        ),
+        key=ManifestEntry.sort_key,
+    )
+    path = tmp_path / "m.jsonl"
+    manifest.write_manifest(entries, path)
+    blocks = list(manifest.reader.iter_manifest_blocks(path))
+    assert [e for block in blocks for e in block] == entries
+    checked = [b for b in blocks if isinstance(b, manifest.CheckedEntries)]
+    assert len(checked) == len(blocks) > 10
+    for block in checked:
+        assert block.digests == b"".join(bytes.fromhex(e.sha256) for e in block)
+        assert block.ids == [e.id for e in block]
+        assert block.has_texts == any(e.textSha256 for e in block)
+    assert {b.has_texts for b in checked} == {True, False}
 
 
 def _long_line_entry(length: int) -> bytes:

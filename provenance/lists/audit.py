@@ -638,21 +638,33 @@ class _Keys:
             FormatError: a digest is not 64 lower-case hex digits (the entries were not
                 checked).
         """
+        import numpy as np
+
         from provenance._kernels import hex_digest_rows
+        from provenance.manifest.reader import CheckedEntries
 
         count = len(entries)
-        ids = list(map(_ID, entries))
+        if isinstance(entries, CheckedEntries) and len(entries.ids) == count:
+            # What the block check computed from the same entries: their digests decoded as it
+            # checked them, their ids, and whether any has a text digest. The ids are held by
+            # the check (ids already seen) until the read ends: here they cost a pointer each.
+            ids = entries.ids
+            contents = np.frombuffer(entries.digests, dtype=np.uint8).reshape(count, 32)
+            has_texts = entries.has_texts
+            id_bytes = 8 * count
+        else:
+            ids = list(map(_ID, entries))
+            contents = hex_digest_rows(list(map(_SHA256, entries)), what="manifest sha256")
+            has_texts = any(map(_TEXT_SHA256, entries))
+            id_bytes = _strings_bytes(ids)
         # Most manifests have no URLs or no text digests: one C-speed pass says so.
         urls: list[str | None] | None = (
             list(map(_URL, entries)) if any(map(_URL, entries)) else None
         )
         texts: list[str | None] | None = (
-            [t or None for t in map(_TEXT_SHA256, entries)]
-            if any(map(_TEXT_SHA256, entries))
-            else None
+            [t or None for t in map(_TEXT_SHA256, entries)] if has_texts else None
         )
-        contents = hex_digest_rows(list(map(_SHA256, entries)), what="manifest sha256")
-        nbytes = int(contents.nbytes) + _strings_bytes(ids)
+        nbytes = int(contents.nbytes) + id_bytes
         for values in (urls, texts):
             if values is not None:
                 nbytes += _strings_bytes(list(filter(None, values)))

@@ -56,6 +56,7 @@ from provenance.manifest.hashing import (
 )
 from provenance.manifest.reader import (
     BlockChecker,
+    CheckedEntries,
     Manifest,
     ManifestBlock,
     ManifestReader,
@@ -90,6 +91,7 @@ __all__ = [
     "MAX_SHARD_RECORD_BYTES",
     "SHARD_RECORD_SUFFIX",
     "BlockChecker",
+    "CheckedEntries",
     "EntryId",
     "FileDigest",
     "FileRef",

@@ -26,7 +26,8 @@ MAX_LINE_BYTES = 64 * 1024
 _HEX64 = SHA256_HEX_PATTERN
 
 # A digest field is 64 characters (msgspec checks that) of lowercase hex (_hex_error checks
-# that, for a whole block of entries at once: msgspec's per-value regex, the schema's
+# that, and a reader's block check for a whole block of entries at once, decoding them on the
+# way, provenance._hex.sha256_hex_digests: msgspec's per-value regex, the schema's
 # "^[0-9a-f]{64}$", cost 0.5 s per million entries, more than half of decoding them). Both
 # together are the schema's pattern, and stricter than Python's "$", which also matches before
 # a final newline (so the schema gives the lengths too).

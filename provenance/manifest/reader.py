@@ -26,17 +26,19 @@ from typing import Any, BinaryIO, NamedTuple, NoReturn, Protocol, TypeVar
 import msgspec
 
 from provenance._files import open_input
+from provenance._hex import sha256_hex_digests
 from provenance.errors import DigestMismatchError, FormatError, LocalIOError, ProvenanceError
 from provenance.manifest._leaves import LeafTree, LeafTreeProcess, leaf_tree
 from provenance.manifest.entry import (
     _ID,
     _SHA256,
     _SIZE,
+    _TEXT_SHA256,
     MAX_LINE_BYTES,
     ManifestEntry,
+    _all_hex,
     _decoder,
     _encoder,
-    _hex_error,
     _ids_fine,
     _ids_suspect,
     _in_order,
@@ -137,7 +139,32 @@ def _lines_are_short(block: bytes) -> bool:
     )
 
 
-def _check_block(block: bytes, state: _OrderState) -> list[ManifestEntry] | None:
+class CheckedEntries(list[ManifestEntry]):
+    """The entries of a block that passed the fast check, with what the check computed on the
+    way, so that whoever matches them need not compute it again: read it, do not change the
+    list (a changed list no longer matches it)."""
+
+    __slots__ = ("digests", "has_texts", "ids")
+
+    def __init__(
+        self,
+        entries: list[ManifestEntry],
+        *,
+        digests: bytes,
+        ids: list[str],
+        has_texts: bool,
+    ) -> None:
+        super().__init__(entries)
+        self.digests = digests
+        """The entries' ``sha256`` digests, 32 bytes each, in order."""
+        self.ids = ids
+        """The entries' ids, in order: the strings the checker keeps (the ids seen so far) for
+        as long as the manifest is read."""
+        self.has_texts = has_texts
+        """Whether some entry has a ``textSha256``."""
+
+
+def _check_block(block: bytes, state: _OrderState) -> CheckedEntries | None:
     """Decode and check a block of whole lines at C speed; None if any check fails.
 
     Every check :meth:`BlockChecker.lines` makes per line holds for all lines when this returns
@@ -154,8 +181,12 @@ def _check_block(block: bytes, state: _OrderState) -> list[ManifestEntry] | None
         return None
     if not entries or _encoder.encode_lines(entries) != block:
         return None
+    has_texts = any(map(_TEXT_SHA256, entries))
+    if has_texts and not _all_hex([t for t in map(_TEXT_SHA256, entries) if t is not None]):
+        return None
     shas = list(map(_SHA256, entries))
-    if _hex_error(entries, shas):
+    digests = sha256_hex_digests(shas)
+    if digests is None:
         return None
     listed = list(map(_ID, entries))
     if _ids_suspect(block, listed) and not _ids_fine(listed):
@@ -173,7 +204,7 @@ def _check_block(block: bytes, state: _OrderState) -> list[ManifestEntry] | None
     last = entries[-1]
     state.previous = (last.sha256, last.id)
     state.total += sum(filter(None, map(_SIZE, entries)))
-    return entries
+    return CheckedEntries(entries, digests=digests, ids=listed, has_texts=has_texts)
 
 
 class BlockChecker:
@@ -196,7 +227,7 @@ class BlockChecker:
         """The sum of the sizes of the entries checked so far."""
         return self._state.total
 
-    def block(self, block: bytes) -> list[ManifestEntry] | None:
+    def block(self, block: bytes) -> CheckedEntries | None:
         """Return the entries of ``block`` if every line passes (at C speed), else None: then
         :meth:`lines` finds the bad line. The state is unchanged when this returns None."""
         entries = _check_block(block, self._state)
