@@ -37,7 +37,9 @@ Size = Annotated[int, msgspec.Meta(ge=0, le=2**53 - 1)]
 ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)]
 
 
-class ManifestEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+class ManifestEntry(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True, gc=False
+):
     """One file or record. ``id`` is a relative POSIX path or a record id.
 
     An id follows the id rules (:func:`id_problem`, README "Ids"): no control character (C0,
