@@ -7,8 +7,10 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from exclusion_support import T0, Association
@@ -488,6 +490,56 @@ def test_entries_read_while_the_lists_load_are_matched_as_read(
     assert [(v.id, v.list, v.entry and v.entry.value) for v in audit.violations] == expected
     assert audit.violation_count == sum(bool(m.hits) for m in matches)
     assert audit.unevaluable == sum(m.unevaluable is not None for m in matches)
+
+
+@pytest.mark.parametrize("helper", ["looks-up", "fails"])
+def test_the_reader_helps_to_match_what_waits_once_it_has_read_all(
+    world: Association,
+    lists: tuple[list[ListEntry], list[ListEntry]],
+    monkeypatch: pytest.MonkeyPatch,
+    helper: str,
+) -> None:
+    """Once the manifest is read, the reading thread looks up batches that wait, from the last,
+    while the other thread matches from the first: the findings are those of one thread, in
+    manifest order; a batch whose lookup fails on the helper is looked up by the other."""
+    urls, contents, texts = make_records(2000, *lists)
+    entries = [
+        ManifestEntry(id=f"r{n}", sha256=c or content(10**6 + n), url=u, textSha256=t)
+        for n, (u, c, t) in enumerate(zip(urls, contents, texts, strict=True))
+    ]
+    monkeypatch.setattr(audit_module, "BATCH_SIZE", 128)
+    claims = _claims(CacheSource(world.cache, AT))
+    expected = audit_lists(claims, world.store, entries, CacheSource(world.cache, AT), at=AT)
+    assert expected.violation_count > 500
+    reading_thread = threading.current_thread()
+    looked_up_by: list[str] = []
+    look_up = audit_module._look_up
+
+    def spied(batch: Any, matched: Any) -> Any:
+        if threading.current_thread() is reading_thread:
+            looked_up_by.append("reader")
+            if helper == "fails":
+                raise RuntimeError("the helper's lookup broke")
+        else:
+            looked_up_by.append("matcher")
+            time.sleep(0.02)  # the reader gets to help
+        return look_up(batch, matched)
+
+    monkeypatch.setattr(audit_module, "_look_up", spied)
+    read = [0]
+    source = _HeldSource(world.cache, read, wait=30)
+    audit = audit_lists(claims, world.store, _streamed(entries, read, source), source, at=AT)
+    assert source.read_when_loaded[0] == len(entries)
+    assert audit.violations == expected.violations
+    assert audit.violation_count == expected.violation_count
+    assert audit.checks == expected.checks
+    batches = len(entries) // 100  # blocks of 50 gathered into batches of at least 64
+    if helper == "looks-up":
+        assert 0 < looked_up_by.count("reader") < batches
+        assert len(looked_up_by) == batches  # each batch looked up once
+    else:  # the helper stops at its first failure; that batch is looked up by the matcher
+        assert looked_up_by.count("reader") == 1
+        assert len(looked_up_by) == batches + 1
 
 
 def test_what_is_read_while_the_lists_load_is_bounded(

@@ -36,7 +36,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from provenance.card.model import Exclusion
 from provenance.errors import ProvenanceError
@@ -434,9 +434,10 @@ def _read_beside(
     def load_and_match() -> tuple[MatchedLists, int]:
         try:
             lists = _load_and_index(audit, exclusions, trust, source, at=at, strict=strict)
+            flow.loaded(lists)
             return lists, _match_manifest(audit, flow.taken(), lists)
         finally:
-            flow.stop()  # the reader no longer waits for room
+            flow.stop()  # the reader no longer waits for room, nor helps
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         work = pool.submit(load_and_match)
@@ -450,25 +451,31 @@ def _read_beside(
             finished = True
         finally:
             flow.close(abandon=not finished)
+        # The manifest is read: this thread looks up batches still waiting, from the last,
+        # while the other matches from the first (numpy, mostly without the GIL).
+        flow.help()
         return work.result()
 
 
 class _Flow:
     """Batches handed from the reading thread to the matching one, in order, holding at most
-    about ``limit`` bytes (:attr:`_Keys.nbytes`) at once."""
+    about ``limit`` bytes (:attr:`_Keys.nbytes`) at once. Once the reading thread has put the
+    last batch, it may look up waiting batches too (:meth:`help`); the matching thread uses
+    what it found."""
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
-        self._items: collections.deque[_Keys] = collections.deque()
+        self._items: collections.deque[_Waiting] = collections.deque()
         self._held = 0
         self._closed = False
         self._stopped = False
+        self._lists: MatchedLists | None = None
         self._changed = threading.Condition()
 
     def put(self, keys: _Keys) -> None:
         """Hand over ``keys`` (room is not waited for: see :meth:`wait_for_room`)."""
         with self._changed:
-            self._items.append(keys)
+            self._items.append(_Waiting(keys))
             self._held += keys.nbytes
             self._changed.notify_all()
 
@@ -486,23 +493,74 @@ class _Flow:
                 self._items.clear()
             self._changed.notify_all()
 
+    def loaded(self, lists: MatchedLists) -> None:
+        """The lists are ready: batches can be looked up (by :meth:`help` too)."""
+        with self._changed:
+            self._lists = lists
+            self._changed.notify_all()
+
     def stop(self) -> None:
-        """The taker takes no more: the reader stops waiting for room."""
+        """The taker takes no more: the reader stops waiting for room, and helping."""
         with self._changed:
             self._stopped = True
             self._changed.notify_all()
 
-    def taken(self) -> Iterator[_Keys]:
-        """The batches, in order, as they come, until the reader closes the flow."""
+    def help(self) -> None:
+        """Look up waiting batches, the last first, until none is left to look up or the
+        taker stops; a lookup that raises is left to the taker (which looks it up again)."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._stopped or self._lists is not None)
+        while True:
+            with self._changed:
+                lists = self._lists
+                waiting = next((w for w in reversed(self._items) if w.state == _NEW), None)
+                if self._stopped or lists is None or waiting is None:
+                    return
+                waiting.state = _LOOKING
+            looked: _Looked | None = None
+            try:
+                looked = _look_up(waiting.keys, lists)
+            except Exception:  # noqa: S110 - the taker looks it up again, and raises that
+                pass
+            finally:  # also on an interrupt: the taker must not wait for this batch forever
+                with self._changed:
+                    waiting.looked = looked
+                    waiting.state = _NEW if looked is None else _DONE
+                    self._changed.notify_all()
+            if looked is None:
+                return
+
+    def taken(self) -> Iterator[tuple[_Keys, _Looked | None]]:
+        """The batches, in order, as they come, until the reader closes the flow; each with
+        what :meth:`help` found for it, or None."""
         while True:
             with self._changed:
                 self._changed.wait_for(lambda: self._items or self._closed)
                 if not self._items:
                     return
-                keys = self._items.popleft()
-                self._held -= keys.nbytes
+                waiting = self._items.popleft()
+                self._held -= waiting.keys.nbytes
                 self._changed.notify_all()
-            yield keys
+                # A batch being looked up by the helper is waited for, not looked up twice.
+                self._changed.wait_for(waiting.not_looked_up_elsewhere)
+            yield waiting.keys, waiting.looked
+
+
+_NEW, _LOOKING, _DONE = range(3)
+
+
+class _Waiting:
+    """A batch in a :class:`_Flow`, and what the helper found for it."""
+
+    __slots__ = ("keys", "looked", "state")
+
+    def __init__(self, keys: _Keys) -> None:
+        self.keys = keys
+        self.state = _NEW
+        self.looked: _Looked | None = None
+
+    def not_looked_up_elsewhere(self) -> bool:
+        return self.state != _LOOKING
 
 
 def _load_lists(
@@ -574,33 +632,51 @@ def _load_and_index(
     return _indexed(*_load_lists(audit, exclusions, trust, source, at=at, strict=strict))
 
 
-def _match_manifest(audit: ListAudit, batches: Iterable[_Keys], lists: MatchedLists) -> int:
-    """Match every entry; fill the audit's violations and newly listed. Return the count."""
-    from provenance.lists.match import NO_MATCH
+def _match_manifest(
+    audit: ListAudit,
+    batches: Iterable[_Keys] | Iterable[tuple[_Keys, _Looked | None]],
+    lists: MatchedLists,
+) -> int:
+    """Match every entry; fill the audit's violations and newly listed. Return the count.
 
-    claimed_index, newer_index = lists.claimed_index, lists.newer_index
+    ``batches``: the batches, or each with what it matched if that is known already.
+    """
     checked = 0
-    for batch in batches:
-        count = batch.count
-        checked += count
-        urls = batch.urls if batch.urls is not None else [None] * count
-        texts = batch.texts if batch.texts is not None else [None] * count
-        results = claimed_index.match_records(urls, batch.contents, texts)
-        later = (
-            newer_index.match_records(urls, batch.contents, texts)
-            if newer_index is not None
-            else [None] * count
-        )
-        # Almost every entry matches nothing (the one NO_MATCH object): only the others are
-        # looked at, in order, instead of a Python loop over the whole manifest.
-        interesting = _matched(results, NO_MATCH)
-        if newer_index is not None:
-            also = _matched(later, NO_MATCH)
-            interesting = sorted({*interesting, *also}) if also else interesting
+    for item in batches:
+        batch, looked = item if isinstance(item, tuple) else (item, None)
+        checked += batch.count
+        results, later, interesting = looked or _look_up(batch, lists)
         ids = batch.ids
         for number in interesting:
             record_match(audit, ids[number], results[number], later[number], lists)
     return checked
+
+
+_Looked: TypeAlias = "tuple[list[RecordMatch], list[RecordMatch] | list[None], list[int]]"
+
+
+def _look_up(batch: _Keys, lists: MatchedLists) -> _Looked:
+    """What a batch matches on the claimed versions and on the newer ones, and the positions
+    of the entries that matched anything (in order). Changes nothing."""
+    from provenance.lists.match import NO_MATCH
+
+    count = batch.count
+    urls = batch.urls if batch.urls is not None else [None] * count
+    texts = batch.texts if batch.texts is not None else [None] * count
+    results = lists.claimed_index.match_records(urls, batch.contents, texts)
+    newer_index = lists.newer_index
+    later: list[RecordMatch] | list[None] = (
+        newer_index.match_records(urls, batch.contents, texts)
+        if newer_index is not None
+        else [None] * count
+    )
+    # Almost every entry matches nothing (the one NO_MATCH object): only the others are
+    # looked at, in order, instead of a Python loop over the whole manifest.
+    interesting = _matched(results, NO_MATCH)
+    if newer_index is not None:
+        also = _matched(later, NO_MATCH)
+        interesting = sorted({*interesting, *also}) if also else interesting
+    return results, later, interesting
 
 
 def _matched(results: Sequence[RecordMatch | None], nothing: RecordMatch) -> list[int]:
