@@ -60,9 +60,10 @@ READ_AHEAD_BYTES = 32 << 20
 (reading and hashing a list's index release the GIL) and then matches the batches read. Each
 batch waits in the compact form matching needs (:class:`_Keys`: 32-byte digests, the ids, the
 URLs if any), up to about this many bytes of them, so that memory does not grow with the
-manifest: some 100 bytes per entry with short ids and no URLs (the ids' strings counted, though
-a manifest reader keeps them anyway to refuse a repeated id), 330,000 entries. (64 MiB added
-some 15 MB to the peak RSS of the 10^7-digest benchmark, whose memory goal is near.)"""
+manifest: 40 bytes per entry from a manifest reader (the digests, and a pointer to each id,
+whose string the reader keeps anyway to refuse a repeated id), 800,000 entries; otherwise the
+ids' strings count too, some 100 bytes per entry with short ids. Once the manifest is read, the
+reading thread looks up waiting batches too."""
 
 
 class ListSource(Protocol):
@@ -309,33 +310,36 @@ Entries = Iterable[ManifestEntry] | EntryBlocks
 """A manifest's entries (streamed once), one at a time or a block at a time."""
 
 
-def _batches(entries: Entries) -> Iterator[Sequence[ManifestEntry]]:
-    """``entries`` in batches of BATCH_SIZE entries (blocks: of at least half as many), the
-    last one what is left."""
+def _batches(entries: Entries) -> Iterator[_Keys]:
+    """The keys of ``entries`` in batches of BATCH_SIZE entries (blocks: of at least half as
+    many, the blocks' keys joined), the last one what is left."""
     if isinstance(entries, list):
         for first in range(0, len(entries), BATCH_SIZE):
-            yield entries[first : first + BATCH_SIZE]
+            yield _Keys.of(entries[first : first + BATCH_SIZE])
+        return
+    if isinstance(entries, EntryBlocks):
+        # Each block's keys are taken as it comes (from what a reader's check computed, when
+        # it hands that on), and joined until the batch is big enough.
+        waiting: list[_Keys] = []
+        count = 0
+        for block in entries.blocks:
+            if block:
+                waiting.append(_Keys.of(block))
+                count += len(block)
+            if count >= BATCH_SIZE // 2:
+                yield _Keys.joined(waiting)
+                waiting, count = [], 0
+        if waiting:
+            yield _Keys.joined(waiting)
         return
     batch: list[ManifestEntry] = []
-    if isinstance(entries, EntryBlocks):
-        # A reader's block (4 MB of lines: tens of thousands of entries) is a batch as it is;
-        # only the small ones (near a bad line) are gathered.
-        for block in entries.blocks:
-            if not batch and len(block) >= BATCH_SIZE // 2:
-                yield block
-                continue
-            batch.extend(block)
-            if len(batch) >= BATCH_SIZE // 2:
-                yield batch
-                batch = []
-    else:
-        for entry in entries:
-            batch.append(entry)
-            if len(batch) >= BATCH_SIZE:
-                yield batch
-                batch = []
+    for entry in entries:
+        batch.append(entry)
+        if len(batch) >= BATCH_SIZE:
+            yield _Keys.of(batch)
+            batch = []
     if batch:
-        yield batch
+        yield _Keys.of(batch)
 
 
 def audit_lists(
@@ -375,10 +379,10 @@ def audit_lists(
         checked = match(audit, claimed, newer)
     elif isinstance(entries, list):  # in memory: nothing to read while the lists load
         claimed, newer = _load_lists(audit, exclusions, trust, source, at=at, strict=strict)
-        checked = _match_manifest(audit, map(_Keys.of, _batches(entries)), _indexed(claimed, newer))
+        checked = _match_manifest(audit, _batches(entries), _indexed(claimed, newer))
     else:
         lists, checked = _read_beside(
-            audit, map(_Keys.of, _batches(entries)), exclusions, trust, source, at, strict
+            audit, _batches(entries), exclusions, trust, source, at, strict
         )
         claimed, newer = list(lists.claimed), list(lists.newer)
     applied = ", ".join(f"{c.list.name} v{c.list.version}" for c in claimed) or "none"
@@ -745,6 +749,33 @@ class _Keys:
             if values is not None:
                 nbytes += _strings_bytes(list(filter(None, values)))
         return cls(count, ids, contents, urls, texts, nbytes)
+
+    @classmethod
+    def joined(cls, parts: Sequence[_Keys]) -> _Keys:
+        """The keys of the entries of ``parts``, in order, as one batch."""
+        if len(parts) == 1:
+            return parts[0]
+        import numpy as np
+
+        count = sum(p.count for p in parts)
+        contents = np.concatenate([p.contents for p in parts])
+        return cls(
+            count,
+            [i for p in parts for i in p.ids],
+            contents,
+            _joined_values([(p.urls, p.count) for p in parts]),
+            _joined_values([(p.texts, p.count) for p in parts]),
+            sum(p.nbytes for p in parts),
+        )
+
+
+def _joined_values(
+    parts: Sequence[tuple[list[str | None] | None, int]],
+) -> list[str | None] | None:
+    """Optional values of several batches as one list (None if no batch has any)."""
+    if all(values is None for values, _ in parts):
+        return None
+    return [v for values, count in parts for v in (values or [None] * count)]
 
 
 def _strings_bytes(values: list[str]) -> int:

@@ -121,7 +121,7 @@ class ManifestBlock(NamedTuple):
     """The position (from 0) of the first entry in the manifest: its line number minus one."""
 
 
-_READ_BLOCK = 4 << 20
+_READ_BLOCK = 1 << 20
 _LINE_WINDOW = MAX_LINE_BYTES // 2
 
 
