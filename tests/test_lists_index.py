@@ -326,7 +326,10 @@ def test_a_packed_list_indexes_exactly_as_its_entries(
 ) -> None:
     empty = _list("empty", [])
     only_hashes = _list("hashes", [e for e in lists[0] if e.type == "sha256"])
-    plain = [_list("piracy", lists[0]), empty, _list("optout", lists[1]), only_hashes]
+    # Digests of one type and nothing else: indexed from the kinds' range alone.
+    only_texts = _list("texts", [e for e in lists[0] + lists[1] if e.type == "text-sha256"])
+    assert only_hashes.entries and only_texts.entries
+    plain = [_list("piracy", lists[0]), empty, _list("optout", lists[1]), only_hashes, only_texts]
     packed = [_indexed_copy(the_list, tmp_path) for the_list in plain]
     urls, contents, texts = make_records(3000, *lists)
     expected = ListIndex(plain)
@@ -340,7 +343,7 @@ def test_a_packed_list_indexes_exactly_as_its_entries(
     assert got.match_urls(urls) == expected.match_urls(urls)
     hits = [h for m in got.match_records(urls, contents, texts) for h in m.hits]
     assert {got.entry(h) for h in hits} == {expected.entry(h) for h in hits}
-    for lists_of_one in ([empty], [only_hashes], [plain[2]]):
+    for lists_of_one in ([empty], [only_hashes], [only_texts], [plain[2]]):
         one, packed_one = (
             ListIndex(lists_of_one),
             ListIndex([_indexed_copy(the_list, tmp_path) for the_list in lists_of_one]),

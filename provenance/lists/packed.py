@@ -329,6 +329,16 @@ class PackedList(ExclusionList):
         packed = self.packed
         kinds = packed.kinds
         count = kinds.size
+        if count and not packed.others:
+            # Most lists hold digests of one type only: two passes over the kinds say so,
+            # without the masks below (several temporaries of a byte per entry).
+            low_kind, high_kind = int(kinds.min()), int(kinds.max())
+            for type_number, kind in enumerate(_DIGEST_TYPES):
+                if 4 * type_number <= low_kind and high_kind < 4 * type_number + 4:
+                    rows, refs = digests[kind]
+                    rows.append(packed.rows)
+                    refs.append(range(total, total + count))
+                    return  # nothing else to index: no other entries
         is_packed = kinds != OTHER
         packed_kinds = kinds[is_packed]
         positions_of_packed: npt.NDArray[np.int64] | None = None
