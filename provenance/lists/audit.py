@@ -761,7 +761,7 @@ class _Keys:
         contents = np.concatenate([p.contents for p in parts])
         return cls(
             count,
-            [i for p in parts for i in p.ids],
+            list(itertools.chain.from_iterable(p.ids for p in parts)),
             contents,
             _joined_values([(p.urls, p.count) for p in parts]),
             _joined_values([(p.texts, p.count) for p in parts]),
@@ -775,7 +775,7 @@ def _joined_values(
     """Optional values of several batches as one list (None if no batch has any)."""
     if all(values is None for values, _ in parts):
         return None
-    return [v for values, count in parts for v in (values or [None] * count)]
+    return list(itertools.chain.from_iterable(values or [None] * count for values, count in parts))
 
 
 def _strings_bytes(values: list[str]) -> int:
