@@ -142,7 +142,8 @@ def _lines_are_short(block: bytes) -> bool:
 class CheckedEntries(list[ManifestEntry]):
     """The entries of a block that passed the fast check, with what the check computed on the
     way, so that whoever matches them need not compute it again: read it, do not change the
-    list (a changed list no longer matches it)."""
+    list (a changed list no longer matches it). Matching uses these digests instead of the
+    entries' own, so they are decoded only by the exact check (docs/security.md B10)."""
 
     __slots__ = ("digests", "has_texts", "ids")
 
