@@ -116,6 +116,62 @@ def test_an_interrupted_ray_map_stops_its_tasks_at_once(
     assert not any((tmp_path / name).read_bytes().endswith(b"!") for name in written)
 
 
+def test_a_ctrl_c_while_a_failed_ray_map_waits_stops_its_tasks_at_once(
+    ray_cluster: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A failed map lets its other tasks end (up to a minute); Ctrl-C during that wait cancels
+    # them then, instead of leaving them to run on. The wait is interrupted as it starts.
+    import ray
+
+    from provenance.executors import ray_executor
+
+    real_wait = ray.wait
+
+    def wait(refs: list[Any], **options: Any) -> Any:
+        if options.get("timeout") == ray_executor._END_WAIT:
+            raise KeyboardInterrupt
+        return real_wait(refs, **options)
+
+    monkeypatch.setattr(ray, "wait", wait)
+    items = [(i, str(tmp_path), 60.0) for i in range(3)]
+    started = time.monotonic()
+    with make_executor("ray", workers=2) as runner, pytest.raises(KeyboardInterrupt):
+        list(runner.map(scale_support.fail_first_while_others_run, items, names=NAMES[:3]))
+    assert time.monotonic() - started < 30
+    written = _sizes(tmp_path)
+    assert written
+    _assert_no_more_writes(tmp_path, written)
+    _assert_killed([int(name.split("-")[0]) for name in written])
+    assert not any((tmp_path / name).read_bytes().endswith(b"!") for name in written)
+
+
+def test_ray_tasks_still_running_after_their_cancellation_are_reported(
+    ray_cluster: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A cancelled task that has not ended when the map gives up waiting for it may still
+    # write where the caller cleans up: said, not passed over in silence. (Cancelling is made
+    # to do nothing here, and the wait short; the tasks then end by themselves.)
+    import ray
+
+    from provenance.errors import ProvenanceWarning
+    from provenance.executors import ray_executor
+
+    monkeypatch.setattr(ray_executor, "_END_WAIT", 0.1)
+    monkeypatch.setattr(ray_executor, "_CANCEL_WAIT", 0.1)
+    monkeypatch.setattr(ray, "cancel", lambda ref, **options: None)
+    items = [(i, str(tmp_path), 3.0) for i in range(3)]
+    warned = pytest.warns(ProvenanceWarning, match=r"^[12] Ray task\(s\) still ran 0 s after")
+    with make_executor("ray", workers=2) as runner, warned, pytest.raises(FormatError):
+        list(runner.map(scale_support.fail_first_while_others_run, items, names=NAMES[:3]))
+    deadline = time.monotonic() + 30  # both other tasks end by themselves
+    while not (
+        len(list(tmp_path.iterdir())) == 2
+        and all(p.read_bytes().endswith(b"!") for p in tmp_path.iterdir())
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+
 def test_failing_task_names_its_shard_and_keeps_its_type(executor_name: str) -> None:
     items = [0, 1, 2, 3, -4, 5, 6]
     with make_executor(executor_name, workers=2) as runner, pytest.raises(FormatError) as info:

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import collections
 import pickle
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import ray
 import ray.exceptions
 
-from provenance.errors import UnavailableError
+from provenance.errors import ProvenanceWarning, UnavailableError
 from provenance.executors.base import ShardFailedError, name_of, shard_error
 
 T = TypeVar("T")
@@ -90,11 +91,29 @@ def _end_tasks(refs: list[Any], *, interrupted: bool) -> None:
     if not refs:
         return
     if not interrupted:
-        _, refs = ray.wait(refs, num_returns=len(refs), timeout=_END_WAIT, fetch_local=False)
+        try:
+            _, refs = ray.wait(refs, num_returns=len(refs), timeout=_END_WAIT, fetch_local=False)
+        except (KeyboardInterrupt, SystemExit):  # asked to stop while waiting: stop them now
+            _cancel(refs)
+            raise
+    _cancel(refs)
+
+
+def _cancel(refs: list[Any]) -> None:
+    """Cancel the tasks of ``refs`` and wait up to :data:`_CANCEL_WAIT` seconds for them to
+    end; warn if some still run then (they may still write where the caller cleans up)."""
     for ref in refs:
         ray.cancel(ref, force=True)
-    if refs:
-        ray.wait(refs, num_returns=len(refs), timeout=_CANCEL_WAIT, fetch_local=False)
+    if not refs:
+        return
+    _, running = ray.wait(refs, num_returns=len(refs), timeout=_CANCEL_WAIT, fetch_local=False)
+    if running:
+        warnings.warn(
+            f"{len(running)} Ray task(s) still ran {_CANCEL_WAIT:.0f} s after they were"
+            " cancelled; they may still write to the output's folder",
+            ProvenanceWarning,
+            stacklevel=2,
+        )
 
 
 class RayExecutor:
