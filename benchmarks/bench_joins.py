@@ -270,6 +270,57 @@ def worker_lists_read(work: Path) -> dict[str, Any]:
     return _audit(work, EntryBlocks(block.entries for block in reader.blocks()), reader.finish)
 
 
+def worker_lists_timeline(work: Path) -> dict[str, Any]:
+    """``lists-file`` with when each side ended (seconds after the start) and the CPU each
+    thread used: the reading thread (reading, checking and handing on the manifest), the
+    list thread's load and index, and its matching (``python benchmarks/bench_joins.py
+    --worker lists-timeline --data DIR``, on data kept with ``--keep``)."""
+    import threading
+
+    from provenance.lists import audit as audit_module
+    from provenance.lists.audit import EntryBlocks
+    from provenance.manifest.reader import iter_manifest_blocks
+
+    marks: dict[str, float] = {}
+    start = [0.0]
+
+    def timed(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            cpu = time.thread_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                marks[f"{name}_end"] = time.perf_counter() - start[0]
+                marks[f"{name}_cpu"] = time.thread_time() - cpu
+
+        return run
+
+    audit_module._load_and_index = timed("load", audit_module._load_and_index)  # type: ignore[method-assign]
+    audit_module._match_manifest = timed("match", audit_module._match_manifest)  # type: ignore[method-assign]
+    reader = threading.current_thread()
+
+    def blocks() -> Any:
+        cpu = time.thread_time()
+        yield from iter_manifest_blocks(work / "manifest.jsonl")
+        assert threading.current_thread() is reader
+        marks["read_end"] = time.perf_counter() - start[0]
+        marks["read_cpu"] = time.thread_time() - cpu
+
+    claim, store, source = _claim(work)
+    import provenance.lists.cache
+    import provenance.lists.match
+    import provenance.lists.packed  # noqa: F401
+
+    cpu = time.process_time()
+    start[0] = time.perf_counter()
+    audit = audit_module.audit_lists([claim], store, EntryBlocks(blocks()), source, at=AT)
+    seconds = time.perf_counter() - start[0]
+    return {
+        "seconds": seconds, "cpu": time.process_time() - cpu, "hits": audit.violation_count,
+        **{k: round(v, 3) for k, v in marks.items()},
+    }  # fmt: skip
+
+
 def worker_lists_no_index(work: Path) -> dict[str, Any]:
     from provenance.lists import cache
     from provenance.manifest import iter_manifest
@@ -384,6 +435,7 @@ WORKERS: dict[str, Callable[..., dict[str, Any]]] = {
     "lists-read": worker_lists_read,
     "lists-no-index": worker_lists_no_index,
     "lists-parts": worker_lists_parts,
+    "lists-timeline": worker_lists_timeline,
     "duckdb-hex": worker_duckdb_hex,
     "duckdb-bin": worker_duckdb_bin,
     "join-single": worker_join_single,
