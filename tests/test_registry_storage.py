@@ -7,6 +7,7 @@ import logging
 import random
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -321,6 +322,14 @@ def test_a_manifest_refused_late_in_the_overlapped_insert_leaves_nothing_stored(
         write(self, prepared)
 
     monkeypatch.setattr(storage.DigestWriter, "write", counted)
+    writers: list[storage.DigestWriter] = []
+    start = storage.DigestWriter.__init__
+
+    def noted(self: storage.DigestWriter, *args: Any) -> None:
+        start(self, *args)
+        writers.append(self)
+
+    monkeypatch.setattr(storage.DigestWriter, "__init__", noted)
     try:
         small = synthetic_card(tmp_path / "small", publisher, "small", 40, texts=True)
         registrar.register(Upload(small.signed, small.manifest), at=AT)
@@ -337,6 +346,8 @@ def test_a_manifest_refused_late_in_the_overlapped_insert_leaves_nothing_stored(
             assert len(written) >= 2
             assert (sum(written) == 90_000) is (how == "size")
             assert _stored(database) == before
+            # The failed registration's raw cursor is closed, not left to the collector.
+            assert _cursor_closed(writers[-1]._cursor)
         # A failure after every digest went in (the log's append) stores nothing either.
         with monkeypatch.context() as patch:
             patch.setattr(LogWriter, "append", _fail)
@@ -357,6 +368,17 @@ def test_a_manifest_refused_late_in_the_overlapped_insert_leaves_nothing_stored(
         assert {(bytes(d), k) for d, k in rows if k == KIND_SHA256} == expected
     finally:
         database.close()
+
+
+def _cursor_closed(cursor: Any) -> bool:
+    """Whether a DB-API cursor (sqlite3's or psycopg's) is closed."""
+    if hasattr(cursor, "closed"):  # psycopg
+        return bool(cursor.closed)
+    try:
+        cursor.execute("SELECT 1")
+    except sqlite3.ProgrammingError:
+        return True
+    return False
 
 
 def test_a_statement_the_database_refuses_is_its_error_not_the_pushs(

@@ -75,6 +75,17 @@ def _assert_killed(pids: list[int]) -> None:
             time.sleep(0.05)
 
 
+def _assert_stopped_at_once(folder: Path, started: float) -> None:
+    """The map returned within 30 s of ``started``, and the tasks that wrote into ``folder``
+    were killed before they ended (none wrote its final "!")."""
+    assert time.monotonic() - started < 30
+    written = _sizes(folder)
+    assert written
+    _assert_no_more_writes(folder, written)
+    _assert_killed([int(name.split("-")[0]) for name in written])
+    assert not any((folder / name).read_bytes().endswith(b"!") for name in written)
+
+
 def test_a_failed_map_returns_only_once_its_other_tasks_have_ended(
     executor_name: str, tmp_path: Path
 ) -> None:
@@ -108,12 +119,7 @@ def test_an_interrupted_ray_map_stops_its_tasks_at_once(
     started = time.monotonic()
     with make_executor("ray", workers=2) as runner, pytest.raises(interruption):
         list(runner.map(scale_support.fail_first_while_others_run, items(), names=NAMES[1:]))
-    assert time.monotonic() - started < 30
-    written = _sizes(tmp_path)
-    assert written
-    _assert_no_more_writes(tmp_path, written)
-    _assert_killed([int(name.split("-")[0]) for name in written])
-    assert not any((tmp_path / name).read_bytes().endswith(b"!") for name in written)
+    _assert_stopped_at_once(tmp_path, started)
 
 
 def test_a_ctrl_c_while_a_failed_ray_map_waits_stops_its_tasks_at_once(
@@ -137,12 +143,7 @@ def test_a_ctrl_c_while_a_failed_ray_map_waits_stops_its_tasks_at_once(
     started = time.monotonic()
     with make_executor("ray", workers=2) as runner, pytest.raises(KeyboardInterrupt):
         list(runner.map(scale_support.fail_first_while_others_run, items, names=NAMES[:3]))
-    assert time.monotonic() - started < 30
-    written = _sizes(tmp_path)
-    assert written
-    _assert_no_more_writes(tmp_path, written)
-    _assert_killed([int(name.split("-")[0]) for name in written])
-    assert not any((tmp_path / name).read_bytes().endswith(b"!") for name in written)
+    _assert_stopped_at_once(tmp_path, started)
 
 
 def test_ray_tasks_still_running_after_their_cancellation_are_reported(

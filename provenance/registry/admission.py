@@ -111,12 +111,16 @@ def _index_manifest(
     try:
         stored = storage.BlobWriter(conn, committed.digest, what="manifest")
         digests = storage.DigestWriter(conn, number)
-        while (item := blocks.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            digests.write(item[0])
-            stored.write(item[1])
-        digests.close()
+        try:
+            while (item := blocks.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                digests.write(item[0])
+                stored.write(item[1])
+            digests.close()
+        except BaseException:
+            digests.abandon()
+            raise
         stored.close()
     finally:
         stop.set()

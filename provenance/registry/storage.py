@@ -392,6 +392,13 @@ class DigestWriter:
         finally:
             self._cursor.close()
 
+    def abandon(self) -> None:
+        """Close the raw cursor of a registration that failed: its rows, and the staging table,
+        stay in the transaction, whose rollback takes them away. Raises nothing."""
+        self._staging = False
+        with contextlib.suppress(Exception):
+            self._cursor.close()
+
 
 def store_blob(conn: Connection, path: Path, expected: str, *, what: str) -> None:
     """Store the bytes of ``path`` under their SHA-256, which must be ``expected`` (hex).
