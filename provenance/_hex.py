@@ -64,23 +64,10 @@ def first_invalid_sha256_hex(values: Sequence[str]) -> int | None:
     """Return the position of the first of ``values`` that is not a SHA-256 hex, or None.
 
     The same answer as :func:`is_sha256_hex` on each value, several times faster for many
-    values: all of them are joined and checked with one ``bytes.translate`` pass.
+    values: all of them are joined and checked at once (:func:`_joined_if_hex`); only when
+    one fails are they looked at one by one.
     """
-    count = len(values)
-    if not count:
-        return None
-    joined = "\n".join(values)
-    # Joined by newlines, n values of 64 digits put a newline at every 65th position and
-    # nowhere else. Conversely, if every character is a digit or a newline, there are n - 1
-    # newlines and they stand at every 65th position of n * 65 - 1 characters, those are the
-    # n - 1 separators (no value holds a newline) and every value is 64 long.
-    separators = "\n" * (count - 1)
-    if (
-        len(joined) == 65 * count - 1
-        and joined.isascii()
-        and joined[64::65] == separators
-        and joined.encode("ascii").translate(None, _HEX_DIGITS) == separators.encode("ascii")
-    ):
+    if _joined_if_hex(values) is not None:
         return None
     for position, value in enumerate(values):
         if not is_sha256_hex(value):
@@ -92,17 +79,32 @@ def sha256_hex_digests(values: Sequence[str]) -> bytes | None:
     """Return the digests ``values`` spell, 32 bytes each and in order, if every one of them is
     a SHA-256 hex (as :func:`is_sha256_hex` says); None if any is not.
 
-    The check of :func:`first_invalid_sha256_hex` and the decoding at C speed: the values
-    joined, every character found among the 16 digits (one ``bytes.translate`` pass), then
-    decoded by ``bytes.fromhex``.
+    The check of :func:`first_invalid_sha256_hex` (:func:`_joined_if_hex`), then the joined
+    digits decoded by ``bytes.fromhex`` (which passes over the newlines between them).
     """
-    joined = "".join(values)
-    # A total of 64 per value and none longer: then each is exactly 64 characters, and the
-    # digits of each value decode to one digest.
-    if len(joined) != 64 * len(values) or (values and max(map(len, values)) != 64):
-        return None
-    if not joined.isascii():
-        return None
-    if joined.encode("ascii").translate(None, _HEX_DIGITS):  # a character that is no digit
-        return None
-    return bytes.fromhex(joined)
+    joined = _joined_if_hex(values)
+    return None if joined is None else bytes.fromhex(joined)
+
+
+def _joined_if_hex(values: Sequence[str]) -> str | None:
+    """``values`` joined by newlines, if every one of them is a SHA-256 hex; else None.
+
+    One ``bytes.translate`` pass checks them all. Joined by newlines, n values of 64 digits put
+    a newline at every 65th position and nowhere else. Conversely, if every character is a
+    digit or a newline, there are n - 1 newlines and they stand at every 65th position of
+    n * 65 - 1 characters, those are the n - 1 separators (no value holds a newline) and every
+    value is 64 long.
+    """
+    count = len(values)
+    if not count:
+        return ""
+    joined = "\n".join(values)
+    separators = "\n" * (count - 1)
+    if (
+        len(joined) == 65 * count - 1
+        and joined.isascii()
+        and joined[64::65] == separators
+        and joined.encode("ascii").translate(None, _HEX_DIGITS) == separators.encode("ascii")
+    ):
+        return joined
+    return None

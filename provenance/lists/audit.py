@@ -379,7 +379,8 @@ def audit_lists(
         checked = match(audit, claimed, newer)
     elif isinstance(entries, list):  # in memory: nothing to read while the lists load
         claimed, newer = _load_lists(audit, exclusions, trust, source, at=at, strict=strict)
-        checked = _match_manifest(audit, _batches(entries), _indexed(claimed, newer))
+        batches = ((keys, None) for keys in _batches(entries))
+        checked = _match_manifest(audit, batches, _indexed(claimed, newer))
     else:
         lists, checked = _read_beside(
             audit, _batches(entries), exclusions, trust, source, at, strict
@@ -637,17 +638,14 @@ def _load_and_index(
 
 
 def _match_manifest(
-    audit: ListAudit,
-    batches: Iterable[_Keys] | Iterable[tuple[_Keys, _Looked | None]],
-    lists: MatchedLists,
+    audit: ListAudit, batches: Iterable[tuple[_Keys, _Looked | None]], lists: MatchedLists
 ) -> int:
     """Match every entry; fill the audit's violations and newly listed. Return the count.
 
-    ``batches``: the batches, or each with what it matched if that is known already.
+    ``batches``: each batch with what it matches if that is known already (else None).
     """
     checked = 0
-    for item in batches:
-        batch, looked = item if isinstance(item, tuple) else (item, None)
+    for batch, looked in batches:
         checked += batch.count
         results, later, interesting = looked or _look_up(batch, lists)
         ids = batch.ids
