@@ -149,6 +149,11 @@ def _corruptions(lines: list[bytes]) -> Iterator[tuple[str, bytes]]:
             + damaged[at][damaged[at].index(b'","sha256"') :]
         )
         yield f"duplicate-next-id@{at}", b"".join(damaged)
+        # Ids that break an id rule, in lines that are otherwise canonical and in order.
+        for rule, prefix in (("absolute", b"/"), ("dotdot", b"x/../"), ("control", b"\\u0001")):
+            damaged = list(lines)
+            damaged[at] = damaged[at].replace(b'"id":"', b'"id":"' + prefix, 1)
+            yield f"{rule}-id@{at}", b"".join(damaged)
     yield "truncated", b"".join(lines)[:-7]
     yield "no-final-newline", b"".join(lines)[:-1]
     yield "garbage-tail", b"".join(lines) + b"\x00" * 100
@@ -178,12 +183,13 @@ def test_bad_lines_are_named_as_a_line_reader_names_them(tmp_path: Path) -> None
             match=(
                 r"entries are not ordered|entry is not in canonical form|malformed JSON"
                 r"|invalid manifest entry|last line has no newline|id '.*' appears twice"
+                r"|id '.*' (is an absolute path|has a '\.\.' segment|holds U\+0001)"
             ),
         ) as info:
             manifest.read_manifest(path)
         assert str(info.value) == expected, name
         checked += 1
-    assert checked >= 35
+    assert checked >= 50
 
 
 @pytest.mark.usefixtures("small_blocks")

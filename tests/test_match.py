@@ -681,6 +681,50 @@ def test_digest_index_agrees_with_a_set() -> None:
     assert index.count_matches(queries) == len({q for q, _ in want})
 
 
+def _sorted_rows(rows: np.ndarray) -> np.ndarray:
+    return rows[np.lexsort(rows.T[::-1])]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_digest_index_in_order_queries_searched_as_a_run_agree(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A published list's rows are in order, and so are a manifest's digests: the run of rows the
+    # queries span is searched at once. It must find what the per-query windows find.
+    rng = np.random.default_rng(seed)
+    listed = rng.integers(0, 256, size=(4000, 32), dtype=np.uint8)
+    listed[:40, :8] = listed[40:80, :8]  # rows sharing a prefix, differing later
+    listed = _sorted_rows(np.concatenate([listed, listed[:15]]))  # and duplicates
+    refs = np.arange(listed.shape[0], dtype=np.int64) * 5
+    near = listed[::9].copy()
+    near[:, 31] ^= 1
+    picked = listed[rng.integers(0, listed.shape[0], size=300)]
+    # Narrow queries (a slice of the keys: the run is searched) and wide ones (it is not).
+    queries = _sorted_rows(np.concatenate([picked, near, listed[:3] - 1]))
+    narrow = queries[100:400]
+    by_digest: dict[bytes, list[int]] = {}
+    for row, digest in enumerate(listed):
+        by_digest.setdefault(digest.tobytes(), []).append(int(refs[row]))
+    searched_as_runs: list[int] = []
+    original = DigestIndex._candidates_in_span
+
+    def spy(self: DigestIndex, *args: object) -> object:
+        searched_as_runs.append(1)
+        return original(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(DigestIndex, "_candidates_in_span", spy)
+    for batch in (queries, narrow, narrow[:1], narrow[::-1]):
+        want = sorted(
+            (q, ref) for q, d in enumerate(batch) for ref in by_digest.get(d.tobytes(), [])
+        )
+        for per_query in (DigestIndex.SPAN_PER_QUERY, 10**9, 0):
+            monkeypatch.setattr(DigestIndex, "SPAN_PER_QUERY", per_query)
+            numbers, found = DigestIndex(listed, refs).lookup(batch)
+            assert sorted(zip(numbers.tolist(), found.tolist(), strict=True)) == want
+            assert numbers.tolist() == sorted(numbers.tolist())
+    assert searched_as_runs  # the run was searched, not only the windows
+
+
 def test_digest_index_edge_sizes() -> None:
     empty = DigestIndex(np.zeros((0, 32), dtype=np.uint8))
     assert empty.count_matches(np.zeros((3, 32), dtype=np.uint8)) == 0

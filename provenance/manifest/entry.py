@@ -139,14 +139,16 @@ def _ids_suspect(lines: bytes, ids: list[str]) -> bool:
 
     Checked at C speed on the lines, which write every C0 control as an escape: ASCII lines
     without a backslash, DEL or ``..`` anywhere, whose smallest id sorts after "0" (so none
-    starts with "/"), pass. True only means "check the ids".
+    starts with "/"), pass. True only means "check the ids". A one-byte search (memchr) is
+    many times faster than a search for ``..`` or a pass over the ids, so those run only in
+    lines holding a "." or a "/".
     """
     return (
         not lines.isascii()
         or b"\\" in lines
         or b"\x7f" in lines
-        or _DOUBLE_DOT.search(lines) is not None
-        or (bool(ids) and min(ids) < "0")
+        or (b"." in lines and _DOUBLE_DOT.search(lines) is not None)
+        or (b"/" in lines and bool(ids) and min(ids) < "0")
     )
 
 
