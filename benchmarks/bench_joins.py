@@ -447,14 +447,50 @@ def run_worker(name: str, work: Path, *args: str, runs: int) -> dict[str, Any]:
     """Run a worker ``runs`` times in fresh processes; medians of time and peak RSS."""
     results = []
     for _ in range(runs):
-        completed = subprocess.run(
-            [sys.executable, __file__, "--worker", name, "--data", str(work), *args],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        if completed.returncode != 0:
-            lines = (completed.stderr or "?").strip().splitlines()
-            return {"error": lines[-1] if lines else "?"}
-        results.append(json.loads(completed.stdout.strip().splitlines()[-1]))
+        result = _run_once(name, work, *args)
+        if "error" in result:
+            return result
+        results.append(result)
+    return _medians(results)
+
+
+def run_workers_interleaved(names: list[str], work: Path, *, runs: int) -> dict[str, Any]:
+    """Run the workers ``names`` in turn, ``runs`` rounds, each in a fresh process: on a
+    machine whose speed drifts over minutes, each round's figures are taken in the same
+    window. Returns per worker the medians of time and peak RSS, with ``runs_seconds``, the
+    time of each round."""
+    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    failed: dict[str, dict[str, Any]] = {}
+    for _ in range(runs):
+        for name in names:
+            if name in failed:
+                continue
+            result = _run_once(name, work)
+            if "error" in result:
+                failed[name] = result
+            else:
+                rounds[name].append(result)
+    merged: dict[str, Any] = dict(failed)
+    for name in names:
+        if name not in failed:
+            merged[name] = _medians(rounds[name])
+            merged[name]["runs_seconds"] = [r["seconds"] for r in rounds[name]]
+    return merged
+
+
+def _run_once(name: str, work: Path, *args: str) -> dict[str, Any]:
+    completed = subprocess.run(
+        [sys.executable, __file__, "--worker", name, "--data", str(work), *args],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if completed.returncode != 0:
+        lines = (completed.stderr or "?").strip().splitlines()
+        return {"error": lines[-1] if lines else "?"}
+    result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _medians(results: list[dict[str, Any]]) -> dict[str, Any]:
     merged = dict(results[-1])
     for key in (
         "seconds", "rss_mib", "rss_before", "load", "index", "match", "rss_loaded", "rss_task",

@@ -644,47 +644,38 @@ def _match_manifest(
 
     ``batches``: each batch with what it matches if that is known already (else None).
     """
+    from provenance.lists.match import NO_MATCH
+
     checked = 0
+    newer = lists.newer_index is not None
     for batch, looked in batches:
         checked += batch.count
         results, later, interesting = looked or _look_up(batch, lists)
         ids = batch.ids
         for number in interesting:
-            record_match(audit, ids[number], results[number], later[number], lists)
+            now = results.get(number, NO_MATCH)
+            then = later.get(number, NO_MATCH) if newer else None
+            record_match(audit, ids[number], now, then, lists)
     return checked
 
 
-_Looked: TypeAlias = "tuple[list[RecordMatch], list[RecordMatch] | list[None], list[int]]"
+_Looked: TypeAlias = "tuple[dict[int, RecordMatch], dict[int, RecordMatch], list[int]]"
 
 
 def _look_up(batch: _Keys, lists: MatchedLists) -> _Looked:
-    """What a batch matches on the claimed versions and on the newer ones, and the positions
-    of the entries that matched anything (in order). Changes nothing."""
-    from provenance.lists.match import NO_MATCH
-
+    """What a batch's entries that matched anything match on the claimed versions and on the
+    newer ones (by position), and those positions, in order. Changes nothing."""
     count = batch.count
     urls = batch.urls if batch.urls is not None else [None] * count
     texts = batch.texts if batch.texts is not None else [None] * count
-    results = lists.claimed_index.match_records(urls, batch.contents, texts)
+    # Almost every entry matches nothing: only the others are looked at, in order, instead
+    # of a Python loop over the whole manifest.
+    results = lists.claimed_index.matched_records(urls, batch.contents, texts)
     newer_index = lists.newer_index
-    later: list[RecordMatch] | list[None] = (
-        newer_index.match_records(urls, batch.contents, texts)
-        if newer_index is not None
-        else [None] * count
-    )
-    # Almost every entry matches nothing (the one NO_MATCH object): only the others are
-    # looked at, in order, instead of a Python loop over the whole manifest.
-    interesting = _matched(results, NO_MATCH)
-    if newer_index is not None:
-        also = _matched(later, NO_MATCH)
-        interesting = sorted({*interesting, *also}) if also else interesting
-    return results, later, interesting
-
-
-def _matched(results: Sequence[RecordMatch | None], nothing: RecordMatch) -> list[int]:
-    """The positions of the results that are not ``nothing`` (at C speed)."""
-    found = map(operator.is_not, results, itertools.repeat(nothing))
-    return list(itertools.compress(range(len(results)), found))
+    if newer_index is None:
+        return results, {}, list(results)
+    later = newer_index.matched_records(urls, batch.contents, texts)
+    return results, later, sorted({*results, *later})
 
 
 _URL = operator.attrgetter("url")

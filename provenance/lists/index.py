@@ -303,6 +303,17 @@ class ListIndex:
         with ``unevaluable`` set (digest matches are still reported). A record nothing
         matches gets :data:`NO_MATCH` itself.
         """
+        results = [NO_MATCH] * len(urls)
+        for number, match in self.matched_records(urls, contents, texts).items():
+            results[number] = match
+        return results
+
+    def matched_records(
+        self, urls: Sequence[str | None], contents: Digests, texts: Digests
+    ) -> dict[int, RecordMatch]:
+        """:meth:`match_records` for the records something matched or that could not be
+        evaluated alone: their :class:`RecordMatch` by position, in order (most records of a
+        batch match nothing, and need no pass of their own)."""
         count = len(urls)
         content = self._digest_hits(contents, text=False)
         normalized = self._digest_hits(texts, text=True)
@@ -312,12 +323,15 @@ class ListIndex:
         if self.has_url_entries:
             url_refs, problems = self.match_urls(urls)
             url_hits = itertools.compress(range(count), url_refs)  # the non-empty ones
-        results = [NO_MATCH] * count
+        results: dict[int, RecordMatch] = {}
         for number in sorted({*url_hits, *content, *normalized, *problems}):
             refs = content.get(number, NO_REFS) + normalized.get(number, NO_REFS)
             if url_refs is not None:
                 refs += url_refs[number]
-            hits = tuple(self.hit(ref) for ref in sorted(set(refs)))
+            if len(refs) == 1:  # most matched records: one entry
+                hits: tuple[Hit, ...] = (self.hit(refs[0]),)
+            else:
+                hits = tuple(self.hit(ref) for ref in sorted(set(refs)))
             results[number] = RecordMatch(hits, problems.get(number))
         return results
 
