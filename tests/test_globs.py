@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from provenance.errors import FormatError
-from provenance.globs import MAX_PATTERN_CHARS, Glob, GlobSet, _translate_segment
+from provenance.globs import MAX_PATTERN_CHARS, Glob, GlobSet, _translate_segment, all_plain
 
 PATTERN_PIECES = ["a", "b", "x", "/", "*", "?", "**", "**/", "/**/", "[ab]", "[!a]", "[^b]", "!",
                   "\\*", "\\", " ", "#", "[", "]", "-", "."]  # fmt: skip
@@ -94,6 +94,35 @@ def test_fast_path_equals_the_segment_matcher(pattern: str, ids: list[str]) -> N
         return
     for path in ids:
         assert glob.matches(path) == glob.matches_slowly(path), (pattern, path)
+
+
+# Ids as manifests hold them: non-empty segments, no leading "/" or "./" (all_plain holds).
+PLAIN_SEGMENTS = ["a", "b", "x", "ab", ".", "..x", " ", "[", "*", "!", "-", "\\"]
+plain_paths = st.lists(st.sampled_from(PLAIN_SEGMENTS), min_size=1, max_size=5).map(
+    lambda parts: "/".join(parts) if parts[0] != "." else "/".join(["a", *parts])
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(patterns, min_size=1, max_size=4), st.lists(plain_paths, max_size=12), paths)
+def test_matching_many_equals_matching_each(lines: list[str], ids: list[str], odd: str) -> None:
+    # A set of patterns (and each pattern) over many paths at once says what it says of each:
+    # plain paths take the C-speed pass; one odd path among them sends all to the plain one.
+    ours = _ours(lines)
+    if ours is None:
+        return
+    assert all_plain(ids)
+    for batch in (ids, [*ids, odd], [odd, *ids]):
+        assert ours.matches_many(batch) == [ours.matches(p) for p in batch], (lines, batch)
+        for glob in ours._globs:
+            assert glob.matches_many(batch) == list(map(glob.matches, batch)), (glob, batch)
+
+
+@pytest.mark.parametrize("path", ["", "/a", "./a", "a/", "a//b", "a\nb", "\n", "/", "./"], ids=repr)
+def test_paths_the_fast_pass_must_not_take(path: str) -> None:
+    assert not all_plain(["a", path, "b"])
+    assert not all_plain([path])
+    assert all_plain(["a", "b/c", ".x", "a/.b"])
 
 
 @pytest.mark.parametrize(

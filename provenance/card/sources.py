@@ -9,6 +9,8 @@ wins over its source's.
 
 from __future__ import annotations
 
+import itertools
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,12 +18,19 @@ from urllib.parse import urlsplit
 
 from provenance.card.model import SourceDescription
 from provenance.errors import FormatError, InputError
-from provenance.globs import GlobSet
+from provenance.globs import GlobSet, all_plain
 from provenance.licenses import normalize_license
 from provenance.manifest import ManifestEntry
 
 SourceLike = SourceDescription | Mapping[str, Any]
 """A source: typed, or a spec's ``sources`` item (read with :meth:`SourceDescription.from_dict`)."""
+
+
+_ID = operator.attrgetter("id")
+_SIZE = operator.attrgetter("size")
+_SOURCE = operator.attrgetter("source")
+_LICENSE = operator.attrgetter("license")
+_URL = operator.attrgetter("url")
 
 
 def described(sources: Sequence[SourceLike]) -> list[SourceDescription]:
@@ -74,6 +83,34 @@ class SourceAssigner:
             InputError: the entry names an unknown source, or no source claims it.
         """
         return self.source_of(entry).id
+
+    def claimed_by_paths(self, ids: Sequence[str]) -> list[list[int]] | None:
+        """For entries that name no source and have no URL a domain could claim: per source
+        (in order), the positions of those it claims (as :meth:`source_of` says), from their
+        ``ids``; a source at a time over the ids no source before it claimed
+        (:meth:`GlobSet.matches_many`). None if some id is claimed by no source
+        (:meth:`source_of` says which, and raises)."""
+        claimed: list[list[int]] = [[] for _ in self.sources]
+        pending: Sequence[int] = range(len(ids))
+        plain = all_plain(ids)  # and so is any part of them
+        for index, globs in enumerate(self._globs):
+            if not pending:
+                break
+            if not globs:
+                continue
+            asked = ids if len(pending) == len(ids) else [ids[i] for i in pending]
+            hits = globs.matches_many(asked, plain=plain)
+            claimed[index] = list(itertools.compress(pending, hits))
+            if len(claimed[index]) < len(pending):
+                pending = list(itertools.compress(pending, map(operator.not_, hits)))
+            else:
+                pending = ()
+        return None if pending else claimed
+
+    @property
+    def has_domains(self) -> bool:
+        """Whether some source claims entries by URL domain."""
+        return bool(self._domains)
 
     def source_of(self, entry: ManifestEntry) -> SourceDescription:
         """Return the source claiming ``entry``.
@@ -146,6 +183,10 @@ class Tallier:
             InputError: an entry is claimed by no source or names an unknown one.
             FormatError: an entry's license is not a valid SPDX expression.
         """
+        if not isinstance(entries, list):
+            entries = list(entries)
+        if self._add_by_paths(entries):
+            return
         source_of, by_source, by_license = (
             self._assigner.source_of,
             self._by_source,
@@ -160,6 +201,34 @@ class Tallier:
             counts = by_license.setdefault(license_id, [0, 0])
             counts[0] += 1
             counts[1] += size
+
+    def _add_by_paths(self, entries: list[ManifestEntry]) -> bool:
+        """Count ``entries`` a source at a time, if each is claimed by path and has no license
+        of its own (most blocks of most manifests): what the entry-by-entry count would give,
+        without a call per entry. False, having counted nothing, if that does not apply."""
+        assigner = self._assigner
+        if (
+            any(map(_SOURCE, entries))
+            or any(map(_LICENSE, entries))
+            or (assigner.has_domains and any(map(_URL, entries)))
+        ):
+            return False
+        claimed = assigner.claimed_by_paths(list(map(_ID, entries)))
+        if claimed is None:
+            return False  # the entry-by-entry count names the first unclaimed entry
+        sizes = list(map(_SIZE, entries))
+        has_sizes = any(sizes)
+        for source, positions in zip(assigner.sources, claimed, strict=True):
+            count = len(positions)
+            if not count:
+                continue
+            size = sum(filter(None, map(sizes.__getitem__, positions))) if has_sizes else 0
+            self._by_source[source.id][0] += count
+            self._by_source[source.id][1] += size
+            counts = self._by_license.setdefault(source.license, [0, 0])
+            counts[0] += count
+            counts[1] += size
+        return True
 
     def result(self) -> Tally:
         """The counts of the entries added so far."""
