@@ -467,6 +467,7 @@ def test_the_digest_index_answers_as_the_database_before_and_after_a_push(
         for _ in range(20):
             wanted = _random_wanted(rng, known)
             assert msgspec.json.decode(reader.lookup_json(wanted)) == reader.lookup(wanted)
+            assert reader.lookup_json(wanted) == msgspec.json.encode(reader.lookup(wanted))
 
     try:
         push("a")

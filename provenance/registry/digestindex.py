@@ -14,6 +14,7 @@ take the plain query. A test holds the two equal.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -25,6 +26,10 @@ from provenance.registry import db
 
 _ENCODE = msgspec.json.Encoder().encode
 _KIND_TEXT = {kind: f'","kind":"{name}","matches":['.encode() for kind, name in db.KINDS.items()}
+_NEXT = b',{"digest":"'
+_CLOSE = b"]}" + _NEXT
+_CLOSE_MATCH = b"}" + _CLOSE
+_EMPTY_TAILS = {kind: text + _CLOSE for kind, text in _KIND_TEXT.items()}
 
 
 class DigestIndex:
@@ -48,9 +53,16 @@ class DigestIndex:
         self._digests = digests
         self._kinds = kinds
         self._cards = cards.tolist()
+        self._cards_array = cards
+        self._kinds_array = np.frombuffer(kinds, dtype=np.uint8)
         self._ids = ids
         self._offsets = offsets  # numpy: 8 bytes a row (a list of ints takes about 40)
         self._matches = dict(matches)
+        # Per kind and card, what comes before a match's entry id in an answer.
+        self._heads = {
+            kind: {card: text + match for card, match in self._matches.items()}
+            for kind, text in _KIND_TEXT.items()
+        }
         count = len(kinds)
         words = np.frombuffer(digests, dtype=">u8").reshape(count, 4) if count else None
         self._prefixes = (
@@ -133,10 +145,28 @@ class DigestIndex:
         lows = np.empty(len(wanted), dtype=np.int64)
         lows[order] = np.searchsorted(self._prefixes, prefixes[order], "left")
         count = self.rows
-        kind_text = _KIND_TEXT
-        parts = [b'{"digest":"' + d.encode() + kind_text[k] + b"]}" for d, k in wanted]
-        if not count:
-            return b"[" + b",".join(parts) + b"]"
+        # The answer is '[{"digest":"' + d + tail + ... + d + tail + ']', each tail saying the
+        # kind, the matches and '},{"digest":"' (one list of parts, joined once): a digest
+        # nothing matches costs its hex digits and a shared tail.
+        wanted_kinds = [k for _, k in wanted]
+        tails = list(map(_EMPTY_TAILS.__getitem__, wanted_kinds))
+        if count:
+            self._fill_tails(wanted, wanted_kinds, keys, prefixes, lows, tails)
+        hexes = "\n".join([d for d, _ in wanted]).encode().split(b"\n")
+        joined = b"".join(itertools.chain.from_iterable(zip(hexes, tails, strict=True)))
+        return b'[{"digest":"' + joined[: -len(_NEXT)] + b"]"
+
+    def _fill_tails(
+        self,
+        wanted: Sequence[tuple[str, int]],
+        wanted_kinds: list[int],
+        keys: npt.NDArray[np.uint8],
+        prefixes: npt.NDArray[np.uint64],
+        lows: npt.NDArray[np.int64],
+        tails: list[bytes],
+    ) -> None:
+        """Put the matches of the keys that have some into their ``tails``."""
+        count = self.rows
         # The digest at each key's place, compared in bulk: equal means the key's rows start
         # there (and end at _ends). A key that shares only its first 8 bytes with the digest
         # there may still be further on: those (rare) keys are searched row by row.
@@ -146,29 +176,38 @@ class DigestIndex:
         kinds, cards = self._kinds, self._cards
         ids, offsets, matches = self._ids, self._offsets, self._matches
         hits = np.flatnonzero(exact)
-        spans = zip(
-            hits.tolist(), lows[hits].tolist(), self._ends[places[hits]].tolist(), strict=True
+        firsts, stops = lows[hits], self._ends[places[hits]]
+        # The common case, taken in bulk: one row with this digest, of the kind asked for.
+        single = (stops - firsts == 1) & (
+            self._kinds_array[firsts] == np.array(wanted_kinds, dtype=np.uint8)[hits]
         )
-        for number, first, stop in spans:
-            digest, kind = wanted[number]
-            if stop - first == 1:  # the common case: one row with this digest
-                if kinds[first] != kind:
-                    continue
-                found = matches[cards[first]] + ids[offsets[first] : offsets[stop]] + b"}"
-            else:
-                found = b",".join(
-                    [
-                        matches[cards[row]] + ids[offsets[row] : offsets[row + 1]] + b"}"
-                        for row in range(first, stop)
-                        if kinds[row] == kind
-                    ]
-                )
-                if not found:
-                    continue
-            parts[number] = b'{"digest":"' + digest.encode() + kind_text[kind] + found + b"]}"
+        ones = firsts[single]
+        heads = self._heads
+        for number, card, start, stop in zip(
+            hits[single].tolist(),
+            self._cards_array[ones].tolist(),
+            offsets[ones].tolist(),
+            offsets[ones + 1].tolist(),
+            strict=True,
+        ):
+            tails[number] = heads[wanted_kinds[number]][card] + ids[start:stop] + _CLOSE_MATCH
+        several = (stops - firsts) > 1
+        for number, first, stop in zip(
+            hits[several].tolist(), firsts[several].tolist(), stops[several].tolist(), strict=True
+        ):
+            kind = wanted_kinds[number]
+            found = b",".join(
+                [
+                    matches[cards[row]] + ids[offsets[row] : offsets[row + 1]] + b"}"
+                    for row in range(first, stop)
+                    if kinds[row] == kind
+                ]
+            )
+            if found:
+                tails[number] = _KIND_TEXT[kind] + found + _CLOSE
         digests, packed = self._digests, keys.tobytes()
         for number in np.flatnonzero(near).tolist():
-            digest, kind = wanted[number]
+            kind = wanted_kinds[number]
             key = packed[number * 32 : number * 32 + 32]
             row = int(lows[number])
             while row < count and digests[row * 32 : row * 32 + 32] < key:
@@ -179,10 +218,7 @@ class DigestIndex:
                     rows.append(matches[cards[row]] + ids[offsets[row] : offsets[row + 1]] + b"}")
                 row += 1
             if rows:
-                parts[number] = (
-                    b'{"digest":"' + digest.encode() + kind_text[kind] + b",".join(rows) + b"]}"
-                )
-        return b"[" + b",".join(parts) + b"]"
+                tails[number] = _KIND_TEXT[kind] + b",".join(rows) + _CLOSE
 
 
 __all__ = ["DigestIndex"]
