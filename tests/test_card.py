@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from provenance import _json, card
+from provenance.card import sources as card_sources
 from provenance.envelope import sign_envelope
 from provenance.errors import (
     DocumentTypeError,
@@ -340,6 +342,7 @@ _TALLY_SOURCES = [
      "domains": ["news.example"]},
     {"id": "txt", "name": "Texts", "kind": "web-crawl", "license": "CC0-1.0", "paths": ["*.txt"]},
     {"id": "rest", "name": "Rest", "kind": "web-crawl", "license": "MIT", "paths": ["r*", "docs/"]},
+    {"id": "misc", "name": "Misc", "kind": "web-crawl", "license": "MIT", "paths": ["*.jpg", "x"]},
 ]  # fmt: skip
 
 _tally_entries = st.lists(
@@ -350,7 +353,7 @@ _tally_entries = st.lists(
         st.sampled_from(["", "images/", "images/private/", "docs/", "x/"]),
         st.sampled_from(["a.txt", "r1", "b.jpg", "x"]),
         st.one_of(st.none(), st.integers(0, 10**9)),
-        st.one_of(st.none(), st.none(), st.none(), st.sampled_from(["txt", "nope"])),
+        st.sampled_from([None] * 7 + ["txt"]),
         st.one_of(st.none(), st.none(), st.none(), st.just("Apache-2.0")),
         st.one_of(st.none(), st.sampled_from(["https://news.example/a", "https://b.example/"])),
     ),
@@ -378,20 +381,26 @@ def _tally_entry_by_entry(entries: list[ManifestEntry]) -> card.Tally:
 
 
 @settings(max_examples=300, deadline=None)
-@given(_tally_entries, st.booleans())
-def test_tally_by_blocks_equals_entry_by_entry(entries: list[ManifestEntry], plain: bool) -> None:
+@given(_tally_entries, st.booleans(), st.one_of(st.none(), st.integers(0, 40)))
+def test_tally_by_blocks_equals_entry_by_entry(
+    entries: list[ManifestEntry], plain: bool, bad_at: int | None
+) -> None:
     if plain:  # blocks the C-speed count takes: claimed by path, no license of their own
-        entries = [
-            _entry(e.id, size=e.size) for e in entries if e.id.startswith(("images/", "docs/"))
-        ]
+        entries = [_entry(e.id, size=e.size) for e in entries]
+    if bad_at is not None:  # an entry no source claims, or one naming an unknown source
+        bad = _entry("q.bin") if bad_at % 2 else _entry("r9", source="nope")
+        entries.insert(bad_at, bad)
     try:
         want: card.Tally | str = _tally_entry_by_entry(entries)
     except InputError as exc:
         want = str(exc)
     tallier = card.Tallier(_TALLY_SOURCES)
     try:
-        tallier.add(entries[: len(entries) // 2])
-        tallier.add(iter(entries[len(entries) // 2 :]))
+        # Blocks of 7 (a streamed manifest is counted a block at a time): bulk and entry by
+        # entry mixed in one count.
+        with mock.patch.object(card_sources, "_BLOCK", 7):
+            tallier.add(entries[: len(entries) // 2])
+            tallier.add(iter(entries[len(entries) // 2 :]))
         got: card.Tally | str = tallier.result()
     except InputError as exc:
         got = str(exc)

@@ -26,6 +26,8 @@ SourceLike = SourceDescription | Mapping[str, Any]
 """A source: typed, or a spec's ``sources`` item (read with :meth:`SourceDescription.from_dict`)."""
 
 
+_BLOCK = 16384
+"""Entries counted at once by :meth:`Tallier.add` (memory stays bounded on a streamed manifest)."""
 _ID = operator.attrgetter("id")
 _SIZE = operator.attrgetter("size")
 _SOURCE = operator.attrgetter("source")
@@ -183,10 +185,13 @@ class Tallier:
             InputError: an entry is claimed by no source or names an unknown one.
             FormatError: an entry's license is not a valid SPDX expression.
         """
-        if not isinstance(entries, list):
-            entries = list(entries)
-        if self._add_by_paths(entries):
-            return
+        # A block at a time: ``entries`` may be a whole manifest, streamed.
+        iterator = iter(entries)
+        while block := list(itertools.islice(iterator, _BLOCK)):
+            if not self._add_by_paths(block):
+                self._add_one_by_one(block)
+
+    def _add_one_by_one(self, entries: list[ManifestEntry]) -> None:
         source_of, by_source, by_license = (
             self._assigner.source_of,
             self._by_source,
