@@ -166,6 +166,32 @@ def _swap(lines: list[bytes], at: int) -> list[bytes]:
 
 
 @pytest.mark.usefixtures("small_blocks")
+def test_blocks_with_their_lines_are_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each block's bytes are what its entries encode to (they are hashed as leaves without
+    # encoding the entries again), all of them the file, in order; the digest is the file's.
+    from provenance.manifest.entry import entry_lines
+    from provenance.manifest.reader import iter_manifest_lines
+
+    path = tmp_path / "m.jsonl"
+    entries = _entries(300)
+    manifest.write_manifest(entries, path)
+    # Every other block as if the C-speed screen could not clear it (a line near the length
+    # limit): read line by line, its bytes still given.
+    calls = iter(range(10**6))
+    monkeypatch.setattr(manifest.reader, "_lines_are_short", lambda block: next(calls) % 2 == 0)
+    digests: list[str] = []
+    blocks = list(iter_manifest_lines(path, on_digest=digests.append))
+    assert any(len(block) == 1 for block, _ in blocks)  # the line-by-line path
+    assert any(len(block) > 1 for block, _ in blocks)  # and whole blocks
+    assert b"".join(data for _, data in blocks) == path.read_bytes()
+    assert all(data == entry_lines(block) for block, data in blocks)
+    assert [e for block, _ in blocks for e in block] == sorted(entries, key=lambda e: e.sort_key())
+    assert digests == [hashlib.sha256(path.read_bytes()).hexdigest()]
+
+
+@pytest.mark.usefixtures("small_blocks")
 def test_bad_lines_are_named_as_a_line_reader_names_them(tmp_path: Path) -> None:
     lines = _reference_lines(_entries(200)).splitlines(keepends=True)
     path = tmp_path / "m.jsonl"

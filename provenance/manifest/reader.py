@@ -44,6 +44,7 @@ from provenance.manifest.entry import (
     _in_order,
     _OrderState,
     decode_entry,
+    entry_lines,
 )
 
 T = TypeVar("T")
@@ -624,6 +625,22 @@ def iter_manifest_blocks(path: Path) -> Iterator[list[ManifestEntry]]:
 def _blocks_without_root(
     path: Path, on_digest: Callable[[str], None] | None
 ) -> Iterator[list[ManifestEntry]]:
+    for entries, _ in iter_manifest_lines(path, on_digest=on_digest):
+        yield entries
+
+
+def iter_manifest_lines(
+    path: Path, *, on_digest: Callable[[str], None] | None = None
+) -> Iterator[tuple[list[ManifestEntry], bytes]]:
+    """Stream the single-file manifest at ``path`` as :func:`iter_manifest_blocks` does, each
+    block of entries with its lines (the bytes read, newlines included: what
+    :func:`~provenance.manifest.entry.entry_lines` makes of the entries, as every line was
+    checked to be its entry's canonical form). ``on_digest`` is called at the end with the
+    SHA-256 of the bytes read.
+
+    Raises:
+        As :func:`iter_manifest`.
+    """
     checker = BlockChecker(str(path))
     file_hash = hashlib.sha256() if on_digest is not None else None
     with open_input(path, kind="manifest file") as handle:
@@ -632,9 +649,9 @@ def _blocks_without_root(
                 entries = checker.block(data)
                 if entries is None:
                     for entry in checker.lines(data):
-                        yield [entry]
+                        yield [entry], entry_lines([entry])
                 else:
-                    yield entries
+                    yield entries, data
         except OSError as exc:
             raise LocalIOError(f"{path}: cannot read: {exc.strerror}") from None
     if on_digest is not None and file_hash is not None:

@@ -22,7 +22,6 @@ from provenance.manifest import (
     ManifestSummary,
     check_id,
     entry_lines,
-    iter_manifest,
 )
 from provenance.manifest.entry import (
     _ID,
@@ -32,6 +31,7 @@ from provenance.manifest.entry import (
     _ids_suspect,
     _in_order,
 )
+from provenance.manifest.reader import iter_manifest_lines
 from provenance.partitions.index import (
     INDEX_NAME,
     PART_FILE_NAME,
@@ -335,19 +335,19 @@ def read_part(
     count = size = data_bytes = text_entries = 0
     first: str | None = None
     last: str | None = None
-    stream = iter_manifest(path, on_digest=digests.append)
-    while block := list(itertools.islice(stream, _BLOCK)):
+    # The part's blocks as read, with their bytes (checked canonical: no need to encode the
+    # entries again for the leaf hashes).
+    for block, data in iter_manifest_lines(path, on_digest=digests.append):
         for entry in (block[0], block[-1]):
             if partition_of(entry.sha256, partitions) != k:
                 raise FormatError(f"{path}: {entry.sha256} does not belong to part {k}")
-        data = entry_lines(block)
         tree.extend(leaf_hashes(data))
         first = first or block[0].sha256
         last = block[-1].sha256
         count += len(block)
         size += len(data)
-        data_bytes += sum(e.size or 0 for e in block)
-        text_entries += sum(e.textSha256 is not None for e in block)
+        data_bytes += sum(filter(None, map(_SIZE, block)))
+        text_entries += len(block) - list(map(_TEXT_SHA256, block)).count(None)
         yield block, data
     found = PartInfo(
         file=part.file,
