@@ -52,8 +52,7 @@ class DigestIndex:
     ) -> None:
         self._digests = digests
         self._kinds = kinds
-        self._cards = cards.tolist()
-        self._cards_array = cards
+        self._cards = cards
         self._kinds_array = np.frombuffer(kinds, dtype=np.uint8)
         self._ids = ids
         self._offsets = offsets  # numpy: 8 bytes a row (a list of ints takes about 40)
@@ -151,14 +150,13 @@ class DigestIndex:
         wanted_kinds = [k for _, k in wanted]
         tails = list(map(_EMPTY_TAILS.__getitem__, wanted_kinds))
         if count:
-            self._fill_tails(wanted, wanted_kinds, keys, prefixes, lows, tails)
+            self._fill_tails(wanted_kinds, keys, prefixes, lows, tails)
         hexes = "\n".join([d for d, _ in wanted]).encode().split(b"\n")
         joined = b"".join(itertools.chain.from_iterable(zip(hexes, tails, strict=True)))
         return b'[{"digest":"' + joined[: -len(_NEXT)] + b"]"
 
     def _fill_tails(
         self,
-        wanted: Sequence[tuple[str, int]],
         wanted_kinds: list[int],
         keys: npt.NDArray[np.uint8],
         prefixes: npt.NDArray[np.uint64],
@@ -173,8 +171,7 @@ class DigestIndex:
         places = np.minimum(lows, count - 1)
         exact = np.all(self._rows32[places] == keys, axis=1)
         near = ~exact & (self._prefixes[places] == prefixes)
-        kinds, cards = self._kinds, self._cards
-        ids, offsets, matches = self._ids, self._offsets, self._matches
+        kinds, ids, offsets = self._kinds, self._ids, self._offsets
         hits = np.flatnonzero(exact)
         firsts, stops = lows[hits], self._ends[places[hits]]
         # The common case, taken in bulk: one row with this digest, of the kind asked for.
@@ -185,7 +182,7 @@ class DigestIndex:
         heads = self._heads
         for number, card, start, stop in zip(
             hits[single].tolist(),
-            self._cards_array[ones].tolist(),
+            self._cards[ones].tolist(),
             offsets[ones].tolist(),
             offsets[ones + 1].tolist(),
             strict=True,
@@ -197,11 +194,7 @@ class DigestIndex:
         ):
             kind = wanted_kinds[number]
             found = b",".join(
-                [
-                    matches[cards[row]] + ids[offsets[row] : offsets[row + 1]] + b"}"
-                    for row in range(first, stop)
-                    if kinds[row] == kind
-                ]
+                [self._match_of(row) for row in range(first, stop) if kinds[row] == kind]
             )
             if found:
                 tails[number] = _KIND_TEXT[kind] + found + _CLOSE
@@ -215,10 +208,15 @@ class DigestIndex:
             rows: list[bytes] = []
             while row < count and digests[row * 32 : row * 32 + 32] == key:
                 if kinds[row] == kind:
-                    rows.append(matches[cards[row]] + ids[offsets[row] : offsets[row + 1]] + b"}")
+                    rows.append(self._match_of(row))
                 row += 1
             if rows:
                 tails[number] = _KIND_TEXT[kind] + b",".join(rows) + _CLOSE
+
+    def _match_of(self, row: int) -> bytes:
+        """The JSON of the match that row ``row`` is (its card's object, then its entry)."""
+        start, stop = int(self._offsets[row]), int(self._offsets[row + 1])
+        return self._matches[int(self._cards[row])] + self._ids[start:stop] + b"}"
 
 
 __all__ = ["DigestIndex"]
