@@ -132,22 +132,25 @@ SETUP = """async () => {
       const out = [];
       for (const bytes of pieces(data, lengths)) {
         let handed = 0;
+        let spares = 0;
         const hashElsewhere = (buffer) => {
           handed += buffer.byteLength;
           if (mode === "fails") return Promise.reject(new Error("the other worker failed"));
           return mode === "none" ? Promise.resolve(null) : dg.sha256Buffer(buffer);
         };
-        const spareBuffer = {
+        const spareOf = {
           ok: (size) => dg.spareBuffer(size).buffer,
           short: (size) => dg.spareBuffer(Math.max(0, size - 1)).buffer,
           fails: () => Promise.reject(new RangeError("Array buffer allocation failed")),
         }[spare];
+        const spareBuffer = spareOf && ((size) => (spares++, spareOf(size)));
         const r = await dg.bothDigestsFile(new Blob([bytes]), {
           ...options,
           hashElsewhere,
           spareBuffer,
         });
-        out.push(r === null ? null : [r.sha256.digest, r.sha256.method, r.text.digest, handed]);
+        const got = [r.sha256.digest, r.sha256.method, r.text.digest, handed, spares];
+        out.push(r === null ? null : got);
       }
       return JSON.stringify(out);
     },
@@ -720,15 +723,20 @@ def test_raw_bytes_hashed_elsewhere(page: Any, mode: str, spare: str | None) -> 
     """With `hashElsewhere` a copy of the file's bytes (made in the spare buffer when it has
     their length, else in new memory) is handed over and its digest used; when that fails or
     gives none, the file is read again and hashed here (hash-wasm). A file whose first bytes are
-    not text is hashed here at once. The digests equal Python's in every case."""
+    not text is hashed here at once, and no spare buffer is asked for it (one is for every other
+    file). The digests equal Python's in every case."""
+    binary_late = b"The Red-Headed League. " * 3000 + b"\xff"  # not text after the first 64 KiB
     inputs = [b"The Red-Headed League. " * 500, b"", b"x", b"\xff\xfe binary", b"nul\0"]
+    inputs += [binary_late, b"\xff" + b"text" * 20_000]
     got = _browser(page, "elsewhere", inputs, {"chunkSize": 64}, mode, spare)
     expected = []
     for data in inputs:
-        text = None if b"\0" in data else norm_text_sha256(data)
-        handed = text is not None
+        text = None if b"\0" in data or b"\xff" in data else norm_text_sha256(data)
+        handed = data[:1] != b"\xff" and b"\0" not in data
         method = "webcrypto" if mode == "ok" or not handed else "hash-wasm"
-        expected.append([hashlib.sha256(data).hexdigest(), method, text, len(data) * handed])
+        spares = int(spare is not None and handed)
+        digest = hashlib.sha256(data).hexdigest()
+        expected.append([digest, method, text, len(data) * handed, spares])
     assert got == expected
 
 

@@ -288,14 +288,19 @@ export async function bothDigestsFile(
   if (!hasWebCrypto() || file.size > Math.min(webCryptoMax, textWebCryptoMax)) return null;
   const phases = { start: now() };
   // Asked for before the read, so that the other worker writes its pages meanwhile: this VM
-  // writes fresh memory slowly, and the copy for `hashElsewhere` is on this worker's path.
+  // writes fresh memory slowly, and the copy for `hashElsewhere` is on this worker's path. Not
+  // for a file whose first bytes (read alone, a millisecond) are not text: there is no copy
+  // then, and a spare buffer would cost the other worker the file's size in memory and the
+  // writing of its pages on the core the read needs (256 MiB of random bytes: 250 MiB less at
+  // the browser's peak). Only this choice rests on that read: what is hashed is the whole read.
   const willSplit = split && file.size >= splitMin;
-  const spare =
-    hashElsewhere && spareBuffer && !willSplit
-      ? Promise.resolve()
-          .then(() => spareBuffer(file.size))
-          .catch(() => null)
-      : null;
+  const mayOverlap =
+    hashElsewhere && spareBuffer && !willSplit && !notTextAt(await headOf(file));
+  const spare = mayOverlap
+    ? Promise.resolve()
+        .then(() => spareBuffer(file.size))
+        .catch(() => null)
+    : null;
   // Read whole at once, text or not (the raw digest needs it all): a file that is not text shows
   // it in the first piece the normalizer sees, which then stops.
   const whole = await wholeFile(file);
@@ -512,6 +517,15 @@ function normalizeInPlace(bytes, chunkSize) {
 /** Whether `bytes`, the start of a file, show that it is not text (as checkText says). */
 function notTextAt(bytes) {
   return checkText([bytes], new NormTextV1(() => {})) !== null;
+}
+
+/** The first PEEK bytes of `file` (fewer in a shorter file; none when they cannot be read). */
+async function headOf(file) {
+  try {
+    return new Uint8Array(await file.slice(0, PEEK).arrayBuffer());
+  } catch {
+    return new Uint8Array(0); // the whole read reports it
+  }
 }
 
 /** Why the first piece of `file` shows it is not text (as checkText says), or null. */
