@@ -28,6 +28,7 @@ entry. The state file is written atomically, and only after a run found nothing 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -378,8 +379,11 @@ class MonitorState:
 
 
 def _split_view(
-    previous: VerifiedCheckpoint, current: VerifiedCheckpoint, tree: TiledTree
+    previous: VerifiedCheckpoint, current: VerifiedCheckpoint, tree: Callable[[], TiledTree]
 ) -> SplitView | None:
+    """Why two checkpoints of one log key cannot both be true, or None. ``tree`` gives the
+    current tree, read only when the sizes alone cannot tell (the log grew): a tree that shrank
+    or changed at one size is a split view whatever its tiles, an empty one included."""
     old, new = previous.checkpoint, current.checkpoint
     reason: str | None = None
     if new.size < old.size:
@@ -389,7 +393,7 @@ def _split_view(
             reason = f"two different trees of {new.size} entries"
     elif old.size > 0:
         try:
-            proof = tree.consistency_proof(old.size)
+            proof = tree().consistency_proof(old.size)
             merkle.verify_consistency(old.size, new.size, old.root, new.root, proof)
         except merkle.ProofError:
             # The proof was built from tiles authenticated against the new root: it fails only
@@ -459,13 +463,18 @@ def monitor(
                 f"{state_path}: is the state of the log {state.checkpoint.origin!r}, but"
                 f" {base} serves the log {checkpoint.origin!r}"
             )
-        tree = TiledTree(checkpoint.size, log, root=checkpoint.root, what=f"the log at {base}")
+        # Built once asked for: it refuses an empty tree whose root is not SHA-256 of nothing,
+        # which after a verified state is a split view, to be reported with its evidence.
+        tiled = functools.cache(
+            lambda: TiledTree(checkpoint.size, log, root=checkpoint.root, what=f"the log at {base}")
+        )
         previous = state.checkpoint if state is not None else None
         report = MonitorReport(base, checkpoint.origin, previous, checkpoint, 0)
         if state is not None:
-            split = _split_view(state.verified, current, tree)
+            split = _split_view(state.verified, current, tiled)
             if split is not None:
                 return replace(report, split_view=split)
+        tree = tiled()
         start = previous.size if previous is not None else 0
         total = checkpoint.size - start
         cards = dict(state.cards) if state is not None else {}

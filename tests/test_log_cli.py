@@ -22,6 +22,7 @@ from provenance._files import read_bytes
 from provenance.card import verify_card
 from provenance.envelope import Envelope
 from provenance.keys import PrivateKey, load_private_key, write_key_pair
+from provenance.signednote import Checkpoint, NoteSigner
 from provenance.tlog import LogEntry, Receipt
 from provenance.tlog_store import DirectoryTileStore, LogWriter
 from provenance.trust import TrustStore
@@ -370,6 +371,42 @@ def test_monitor_detects_a_split_view(
     assert as_json["ok"] is False and as_json["stateWritten"] is False
     assert as_json["splitView"]["previous"] == previous.decode()
     assert as_json["splitView"]["current"] == current.decode()
+
+
+@pytest.mark.parametrize(
+    ("entries", "reason"),
+    [(0, "two different trees of 0 entries"), (5, "the log's tree shrank from 5 to 0 entries")],
+)
+def test_monitor_reports_an_empty_tree_of_another_root_as_a_split_view(
+    world: dict[str, Any],
+    site: tuple[FaultyServer, Path, LogWriter],
+    tmp_path: Path,
+    entries: int,
+    reason: str,
+) -> None:
+    """After a verified checkpoint (of 0 or 5 entries), the log key signs one of 0 entries whose
+    root is not SHA-256 of nothing: a split view, reported with both checkpoints (the empty
+    tree's own check, which came first, gave an error without them)."""
+    server, root, _ = site
+    if entries == 0:
+        server.root = _fork(world, tmp_path / "empty", [])
+    state = tmp_path / "state.json"
+    assert monitor(world, server.url, state).returncode == 0
+    before = state.read_bytes()
+    previous = (server.root / "log" / "checkpoint").read_bytes()
+    assert f"\n{entries}\n" in previous.decode()
+    other = tmp_path / "other"
+    (other / "log").mkdir(parents=True)
+    current = Checkpoint(ORIGIN, 0, hashlib.sha256(b"not empty").digest()).sign(
+        [NoteSigner.ed25519(ORIGIN, world["key"])]
+    )
+    (other / "log" / "checkpoint").write_bytes(current)
+    server.root = other
+    result = monitor(world, server.url, state)
+    assert result.returncode == 1
+    assert reason in one_error_line(result) and "split view" in one_error_line(result)
+    assert previous.decode() in result.stdout and current.decode() in result.stdout
+    assert state.read_bytes() == before
 
 
 def test_monitor_accepts_a_fork_that_is_a_true_extension(

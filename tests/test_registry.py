@@ -415,6 +415,31 @@ def test_registry_lookup_gives_the_statuses_of_lookup_across_cards(
     assert shown.startswith("near-duplicate  ") and "in example-corpus 1.0.0 (card " in shown
 
 
+def test_an_empty_datasets_card_keeps_its_empty_manifest_and_lookups_work(
+    registry: RegistryServer, world: World, tmp_path: Path
+) -> None:
+    """A card of no entries (its manifest 0 bytes) is registered with that manifest stored: it
+    is served back (200, no bytes), and lookups with fingerprints, which read every card's
+    manifest, still answer (before the fix: 404 for the manifest, 503 for every such lookup)."""
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    card = make_card(world.keys, empty, "empty-corpus")
+    assert card.manifest.read_bytes() == b""
+    answer = _push(card, registry, world)
+    assert answer["card"]["entries"] == 0
+    status, headers, body = http("GET", f"{registry.url}/v1/cards/{card.id}/manifest")
+    assert (status, body) == (200, b"")
+    assert headers["etag"] == f'"{hashlib.sha256(b"").hexdigest()}"'
+    _push(world.example, registry, world)
+    work = tmp_path / "work.txt"
+    shutil.copy(SAMPLES / "data/books/01-a-scandal-in-bohemia.txt", work)
+    result = run_cli(
+        "registry", "lookup", work, "--registry", registry.url, "--trust", world.keys.trust
+    )
+    assert result.returncode == 0, result.stderr
+    assert "exact" in result.stdout
+
+
 def test_a_card_id_is_64_hex_and_an_unknown_one_is_404(registry: RegistryServer) -> None:
     status, _, body = http("GET", f"{registry.url}/v1/cards/{'a' * 64}")
     assert status == 404 and "no card" in json.loads(body)["error"]
@@ -451,6 +476,12 @@ def test_log_monitor_reads_every_registration(
     assert status == 200 and "immutable" in headers["cache-control"] and len(body) > 100
     status, _, _ = http("GET", f"{registry.url}/log/tile/0/999")
     assert status == 404
+    # So is a tile whose index no database integer holds, or of thousands of digits: a JSON 404,
+    # not a 500 (the database refused the first; int() the second).
+    for path in ("0/x009/x223/x372/x036/x854/x775/808", "0/" + "x999/" * 1500 + "999"):
+        status, headers, body = http("GET", f"{registry.url}/log/tile/{path}")
+        assert status == 404 and headers["content-type"] == "application/json", path
+        assert "not a tile" in json.loads(body)["error"]
 
 
 def test_the_page_and_its_assets_carry_a_content_security_policy(

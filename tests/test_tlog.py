@@ -110,6 +110,7 @@ def test_spec_tile_layout_examples(size: str) -> None:
         (Tile(63, 999), "tile/63/999"),
         (Tile(1, 1000), "tile/1/x001/000"),
         (Tile(ENTRIES, 1234067, 255), "tile/entries/x001/x234/067.p/255"),
+        (Tile(0, 2**63 - 1), "tile/0/x009/x223/x372/x036/x854/x775/807"),  # the largest index
     ],
 )
 def test_tile_paths_round_trip(tile: Tile, path: str) -> None:
@@ -135,6 +136,10 @@ def test_tile_paths_round_trip(tile: Tile, path: str) -> None:
         "/tile/0/000",
         "tile/0/000.p/5\n",
         "tile/-1/000",
+        # An index above 2**63 - 1 (no database integer holds it), or of thousands of digits.
+        "tile/0/x009/x223/x372/x036/x854/x775/808",
+        "tile/entries/x099/x999/x999/x999/x999/x999/x999/999",
+        "tile/0/" + "x999/" * 1500 + "999",
     ],
 )
 def test_bad_tile_paths_are_refused(path: str) -> None:

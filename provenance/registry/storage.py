@@ -420,6 +420,8 @@ def store_blob(conn: Connection, path: Path, expected: str, *, what: str) -> Non
                 digest.update(chunk)
                 conn.execute(db.blob.insert().values(sha256=key, seq=seq, data=chunk))
                 seq += 1
+            if seq == 0:  # empty: one empty chunk, so that it is stored (Storage.blob)
+                conn.execute(db.blob.insert().values(sha256=key, seq=0, data=b""))
     except OSError as exc:
         raise LocalIOError(f"{what}: cannot read the upload: {exc.strerror}") from None
     if digest.hexdigest() != expected:
@@ -474,7 +476,8 @@ class BlobWriter:
         Raises:
             LocalIOError: the bytes given are not ``expected``.
         """
-        if self._buffer and not self._stored:
+        # Empty bytes are stored too, as one empty chunk: a blob without rows is one not stored.
+        if (self._buffer or self._seq == 0) and not self._stored:
             self._insert(bytes(self._buffer))
             self._buffer = bytearray()
         if self._digest.hexdigest() != self._expected:

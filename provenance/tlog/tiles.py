@@ -20,6 +20,7 @@ from typing import Protocol
 
 from provenance import merkle
 from provenance.errors import FormatError, InputError, VerificationError
+from provenance.signednote import MAX_TREE_SIZE
 
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT
@@ -30,8 +31,9 @@ MAX_ENTRY_BYTES = 0xFFFF
 HASH_SIZE = merkle.HASH_SIZE
 MAX_BUNDLE_BYTES = TILE_WIDTH * (2 + MAX_ENTRY_BYTES)
 
+# At most 7 groups of 3 digits: a checkpoint's size has at most 19 (2**63 - 1).
 _TILE_PATH = re.compile(
-    r"tile/(entries|0|[1-9][0-9]?)/((?:x[0-9]{3}/)*[0-9]{3})(?:\.p/([1-9][0-9]{0,2}))?\Z"
+    r"tile/(entries|0|[1-9][0-9]?)/((?:x[0-9]{3}/){0,6}[0-9]{3})(?:\.p/([1-9][0-9]{0,2}))?\Z"
 )
 
 
@@ -96,6 +98,10 @@ class Tile:
         width = int(width_text) if width_text else TILE_WIDTH
         if level > MAX_LEVEL or (width_text and width >= TILE_WIDTH):
             raise FormatError(f"{path!r}: level or width out of range")
+        # Above this no tree has the tile (a checkpoint's size is at most MAX_TREE_SIZE), and a
+        # database's signed 64-bit integer could not hold its index.
+        if index > MAX_TREE_SIZE:
+            raise FormatError(f"{path!r}: level or width out of range, or index above 2**63 - 1")
         tile = cls(level, index, width)
         if tile.path != path:  # e.g. a leading x000 group
             raise FormatError(f"{path!r}: not the canonical path of tile {tile.path!r}")
