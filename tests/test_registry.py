@@ -440,6 +440,33 @@ def test_an_empty_datasets_card_keeps_its_empty_manifest_and_lookups_work(
     assert "exact" in result.stdout
 
 
+def test_sigterm_stops_the_server_with_its_cleanup(world: World, tmp_path: Path) -> None:
+    """SIGTERM, how service managers stop a server: exit 0 after the cleanup, which removes the
+    fingerprint cache's temporary copies (before, uvicorn raised SIGTERM again under the default
+    handler once it had shut down, and the process died before any cleanup)."""
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    database = f"sqlite:///{tmp_path / 'registry.db'}"
+    server = RegistryServer(
+        ["--trust", str(world.keys.cards_trust), "--log-key", str(world.keys.log_key)]
+        + ["--db", database, "--lookup-rate", "0"],
+        tmpdir=tmpdir,
+    )
+    with server:
+        _push(world.example, server, world)
+        work = tmp_path / "work.txt"
+        shutil.copy(SAMPLES / "data/books/01-a-scandal-in-bohemia.txt", work)
+        result = run_cli(
+            "registry", "lookup", work, "--registry", server.url, "--trust", world.keys.trust
+        )
+        assert result.returncode == 0, result.stderr
+        assert list(tmpdir.glob("provenance-registry-*"))  # the cache, in use
+        assert server.process is not None
+        server.process.terminate()
+        assert server.process.wait(30) == 0, "".join(server.stderr)
+    assert list(tmpdir.iterdir()) == []
+
+
 def test_a_card_id_is_64_hex_and_an_unknown_one_is_404(registry: RegistryServer) -> None:
     status, _, body = http("GET", f"{registry.url}/v1/cards/{'a' * 64}")
     assert status == 404 and "no card" in json.loads(body)["error"]

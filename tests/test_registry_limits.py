@@ -285,6 +285,11 @@ def test_lookups_over_the_rate_limit_are_429_with_retry_after(world: World, tmp_
         status, headers, body = http("GET", f"{url}/v1/range/abcde")
         assert status == 429 and headers["retry-after"] == "2"
         assert "too many lookups" in json.loads(body)["error"]
+        # A client cannot name itself another: forwarding headers are not believed (uvicorn's
+        # default believes them from 127.0.0.1, where this client and a local proxy both are).
+        for n in range(3):
+            forged = {"X-Forwarded-For": f"198.51.100.{n}", "Forwarded": f"for=198.51.100.{n}"}
+            assert http("GET", f"{url}/v1/range/abcde", headers=forged)[0] == 429
         status, headers, _ = http(
             "POST", f"{url}/v1/lookup", b"{}", {"Content-Type": "application/json"}
         )

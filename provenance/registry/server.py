@@ -94,13 +94,49 @@ def serve(
         lifespan="off",
         timeout_graceful_shutdown=5,
         server_header=False,
+        # The per-client lookup limit keys on the connection's address; uvicorn would otherwise
+        # take a client's X-Forwarded-For from 127.0.0.1 (any local client, or a proxy passing
+        # it on), letting one client spread its lookups over names of its choosing.
+        proxy_headers=False,
     )
     server = uvicorn.Server(config)
     on_started(f"http://{shown}:{bound}")
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again under the handler
+    # it found: under the default one the process would die there, before the caller's cleanup
+    # (the database, the fingerprint cache's temporary files). SIGTERM is how service managers
+    # stop a server: a requested stop, so serve() returns.
+    terminated = _on_sigterm_raise()
     try:
         server.run(sockets=[sock])  # on uvloop when installed (the registry extra has it)
+    except _TerminatedError:
+        pass
     finally:
+        terminated()
         sock.close()
+
+
+class _TerminatedError(Exception):
+    """SIGTERM arrived (raised by the handler :func:`_on_sigterm_raise` installs)."""
+
+
+def _on_sigterm_raise() -> Callable[[], None]:
+    """Have SIGTERM raise :class:`_TerminatedError` (in the main thread; signals go nowhere else);
+    return what puts the previous handler back."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum: int, frame: object) -> None:
+        raise _TerminatedError
+
+    previous = signal.signal(signal.SIGTERM, handler)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return restore
 
 
 def run_registry(
@@ -151,6 +187,7 @@ def background(app: object, *, host: str = "127.0.0.1") -> Iterator[str]:
         access_log=False,
         lifespan="off",
         server_header=False,
+        proxy_headers=False,  # as serve()
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, args=([sock],), name="registry", daemon=True)
