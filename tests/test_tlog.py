@@ -254,6 +254,27 @@ def test_proofs_from_tiles_equal_proofs_over_all_leaves(
     assert list(tree.entries(start, size)) == list(enumerate(entries))[start:]
 
 
+def test_only_the_trees_own_tiles_are_read() -> None:
+    """A tree of 300 entries, its tiles authenticated against its root, is asked for tiles of
+    older sizes (partial tiles a log keeps serving, which its root does not cover) and for tiles
+    beyond it: refused, even when a store serves forged ones; its own tiles are read."""
+    entries = numbered(300)
+    store, root = build(entries, [5])
+    forged = numbered(1005)[1000:]
+    store.tiles[Tile(ENTRIES, 0, 5)] = encode_bundle(forged)
+    store.tiles[Tile(0, 0, 5)] = b"".join(leaves_of(forged))
+    tree = TiledTree(300, store, root=root)
+    for wrong in (Tile(ENTRIES, 0, 5), Tile(ENTRIES, 2), Tile(ENTRIES, 1, 45)):
+        with pytest.raises(ValueError, match="is not a tile of"):
+            tree.bundle(wrong)
+    for wrong in (Tile(0, 0, 5), Tile(0, 1), Tile(1, 0, 2), Tile(0, 1, 45)):
+        with pytest.raises(ValueError, match="is not a tile of"):
+            tree.tile_hashes(wrong)
+    assert tree.bundle(Tile(ENTRIES, 1, 44)) == entries[256:]
+    assert tree.bundle(Tile(ENTRIES, 0)) == entries[:256]
+    assert tree.tile_hashes(Tile(1, 0, 1)) == [merkle.root(leaves_of(entries[:256]))]
+
+
 def test_a_large_tree_from_tiles() -> None:
     """70,000+ entries over three levels, appended in uneven batches."""
     entries = numbered(70_123)

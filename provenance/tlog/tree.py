@@ -257,13 +257,36 @@ class TiledTree:
         )
 
     def tile_hashes(self, tile: Tile) -> list[bytes]:
-        """Return the hashes a hash tile of this tree holds."""
+        """Return the hashes a hash tile of this tree holds.
+
+        Raises:
+            ValueError: ``tile`` is not a tile of this tree (:meth:`_own`).
+            TileError: it is malformed or (when authenticating) does not match.
+        """
+        self._own(tile)
         return tile_hashes(self._load([tile])[tile])
 
     def bundle(self, tile: Tile) -> list[bytes]:
-        """Return the entries an entry bundle of this tree holds."""
+        """Return the entries an entry bundle of this tree holds.
+
+        Raises:
+            ValueError: ``tile`` is not a bundle of this tree (:meth:`_own`).
+            TileError: it is malformed or (when authenticating) does not match.
+        """
+        self._own(tile)
         data = self._load([tile])[tile]
         return decode_bundle(data, tile.width, what=f"{self.what}: {tile.path}")
+
+    def _own(self, tile: Tile) -> None:
+        """Refuse a tile this tree does not have. Its tiles are what its root authenticates: a
+        partial tile of an older size (which a log keeps serving) is not on its right edge, and
+        nothing above it would be checked against it."""
+        try:
+            own = tile_at(tile.level, tile.index * TILE_WIDTH, self.size)
+        except ValueError:
+            own = None
+        if own != tile:
+            raise ValueError(f"{tile.path} is not a tile of {self.what}'s tree of {self.size}")
 
     def entries(self, start: int, end: int, *, batch: int = 16) -> Iterator[tuple[int, bytes]]:
         """Yield ``(index, entry)`` for the leaves ``start..end-1``, reading bundles in batches.
