@@ -234,6 +234,18 @@ def test_a_manifest_that_is_not_the_cards_is_refused_422(
     parts.append(("fingerprints", fresh.sidecar.read_bytes()))  # type: ignore[union-attr]
     status, answer = push_raw(registry.url, parts)
     assert status == 422 and "manifest" in answer["error"]
+    # A manifest that is not the card's is refused on its digest as received, before a line of
+    # it is read (and before the write lock that other pushes wait for), not for its first bad
+    # line.
+    bogus = b"\xff" * 100_000
+    parts = [("card", fresh.signed.read_bytes()), ("manifest", bogus)]
+    parts.append(("fingerprints", fresh.sidecar.read_bytes()))  # type: ignore[union-attr]
+    status, answer = push_raw(registry.url, parts)
+    assert status == 422
+    committed = hashlib.sha256(fresh.manifest.read_bytes()).hexdigest()
+    assert answer["error"].endswith(
+        f"sha256 {hashlib.sha256(bogus).hexdigest()}, card says {committed}"
+    )
     assert _state(registry, world) == before
     # Through the CLI: exit 1, one line.
     result = run_cli(

@@ -10,6 +10,7 @@ with Retry-After. After each, the server keeps answering.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import socket
 import time
@@ -376,7 +377,7 @@ async def _chunks(data: bytes, size: int = 7) -> AsyncIterator[bytes]:
         yield data[start : start + size]
 
 
-def _receive(data: bytes, directory: Path, limit: int = 10_000) -> dict[str, Path]:
+def _received(data: bytes, directory: Path, limit: int = 10_000) -> upload.Received:
     return asyncio.run(
         upload.receive(
             _chunks(data),
@@ -388,10 +389,21 @@ def _receive(data: bytes, directory: Path, limit: int = 10_000) -> dict[str, Pat
     )
 
 
+def _receive(data: bytes, directory: Path, limit: int = 10_000) -> dict[str, Path]:
+    return _received(data, directory, limit).paths
+
+
 def test_parts_are_streamed_to_files_byte_for_byte(tmp_path: Path) -> None:
+    """Each part's file holds its bytes, and its digest is theirs (computed as they came)."""
     card, manifest = b'{"a": 1}\r\n--not-the-boundary\r\n', bytes(range(256)) * 3
-    parts = _receive(multipart([("card", card), ("manifest", manifest)], BOUNDARY), tmp_path)
+    body = multipart([("card", card), ("manifest", manifest)], BOUNDARY)
+    received = _received(body, tmp_path)
+    parts = received.paths
     assert parts["card"].read_bytes() == card and parts["manifest"].read_bytes() == manifest
+    assert received.sha256 == {
+        "card": hashlib.sha256(card).hexdigest(),
+        "manifest": hashlib.sha256(manifest).hexdigest(),
+    }
 
 
 def test_a_card_part_over_its_own_limit_is_413(

@@ -142,6 +142,9 @@ class Upload:
     card: Path
     manifest: Path
     fingerprints: Path | None = None
+    manifest_sha256: str | None = None
+    """The manifest's SHA-256 (hex) as it was received, when known: a manifest that is not the
+    card's is refused on it before the write lock (the bytes read under it are checked again)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +228,15 @@ class Registrar:
         if committed.entries > MAX_ENTRIES:
             raise RefusedError(422, f"the manifest has more than {MAX_ENTRIES} entries")
         sidecar = self._sidecar_commitment(verified, upload)
+        # Before the write lock: a manifest that is not the card's would otherwise hold every
+        # other push back while it is read to its end (a card signed but not yet registered,
+        # pushed with a large manifest that is not its own).
+        if upload.manifest_sha256 is not None and upload.manifest_sha256 != committed.digest:
+            raise RefusedError(
+                422,
+                "manifest: the manifest is not the one the card commits to: sha256"
+                f" {upload.manifest_sha256}, card says {committed.digest}",
+            )
         with self.database.write() as conn:
             known = storage.card_by_id(conn, card_id)
             if known is not None:  # registered by a concurrent push meanwhile

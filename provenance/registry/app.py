@@ -259,7 +259,7 @@ def create_app(
         with tempfile.TemporaryDirectory(prefix="push-", dir=config.upload_directory) as directory:
             chunks = request.stream()
             try:
-                parts = await upload.receive(
+                received = await upload.receive(
                     chunks,
                     content_type=request.headers.get("content-type"),
                     content_length=request.headers.get("content-length"),
@@ -277,7 +277,13 @@ def create_app(
                 return error_response(exc.status, str(exc), closing)
             except ClientDisconnect:
                 return error_response(400, "the client went away during the upload")
-            pushed = Upload(parts["card"], parts["manifest"], parts.get("fingerprints"))
+            parts = received.paths
+            pushed = Upload(
+                parts["card"],
+                parts["manifest"],
+                parts.get("fingerprints"),
+                manifest_sha256=received.sha256["manifest"],
+            )
             try:
                 registered = await run_in_threadpool(registrar.register, pushed, at=now())
             except RefusedError as exc:

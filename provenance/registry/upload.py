@@ -7,16 +7,18 @@ than the upload limit, or a ``card`` part larger than a card may be, stops with 
 first byte over; a client that stays silent for ``idle_timeout`` seconds gets 408. A body that
 is not well-formed multipart, names an unknown or repeated part, or lacks ``card`` or
 ``manifest`` is refused with 400. The caller removes the directory whatever happens (a client
-that disconnects mid-upload leaves nothing behind).
+that disconnects mid-upload leaves nothing behind). Each part's SHA-256 is computed as it is
+written, so that a manifest that is not the card's can be refused before the registry reads it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -42,6 +44,7 @@ class _State:
     limit: int
     parts: dict[str, Path] = field(default_factory=dict)
     sizes: dict[str, int] = field(default_factory=dict)
+    digests: dict[str, Any] = field(default_factory=dict)  # hashlib SHA-256 objects
     header_field: bytearray = field(default_factory=bytearray)
     header_value: bytearray = field(default_factory=bytearray)
     disposition: bytes | None = None
@@ -88,6 +91,7 @@ def _callbacks(state: _State) -> dict[str, object]:
         path = state.directory / name
         state.parts[name] = path
         state.sizes[name] = 0
+        state.digests[name] = hashlib.sha256()
         state.current = name
         state.handle = path.open("wb")
 
@@ -98,7 +102,9 @@ def _callbacks(state: _State) -> dict[str, object]:
         if limit is not None and size > limit:
             fail(413, f"multipart: part {state.current!r} is larger than {limit} bytes")
         state.sizes[state.current] = size
-        state.handle.write(data[start:end])
+        piece = data[start:end]
+        state.digests[state.current].update(piece)
+        state.handle.write(piece)
 
     def on_part_end() -> None:
         state.close()
@@ -132,6 +138,15 @@ def boundary_of(content_type: str | None) -> bytes:
     return boundary
 
 
+@dataclass(frozen=True)
+class Received:
+    """The parts of a push, each in its own file, by name (``card``, ``manifest``,
+    ``fingerprints``), with the SHA-256 (hex) of the bytes written to each."""
+
+    paths: dict[str, Path]
+    sha256: dict[str, str]
+
+
 async def receive(
     chunks: AsyncIterator[bytes],
     *,
@@ -140,11 +155,11 @@ async def receive(
     directory: Path,
     limit: int,
     idle_timeout: float = 60.0,
-) -> dict[str, Path]:
+) -> Received:
     """Stream a push's body into one file per part under ``directory``.
 
     Returns:
-        The files of the parts received, by name (``card``, ``manifest``, ``fingerprints``).
+        The files of the parts received and their digests.
 
     Raises:
         UploadError: 400 malformed, 408 the client stopped sending, 413 too large.
@@ -192,7 +207,9 @@ async def receive(
     missing = [name for name in REQUIRED if name not in state.parts]
     if missing:
         raise UploadError(400, f"multipart: missing part(s) {', '.join(missing)}")
-    return dict(state.parts)
+    return Received(
+        dict(state.parts), {name: digest.hexdigest() for name, digest in state.digests.items()}
+    )
 
 
 async def drain(chunks: AsyncIterator[bytes], *, max_bytes: int, timeout: float) -> bool:
