@@ -443,13 +443,19 @@ def test_an_empty_datasets_card_keeps_its_empty_manifest_and_lookups_work(
     assert (status, body) == (200, b"")
     assert headers["etag"] == f'"{hashlib.sha256(b"").hexdigest()}"'
     _push(world.example, registry, world)
-    work = tmp_path / "work.txt"
+    assert "exact" in _look_up_a_story(registry, world, tmp_path)
+
+
+def _look_up_a_story(registry: RegistryServer, world: World, directory: Path) -> str:
+    """``registry lookup`` of a story the example card holds (with fingerprints, which read
+    every card's manifest); its output."""
+    work = directory / "work.txt"
     shutil.copy(SAMPLES / "data/books/01-a-scandal-in-bohemia.txt", work)
     result = run_cli(
         "registry", "lookup", work, "--registry", registry.url, "--trust", world.keys.trust
     )
     assert result.returncode == 0, result.stderr
-    assert "exact" in result.stdout
+    return str(result.stdout)
 
 
 def test_sigterm_stops_the_server_with_its_cleanup(world: World, tmp_path: Path) -> None:
@@ -466,12 +472,7 @@ def test_sigterm_stops_the_server_with_its_cleanup(world: World, tmp_path: Path)
     )
     with server:
         _push(world.example, server, world)
-        work = tmp_path / "work.txt"
-        shutil.copy(SAMPLES / "data/books/01-a-scandal-in-bohemia.txt", work)
-        result = run_cli(
-            "registry", "lookup", work, "--registry", server.url, "--trust", world.keys.trust
-        )
-        assert result.returncode == 0, result.stderr
+        _look_up_a_story(server, world, tmp_path)
         assert list(tmpdir.glob("provenance-registry-*"))  # the cache, in use
         assert server.process is not None
         server.process.terminate()
