@@ -4,7 +4,9 @@ served in process) whose answers are altered on the way is caught.
 - ``registry push``: a receipt that does not verify with the trusted log key, or that is for
   another card, is refused (exit 1) and not written;
 - ``registry lookup``: a card named in an answer must have a receipt that verifies, and its log
-  entry must carry the name, version and publishers the answer gave.
+  entry must carry the name, version and publishers the answer gave; its matches are computed
+  again from the card's own bytes, each checked against what its log entry binds, so a match the
+  registry made up, or a manifest it swapped, is caught.
 """
 
 from __future__ import annotations
@@ -146,3 +148,70 @@ def test_lookup_refuses_an_answer_that_misnames_a_card(world: World, tmp_path: P
         world.proxy.rewrite = None
     assert result.returncode == 1
     assert "otherwise than its log entry" in one_error_line(result)
+
+
+def _lookup_answer(world: World, work: Path) -> Any:
+    result = run_cli(
+        "registry", "lookup", work, "--registry", world.url, "--trust", world.keys.trust, "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["results"][0]
+
+
+def test_lookup_refuses_a_match_the_card_does_not_hold(world: World, tmp_path: Path) -> None:
+    """The registry adds, to the answer for a work in no dataset, a match naming a real logged
+    card and a real entry of it (its receipt verifies, its name and version are right): the
+    card's own manifest does not hold the work, so the answer is refused (before the check:
+    reported as exact, exit 0)."""
+    genuine = tmp_path / "a.txt"
+    genuine.write_text("the other card's only text\n")
+    real = _lookup_answer(world, genuine)
+    assert real["status"] == "exact"
+    mine = tmp_path / "mine.txt"
+    mine.write_text("my own poem, in no dataset at all\n")
+    assert _lookup_answer(world, mine)["status"] == "absent"
+    forged = {key: real["matches"][0][key] for key in ("card", "name", "version", "entry")}
+    forged["publisher"] = real["matches"][0]["publisher"]
+
+    def add_match(path: str, body: bytes) -> bytes:
+        if path != "/v1/lookup":
+            return body
+        document = json.loads(body)
+        document["results"][0]["matches"] = [forged]
+        return json.dumps(document).encode()
+
+    world.proxy.rewrite = add_match
+    try:
+        result = run_cli(
+            "registry", "lookup", mine, "--registry", world.url, "--trust", world.keys.trust
+        )
+    finally:
+        world.proxy.rewrite = None
+    assert result.returncode == 1, result.stdout
+    line = one_error_line(result)
+    assert "as exact of entry 'a.txt'" in line and "do not match" in line
+
+
+@pytest.mark.parametrize("part", ["manifest", "envelope"])
+def test_lookup_refuses_a_card_file_other_than_the_logged_one(
+    world: World, tmp_path: Path, part: str
+) -> None:
+    """The registry serves, for the card it names, a manifest or an envelope other than the
+    bytes its log entry binds: refused, whatever the answer said."""
+    work = tmp_path / "a.txt"
+    work.write_text("the other card's only text\n")
+
+    def swap(path: str, body: bytes) -> bytes:
+        return body + b"\n" if path.endswith(f"/{part}") else body
+
+    world.proxy.rewrite = swap
+    try:
+        result = run_cli(
+            "registry", "lookup", work, "--registry", world.url, "--trust", world.keys.trust
+        )
+    finally:
+        world.proxy.rewrite = None
+    assert result.returncode == 1, result.stdout
+    assert "another envelope" in one_error_line(result) or "its log entry binds" in one_error_line(
+        result
+    )

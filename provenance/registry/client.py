@@ -13,8 +13,12 @@ text, and its fingerprints (winnowed text fingerprints, image pHash) are sent in
 (``POST /v1/lookup``); each work gets the statuses of ``provenance lookup`` (exact, normalized,
 near-duplicate, contained, absent) across every registered card. Every card named in an answer
 is checked against the log: its receipt must verify with a trusted log key and its entry must
-carry the card's name, version and publishers the registry reported. What cannot be verified
-is absence: a registry could omit a match, so ``absent`` means "no match in this registry's
+carry the card's name, version and publishers the registry reported. Then the matches are
+computed again from that card's own bytes (:mod:`provenance.registry._matchcheck`: its
+envelope, manifest and fingerprint sidecar as served, each checked against what the log entry
+or the statement binds): what is reported for a card is what the client computed, and a match
+the answer claims that the card's bytes do not hold is refused. What cannot be verified is
+absence: a registry could omit a card, so ``absent`` means "no match in this registry's
 answer", never a proof (proofs come from ``provenance lookup`` with the card and manifest).
 """
 
@@ -31,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from provenance._files import read_bytes
 from provenance.errors import FetchError, VerificationError
+from provenance.fingerprints import ContentPrints
 from provenance.logclient import log_verifiers
 from provenance.lookup import STATUSES, Status
 from provenance.registry._answers import (
@@ -39,8 +44,10 @@ from provenance.registry._answers import (
     refused,
     verified_entry,
 )
+from provenance.registry._matchcheck import matches_in_card
 from provenance.registry.pushing import MultipartBody, PushReport, push
 from provenance.signednote import NoteVerifier
+from provenance.tlog import LogEntry
 from provenance.trust import TrustStore
 
 if TYPE_CHECKING:
@@ -112,6 +119,7 @@ class _Work:
     text_sha256: str | None
     text: list[str]
     image: str | None
+    prints: ContentPrints
     fingerprints_sent: bool = True
     found: dict[tuple[str, str], tuple[Status, float]] = field(default_factory=dict)
 
@@ -198,9 +206,10 @@ def _check_cards(
     base: str,
     reported: dict[str, dict[str, Any]],
     verifiers: Sequence[NoteVerifier],
-) -> dict[str, int]:
-    """Verify each card's registration against the log; return its log index, by card id."""
-    indexes: dict[str, int] = {}
+) -> dict[str, tuple[int, LogEntry]]:
+    """Verify each card's registration against the log; return its log index and entry, by
+    card id."""
+    logged: dict[str, tuple[int, LogEntry]] = {}
     for card_id, match in sorted(reported.items()):
         try:
             data = fetcher.get(f"{base}/v1/cards/{card_id}", max_bytes=MAX_ANSWER_BYTES)
@@ -221,8 +230,47 @@ def _check_cards(
                 f"{base}: the lookup answer describes card {card_id} otherwise than its log entry"
                 f" ({entry.name} {entry.version} by {', '.join(entry.publisher)})"
             )
-        indexes[card_id] = index
-    return indexes
+        logged[card_id] = (index, entry)
+    return logged
+
+
+def _recompute(
+    fetcher: Fetcher,
+    base: str,
+    items: list[_Work],
+    logged: dict[str, tuple[int, LogEntry]],
+    max_bytes: int,
+) -> None:
+    """Replace each work's matches in each card named by what that card's own bytes give
+    (:func:`~provenance.registry._matchcheck.matches_in_card`).
+
+    Raises:
+        VerificationError: the answer claimed a match the card's bytes do not hold, or a served
+            file is not the one its log entry binds.
+    """
+    for card_id, (_, entry) in sorted(logged.items()):
+        claimed = [work for work in items if any(card == card_id for card, _ in work.found)]
+        computed = matches_in_card(
+            fetcher,
+            base,
+            entry,
+            [(work.label, work.sha256, work.prints) for work in claimed],
+            max_bytes=max_bytes,
+        )
+        for work, matches in zip(claimed, computed, strict=True):
+            held = {match.id for match in matches}
+            for card, entry_id in list(work.found):
+                if card != card_id:
+                    continue
+                status = work.found.pop((card, entry_id))[0]
+                if entry_id not in held:
+                    raise VerificationError(
+                        f"{base}: the lookup answer gives {work.label} as {status} of entry"
+                        f" {entry_id!r} in card {card_id} ({entry.name} {entry.version}), which"
+                        " that card's own manifest and fingerprints do not match"
+                    )
+            for match in matches:
+                work.offer(card_id, match.id, match.status, match.score)
 
 
 def lookup(
@@ -282,7 +330,7 @@ def _prepare(chunk: Sequence[tuple[str, bytes]], warn: Callable[[str], None] | N
             text, sent = [], False
         image = None if work_prints.image is None else f"{work_prints.image:016x}"
         digest = hashlib.sha256(content).hexdigest()
-        items.append(_Work(label, digest, work_prints.text_sha256, text, image, sent))
+        items.append(_Work(label, digest, work_prints.text_sha256, text, image, work_prints, sent))
     return items
 
 
@@ -305,20 +353,21 @@ def _lookup_prepared(
                 ],
             }
             reported.update(_apply(batch, _post_lookup(fetcher, base, request), base))
-        indexes = _check_cards(fetcher, base, reported, verifiers)
+        logged = _check_cards(fetcher, base, reported, verifiers)
+        _recompute(fetcher, base, items, logged, fetcher.options.max_bytes)
     results = []
     for work in items:
         matches = sorted(
             (
                 RegistryMatch(
                     card,
-                    reported[card]["name"],
-                    reported[card]["version"],
-                    tuple(reported[card]["publisher"]),
+                    logged[card][1].name,
+                    logged[card][1].version,
+                    logged[card][1].publisher,
                     entry,
                     status,
                     score,
-                    indexes[card],
+                    logged[card][0],
                 )
                 for (card, entry), (status, score) in work.found.items()
             ),
