@@ -104,6 +104,21 @@ def file_sha256(path: Path, *, what: str = "", kind: str = "file") -> str:
             raise LocalIOError(f"{what or path}: cannot read: {exc.strerror}") from None
 
 
+def check_output_path(path: Path) -> None:
+    """Refuse, before any work is done, an output that cannot be written in place: a
+    directory, or a file in a directory that does not exist (what :func:`atomic_writer` would
+    refuse only at the end).
+
+    Raises:
+        InputError: it cannot be written.
+    """
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a file to write")
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise InputError(f"{path}: the directory {directory} does not exist")
+
+
 @contextlib.contextmanager
 def atomic_writer(path: Path, *, mode: int = 0o644) -> Iterator[IO[bytes]]:
     """Open a temp file beside ``path``; on clean exit fsync it and move it over ``path``.

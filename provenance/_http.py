@@ -326,9 +326,15 @@ def check_base_url(url: str, *, what: str) -> str:
         InputError: not ``https://`` (or ``http://`` to a loopback address), has credentials, a
             query or a fragment.
     """
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 - a port out of range or not a number raises here
+    except ValueError as exc:
+        raise InputError(f"{url}: not a URL of {what} ({exc})") from None
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise InputError(f"{url}: not an http(s) URL of {what}")
+    if any(character.isspace() for character in parts.netloc):
+        raise InputError(f"{url}: not a URL of {what} (a space in its host)")
     if parts.username or parts.password:
         raise InputError(f"{url}: credentials in the URL are not allowed")
     if parts.query or parts.fragment:

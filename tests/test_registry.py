@@ -124,7 +124,7 @@ def test_push_writes_a_receipt_that_verifies_and_the_exact_bytes_come_back(
     card = answer["card"]
     assert card["id"] == world.example.id and card["logIndex"] == size
     assert (card["name"], card["version"], card["entries"]) == ("example-corpus", "1.0.0", 19)
-    assert card["fingerprints"] is True
+    assert get_json(f"{registry.url}/v1/cards/{card['id']}")["fingerprints"] is True
     assert _checkpoint(registry.url, world.keys).size == size + 1
     shown = ok(
         "log", "verify", receipt, "--trust", world.keys.trust, "--card", world.example.signed
@@ -282,8 +282,8 @@ def test_the_fingerprint_sidecar_is_taken_only_if_the_card_commits_to_it(
     assert status == 422 and "fingerprint index the card commits to" in answer["error"]
     assert _state(registry, world) == before
     # Without a commitment and without a sidecar: registered, with no fingerprints stored.
-    document = _push(bare, registry, world)["card"]
-    assert document["fingerprints"] is False
+    card_id = _push(bare, registry, world)["card"]["id"]
+    assert get_json(f"{registry.url}/v1/cards/{card_id}")["fingerprints"] is False
     status, _, _ = http("GET", f"{registry.url}/v1/cards/{bare.id}/fingerprints")
     assert status == 404
 

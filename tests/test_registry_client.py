@@ -25,7 +25,7 @@ from provenance.registry.db import Database
 from provenance.registry.server import background
 from provenance.trust import TrustStore
 from tests.conftest import one_error_line, run_cli
-from tests.registry_support import Card, Keys, make_card, make_keys, ok, sample_data
+from tests.registry_support import Card, Keys, http, make_card, make_keys, ok, sample_data
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -38,6 +38,10 @@ class _Rewriting:
     def __init__(self, app: Any) -> None:
         self.app = app
         self.rewrite: Rewrite | None = None
+        self.status: int | None = None
+        """When set (with ``rewrite``), every rewritten answer gets this status instead."""
+        self.headers: list[tuple[bytes, bytes]] = []
+        """Added to every rewritten answer."""
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         rewrite = self.rewrite
@@ -56,7 +60,11 @@ class _Rewriting:
                     new = rewrite(scope["path"], bytes(body))
                     headers = [(k, v) for k, v in start["headers"] if k != b"content-length"]
                     headers.append((b"content-length", str(len(new)).encode()))
-                    await send({**start, "headers": headers})
+                    # Read now: ``rewrite`` may have set them for this answer.
+                    answer = {**start, "headers": headers + self.headers}
+                    if self.status is not None:
+                        answer["status"] = self.status
+                    await send(answer)
                     await send({"type": "http.response.body", "body": new})
 
         await self.app(scope, receive, collect)
@@ -215,3 +223,184 @@ def test_lookup_refuses_a_card_file_other_than_the_logged_one(
     assert "another envelope" in one_error_line(result) or "its log entry binds" in one_error_line(
         result
     )
+
+
+def test_push_reports_the_registration_as_logged_not_as_the_registry_describes_it(
+    world: World, tmp_path: Path
+) -> None:
+    """The registry's answer misdescribes the card (name, version, publisher, id, count); the
+    receipt is genuine: what push prints, and its JSON, are the verified log entry's."""
+
+    def misdescribe(path: str, body: bytes) -> bytes:
+        if path != "/v1/cards":
+            return body
+        document = json.loads(body)
+        document.update(
+            {"id": "0" * 64, "name": "a-famous-dataset", "version": "9.9.9", "entries": 123456}
+        )
+        document["publisher"] = ["someone-else"]
+        return json.dumps(document).encode()
+
+    world.proxy.rewrite = misdescribe
+    try:
+        shown = ok(*world.other.push_args(world.url, world.keys.trust))
+        as_json = json.loads(ok(*world.other.push_args(world.url, world.keys.trust), "--json"))
+    finally:
+        world.proxy.rewrite = None
+    assert "already registered: other 1.0.0 as entry" in shown
+    assert "a-famous-dataset" not in shown and "9.9.9" not in shown
+    card = as_json["card"]
+    assert (card["id"], card["name"], card["version"]) == (world.other.id, "other", "1.0.0")
+    assert card["entries"] == 1 and card["publisher"] != ["someone-else"]
+
+
+def test_push_checks_where_the_receipt_goes_before_sending(world: World, tmp_path: Path) -> None:
+    """A receipt path in a missing directory, or a directory: exit 2 before anything is sent
+    (the card stays unregistered), not after the registration."""
+    (tmp_path / "fresh").mkdir()
+    (tmp_path / "fresh" / "b.txt").write_text("a text nobody has pushed\n")
+    fresh = make_card(world.keys, tmp_path / "fresh", "fresh-corpus")
+    for out in (tmp_path / "missing" / "r.tlog-proof", tmp_path / "fresh"):
+        result = run_cli(*fresh.push_args(world.url, world.keys.trust), "-o", out)
+        assert result.returncode == 2, result.stdout
+        assert "directory" in one_error_line(result)
+    status, _, _ = http("GET", f"{world.url}/v1/cards/{fresh.id}")
+    assert status == 404
+
+
+_DEEP = b'{"results": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+
+
+@pytest.mark.parametrize(
+    ("answer", "complaint"),
+    [
+        (_DEEP, "nesting deeper"),
+        (b'{"results": [], "results": [], "fingerprints": []}', "duplicate key"),
+        ("card", "without a card id"),
+        ("entry", "without a card id"),
+        ("score-text", "not in 0..1"),
+        ("score-nan", "NaN"),
+        ("score-huge", "integer literal too long"),
+        ("score-out", "not in 0..1"),
+    ],
+)
+def test_lookup_refuses_a_malformed_answer_in_one_line(
+    world: World, tmp_path: Path, answer: bytes | str, complaint: str
+) -> None:
+    """Strict JSON (no duplicate keys, no NaN, bounded nesting) and typed matches: a hostile
+    answer is exit 3 with one line, never a traceback (before: RecursionError, TypeError,
+    ValueError, and NaN printed as JSON)."""
+    genuine = tmp_path / "a.txt"
+    genuine.write_text("the other card's only text\n")
+    real = _lookup_answer(world, genuine)
+    match = {k: real["matches"][0][k] for k in ("card", "name", "version", "publisher", "entry")}
+    # A work long enough to have text fingerprints, so that its answer has a fingerprint part.
+    work = tmp_path / "long.txt"
+    work.write_text(" ".join(f"word{n} of a poem nobody pushed" for n in range(400)) + "\n")
+
+    def hostile(path: str, body: bytes) -> bytes:
+        if path != "/v1/lookup":
+            return body
+        if isinstance(answer, bytes):
+            return answer
+        document = json.loads(body)
+        if answer == "card":
+            document["results"][0]["matches"] = [{**match, "card": None}]
+        elif answer == "entry":
+            document["results"][0]["matches"] = [{**match, "entry": 7}]
+        else:
+            score = {
+                "score-text": '"high"',
+                "score-nan": "NaN",
+                "score-huge": "1" + "0" * 400,
+                "score-out": "2.5",
+            }
+            assert len(document["fingerprints"]) == 1  # the work's
+            fake = json.dumps({**match, "status": "contained", "score": 0.5})
+            document["fingerprints"] = ["MARK"]
+            return (
+                json.dumps(document)
+                .replace('"MARK"', '{"matches": [' + fake.replace("0.5", score[answer]) + "]}")
+                .encode()
+            )
+        return json.dumps(document).encode()
+
+    world.proxy.rewrite = hostile
+    try:
+        result = run_cli(
+            "registry", "lookup", work, "--registry", world.url, "--trust", world.keys.trust
+        )
+    finally:
+        world.proxy.rewrite = None
+    assert result.returncode == 3, (result.stdout, result.stderr)
+    assert complaint in one_error_line(result)
+
+
+@pytest.mark.parametrize(("status", "code"), [(403, 3), (409, 3), (422, 3), (408, 3), (400, 2)])
+def test_a_refused_lookup_is_not_a_verdict(
+    world: World, tmp_path: Path, status: int, code: int
+) -> None:
+    """A lookup the registry refuses says nothing about the work: 'could not answer' (3), or
+    bad input (2) for 400; never the verified 'no' (1) of a refused push."""
+    work = tmp_path / "a.txt"
+    work.write_text("a work\n")
+    world.proxy.rewrite = lambda path, body: b'{"error": "no"}' if path == "/v1/lookup" else body
+    world.proxy.status = status
+    try:
+        result = run_cli(
+            "registry", "lookup", work, "--registry", world.url, "--trust", world.keys.trust
+        )
+    finally:
+        world.proxy.rewrite, world.proxy.status = None, None
+    assert result.returncode == code, result.stderr
+    assert f"HTTP {status}" in one_error_line(result)
+
+
+def test_a_retry_after_that_is_not_ascii_digits_is_waited_as_one_second(
+    world: World, tmp_path: Path
+) -> None:
+    """429 with ``Retry-After: ³`` (a digit to str.isdigit, not to int): retried after a
+    second, then the answer (before: a ValueError traceback)."""
+    work = tmp_path / "a.txt"
+    work.write_text("the other card's only text\n")
+    calls = []
+
+    def limited(path: str, body: bytes) -> bytes:
+        if path == "/v1/lookup":
+            calls.append(path)
+            if len(calls) == 1:
+                world.proxy.status = 429
+                return b'{"error": "too many lookups"}'
+        world.proxy.status = None
+        return body
+
+    world.proxy.rewrite = limited
+    world.proxy.headers = [(b"retry-after", "³".encode())]
+    try:
+        result = run_cli(
+            "registry", "lookup", work, "--registry", world.url, "--trust", world.keys.trust
+        )
+    finally:
+        world.proxy.rewrite, world.proxy.status, world.proxy.headers = None, None, []
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("exact") and len(calls) == 2
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1",
+        "http://[zz]/",
+        "http://127.0.0.1:abc",
+        "http://127.0.0.1:99999",
+        "https://a b/",
+    ],
+)
+def test_a_registry_url_that_is_not_one_is_bad_input(
+    tmp_path: Path, world: World, url: str
+) -> None:
+    work = tmp_path / "a.txt"
+    work.write_text("a work\n")
+    result = run_cli("registry", "lookup", work, "--registry", url, "--trust", world.keys.trust)
+    assert result.returncode == 2, result.stderr
+    assert "not a URL of a registry" in one_error_line(result)

@@ -213,10 +213,10 @@ def push(
         document["receiptPath"] = str(output) if output is not None else None
         print_json(document)
         return
-    card = report.card
+    logged = report.entry
     verb = "registered" if report.created else "already registered"
     echo(
-        f"{verb}: {card.get('name')} {card.get('version')} as entry {report.index} of log"
+        f"{verb}: {logged.name} {logged.version} as entry {report.index} of log"
         f" {report.checkpoint.origin} (checkpoint of {report.checkpoint.size} entries)"
     )
     echo(f"   card {report.entry.card}  {report.entry.entries} manifest entries")

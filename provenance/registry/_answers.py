@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from provenance import _json
 from provenance.errors import FetchError, FormatError, InputError, VerificationError
 from provenance.signednote import Checkpoint, NoteVerifier
 from provenance.tlog import LogEntry, Receipt, verify_receipt
@@ -19,28 +19,44 @@ MAX_ANSWER_BYTES = 256 * 1024 * 1024
 def error_message(answer: Answer) -> str:
     """The error the registry gave (its JSON ``error``), else the start of its answer."""
     try:
-        document = json.loads(answer.body)
-    except ValueError:
+        document = _json.loads(answer.body, what="the registry's answer")
+    except FormatError:
         return answer.body[:200].decode("utf-8", "replace")
     error = document.get("error") if isinstance(document, dict) else None
     return str(error) if error else answer.body[:200].decode("utf-8", "replace")
 
 
-def refused(answer: Answer, what: str) -> Exception:
-    """The error for a refusal: the registry's verdict (1), bad input (2), or unavailable (3)."""
+def refused(answer: Answer, what: str, *, verdicts: bool = True) -> Exception:
+    """The error for a refusal of a push (``verdicts``: the registry's verdict on a card, 1),
+    or of a question (a lookup, where no answer is a verdict): bad input (2), else unavailable
+    (3)."""
     message = f"{what}: HTTP {answer.status}: {error_message(answer)}"
-    if answer.status in (403, 409, 422):
+    if verdicts and answer.status in (403, 409, 422):
         return VerificationError(f"the registry refused it: {message}")
-    if answer.status in (400, 404, 408, 413):
+    if answer.status in ((400, 404, 413) if verdicts else (400, 413)):
         return InputError(message)
     return FetchError(message)
 
 
 def json_object(answer: Answer, what: str) -> dict[str, Any]:
+    """The registry's answer as a JSON object (strict JSON: no duplicate keys, no NaN).
+
+    Raises:
+        FetchError: it is not one.
+    """
+    return json_document(answer.body, what)
+
+
+def json_document(data: bytes, what: str) -> dict[str, Any]:
+    """``data`` (an answer's body) as a strict JSON object.
+
+    Raises:
+        FetchError: it is not one.
+    """
     try:
-        document = json.loads(answer.body)
-    except ValueError:
-        raise FetchError(f"{what}: the registry's answer is not JSON") from None
+        document = _json.loads(data, what=f"{what}: the registry's answer")
+    except FormatError as exc:
+        raise FetchError(f"{exc}") from None
     if not isinstance(document, dict):
         raise FetchError(f"{what}: the registry's answer is not a JSON object")
     return document
@@ -66,4 +82,11 @@ def verified_entry(
     return verified.index, verified.checkpoint.checkpoint, entry
 
 
-__all__ = ["MAX_ANSWER_BYTES", "error_message", "json_object", "refused", "verified_entry"]
+__all__ = [
+    "MAX_ANSWER_BYTES",
+    "error_message",
+    "json_document",
+    "json_object",
+    "refused",
+    "verified_entry",
+]

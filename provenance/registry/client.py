@@ -27,6 +27,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +42,7 @@ from provenance.logclient import log_verifiers
 from provenance.lookup import STATUSES, Status
 from provenance.registry._answers import (
     MAX_ANSWER_BYTES,
+    json_document,
     json_object,
     refused,
     verified_entry,
@@ -60,6 +63,8 @@ PRINT_BATCH = 64
 """Works fingerprinted at a time by :func:`lookup` (their contents are then released)."""
 _RANK = {status: rank for rank, status in enumerate(STATUSES)}
 _RETRIES = 5
+_SECONDS = re.compile(r"[0-9]{1,6}\Z")  # a Retry-After in seconds (ASCII digits only)
+_CARD_ID = re.compile(r"[0-9a-f]{64}\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,11 +163,11 @@ def _post_lookup(fetcher: Fetcher, base: str, request: dict[str, Any]) -> dict[s
             max_bytes=MAX_ANSWER_BYTES,
         )
         if answer.status == 429 and attempt < _RETRIES:
-            wait = answer.headers.get("Retry-After", "1")
-            time.sleep(min(int(wait) if wait.isdigit() else 1, 60))
+            wait = answer.headers.get("Retry-After", "1").strip()
+            time.sleep(min(int(wait) if _SECONDS.match(wait) else 1, 60))
             continue
         if answer.status != 200:
-            raise refused(answer, f"lookup at {base}")
+            raise refused(answer, f"lookup at {base}", verdicts=False)
         return json_object(answer, f"lookup at {base}")
     raise FetchError(f"lookup at {base}: still rate limited after {_RETRIES} retries")
 
@@ -188,17 +193,40 @@ def _apply(batch: list[_Work], document: dict[str, Any], base: str) -> dict[str,
                 raise FetchError(f"lookup at {base}: an answer for another digest")
             status: Status = "exact" if kind == "sha256" else "normalized"
             for match in result["matches"]:
+                _check_match(match, base)
                 cards[match["card"]] = match
                 work.offer(match["card"], match["entry"], status, 1.0)
         for work, result in zip(sent, prints, strict=True):
             for match in result["matches"]:
+                _check_match(match, base)
                 if match["status"] not in ("near-duplicate", "contained"):
                     raise FetchError(f"lookup at {base}: unknown status {match['status']!r}")
+                score = match["score"]
+                if not (
+                    isinstance(score, int | float)
+                    and not isinstance(score, bool)
+                    and math.isfinite(score)
+                    and 0 <= score <= 1
+                ):
+                    raise FetchError(f"lookup at {base}: a score that is not in 0..1: {score!r}")
                 cards[match["card"]] = match
-                work.offer(match["card"], match["entry"], match["status"], float(match["score"]))
+                work.offer(match["card"], match["entry"], match["status"], float(score))
     except (KeyError, TypeError) as exc:
         raise FetchError(f"lookup at {base}: a malformed answer ({exc})") from None
     return cards
+
+
+def _check_match(match: Any, base: str) -> None:
+    """Refuse a match that does not name a card by its id (64 hex) and an entry (a string).
+
+    Raises:
+        FetchError: it does not.
+    """
+    if not isinstance(match, dict):
+        raise FetchError(f"lookup at {base}: a match that is not an object")
+    card, entry = match.get("card"), match.get("entry")
+    if not (isinstance(card, str) and _CARD_ID.match(card) and isinstance(entry, str)):
+        raise FetchError(f"lookup at {base}: a match without a card id and an entry id")
 
 
 def _check_cards(
@@ -211,11 +239,11 @@ def _check_cards(
     card id."""
     logged: dict[str, tuple[int, LogEntry]] = {}
     for card_id, match in sorted(reported.items()):
+        data = fetcher.get(f"{base}/v1/cards/{card_id}", max_bytes=MAX_ANSWER_BYTES)
         try:
-            data = fetcher.get(f"{base}/v1/cards/{card_id}", max_bytes=MAX_ANSWER_BYTES)
-            document = json.loads(data)
+            document = json_document(data, f"card {card_id} at {base}")
             receipt = document["receipt"].encode("utf-8")
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except (FetchError, KeyError, TypeError, AttributeError):
             raise VerificationError(
                 f"{base}: card {card_id} named in a lookup answer has no readable receipt"
             ) from None

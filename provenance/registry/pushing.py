@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from provenance._files import atomic_write, read_bytes
+from provenance._files import atomic_write, check_output_path, read_bytes
 from provenance.envelope import MAX_ENVELOPE_BYTES, Envelope
 from provenance.errors import InputError, VerificationError
 from provenance.logclient import log_verifiers
@@ -121,18 +121,26 @@ class PushReport:
 
     created: bool
     """False when the card was registered before (the first registration's answer)."""
-    card: dict[str, Any]
     receipt: bytes
     index: int
     checkpoint: Checkpoint
     entry: LogEntry
+    """The registration as logged (the receipt verified): what is reported, never the
+    registry's own description of it."""
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the JSON form: the registry's answer, and what was verified."""
+        """Return the JSON form: the registration as its verified log entry says."""
         return {
             "ok": True,
             "created": self.created,
-            "card": {key: value for key, value in self.card.items() if key != "receipt"},
+            "card": {
+                "id": self.entry.card,
+                "name": self.entry.name,
+                "version": self.entry.version,
+                "publisher": list(self.entry.publisher),
+                "entries": self.entry.entries,
+                "logIndex": self.index,
+            },
             "index": self.index,
             "checkpoint": {"origin": self.checkpoint.origin, "size": self.checkpoint.size},
         }
@@ -172,6 +180,8 @@ def push(
 
     base = check_base_url(url, what="a registry")
     verifiers = log_verifiers(store, at=at)
+    if output is not None:  # before the push: a registration whose receipt cannot be kept
+        check_output_path(output)
     envelope_bytes = read_bytes(signed, limit=MAX_ENVELOPE_BYTES, what=str(signed))
     envelope = Envelope.from_json(envelope_bytes, what=str(signed))
     card_id = hashlib.sha256(envelope.payload).hexdigest()
@@ -216,7 +226,7 @@ def push(
         )
     if output is not None:
         atomic_write(output, receipt_bytes)
-    return PushReport(answer.status == 201, document, receipt_bytes, index, checkpoint, entry)
+    return PushReport(answer.status == 201, receipt_bytes, index, checkpoint, entry)
 
 
 __all__ = ["MultipartBody", "PushReport", "push"]
