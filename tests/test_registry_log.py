@@ -79,6 +79,34 @@ def backend(request: pytest.FixtureRequest) -> Iterator[str]:
     yield request.param
 
 
+def test_registries_opening_one_empty_database_at_once_all_start(
+    request: pytest.FixtureRequest, backend: str, tmp_path: Path
+) -> None:
+    """Six registries open one empty database at the same moment (a service started on several
+    hosts): each creates or finds the schema and the log (before, on PostgreSQL, all but one
+    failed on the catalog's unique constraint while creating the tables)."""
+    from provenance.registry.db import Database
+
+    url = _database(request, backend, tmp_path, "started_at_once")
+    barrier = threading.Barrier(6)
+    outcomes: list[str] = []
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            Database.open(url).close()
+            outcomes.append("ok")
+        except Exception as exc:  # the outcome is what is asserted
+            outcomes.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=start) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert outcomes == ["ok"] * 6
+
+
 def test_six_concurrent_pushes_while_lookups_run(
     request: pytest.FixtureRequest, backend: str, world: World, tmp_path: Path
 ) -> None:

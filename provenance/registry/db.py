@@ -56,6 +56,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from provenance.errors import InputError, LocalIOError
 
 SCHEMA_VERSION = 1
+_CREATE_LOCK = 0x70726F76  # "prov": the advisory lock key under which the schema is created
 BLOB_CHUNK = 1 << 20
 KIND_SHA256 = 0
 KIND_TEXT_SHA256 = 1
@@ -219,6 +220,11 @@ class Database:
 
     def _create(self) -> None:
         with self.write(lock_log=False) as conn:
+            if not self.is_sqlite:
+                # Registries started at once on an empty database would race to create the
+                # tables (PostgreSQL's catalog refuses the second CREATE TYPE of a table): one
+                # at a time, until this transaction ends. (SQLite's BEGIN IMMEDIATE does this.)
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_CREATE_LOCK})")
             metadata.create_all(conn)
             found = conn.execute(select(meta.c.value).where(meta.c.key == "schema")).scalar()
             if found is None:
