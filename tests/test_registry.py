@@ -258,6 +258,28 @@ def test_a_manifest_that_is_not_the_cards_is_refused_422(
     assert _push(fresh, registry, world)["created"] is True
 
 
+@pytest.mark.parametrize(("field", "value"), [("name", "name\x00with-nul"), ("version", "1\n2")])
+def test_a_name_or_version_with_a_control_character_is_refused_422(
+    registry: RegistryServer, world: World, tmp_path: Path, field: str, value: str
+) -> None:
+    """Alike on SQLite and PostgreSQL (which cannot store NUL in text: before, 503 on every
+    push there, 201 on SQLite): 422, nothing stored."""
+    base = make_card(world.keys, world.work / "web", f"control-{field}", version="7")
+    statement = json.loads((base.signed.parent / "card.json").read_text())
+    statement["predicate"][field] = value
+    edited = tmp_path / "card.json"
+    edited.write_text(json.dumps(statement))
+    signed = tmp_path / "signed.json"
+    ok("card", "sign", edited, "--key", world.keys.dev_key, "-o", signed)
+    before = _state(registry, world)
+    parts = [("card", signed.read_bytes()), ("manifest", base.manifest.read_bytes())]
+    parts.append(("fingerprints", base.sidecar.read_bytes()))  # type: ignore[union-attr]
+    status, answer = push_raw(registry.url, parts)
+    assert status == 422 and f"the card's {field}" in answer["error"], answer
+    assert "control character" in answer["error"]
+    assert _state(registry, world) == before
+
+
 def test_the_fingerprint_sidecar_is_taken_only_if_the_card_commits_to_it(
     registry: RegistryServer, world: World, tmp_path: Path
 ) -> None:

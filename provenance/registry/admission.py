@@ -26,6 +26,7 @@ import datetime as dt
 import hashlib
 import queue
 import threading
+import unicodedata
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -224,6 +225,11 @@ class Registrar:
         if known is not None:
             return Registered(known, created=False)
         predicate = verified.predicate
+        for field, value in (("name", predicate.name), ("version", predicate.version)):
+            # Stored, logged and printed by every monitor: a control character would be stored
+            # by SQLite and refused by PostgreSQL (NUL), or rewrite a terminal's lines.
+            if any(unicodedata.category(character) == "Cc" for character in value):
+                raise RefusedError(422, f"the card's {field} {value!r} holds a control character")
         committed = ManifestSummary.from_card(verified.manifest_digest, predicate.manifest)
         if committed.entries > MAX_ENTRIES:
             raise RefusedError(422, f"the manifest has more than {MAX_ENTRIES} entries")
