@@ -12,9 +12,10 @@ from urllib.parse import urlsplit
 import pytest
 from publicsuffixlist import PublicSuffixList
 
+from provenance.envelope import sign_envelope
 from provenance.exports import FORMATS, modality_of, top_domain_count
 from provenance.exports import licenses as lic
-from provenance.keys import PrivateKey, write_key_pair
+from provenance.keys import PrivateKey, load_private_key, write_key_pair
 from provenance.licenses import normalize_license
 from provenance.manifest import ManifestEntry, iter_manifest
 from tests.conftest import one_error_line, run_cli
@@ -60,6 +61,33 @@ def test_a_tampered_card_is_not_exported(sample: Sample, tmp_path: Path, fmt: st
     assert result.returncode == 1
     assert "signed by 0 of the 1 trusted key(s)" in one_error_line(result)
     assert not out.exists() and list(tmp_path.iterdir()) == [tmp_path / "forged.json"]
+
+
+@pytest.mark.parametrize("fmt", ["spdx3", "croissant", "html"])
+def test_a_signed_card_with_a_source_id_used_twice_is_not_exported(
+    sample: Sample, tmp_path: Path, fmt: str
+) -> None:
+    """Signed by a trusted key, but two sources share an id (which ``card build`` never
+    writes; before, verified and exported, an SPDX 3 document with two elements of one
+    spdxId): refused, nothing written; ``verify`` refuses it too."""
+    statement = json.loads((sample.root / "card.json").read_text())
+    statement["predicate"]["sources"][1]["id"] = statement["predicate"]["sources"][0]["id"]
+    edited = tmp_path / "card.json"
+    edited.write_text(json.dumps(statement))
+    card = tmp_path / "card.signed.json"
+    signed = run_cli("card", "sign", edited, "--key", sample.ed25519_key, "-o", card)
+    assert signed.returncode == 2 and "is used twice" in one_error_line(signed)
+    # Signed nevertheless (another tool, or a forged statement signed by a careless key).
+    envelope = json.loads(sample.card.read_bytes())
+    payload = json.dumps(statement).encode()
+    forged = sign_envelope(envelope["payloadType"], payload, [load_private_key(sample.ed25519_key)])
+    card.write_bytes(forged.to_json())
+    out = tmp_path / "out"
+    result = _export(sample, fmt, out, card=card)
+    assert result.returncode == 2 and "is used twice" in one_error_line(result)
+    assert not out.exists()
+    verified = run_cli("verify", card, "--trust", sample.trust)
+    assert verified.returncode == 2 and "is used twice" in one_error_line(verified)
 
 
 def test_a_card_signed_by_an_untrusted_key_is_not_exported(sample: Sample, tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ from provenance.card.model import (
 )
 from provenance.card.sources import described, tally
 from provenance.envelope import Envelope, add_signature, sign_envelope
-from provenance.errors import FormatError, ProvenanceWarning
+from provenance.errors import FormatError, ProvenanceWarning, SchemaError
 from provenance.keys import PrivateKey
 from provenance.manifest import ManifestEntry, ManifestSummary
 from provenance.trust import format_time
@@ -121,13 +121,21 @@ def _members_of(source: SourceDescription) -> dict[str, Any]:
 
 
 def check_statement(statement: Any, *, what: str) -> None:
-    """Validate a statement document and its predicate against their schemas.
+    """Validate a statement document and its predicate against their schemas, and that its
+    sources' ids are unique (entries name their source by id; every export keys on it).
 
     Raises:
-        SchemaError: either does not match.
+        SchemaError: either does not match, or a source id is used twice.
     """
     schema.validate(statement, schema.CARD_STATEMENT, what=what)
     schema.validate(statement["predicate"], schema.CARD_PREDICATE, what=f"{what}: predicate")
+    seen: set[str] = set()
+    for index, source in enumerate(statement["predicate"]["sources"]):
+        if source["id"] in seen:
+            raise SchemaError(
+                f"{what}: predicate: sources/{index}: id {source['id']!r} is used twice"
+            )
+        seen.add(source["id"])
 
 
 def parse_statement(document: Any, *, what: str) -> CardStatement:
