@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from provenance.exports.licenses import hub_license_ids
-from tests.conftest import run_cli
+from tests.conftest import NOW, SAMPLES, run_cli
 from tests.exports_support import (
     Sample,
     build_sample,
@@ -142,6 +142,39 @@ def test_croissant_makes_the_manifest_loadable(sample: Sample, tmp_path: Path) -
     ids = re.findall(r"'manifest/id': b'([^']+)'", result.stdout)
     assert sorted(ids) == sorted(
         json.loads(line)["id"] for line in sample.manifest.read_text().splitlines()
+    )
+
+
+@pytest.mark.parametrize("name", ["my manifest.jsonl", "manifest"])
+def test_croissant_of_a_manifest_of_any_name_validates_and_loads(
+    sample: Sample, tmp_path: Path, name: str
+) -> None:
+    """The manifest's FileObject has a fixed id, whatever the file is named: a name with a space
+    (mlcroissant refuses such ids) or "manifest" (the RecordSet's id) validated badly or made
+    the validator fail before; its contentUrl is the name, which mlcroissant loads as it is."""
+    manifest = tmp_path / name
+    shutil.copy(sample.manifest, manifest)
+    built = run_cli(
+        "card", "build", SAMPLES / "card-spec.yaml", "--manifest", manifest,
+        "-o", tmp_path / "card.json", "--now", NOW,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    card = tmp_path / "card.signed.json"
+    signed = run_cli(
+        "card", "sign", tmp_path / "card.json", "--key", sample.ed25519_key, "-o", card
+    )
+    assert signed.returncode == 0, signed.stderr
+    out = _export(sample, "croissant", tmp_path / "croissant.json", card=card)
+    result = _run_peer(peer_script("mlcroissant"), "validate", "--jsonld", out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "error" not in result.stderr.lower().replace("errors", "")
+    result = _run_peer(
+        peer_script("mlcroissant"), "load", "--jsonld", out, "--record_set", "manifest",
+        "--num_records", "100",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(re.findall(r"'manifest/id': b'([^']+)'", result.stdout)) == len(
+        sample.manifest.read_text().splitlines()
     )
 
 

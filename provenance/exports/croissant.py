@@ -31,6 +31,8 @@ from provenance.exports.licenses import is_listed, spdx_url
 from provenance.licenses import license_ids
 
 CONFORMS_TO = "http://mlcommons.org/croissant/1.1"
+MANIFEST_FILE_ID = "manifest-file"
+"""The ``@id`` of the manifest's FileObject, whatever the file is named."""
 CONTEXT: dict[str, Any] = {
     "@language": "en",
     "@vocab": "https://schema.org/",
@@ -174,7 +176,9 @@ def document(
     name = card.manifest_name
     file_object: dict[str, Any] = {
         "@type": "cr:FileObject",
-        "@id": name,
+        # A fixed id: the file's name may hold a space (mlcroissant refuses ids with one) or be
+        # "manifest", the RecordSet's own id.
+        "@id": MANIFEST_FILE_ID,
         "name": name,
         "description": (
             f"The dataset's manifest (JSON Lines, one entry per file or record):"
@@ -194,7 +198,7 @@ def document(
             "@id": f"manifest/{column}",
             "name": column,
             "dataType": _FIELD_TYPES.get(column, "sc:Text"),
-            "source": {"fileObject": {"@id": name}, "extract": {"column": column}},
+            "source": {"fileObject": {"@id": MANIFEST_FILE_ID}, "extract": {"column": column}},
         }
         for column in columns
     ]
