@@ -90,6 +90,48 @@ def test_a_signed_card_with_a_source_id_used_twice_is_not_exported(
     assert verified.returncode == 2 and "is used twice" in one_error_line(verified)
 
 
+HOSTILE = "<script>window.pwned=1</script><img src=x onerror=alert(1)>"
+
+
+@pytest.mark.parametrize("fmt", ["huggingface", "eu-summary"])
+def test_a_cards_text_renders_as_text_in_the_markdown_exports(
+    sample: Sample, tmp_path: Path, fmt: str
+) -> None:
+    """Markup in a signed card's plain-text fields (names, publisher, rights holder, exclusion
+    names, description, a line break that would start a block) renders as that text: rendered
+    with CommonMark (which passes raw HTML through), no element, link or heading comes from
+    the card (before: 11 and 15 script tags, a javascript: link, injected lines)."""
+    from markdown_it import MarkdownIt
+
+    statement = json.loads((sample.root / "card.json").read_text())
+    predicate = statement["predicate"]
+    predicate["name"] = f"corpus {HOSTILE}"
+    predicate["description"] = f"Line one {HOSTILE}\n# injected heading\n[click](javascript:x)"
+    predicate["publisher"]["name"] = f"Lab {HOSTILE}\n---\ninjected: front matter"
+    for source in predicate["sources"]:
+        source["name"] = f"{source['name']} {HOSTILE} [x](javascript:alert(2)) **bold**"
+        source["rightsHolder"] = f"Holder {HOSTILE}"
+    for exclusion in predicate["exclusions"]:
+        exclusion["name"] = f"{exclusion['name']} {HOSTILE}"
+    edited = tmp_path / "card.json"
+    edited.write_text(json.dumps(statement))
+    card = tmp_path / "card.signed.json"
+    signed = run_cli("card", "sign", edited, "--key", sample.ed25519_key, "-o", card)
+    assert signed.returncode == 0, signed.stderr
+    out = tmp_path / "out.md"
+    result = _export(sample, fmt, out, "--manifest", sample.manifest, card=card)
+    assert result.returncode == 0, result.stderr
+    text = out.read_text("utf-8")
+    body = text.split("\n---\n", 1)[1] if text.startswith("---\n") else text
+    html = MarkdownIt("commonmark").render(body)
+    for forbidden in ("<script", "<img", "href=", "<a ", "<strong>bold"):
+        assert forbidden not in html, forbidden
+    assert "<h1>injected heading" not in html and "injected: front matter</h" not in html
+    if fmt == "huggingface":  # the summary does not show the description
+        assert "# injected heading" in html
+    assert "&lt;script&gt;window.pwned=1&lt;/script&gt;" in html  # shown, as text
+
+
 def test_a_card_signed_by_an_untrusted_key_is_not_exported(sample: Sample, tmp_path: Path) -> None:
     stranger = tmp_path / "stranger.key"
     write_key_pair(PrivateKey.generate(), stranger)

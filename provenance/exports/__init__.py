@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import posixpath
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -307,10 +308,47 @@ class ExportOptions:
     """eu-summary: the provider is an SME (top 5 % or 1,000 domains instead of 10 %)."""
 
 
-def md_cell(value: object) -> str:
-    """``value`` as one Markdown table cell (pipes escaped, on one line)."""
+# What could start markup, raw HTML, an entity, a link or a table cell in CommonMark and GFM.
+_MARKUP = re.compile(r"([\\`*_\[\]<>&|~])")
+
+
+def md_text(value: object) -> str:
+    """``value``, plain text from a card, as Markdown that renders as that very text: on one
+    line (a line break in a name could start a heading or a block), every character that could
+    start markup, raw HTML (a script), an entity or a link backslash-escaped."""
     text = "" if value is None else str(value)
-    return " ".join(text.replace("\\", "\\\\").replace("|", "\\|").split()) or "-"
+    return _MARKUP.sub(r"\\\1", " ".join(text.split()))
+
+
+# What starts a block at the start of a line: a heading, a quote, a list item, a rule.
+_BLOCK_START = re.compile(r"[#>+=-]|[0-9]+[.)]")
+
+
+def md_paragraphs(value: str) -> str:
+    """Plain text of several lines (a description) as Markdown: each line as :func:`md_text`,
+    with what would start a block there escaped, its blank lines kept as paragraph breaks."""
+    lines = []
+    for line in value.strip().splitlines():
+        text = md_text(line)
+        start = _BLOCK_START.match(text)
+        if start is not None:
+            text = f"{text[: start.end() - 1]}\\{text[start.end() - 1 :]}"
+        lines.append(text)
+    return "\n".join(lines)
+
+
+def md_code(value: object) -> str:
+    """``value`` as an inline code span: fenced by more backticks than it holds in a row."""
+    text = " ".join(("" if value is None else str(value)).split())
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def md_cell(value: object) -> str:
+    """``value`` as one Markdown table cell (:func:`md_text`; ``-`` when empty)."""
+    return md_text(value) or "-"
 
 
 def dataset_modalities(

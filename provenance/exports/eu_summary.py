@@ -16,6 +16,7 @@ whichever is fewer).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,6 +29,8 @@ from provenance.exports import (
     dataset_license,
     dataset_modalities,
     md_cell,
+    md_code,
+    md_text,
     top_domain_count,
 )
 
@@ -302,12 +305,46 @@ def _source_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
             extra.append(row["homepage"])
         if row.get("note"):
             extra.append(row["note"])
-        lines.append(f"  - {row['name']} (`{row['id']}`): " + "; ".join(extra))
+        lines.append(f"  - {row['name']} ({md_code(row['id'])}): " + "; ".join(extra))
     return lines
+
+
+_MARKER = re.compile(r"\[TO FILL: [\w ,.'()/-]*\]\Z")
+# Values shown as code spans (`...`), kept as they are; every other string is plain text.
+_CODE_KEYS = frozenset(
+    {
+        "id",
+        "source",
+        "urn",
+        "sha256",
+        "manifestSha256",
+        "merkleRoot",
+        "license",
+        "keyid",
+        "manifest",
+    }
+)
+
+
+def _as_markdown(value: Any, key: str | None = None) -> Any:
+    """``value`` (a part of the summary document) with every plain-text string as Markdown that
+    renders as that text (:func:`~provenance.exports.md_text`: a card's names cannot inject
+    HTML, links or lines), and the keys of ``matched`` counts (a card's categories) alike."""
+    if isinstance(value, str):
+        # Our own markers stay as they are, to be found and filled in (plain words only).
+        return value if key in _CODE_KEYS or _MARKER.match(value) else md_text(value)
+    if isinstance(value, Mapping):
+        return {
+            (md_text(k) if key == "matched" else k): _as_markdown(v, k) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_as_markdown(item, key) for item in value]
+    return value
 
 
 def markdown(doc: Mapping[str, Any]) -> str:
     """The summary document rendered as Markdown, section by section."""
+    doc = _as_markdown(doc)
     card = doc["card"]
     general = doc["generalInformation"]
     sources = doc["dataSources"]
@@ -319,7 +356,7 @@ def markdown(doc: Mapping[str, Any]) -> str:
     add(f"Following the {TEMPLATE}.")
     add(
         f"Generated from the signed dataset card {card['name']} {card['version']}"
-        f" (`{card['urn']}`), created {card['created']}. Values marked [TO FILL] are not in"
+        f" ({md_code(card['urn'])}), created {card['created']}. Values marked [TO FILL] are not in"
         " the card."
     )
     add("")
@@ -410,7 +447,8 @@ def markdown(doc: Mapping[str, Any]) -> str:
     rights = processing["reservationOfRights"]
     add(f"- Signatory of the GPAI Code of Practice: {rights['codeOfPracticeSignatory']}")
     for item in rights["optOutSignals"]:
-        add(f"- Source `{item['source']}`: opt-out signals honoured: {', '.join(item['signals'])}")
+        signals = ", ".join(item["signals"])
+        add(f"- Source {md_code(item['source'])}: opt-out signals honoured: {signals}")
     if rights["exclusionLists"]:
         add("- Exclusion lists applied before training:")
         for item in rights["exclusionLists"]:
@@ -431,9 +469,9 @@ def markdown(doc: Mapping[str, Any]) -> str:
     add(f"- Other measures: {illegal['otherMeasures']}")
     add("### 3.3. Other information")
     add(
-        f"- The dataset card commits to the manifest `{card['manifest']}` (sha256"
+        f"- The dataset card commits to the manifest {md_code(card['manifest'])} (sha256"
         f" `{card['manifestSha256']}`, RFC 9162 Merkle root `{card['merkleRoot']}`); license of"
-        f" the whole dataset (SPDX): `{card['license']}`."
+        f" the whole dataset (SPDX): {md_code(card['license'])}."
     )
     for signer in card["signers"]:
         add(f"- Signed by {signer['name']} ({signer['role']}), key `{signer['keyid']}`")

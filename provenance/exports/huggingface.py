@@ -9,6 +9,7 @@ are kept under a ``provenance:`` key (the Hub keeps keys it does not know).
 from __future__ import annotations
 
 import re
+import shlex
 from typing import Any
 
 import yaml
@@ -25,6 +26,9 @@ from provenance.exports import (
     exclusion_line,
     human_bytes,
     md_cell,
+    md_code,
+    md_paragraphs,
+    md_text,
 )
 from provenance.exports.licenses import hub_id
 from provenance.licenses import license_ids
@@ -140,7 +144,7 @@ def export(card: ExportCard, facts: ManifestFacts | None, options: ExportOptions
     yaml_text = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=1000)
     lines = ["---", yaml_text.rstrip("\n"), "---", ""]
     add = lines.append
-    add(f"# Dataset Card for {predicate.name}")
+    add(f"# Dataset Card for {md_text(predicate.name)}")
     add("")
     add(
         "This card was generated from a signed `provenance` dataset card (an in-toto Statement"
@@ -151,16 +155,17 @@ def export(card: ExportCard, facts: ManifestFacts | None, options: ExportOptions
     add("")
     add("### Dataset Description")
     add("")
-    add(predicate.description.strip() or MORE)
+    add(md_paragraphs(predicate.description) or MORE)
     add("")
     publisher = predicate.publisher
-    add(f"- **Curated by:** {publisher.name}")
+    add(f"- **Curated by:** {md_text(publisher.name)}")
     if publisher.url:
-        add(f"- **Publisher's site:** {publisher.url}")
-    add(f"- **Version:** {predicate.version}")
-    add(f"- **License:** `{dataset_license(predicate)}` (SPDX expression of the whole dataset)")
+        add(f"- **Publisher's site:** {md_text(publisher.url)}")
+    add(f"- **Version:** {md_text(predicate.version)}")
+    spdx = md_code(dataset_license(predicate))
+    add(f"- **License:** {spdx} (SPDX expression of the whole dataset)")
     if options.url:
-        add(f"- **Repository:** {options.url}")
+        add(f"- **Repository:** {md_text(options.url)}")
     add("")
     add("### Dataset Sources")
     add("")
@@ -201,7 +206,8 @@ def export(card: ExportCard, facts: ManifestFacts | None, options: ExportOptions
     add("")
     size = f", {facts.file_bytes} bytes" if facts is not None else ""
     add(
-        f"`{card.manifest_name}` (JSON Lines{size}) lists every file or record: `id`, `sha256`,"
+        f"{md_code(card.manifest_name)} (JSON Lines{size}) lists every file or record: `id`,"
+        " `sha256`,"
         " `size`, and where known `source`, `url`, `license`, `rightsHolder`. It holds"
         f" {manifest.entries} entries, {manifest.bytes} bytes"
         f" ({human_bytes(manifest.bytes)}) of data in total."
@@ -215,16 +221,16 @@ def export(card: ExportCard, facts: ManifestFacts | None, options: ExportOptions
     add("")
     start, end = collection_window(predicate.sources)
     if start or end:
-        add(f"Data was collected from {start or '?'} to {end or '?'}.")
+        add(f"Data was collected from {md_text(start or '?')} to {md_text(end or '?')}.")
         add("")
     opt_outs = sorted({o for s in predicate.sources for o in s.opt_out or ()})
     if opt_outs:
-        add(f"Opt-out signals honoured: {', '.join(opt_outs)}.")
+        add(f"Opt-out signals honoured: {md_text(', '.join(opt_outs))}.")
         add("")
     add("#### Who are the source data producers?")
     add("")
     holders = sorted({s.rights_holder for s in predicate.sources if s.rights_holder})
-    add(", ".join(holders) if holders else MORE)
+    add(md_text(", ".join(holders)) if holders else MORE)
     add("")
     add("### Personal and Sensitive Information")
     add("")
@@ -242,7 +248,10 @@ def export(card: ExportCard, facts: ManifestFacts | None, options: ExportOptions
         add("Licenses of the card's own (`LicenseRef-`) ids:")
         add("")
         for ref, url in refs.items():
-            add(f"- `{ref}`: {url or 'terms to be added to LICENSE.md [More Information Needed]'}")
+            terms = (
+                md_text(url) if url else "terms to be added to LICENSE.md [More Information Needed]"
+            )
+            add(f"- {md_code(ref)}: {terms}")
         add("")
     add("## Exclusion lists applied")
     add("")
@@ -252,30 +261,32 @@ def export(card: ExportCard, facts: ManifestFacts | None, options: ExportOptions
         for exclusion in predicate.exclusions:
             matched = ", ".join(f"{k} {v}" for k, v in sorted(exclusion.matched.items()))
             add(
-                f"| {md_cell(exclusion.name)} | {exclusion.version} | `{exclusion.digest}` |"
-                f" {md_cell(matched or 'none')} | {exclusion.removed} | {exclusion.applied} |"
+                f"| {md_cell(exclusion.name)} | {md_cell(exclusion.version)}"
+                f" | `{exclusion.digest}` | {md_cell(matched or 'none')} | {exclusion.removed}"
+                f" | {exclusion.applied} |"
             )
         add("")
         for exclusion in predicate.exclusions:
-            add(f"- {exclusion_line(exclusion)}")
+            add(f"- {md_text(exclusion_line(exclusion))}")
     else:
         add("The card records no exclusion list applied.")
     add("")
     add("## How to verify")
     add("")
     add(
-        f"The signed card commits to `{card.manifest_name}` by its SHA-256"
+        f"The signed card commits to {md_code(card.manifest_name)} by its SHA-256"
         f" `{card.manifest_sha256}` and its RFC 9162 Merkle root `{manifest.merkle_root}`."
         f" The card's own digest (SHA-256 of the signed statement) is `{card.statement_sha256}`."
     )
     add("")
     if card.signers:
-        add("Signed by: " + "; ".join(f"{s.name} ({s.role}, key {s.keyid})" for s in card.signers))
+        signers = "; ".join(f"{s.name} ({s.role}, key {s.keyid})" for s in card.signers)
+        add(f"Signed by: {md_text(signers)}")
         add("")
     add("```sh")
     add(
         "provenance verify card.signed.json --trust trust.json"
-        f" --manifest {card.manifest_name} --data DATA_DIR"
+        f" --manifest {shlex.quote(card.manifest_name)} --data DATA_DIR"
     )
     add("```")
     add("")
