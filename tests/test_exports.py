@@ -199,6 +199,27 @@ def test_oms_refuses_a_changed_data_file(sample: Sample, tmp_path: Path) -> None
     assert not out.exists()
 
 
+def test_a_manifest_that_is_not_the_cards_is_a_verified_no_with_the_data_too(
+    sample: Sample, tmp_path: Path
+) -> None:
+    """Another card's manifest, whose entries name sources this card does not define: exit 1
+    for what it is (not the card's manifest), with --data (oms) as without; before, its first
+    entry's unknown source was reported as bad input (exit 2)."""
+    out = tmp_path / "data.sig"
+    result = run_cli(
+        "export", "oms", sample.card, "--trust", sample.trust, "--manifest",
+        sample.records_manifest, "--data", sample.data, "--key", sample.p256_key, "-o", out,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "does not match the card's manifest: manifest digest" in one_error_line(result)
+    assert not out.exists()
+    verified = run_cli(
+        "verify", sample.card, "--trust", sample.trust, "--manifest", sample.records_manifest
+    )
+    assert verified.returncode == 1, verified.stderr
+    assert "not counted: the manifest is not the card's" in verified.stdout
+
+
 def test_oms_refuses_an_ed25519_key_saying_why(sample: Sample, tmp_path: Path) -> None:
     out = tmp_path / "data.sig"
     result = _oms(sample, out, sample.data, sample.ed25519_key)

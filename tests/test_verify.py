@@ -97,7 +97,7 @@ def test_verify_data_keeps_its_checks_and_their_order(tmp_path: Path) -> None:
     )
 
 
-def test_verify_data_reports_the_manifest_error_before_a_walk_error(tmp_path: Path) -> None:
+def test_verify_data_reports_another_manifest_before_a_walk_error(tmp_path: Path) -> None:
     import datetime as dt
 
     from provenance.errors import InputError
@@ -106,25 +106,34 @@ def test_verify_data_reports_the_manifest_error_before_a_walk_error(tmp_path: Pa
     (tmp_path / "data" / "a").mkdir(parents=True)
     (tmp_path / "data" / "a" / "x.txt").write_text("x")
     envelope, trust, manifest_path = _signed_card(tmp_path, tmp_path / "data", ["a/**"])
+    original = manifest_path.read_bytes()
     # Another manifest, which the card's sources do not cover, and a data directory that
-    # cannot be walked: the manifest's error is the one reported, as when it was checked first.
+    # cannot be walked: the manifest is not the card's, the verdict (exit 1), and the walk's
+    # error says why the data was not checked; the card's own manifest with the walk error
+    # raises it (bad input).
     (tmp_path / "data" / "b").mkdir()
     (tmp_path / "data" / "b" / "y.txt").write_text("y")
     manifest.write_manifest(
         manifest.build_from_directory(tmp_path / "data", workers=1), manifest_path
     )
     os.symlink(tmp_path, tmp_path / "data" / "up")
-    with pytest.raises(InputError, match="claimed by no source"):
-        verify(
-            envelope,
-            trust,
-            at=dt.datetime(2026, 11, 30, tzinfo=dt.UTC),
-            what="c",
-            manifest_path=manifest_path,
-            data_dir=tmp_path / "data",
-            symlinks="error",
-            workers=2,
-        )
+    checks = {
+        "at": dt.datetime(2026, 11, 30, tzinfo=dt.UTC),
+        "what": "c",
+        "data_dir": tmp_path / "data",
+        "symlinks": "error",
+        "workers": 2,
+    }
+    report = verify(envelope, trust, manifest_path=manifest_path, **checks)  # type: ignore[arg-type]
+    assert not report.ok
+    shown = {check.name: (check.ok, check.detail) for check in report.checks}
+    assert shown["manifest digest"][0] is False
+    assert shown["sources and licenses"] == (False, "not counted: the manifest is not the card's")
+    assert shown["data files"][0] is False and "symlink points out" in shown["data files"][1]
+    own = tmp_path / "own.jsonl"
+    own.write_bytes(original)
+    with pytest.raises(InputError, match="symlink points out"):
+        verify(envelope, trust, manifest_path=own, **checks)  # type: ignore[arg-type]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -172,11 +172,16 @@ class Tallier:
     """Counts records and bytes per source and per license as entries are added (see
     :func:`tally`), so that one pass over a manifest can feed it and another check."""
 
-    def __init__(self, sources: Sequence[SourceLike]) -> None:
-        """Compile the sources (see :class:`SourceAssigner`)."""
+    def __init__(self, sources: Sequence[SourceLike], *, defer_errors: bool = False) -> None:
+        """Compile the sources (see :class:`SourceAssigner`). With ``defer_errors`` an entry
+        that cannot be counted stops the count without raising; :meth:`result` raises it (a
+        verifier first learns whether the manifest is the card's at all: for one that is not,
+        that is the finding, not an entry the card's sources do not know)."""
         self._assigner = SourceAssigner(sources)
         self._by_source = {s.id: [0, 0] for s in self._assigner.sources}
         self._by_license: dict[str, list[int]] = {}
+        self._defer = defer_errors
+        self._error: InputError | FormatError | None = None
 
     def add(self, entries: Iterable[ManifestEntry]) -> None:
         """Count ``entries``.
@@ -188,8 +193,15 @@ class Tallier:
         # A block at a time: ``entries`` may be a whole manifest, streamed.
         iterator = iter(entries)
         while block := list(itertools.islice(iterator, _BLOCK)):
-            if not self._add_by_paths(block):
-                self._add_one_by_one(block)
+            if self._error is not None:
+                continue  # the count has stopped; the entries still pass through
+            try:
+                if not self._add_by_paths(block):
+                    self._add_one_by_one(block)
+            except (InputError, FormatError) as exc:
+                if not self._defer:
+                    raise
+                self._error = exc
 
     def _add_one_by_one(self, entries: list[ManifestEntry]) -> None:
         source_of, by_source, by_license = (
@@ -236,7 +248,13 @@ class Tallier:
         return True
 
     def result(self) -> Tally:
-        """The counts of the entries added so far."""
+        """The counts of the entries added so far.
+
+        Raises:
+            InputError, FormatError: with ``defer_errors``, the error that stopped the count.
+        """
+        if self._error is not None:
+            raise self._error
         return Tally(
             {k: (v[0], v[1]) for k, v in self._by_source.items()},
             {k: (v[0], v[1]) for k, v in sorted(self._by_license.items())},
