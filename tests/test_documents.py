@@ -113,7 +113,8 @@ PREDICATE = _with(
         "description": st.text(max_size=20),
         "publisher": _with({"name": TEXT}, {"url": TEXT, "contact": TEXT}),
         "created": TIME,
-        "sources": st.lists(SOURCE, min_size=1, max_size=3),
+        # Each source's id its own (a card's sources may not share one).
+        "sources": st.lists(SOURCE, min_size=1, max_size=3, unique_by=lambda s: s["id"]),
         "licenses": st.lists(LICENSE, max_size=3),
         "exclusions": st.lists(EXCLUSION, max_size=2),
         "manifest": MANIFEST,
