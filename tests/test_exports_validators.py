@@ -178,6 +178,51 @@ def test_croissant_of_a_manifest_of_any_name_validates_and_loads(
     )
 
 
+def test_the_exports_of_a_partitioned_manifest_read_its_parts(
+    sample: Sample, tmp_path: Path
+) -> None:
+    """A card over a partitioned manifest commits to its index.json (DESIGN §8): Croissant
+    describes the index and the parts (a FileSet) and mlcroissant loads every entry from the
+    parts; the Hub card's data files are the parts (before, both pointed at index.json as if
+    it were the JSON Lines manifest: validated, but no record could be loaded)."""
+    parts = tmp_path / "parts"
+    built = run_cli(
+        "manifest", "build", sample.data, "-o", f"{parts}/", "--partitions", "4", "--workers", "1"
+    )
+    assert built.returncode == 0, built.stderr
+    assert len(list(parts.glob("part-*.jsonl"))) == 4
+    made = run_cli(
+        "card", "build", SAMPLES / "card-spec.yaml", "--manifest", parts,
+        "-o", tmp_path / "card.json", "--now", NOW,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    card = tmp_path / "card.signed.json"
+    signed = run_cli(
+        "card", "sign", tmp_path / "card.json", "--key", sample.ed25519_key, "-o", card
+    )
+    assert signed.returncode == 0, signed.stderr
+    out = _export(sample, "croissant", parts / "croissant.json", "--manifest", parts, card=card)
+    result = _run_peer(peer_script("mlcroissant"), "validate", "--jsonld", out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    result = _run_peer(
+        peer_script("mlcroissant"), "load", "--jsonld", out, "--record_set", "manifest",
+        "--num_records", "1000",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    ids = re.findall(r"'manifest/id': b'([^']+)'", result.stdout)
+    expected = [
+        json.loads(line)["id"]
+        for part in sorted(parts.glob("part-*.jsonl"))
+        for line in part.read_text().splitlines()
+    ]
+    assert sorted(ids) == sorted(expected) and len(expected) == 19
+    from huggingface_hub import DatasetCard
+
+    readme = _export(sample, "huggingface", tmp_path / "README.md", "--manifest", parts, card=card)
+    data = DatasetCard(readme.read_text()).data.to_dict()
+    assert data["configs"][0]["data_files"] == [{"split": "train", "path": "part-*.jsonl"}]
+
+
 def test_mlcroissant_rejects_a_broken_export(sample: Sample, tmp_path: Path) -> None:
     out = _export(sample, "croissant", tmp_path / "croissant.json")
     doc = json.loads(out.read_text())

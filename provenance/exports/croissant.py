@@ -29,10 +29,13 @@ from provenance.exports import (
 )
 from provenance.exports.licenses import is_listed, spdx_url
 from provenance.licenses import license_ids
+from provenance.partitions.index import INDEX_NAME
 
 CONFORMS_TO = "http://mlcommons.org/croissant/1.1"
 MANIFEST_FILE_ID = "manifest-file"
-"""The ``@id`` of the manifest's FileObject, whatever the file is named."""
+"""The ``@id`` of the manifest's FileObject (its index, when partitioned), whatever its name."""
+MANIFEST_PARTS_ID = "manifest-parts"
+"""The ``@id`` of the FileSet of a partitioned manifest's parts."""
 CONTEXT: dict[str, Any] = {
     "@language": "en",
     "@vocab": "https://schema.org/",
@@ -174,6 +177,10 @@ def document(
             if node not in licenses:
                 licenses.append(node)
     name = card.manifest_name
+    summary = (
+        f"{manifest.entries} entries, {manifest.bytes} bytes of data; RFC 9162 Merkle root"
+        f" (SHA-256) {manifest.merkle_root}"
+    )
     file_object: dict[str, Any] = {
         "@type": "cr:FileObject",
         # A fixed id: the file's name may hold a space (mlcroissant refuses ids with one) or be
@@ -181,9 +188,7 @@ def document(
         "@id": MANIFEST_FILE_ID,
         "name": name,
         "description": (
-            f"The dataset's manifest (JSON Lines, one entry per file or record):"
-            f" {manifest.entries} entries, {manifest.bytes} bytes of data; RFC 9162"
-            f" Merkle root (SHA-256) {manifest.merkle_root}."
+            f"The dataset's manifest (JSON Lines, one entry per file or record): {summary}."
         ),
         "contentUrl": name,
         "encodingFormat": "application/jsonlines",
@@ -191,6 +196,31 @@ def document(
     }
     if facts is not None:
         file_object["contentSize"] = f"{facts.file_bytes} B"
+    distribution = [file_object]
+    read_from: dict[str, Any] = {"fileObject": {"@id": MANIFEST_FILE_ID}}
+    if name == INDEX_NAME:
+        # A partitioned manifest (DESIGN §8): the card commits to its index, which lists each
+        # part's SHA-256; the entries are in the parts, read in name order.
+        file_object.update(
+            {
+                "description": (
+                    "The index of the dataset's partitioned manifest: each part's file name,"
+                    f" SHA-256, entry count and bytes. The manifest holds {summary}."
+                ),
+                "encodingFormat": "application/json",
+            }
+        )
+        distribution.append(
+            {
+                "@type": "cr:FileSet",
+                "@id": MANIFEST_PARTS_ID,
+                "name": "manifest parts",
+                "description": "The manifest's parts (JSON Lines), as the index lists them.",
+                "encodingFormat": "application/jsonlines",
+                "includes": "part-*.jsonl",
+            }
+        )
+        read_from = {"fileSet": {"@id": MANIFEST_PARTS_ID}}
     columns = facts.entries.columns if facts is not None else ("id", "sha256")
     fields = [
         {
@@ -198,7 +228,7 @@ def document(
             "@id": f"manifest/{column}",
             "name": column,
             "dataType": _FIELD_TYPES.get(column, "sc:Text"),
-            "source": {"fileObject": {"@id": MANIFEST_FILE_ID}, "extract": {"column": column}},
+            "source": {**read_from, "extract": {"column": column}},
         }
         for column in columns
     ]
@@ -236,7 +266,7 @@ def document(
         or ["No exclusion list applied, according to the signed card."],
         "prov:wasDerivedFrom": [_source_entity(s, refs) for s in predicate.sources],
         "prov:wasAttributedTo": {"@type": "prov:Agent", "prov:label": f"provenance ({TOOL_URL})"},
-        "distribution": [file_object],
+        "distribution": distribution,
         "recordSet": [
             {
                 "@type": "cr:RecordSet",

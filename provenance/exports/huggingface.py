@@ -32,6 +32,7 @@ from provenance.exports import (
 )
 from provenance.exports.licenses import hub_id
 from provenance.licenses import license_ids
+from provenance.partitions.index import INDEX_NAME
 
 MORE = "[More Information Needed]"
 _SIZE_BUCKETS = (
@@ -117,7 +118,15 @@ def front_matter(card: ExportCard, facts: ManifestFacts | None) -> dict[str, Any
     data["configs"] = [
         {
             "config_name": "manifest",
-            "data_files": [{"split": "train", "path": card.manifest_name}],
+            # A partitioned manifest's entries are in its parts; the card commits to its index.
+            "data_files": [
+                {
+                    "split": "train",
+                    "path": "part-*.jsonl"
+                    if card.manifest_name == INDEX_NAME
+                    else card.manifest_name,
+                }
+            ],
         }
     ]
     data["provenance"] = {
@@ -205,9 +214,14 @@ def export(card: ExportCard, facts: ManifestFacts | None, options: ExportOptions
     add("## Dataset Structure")
     add("")
     size = f", {facts.file_bytes} bytes" if facts is not None else ""
+    listed = (
+        f"The manifest's parts, `part-*.jsonl` (JSON Lines; their index {md_code(INDEX_NAME)}"
+        f"{size}, gives each part's SHA-256), list"
+        if card.manifest_name == INDEX_NAME
+        else f"{md_code(card.manifest_name)} (JSON Lines{size}) lists"
+    )
     add(
-        f"{md_code(card.manifest_name)} (JSON Lines{size}) lists every file or record: `id`,"
-        " `sha256`,"
+        f"{listed} every file or record: `id`, `sha256`,"
         " `size`, and where known `source`, `url`, `license`, `rightsHolder`. It holds"
         f" {manifest.entries} entries, {manifest.bytes} bytes"
         f" ({human_bytes(manifest.bytes)}) of data in total."
