@@ -7,6 +7,7 @@ import base64
 import json
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -43,6 +44,16 @@ def test_every_format_exports_the_verified_card(sample: Sample, tmp_path: Path, 
     # Every export names the manifest's digest and its Merkle root, from the signed card.
     assert statement["subject"][0]["digest"]["sha256"] in text
     assert statement["predicate"]["manifest"]["merkleRoot"] in text
+
+
+def _signed(sample: Sample, statement: dict[str, Any], directory: Path) -> Path:
+    """``statement`` signed by the sample's trusted key (``card sign``): the signed card."""
+    edited = directory / "card.json"
+    edited.write_text(json.dumps(statement))
+    card = directory / "card.signed.json"
+    signed = run_cli("card", "sign", edited, "--key", sample.ed25519_key, "-o", card)
+    assert signed.returncode == 0, signed.stderr
+    return card
 
 
 def _forge(sample: Sample, path: Path) -> Path:
@@ -113,11 +124,7 @@ def test_a_cards_text_renders_as_text_in_the_markdown_exports(
         source["rightsHolder"] = f"Holder {HOSTILE}"
     for exclusion in predicate["exclusions"]:
         exclusion["name"] = f"{exclusion['name']} {HOSTILE}"
-    edited = tmp_path / "card.json"
-    edited.write_text(json.dumps(statement))
-    card = tmp_path / "card.signed.json"
-    signed = run_cli("card", "sign", edited, "--key", sample.ed25519_key, "-o", card)
-    assert signed.returncode == 0, signed.stderr
+    card = _signed(sample, statement, tmp_path)
     out = tmp_path / "out.md"
     result = _export(sample, fmt, out, "--manifest", sample.manifest, card=card)
     assert result.returncode == 0, result.stderr
@@ -493,11 +500,7 @@ def test_a_manifest_whose_count_or_root_differs_from_the_card_is_refused(
     # entry count: the digest check alone would pass; the checks after reading must not.
     statement = json.loads((sample.root / "card.json").read_text())
     statement["predicate"]["manifest"]["entries"] += 1
-    card = tmp_path / "card.json"
-    card.write_text(json.dumps(statement))
-    signed = tmp_path / "card.signed.json"
-    result = run_cli("card", "sign", card, "--key", sample.ed25519_key, "-o", signed)
-    assert result.returncode == 0, result.stderr
+    signed = _signed(sample, statement, tmp_path)
     out = tmp_path / "croissant.json"
     result = _export(sample, "croissant", out, "--manifest", sample.manifest, card=signed)
     assert result.returncode == 1

@@ -154,28 +154,39 @@ def test_croissant_of_a_manifest_of_any_name_validates_and_loads(
     the validator fail before; its contentUrl is the name, which mlcroissant loads as it is."""
     manifest = tmp_path / name
     shutil.copy(sample.manifest, manifest)
+    card = _card_over(sample, manifest, tmp_path)
+    out = _export(sample, "croissant", tmp_path / "croissant.json", card=card)
+    ids = _validated_and_loaded(out)
+    assert len(ids) == len(sample.manifest.read_text().splitlines())
+
+
+def _card_over(sample: Sample, manifest: Path, directory: Path) -> Path:
+    """The sample spec's card over ``manifest``, signed by the sample's trusted key."""
     built = run_cli(
         "card", "build", SAMPLES / "card-spec.yaml", "--manifest", manifest,
-        "-o", tmp_path / "card.json", "--now", NOW,
+        "-o", directory / "card.json", "--now", NOW,
     )  # fmt: skip
     assert built.returncode == 0, built.stderr
-    card = tmp_path / "card.signed.json"
+    card = directory / "card.signed.json"
     signed = run_cli(
-        "card", "sign", tmp_path / "card.json", "--key", sample.ed25519_key, "-o", card
+        "card", "sign", directory / "card.json", "--key", sample.ed25519_key, "-o", card
     )
     assert signed.returncode == 0, signed.stderr
-    out = _export(sample, "croissant", tmp_path / "croissant.json", card=card)
-    result = _run_peer(peer_script("mlcroissant"), "validate", "--jsonld", out)
+    return card
+
+
+def _validated_and_loaded(croissant: Path) -> list[str]:
+    """``mlcroissant validate`` of ``croissant`` (no error), then the ids ``mlcroissant load``
+    reads from its manifest RecordSet."""
+    result = _run_peer(peer_script("mlcroissant"), "validate", "--jsonld", croissant)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "error" not in result.stderr.lower().replace("errors", "")
     result = _run_peer(
-        peer_script("mlcroissant"), "load", "--jsonld", out, "--record_set", "manifest",
-        "--num_records", "100",
+        peer_script("mlcroissant"), "load", "--jsonld", croissant, "--record_set", "manifest",
+        "--num_records", "1000",
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    assert len(re.findall(r"'manifest/id': b'([^']+)'", result.stdout)) == len(
-        sample.manifest.read_text().splitlines()
-    )
+    return re.findall(r"'manifest/id': b'([^']+)'", result.stdout)
 
 
 def test_the_exports_of_a_partitioned_manifest_read_its_parts(
@@ -191,25 +202,9 @@ def test_the_exports_of_a_partitioned_manifest_read_its_parts(
     )
     assert built.returncode == 0, built.stderr
     assert len(list(parts.glob("part-*.jsonl"))) == 4
-    made = run_cli(
-        "card", "build", SAMPLES / "card-spec.yaml", "--manifest", parts,
-        "-o", tmp_path / "card.json", "--now", NOW,
-    )  # fmt: skip
-    assert made.returncode == 0, made.stderr
-    card = tmp_path / "card.signed.json"
-    signed = run_cli(
-        "card", "sign", tmp_path / "card.json", "--key", sample.ed25519_key, "-o", card
-    )
-    assert signed.returncode == 0, signed.stderr
+    card = _card_over(sample, parts, tmp_path)
     out = _export(sample, "croissant", parts / "croissant.json", "--manifest", parts, card=card)
-    result = _run_peer(peer_script("mlcroissant"), "validate", "--jsonld", out)
-    assert result.returncode == 0, result.stdout + result.stderr
-    result = _run_peer(
-        peer_script("mlcroissant"), "load", "--jsonld", out, "--record_set", "manifest",
-        "--num_records", "1000",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-    ids = re.findall(r"'manifest/id': b'([^']+)'", result.stdout)
+    ids = _validated_and_loaded(out)
     expected = [
         json.loads(line)["id"]
         for part in sorted(parts.glob("part-*.jsonl"))

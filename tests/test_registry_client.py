@@ -147,13 +147,7 @@ def test_lookup_refuses_an_answer_that_misnames_a_card(world: World, tmp_path: P
             return body
         return body.replace(b'"name":"other"', b'"name":"a-famous-dataset"')
 
-    world.proxy.rewrite = rename
-    try:
-        result = run_cli(
-            "registry", "lookup", work, "--registry", world.url, "--trust", world.keys.trust
-        )
-    finally:
-        world.proxy.rewrite = None
+    result = _lookup_through(world, rename, work)
     assert result.returncode == 1
     assert "otherwise than its log entry" in one_error_line(result)
 
@@ -164,6 +158,18 @@ def _lookup_answer(world: World, work: Path) -> Any:
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)["results"][0]
+
+
+def _lookup_through(world: World, rewrite: Rewrite, work: Path) -> Any:
+    """``registry lookup`` of ``work`` with the registry's answers passed through ``rewrite``
+    (and the proxy's status and headers as set); the proxy is reset afterwards."""
+    world.proxy.rewrite = rewrite
+    try:
+        return run_cli(
+            "registry", "lookup", work, "--registry", world.url, "--trust", world.keys.trust
+        )
+    finally:
+        world.proxy.rewrite, world.proxy.status, world.proxy.headers = None, None, []
 
 
 def test_lookup_refuses_a_match_the_card_does_not_hold(world: World, tmp_path: Path) -> None:
@@ -188,13 +194,7 @@ def test_lookup_refuses_a_match_the_card_does_not_hold(world: World, tmp_path: P
         document["results"][0]["matches"] = [forged]
         return json.dumps(document).encode()
 
-    world.proxy.rewrite = add_match
-    try:
-        result = run_cli(
-            "registry", "lookup", mine, "--registry", world.url, "--trust", world.keys.trust
-        )
-    finally:
-        world.proxy.rewrite = None
+    result = _lookup_through(world, add_match, mine)
     assert result.returncode == 1, result.stdout
     line = one_error_line(result)
     assert "as exact of entry 'a.txt'" in line and "do not match" in line
@@ -212,13 +212,7 @@ def test_lookup_refuses_a_card_file_other_than_the_logged_one(
     def swap(path: str, body: bytes) -> bytes:
         return body + b"\n" if path.endswith(f"/{part}") else body
 
-    world.proxy.rewrite = swap
-    try:
-        result = run_cli(
-            "registry", "lookup", work, "--registry", world.url, "--trust", world.keys.trust
-        )
-    finally:
-        world.proxy.rewrite = None
+    result = _lookup_through(world, swap, work)
     assert result.returncode == 1, result.stdout
     assert "another envelope" in one_error_line(result) or "its log entry binds" in one_error_line(
         result
@@ -325,13 +319,7 @@ def test_lookup_refuses_a_malformed_answer_in_one_line(
             )
         return json.dumps(document).encode()
 
-    world.proxy.rewrite = hostile
-    try:
-        result = run_cli(
-            "registry", "lookup", work, "--registry", world.url, "--trust", world.keys.trust
-        )
-    finally:
-        world.proxy.rewrite = None
+    result = _lookup_through(world, hostile, work)
     assert result.returncode == 3, (result.stdout, result.stderr)
     assert complaint in one_error_line(result)
 
@@ -344,14 +332,10 @@ def test_a_refused_lookup_is_not_a_verdict(
     bad input (2) for 400; never the verified 'no' (1) of a refused push."""
     work = tmp_path / "a.txt"
     work.write_text("a work\n")
-    world.proxy.rewrite = lambda path, body: b'{"error": "no"}' if path == "/v1/lookup" else body
     world.proxy.status = status
-    try:
-        result = run_cli(
-            "registry", "lookup", work, "--registry", world.url, "--trust", world.keys.trust
-        )
-    finally:
-        world.proxy.rewrite, world.proxy.status = None, None
+    result = _lookup_through(
+        world, lambda path, body: b'{"error": "no"}' if path == "/v1/lookup" else body, work
+    )
     assert result.returncode == code, result.stderr
     assert f"HTTP {status}" in one_error_line(result)
 
@@ -374,14 +358,8 @@ def test_a_retry_after_that_is_not_ascii_digits_is_waited_as_one_second(
         world.proxy.status = None
         return body
 
-    world.proxy.rewrite = limited
     world.proxy.headers = [(b"retry-after", "³".encode())]
-    try:
-        result = run_cli(
-            "registry", "lookup", work, "--registry", world.url, "--trust", world.keys.trust
-        )
-    finally:
-        world.proxy.rewrite, world.proxy.status, world.proxy.headers = None, None, []
+    result = _lookup_through(world, limited, work)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("exact") and len(calls) == 2
 
