@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from provenance.card.model import CardPredicate, CardStatement, Collection, Exclusion, Source
 from provenance.errors import InvalidURLError
 from provenance.manifest import ManifestEntry
+from provenance.partitions.index import INDEX_NAME
 
 FORMATS = ("huggingface", "croissant", "spdx3", "cyclonedx", "eu-summary", "oms", "html")
 TOOL_URL = "https://provenance.dev"
@@ -64,6 +65,12 @@ class ExportCard:
     def manifest_name(self) -> str:
         """The manifest's file name, as the card's subject names it."""
         return self.statement.manifest_name
+
+    @property
+    def manifest_partitioned(self) -> bool:
+        """Whether the manifest is partitioned: the card's subject is then its index (DESIGN
+        §8), and its entries are in the parts (:data:`provenance.partitions.index.PARTS_GLOB`)."""
+        return self.manifest_name == INDEX_NAME
 
     @property
     def manifest_sha256(self) -> str:

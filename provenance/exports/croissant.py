@@ -29,7 +29,7 @@ from provenance.exports import (
 )
 from provenance.exports.licenses import is_listed, spdx_url
 from provenance.licenses import license_ids
-from provenance.partitions.index import INDEX_NAME
+from provenance.partitions.index import PARTS_GLOB
 
 CONFORMS_TO = "http://mlcommons.org/croissant/1.1"
 MANIFEST_FILE_ID = "manifest-file"
@@ -198,7 +198,7 @@ def document(
         file_object["contentSize"] = f"{facts.file_bytes} B"
     distribution = [file_object]
     read_from: dict[str, Any] = {"fileObject": {"@id": MANIFEST_FILE_ID}}
-    if name == INDEX_NAME:
+    if card.manifest_partitioned:
         # A partitioned manifest (DESIGN §8): the card commits to its index, which lists each
         # part's SHA-256; the entries are in the parts, read in name order.
         file_object.update(
@@ -217,7 +217,7 @@ def document(
                 "name": "manifest parts",
                 "description": "The manifest's parts (JSON Lines), as the index lists them.",
                 "encodingFormat": "application/jsonlines",
-                "includes": "part-*.jsonl",
+                "includes": PARTS_GLOB,
             }
         )
         read_from = {"fileSet": {"@id": MANIFEST_PARTS_ID}}

@@ -32,7 +32,7 @@ from provenance.exports import (
 )
 from provenance.exports.licenses import hub_id
 from provenance.licenses import license_ids
-from provenance.partitions.index import INDEX_NAME
+from provenance.partitions.index import INDEX_NAME, PARTS_GLOB
 
 MORE = "[More Information Needed]"
 _SIZE_BUCKETS = (
@@ -122,9 +122,7 @@ def front_matter(card: ExportCard, facts: ManifestFacts | None) -> dict[str, Any
             "data_files": [
                 {
                     "split": "train",
-                    "path": "part-*.jsonl"
-                    if card.manifest_name == INDEX_NAME
-                    else card.manifest_name,
+                    "path": PARTS_GLOB if card.manifest_partitioned else card.manifest_name,
                 }
             ],
         }
@@ -215,9 +213,9 @@ def export(card: ExportCard, facts: ManifestFacts | None, options: ExportOptions
     add("")
     size = f", {facts.file_bytes} bytes" if facts is not None else ""
     listed = (
-        f"The manifest's parts, `part-*.jsonl` (JSON Lines; their index {md_code(INDEX_NAME)}"
-        f"{size}, gives each part's SHA-256), list"
-        if card.manifest_name == INDEX_NAME
+        f"The manifest's parts, {md_code(PARTS_GLOB)} (JSON Lines; their index"
+        f" {md_code(INDEX_NAME)}{size}, gives each part's SHA-256), list"
+        if card.manifest_partitioned
         else f"{md_code(card.manifest_name)} (JSON Lines{size}) lists"
     )
     add(

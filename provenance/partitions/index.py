@@ -21,6 +21,8 @@ MAX_INDEX_BYTES = 64 << 20
 PART_FILE_NAME = re.compile(r"part-[0-9]{5}\.jsonl(\.fp)?")
 """The files a partitioned manifest's directory holds besides its index: parts and their
 fingerprint sidecars."""
+PARTS_GLOB = "part-*.jsonl"
+"""The parts' files as a glob (for readers that take one: Croissant, the Hugging Face Hub)."""
 SIDECAR_SUFFIX = ".fp"
 
 

@@ -38,17 +38,8 @@ def refused(answer: Answer, what: str, *, verdicts: bool = True) -> Exception:
     return FetchError(message)
 
 
-def json_object(answer: Answer, what: str) -> dict[str, Any]:
-    """The registry's answer as a JSON object (strict JSON: no duplicate keys, no NaN).
-
-    Raises:
-        FetchError: it is not one.
-    """
-    return json_document(answer.body, what)
-
-
-def json_document(data: bytes, what: str) -> dict[str, Any]:
-    """``data`` (an answer's body) as a strict JSON object.
+def json_object(data: bytes, what: str) -> dict[str, Any]:
+    """``data`` (an answer's body) as a JSON object (strict JSON: no duplicate keys, no NaN).
 
     Raises:
         FetchError: it is not one.
@@ -85,7 +76,6 @@ def verified_entry(
 __all__ = [
     "MAX_ANSWER_BYTES",
     "error_message",
-    "json_document",
     "json_object",
     "refused",
     "verified_entry",

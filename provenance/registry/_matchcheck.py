@@ -32,9 +32,10 @@ if TYPE_CHECKING:
 
 
 def _download(
-    fetcher: Fetcher, url: str, target: Path, expected: str, max_bytes: int, *, what: str
+    fetcher: Fetcher, url: str, target: Path, expected: str, max_bytes: int | None, *, what: str
 ) -> None:
-    """Stream ``url`` into ``target``; its SHA-256 must be ``expected``.
+    """Stream ``url`` into ``target`` (at most ``max_bytes``, and the fetcher's own cap); its
+    SHA-256 must be ``expected``.
 
     Raises:
         VerificationError: the bytes are not ``expected``.
@@ -79,8 +80,6 @@ def matches_in_card(
     base: str,
     entry: LogEntry,
     works: Sequence[tuple[str, str, ContentPrints]],
-    *,
-    max_bytes: int,
 ) -> list[tuple[Match, ...]]:
     """Look ``works`` (label, SHA-256, prints) up in the card of ``entry`` (a verified log entry)
     from its bytes as the registry serves them, each checked against what binds it.
@@ -97,13 +96,13 @@ def matches_in_card(
     url = f"{base}/v1/cards/{entry.card}"
     with tempfile.TemporaryDirectory(prefix="provenance-card-") as directory:
         manifest = Path(directory) / "manifest.jsonl"
-        cap = min(max_bytes, max(entry.entries, 1) * (MAX_LINE_BYTES + 1))
+        cap = max(entry.entries, 1) * (MAX_LINE_BYTES + 1)  # the longest of that many lines
         what = f"{base}: the manifest of card {entry.card}"
         _download(fetcher, f"{url}/manifest", manifest, entry.manifest, cap, what=what)
         if committed is not None:
             sidecar = Path(directory) / "manifest.jsonl.fp"
             what = f"{base}: the fingerprint sidecar of card {entry.card}"
-            _download(fetcher, f"{url}/fingerprints", sidecar, committed, max_bytes, what=what)
+            _download(fetcher, f"{url}/fingerprints", sidecar, committed, None, what=what)
         # No sidecar beside the manifest but the one its statement commits to (checked above).
         with open_for_lookup(manifest, warn=lambda _: None) as (index, _):
             return [result.matches for result in lookup_prepared(works, index)]

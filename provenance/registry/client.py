@@ -42,7 +42,6 @@ from provenance.logclient import log_verifiers
 from provenance.lookup import STATUSES, Status
 from provenance.registry._answers import (
     MAX_ANSWER_BYTES,
-    json_document,
     json_object,
     refused,
     verified_entry,
@@ -168,7 +167,7 @@ def _post_lookup(fetcher: Fetcher, base: str, request: dict[str, Any]) -> dict[s
             continue
         if answer.status != 200:
             raise refused(answer, f"lookup at {base}", verdicts=False)
-        return json_object(answer, f"lookup at {base}")
+        return json_object(answer.body, f"lookup at {base}")
     raise FetchError(f"lookup at {base}: still rate limited after {_RETRIES} retries")
 
 
@@ -241,7 +240,7 @@ def _check_cards(
     for card_id, match in sorted(reported.items()):
         data = fetcher.get(f"{base}/v1/cards/{card_id}", max_bytes=MAX_ANSWER_BYTES)
         try:
-            document = json_document(data, f"card {card_id} at {base}")
+            document = json_object(data, f"card {card_id} at {base}")
             receipt = document["receipt"].encode("utf-8")
         except (FetchError, KeyError, TypeError, AttributeError):
             raise VerificationError(
@@ -267,7 +266,6 @@ def _recompute(
     base: str,
     items: list[_Work],
     logged: dict[str, tuple[int, LogEntry]],
-    max_bytes: int,
 ) -> None:
     """Replace each work's matches in each card named by what that card's own bytes give
     (:func:`~provenance.registry._matchcheck.matches_in_card`).
@@ -283,7 +281,6 @@ def _recompute(
             base,
             entry,
             [(work.label, work.sha256, work.prints) for work in claimed],
-            max_bytes=max_bytes,
         )
         for work, matches in zip(claimed, computed, strict=True):
             held = {match.id for match in matches}
@@ -382,7 +379,7 @@ def _lookup_prepared(
             }
             reported.update(_apply(batch, _post_lookup(fetcher, base, request), base))
         logged = _check_cards(fetcher, base, reported, verifiers)
-        _recompute(fetcher, base, items, logged, fetcher.options.max_bytes)
+        _recompute(fetcher, base, items, logged)
     results = []
     for work in items:
         matches = sorted(

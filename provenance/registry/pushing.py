@@ -201,7 +201,7 @@ def push(
         )
     if answer.status not in (200, 201):
         raise refused(answer, f"push to {base}")
-    document = json_object(answer, f"push to {base}")
+    document = json_object(answer.body, f"push to {base}")
     receipt = document.get("receipt")
     if not isinstance(receipt, str):
         raise VerificationError(f"push to {base}: the registry's answer holds no receipt")

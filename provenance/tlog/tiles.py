@@ -101,7 +101,7 @@ class Tile:
         # Above this no tree has the tile (a checkpoint's size is at most MAX_TREE_SIZE), and a
         # database's signed 64-bit integer could not hold its index.
         if index > MAX_TREE_SIZE:
-            raise FormatError(f"{path!r}: level or width out of range, or index above 2**63 - 1")
+            raise FormatError(f"{path!r}: tile index above 2**63 - 1")
         tile = cls(level, index, width)
         if tile.path != path:  # e.g. a leading x000 group
             raise FormatError(f"{path!r}: not the canonical path of tile {tile.path!r}")
